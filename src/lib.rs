@@ -1,0 +1,1 @@
+//! mcp-exporter: probes MCP servers and serves Prometheus metrics.
