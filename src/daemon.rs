@@ -1,0 +1,110 @@
+//! `serve`: runs the scheduler and the HTTP server until SIGTERM/SIGINT; SIGHUP reloads
+//! the configuration (servers that left it are stopped and their series dropped).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::{Config, ConfigError};
+use crate::http::{AppState, router};
+use crate::mcp::Limits;
+use crate::metrics::Metrics;
+use crate::scheduler::{Scheduler, StatusBoard};
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listen address could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using the port? change `exporter.listen` or pass --listen)"
+    )]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A signal handler could not be installed or the server failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Options of `serve` beyond the config file.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Config file.
+    pub config_path: PathBuf,
+    /// Overrides `exporter.listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    let config = Config::load(&options.config_path)?;
+    let addr = options.listen.unwrap_or(config.exporter.listen);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener.local_addr()?;
+
+    let metrics = Arc::new(Metrics::new());
+    let board: StatusBoard = Arc::new(RwLock::new(Default::default()));
+    let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default());
+    scheduler.apply(&config.servers).await;
+
+    let state = AppState {
+        metrics,
+        board,
+        started: Instant::now(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await
+    });
+    tracing::info!(
+        servers = config.servers.len(),
+        config = %options.config_path.display(),
+        "mcp-exporter {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => { tracing::info!("SIGTERM received; shutting down"); break; }
+            _ = interrupt.recv() => { tracing::info!("SIGINT received; shutting down"); break; }
+            _ = hangup.recv() => {
+                match Config::load(&options.config_path) {
+                    Ok(new_config) => {
+                        tracing::info!(servers = new_config.servers.len(), "SIGHUP: configuration reloaded");
+                        scheduler.apply(&new_config.servers).await;
+                    }
+                    Err(err) => tracing::error!(error = %err, "SIGHUP: configuration rejected; keeping the running one"),
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
+    scheduler.shutdown().await;
+    match http.await {
+        Ok(result) => result?,
+        Err(err) => tracing::error!(error = %err, "HTTP server task failed"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

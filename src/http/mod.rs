@@ -1,0 +1,99 @@
+//! The HTTP surface: `/metrics`, `/health`, `/api/servers` and the status page at `/`.
+//! Handlers only read what the scheduler last published; none of them probes.
+
+mod status_page;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+use crate::scheduler::{ServerStatus, StatusBoard};
+
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The registry `/metrics` encodes.
+    pub metrics: Arc<Metrics>,
+    /// Per-server status for `/` and `/api/servers`.
+    pub board: StatusBoard,
+    /// When the daemon started, for `/health`.
+    pub started: Instant,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(status_page_handler))
+        .route("/metrics", get(metrics_handler))
+        .route("/health", get(health_handler))
+        .route("/api/servers", get(servers_handler))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+            state.metrics.encode_openmetrics(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            )],
+            state.metrics.encode_prometheus(),
+        )
+            .into_response()
+    }
+}
+
+async fn health_handler(State(state): State<AppState>) -> Response {
+    let servers = snapshot(&state.board).len();
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "servers": servers,
+    }))
+    .into_response()
+}
+
+async fn servers_handler(State(state): State<AppState>) -> Response {
+    axum::Json(snapshot(&state.board)).into_response()
+}
+
+async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
+    Html(status_page::render(&snapshot(&state.board)))
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "not found; try /metrics, /health, /api/servers or /\n",
+    )
+}
+
+fn snapshot(board: &StatusBoard) -> Vec<ServerStatus> {
+    board
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect()
+}

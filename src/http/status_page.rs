@@ -1,0 +1,106 @@
+//! The small HTML page at `/`: every server, its state and its last error.
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+use crate::health::HealthStatus;
+use crate::scheduler::ServerStatus;
+
+/// Renders the status page.
+pub fn render(servers: &[ServerStatus]) -> String {
+    let mut rows = String::new();
+    for s in servers {
+        let (up, latency, age, identity) = match &s.last_probe {
+            Some(p) => (
+                if p.up { "1" } else { "0" },
+                p.latency
+                    .map(|l| format!("{:.1} ms", l.as_secs_f64() * 1000.0))
+                    .unwrap_or_else(|| "-".into()),
+                SystemTime::now()
+                    .duration_since(p.started_at)
+                    .map(|d| format!("{} s ago", d.as_secs()))
+                    .unwrap_or_else(|_| "just now".into()),
+                p.identity
+                    .as_ref()
+                    .map(|i| {
+                        format!(
+                            "{} {} ({}, {})",
+                            i.name, i.version, i.protocol_version, i.era
+                        )
+                    })
+                    .unwrap_or_default(),
+            ),
+            None => ("-", "-".into(), "never".into(), String::new()),
+        };
+        let last_error = s
+            .last_failure
+            .as_ref()
+            .map(|f| {
+                format!(
+                    "{} at {}: {}",
+                    f.failure.class,
+                    f.failure.stage.as_str(),
+                    f.failure.reason
+                )
+            })
+            .unwrap_or_default();
+        let class = match s.health.status {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+            HealthStatus::Unknown => "unknown",
+        };
+        let _ = writeln!(
+            rows,
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&s.name),
+            s.transport,
+            s.check,
+            s.health.status.word(),
+            s.health.status.code(),
+            up,
+            escape(&latency),
+            escape(&age),
+            escape(&identity),
+            escape(&s.health.reasons.join("; ")),
+            escape(&last_error),
+        );
+    }
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>mcp-exporter</title>\n<style>\
+body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
+tr.healthy td:nth-child(4){{color:#1a7f37}}tr.degraded td:nth-child(4){{color:#9a6700}}tr.unhealthy td:nth-child(4){{color:#cf222e}}tr.unknown td:nth-child(4){{color:#6e7781}}\
+</style></head><body>\n<h1>mcp-exporter {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/api/servers\">/api/servers</a></p>\n\
+<table><tr><th>server</th><th>transport</th><th>check</th><th>health</th><th>up</th><th>latency</th><th>last probe</th><th>server info</th><th>reasons</th><th>last error</th></tr>\n{rows}</table>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_neutralises_markup() {
+        assert_eq!(
+            escape("<script>\"x\" & 'y'</script>"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
+    }
+}

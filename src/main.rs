@@ -1,0 +1,96 @@
+//! The `mcp-exporter` binary: parses arguments and calls into the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mcp_exporter::daemon::{ServeError, ServeOptions, serve};
+use mcp_exporter::logging::{self, LogFormat};
+
+/// Exit status for an invalid configuration or invalid arguments.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-exporter",
+    version,
+    about = "Probes MCP servers and serves Prometheus metrics"
+)]
+struct Cli {
+    /// Log format of the daemon's own logs (stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: probe every configured server and serve /metrics.
+    Serve {
+        /// Configuration file.
+        #[arg(
+            long,
+            short,
+            env = "MCP_EXPORTER_CONFIG",
+            default_value = "mcp-exporter.toml"
+        )]
+        config: PathBuf,
+        /// Listen address, overriding `exporter.listen` (e.g. 127.0.0.1:8931, or port 0 for any free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Check a configuration file; exit 2 and say what is wrong if it is invalid.
+    Validate {
+        /// Configuration file.
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match mcp_exporter::validate::report(&config) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Serve { config, listen } => {
+            logging::init(cli.log_format, &cli.log_level);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("mcp-exporter")
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(ServeOptions {
+                config_path: config,
+                listen,
+            })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(ServeError::Config(err)) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

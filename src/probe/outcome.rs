@@ -1,0 +1,206 @@
+//! What one probe observed: the result every later stage (health, metrics, status page) reads.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::mcp::{Era, RequestRecord};
+
+/// Why a probe failed, in the words an operator acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Spawn or connect failed, the server crashed, or it did not answer in time.
+    Down,
+    /// The server answered 401/403: credentials are missing, wrong or lack a scope.
+    AuthRequired,
+    /// The server exits at once with a message (e.g. a missing token) or the config cannot work.
+    Misconfigured,
+    /// The server broke the protocol: garbage, wrong ids, malformed results, unknown version.
+    ProtocolError,
+    /// The server works but fails the configured check (missing expected tool, tool call failed).
+    CheckFailed,
+}
+
+impl FailureClass {
+    /// Every class, for pre-creating label values.
+    pub const ALL: [FailureClass; 5] = [
+        FailureClass::Down,
+        FailureClass::AuthRequired,
+        FailureClass::Misconfigured,
+        FailureClass::ProtocolError,
+        FailureClass::CheckFailed,
+    ];
+
+    /// The snake_case name used in labels and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Down => "down",
+            FailureClass::AuthRequired => "auth_required",
+            FailureClass::Misconfigured => "misconfigured",
+            FailureClass::ProtocolError => "protocol_error",
+            FailureClass::CheckFailed => "check_failed",
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A probe stage, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Resolving `${VAR}` references of the server entry.
+    Config,
+    /// Spawning the child or building the HTTP client.
+    Connect,
+    /// `initialize` or `server/discover`.
+    Handshake,
+    /// `ping` (legacy) or `server/discover` (modern) on the live session.
+    Ping,
+    /// `tools/list` with pagination.
+    ListTools,
+    /// Comparing the catalog with `expected_tools`.
+    ExpectedTools,
+    /// The configured `tools/call`.
+    ToolCall,
+}
+
+impl Stage {
+    /// The snake_case name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Config => "config",
+            Stage::Connect => "connect",
+            Stage::Handshake => "handshake",
+            Stage::Ping => "ping",
+            Stage::ListTools => "list_tools",
+            Stage::ExpectedTools => "expected_tools",
+            Stage::ToolCall => "tool_call",
+        }
+    }
+}
+
+/// A failed probe: which stage, what class, and a sentence for the operator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeFailure {
+    /// Failure class.
+    pub class: FailureClass,
+    /// Stage that failed.
+    pub stage: Stage,
+    /// Human-readable reason (no secrets).
+    pub reason: String,
+}
+
+/// Identity of the server as the handshake reported it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerIdentity {
+    /// `serverInfo.name`.
+    pub name: String,
+    /// `serverInfo.version`.
+    pub version: String,
+    /// Negotiated protocol revision.
+    pub protocol_version: String,
+    /// Protocol era.
+    #[serde(serialize_with = "serialize_era")]
+    pub era: Era,
+}
+
+fn serialize_era<S: serde::Serializer>(era: &Era, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(era)
+}
+
+/// What `tools/list` returned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CatalogSummary {
+    /// Number of tools listed.
+    pub count: usize,
+    /// Stable hash of the catalog's content (schema drift detection).
+    pub content_hash: u64,
+    /// Tool names, as listed.
+    pub names: Vec<String>,
+}
+
+/// The result of one probe of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeOutcome {
+    /// When the probe started (wall clock).
+    #[serde(serialize_with = "serialize_time")]
+    pub started_at: SystemTime,
+    /// Total probe duration.
+    pub duration: Duration,
+    /// The MCP handshake (or ping on the live session) completed in time.
+    pub up: bool,
+    /// Every stage of the configured check passed.
+    pub success: bool,
+    /// Set when `success` is false.
+    pub failure: Option<ProbeFailure>,
+    /// Non-fatal problems that make a successful probe degraded.
+    pub warnings: Vec<String>,
+    /// Latency an operator compares to thresholds: the ping RTT, or the handshake when
+    /// the session was new and no ping ran.
+    pub latency: Option<Duration>,
+    /// Server identity, once a handshake succeeded on this or an earlier probe of the session.
+    pub identity: Option<ServerIdentity>,
+    /// Duration of each stage that ran.
+    pub stages: Vec<(Stage, Duration)>,
+    /// The tool catalog, for readiness probes.
+    pub catalog: Option<CatalogSummary>,
+    /// JSON-RPC round trips made during the probe.
+    #[serde(skip)]
+    pub requests: Vec<RequestRecord>,
+    /// The session was (re)established by this probe.
+    pub new_session: bool,
+}
+
+fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    s.serialize_f64(secs)
+}
+
+impl ProbeOutcome {
+    /// An empty outcome started now; stages fill it in.
+    pub fn started(now: SystemTime) -> Self {
+        ProbeOutcome {
+            started_at: now,
+            duration: Duration::ZERO,
+            up: false,
+            success: false,
+            failure: None,
+            warnings: Vec::new(),
+            latency: None,
+            identity: None,
+            stages: Vec::new(),
+            catalog: None,
+            requests: Vec::new(),
+            new_session: false,
+        }
+    }
+
+    /// Marks the probe failed at `stage`.
+    pub fn fail(&mut self, stage: Stage, class: FailureClass, reason: impl Into<String>) {
+        self.success = false;
+        self.failure = Some(ProbeFailure {
+            class,
+            stage,
+            reason: reason.into(),
+        });
+    }
+
+    /// One line for logs and tables: "ok", "ok (warnings…)" or "class at stage: reason".
+    pub fn summary(&self) -> String {
+        match &self.failure {
+            Some(f) => format!("{} at {}: {}", f.class, f.stage.as_str(), f.reason),
+            None if self.warnings.is_empty() => "ok".to_string(),
+            None => format!("ok with warnings: {}", self.warnings.join("; ")),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The liveness and readiness sequences, run on a per-server session kept between probes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{CheckType, ServerConfig};
+use crate::mcp::{Era, Limits, McpError, McpSession, Notification, WireCounters};
+
+use super::classify::{classify, session_is_broken};
+use super::outcome::{CatalogSummary, FailureClass, ProbeOutcome, ServerIdentity, Stage};
+
+/// JSON-RPC "method not found": a server without `ping` still proves it is alive by answering.
+const METHOD_NOT_FOUND: i64 = -32601;
+
+/// The state of one monitored server between probes: the live session (a stdio child or an
+/// HTTP session), the era learned from the first handshake, and the identity it reported.
+pub struct ServerProbe {
+    config: Arc<ServerConfig>,
+    limits: Limits,
+    counters: Arc<WireCounters>,
+    session: Option<McpSession>,
+    era_hint: Option<Era>,
+    identity: Option<ServerIdentity>,
+    notifications: Vec<Notification>,
+    last_stderr: String,
+}
+
+impl ServerProbe {
+    /// Prepares probing of `config`; nothing is spawned or connected until the first probe.
+    pub fn new(config: Arc<ServerConfig>, limits: Limits, counters: Arc<WireCounters>) -> Self {
+        ServerProbe {
+            config,
+            limits,
+            counters,
+            session: None,
+            era_hint: None,
+            identity: None,
+            notifications: Vec::new(),
+            last_stderr: String::new(),
+        }
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &Arc<ServerConfig> {
+        &self.config
+    }
+
+    /// The live counters of this server's wire traffic.
+    pub fn counters(&self) -> &Arc<WireCounters> {
+        &self.counters
+    }
+
+    /// PID of the stdio child, when one is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.session.as_ref().and_then(McpSession::pid)
+    }
+
+    /// Notifications received since the last call (drains).
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.notifications)
+    }
+
+    /// The tail of the child's stderr, kept after the child is gone.
+    pub fn stderr_tail(&self) -> &str {
+        &self.last_stderr
+    }
+
+    /// Runs one probe of the configured check type; never takes longer than the server's
+    /// timeout plus the time to start a shutdown in the background.
+    pub async fn probe(&mut self) -> ProbeOutcome {
+        self.probe_with(self.config.check).await
+    }
+
+    /// Runs one probe of `check`.
+    pub async fn probe_with(&mut self, check: CheckType) -> ProbeOutcome {
+        let started = Instant::now();
+        let deadline = started + self.config.timeout;
+        let mut outcome = ProbeOutcome::started(SystemTime::now());
+        self.run_stages(check, deadline, &mut outcome).await;
+        if let Some(session) = self.session.as_mut() {
+            outcome.requests.extend(session.take_records());
+            self.notifications.extend(session.take_notifications());
+            self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
+        }
+        let excess = self
+            .notifications
+            .len()
+            .saturating_sub(self.limits.max_notifications_kept);
+        self.notifications.drain(..excess);
+        outcome.identity = self.identity.clone();
+        outcome.duration = started.elapsed();
+        outcome
+    }
+
+    async fn run_stages(
+        &mut self,
+        check: CheckType,
+        deadline: Instant,
+        outcome: &mut ProbeOutcome,
+    ) {
+        if self.session.is_none() && !self.connect(deadline, outcome).await {
+            return;
+        }
+        // Liveness: ping on the live session. A new session already proved liveness by its
+        // handshake, but the ping is cheap and gives the round-trip time operators compare.
+        if !self.stage_ping(deadline, outcome).await {
+            return;
+        }
+        if check == CheckType::Readiness && !self.stage_tools(deadline, outcome).await {
+            return;
+        }
+        outcome.success = outcome.failure.is_none();
+    }
+
+    /// Spawns or connects and performs the handshake. Returns false when the probe must stop.
+    async fn connect(&mut self, deadline: Instant, outcome: &mut ProbeOutcome) -> bool {
+        let spec = match self.config.resolve_transport() {
+            Ok(spec) => spec,
+            Err(unset) => {
+                outcome.fail(
+                    Stage::Config,
+                    FailureClass::Misconfigured,
+                    format!("{unset}; set it in the exporter's environment"),
+                );
+                return false;
+            }
+        };
+        let t = Instant::now();
+        let opened = McpSession::open(&spec, self.limits.clone(), Arc::clone(&self.counters)).await;
+        outcome.stages.push((Stage::Connect, t.elapsed()));
+        let mut session = match opened {
+            Ok(session) => session,
+            Err(err) => {
+                let (class, reason) = classify(Stage::Connect, &err);
+                outcome.fail(Stage::Connect, class, reason);
+                return false;
+            }
+        };
+        let t = Instant::now();
+        let handshake = session.handshake(self.era_hint, remaining(deadline)).await;
+        let took = t.elapsed();
+        outcome.stages.push((Stage::Handshake, took));
+        match handshake {
+            Ok(hs) => {
+                outcome.up = true;
+                outcome.new_session = true;
+                outcome.latency = Some(took);
+                outcome.warnings.extend(hs.notes.iter().cloned());
+                self.era_hint = Some(hs.era);
+                let identity = ServerIdentity {
+                    name: hs.server_name.clone(),
+                    version: hs.server_version.clone(),
+                    protocol_version: hs.protocol_version.clone(),
+                    era: hs.era,
+                };
+                if self.identity.as_ref() != Some(&identity) {
+                    tracing::info!(
+                        server = %self.config.name,
+                        server_name = %identity.name,
+                        server_version = %identity.version,
+                        protocol_version = %identity.protocol_version,
+                        era = %identity.era,
+                        "handshake complete"
+                    );
+                }
+                self.identity = Some(identity);
+                self.session = Some(session);
+                true
+            }
+            Err(err) => {
+                let (class, reason) = classify(Stage::Handshake, &err);
+                outcome.fail(Stage::Handshake, class, reason);
+                // A remembered era may be stale (the server was upgraded): ask again next time.
+                self.era_hint = None;
+                outcome.requests.extend(session.take_records());
+                self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
+                self.retire(session);
+                false
+            }
+        }
+    }
+
+    async fn stage_ping(&mut self, deadline: Instant, outcome: &mut ProbeOutcome) -> bool {
+        let Some(session) = self.session.as_mut() else {
+            return false;
+        };
+        let t = Instant::now();
+        let result = session.ping(remaining(deadline)).await;
+        outcome.stages.push((Stage::Ping, t.elapsed()));
+        match result {
+            Ok(rtt) => {
+                outcome.up = true;
+                outcome.latency = Some(rtt);
+                true
+            }
+            Err(McpError::Rpc { code, .. }) if code == METHOD_NOT_FOUND => {
+                // It answered, so it is alive; it just does not implement ping.
+                outcome.up = true;
+                outcome.warnings.push(
+                    "ping unsupported (-32601); liveness measured from the error reply".into(),
+                );
+                outcome.latency = Some(t.elapsed());
+                true
+            }
+            Err(err) => {
+                outcome.up = false;
+                let (class, reason) = classify(Stage::Ping, &err);
+                outcome.fail(Stage::Ping, class, reason);
+                if session_is_broken(&err) {
+                    self.drop_session();
+                }
+                false
+            }
+        }
+    }
+
+    async fn stage_tools(&mut self, deadline: Instant, outcome: &mut ProbeOutcome) -> bool {
+        let Some(session) = self.session.as_mut() else {
+            return false;
+        };
+        let t = Instant::now();
+        let listed = session.list_tools(remaining(deadline)).await;
+        outcome.stages.push((Stage::ListTools, t.elapsed()));
+        let catalog = match listed {
+            Ok(catalog) => catalog,
+            Err(err) => {
+                let (class, reason) = classify(Stage::ListTools, &err);
+                outcome.fail(Stage::ListTools, class, reason);
+                if session_is_broken(&err) {
+                    self.drop_session();
+                }
+                return false;
+            }
+        };
+        if catalog.invalid_items > 0 {
+            outcome.warnings.push(format!(
+                "tools/list returned {} malformed tool(s) (missing name or inputSchema)",
+                catalog.invalid_items
+            ));
+        }
+        if catalog.truncated {
+            outcome.warnings.push(format!(
+                "tools/list stopped at {} tools / {} pages (limits)",
+                catalog.names.len(),
+                catalog.pages
+            ));
+        }
+        let missing: Vec<&str> = self
+            .config
+            .expected_tools
+            .iter()
+            .filter(|want| !catalog.names.iter().any(|have| have == *want))
+            .map(String::as_str)
+            .collect();
+        outcome.catalog = Some(CatalogSummary {
+            count: catalog.names.len(),
+            content_hash: catalog.content_hash,
+            names: catalog.names,
+        });
+        if !missing.is_empty() {
+            outcome.fail(
+                Stage::ExpectedTools,
+                FailureClass::CheckFailed,
+                format!("expected tool(s) not listed: {}", missing.join(", ")),
+            );
+            return false;
+        }
+        let Some(call) = self.config.call.clone() else {
+            return true;
+        };
+        let t = Instant::now();
+        let result = session
+            .call_tool(&call.tool, call.arguments.clone(), remaining(deadline))
+            .await;
+        outcome.stages.push((Stage::ToolCall, t.elapsed()));
+        match result {
+            Ok(res) if res.is_error => {
+                outcome.fail(
+                    Stage::ToolCall,
+                    FailureClass::CheckFailed,
+                    format!(
+                        "tool `{}` reported an error (isError): {}",
+                        call.tool,
+                        excerpt(&res.text, 200)
+                    ),
+                );
+                false
+            }
+            Ok(res) => match &call.expect_text {
+                Some(want) if !res.text.contains(want.as_str()) => {
+                    outcome.fail(
+                        Stage::ToolCall,
+                        FailureClass::CheckFailed,
+                        format!(
+                            "tool `{}` answered {:?}, which does not contain {:?}",
+                            call.tool,
+                            excerpt(&res.text, 200),
+                            want
+                        ),
+                    );
+                    false
+                }
+                _ => true,
+            },
+            Err(err) => {
+                let (class, reason) = classify(Stage::ToolCall, &err);
+                outcome.fail(Stage::ToolCall, class, reason);
+                if session_is_broken(&err) {
+                    self.drop_session();
+                }
+                false
+            }
+        }
+    }
+
+    fn drop_session(&mut self) {
+        if let Some(mut session) = self.session.take() {
+            self.notifications.extend(session.take_notifications());
+            self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
+            self.retire(session);
+        }
+    }
+
+    /// Shuts a session down in the background so the probe does not wait for it.
+    fn retire(&self, session: McpSession) {
+        tokio::spawn(session.shutdown());
+    }
+
+    /// Ends the session and waits for it (daemon shutdown, server removed from the config).
+    pub async fn shutdown(&mut self) {
+        if let Some(session) = self.session.take() {
+            session.shutdown().await;
+        }
+    }
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

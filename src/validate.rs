@@ -1,0 +1,51 @@
+//! `validate`: checks a configuration file and prints what is wrong, or what it will probe.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::config::{Config, ConfigError};
+use crate::mcp::TransportSpec;
+
+/// The report of a valid file: one line per server, then warnings.
+pub fn report(path: &Path) -> Result<String, ConfigError> {
+    let config = Config::load(path)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: OK: listen {}, {} server(s)",
+        path.display(),
+        config.exporter.listen,
+        config.servers.len()
+    );
+    for s in &config.servers {
+        let target = match &s.transport {
+            TransportSpec::Stdio { command, args, .. } => format!("{} {}", command, args.join(" "))
+                .trim_end()
+                .to_string(),
+            TransportSpec::Http { url, .. } | TransportSpec::Sse { url, .. } => url.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} ({}): {} every {} (timeout {}): {}",
+            s.name,
+            s.transport.kind(),
+            s.check.as_str(),
+            humantime::format_duration(s.interval),
+            humantime::format_duration(s.timeout),
+            target
+        );
+    }
+    for s in &config.servers {
+        if let Err(unset) = s.resolve_transport() {
+            let _ = writeln!(
+                out,
+                "warning: {}:{}: server {:?}: {}; the server will be reported misconfigured until it is set",
+                path.display(),
+                s.line,
+                s.name,
+                unset
+            );
+        }
+    }
+    Ok(out)
+}
