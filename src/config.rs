@@ -311,10 +311,15 @@ mod opt_duration {
     use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
-        let text = String::deserialize(de)?;
-        super::parse_duration(&text)
-            .map(Some)
-            .map_err(serde::de::Error::custom)
+        match toml::Value::deserialize(de)? {
+            toml::Value::String(text) => super::parse_duration(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a duration string such as \"10s\" or \"500ms\", found {} `{other}`",
+                other.type_str()
+            ))),
+        }
     }
 }
 
@@ -337,6 +342,42 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|b| **b == b'\n')
         .count()
         + 1
+}
+
+/// The dotted key assigned on `line` (1-based), with its table prefix, e.g. `servers[1].timeout`
+/// or `exporter.interval`; `None` when the line assigns no key.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let current = lines.get(line.checked_sub(1)?)?.trim();
+    let (key, _) = current.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || key.contains(char::is_whitespace) {
+        return None;
+    }
+    let mut table: Option<String> = None;
+    let mut array_counts: BTreeMap<String, usize> = BTreeMap::new();
+    for l in &lines[..line - 1] {
+        let l = l.trim();
+        if let Some(name) = l
+            .strip_prefix("[[")
+            .and_then(|r| r.split_once("]]"))
+            .map(|(n, _)| n.trim())
+        {
+            let n = array_counts.entry(name.to_string()).or_insert(0);
+            table = Some(format!("{name}[{n}]"));
+            *n += 1;
+        } else if let Some(name) = l
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map(|(n, _)| n.trim())
+        {
+            table = Some(name.to_string());
+        }
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 struct Validator<'a> {
@@ -372,10 +413,17 @@ impl Config {
 
     /// Parses and validates TOML text; `path` is only used in messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
-            path: path.to_path_buf(),
-            line: err.span().map(|s| line_of(text, s.start)).unwrap_or(0),
-            message: err.message().trim().to_string(),
+        let raw: RawConfig = toml::from_str(text).map_err(|err| {
+            let line = err.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            let message = err.message().trim().to_string();
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                message: match key_at_line(text, line) {
+                    Some(key) => format!("`{key}`: {message}"),
+                    None => message,
+                },
+            }
         })?;
         let v = Validator { path, text };
 
@@ -701,6 +749,22 @@ url = "http://127.0.0.1:3001/mcp"
         assert!(err.starts_with("test.toml:2: "), "{err}");
         assert!(err.contains("invalid duration \"soon\""), "{err}");
         assert!(err.contains("\"15s\""), "{err}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_with_its_table() {
+        let err = error_of(
+            "[[servers]]\nname = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n\n[[servers]]\nname = \"b\"\ntransport = \"stdio\"\ncommand = \"x\"\ntimeout = 10\n",
+        );
+        assert_eq!(
+            err,
+            "test.toml:10: `servers[1].timeout`: expected a duration string such as \"10s\" or \"500ms\", found integer `10`"
+        );
+        let err = error_of("[exporter]\ninterval = \"soon\"\n");
+        assert!(
+            err.starts_with("test.toml:2: `exporter.interval`: invalid duration"),
+            "{err}"
+        );
     }
 
     #[test]
