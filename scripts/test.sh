@@ -36,9 +36,10 @@ step "install test dependencies" scripts/install-deps.sh
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
 if command -v cargo-nextest >/dev/null; then
-	# nextest runs each test in its own process; doctests are not run by it, so run them after.
-	step "cargo nextest run" cargo nextest run --all-targets --locked --no-fail-fast
+	# nextest runs each test in its own process but not doctests; those run first so the
+	# test suite's summary is the last thing printed.
 	step "cargo test --doc" cargo test --doc --locked
+	step "cargo nextest run" cargo nextest run --all-targets --locked --no-fail-fast
 else
 	step "cargo test" cargo test --all-targets --locked --no-fail-fast
 fi

@@ -754,6 +754,18 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra arguments after `serve ...` and extra environment.
     pub fn start_with(config_toml: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_program(&daemon_bin(), &[], config_toml, extra_args, env)
+    }
+
+    /// Like [`Daemon::start_with`] but runs `program program_args... serve ...` instead of the
+    /// built binary; the harness self-test uses it with a stand-in daemon.
+    pub fn start_program(
+        program: &Path,
+        program_args: &[&str],
+        config_toml: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("mcp-exporter-test-")
             .tempdir()
@@ -763,8 +775,9 @@ impl Daemon {
         std::fs::write(&config_path, &config_text)
             .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
 
-        let mut cmd = Command::new(daemon_bin());
-        cmd.arg("serve")
+        let mut cmd = Command::new(program);
+        cmd.args(program_args)
+            .arg("serve")
             .arg("--config")
             .arg(&config_path)
             .arg("--listen")
@@ -783,7 +796,7 @@ impl Daemon {
         }
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", daemon_bin().display()));
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         let pid = child.id();
         let stderr = OutputBuffer::default();
         let stdout = OutputBuffer::default();
