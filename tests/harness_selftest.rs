@@ -321,3 +321,18 @@ fn py_modern_stateless_answers_initialize() {
 fn py_modern_json_answers_initialize() {
     check_py_modern("json", "application/json");
 }
+
+#[test]
+fn postgres_starts_and_answers_queries() {
+    let Some(pg) = spawn_postgres() else {
+        return;
+    };
+    assert_eq!(pg.psql("select 40 + 2").as_deref(), Ok("42"));
+    assert!(
+        pg.url("postgres")
+            .starts_with("postgres://postgres@127.0.0.1:")
+    );
+    let port = pg.port();
+    drop(pg);
+    assert_port_closes(port);
+}

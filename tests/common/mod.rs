@@ -441,6 +441,215 @@ pub fn spawn_py_modern(mode: &str) -> (ChildGuard, u16) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// PostgreSQL (a throwaway server per test, for dependency checks and server-postgres)
+// ---------------------------------------------------------------------------------------------
+
+/// A PostgreSQL server of its own, on 127.0.0.1 and a fresh port, with trust authentication for
+/// user `postgres`. Killed (process group) and its data directory removed on drop.
+pub struct Postgres {
+    guard: ChildGuard,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/<db>`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The data directory (also the Unix socket directory).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What the server and initdb printed so far.
+    pub fn output(&self) -> String {
+        self.guard.output()
+    }
+
+    /// Process id of the postmaster's process group leader.
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    /// Runs SQL with `psql` (which CI installs) and returns its unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> Result<String, String> {
+        let psql = require_pg_tool("psql").ok_or("psql not installed")?;
+        let output = run_bounded(
+            Command::new(psql)
+                .args([
+                    "-X",
+                    "-q",
+                    "-A",
+                    "-t",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    "127.0.0.1",
+                ])
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                ])
+                .args(["-c", sql])
+                .env("PGCONNECT_TIMEOUT", "5"),
+            Duration::from_secs(30),
+        )?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        } else {
+            Err(format!(
+                "psql {sql:?}: {}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+}
+
+/// Finds a PostgreSQL program: on `PATH`, else in the newest `/usr/lib/postgresql/*/bin`
+/// (Debian keeps `initdb` and `postgres` there). Missing: panics in CI, else prints SKIP.
+pub fn require_pg_tool(name: &str) -> Option<PathBuf> {
+    if let Some(path) = which(name) {
+        return Some(path);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin").join(name);
+            bin.is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    require_tool(name)
+}
+
+/// Runs a command to completion within `timeout` (killed after), capturing its output.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<std::process::Output, String> {
+    let description = format!("{cmd:?}");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {description}: {e}"))?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result.map_err(|e| format!("wait for {description}: {e}")),
+        Err(_) => {
+            kill_pid(pid, libc::SIGKILL);
+            Err(format!("{description} did not finish within {timeout:?}"))
+        }
+    }
+}
+
+/// A command that runs `program` as the `postgres` user when the tests run as root (initdb and
+/// postgres refuse to run as root), else as the current user.
+fn pg_command(program: &Path) -> Command {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Starts a throwaway PostgreSQL server (initdb in a temp dir, then `postgres` on 127.0.0.1 and
+/// a fresh port, fsync off) and waits (bounded) until it accepts queries.
+///
+/// `None` (with a printed SKIP) when PostgreSQL is not installed outside CI; panics in CI.
+pub fn spawn_postgres() -> Option<Postgres> {
+    let initdb = require_pg_tool("initdb")?;
+    let postgres = require_pg_tool("postgres")?;
+    let pg_isready = require_pg_tool("pg_isready")?;
+    let dir = tempfile::Builder::new()
+        .prefix("mcp-exporter-pg-")
+        .tempdir()
+        .expect("create a temp dir for PostgreSQL");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let status = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(dir.path())
+            .status()
+            .expect("run chown");
+        assert!(
+            status.success(),
+            "chown postgres {}: {status}",
+            dir.path().display()
+        );
+    }
+    let data = dir.path().join("data");
+    let init = run_bounded(
+        pg_command(&initdb)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .current_dir(dir.path()),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("initdb: {e}"));
+    assert!(
+        init.status.success(),
+        "initdb failed: {}\n{}{}",
+        init.status,
+        String::from_utf8_lossy(&init.stdout),
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let (guard, port) = spawn_listening("postgres", |port| {
+        let mut cmd = pg_command(&postgres);
+        cmd.arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(dir.path())
+            .args(["-p", &port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-c", "full_page_writes=off", "-c", "synchronous_commit=off"])
+            .current_dir(dir.path());
+        cmd
+    });
+    let server = Postgres { guard, port, dir };
+    eventually(Duration::from_secs(20), Duration::from_millis(50), || {
+        let out = run_bounded(
+            Command::new(&pg_isready).args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "2"]),
+            Duration::from_secs(5),
+        )?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_isready: {}; server output:\n{}",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                server.output()
+            ))
+        }
+    });
+    Some(server)
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTTP (plain blocking HTTP/1.1 over std TcpStream; enough for loopback tests)
 // ---------------------------------------------------------------------------------------------
 
