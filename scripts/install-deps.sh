@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Install what the tests need: the pinned npm reference MCP servers, the pinned Python SDK peer
+# in a venv, and (as root or with passwordless sudo) the Debian packages the end-to-end tests use.
+#
+# Idempotent and fast when already done: each part keeps a stamp with the hash of its lockfile
+# and is skipped while the stamp matches; apt-get runs only when a package is missing.
+#
+# Environment:
+#   MCP_EXPORTER_SKIP_APT=1   never touch apt (e.g. a developer machine without root)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SERVERS="$ROOT/mcp-servers"
+APT_PACKAGES=(prometheus prometheus-alertmanager postgresql procps iproute2)
+# Services those packages may start; tests run their own instances on ephemeral ports.
+APT_SERVICES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+die() {
+	printf 'install-deps: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
+
+install_node_servers() {
+	command -v node >/dev/null || die "node not found on PATH (need Node.js 20+)"
+	command -v npm >/dev/null || die "npm not found on PATH"
+	local stamp="$SERVERS/node_modules/.mcp-exporter-stamp"
+	local want
+	want="$(hash_of "$SERVERS/package.json" "$SERVERS/package-lock.json")"
+	if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+		log "npm servers up to date"
+		return
+	fi
+	log "npm ci in mcp-servers/"
+	(cd "$SERVERS" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) ||
+		die "npm ci failed in $SERVERS"
+	local pkg
+	for pkg in everything filesystem memory postgres; do
+		[[ -f "$SERVERS/node_modules/@modelcontextprotocol/server-$pkg/dist/index.js" ]] ||
+			die "server-$pkg has no dist/index.js after npm ci"
+	done
+	printf '%s\n' "$want" >"$stamp"
+}
+
+install_python_peer() {
+	local python="${PYTHON:-python3}"
+	command -v "$python" >/dev/null || die "$python not found on PATH (need Python 3.10+)"
+	local venv="$SERVERS/.venv"
+	local stamp="$venv/.mcp-exporter-stamp"
+	local want
+	want="$(hash_of "$SERVERS/requirements.txt")"
+	if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/python" ]]; then
+		log "python venv up to date"
+		return
+	fi
+	if [[ ! -x "$venv/bin/python" ]]; then
+		log "creating venv mcp-servers/.venv"
+		rm -rf "$venv"
+		"$python" -m venv "$venv" || die "python3 -m venv failed"
+	fi
+	log "pip install -r mcp-servers/requirements.txt"
+	"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
+		-r "$SERVERS/requirements.txt" || die "pip install failed"
+	"$venv/bin/python" -c 'import mcp.server.mcpserver' ||
+		die "the venv cannot import mcp.server.mcpserver"
+	printf '%s\n' "$want" >"$stamp"
+}
+
+apt_missing() {
+	local pkg
+	for pkg in "${APT_PACKAGES[@]}"; do
+		if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]]; then
+			printf '%s\n' "$pkg"
+		fi
+	done
+}
+
+install_apt_packages() {
+	if [[ "${MCP_EXPORTER_SKIP_APT:-}" == 1 ]]; then
+		log "MCP_EXPORTER_SKIP_APT=1: not touching apt"
+		return
+	fi
+	if ! command -v dpkg-query >/dev/null; then
+		log "not a Debian system: install ${APT_PACKAGES[*]} yourself"
+		return
+	fi
+	local -a missing
+	mapfile -t missing < <(apt_missing)
+	if [[ ${#missing[@]} -eq 0 ]]; then
+		log "apt packages present"
+		return
+	fi
+	local -a sudo=()
+	if [[ "$(id -u)" -ne 0 ]]; then
+		if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+			sudo=(sudo -n)
+		else
+			log "missing apt packages (${missing[*]}) and no root/sudo: tests needing them will skip"
+			return
+		fi
+	fi
+	log "apt-get install ${missing[*]}"
+	local aptlog
+	aptlog="$(mktemp)"
+	if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >"$aptlog" 2>&1 ||
+		! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends "${missing[@]}" >>"$aptlog" 2>&1; then
+		tail -n 40 "$aptlog" >&2
+		rm -f "$aptlog"
+		die "apt-get install ${missing[*]} failed (last lines above)"
+	fi
+	rm -f "$aptlog"
+	stop_services "${sudo[@]}"
+}
+
+# The packages' maintainer scripts may start daemons on fixed ports (9090, 9093, 5432).
+# Tests start their own on ephemeral ports; stop the packaged ones so nothing lingers.
+stop_services() {
+	local svc
+	for svc in "${APT_SERVICES[@]}"; do
+		if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+			if systemctl is-active --quiet "$svc" 2>/dev/null; then
+				log "stopping and disabling systemd service $svc"
+				"$@" systemctl disable --now "$svc" >/dev/null 2>&1 || true
+			fi
+		elif [[ -x "/etc/init.d/$svc" ]]; then
+			if "$@" "/etc/init.d/$svc" status >/dev/null 2>&1; then
+				log "stopping service $svc"
+				"$@" "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+			fi
+		fi
+	done
+}
+
+install_node_servers
+install_python_peer
+install_apt_packages
+log "done"
