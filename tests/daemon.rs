@@ -7,9 +7,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    ChildGuard, Daemon, Scrape, eventually, fixture, free_port, node_bin, promtool_check_metrics,
-    python_bin, spawn_http_everything, spawn_py_modern,
+    Daemon, Scrape, eventually, fixture, node_bin, promtool_check_metrics, spawn_hang_server,
+    spawn_http_everything, spawn_http_everything_on, spawn_py_modern,
 };
+
+/// The exposition lines of one family, for assertion messages.
+fn grep(scrape: &Scrape, family: &str) -> String {
+    scrape
+        .text()
+        .lines()
+        .filter(|l| l.contains(family))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
@@ -72,7 +82,7 @@ fn real_servers_over_every_transport_are_up_with_identity_and_metrics() {
     let memory_file = tempfile::NamedTempFile::new().expect("temp file");
     let fs_dir = tempfile::tempdir().expect("temp dir");
     let config = format!(
-        "{}{}{}{}{}{}",
+        "{}{}{}{}{}",
         everything_stdio("everything", ECHO_CALL),
         format_args!(
             r#"
@@ -130,12 +140,18 @@ expected_tools = ["list_directory"]
         let down: Vec<&str> = servers
             .iter()
             .copied()
-            .filter(|s| up(&scrape, s) != Some(1.0) || scrape.value("mcp_probe_success", &[("server", s)]) != Some(1.0))
+            .filter(|s| {
+                up(&scrape, s) != Some(1.0)
+                    || scrape.value("mcp_probe_success", &[("server", s)]) != Some(1.0)
+            })
             .collect();
         if down.is_empty() {
             Ok(scrape)
         } else {
-            Err(format!("not up and successful yet: {down:?}; status: {}", daemon.get("/api/servers").1))
+            Err(format!(
+                "not up and successful yet: {down:?}; status: {}",
+                daemon.get("/api/servers").1
+            ))
         }
     });
 
@@ -163,56 +179,122 @@ expected_tools = ["list_directory"]
             ),
             Some(1.0),
             "mcp_server_info of {server}:\n{}",
-            first.grep("mcp_server_info")
+            grep(&first, "mcp_server_info")
         );
     }
-    assert_eq!(first.value("mcp_server_info", &[("server", "memory"), ("server_name", "memory-server")]), Some(1.0));
-    assert!(first.value("mcp_server_tools", &[("server", "everything")]).unwrap_or(0.0) >= 10.0);
-    assert_eq!(first.value("mcp_server_health_status", &[("server", "everything")]), Some(2.0));
+    assert_eq!(
+        first.value(
+            "mcp_server_info",
+            &[("server", "memory"), ("server_name", "memory-server")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        first
+            .value("mcp_server_tools", &[("server", "everything")])
+            .unwrap_or(0.0)
+            >= 10.0
+    );
+    assert_eq!(
+        first.value("mcp_server_health_status", &[("server", "everything")]),
+        Some(2.0)
+    );
 
     // The configured echo call lands in the tool histogram, on every transport.
-    for server in ["everything", "everything-http", "everything-sse", "python-modern"] {
+    for server in [
+        "everything",
+        "everything-http",
+        "everything-sse",
+        "python-modern",
+    ] {
         let calls = first
-            .value("mcp_tool_execution_duration_seconds_count", &[("server", server), ("tool", "echo")])
+            .value(
+                "mcp_tool_execution_duration_seconds_count",
+                &[("server", server), ("tool", "echo")],
+            )
             .unwrap_or(0.0);
         assert!(calls >= 1.0, "no echo call recorded for {server}");
     }
 
     // Histogram counts grow between scrapes: probes keep running on their own schedule.
     let before = first
-        .value("mcp_request_duration_seconds_count", &[("server", "everything"), ("method", "ping")])
+        .value(
+            "mcp_request_duration_seconds_count",
+            &[("server", "everything"), ("method", "ping")],
+        )
         .unwrap_or(0.0);
     eventually(WAIT, POLL, || {
         let now = daemon
             .scrape()
-            .value("mcp_request_duration_seconds_count", &[("server", "everything"), ("method", "ping")])
+            .value(
+                "mcp_request_duration_seconds_count",
+                &[("server", "everything"), ("method", "ping")],
+            )
             .unwrap_or(0.0);
-        if now > before { Ok(()) } else { Err(format!("ping count still {now} (was {before})")) }
+        if now > before {
+            Ok(())
+        } else {
+            Err(format!("ping count still {now} (was {before})"))
+        }
     });
 
     // Messages are counted in both directions.
     let later = daemon.scrape();
-    assert!(later.value("mcp_messages_processed_total", &[("server", "everything"), ("direction", "sent")]).unwrap_or(0.0) > 0.0);
-    assert!(later.value("mcp_messages_processed_total", &[("server", "everything"), ("direction", "received")]).unwrap_or(0.0) > 0.0);
+    assert!(
+        later
+            .value(
+                "mcp_messages_processed_total",
+                &[("server", "everything"), ("direction", "sent")]
+            )
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    assert!(
+        later
+            .value(
+                "mcp_messages_processed_total",
+                &[("server", "everything"), ("direction", "received")]
+            )
+            .unwrap_or(0.0)
+            > 0.0
+    );
 
     // The exposition passes promtool's checks.
-    if let Err(problems) = promtool_check_metrics(&later.text) {
-        panic!("promtool check metrics failed:\n{problems}\n--- exposition ---\n{}", later.text);
+    if let Err(problems) = promtool_check_metrics(later.text()) {
+        panic!(
+            "promtool check metrics failed:\n{problems}\n--- exposition ---\n{}",
+            later.text()
+        );
     }
 
     // OpenMetrics by content negotiation.
-    let (status, content_type, body) = daemon.get_with_accept(
+    let response = daemon.request(
+        "GET",
         "/metrics",
-        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
+        b"",
     );
-    assert_eq!(status, 200);
-    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
-    assert!(body.trim_end().ends_with("# EOF"));
+    assert_eq!(response.status, 200);
+    let content_type = response
+        .header("content-type")
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    assert!(response.text().trim_end().ends_with("# EOF"));
 
     // Status page and health endpoint.
     let (status, page) = daemon.get("/");
     assert_eq!(status, 200);
-    assert!(page.contains("everything-http") && page.contains("HEALTHY"), "{page}");
+    assert!(
+        page.contains("everything-http") && page.contains("HEALTHY"),
+        "{page}"
+    );
     let (status, health) = daemon.get("/health");
     assert_eq!(status, 200);
     assert!(health.contains("\"status\":\"ok\""), "{health}");
@@ -227,29 +309,32 @@ fn a_killed_stdio_child_reads_down_then_is_respawned() {
     assert!(!children.is_empty(), "the daemon has no child process");
     for pid in &children {
         // SIGKILL the child's whole process group: the server crashed.
-        unsafe_kill_group(*pid);
+        common::kill_group(*pid, libc::SIGKILL);
     }
     let down = wait_up(&daemon, "everything", 0.0);
     let failures = down
-        .value("mcp_probe_failures_total", &[("server", "everything"), ("class", "down")])
+        .value(
+            "mcp_probe_failures_total",
+            &[("server", "everything"), ("class", "down")],
+        )
         .unwrap_or(0.0);
-    assert!(failures >= 1.0, "{}", down.grep("mcp_probe_failures"));
+    assert!(failures >= 1.0, "{}", grep(&down, "mcp_probe_failures"));
     let (_, status) = daemon.get("/api/servers");
-    assert!(status.contains("signal 9") || status.contains("closed"), "{status}");
+    assert!(
+        status.contains("signal 9") || status.contains("closed"),
+        "{status}"
+    );
     let back = wait_up(&daemon, "everything", 1.0);
-    assert!(back.value("mcp_sessions_started_total", &[("server", "everything")]).unwrap_or(0.0) >= 2.0);
+    assert!(
+        back.value("mcp_sessions_started_total", &[("server", "everything")])
+            .unwrap_or(0.0)
+            >= 2.0
+    );
     let new_children = daemon.child_pids();
-    assert!(new_children.iter().all(|p| !children.contains(p)), "child was not respawned");
-}
-
-fn unsafe_kill_group(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .status()
-        .expect("run kill");
-    if !status.success() {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-    }
+    assert!(
+        new_children.iter().all(|p| !children.contains(p)),
+        "child was not respawned"
+    );
 }
 
 #[test]
@@ -264,19 +349,13 @@ fn a_stopped_http_server_reads_down_and_recovers_when_restarted() {
     wait_up(&daemon, "remote", 1.0);
     drop(server);
     wait_up(&daemon, "remote", 0.0);
-    let _restarted = common::spawn_http_everything_on("streamableHttp", port);
+    let _restarted = spawn_http_everything_on("streamableHttp", port);
     wait_up(&daemon, "remote", 1.0);
 }
 
 #[test]
 fn a_hung_server_delays_neither_scrapes_nor_other_probes() {
-    let port = free_port();
-    let _hang = ChildGuard::spawn(
-        Command::new(python_bin())
-            .arg(fixture("hang_server.py"))
-            .arg(port.to_string()),
-    );
-    common::wait_for_port(port);
+    let (_hang, port) = spawn_hang_server();
     let config = format!(
         "{}{}",
         everything_stdio("everything", "check = \"liveness\""),
@@ -295,22 +374,38 @@ fn a_hung_server_delays_neither_scrapes_nor_other_probes() {
         if in_flight == Some(1.0) && up(&scrape, "everything") == Some(1.0) {
             Ok(scrape)
         } else {
-            Err(format!("hung in flight {in_flight:?}, everything up {:?}", up(&scrape, "everything")))
+            Err(format!(
+                "hung in flight {in_flight:?}, everything up {:?}",
+                up(&scrape, "everything")
+            ))
         }
     });
     // While the hung probe is still waiting (30 s deadline), the other server keeps its 1 s schedule.
-    let start_probes = during.value("mcp_probes_total", &[("server", "everything")]).unwrap_or(0.0);
+    let start_probes = during
+        .value("mcp_probes_total", &[("server", "everything")])
+        .unwrap_or(0.0);
     let later = eventually(WAIT, POLL, || {
         let scrape = daemon.scrape();
-        let probes = scrape.value("mcp_probes_total", &[("server", "everything")]).unwrap_or(0.0);
-        if probes >= start_probes + 3.0 { Ok(scrape) } else { Err(format!("everything probes {probes}, started at {start_probes}")) }
+        let probes = scrape
+            .value("mcp_probes_total", &[("server", "everything")])
+            .unwrap_or(0.0);
+        if probes >= start_probes + 3.0 {
+            Ok(scrape)
+        } else {
+            Err(format!(
+                "everything probes {probes}, started at {start_probes}"
+            ))
+        }
     });
     assert_eq!(
         later.value("mcp_probes_total", &[("server", "hung")]),
         None,
         "the hung server's first probe should still be running"
     );
-    assert_eq!(later.value("mcp_concurrent_operations", &[("server", "hung")]), Some(1.0));
+    assert_eq!(
+        later.value("mcp_concurrent_operations", &[("server", "hung")]),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -332,11 +427,26 @@ interval = "1s"
         if up(&scrape, "ghost") == Some(0.0) && up(&scrape, "everything") == Some(1.0) {
             Ok(scrape)
         } else {
-            Err(format!("ghost {:?} everything {:?}", up(&scrape, "ghost"), up(&scrape, "everything")))
+            Err(format!(
+                "ghost {:?} everything {:?}",
+                up(&scrape, "ghost"),
+                up(&scrape, "everything")
+            ))
         }
     });
-    assert!(scrape.value("mcp_probe_failures_total", &[("server", "ghost"), ("class", "down")]).unwrap_or(0.0) >= 1.0);
-    assert_eq!(scrape.value("mcp_server_health_status", &[("server", "ghost")]), Some(0.0));
+    assert!(
+        scrape
+            .value(
+                "mcp_probe_failures_total",
+                &[("server", "ghost"), ("class", "down")]
+            )
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert_eq!(
+        scrape.value("mcp_server_health_status", &[("server", "ghost")]),
+        Some(0.0)
+    );
     let (_, status) = daemon.get("/api/servers");
     assert!(status.contains("/nonexistent/mcp-server-ghost"), "{status}");
     assert!(status.to_lowercase().contains("no such file"), "{status}");
@@ -359,9 +469,15 @@ interval = "1s"
     let daemon = Daemon::start(&config);
     eventually(WAIT, POLL, || {
         let scrape = daemon.scrape();
-        match scrape.value("mcp_probe_failures_total", &[("server", "postgres"), ("class", "misconfigured")]) {
+        match scrape.value(
+            "mcp_probe_failures_total",
+            &[("server", "postgres"), ("class", "misconfigured")],
+        ) {
             Some(v) if v >= 1.0 => Ok(()),
-            _ => Err(format!("no misconfigured failure yet: {}", daemon.get("/api/servers").1)),
+            _ => Err(format!(
+                "no misconfigured failure yet: {}",
+                daemon.get("/api/servers").1
+            )),
         }
     });
     let (_, status) = daemon.get("/api/servers");
@@ -379,9 +495,16 @@ fn sigterm_ends_sessions_and_leaves_no_orphan() {
     wait_up(&daemon, "one", 1.0);
     wait_up(&daemon, "two", 1.0);
     let tree = daemon.descendant_pids();
-    assert!(tree.len() >= 2, "expected at least two server processes, got {tree:?}");
+    assert!(
+        tree.len() >= 2,
+        "expected at least two server processes, got {tree:?}"
+    );
     let status = daemon.stop();
-    assert!(status.success(), "daemon exit status {status:?}\n{}", daemon.stderr());
+    assert!(
+        status.success(),
+        "daemon exit status {status:?}\n{}",
+        daemon.stderr()
+    );
     let alive: Vec<u32> = tree.into_iter().filter(|p| common::pid_alive(*p)).collect();
     assert!(alive.is_empty(), "orphans left behind: {alive:?}");
 }
@@ -397,10 +520,10 @@ fn sighup_reload_drops_the_series_of_a_removed_server() {
     wait_up(&daemon, "kept", 1.0);
     wait_up(&daemon, "removed", 1.0);
     daemon.rewrite_config(&everything_stdio("kept", "check = \"liveness\""));
-    daemon.signal("HUP");
+    daemon.signal(libc::SIGHUP);
     eventually(WAIT, POLL, || {
         let scrape = daemon.scrape();
-        if scrape.text.contains("server=\"removed\"") {
+        if scrape.text().contains("server=\"removed\"") {
             Err("series of the removed server still exported".to_string())
         } else if up(&scrape, "kept") != Some(1.0) {
             Err("kept server is not up".to_string())
@@ -413,11 +536,26 @@ fn sighup_reload_drops_the_series_of_a_removed_server() {
 #[test]
 fn validate_names_what_is_wrong_and_exits_2() {
     let cases = [
-        ("unknown_transport.toml", "unknown_transport.toml:3: `servers[0].transport`: unknown variant `grpc`, expected one of `stdio`, `http`, `sse`"),
-        ("missing_url.toml", "missing_url.toml:6: `servers[0].url`: missing for http server \"remote\"; expected e.g. \"http://127.0.0.1:3001/mcp\""),
-        ("bad_duration.toml", "bad_duration.toml:2: `exporter.interval`: invalid duration \"fifteen seconds\""),
-        ("duplicate_names.toml", "duplicate_names.toml:6: `servers[1].name`: duplicate server name \"a\""),
-        ("duration_not_a_string.toml", "duration_not_a_string.toml:5: `servers[0].timeout`: expected a duration string such as \"10s\" or \"500ms\", found integer `10`"),
+        (
+            "unknown_transport.toml",
+            "unknown_transport.toml:3: `servers[0].transport`: unknown variant `grpc`, expected one of `stdio`, `http`, `sse`",
+        ),
+        (
+            "missing_url.toml",
+            "missing_url.toml:6: `servers[0].url`: missing for http server \"remote\"; expected e.g. \"http://127.0.0.1:3001/mcp\"",
+        ),
+        (
+            "bad_duration.toml",
+            "bad_duration.toml:2: `exporter.interval`: invalid duration \"fifteen seconds\"",
+        ),
+        (
+            "duplicate_names.toml",
+            "duplicate_names.toml:6: `servers[1].name`: duplicate server name \"a\"",
+        ),
+        (
+            "duration_not_a_string.toml",
+            "duration_not_a_string.toml:5: `servers[0].timeout`: expected a duration string such as \"10s\" or \"500ms\", found integer `10`",
+        ),
     ];
     for (file, expected) in cases {
         let path = fixture(&format!("invalid/{file}"));
@@ -428,7 +566,10 @@ fn validate_names_what_is_wrong_and_exits_2() {
             .expect("run validate");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
-        assert!(stderr.contains(expected), "{file}:\n  got: {stderr}\n want: {expected}");
+        assert!(
+            stderr.contains(expected),
+            "{file}:\n  got: {stderr}\n want: {expected}"
+        );
     }
     // serve refuses an invalid config with the same message and status.
     let output = Command::new(env!("CARGO_BIN_EXE_mcp-exporter"))
@@ -447,6 +588,12 @@ fn the_example_config_validates() {
         .arg(common::repo_root().join("examples/mcp-exporter.toml"))
         .output()
         .expect("run validate");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("OK: listen 127.0.0.1:8931, 5 server(s)"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("OK: listen 127.0.0.1:8931, 5 server(s)")
+    );
 }

@@ -397,21 +397,49 @@ fn spawn_listening(name: &str, make_cmd: impl Fn(u16) -> Command) -> (ChildGuard
 /// Runs `node --require tests/fixtures/loopback.cjs <everything>/dist/index.js <mode>` with
 /// `PORT` set, in its own process group; returns once the port accepts TCP (at most 20 s).
 pub fn spawn_http_everything(mode: &str) -> (ChildGuard, u16) {
+    spawn_listening(&format!("server-everything {mode}"), |port| {
+        everything_http_command(mode, port)
+    })
+}
+
+/// Like [`spawn_http_everything`] on a given port (e.g. to restart a server where it was).
+pub fn spawn_http_everything_on(mode: &str, port: u16) -> ChildGuard {
+    let mut guard = spawn_guarded(
+        &format!("server-everything {mode}"),
+        &mut everything_http_command(mode, port),
+    );
+    if let Err(err) = wait_for_port(&mut guard, port, SERVER_START_TIMEOUT) {
+        panic!(
+            "server-everything {mode} on port {port}: {err}\n{}",
+            guard.output()
+        );
+    }
+    guard
+}
+
+fn everything_http_command(mode: &str, port: u16) -> Command {
     assert!(
         mode == "streamableHttp" || mode == "sse",
         "spawn_http_everything: mode must be \"streamableHttp\" or \"sse\", got {mode:?}"
     );
     let node = which("node").expect("node is not on PATH; it is required for the MCP servers");
-    let loopback = fixture("loopback.cjs");
-    let entry = node_bin("everything");
-    spawn_listening(&format!("server-everything {mode}"), |port| {
-        let mut cmd = Command::new(&node);
-        cmd.arg("--require")
-            .arg(&loopback)
-            .arg(&entry)
-            .arg(mode)
-            .env("PORT", port.to_string())
-            .current_dir(servers_dir());
+    let mut cmd = Command::new(&node);
+    cmd.arg("--require")
+        .arg(fixture("loopback.cjs"))
+        .arg(node_bin("everything"))
+        .arg(mode)
+        .env("PORT", port.to_string())
+        .current_dir(servers_dir());
+    cmd
+}
+
+/// Starts `tests/fixtures/hang_server.py`: accepts TCP connections on 127.0.0.1 and never answers.
+pub fn spawn_hang_server() -> (ChildGuard, u16) {
+    let python = python_bin();
+    let script = fixture("hang_server.py");
+    spawn_listening("hang_server", |port| {
+        let mut cmd = Command::new(&python);
+        cmd.arg(&script).arg(port.to_string());
         cmd
     })
 }
@@ -1122,6 +1150,33 @@ impl Daemon {
     /// Direct children of the daemon (e.g. stdio MCP servers it spawned), from `/proc`.
     pub fn child_pids(&self) -> Vec<u32> {
         child_pids_of(self.pid)
+    }
+
+    /// Every descendant of the daemon (children, grandchildren, ...), found through /proc.
+    pub fn descendant_pids(&self) -> Vec<u32> {
+        let mut found = Vec::new();
+        let mut frontier = vec![self.pid];
+        while let Some(pid) = frontier.pop() {
+            for child in child_pids_of(pid) {
+                if !found.contains(&child) {
+                    found.push(child);
+                    frontier.push(child);
+                }
+            }
+        }
+        found
+    }
+
+    /// Replaces the config file's content (every `{dir}` becomes the daemon's temp dir).
+    pub fn rewrite_config(&self, config_toml: &str) {
+        let text = config_toml.replace("{dir}", &self.dir.path().display().to_string());
+        std::fs::write(&self.config_path, text)
+            .unwrap_or_else(|e| panic!("rewrite {}: {e}", self.config_path.display()));
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the daemon process.
+    pub fn signal(&self, signal: libc::c_int) {
+        kill_pid(self.pid, signal);
     }
 
     /// The daemon's temp directory; removed when the `Daemon` is dropped.
