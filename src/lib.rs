@@ -1,1 +1,2 @@
 //! mcp-exporter: probes MCP servers and serves Prometheus metrics.
+pub mod mcp;
