@@ -355,11 +355,11 @@ impl HttpTransport {
                 h.method
             )));
         }
-        if let Some(sid) = resp.headers().get(SESSION_HEADER) {
-            let sid = String::from_utf8_lossy(sid.as_bytes()).into_owned();
-            if self.session_id.as_deref() != Some(sid.as_str()) {
-                self.session_id = Some(sid);
-            }
+        // Sessions belong to the legacy era; modern servers are stateless.
+        if !h.modern
+            && let Some(sid) = resp.headers().get(SESSION_HEADER)
+        {
+            self.session_id = Some(String::from_utf8_lossy(sid.as_bytes()).into_owned());
         }
         let content_type = resp
             .headers()

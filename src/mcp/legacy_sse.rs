@@ -164,10 +164,20 @@ impl SseTransport {
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        let mut resp = timeout_at(deadline, req.send())
+        let sent = timeout_at(deadline, req.send())
             .await
-            .map_err(|_| timeout_marker())?
-            .map_err(|e| map_send_error(endpoint.as_str(), &e))?;
+            .map_err(|_| timeout_marker())?;
+        let mut resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => {
+                let err = map_send_error(endpoint.as_str(), &e);
+                if matches!(err, McpError::Connect { .. }) {
+                    // Nobody listens any more: the stream is as good as gone.
+                    self.close();
+                }
+                return Err(err);
+            }
+        };
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {

@@ -241,11 +241,7 @@ impl StdioTransport {
             match frame {
                 None => {
                     self.stdout_eof = true;
-                    let _ = timeout_at(
-                        deadline.max(Instant::now() + Duration::from_millis(50)),
-                        timeout(AFTER_EXIT_DRAIN, self.wait_exit()),
-                    )
-                    .await;
+                    let _ = timeout(AFTER_EXIT_DRAIN, self.wait_exit()).await;
                     if self.exit.is_some() {
                         return Err(self.exited_error(before_handshake).await);
                     }
