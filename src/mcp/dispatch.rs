@@ -1,0 +1,152 @@
+//! Routing of incoming messages while a request waits: match by id, keep notifications,
+//! answer server requests, count everything odd. Shared by all transports.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::jsonrpc::{self, Incoming, RpcErrorObject};
+use super::{Notification, WireCounters};
+
+/// What to do after one incoming message.
+#[derive(Debug)]
+pub(crate) enum Routed {
+    /// The response to the request being waited for.
+    Matched(Result<Value, RpcErrorObject>),
+    /// A server request was seen; this reply must be sent back.
+    Reply(Value),
+    /// Nothing to do; keep waiting.
+    Skipped,
+}
+
+/// Bytes that are not JSON at all.
+#[derive(Debug)]
+pub(crate) struct NotJson;
+
+/// Per-session state for incoming messages.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    pub(crate) counters: Arc<WireCounters>,
+    notifications: VecDeque<Notification>,
+    max_kept: usize,
+}
+
+impl Inbox {
+    pub(crate) fn new(counters: Arc<WireCounters>, max_kept: usize) -> Self {
+        Inbox {
+            counters,
+            notifications: VecDeque::new(),
+            max_kept,
+        }
+    }
+
+    /// Drains the kept notifications, oldest first.
+    pub(crate) fn take_notifications(&mut self) -> Vec<Notification> {
+        self.notifications.drain(..).collect()
+    }
+
+    /// Parses and routes raw bytes (one stdout line, one SSE data field, one JSON body).
+    pub(crate) fn route_bytes(&mut self, raw: &[u8], want: u64) -> Result<Vec<Routed>, NotJson> {
+        let value: Value = serde_json::from_slice(raw).map_err(|_| NotJson)?;
+        Ok(match value {
+            // Batches are only legal in 2025-03-26; route their members one by one.
+            Value::Array(items) if !items.is_empty() => {
+                items.into_iter().map(|v| self.route(v, want)).collect()
+            }
+            other => vec![self.route(other, want)],
+        })
+    }
+
+    /// Routes one parsed message.
+    pub(crate) fn route(&mut self, value: Value, want: u64) -> Routed {
+        match jsonrpc::classify(value) {
+            Incoming::Response { id, outcome } => {
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                if jsonrpc::id_matches(&id, want) {
+                    Routed::Matched(outcome)
+                } else {
+                    self.counters
+                        .unknown_response_ids
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%id, want, "response with an unknown id skipped");
+                    Routed::Skipped
+                }
+            }
+            Incoming::Notification { method, params } => {
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                if self.max_kept > 0 {
+                    while self.notifications.len() >= self.max_kept {
+                        self.notifications.pop_front();
+                    }
+                    self.notifications.push_back(Notification {
+                        method,
+                        params,
+                        received_at: SystemTime::now(),
+                    });
+                }
+                Routed::Skipped
+            }
+            Incoming::Request { id, method } => {
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                if method == "ping" {
+                    self.counters
+                        .server_pings_answered
+                        .fetch_add(1, Ordering::Relaxed);
+                    Routed::Reply(jsonrpc::result_response(id, json!({})))
+                } else {
+                    self.counters
+                        .server_requests_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%method, "server request refused");
+                    Routed::Reply(jsonrpc::error_response(
+                        id,
+                        jsonrpc::METHOD_NOT_FOUND,
+                        "Method not found: this client (mcp-exporter probe) serves no requests",
+                    ))
+                }
+            }
+            Incoming::Invalid { reason } => {
+                tracing::debug!(%reason, "invalid JSON-RPC message skipped");
+                Routed::Skipped
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_counts() {
+        let counters = Arc::new(WireCounters::default());
+        let mut inbox = Inbox::new(counters.clone(), 2);
+        let lines: [&[u8]; 6] = [
+            br#"{"jsonrpc":"2.0","method":"n1"}"#,
+            br#"{"jsonrpc":"2.0","method":"n2"}"#,
+            br#"{"jsonrpc":"2.0","method":"n3"}"#,
+            br#"{"jsonrpc":"2.0","id":99,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":"b","method":"sampling/createMessage"}"#,
+        ];
+        for l in lines {
+            inbox.route_bytes(l, 1).ok();
+        }
+        assert!(inbox.route_bytes(b"hello", 1).is_err());
+        let matched = inbox.route_bytes(br#"{"jsonrpc":"2.0","id":1,"result":{"x":1}}"#, 1);
+        assert!(matches!(matched.as_deref(), Ok([Routed::Matched(Ok(_))])));
+        let kept: Vec<_> = inbox
+            .take_notifications()
+            .into_iter()
+            .map(|n| n.method)
+            .collect();
+        assert_eq!(kept, ["n2", "n3"]);
+        assert_eq!(counters.received.load(Ordering::Relaxed), 7);
+        assert_eq!(counters.unknown_response_ids.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.server_pings_answered.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.server_requests_refused.load(Ordering::Relaxed), 1);
+    }
+}

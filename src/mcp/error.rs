@@ -1,0 +1,155 @@
+//! Errors of the MCP client; each message says what happened and what to do.
+
+use std::time::Duration;
+
+/// Every way a session with an MCP server can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The server command could not be started.
+    #[error(
+        "cannot start `{command}`: {source} (check the command path and that it is executable)"
+    )]
+    Spawn {
+        /// The command that failed to start.
+        command: String,
+        /// The operating system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No HTTP connection could be made (refused, DNS, TLS).
+    #[error("cannot connect to {url}: {detail} (check the URL and that the server is listening)")]
+    Connect {
+        /// The URL that was tried.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The server did not answer in time.
+    #[error(
+        "no answer to `{method}` within {after:?} (server hung or too slow; raise the timeout if it is just slow)"
+    )]
+    Timeout {
+        /// The request (or stage) that timed out.
+        method: String,
+        /// The deadline that expired.
+        after: Duration,
+    },
+    /// The child process exited.
+    #[error("server process exited ({}){}{}", exit_text(*status, *signal), if *before_handshake { " before the handshake completed, likely misconfigured" } else { "" }, stderr_text(stderr_tail))]
+    Exited {
+        /// Exit code, when it exited normally.
+        status: Option<i32>,
+        /// Signal number, when killed by a signal.
+        signal: Option<i32>,
+        /// The last bytes of its stderr.
+        stderr_tail: String,
+        /// True when it died before the handshake completed.
+        before_handshake: bool,
+    },
+    /// The stream carrying responses ended (stdout EOF, SSE stream end, reset connection).
+    #[error("connection to the server closed: {detail}")]
+    StreamClosed {
+        /// What closed.
+        detail: String,
+    },
+    /// The server wants credentials (HTTP 401/403).
+    #[error("server requires authorization (HTTP {status}{}); configure a valid bearer token", www_authenticate.as_deref().map(|c| format!(", WWW-Authenticate: {c}")).unwrap_or_default())]
+    AuthRequired {
+        /// 401 or 403.
+        status: u16,
+        /// The `WWW-Authenticate` challenge, if sent.
+        www_authenticate: Option<String>,
+    },
+    /// An HTTP status the protocol does not expect.
+    #[error(
+        "unexpected HTTP status {status}: {body_excerpt:?} (for 400/404/405 on initialize, try transport = \"sse\")"
+    )]
+    HttpStatus {
+        /// The status code.
+        status: u16,
+        /// The start of the response body.
+        body_excerpt: String,
+    },
+    /// The server answered our request with a JSON-RPC error object.
+    #[error("server answered `{method}` with JSON-RPC error {code}: {message}")]
+    Rpc {
+        /// The request method.
+        method: String,
+        /// JSON-RPC error code.
+        code: i64,
+        /// JSON-RPC error message.
+        message: String,
+    },
+    /// The server negotiated a protocol version this client does not know.
+    #[error("server answered protocol version {version:?}, which this client does not know (supported: {})", crate::mcp::KNOWN_VERSIONS.join(", "))]
+    UnknownProtocolVersion {
+        /// The version the server answered.
+        version: String,
+    },
+    /// The server broke the protocol (malformed result, bad content type, oversize message, ...).
+    #[error("protocol violation: {detail}")]
+    Protocol {
+        /// What was wrong.
+        detail: String,
+    },
+    /// The HTTP session was lost and re-initializing did not help.
+    #[error("HTTP session lost even after re-initializing: {detail}")]
+    SessionLost {
+        /// The server's last answer.
+        detail: String,
+    },
+}
+
+fn exit_text(status: Option<i32>, signal: Option<i32>) -> String {
+    match (status, signal) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        (None, None) => "exit status unknown".to_string(),
+    }
+}
+
+fn stderr_text(tail: &str) -> String {
+    let trimmed = tail.trim();
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr: {trimmed}")
+    }
+}
+
+impl McpError {
+    /// Shorthand for a [`McpError::Protocol`].
+    pub fn protocol(detail: impl Into<String>) -> Self {
+        McpError::Protocol {
+            detail: detail.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exited_message_names_stderr_and_misconfiguration() {
+        let e = McpError::Exited {
+            status: Some(1),
+            signal: None,
+            stderr_tail: "Error: TOKEN missing\n".into(),
+            before_handshake: true,
+        };
+        let text = e.to_string();
+        assert!(text.contains("exit code 1"), "{text}");
+        assert!(text.contains("misconfigured"), "{text}");
+        assert!(text.contains("TOKEN missing"), "{text}");
+    }
+
+    #[test]
+    fn auth_message_carries_challenge() {
+        let e = McpError::AuthRequired {
+            status: 401,
+            www_authenticate: Some("Bearer realm=\"x\"".into()),
+        };
+        assert!(e.to_string().contains("Bearer realm"));
+    }
+}

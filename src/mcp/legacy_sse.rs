@@ -1,0 +1,321 @@
+//! Legacy HTTP+SSE transport (2024-11-05): GET an event stream whose first event names the
+//! POST endpoint; each message is POSTed there and responses arrive as `message` events.
+//!
+//! A background task reads the stream (bounded events) and hands items over a channel; the
+//! stream ending marks the transport dead.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout_at};
+
+use super::WireCounters;
+use super::dispatch::{Inbox, Routed};
+use super::error::McpError;
+use super::http::{
+    auth_error, build_client, map_send_error, parse_headers, read_excerpt, timeout_marker,
+};
+use super::jsonrpc::RpcErrorObject;
+use super::sse::{SseEvent, SseItem, SseParser};
+
+/// What the stream reader hands over.
+#[derive(Debug)]
+enum StreamItem {
+    Event(SseEvent),
+    Oversize(usize),
+    End(String),
+}
+
+/// Legacy HTTP+SSE connection state.
+#[derive(Debug)]
+pub struct SseTransport {
+    client: reqwest::Client,
+    url: url::Url,
+    headers: HeaderMap,
+    endpoint: Option<url::Url>,
+    inbound: Option<mpsc::Receiver<StreamItem>>,
+    reader: Option<JoinHandle<()>>,
+    closed: bool,
+    max_event: usize,
+    counters: Arc<WireCounters>,
+}
+
+impl SseTransport {
+    /// Prepares the client; the stream is opened by the first request (under its deadline).
+    pub fn new(
+        url: &url::Url,
+        headers: &[(String, String)],
+        max_event: usize,
+        counters: Arc<WireCounters>,
+    ) -> Result<Self, McpError> {
+        Ok(SseTransport {
+            client: build_client()?,
+            url: url.clone(),
+            headers: parse_headers(headers)?,
+            endpoint: None,
+            inbound: None,
+            reader: None,
+            closed: false,
+            max_event,
+            counters,
+        })
+    }
+
+    /// False once the event stream ended.
+    pub fn is_alive(&self) -> bool {
+        !self.closed && self.reader.as_ref().is_none_or(|r| !r.is_finished())
+    }
+
+    /// The POST endpoint announced by the server, once connected.
+    pub fn endpoint(&self) -> Option<&url::Url> {
+        self.endpoint.as_ref()
+    }
+
+    async fn connect(&mut self, deadline: Instant) -> Result<(), McpError> {
+        let req = self
+            .client
+            .get(self.url.clone())
+            .headers(self.headers.clone())
+            .header(ACCEPT, "text/event-stream");
+        let mut resp = timeout_at(deadline, req.send())
+            .await
+            .map_err(|_| timeout_marker())?
+            .map_err(|e| map_send_error(self.url.as_str(), &e))?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(auth_error(&resp));
+        }
+        if !resp.status().is_success() {
+            let body = read_excerpt(&mut resp, 512, deadline).await;
+            return Err(McpError::HttpStatus {
+                status,
+                body_excerpt: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
+            .unwrap_or_default();
+        if !content_type.starts_with("text/event-stream") {
+            return Err(McpError::protocol(format!(
+                "GET {} answered content type {content_type:?}, not text/event-stream (is this an HTTP+SSE endpoint?)",
+                self.url
+            )));
+        }
+        let (tx, mut rx) = mpsc::channel(16);
+        self.reader = Some(tokio::spawn(read_stream(resp, self.max_event, tx)));
+        loop {
+            let item = timeout_at(deadline, rx.recv())
+                .await
+                .map_err(|_| timeout_marker())?;
+            match item {
+                Some(StreamItem::Event(e)) if e.event == "endpoint" => {
+                    let endpoint = self.url.join(e.data.trim()).map_err(|err| {
+                        McpError::protocol(format!(
+                            "endpoint event {:?} is not a URL: {err}",
+                            e.data
+                        ))
+                    })?;
+                    self.endpoint = Some(endpoint);
+                    self.inbound = Some(rx);
+                    return Ok(());
+                }
+                Some(StreamItem::Event(e)) => {
+                    tracing::debug!(event = %e.event, "SSE event before `endpoint` skipped");
+                }
+                Some(StreamItem::Oversize(limit)) => {
+                    self.counters
+                        .oversize_messages
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(McpError::protocol(format!(
+                        "SSE event exceeded {limit} bytes before the endpoint event"
+                    )));
+                }
+                Some(StreamItem::End(detail)) => {
+                    self.closed = true;
+                    return Err(McpError::StreamClosed {
+                        detail: format!("SSE stream ended before the endpoint event: {detail}"),
+                    });
+                }
+                None => {
+                    self.closed = true;
+                    return Err(McpError::StreamClosed {
+                        detail: "SSE stream reader stopped before the endpoint event".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn post(&mut self, msg: &Value, deadline: Instant) -> Result<(), McpError> {
+        let Some(endpoint) = self.endpoint.clone() else {
+            return Err(McpError::protocol("no endpoint event received yet"));
+        };
+        let body = serde_json::to_vec(msg)
+            .map_err(|e| McpError::protocol(format!("cannot encode request: {e}")))?;
+        let req = self
+            .client
+            .post(endpoint.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let sent = timeout_at(deadline, req.send())
+            .await
+            .map_err(|_| timeout_marker())?;
+        let mut resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => {
+                let err = map_send_error(endpoint.as_str(), &e);
+                if matches!(err, McpError::Connect { .. }) {
+                    // Nobody listens any more: the stream is as good as gone.
+                    self.close();
+                }
+                return Err(err);
+            }
+        };
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(auth_error(&resp));
+        }
+        if !resp.status().is_success() {
+            let body = read_excerpt(&mut resp, 512, deadline).await;
+            return Err(McpError::HttpStatus {
+                status,
+                body_excerpt: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// POSTs a notification (connecting first if needed).
+    pub(crate) async fn notify(&mut self, msg: &Value, deadline: Instant) -> Result<(), McpError> {
+        if self.endpoint.is_none() {
+            self.connect(deadline).await?;
+        }
+        self.post(msg, deadline).await
+    }
+
+    /// POSTs a request and waits on the stream for the response with id `want`.
+    pub(crate) async fn roundtrip(
+        &mut self,
+        msg: &Value,
+        want: u64,
+        deadline: Instant,
+        inbox: &mut Inbox,
+    ) -> Result<Result<Value, RpcErrorObject>, McpError> {
+        if self.closed {
+            return Err(McpError::StreamClosed {
+                detail: "the SSE stream already ended".into(),
+            });
+        }
+        if self.endpoint.is_none() {
+            self.connect(deadline).await?;
+        }
+        self.post(msg, deadline).await?;
+        loop {
+            let Some(rx) = self.inbound.as_mut() else {
+                return Err(McpError::protocol("SSE stream not connected"));
+            };
+            let item = timeout_at(deadline, rx.recv())
+                .await
+                .map_err(|_| timeout_marker())?;
+            let event = match item {
+                Some(StreamItem::Event(e)) => e,
+                Some(StreamItem::Oversize(limit)) => {
+                    self.counters
+                        .oversize_messages
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(McpError::protocol(format!(
+                        "SSE event exceeded {limit} bytes (max_message_bytes); it was skipped"
+                    )));
+                }
+                Some(StreamItem::End(detail)) => {
+                    self.closed = true;
+                    return Err(McpError::StreamClosed { detail });
+                }
+                None => {
+                    self.closed = true;
+                    return Err(McpError::StreamClosed {
+                        detail: "SSE stream reader stopped".into(),
+                    });
+                }
+            };
+            if event.event != "message" {
+                continue;
+            }
+            let Ok(routed) = inbox.route_bytes(event.data.as_bytes(), want) else {
+                tracing::debug!("non-JSON SSE message skipped");
+                continue;
+            };
+            for r in routed {
+                match r {
+                    Routed::Matched(outcome) => return Ok(outcome),
+                    Routed::Reply(reply) => self.post(&reply, deadline).await?,
+                    Routed::Skipped => {}
+                }
+            }
+        }
+    }
+
+    /// POSTs without waiting (best-effort cancellation), bounded by a short timeout.
+    pub(crate) fn notify_detached(&self, msg: &Value) {
+        let (Some(endpoint), Ok(body)) = (self.endpoint.clone(), serde_json::to_vec(msg)) else {
+            return;
+        };
+        let req = self
+            .client
+            .post(endpoint)
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), req.send()).await;
+        });
+    }
+
+    /// Drops the stream.
+    pub fn close(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+        }
+        self.inbound = None;
+        self.closed = true;
+    }
+}
+
+impl Drop for SseTransport {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+async fn read_stream(mut resp: reqwest::Response, max_event: usize, tx: mpsc::Sender<StreamItem>) {
+    let mut parser = SseParser::new(max_event);
+    let mut items = Vec::new();
+    let end = loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                parser.push(&chunk, &mut items);
+                for item in items.drain(..) {
+                    let out = match item {
+                        SseItem::Event(e) => StreamItem::Event(e),
+                        SseItem::Oversize { limit } => StreamItem::Oversize(limit),
+                    };
+                    if tx.send(out).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(None) => break "the server closed the SSE stream".to_string(),
+            Err(e) => break format!("the SSE stream broke: {e}"),
+        }
+    };
+    let _ = tx.send(StreamItem::End(end)).await;
+}

@@ -1,0 +1,179 @@
+//! The probe's own MCP client: JSON-RPC over stdio, Streamable HTTP and legacy HTTP+SSE,
+//! dual-era (legacy `initialize` and modern 2026-07-28 `server/discover`).
+//!
+//! Written by hand (not rmcp) so that every stage can be timed and every malformed byte seen.
+//! Protocol reference: `shared/spec/MCP-PROBING.md`.
+
+mod dispatch;
+pub mod error;
+pub mod framing;
+pub mod http;
+pub mod jsonrpc;
+pub mod legacy_sse;
+pub mod session;
+pub mod sse;
+pub mod stdio;
+mod tools;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::{Duration, SystemTime};
+
+pub use error::McpError;
+pub use session::{Handshake, McpSession};
+pub use tools::{ToolCallOutcome, ToolCatalog};
+
+/// Protocol revisions this client accepts from a server (legacy ones from `initialize`).
+pub const KNOWN_VERSIONS: [&str; 6] = [
+    "2024-10-07",
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+
+/// The protocol version this client asks for in a legacy `initialize`.
+pub const LEGACY_REQUEST_VERSION: &str = "2025-11-25";
+
+/// The protocol version of the modern (stateless) era.
+pub const MODERN_VERSION: &str = "2026-07-28";
+
+/// Which generation of the protocol a server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// Revisions up to 2025-11-25: `initialize` handshake, sessions, `ping`.
+    Legacy,
+    /// Revision 2026-07-28 and later: stateless, `server/discover`, per-request `_meta`.
+    Modern,
+}
+
+impl fmt::Display for Era {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Era::Legacy => "legacy",
+            Era::Modern => "modern",
+        })
+    }
+}
+
+/// How to reach one MCP server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportSpec {
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    Stdio {
+        /// Program to execute (looked up in `PATH`).
+        command: String,
+        /// Arguments passed to the program.
+        args: Vec<String>,
+        /// Variables set on top of the parent environment.
+        env: BTreeMap<String, String>,
+        /// Working directory of the child; the daemon's own when `None`.
+        cwd: Option<PathBuf>,
+    },
+    /// Streamable HTTP (one endpoint, POST per message).
+    Http {
+        /// The MCP endpoint, e.g. `http://127.0.0.1:3001/mcp`.
+        url: url::Url,
+        /// Extra headers sent on every request (values already resolved from env).
+        headers: Vec<(String, String)>,
+    },
+    /// Legacy HTTP+SSE (2024-11-05): GET an event stream, POST to the announced endpoint.
+    Sse {
+        /// The SSE URL, e.g. `http://127.0.0.1:3001/sse`.
+        url: url::Url,
+        /// Extra headers sent on every request (values already resolved from env).
+        headers: Vec<(String, String)>,
+    },
+}
+
+impl TransportSpec {
+    /// Short name of the transport: `"stdio"`, `"http"` or `"sse"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportSpec::Stdio { .. } => "stdio",
+            TransportSpec::Http { .. } => "http",
+            TransportSpec::Sse { .. } => "sse",
+        }
+    }
+}
+
+/// Size and time bounds applied to one session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest stdout line / HTTP body / SSE event accepted (default 16 MiB).
+    pub max_message_bytes: usize,
+    /// How much of the child's stderr is kept, newest bytes win (default 64 KiB).
+    pub stderr_keep_bytes: usize,
+    /// Most `tools/list` pages followed (default 100).
+    pub max_tool_pages: usize,
+    /// Most tools collected (default 10 000).
+    pub max_tools: usize,
+    /// Most notifications kept between two `take_notifications` calls (default 256).
+    pub max_notifications_kept: usize,
+    /// How long the dual-era probe waits on `server/discover` (default 3 s).
+    pub discover_timeout: Duration,
+    /// Wait per shutdown step: close stdin -> SIGTERM -> SIGKILL (default 2 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 16 * 1024 * 1024,
+            stderr_keep_bytes: 64 * 1024,
+            max_tool_pages: 100,
+            max_tools: 10_000,
+            max_notifications_kept: 256,
+            discover_timeout: Duration::from_secs(3),
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Live counters shared with the metrics layer (read at scrape time).
+#[derive(Debug, Default)]
+pub struct WireCounters {
+    /// JSON-RPC messages written (requests, notifications, replies to server requests).
+    pub sent: AtomicU64,
+    /// JSON-RPC messages read.
+    pub received: AtomicU64,
+    /// Requests currently waiting for a response.
+    pub in_flight: AtomicI64,
+    /// stdout lines that were not JSON (stdio only).
+    pub stdout_garbage_lines: AtomicU64,
+    /// Responses whose id matched no outstanding request.
+    pub unknown_response_ids: AtomicU64,
+    /// Lines, bodies or events larger than `Limits::max_message_bytes`.
+    pub oversize_messages: AtomicU64,
+    /// Server->client requests answered with -32601.
+    pub server_requests_refused: AtomicU64,
+    /// Server->client `ping` requests answered with `{}`.
+    pub server_pings_answered: AtomicU64,
+}
+
+/// One JSON-RPC request round trip, for the request-duration histogram.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestRecord {
+    /// JSON-RPC method, e.g. `tools/list`.
+    pub method: String,
+    /// Tool name for `tools/call`.
+    pub tool: Option<String>,
+    /// Time from sending the request to its response (or failure).
+    pub duration: Duration,
+    /// A JSON-RPC result came back (for `tools/call`: a result without `isError`).
+    pub ok: bool,
+}
+
+/// A server->client notification seen while waiting for responses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// Notification method, e.g. `notifications/tools/list_changed`.
+    pub method: String,
+    /// Its params (`null` when absent).
+    pub params: serde_json::Value,
+    /// Wall-clock time it was read.
+    pub received_at: SystemTime,
+}

@@ -1,0 +1,657 @@
+//! `McpSession`: the dual-era MCP protocol (legacy `initialize` / modern `server/discover`)
+//! on top of the stdio, Streamable HTTP and legacy SSE transports.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::dispatch::Inbox;
+use super::error::McpError;
+use super::http::{HttpTransport, MessageHeaders};
+use super::jsonrpc::{self, IdCounter, RpcErrorObject};
+use super::legacy_sse::SseTransport;
+use super::stdio::StdioTransport;
+use super::tools;
+use super::{
+    Era, KNOWN_VERSIONS, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification,
+    RequestRecord, TransportSpec, WireCounters,
+};
+
+pub use super::tools::{ToolCallOutcome, ToolCatalog};
+
+/// Most request records kept between two `take_records` calls (oldest dropped).
+const MAX_RECORDS_KEPT: usize = 4096;
+/// JSON-RPC code of a modern-era "unsupported protocol version" error.
+const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// The result of a successful handshake.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Handshake {
+    /// Which protocol generation was negotiated.
+    pub era: Era,
+    /// The negotiated protocol version.
+    pub protocol_version: String,
+    /// `serverInfo.name`.
+    pub server_name: String,
+    /// `serverInfo.version` (empty when the server sent none).
+    pub server_version: String,
+    /// `serverInfo.title`, if any.
+    pub server_title: Option<String>,
+    /// The server's capabilities object, verbatim.
+    pub capabilities: Value,
+    /// The Streamable HTTP session id (legacy era over HTTP only).
+    pub session_id: Option<String>,
+    /// Non-fatal oddities seen during the handshake.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Transport {
+    Stdio(StdioTransport),
+    Http(HttpTransport),
+    Sse(SseTransport),
+}
+
+/// Keeps `in_flight` right even when a request future is dropped.
+struct InFlight(Arc<WireCounters>);
+
+impl InFlight {
+    fn new(counters: &Arc<WireCounters>) -> Self {
+        counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(counters.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One conversation with one MCP server.
+#[derive(Debug)]
+pub struct McpSession {
+    transport: Transport,
+    limits: Limits,
+    counters: Arc<WireCounters>,
+    ids: IdCounter,
+    inbox: Inbox,
+    records: VecDeque<RequestRecord>,
+    handshake: Option<Handshake>,
+}
+
+fn client_info() -> Value {
+    json!({"name": "mcp-exporter", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// Adds the modern-era `_meta` envelope to request params.
+fn with_modern_meta(params: Option<Value>) -> Value {
+    let mut obj = match params {
+        Some(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    let mut meta = match obj.remove("_meta") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    meta.insert(
+        "io.modelcontextprotocol/protocolVersion".into(),
+        json!(MODERN_VERSION),
+    );
+    meta.insert("io.modelcontextprotocol/clientInfo".into(), client_info());
+    meta.insert(
+        "io.modelcontextprotocol/clientCapabilities".into(),
+        json!({}),
+    );
+    obj.insert("_meta".into(), Value::Object(meta));
+    Value::Object(obj)
+}
+
+/// Replaces the placeholder of a transport-level timeout with the method and the call's timeout.
+fn fill_timeout(e: McpError, method: &str, after: Duration) -> McpError {
+    match e {
+        McpError::Timeout { .. } => McpError::Timeout {
+            method: method.to_string(),
+            after,
+        },
+        other => other,
+    }
+}
+
+fn rpc_error(method: &str, e: RpcErrorObject) -> McpError {
+    McpError::Rpc {
+        method: method.to_string(),
+        code: e.code,
+        message: e.message,
+    }
+}
+
+/// Errors after which trying `initialize` instead of `server/discover` is pointless.
+fn ends_dual_era_probe(e: &McpError) -> bool {
+    matches!(
+        e,
+        McpError::Spawn { .. }
+            | McpError::Connect { .. }
+            | McpError::Exited { .. }
+            | McpError::AuthRequired { .. }
+            | McpError::StreamClosed { .. }
+    )
+}
+
+fn server_info_of(result: &Value) -> Option<&Value> {
+    result
+        .get("_meta")
+        .and_then(|m| m.get("io.modelcontextprotocol/serverInfo"))
+        .or_else(|| result.get("serverInfo"))
+}
+
+impl McpSession {
+    /// Creates the transport: spawns the child (stdio) or builds the HTTP client. Does not handshake.
+    pub async fn open(
+        spec: &TransportSpec,
+        limits: Limits,
+        counters: Arc<WireCounters>,
+    ) -> Result<Self, McpError> {
+        let transport = match spec {
+            TransportSpec::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => Transport::Stdio(StdioTransport::spawn(
+                command,
+                args,
+                env,
+                cwd.as_ref(),
+                &limits,
+                counters.clone(),
+            )?),
+            TransportSpec::Http { url, headers } => Transport::Http(HttpTransport::new(
+                url,
+                headers,
+                limits.max_message_bytes,
+                counters.clone(),
+            )?),
+            TransportSpec::Sse { url, headers } => Transport::Sse(SseTransport::new(
+                url,
+                headers,
+                limits.max_message_bytes,
+                counters.clone(),
+            )?),
+        };
+        Ok(McpSession {
+            transport,
+            inbox: Inbox::new(counters.clone(), limits.max_notifications_kept),
+            limits,
+            counters,
+            ids: IdCounter::default(),
+            records: VecDeque::new(),
+            handshake: None,
+        })
+    }
+
+    fn modern(&self) -> bool {
+        self.handshake
+            .as_ref()
+            .is_some_and(|h| h.era == Era::Modern)
+    }
+
+    fn push_record(&mut self, record: RequestRecord) {
+        if self.records.len() >= MAX_RECORDS_KEPT {
+            self.records.pop_front();
+        }
+        self.records.push_back(record);
+    }
+
+    /// One request/response exchange without session recovery. `Ok(Err(..))` = JSON-RPC error.
+    async fn exchange(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+        tool: Option<&str>,
+        modern: bool,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Result<Value, RpcErrorObject>, McpError> {
+        let id = self.ids.next_id();
+        let params = if modern {
+            Some(with_modern_meta(params))
+        } else {
+            params
+        };
+        let msg = jsonrpc::request(id, method, params);
+        let headers = MessageHeaders {
+            modern,
+            method,
+            name: tool,
+        };
+        let before_handshake = self.handshake.is_none();
+        let started = Instant::now();
+        let outcome = {
+            let _in_flight = InFlight::new(&self.counters);
+            match &mut self.transport {
+                Transport::Stdio(t) => {
+                    t.roundtrip(&msg, id, deadline, &mut self.inbox, before_handshake)
+                        .await
+                }
+                Transport::Http(t) => {
+                    t.roundtrip(&msg, id, headers, deadline, &mut self.inbox)
+                        .await
+                }
+                Transport::Sse(t) => t.roundtrip(&msg, id, deadline, &mut self.inbox).await,
+            }
+        }
+        .map_err(|e| fill_timeout(e, method, timeout));
+        let ok = match &outcome {
+            Ok(Ok(result)) => {
+                method != "tools/call"
+                    || result.get("isError").and_then(Value::as_bool) != Some(true)
+            }
+            _ => false,
+        };
+        self.push_record(RequestRecord {
+            method: method.to_string(),
+            tool: tool.map(str::to_string),
+            duration: started.elapsed(),
+            ok,
+        });
+        if matches!(outcome, Err(McpError::Timeout { .. })) && method != "initialize" {
+            self.cancel(id, headers, timeout).await;
+        }
+        outcome
+    }
+
+    /// Best-effort `notifications/cancelled` after a timeout (never blocks the caller long).
+    async fn cancel(&mut self, id: u64, headers: MessageHeaders<'_>, timeout: Duration) {
+        let note = jsonrpc::notification(
+            "notifications/cancelled",
+            Some(json!({"requestId": id, "reason": format!("no response within {timeout:?}")})),
+        );
+        let headers = MessageHeaders {
+            method: "notifications/cancelled",
+            name: None,
+            ..headers
+        };
+        match &mut self.transport {
+            Transport::Stdio(t) => t.send_best_effort(&note).await,
+            // Modern HTTP cancels by closing the response stream, which already happened.
+            Transport::Http(_) if headers.modern => {}
+            Transport::Http(t) => t.notify_detached(&note, headers),
+            Transport::Sse(t) => t.notify_detached(&note),
+        }
+    }
+
+    /// A request whose JSON-RPC error becomes `McpError::Rpc`; over legacy HTTP a lost session is
+    /// re-initialized once (within the same deadline) and the request retried.
+    async fn request(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+        tool: Option<&str>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Value, McpError> {
+        let modern = self.modern();
+        let first = self
+            .exchange(method, params.clone(), tool, modern, deadline, timeout)
+            .await;
+        let outcome = match first {
+            Err(McpError::SessionLost { detail }) if !modern => {
+                tracing::info!(%detail, "HTTP session lost; re-initializing once");
+                let mut notes = vec![format!("session re-initialized after: {detail}")];
+                if let Some(previous) = &self.handshake {
+                    notes.extend(previous.notes.iter().cloned());
+                }
+                self.legacy_initialize(deadline, timeout, notes).await?;
+                self.exchange(method, params, tool, modern, deadline, timeout)
+                    .await
+            }
+            other => other,
+        };
+        outcome?.map_err(|e| rpc_error(method, e))
+    }
+
+    async fn notify(&mut self, method: &str, deadline: Instant) -> Result<(), McpError> {
+        let msg = jsonrpc::notification(method, None);
+        let headers = MessageHeaders {
+            modern: false,
+            method,
+            name: None,
+        };
+        match &mut self.transport {
+            Transport::Stdio(t) => t.send(&msg, deadline, true).await,
+            Transport::Http(t) => t.notify(&msg, headers, deadline).await,
+            Transport::Sse(t) => t.notify(&msg, deadline).await,
+        }
+    }
+
+    /// Dual-era handshake (MCP-PROBING.md §3.6). `era_hint` = the era remembered from an earlier probe:
+    /// `Some(Legacy)` => initialize directly; `Some(Modern)` => server/discover directly; `None` =>
+    /// discover first with `limits.discover_timeout`, fall back to initialize on anything non-modern.
+    pub async fn handshake(
+        &mut self,
+        era_hint: Option<Era>,
+        timeout: Duration,
+    ) -> Result<Handshake, McpError> {
+        let deadline = Instant::now() + timeout;
+        let mut notes = Vec::new();
+        let sse = matches!(self.transport, Transport::Sse(_));
+        if sse && era_hint == Some(Era::Modern) {
+            notes.push("HTTP+SSE is legacy-only; the remembered modern era was ignored".into());
+        }
+        if !sse && era_hint != Some(Era::Legacy) {
+            let (discover_deadline, window) = if era_hint == Some(Era::Modern) {
+                (deadline, timeout)
+            } else {
+                let window = self.limits.discover_timeout.min(timeout);
+                (Instant::now() + window, window)
+            };
+            match self.discover(discover_deadline, window).await {
+                Ok(handshake) => {
+                    self.handshake = Some(handshake.clone());
+                    return Ok(handshake);
+                }
+                Err(e) if ends_dual_era_probe(&e) => return Err(e),
+                Err(e) => {
+                    if era_hint == Some(Era::Modern) {
+                        notes.push(format!("remembered era was modern, but {e}"));
+                    }
+                    notes.push(format!(
+                        "discover unanswered, fell back to initialize ({e})"
+                    ));
+                }
+            }
+        }
+        self.legacy_initialize(deadline, timeout, notes).await
+    }
+
+    /// `server/discover`; succeeds only for a server that supports the modern version.
+    async fn discover(
+        &mut self,
+        deadline: Instant,
+        window: Duration,
+    ) -> Result<Handshake, McpError> {
+        let outcome = self
+            .exchange("server/discover", None, None, true, deadline, window)
+            .await?;
+        let result = match outcome {
+            Ok(result) => result,
+            Err(e) if e.code == UNSUPPORTED_PROTOCOL_VERSION => {
+                let supported = e.data.as_ref().and_then(|d| d.get("supported")).cloned();
+                return Err(McpError::protocol(format!(
+                    "server/discover: protocol version {MODERN_VERSION} unsupported (server supports {})",
+                    supported.unwrap_or(Value::Null)
+                )));
+            }
+            Err(e) => return Err(rpc_error("server/discover", e)),
+        };
+        let supported: Vec<&str> = result
+            .get("supportedVersions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !supported.contains(&MODERN_VERSION) {
+            return Err(McpError::protocol(format!(
+                "server/discover result lists supportedVersions {supported:?}, not {MODERN_VERSION}"
+            )));
+        }
+        let mut notes = Vec::new();
+        let info = server_info_of(&result);
+        let server_name = info
+            .and_then(|i| i.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let server_name = match server_name {
+            Some(n) => n,
+            None => {
+                notes.push("server/discover result carries no serverInfo name".into());
+                String::new()
+            }
+        };
+        Ok(Handshake {
+            era: Era::Modern,
+            protocol_version: MODERN_VERSION.to_string(),
+            server_name,
+            server_version: info
+                .and_then(|i| i.get("version"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            server_title: info
+                .and_then(|i| i.get("title"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
+            session_id: None,
+            notes,
+        })
+    }
+
+    /// `initialize` + `notifications/initialized` (legacy era).
+    async fn legacy_initialize(
+        &mut self,
+        deadline: Instant,
+        timeout: Duration,
+        mut notes: Vec<String>,
+    ) -> Result<Handshake, McpError> {
+        if let Transport::Http(t) = &mut self.transport {
+            t.reset_session();
+        }
+        self.handshake = None;
+        let params = json!({
+            "protocolVersion": LEGACY_REQUEST_VERSION,
+            "capabilities": {},
+            "clientInfo": client_info(),
+        });
+        let result = self
+            .exchange("initialize", Some(params), None, false, deadline, timeout)
+            .await?
+            .map_err(|e| rpc_error("initialize", e))?;
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .ok_or_else(|| McpError::protocol("initialize result has no protocolVersion string"))?
+            .to_string();
+        if !KNOWN_VERSIONS.contains(&version.as_str()) {
+            return Err(McpError::UnknownProtocolVersion { version });
+        }
+        let info = result
+            .get("serverInfo")
+            .filter(|i| i.is_object())
+            .ok_or_else(|| McpError::protocol("initialize result has no serverInfo object"))?;
+        let server_name = info
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| McpError::protocol("initialize result has no serverInfo.name string"))?
+            .to_string();
+        let server_version = match info.get("version").and_then(Value::as_str) {
+            Some(v) => v.to_string(),
+            None => {
+                notes.push("serverInfo.version missing".into());
+                String::new()
+            }
+        };
+        let capabilities = match result.get("capabilities") {
+            Some(c) if c.is_object() => c.clone(),
+            _ => {
+                notes.push("initialize result has no capabilities object".into());
+                json!({})
+            }
+        };
+        let session_id = match &mut self.transport {
+            Transport::Http(t) => {
+                t.set_protocol_version(&version);
+                t.session_id().map(str::to_string)
+            }
+            _ => None,
+        };
+        self.notify("notifications/initialized", deadline)
+            .await
+            .map_err(|e| fill_timeout(e, "notifications/initialized", timeout))?;
+        let handshake = Handshake {
+            era: Era::Legacy,
+            protocol_version: version,
+            server_name,
+            server_version,
+            server_title: info
+                .get("title")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            capabilities,
+            session_id,
+            notes,
+        };
+        self.handshake = Some(handshake.clone());
+        Ok(handshake)
+    }
+
+    /// Liveness: ping (legacy) or server/discover (modern). Returns the round-trip time.
+    pub async fn ping(&mut self, timeout: Duration) -> Result<Duration, McpError> {
+        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let method = if self.modern() {
+            "server/discover"
+        } else {
+            "ping"
+        };
+        let result = self.request(method, None, None, deadline, timeout).await?;
+        if !result.is_object() {
+            return Err(McpError::protocol(format!(
+                "{method} result is not an object: {result}"
+            )));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// tools/list following nextCursor (modern: with _meta + Mcp-Method headers).
+    pub async fn list_tools(&mut self, timeout: Duration) -> Result<ToolCatalog, McpError> {
+        let deadline = Instant::now() + timeout;
+        let mut pages =
+            tools::PageCollector::new(self.limits.max_tools, self.limits.max_tool_pages);
+        let mut cursor: Option<String> = None;
+        loop {
+            let params = match &cursor {
+                Some(c) => json!({"cursor": c}),
+                None => json!({}),
+            };
+            let result = self
+                .request("tools/list", Some(params), None, deadline, timeout)
+                .await?;
+            match pages.add_page(&result, cursor.as_deref())? {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(pages.finish())
+    }
+
+    /// tools/call name+arguments. A JSON-RPC error is `Err(McpError::Rpc{..})`; isError:true is
+    /// `Ok(is_error=true)`.
+    pub async fn call_tool(
+        &mut self,
+        name: &str,
+        arguments: Value,
+        timeout: Duration,
+    ) -> Result<ToolCallOutcome, McpError> {
+        let deadline = Instant::now() + timeout;
+        let params = json!({"name": name, "arguments": arguments});
+        let result = self
+            .request("tools/call", Some(params), Some(name), deadline, timeout)
+            .await?;
+        tools::call_outcome(&result)
+    }
+
+    /// False once the child exited / the SSE stream closed / the transport is known broken. HTTP: true.
+    pub fn is_alive(&mut self) -> bool {
+        match &mut self.transport {
+            Transport::Stdio(t) => t.is_alive(),
+            Transport::Http(_) => true,
+            Transport::Sse(t) => t.is_alive(),
+        }
+    }
+
+    /// The handshake result once done.
+    pub fn handshake_info(&self) -> Option<&Handshake> {
+        self.handshake.as_ref()
+    }
+
+    /// Request records since the last call (drains).
+    pub fn take_records(&mut self) -> Vec<RequestRecord> {
+        self.records.drain(..).collect()
+    }
+
+    /// Notifications received since the last call (drains; bounded by
+    /// `limits.max_notifications_kept`, oldest dropped).
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        self.inbox.take_notifications()
+    }
+
+    /// Last `max_bytes` of the child's stderr (stdio), lossy UTF-8; empty for HTTP.
+    pub fn stderr_tail(&self, max_bytes: usize) -> String {
+        match &self.transport {
+            Transport::Stdio(t) => t.stderr_tail(max_bytes),
+            _ => String::new(),
+        }
+    }
+
+    /// Child PID (stdio) for process sampling/tests.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.transport {
+            Transport::Stdio(t) => t.pid(),
+            _ => None,
+        }
+    }
+
+    /// Ends the session: stdio = close stdin, wait grace, SIGTERM the process group, wait grace,
+    /// SIGKILL the group; reap the child. HTTP legacy = DELETE with Mcp-Session-Id (ignore 405).
+    /// SSE = drop the stream. Bounded in time.
+    pub async fn shutdown(self) {
+        let grace = self.limits.shutdown_grace;
+        match self.transport {
+            Transport::Stdio(t) => t.shutdown(grace).await,
+            Transport::Http(mut t) => t.delete_session(Instant::now() + grace).await,
+            Transport::Sse(mut t) => t.close(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modern_meta_is_merged_into_params() {
+        let p = with_modern_meta(Some(json!({"cursor": "c", "_meta": {"x": 1}})));
+        assert_eq!(p["cursor"], "c");
+        assert_eq!(p["_meta"]["x"], 1);
+        assert_eq!(
+            p["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            MODERN_VERSION
+        );
+        assert_eq!(
+            p["_meta"]["io.modelcontextprotocol/clientInfo"]["name"],
+            "mcp-exporter"
+        );
+        assert_eq!(
+            with_modern_meta(None)["_meta"]["io.modelcontextprotocol/clientCapabilities"],
+            json!({})
+        );
+    }
+
+    #[test]
+    fn timeouts_get_method_and_duration() {
+        let e = fill_timeout(
+            McpError::Timeout {
+                method: String::new(),
+                after: Duration::ZERO,
+            },
+            "ping",
+            Duration::from_secs(2),
+        );
+        assert!(e.to_string().contains("`ping` within 2s"), "{e}");
+    }
+}

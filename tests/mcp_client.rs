@@ -1,0 +1,585 @@
+//! Integration tests of the MCP client (`mcp_exporter::mcp`) against real servers
+//! (server-everything over stdio / Streamable HTTP / legacy SSE, the Python SDK dual-era server)
+//! and deliberately broken fixtures.
+
+mod mcp_support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use mcp_exporter::mcp::{Era, Limits, McpError, McpSession, TransportSpec, WireCounters};
+use mcp_support::*;
+use serde_json::json;
+use tokio::time::Instant;
+
+const HANDSHAKE: Duration = Duration::from_secs(20);
+const CALL: Duration = Duration::from_secs(10);
+
+async fn open(spec: &TransportSpec) -> (McpSession, Arc<WireCounters>) {
+    open_with(spec, Limits::default()).await
+}
+
+async fn open_with(spec: &TransportSpec, limits: Limits) -> (McpSession, Arc<WireCounters>) {
+    let counters = Arc::new(WireCounters::default());
+    let session = McpSession::open(spec, limits, counters.clone())
+        .await
+        .unwrap_or_else(|e| panic!("open {spec:?}: {e}"));
+    (session, counters)
+}
+
+/// The legacy sequence every server-everything transport must pass.
+async fn exercise_everything(session: &mut McpSession, versions: &[&str]) {
+    let hs = session.handshake(None, HANDSHAKE).await.expect("handshake");
+    assert_eq!(hs.era, Era::Legacy);
+    assert!(versions.contains(&hs.protocol_version.as_str()), "{hs:?}");
+    assert_eq!(hs.server_name, "mcp-servers/everything");
+    assert!(hs.capabilities.get("tools").is_some(), "{hs:?}");
+    session.ping(CALL).await.expect("ping");
+    let tools = session.list_tools(CALL).await.expect("tools/list");
+    assert!(tools.names.len() >= 10, "{tools:?}");
+    assert!(tools.names.iter().any(|n| n == "echo"), "{tools:?}");
+    assert_eq!((tools.invalid_items, tools.truncated), (0, false));
+    let out = session
+        .call_tool("echo", json!({"message": "probe"}), CALL)
+        .await
+        .expect("tools/call echo");
+    assert_eq!((out.is_error, out.text.as_str()), (false, "Echo: probe"));
+    let unknown = session
+        .call_tool("definitely_not_a_tool", json!({}), CALL)
+        .await
+        .expect("unknown tool is a tool error for server-everything");
+    assert!(unknown.is_error, "{unknown:?}");
+    let records = session.take_records();
+    assert!(records.iter().any(|r| r.method == "ping" && r.ok));
+    let call = records
+        .iter()
+        .find(|r| r.tool.as_deref() == Some("echo"))
+        .expect("record of the echo call");
+    assert!(call.ok && call.method == "tools/call");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.tool.as_deref() == Some("definitely_not_a_tool") && !r.ok)
+    );
+    assert!(session.take_records().is_empty(), "records drain");
+}
+
+#[tokio::test]
+async fn everything_over_stdio() {
+    if !available(&everything_js()) {
+        return;
+    }
+    let spec = stdio(
+        std::path::Path::new("node"),
+        &[&everything_js().display().to_string(), "stdio"],
+    );
+    let (mut session, counters) = open(&spec).await;
+    let pid = session.pid().expect("child pid");
+    exercise_everything(&mut session, &["2025-11-25"]).await;
+    let hs = session.handshake_info().expect("handshake info");
+    assert!(
+        hs.notes
+            .iter()
+            .any(|n| n.contains("fell back to initialize")),
+        "{hs:?}"
+    );
+    assert!(session.is_alive());
+    assert!(counters.sent.load(Ordering::Relaxed) >= 7);
+    assert!(counters.received.load(Ordering::Relaxed) >= 6);
+    assert_eq!(counters.in_flight.load(Ordering::Relaxed), 0);
+    assert!(
+        session
+            .take_notifications()
+            .iter()
+            .any(|n| n.method == "notifications/tools/list_changed")
+    );
+    let started = Instant::now();
+    session.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(live_members(pid).is_empty(), "{:?}", group_members(pid));
+}
+
+#[tokio::test]
+async fn everything_over_streamable_http() {
+    if !available(&everything_js()) {
+        return;
+    }
+    let server = ServerProcess::everything("streamableHttp").await;
+    let spec = TransportSpec::Http {
+        url: server.url("/mcp"),
+        headers: vec![],
+    };
+    let (mut session, _) = open(&spec).await;
+    exercise_everything(&mut session, &["2025-11-25"]).await;
+    assert!(
+        session
+            .handshake_info()
+            .and_then(|h| h.session_id.clone())
+            .is_some()
+    );
+    assert!(session.is_alive());
+    assert_eq!(session.pid(), None);
+    assert_eq!(session.stderr_tail(100), "");
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn everything_over_legacy_sse() {
+    if !available(&everything_js()) {
+        return;
+    }
+    let server = ServerProcess::everything("sse").await;
+    let spec = TransportSpec::Sse {
+        url: server.url("/sse"),
+        headers: vec![],
+    };
+    let (mut session, _) = open(&spec).await;
+    exercise_everything(&mut session, &["2025-11-25", "2024-11-05"]).await;
+    assert!(session.is_alive());
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn sse_stream_end_marks_session_dead() {
+    if !available(&everything_js()) {
+        return;
+    }
+    let server = ServerProcess::everything("sse").await;
+    let spec = TransportSpec::Sse {
+        url: server.url("/sse"),
+        headers: vec![],
+    };
+    let (mut session, _) = open(&spec).await;
+    session
+        .handshake(Some(Era::Legacy), HANDSHAKE)
+        .await
+        .expect("handshake");
+    drop(server);
+    let err = session.ping(CALL).await.expect_err("server is gone");
+    assert!(
+        matches!(
+            err,
+            McpError::StreamClosed { .. } | McpError::Connect { .. }
+        ),
+        "{err}"
+    );
+    assert!(!session.is_alive());
+}
+
+#[tokio::test]
+async fn lost_http_session_is_reinitialized_once() {
+    if !available(&everything_js()) {
+        return;
+    }
+    let server = ServerProcess::everything("streamableHttp").await;
+    let url = server.url("/mcp");
+    let spec = TransportSpec::Http {
+        url: url.clone(),
+        headers: vec![],
+    };
+    let (mut session, _) = open(&spec).await;
+    let first = session
+        .handshake(Some(Era::Legacy), HANDSHAKE)
+        .await
+        .expect("handshake");
+    let old_sid = first.session_id.clone().expect("session id");
+    // End the session behind the client's back; server-everything then answers 400.
+    let status = reqwest::Client::new()
+        .delete(url)
+        .header("mcp-session-id", &old_sid)
+        .send()
+        .await
+        .expect("DELETE")
+        .status();
+    assert!(status.is_success(), "{status}");
+    session.ping(CALL).await.expect("ping after re-initialize");
+    let now = session.handshake_info().expect("handshake info");
+    assert_ne!(now.session_id.as_deref(), Some(old_sid.as_str()));
+    assert!(
+        now.notes.iter().any(|n| n.contains("re-initialized")),
+        "{now:?}"
+    );
+    session
+        .list_tools(CALL)
+        .await
+        .expect("tools/list on the new session");
+    session.shutdown().await;
+}
+
+async fn exercise_python_modern(session: &mut McpSession) {
+    let hs = session.handshake(None, HANDSHAKE).await.expect("handshake");
+    assert_eq!(hs.era, Era::Modern);
+    assert_eq!(hs.era.to_string(), "modern");
+    assert_eq!(hs.protocol_version, "2026-07-28");
+    assert_eq!(hs.server_name, "py-probe-target");
+    assert_eq!(hs.session_id, None);
+    session.ping(CALL).await.expect("ping = server/discover");
+    let tools = session.list_tools(CALL).await.expect("tools/list");
+    for name in ["echo", "fail"] {
+        assert!(tools.names.iter().any(|n| n == name), "{tools:?}");
+    }
+    let out = session
+        .call_tool("echo", json!({"message": "hi"}), CALL)
+        .await
+        .expect("echo");
+    assert_eq!((out.is_error, out.text.as_str()), (false, "Echo: hi"));
+    let fail = session
+        .call_tool("fail", json!({}), CALL)
+        .await
+        .expect("fail");
+    assert!(fail.is_error, "{fail:?}");
+    assert!(fail.text.contains("fail"), "{fail:?}");
+    let unknown = session
+        .call_tool("definitely_not_a_tool", json!({}), CALL)
+        .await;
+    assert!(
+        matches!(&unknown, Ok(o) if o.is_error) || matches!(&unknown, Err(McpError::Rpc { .. })),
+        "{unknown:?}"
+    );
+    let records = session.take_records();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.method == "server/discover" && r.ok)
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.tool.as_deref() == Some("fail") && !r.ok)
+    );
+}
+
+#[tokio::test]
+async fn python_modern_over_stdio() {
+    if !available(&python()) {
+        return;
+    }
+    let spec = stdio(
+        &python(),
+        &[&fixture("py_modern_server.py").display().to_string()],
+    );
+    let (mut session, _) = open(&spec).await;
+    exercise_python_modern(&mut session).await;
+    let pid = session.pid().expect("pid");
+    session.shutdown().await;
+    assert!(live_members(pid).is_empty());
+}
+
+#[tokio::test]
+async fn python_modern_over_http() {
+    if !available(&python()) {
+        return;
+    }
+    let server = ServerProcess::python("http").await;
+    let spec = TransportSpec::Http {
+        url: server.url("/mcp"),
+        headers: vec![],
+    };
+    let (mut session, _) = open(&spec).await;
+    exercise_python_modern(&mut session).await;
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn python_json_responses_and_remembered_eras() {
+    if !available(&python()) {
+        return;
+    }
+    let server = ServerProcess::python("json").await;
+    let spec = TransportSpec::Http {
+        url: server.url("/mcp"),
+        headers: vec![],
+    };
+    let (mut session, _) = open(&spec).await;
+    let hs = session
+        .handshake(Some(Era::Modern), HANDSHAKE)
+        .await
+        .expect("modern");
+    assert_eq!(hs.era, Era::Modern);
+    session
+        .list_tools(CALL)
+        .await
+        .expect("tools/list (JSON body)");
+    session.shutdown().await;
+    // The same dual-era server, forced to the legacy era.
+    let (mut session, _) = open(&spec).await;
+    let hs = session
+        .handshake(Some(Era::Legacy), HANDSHAKE)
+        .await
+        .expect("legacy");
+    assert_eq!(hs.era, Era::Legacy);
+    assert!(hs.session_id.is_some(), "{hs:?}");
+    session.ping(CALL).await.expect("legacy ping");
+    let out = session
+        .call_tool("echo", json!({"message": "legacy"}), CALL)
+        .await
+        .expect("echo");
+    assert_eq!(out.text, "Echo: legacy");
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_command_is_a_spawn_error() {
+    let spec = stdio(std::path::Path::new("/nonexistent/mcp-server-xyz"), &[]);
+    let err = McpSession::open(&spec, Limits::default(), Arc::default())
+        .await
+        .expect_err("must not spawn");
+    assert!(matches!(err, McpError::Spawn { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cannot start `/nonexistent/mcp-server-xyz`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn child_exiting_at_once_reports_stderr() {
+    if !available(&python()) {
+        return;
+    }
+    let (mut session, _) = open(&broken("stderr_exit")).await;
+    let err = session
+        .handshake(None, HANDSHAKE)
+        .await
+        .expect_err("child exits");
+    match &err {
+        McpError::Exited {
+            status,
+            stderr_tail,
+            before_handshake,
+            ..
+        } => {
+            assert_eq!(*status, Some(1));
+            assert!(*before_handshake);
+            assert!(stderr_tail.contains("BROKEN_TOKEN environment variable is required"));
+        }
+        other => panic!("expected Exited, got {other}"),
+    }
+    assert!(!session.is_alive());
+    assert!(session.stderr_tail(1000).contains("BROKEN_TOKEN"));
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_child_times_out_in_time() {
+    if !available(&python()) {
+        return;
+    }
+    let (mut session, counters) = open(&broken("silent")).await;
+    let timeout = Duration::from_millis(800);
+    let started = Instant::now();
+    let err = session
+        .handshake(Some(Era::Legacy), timeout)
+        .await
+        .expect_err("no answer");
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, McpError::Timeout { method, .. } if method == "initialize"),
+        "{err}"
+    );
+    assert!(
+        took >= timeout && took < timeout + Duration::from_millis(400),
+        "{took:?}"
+    );
+    // Without a hint the dual-era probe spends discover_timeout, then initialize times out.
+    let limits = Limits {
+        discover_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (mut second, _) = open_with(&broken("silent"), limits).await;
+    let started = Instant::now();
+    let err = second
+        .handshake(None, timeout)
+        .await
+        .expect_err("no answer");
+    assert!(matches!(err, McpError::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < timeout + Duration::from_millis(400));
+    assert_eq!(counters.in_flight.load(Ordering::Relaxed), 0);
+    session.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_lines_are_counted_and_skipped() {
+    if !available(&python()) {
+        return;
+    }
+    let (mut session, counters) = open(&broken("garbage")).await;
+    let hs = session
+        .handshake(Some(Era::Legacy), HANDSHAKE)
+        .await
+        .expect("handshake");
+    assert_eq!(hs.server_name, "broken-garbage");
+    session.ping(CALL).await.expect("ping");
+    assert_eq!(counters.stdout_garbage_lines.load(Ordering::Relaxed), 4);
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_requests_are_answered() {
+    if !available(&python()) {
+        return;
+    }
+    let (mut session, counters) = open(&broken("server_requests")).await;
+    session.handshake(None, HANDSHAKE).await.expect("handshake");
+    let tools = session.list_tools(CALL).await.expect("tools/list");
+    assert_eq!(tools.names, ["replies-ok"]);
+    assert_eq!(counters.server_pings_answered.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.server_requests_refused.load(Ordering::Relaxed), 1);
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_response_id_is_counted_and_skipped() {
+    if !available(&python()) {
+        return;
+    }
+    let (mut session, counters) = open(&broken("wrong_id")).await;
+    session
+        .handshake(Some(Era::Legacy), HANDSHAKE)
+        .await
+        .expect("handshake");
+    session.ping(CALL).await.expect("ping gets its own id");
+    assert_eq!(counters.unknown_response_ids.load(Ordering::Relaxed), 1);
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversize_line_is_a_protocol_error() {
+    if !available(&python()) {
+        return;
+    }
+    let limits = Limits {
+        max_message_bytes: 4096,
+        ..Limits::default()
+    };
+    let (mut session, counters) = open_with(&broken("oversize"), limits).await;
+    session
+        .handshake(Some(Era::Legacy), HANDSHAKE)
+        .await
+        .expect("handshake");
+    let err = session.ping(CALL).await.expect_err("oversize");
+    assert!(
+        matches!(&err, McpError::Protocol { detail } if detail.contains("4096")),
+        "{err}"
+    );
+    assert_eq!(counters.oversize_messages.load(Ordering::Relaxed), 1);
+    // The line was skipped safely: the session still works.
+    session
+        .list_tools(CALL)
+        .await
+        .expect("tools/list after oversize");
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_protocol_version_is_rejected() {
+    if !available(&python()) {
+        return;
+    }
+    let (mut session, _) = open(&broken("bad_version")).await;
+    let err = session
+        .handshake(None, HANDSHAKE)
+        .await
+        .expect_err("bad version");
+    assert!(
+        matches!(&err, McpError::UnknownProtocolVersion { version } if version == "1999-01-01"),
+        "{err}"
+    );
+    session.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_kills_a_stubborn_process_tree() {
+    if !available(&python()) {
+        return;
+    }
+    let limits = Limits {
+        shutdown_grace: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (mut session, _) = open_with(&broken("stubborn"), limits).await;
+    session
+        .handshake(Some(Era::Legacy), HANDSHAKE)
+        .await
+        .expect("handshake");
+    let pid = session.pid().expect("pid");
+    // The grandchild starts with the server; wait until it shows up in the group.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while live_members(pid).len() < 2 {
+        assert!(Instant::now() < deadline, "grandchild did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    session.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(live_members(pid).is_empty(), "{:?}", group_members(pid));
+}
+
+#[tokio::test]
+async fn http_401_carries_the_challenge() {
+    let challenge = r#"Bearer error="invalid_token", resource_metadata="http://127.0.0.1:1/.well-known/oauth-protected-resource/mcp""#;
+    let body = r#"{"error": "invalid_token"}"#;
+    let port = canned_http_server(format!(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    let spec = TransportSpec::Http {
+        url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
+        headers: vec![("Authorization".into(), "Bearer wrong".into())],
+    };
+    let (mut session, _) = open(&spec).await;
+    let err = session.handshake(None, CALL).await.expect_err("401");
+    match &err {
+        McpError::AuthRequired {
+            status,
+            www_authenticate,
+        } => {
+            assert_eq!(*status, 401);
+            assert_eq!(www_authenticate.as_deref(), Some(challenge));
+        }
+        other => panic!("expected AuthRequired, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn refused_connection_is_a_connect_error() {
+    let port = free_port().await;
+    let spec = TransportSpec::Http {
+        url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
+        headers: vec![],
+    };
+    let (mut session, _) = open(&spec).await;
+    let err = session
+        .handshake(None, CALL)
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, McpError::Connect { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn initialize_rejected_by_http_status_suggests_sse() {
+    let body = "Cannot POST /sse";
+    let port = canned_http_server(format!(
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    let spec = TransportSpec::Http {
+        url: url::Url::parse(&format!("http://127.0.0.1:{port}/sse")).expect("url"),
+        headers: vec![],
+    };
+    let (mut session, _) = open(&spec).await;
+    let err = session.handshake(None, CALL).await.expect_err("404");
+    assert!(
+        matches!(&err, McpError::HttpStatus { status: 404, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("transport = \"sse\""), "{err}");
+}
