@@ -5,9 +5,22 @@
 # Idempotent and fast when already done: each part keeps a stamp with the hash of its lockfile
 # and is skipped while the stamp matches; apt-get runs only when a package is missing.
 #
+# Usage: install-deps.sh [--servers-only]
+#   --servers-only            only the MCP servers (npm, PyPI), as scripts/demo.sh needs; no apt
 # Environment:
 #   MCP_EXPORTER_SKIP_APT=1   never touch apt (e.g. a developer machine without root)
 set -euo pipefail
+
+SERVERS_ONLY=0
+for arg in "$@"; do
+	case "$arg" in
+	--servers-only) SERVERS_ONLY=1 ;;
+	*)
+		printf 'install-deps: unknown argument %s (usage: install-deps.sh [--servers-only])\n' "$arg" >&2
+		exit 2
+		;;
+	esac
+done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVERS="$ROOT/mcp-servers"
@@ -136,5 +149,7 @@ stop_services() {
 
 install_node_servers
 install_python_peer
-install_apt_packages
+if [[ "$SERVERS_ONLY" -eq 0 ]]; then
+	install_apt_packages
+fi
 log "done"

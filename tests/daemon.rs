@@ -48,7 +48,6 @@ name = "{name}"
 transport = "{transport}"
 url = "{url}"
 interval = "1s"
-timeout = "10s"
 {extra}
 "#
     )
@@ -158,7 +157,7 @@ expected_tools = ["list_directory"]
     for (server, transport, era, version) in [
         ("everything", "stdio", "legacy", "2025-11-25"),
         ("everything-http", "http", "legacy", "2025-11-25"),
-        ("everything-sse", "sse", "legacy", "2024-11-05"),
+        ("everything-sse", "sse", "legacy", "2025-11-25"),
         ("python-modern", "http", "modern", "2026-07-28"),
     ] {
         let name = if server == "python-modern" {
@@ -363,7 +362,7 @@ fn a_hung_server_delays_neither_scrapes_nor_other_probes() {
             "hung",
             "http",
             &format!("http://127.0.0.1:{port}/mcp"),
-            "timeout = \"30s\"\ninterval = \"1s\""
+            "timeout = \"30s\""
         )
     );
     let daemon = Daemon::start(&config);

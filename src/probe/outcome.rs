@@ -142,6 +142,8 @@ pub struct ProbeOutcome {
     pub failure: Option<ProbeFailure>,
     /// Non-fatal problems that make a successful probe degraded.
     pub warnings: Vec<String>,
+    /// Informational remarks from the handshake (era fallback, re-initialized session).
+    pub notes: Vec<String>,
     /// Latency an operator compares to thresholds: the ping RTT, or the handshake when
     /// the session was new and no ping ran.
     pub latency: Option<Duration>,
@@ -176,6 +178,7 @@ impl ProbeOutcome {
             success: false,
             failure: None,
             warnings: Vec::new(),
+            notes: Vec::new(),
             latency: None,
             identity: None,
             stages: Vec::new(),

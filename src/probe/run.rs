@@ -145,7 +145,7 @@ impl ServerProbe {
                 outcome.up = true;
                 outcome.new_session = true;
                 outcome.latency = Some(took);
-                outcome.warnings.extend(hs.notes.iter().cloned());
+                outcome.notes.extend(hs.notes.iter().cloned());
                 self.era_hint = Some(hs.era);
                 let identity = ServerIdentity {
                     name: hs.server_name.clone(),
