@@ -170,12 +170,9 @@ impl SseTransport {
         let mut resp = match sent {
             Ok(resp) => resp,
             Err(e) => {
-                let err = map_send_error(endpoint.as_str(), &e);
-                if matches!(err, McpError::Connect { .. }) {
-                    // Nobody listens any more: the stream is as good as gone.
-                    self.close();
-                }
-                return Err(err);
+                // Refused or reset: the server is gone, and with it the stream.
+                self.close();
+                return Err(map_send_error(endpoint.as_str(), &e));
             }
         };
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
