@@ -836,3 +836,29 @@ async fn oversize_http_body_is_a_protocol_error() {
     );
     assert_eq!(counters.oversize_messages.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn sse_endpoint_on_another_origin_is_refused() {
+    let (port, seen) = scripted_http_server(|_| {
+        Some(http_response(
+            "200 OK",
+            &[("content-type", "text/event-stream")],
+            "event: endpoint\ndata: http://evil.example/message?sessionId=1\n\n",
+        ))
+    })
+    .await;
+    let spec = TransportSpec::Sse {
+        url: url::Url::parse(&format!("http://127.0.0.1:{port}/sse")).expect("url"),
+        headers: vec![("Authorization".into(), "Bearer secret".into())],
+    };
+    let (mut session, _) = open(&spec).await;
+    let err = session
+        .handshake(None, CALL)
+        .await
+        .expect_err("foreign endpoint");
+    assert!(
+        matches!(&err, McpError::Protocol { detail } if detail.contains("another origin")),
+        "{err}"
+    );
+    assert_eq!(seen.lock().expect("lock").len(), 1, "only the GET was sent");
+}

@@ -39,8 +39,11 @@ pub(crate) struct MessageHeaders<'a> {
 /// Builds the reqwest client shared by the HTTP transports (no overall timeout: every call
 /// carries its own deadline).
 pub(crate) fn build_client() -> Result<reqwest::Client, McpError> {
+    // Redirects are not followed: a probe reports what the configured URL answers, and
+    // configured credentials never travel to another URL.
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| McpError::protocol(format!("cannot build the HTTP client: {e}")))
 }

@@ -121,6 +121,13 @@ impl SseTransport {
                             e.data
                         ))
                     })?;
+                    // Configured headers (credentials) must not travel to another origin.
+                    if endpoint.origin() != self.url.origin() {
+                        return Err(McpError::protocol(format!(
+                            "endpoint event names {endpoint}, another origin than the SSE URL {}; refusing to send messages there",
+                            self.url
+                        )));
+                    }
                     self.endpoint = Some(endpoint);
                     self.inbound = Some(rx);
                     return Ok(());

@@ -7,6 +7,7 @@
 mod dispatch;
 pub mod error;
 pub mod framing;
+mod handshake;
 pub mod http;
 pub mod jsonrpc;
 pub mod legacy_sse;
@@ -22,7 +23,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::{Duration, SystemTime};
 
 pub use error::McpError;
-pub use session::{Handshake, McpSession};
+pub use handshake::Handshake;
+pub use session::McpSession;
 pub use tools::{ToolCallOutcome, ToolCatalog};
 
 /// Protocol revisions this client accepts from a server (legacy ones from `initialize`).
