@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout_at};
 use super::WireCounters;
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
-use super::http::{
+use super::http_io::{
     auth_error, build_client, map_send_error, parse_headers, read_excerpt, timeout_marker,
 };
 use super::jsonrpc::RpcErrorObject;

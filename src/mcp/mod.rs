@@ -9,6 +9,7 @@ pub mod error;
 pub mod framing;
 mod handshake;
 pub mod http;
+mod http_io;
 pub mod jsonrpc;
 pub mod legacy_sse;
 pub mod session;
