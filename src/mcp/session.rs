@@ -273,7 +273,12 @@ impl McpSession {
                 tracing::info!(%detail, "HTTP session lost; re-initializing once");
                 let mut notes = vec![format!("session re-initialized after: {detail}")];
                 if let Some(previous) = &self.handshake {
-                    notes.extend(previous.notes.iter().cloned());
+                    let earlier = previous.notes.iter();
+                    notes.extend(
+                        earlier
+                            .filter(|n| !n.starts_with("session re-initialized"))
+                            .cloned(),
+                    );
                 }
                 self.legacy_initialize(deadline, timeout, notes).await?;
                 self.exchange(method, params, tool, modern, deadline, timeout)
