@@ -862,3 +862,32 @@ async fn sse_endpoint_on_another_origin_is_refused() {
     );
     assert_eq!(seen.lock().expect("lock").len(), 1, "only the GET was sent");
 }
+
+#[tokio::test]
+async fn slow_modern_server_is_recognised_after_a_discover_timeout() {
+    if !available(&python()) {
+        return;
+    }
+    // A discover window far shorter than Python's start-up: discover times out, the server then
+    // commits to the modern era and refuses initialize with -32022, and discover is retried.
+    let limits = Limits {
+        discover_timeout: Duration::from_millis(50),
+        ..Limits::default()
+    };
+    let spec = stdio(
+        &python(),
+        &[&fixture("py_modern_server.py").display().to_string()],
+    );
+    let (mut session, counters) = open_with(&spec, limits).await;
+    let hs = session.handshake(None, HANDSHAKE).await.expect("handshake");
+    assert_eq!(hs.era, Era::Modern, "{hs:?}");
+    assert!(
+        hs.notes
+            .iter()
+            .any(|n| n.contains("server/discover retried")),
+        "{hs:?}"
+    );
+    assert!(counters.unknown_response_ids.load(Ordering::Relaxed) >= 1);
+    session.list_tools(CALL).await.expect("tools/list");
+    session.shutdown().await;
+}

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::dispatch::Inbox;
 use super::error::McpError;
-use super::handshake::{self, Handshake};
+use super::handshake::{self, Handshake, UNSUPPORTED_PROTOCOL_VERSION};
 use super::http::{HttpTransport, MessageHeaders};
 use super::jsonrpc::{self, IdCounter, RpcErrorObject};
 use super::legacy_sse::SseTransport;
@@ -344,7 +344,26 @@ impl McpSession {
                 }
             }
         }
-        self.legacy_initialize(deadline, timeout, notes).await
+        match self
+            .legacy_initialize(deadline, timeout, notes.clone())
+            .await
+        {
+            // A modern server that answered discover late (slow start) now refuses initialize
+            // with -32022: it is modern after all, so ask again with the time left.
+            Err(McpError::Rpc { code, message, .. })
+                if code == UNSUPPORTED_PROTOCOL_VERSION && !sse =>
+            {
+                notes.push(format!(
+                    "initialize refused ({message}); server/discover retried"
+                ));
+                let mut handshake = self.discover(deadline, timeout).await?;
+                notes.append(&mut handshake.notes);
+                handshake.notes = notes;
+                self.handshake = Some(handshake.clone());
+                Ok(handshake)
+            }
+            other => other,
+        }
     }
 
     /// `server/discover`; succeeds only for a server that supports the modern version.
