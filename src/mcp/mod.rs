@@ -4,6 +4,8 @@
 //! Written by hand (not rmcp) so that every stage can be timed and every malformed byte seen.
 //! Protocol reference: `shared/spec/MCP-PROBING.md`.
 
+#![warn(missing_docs)]
+
 mod dispatch;
 pub mod error;
 pub mod framing;

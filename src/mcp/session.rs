@@ -11,16 +11,19 @@ use tokio::time::Instant;
 
 use super::dispatch::Inbox;
 use super::error::McpError;
-use super::handshake::{self, Handshake, UNSUPPORTED_PROTOCOL_VERSION};
+use super::handshake::{self, UNSUPPORTED_PROTOCOL_VERSION};
 use super::http::{HttpTransport, MessageHeaders};
 use super::jsonrpc::{self, IdCounter, RpcErrorObject};
 use super::legacy_sse::SseTransport;
 use super::stdio::StdioTransport;
-use super::tools::{self, ToolCallOutcome, ToolCatalog};
+use super::tools;
 use super::{
     Era, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestRecord,
     TransportSpec, WireCounters,
 };
+
+pub use super::handshake::Handshake;
+pub use super::tools::{ToolCallOutcome, ToolCatalog};
 
 /// Most request records kept between two `take_records` calls (oldest dropped).
 const MAX_RECORDS_KEPT: usize = 4096;
