@@ -62,7 +62,7 @@ pub enum McpError {
     },
     /// An HTTP status the protocol does not expect.
     #[error(
-        "unexpected HTTP status {status}: {body_excerpt:?} (for 400/404/405 on initialize, try transport = \"sse\")"
+        "unexpected HTTP status {status}: {body_excerpt:?}{}", status_hint(*status)
     )]
     HttpStatus {
         /// The status code.
@@ -105,6 +105,18 @@ fn exit_text(status: Option<i32>, signal: Option<i32>) -> String {
         (Some(code), _) => format!("exit code {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
         (None, None) => "exit status unknown".to_string(),
+    }
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        400 | 404 | 405 => {
+            " (if this is an old HTTP+SSE server, configure transport = \"sse\" with its SSE URL)"
+        }
+        406 => " (the server wants both application/json and text/event-stream accepted)",
+        421 => " (the server rejects the Host header; use the host name it expects)",
+        300..=399 => " (redirects are not followed; configure the final URL)",
+        _ => "",
     }
 }
 

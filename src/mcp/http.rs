@@ -8,12 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
+use super::http_io::{
+    auth_error, build_client, map_send_error, parse_headers, read_body, read_excerpt,
+    timeout_marker,
+};
 use super::jsonrpc::{RpcErrorObject, error_in_body};
 use super::sse::{SseItem, SseParser};
 use super::{MODERN_VERSION, WireCounters};
@@ -34,117 +38,6 @@ pub(crate) struct MessageHeaders<'a> {
     pub method: &'a str,
     /// Tool name for `tools/call` (modern `Mcp-Name`).
     pub name: Option<&'a str>,
-}
-
-/// Builds the reqwest client shared by the HTTP transports (no overall timeout: every call
-/// carries its own deadline).
-pub(crate) fn build_client() -> Result<reqwest::Client, McpError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| McpError::protocol(format!("cannot build the HTTP client: {e}")))
-}
-
-/// Validates configured headers once.
-pub(crate) fn parse_headers(headers: &[(String, String)]) -> Result<HeaderMap, McpError> {
-    let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            McpError::protocol(format!(
-                "configured header name {name:?} is not a valid HTTP header name"
-            ))
-        })?;
-        let v = HeaderValue::from_str(value).map_err(|_| {
-            McpError::protocol(format!(
-                "configured value of header {name:?} is not a valid HTTP header value"
-            ))
-        })?;
-        map.append(n, v);
-    }
-    Ok(map)
-}
-
-/// Turns a reqwest error into a typed error (connect failures vs. broken streams).
-pub(crate) fn map_send_error(url: &str, e: &reqwest::Error) -> McpError {
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    if e.is_connect() || e.is_builder() {
-        McpError::Connect {
-            url: url.to_string(),
-            detail,
-        }
-    } else {
-        McpError::StreamClosed { detail }
-    }
-}
-
-/// The error for a 401/403 answer.
-pub(crate) fn auth_error(resp: &reqwest::Response) -> McpError {
-    McpError::AuthRequired {
-        status: resp.status().as_u16(),
-        www_authenticate: resp
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-    }
-}
-
-/// Reads a body up to `limit` bytes; larger bodies are an oversize protocol error.
-pub(crate) async fn read_body(
-    resp: &mut reqwest::Response,
-    limit: usize,
-    deadline: Instant,
-    counters: &WireCounters,
-) -> Result<Vec<u8>, McpError> {
-    let mut body = Vec::new();
-    loop {
-        let chunk = timeout_at(deadline, resp.chunk())
-            .await
-            .map_err(|_| timeout_marker())?
-            .map_err(|e| map_send_error(resp.url().as_str(), &e))?;
-        let Some(chunk) = chunk else {
-            return Ok(body);
-        };
-        if body.len() + chunk.len() > limit {
-            counters.oversize_messages.fetch_add(1, Ordering::Relaxed);
-            return Err(McpError::protocol(format!(
-                "HTTP body exceeded {limit} bytes (max_message_bytes); reading stopped"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-}
-
-/// Reads at most `limit` bytes of a body for an error message; never fails.
-pub(crate) async fn read_excerpt(
-    resp: &mut reqwest::Response,
-    limit: usize,
-    deadline: Instant,
-) -> Vec<u8> {
-    let mut body = Vec::new();
-    while body.len() < limit {
-        match timeout_at(deadline, resp.chunk()).await {
-            Ok(Ok(Some(chunk))) => {
-                let room = limit - body.len();
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            _ => break,
-        }
-    }
-    body
-}
-
-/// A timeout whose method/duration the session fills in.
-pub(crate) fn timeout_marker() -> McpError {
-    McpError::Timeout {
-        method: String::new(),
-        after: Duration::ZERO,
-    }
 }
 
 /// Encodes an `Mcp-Name` value: verbatim when printable ASCII, else `=?base64?...?=`.
@@ -499,12 +392,5 @@ mod tests {
     fn mcp_name_is_encoded_only_when_needed() {
         assert_eq!(header_safe("echo"), "echo");
         assert_eq!(header_safe("é"), "=?base64?w6k=?=");
-    }
-
-    #[test]
-    fn rejects_invalid_configured_headers() {
-        assert!(parse_headers(&[("Authorization".into(), "Bearer x".into())]).is_ok());
-        assert!(parse_headers(&[("bad name".into(), "x".into())]).is_err());
-        assert!(parse_headers(&[("x".into(), "line\nbreak".into())]).is_err());
     }
 }

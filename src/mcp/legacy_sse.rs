@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout_at};
 use super::WireCounters;
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
-use super::http::{
+use super::http_io::{
     auth_error, build_client, map_send_error, parse_headers, read_excerpt, timeout_marker,
 };
 use super::jsonrpc::RpcErrorObject;
@@ -121,6 +121,13 @@ impl SseTransport {
                             e.data
                         ))
                     })?;
+                    // Configured headers (credentials) must not travel to another origin.
+                    if endpoint.origin() != self.url.origin() {
+                        return Err(McpError::protocol(format!(
+                            "endpoint event names {endpoint}, another origin than the SSE URL {}; refusing to send messages there",
+                            self.url
+                        )));
+                    }
                     self.endpoint = Some(endpoint);
                     self.inbound = Some(rx);
                     return Ok(());
@@ -170,12 +177,9 @@ impl SseTransport {
         let mut resp = match sent {
             Ok(resp) => resp,
             Err(e) => {
-                let err = map_send_error(endpoint.as_str(), &e);
-                if matches!(err, McpError::Connect { .. }) {
-                    // Nobody listens any more: the stream is as good as gone.
-                    self.close();
-                }
-                return Err(err);
+                // Refused or reset: the server is gone, and with it the stream.
+                self.close();
+                return Err(map_send_error(endpoint.as_str(), &e));
             }
         };
         self.counters.sent.fetch_add(1, Ordering::Relaxed);

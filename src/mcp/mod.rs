@@ -4,10 +4,14 @@
 //! Written by hand (not rmcp) so that every stage can be timed and every malformed byte seen.
 //! Protocol reference: `shared/spec/MCP-PROBING.md`.
 
+#![warn(missing_docs)]
+
 mod dispatch;
 pub mod error;
 pub mod framing;
+mod handshake;
 pub mod http;
+mod http_io;
 pub mod jsonrpc;
 pub mod legacy_sse;
 pub mod session;
@@ -22,7 +26,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::{Duration, SystemTime};
 
 pub use error::McpError;
-pub use session::{Handshake, McpSession};
+pub use handshake::Handshake;
+pub use session::McpSession;
 pub use tools::{ToolCallOutcome, ToolCatalog};
 
 /// Protocol revisions this client accepts from a server (legacy ones from `initialize`).

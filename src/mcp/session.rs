@@ -11,43 +11,22 @@ use tokio::time::Instant;
 
 use super::dispatch::Inbox;
 use super::error::McpError;
+use super::handshake::{self, UNSUPPORTED_PROTOCOL_VERSION};
 use super::http::{HttpTransport, MessageHeaders};
 use super::jsonrpc::{self, IdCounter, RpcErrorObject};
 use super::legacy_sse::SseTransport;
 use super::stdio::StdioTransport;
 use super::tools;
 use super::{
-    Era, KNOWN_VERSIONS, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification,
-    RequestRecord, TransportSpec, WireCounters,
+    Era, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestRecord,
+    TransportSpec, WireCounters,
 };
 
+pub use super::handshake::Handshake;
 pub use super::tools::{ToolCallOutcome, ToolCatalog};
 
 /// Most request records kept between two `take_records` calls (oldest dropped).
 const MAX_RECORDS_KEPT: usize = 4096;
-/// JSON-RPC code of a modern-era "unsupported protocol version" error.
-const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
-
-/// The result of a successful handshake.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Handshake {
-    /// Which protocol generation was negotiated.
-    pub era: Era,
-    /// The negotiated protocol version.
-    pub protocol_version: String,
-    /// `serverInfo.name`.
-    pub server_name: String,
-    /// `serverInfo.version` (empty when the server sent none).
-    pub server_version: String,
-    /// `serverInfo.title`, if any.
-    pub server_title: Option<String>,
-    /// The server's capabilities object, verbatim.
-    pub capabilities: Value,
-    /// The Streamable HTTP session id (legacy era over HTTP only).
-    pub session_id: Option<String>,
-    /// Non-fatal oddities seen during the handshake.
-    pub notes: Vec<String>,
-}
 
 #[derive(Debug)]
 enum Transport {
@@ -140,13 +119,6 @@ fn ends_dual_era_probe(e: &McpError) -> bool {
             | McpError::AuthRequired { .. }
             | McpError::StreamClosed { .. }
     )
-}
-
-fn server_info_of(result: &Value) -> Option<&Value> {
-    result
-        .get("_meta")
-        .and_then(|m| m.get("io.modelcontextprotocol/serverInfo"))
-        .or_else(|| result.get("serverInfo"))
 }
 
 impl McpSession {
@@ -304,7 +276,12 @@ impl McpSession {
                 tracing::info!(%detail, "HTTP session lost; re-initializing once");
                 let mut notes = vec![format!("session re-initialized after: {detail}")];
                 if let Some(previous) = &self.handshake {
-                    notes.extend(previous.notes.iter().cloned());
+                    let earlier = previous.notes.iter();
+                    notes.extend(
+                        earlier
+                            .filter(|n| !n.starts_with("session re-initialized"))
+                            .cloned(),
+                    );
                 }
                 self.legacy_initialize(deadline, timeout, notes).await?;
                 self.exchange(method, params, tool, modern, deadline, timeout)
@@ -339,6 +316,10 @@ impl McpSession {
     ) -> Result<Handshake, McpError> {
         let deadline = Instant::now() + timeout;
         let mut notes = Vec::new();
+        self.handshake = None;
+        if let Transport::Http(t) = &mut self.transport {
+            t.reset_session();
+        }
         let sse = matches!(self.transport, Transport::Sse(_));
         if sse && era_hint == Some(Era::Modern) {
             notes.push("HTTP+SSE is legacy-only; the remembered modern era was ignored".into());
@@ -366,7 +347,26 @@ impl McpSession {
                 }
             }
         }
-        self.legacy_initialize(deadline, timeout, notes).await
+        match self
+            .legacy_initialize(deadline, timeout, notes.clone())
+            .await
+        {
+            // A modern server that answered discover late (slow start) now refuses initialize
+            // with -32022: it is modern after all, so ask again with the time left.
+            Err(McpError::Rpc { code, message, .. })
+                if code == UNSUPPORTED_PROTOCOL_VERSION && !sse =>
+            {
+                notes.push(format!(
+                    "initialize refused ({message}); server/discover retried"
+                ));
+                let mut handshake = self.discover(deadline, timeout).await?;
+                notes.append(&mut handshake.notes);
+                handshake.notes = notes;
+                self.handshake = Some(handshake.clone());
+                Ok(handshake)
+            }
+            other => other,
+        }
     }
 
     /// `server/discover`; succeeds only for a server that supports the modern version.
@@ -378,57 +378,7 @@ impl McpSession {
         let outcome = self
             .exchange("server/discover", None, None, true, deadline, window)
             .await?;
-        let result = match outcome {
-            Ok(result) => result,
-            Err(e) if e.code == UNSUPPORTED_PROTOCOL_VERSION => {
-                let supported = e.data.as_ref().and_then(|d| d.get("supported")).cloned();
-                return Err(McpError::protocol(format!(
-                    "server/discover: protocol version {MODERN_VERSION} unsupported (server supports {})",
-                    supported.unwrap_or(Value::Null)
-                )));
-            }
-            Err(e) => return Err(rpc_error("server/discover", e)),
-        };
-        let supported: Vec<&str> = result
-            .get("supportedVersions")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if !supported.contains(&MODERN_VERSION) {
-            return Err(McpError::protocol(format!(
-                "server/discover result lists supportedVersions {supported:?}, not {MODERN_VERSION}"
-            )));
-        }
-        let mut notes = Vec::new();
-        let info = server_info_of(&result);
-        let server_name = info
-            .and_then(|i| i.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let server_name = match server_name {
-            Some(n) => n,
-            None => {
-                notes.push("server/discover result carries no serverInfo name".into());
-                String::new()
-            }
-        };
-        Ok(Handshake {
-            era: Era::Modern,
-            protocol_version: MODERN_VERSION.to_string(),
-            server_name,
-            server_version: info
-                .and_then(|i| i.get("version"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            server_title: info
-                .and_then(|i| i.get("title"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
-            session_id: None,
-            notes,
-        })
+        handshake::from_discover(outcome)
     }
 
     /// `initialize` + `notifications/initialized` (legacy era).
@@ -436,7 +386,7 @@ impl McpSession {
         &mut self,
         deadline: Instant,
         timeout: Duration,
-        mut notes: Vec<String>,
+        notes: Vec<String>,
     ) -> Result<Handshake, McpError> {
         if let Transport::Http(t) = &mut self.transport {
             t.reset_session();
@@ -451,40 +401,10 @@ impl McpSession {
             .exchange("initialize", Some(params), None, false, deadline, timeout)
             .await?
             .map_err(|e| rpc_error("initialize", e))?;
-        let version = result
-            .get("protocolVersion")
-            .and_then(Value::as_str)
-            .ok_or_else(|| McpError::protocol("initialize result has no protocolVersion string"))?
-            .to_string();
-        if !KNOWN_VERSIONS.contains(&version.as_str()) {
-            return Err(McpError::UnknownProtocolVersion { version });
-        }
-        let info = result
-            .get("serverInfo")
-            .filter(|i| i.is_object())
-            .ok_or_else(|| McpError::protocol("initialize result has no serverInfo object"))?;
-        let server_name = info
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| McpError::protocol("initialize result has no serverInfo.name string"))?
-            .to_string();
-        let server_version = match info.get("version").and_then(Value::as_str) {
-            Some(v) => v.to_string(),
-            None => {
-                notes.push("serverInfo.version missing".into());
-                String::new()
-            }
-        };
-        let capabilities = match result.get("capabilities") {
-            Some(c) if c.is_object() => c.clone(),
-            _ => {
-                notes.push("initialize result has no capabilities object".into());
-                json!({})
-            }
-        };
+        let mut handshake = handshake::from_initialize(&result, notes)?;
         let session_id = match &mut self.transport {
             Transport::Http(t) => {
-                t.set_protocol_version(&version);
+                t.set_protocol_version(&handshake.protocol_version);
                 t.session_id().map(str::to_string)
             }
             _ => None,
@@ -492,19 +412,7 @@ impl McpSession {
         self.notify("notifications/initialized", deadline)
             .await
             .map_err(|e| fill_timeout(e, "notifications/initialized", timeout))?;
-        let handshake = Handshake {
-            era: Era::Legacy,
-            protocol_version: version,
-            server_name,
-            server_version,
-            server_title: info
-                .get("title")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            capabilities,
-            session_id,
-            notes,
-        };
+        handshake.session_id = session_id;
         self.handshake = Some(handshake.clone());
         Ok(handshake)
     }

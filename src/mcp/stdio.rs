@@ -339,22 +339,34 @@ impl StdioTransport {
 }
 
 /// Signals members of the process group that outlived its leader: SIGTERM, then SIGKILL after
-/// `grace` (at once when the leader itself needed signals).
+/// `grace` (at once when the leader itself needed signals); then waits (at most `grace`) until
+/// the kernel reports the group empty.
 async fn reap_group(pg: Pid, grace: Duration, escalated: bool) {
     if killpg(pg, None).is_err() {
         return;
     }
     if !escalated {
         let _ = killpg(pg, Signal::SIGTERM);
-        let until = Instant::now() + grace;
-        while Instant::now() < until {
-            sleep(Duration::from_millis(20)).await;
-            if killpg(pg, None).is_err() {
-                return;
-            }
+        if group_gone_within(pg, grace).await {
+            return;
         }
     }
     let _ = killpg(pg, Signal::SIGKILL);
+    group_gone_within(pg, grace).await;
+}
+
+/// Polls until no process is left in group `pg` (ESRCH), at most `limit`.
+async fn group_gone_within(pg: Pid, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if killpg(pg, None).is_err() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
 }
 
 impl Drop for StdioTransport {
