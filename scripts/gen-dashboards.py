@@ -225,11 +225,10 @@ def overview():
                                   "__name__": True}}}],
             overrides=[col("server", links=server_links())],
             description="Why a server is not HEALTHY (probe_failed, dependency_down, slow, ...).")
-    b.panel("timeseries", "Catalog changes and sessions",
-            [(f"sum by (server) (increase(mcp_tool_catalog_changes_total{{{SEL}}}[$__rate_interval]))",
-              "{{server}} tool catalog changes"),
-             (f"sum by (server) (increase(mcp_sessions_started_total{{{SEL}}}[$__rate_interval]))",
-              "{{server}} sessions started")], "short")
+    b.panel("timeseries", "Sessions started",
+            [(f"sum by (server) (increase(mcp_sessions_started_total{{{SEL}}}[$__rate_interval]))",
+              "{{server}}")], "short",
+            description="A new session means a reconnect or a respawned stdio child.")
     b.panel("timeseries", "Messages processed",
             [(f"sum by (server, direction) (rate(mcp_messages_processed_total{{{SEL}}}[$__rate_interval]))",
               "{{server}} {{direction}}")], "ops")
