@@ -215,6 +215,8 @@ pub fn emitted_names(exposition: &str) -> BTreeSet<String> {
 /// One notification Alertmanager posted to the webhook: (status of the alert, its labels).
 #[derive(Debug, Clone)]
 pub struct Delivered {
+    /// The request path the notification was posted to (the test names receivers by path).
+    pub path: String,
     /// `firing` or `resolved`.
     pub status: String,
     /// The alert's labels.
@@ -280,7 +282,8 @@ impl Webhook {
             .iter()
             .map(|d| {
                 format!(
-                    "{} {} server={}",
+                    "{} {} {} server={}",
+                    d.path,
                     d.status,
                     d.labels
                         .get("alertname")
@@ -302,8 +305,17 @@ fn serve_one(stream: TcpStream, sink: &Mutex<Vec<Delivered>>) -> Result<(), Stri
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut request_line = String::new();
+    reader
+        .read_line(&mut request_line)
+        .map_err(|e| e.to_string())?;
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     let mut content_length = 0usize;
-    let mut header_bytes = 0usize;
+    let mut header_bytes = request_line.len();
     loop {
         let mut line = String::new();
         let n = reader.read_line(&mut line).map_err(|e| e.to_string())?;
@@ -335,6 +347,7 @@ fn serve_one(stream: TcpStream, sink: &Mutex<Vec<Delivered>>) -> Result<(), Stri
     let mut delivered = Vec::new();
     for alert in payload["alerts"].as_array().into_iter().flatten() {
         delivered.push(Delivered {
+            path: path.clone(),
             status: alert["status"].as_str().unwrap_or_default().to_string(),
             labels: alert["labels"].as_object().cloned().unwrap_or_default(),
             annotations: alert["annotations"]
