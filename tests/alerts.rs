@@ -573,3 +573,110 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify: {text}"
     );
 }
+
+/// Every YAML document of a multi-document file.
+fn documents(rel: &str) -> Vec<Yaml> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(&read(rel))
+        .map(|doc| Yaml::deserialize(doc).unwrap_or_else(|e| panic!("{rel}: {e}")))
+        .collect()
+}
+
+#[test]
+fn kubernetes_manifests_fit_together() {
+    let mut objects = documents("deploy/kubernetes/mcp-exporter.yaml");
+    objects.extend(documents("deploy/kubernetes/servicemonitor.yaml"));
+    objects.extend(documents("deploy/kubernetes/prometheusrule.yaml"));
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    for o in &objects {
+        assert!(
+            o["apiVersion"].as_str().is_some() && o["metadata"]["name"].as_str().is_some(),
+            "{o:?}"
+        );
+        assert_eq!(o["metadata"]["namespace"], "monitoring");
+    }
+    let deployment = find("Deployment");
+    let service = find("Service");
+    let monitor = find("ServiceMonitor");
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(
+        deployment["spec"]["selector"]["matchLabels"],
+        pod["metadata"]["labels"]
+    );
+    assert_eq!(service["spec"]["selector"], pod["metadata"]["labels"]);
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        service["metadata"]["labels"]
+    );
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["name"], "metrics");
+    assert_eq!(service["spec"]["ports"][0]["name"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    // The config the ConfigMap carries is valid for the daemon.
+    let config = find("ConfigMap")["data"]["mcp-exporter.toml"]
+        .as_str()
+        .expect("config in the ConfigMap")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("k8s.toml");
+    std::fs::write(&path, config).expect("write");
+    run_ok(Command::new(daemon_bin()).arg("validate").arg(&path));
+}
+
+#[test]
+fn compose_stack_mounts_what_its_configs_name() {
+    let compose = parse_yaml("deploy/compose/compose.yaml");
+    let services = &compose["services"];
+    for name in [
+        "mcp-exporter",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "jaeger",
+    ] {
+        assert!(services.get(name).is_some(), "compose has no {name}");
+    }
+    let volumes = |svc: &str| -> Vec<String> {
+        services[svc]["volumes"]
+            .as_sequence()
+            .expect("volumes")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    // Grafana's provider path is where the bundled dashboards are mounted.
+    let provider = parse_yaml("deploy/compose/grafana/provisioning/dashboards/mcp.yml");
+    let path = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .expect("provider path")
+        .to_string();
+    assert!(
+        volumes("grafana")
+            .iter()
+            .any(|v| v == &format!("./bundle/dashboards:{path}:ro")),
+        "{:?}",
+        volumes("grafana")
+    );
+    assert!(volumes("prometheus").contains(&"./bundle:/etc/prometheus/mcp:ro".to_string()));
+    assert!(
+        volumes("alertmanager")
+            .contains(&"../alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro".to_string())
+    );
+    let dockerfile = read("deploy/Dockerfile");
+    assert!(
+        dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM ")) >= 2,
+        "multi-stage"
+    );
+    assert!(dockerfile.contains("\nUSER 10001"), "runs as non-root");
+}
