@@ -3,11 +3,13 @@
 Performance, System Resources).
 
 The JSON files are committed and compiled into the binary; edit this script, run it, commit both:
-    python3 scripts/gen-dashboards.py
-tests/alerts.rs checks that every expression parses and names only emitted metrics.
+    python3 scripts/gen-dashboards.py [OUTPUT_DIR]
+tests/alerts.rs checks that the committed files are this script's output, that every expression
+parses and that it names only emitted metrics.
 """
 import json
 import pathlib
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -171,17 +173,19 @@ def overview():
                                  "properties": [{"id": k, "value": v} for k, v in props.items()]}
     b.panel(
         "table", "Servers",
-        [(f"mcp_server_health_status{{{SEL}}}", "", {"instant": True, "format": "table"}),
-         (f"mcp_server_up{{{SEL}}}", "", {"instant": True, "format": "table"}),
-         (f"server:mcp_request_duration_seconds:p95_5m{{{SEL}}}", "", {"instant": True, "format": "table"}),
-         (f"mcp_server_tools{{{SEL}}}", "", {"instant": True, "format": "table"}),
-         (f"time() - mcp_probe_last_run_timestamp_seconds{{{SEL}}}", "", {"instant": True, "format": "table"})],
+        # One row per server: every query aggregates to the `server` label alone, so the merge
+        # transformation joins them (a raw selector would keep __name__, instance and job).
+        [(f"max by (server) (mcp_server_health_status{{{SEL}}})", "", {"instant": True, "format": "table"}),
+         (f"max by (server) (mcp_server_up{{{SEL}}})", "", {"instant": True, "format": "table"}),
+         (f"max by (server) (server:mcp_request_duration_seconds:p95_5m{{{SEL}}})", "", {"instant": True, "format": "table"}),
+         (f"max by (server) (mcp_server_tools{{{SEL}}})", "", {"instant": True, "format": "table"}),
+         (f"min by (server) (time() - mcp_probe_last_run_timestamp_seconds{{{SEL}}})", "", {"instant": True, "format": "table"})],
         "none", w=24, h=9,
         description="One row per server; click a server for its performance and resources.",
         transformations=[
             {"id": "merge", "options": {}},
             {"id": "organize", "options": {
-                "excludeByName": {"Time": True, "instance": True, "job": True},
+                "excludeByName": {"Time": True},
                 "renameByName": {"Value #A": "Health", "Value #B": "Up", "Value #C": "p95 latency",
                                  "Value #D": "Tools", "Value #E": "Last probe"},
                 "indexByName": {"server": 0, "Value #A": 1, "Value #B": 2, "Value #C": 3,
@@ -337,9 +341,10 @@ def resources():
 
 
 if __name__ == "__main__":
-    out = ROOT / "dashboards"
+    # Optional argument: the output directory (tests write to a temp dir and compare).
+    out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "dashboards"
     out.mkdir(exist_ok=True)
     for name, board in [("mcp-overview", overview()), ("mcp-performance", performance()),
                         ("system-resources", resources())]:
         (out / f"{name}.json").write_text(json.dumps(board, indent=2) + "\n")
-        print(f"wrote dashboards/{name}.json")
+        print(f"wrote {out / name}.json")

@@ -680,3 +680,26 @@ fn compose_stack_mounts_what_its_configs_name() {
     );
     assert!(dockerfile.contains("\nUSER 10001"), "runs as non-root");
 }
+
+#[test]
+fn committed_dashboards_are_the_generator_output() {
+    let Some(python) = which("python3") else {
+        eprintln!("SKIP: python3 not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_ok(
+        Command::new(python)
+            .arg(root().join("scripts/gen-dashboards.py"))
+            .arg(dir.path()),
+    );
+    for name in ["mcp-overview", "mcp-performance", "system-resources"] {
+        let generated = std::fs::read_to_string(dir.path().join(format!("{name}.json")))
+            .expect("generated dashboard");
+        assert!(
+            generated == read(&format!("dashboards/{name}.json")),
+            "dashboards/{name}.json differs from scripts/gen-dashboards.py's output: run \
+             python3 scripts/gen-dashboards.py and commit both"
+        );
+    }
+}

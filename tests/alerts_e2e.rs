@@ -274,6 +274,25 @@ call = {{ tool = "slow_echo", arguments = {{ message = "hi" }}, expect_text = "E
     );
     eprintln!("webhook received: {}", webhook.summary());
 
+    // Every expression of the rules and dashboards evaluates on this real Prometheus over the
+    // live data (Grafana's variables substituted); most return series already.
+    let mut with_data = 0;
+    let exprs = alerts_support::expressions();
+    for (at, expr) in &exprs {
+        let path = format!("/api/v1/query?query={}", query_escape(expr));
+        let r = http_request(&prom_addr, "GET", &path, &[], b"", Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
+        let body: serde_json::Value = serde_json::from_str(&r.text()).expect("query answer");
+        assert_eq!(body["status"], "success", "{at}: {expr}: {body}");
+        if body["data"]["result"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            with_data += 1;
+        }
+    }
+    eprintln!("{with_data} of {} expressions return series", exprs.len());
+
     // The deployed inhibit rule, in the real Alertmanager: while MCPServerDown fires for a
     // server, its other alerts are inhibited, except MCPSecurityIncident; other servers' are not.
     let alert = |name: &str, server: &str, severity: &str| serde_json::json!({"labels": {"alertname": name, "server": server, "severity": severity}});
@@ -336,4 +355,16 @@ call = {{ tool = "slow_echo", arguments = {{ message = "hi" }}, expect_text = "E
             ))
         }
     });
+}
+
+/// Percent-encodes a query parameter value.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
