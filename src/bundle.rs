@@ -124,6 +124,36 @@ pub fn prometheus_rule() -> String {
     out
 }
 
+/// Header of the generated dashboards ConfigMap; one key per dashboard follows under `data:`.
+const DASHBOARDS_CONFIGMAP_HEADER: &str = "\
+# Generated from dashboards/*.json by `mcp-exporter bundle DIR` (kubernetes/grafana-dashboards.yaml).
+# Do not edit. Grafana's dashboard sidecar (kube-prometheus-stack) loads ConfigMaps labelled
+# grafana_dashboard=\"1\".
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: mcp-exporter-dashboards
+  namespace: monitoring
+  labels:
+    app.kubernetes.io/name: mcp-exporter
+    grafana_dashboard: \"1\"
+data:
+";
+
+/// A ConfigMap carrying the dashboards for Grafana's sidecar (each JSON as a block scalar).
+pub fn grafana_dashboards_configmap() -> String {
+    let mut out = String::from(DASHBOARDS_CONFIGMAP_HEADER);
+    for (name, json) in DASHBOARDS {
+        out.push_str(&format!("  {name}.json: |\n"));
+        for line in json.lines() {
+            out.push_str("    ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Every file of the bundle: (path relative to the bundle directory, contents).
 pub fn files() -> Vec<(PathBuf, String)> {
     let mut files = vec![(
@@ -145,6 +175,10 @@ pub fn files() -> Vec<(PathBuf, String)> {
     files.push((
         Path::new("kubernetes").join("prometheusrule.yaml"),
         prometheus_rule(),
+    ));
+    files.push((
+        Path::new("kubernetes").join("grafana-dashboards.yaml"),
+        grafana_dashboards_configmap(),
     ));
     files
 }

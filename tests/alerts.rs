@@ -450,6 +450,24 @@ fn bundle_writes_the_files_and_the_prometheus_rule_matches_the_rules_file() {
         "deploy/kubernetes/prometheusrule.yaml drifted from the rules file; regenerate it:\n  \
          cargo run -- bundle /tmp/b && cp /tmp/b/kubernetes/prometheusrule.yaml deploy/kubernetes/"
     );
+    let configmap = written("kubernetes/grafana-dashboards.yaml");
+    assert!(
+        configmap == read("deploy/kubernetes/grafana-dashboards.yaml"),
+        "deploy/kubernetes/grafana-dashboards.yaml drifted from dashboards/; regenerate it:\n  \
+         cargo run -- bundle /tmp/b && cp /tmp/b/kubernetes/grafana-dashboards.yaml deploy/kubernetes/"
+    );
+    let configmap = parse_yaml("deploy/kubernetes/grafana-dashboards.yaml");
+    assert_eq!(configmap["metadata"]["labels"]["grafana_dashboard"], "1");
+    for (file, dash) in dashboards() {
+        let key = file.trim_start_matches("dashboards/");
+        let carried: serde_json::Value = serde_json::from_str(
+            configmap["data"][key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {key}")),
+        )
+        .expect("ConfigMap dashboard is JSON");
+        assert_eq!(carried, dash, "{key}");
+    }
     // Semantically too: its spec is the rules file.
     let manifest = parse_yaml("deploy/kubernetes/prometheusrule.yaml");
     assert_eq!(manifest["kind"], "PrometheusRule");
@@ -587,6 +605,7 @@ fn kubernetes_manifests_fit_together() {
     let mut objects = documents("deploy/kubernetes/mcp-exporter.yaml");
     objects.extend(documents("deploy/kubernetes/servicemonitor.yaml"));
     objects.extend(documents("deploy/kubernetes/prometheusrule.yaml"));
+    objects.extend(documents("deploy/kubernetes/grafana-dashboards.yaml"));
     let find = |kind: &str| {
         objects
             .iter()
@@ -624,7 +643,10 @@ fn kubernetes_manifests_fit_together() {
     );
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
     // The config the ConfigMap carries is valid for the daemon.
-    let config = find("ConfigMap")["data"]["mcp-exporter.toml"]
+    let config = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "mcp-exporter-config")
+        .expect("config ConfigMap")["data"]["mcp-exporter.toml"]
         .as_str()
         .expect("config in the ConfigMap")
         .to_string();
