@@ -244,6 +244,25 @@ mod tests {
     }
 
     #[test]
+    fn write_names_the_path_it_cannot_create() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "x").expect("write");
+        let err = write(&file.join("bundle")).expect_err("a file is in the way");
+        assert!(err.to_string().contains("a-file"), "{err}");
+    }
+
+    #[test]
+    fn write_writes_every_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = write(dir.path()).expect("write");
+        assert_eq!(written.len(), files().len());
+        let rules = std::fs::read_to_string(dir.path().join("alerts").join(RULES_FILE_NAME))
+            .expect("rules written");
+        assert_eq!(rules, RULES_YML);
+    }
+
+    #[test]
     fn prometheus_rule_carries_every_rule_line() {
         let manifest = prometheus_rule();
         assert!(manifest.contains("kind: PrometheusRule"));
