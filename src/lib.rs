@@ -1,6 +1,7 @@
 //! mcp-exporter: probes MCP servers (stdio, Streamable HTTP, legacy SSE) on a schedule and
 //! serves what it observed as Prometheus metrics and a status page.
 
+pub mod bundle;
 pub mod config;
 pub mod daemon;
 pub mod health;

@@ -49,11 +49,29 @@ enum Command {
         /// Configuration file.
         config: PathBuf,
     },
+    /// Write the monitoring bundle (Prometheus rules, Grafana dashboards, runbooks, Kubernetes
+    /// PrometheusRule) into DIR.
+    Bundle {
+        /// Output directory (created if missing; files in it are replaced).
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bundle { dir } => match mcp_exporter::bundle::write(&dir) {
+            Ok(paths) => {
+                for path in paths {
+                    println!("{}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Validate { config } => match mcp_exporter::validate::report(&config) {
             Ok(report) => {
                 print!("{report}");

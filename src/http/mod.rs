@@ -1,6 +1,7 @@
 //! The HTTP surface: `/metrics`, `/health`, `/api/servers` and the status page at `/`.
 //! Handlers only read what the scheduler last published; none of them probes.
 
+mod assets;
 mod status_page;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/health", get(health_handler))
         .route("/api/servers", get(servers_handler))
+        .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)
 }
