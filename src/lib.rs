@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod deps;
 pub mod health;
 pub mod http;
 pub mod logging;

@@ -11,7 +11,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
-use crate::health::{self, Health, HealthStatus};
+use crate::deps::{self, DependencyBoard, ServerDependency};
+use crate::health::{self, DependencyHealth, Health, HealthStatus};
 use crate::mcp::{Limits, WireCounters};
 use crate::metrics::Metrics;
 use crate::probe::{FailureClass, ProbeFailure, ProbeOutcome, ServerProbe, Stage};
@@ -42,6 +43,8 @@ pub struct ServerStatus {
     pub last_failure: Option<TimedFailure>,
     /// Failed probes in a row.
     pub consecutive_failures: u64,
+    /// The server's dependencies as of its last assessment (`depends_on` order).
+    pub dependencies: Vec<ServerDependency>,
 }
 
 /// A failure with the time it was observed.
@@ -68,6 +71,7 @@ pub struct Scheduler {
     board: StatusBoard,
     limits: Limits,
     tasks: HashMap<String, ServerTask>,
+    dependencies: DependencyBoard,
 }
 
 impl Scheduler {
@@ -78,7 +82,15 @@ impl Scheduler {
             board,
             limits,
             tasks: HashMap::new(),
+            dependencies: DependencyBoard::default(),
         }
+    }
+
+    /// Reads dependency states from `board` (written by a `DependencyRunner`) when assessing
+    /// health.
+    pub fn with_dependencies(mut self, board: DependencyBoard) -> Self {
+        self.dependencies = board;
+        self
     }
 
     /// Makes the running set of servers match `servers`: starts new ones, stops removed ones
@@ -126,6 +138,7 @@ impl Scheduler {
                 last_probe: None,
                 last_failure: None,
                 consecutive_failures: 0,
+                dependencies: deps::server_view(&self.dependencies, &config.depends_on),
             },
         );
         let (stop, stop_rx) = watch::channel(false);
@@ -135,6 +148,7 @@ impl Scheduler {
             stop_rx,
             Arc::clone(&self.metrics),
             Arc::clone(&self.board),
+            Arc::clone(&self.dependencies),
         ));
         tracing::info!(
             server = %config.name,
@@ -187,6 +201,7 @@ async fn run_server(
     mut stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
     board: StatusBoard,
+    dependencies: DependencyBoard,
 ) {
     let config = Arc::clone(probe.config());
     let spread = config.interval.min(MAX_START_SPREAD);
@@ -204,7 +219,14 @@ async fn run_server(
             }
         };
         let catalog_changed = detect_drift(&config.name, &mut last_hash, &outcome);
-        publish(&config, &metrics, &board, outcome, catalog_changed);
+        publish(
+            &config,
+            &metrics,
+            &board,
+            &dependencies,
+            outcome,
+            catalog_changed,
+        );
         let jittered = random_fraction(
             config.interval,
             1.0 - INTERVAL_JITTER,
@@ -259,10 +281,32 @@ fn publish(
     config: &ServerConfig,
     metrics: &Metrics,
     board: &StatusBoard,
+    dependencies: &DependencyBoard,
     outcome: ProbeOutcome,
     catalog_changed: bool,
 ) {
-    let health = health::assess(Some(&outcome), config.degraded_latency);
+    let dependency_view = deps::server_view(dependencies, &config.depends_on);
+    let dependency_health: Vec<DependencyHealth<'_>> = dependency_view
+        .iter()
+        .map(|d| DependencyHealth {
+            name: &d.name,
+            critical: d.critical,
+            status: d.status,
+            reason: d.reason.as_deref(),
+        })
+        .collect();
+    let health = health::assess_with_dependencies(
+        Some(&outcome),
+        config.degraded_latency,
+        &dependency_health,
+    );
+    let dependency_series: Vec<(&str, &str, HealthStatus)> = dependency_view
+        .iter()
+        .map(|d| (d.name.as_str(), d.kind, d.status))
+        .collect();
+    metrics
+        .deps
+        .record_server(&config.name, &dependency_series, &health);
     metrics.record_probe(
         &config.name,
         config.transport.kind(),
@@ -300,6 +344,7 @@ fn publish(
     );
     status.health = health;
     status.last_probe = Some(outcome);
+    status.dependencies = dependency_view;
 }
 
 fn log_transition(server: &str, from: HealthStatus, to: &Health) {
