@@ -611,3 +611,55 @@ depends_on = ["pg-optional"]
         scrape.samples("mcp_server_health_reason")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The playbook example
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_playbook_example_validates() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mcp-exporter"))
+        .arg("validate")
+        .arg(common::repo_root().join("examples/playbook.toml"))
+        .env_remove("PG_DSN")
+        .output()
+        .expect("run validate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("OK: listen 127.0.0.1:8931, 8 server(s)"),
+        "{stdout}"
+    );
+    for server in [
+        "desktop-commander",
+        "filesystem",
+        "postgres",
+        "github",
+        "memory",
+        "brave-search",
+        "slack",
+        "puppeteer",
+    ] {
+        assert!(
+            stdout.contains(&format!("  {server} (stdio)")),
+            "{server} missing:\n{stdout}"
+        );
+    }
+    for dependency in [
+        "pg (postgres",
+        "github-api (http",
+        "brave-api (http",
+        "logs-dir (filesystem",
+        "tmp (filesystem",
+    ] {
+        assert!(
+            stdout.contains(&format!("dependency {dependency}")),
+            "{dependency} missing:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("`PG_DSN` is not set"), "{stdout}");
+}

@@ -153,6 +153,58 @@ impl DependencyConfig {
     }
 }
 
+impl DependencyConfig {
+    /// One line for `validate`: what is checked, how often, how critical.
+    pub fn describe(&self) -> String {
+        let target = match &self.spec {
+            DependencySpec::Postgres { dsn, .. } => match dsn {
+                SecretSource::Env(v) => format!("DSN from ${v}"),
+                SecretSource::File(p) => format!("DSN from {}", p.display()),
+            },
+            DependencySpec::Http { method, url, .. } => format!("{method} {url}"),
+            DependencySpec::Tcp { address } => address.clone(),
+            DependencySpec::Filesystem { path, writable, .. } => format!(
+                "{}{}",
+                path.display(),
+                if *writable { " (writable)" } else { "" }
+            ),
+        };
+        format!(
+            "{} ({}{}): every {} (timeout {}): {target}",
+            self.name,
+            self.spec.kind(),
+            if self.critical { ", critical" } else { "" },
+            humantime::format_duration(self.period()),
+            humantime::format_duration(self.timeout),
+        )
+    }
+
+    /// Environment variables the check needs that `lookup` does not find.
+    pub fn unset_variables(&self, lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+        let mut unset = Vec::new();
+        match &self.spec {
+            DependencySpec::Postgres { dsn, password } => {
+                for source in std::iter::once(dsn).chain(password.as_ref()) {
+                    if let SecretSource::Env(name) = source
+                        && lookup(name).is_none()
+                    {
+                        unset.push(name.clone());
+                    }
+                }
+            }
+            DependencySpec::Http { headers, .. } => {
+                for (_, value) in headers {
+                    if let Err(name) = crate::config::expand_env(value, &lookup) {
+                        unset.push(name);
+                    }
+                }
+            }
+            _ => {}
+        }
+        unset
+    }
+}
+
 /// The TOML shape of `[[dependencies]]` (every kind's keys; validation rejects the ones that do
 /// not apply to the entry's kind).
 #[derive(Debug, Deserialize)]
