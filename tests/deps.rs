@@ -554,6 +554,7 @@ depends_on = ["pg-optional"]
         Some(2.0)
     );
     assert!(scrape.has("mcp_dependency_check_duration_seconds"));
+    common::promtool_check_metrics(scrape.text()).expect("promtool accepts the exposition");
 
     pg.stop();
     eventually(WAIT, POLL, || {
@@ -564,6 +565,7 @@ depends_on = ["pg-optional"]
         );
         let critical = s.value("mcp_server_health_status", &[("server", "pg-mcp")]);
         let optional = s.value("mcp_server_health_status", &[("server", "pg-mcp-lists")]);
+        let promtool_text = s.text().to_string();
         let reason = s.value(
             "mcp_server_health_reason",
             &[("server", "pg-mcp"), ("reason", "critical_dependency_down")],
@@ -578,7 +580,7 @@ depends_on = ["pg-optional"]
             && reason == Some(1.0)
             && optional_reason == Some(1.0)
         {
-            Ok(())
+            common::promtool_check_metrics(&promtool_text)
         } else {
             Err(format!(
                 "up {up:?}, pg-mcp {critical:?} ({reason:?}), pg-mcp-lists {optional:?} ({optional_reason:?})"

@@ -332,6 +332,13 @@ pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> De
     result.done(start.elapsed())
 }
 
+/// Checks every dependency once, concurrently (for one-shot commands such as `check`); results
+/// in the order of `dependencies`.
+pub async fn check_all(dependencies: &[DependencyConfig]) -> Vec<DependencyCheck> {
+    let client = http::client();
+    futures_util::future::join_all(dependencies.iter().map(|d| check_once(d, &client))).await
+}
+
 /// Formats a duration as whole milliseconds, for reasons.
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())

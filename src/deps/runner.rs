@@ -192,3 +192,19 @@ async fn run(
         next = (started + delay).max(Instant::now());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_can_only_lengthen_the_wait() {
+        let period = Duration::from_secs(30);
+        let mut check = DependencyCheck::healthy(SystemTime::now());
+        assert_eq!(next_delay(period, &check), period);
+        check.rate_limit.retry_after = Some(Duration::from_secs(5));
+        assert_eq!(next_delay(period, &check), period);
+        check.rate_limit.retry_after = Some(Duration::from_secs(120));
+        assert_eq!(next_delay(period, &check), Duration::from_secs(120));
+    }
+}
