@@ -120,6 +120,11 @@ fn postgres_outcomes_are_told_apart() {
         "{refused:?}"
     );
 
+    let tls_dsn = format!("{}?sslmode=require", pg.url("postgres"));
+    let tls = check(&pg_dependency(secrets.path(), &tls_dsn, None));
+    assert_eq!(tls.status, HealthStatus::Unhealthy, "{tls:?}");
+    assert!(reason(&tls).contains("TLS"), "{tls:?}");
+
     pg.add_password_role("monitor", "right-password");
     let monitor_dsn = format!("postgres://monitor@127.0.0.1:{}/postgres", pg.port());
     let wrong = pg_dependency(secrets.path(), &monitor_dsn, Some("wrong-password"));

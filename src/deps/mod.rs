@@ -22,6 +22,9 @@ pub use runner::{DependencyRunner, next_delay};
 
 use crate::health::HealthStatus;
 
+/// Time a check gets beyond its timeout for cleanup (closing a connection) before it is
+/// abandoned and reported timed out.
+const CHECK_GRACE: Duration = Duration::from_secs(2);
 /// Longest secret file read (a DSN or password).
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
@@ -299,7 +302,7 @@ fn read_small_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
-/// Runs one check of `config` now, bounded by its timeout (plus a small grace for cleanup).
+/// Runs one check of `config` now, bounded by its timeout (plus [`CHECK_GRACE`] for cleanup).
 pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> DependencyCheck {
     let started_at = SystemTime::now();
     let start = tokio::time::Instant::now();
@@ -318,7 +321,7 @@ pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> De
             }
         }
     };
-    let result = match tokio::time::timeout(timeout + Duration::from_millis(500), work).await {
+    let result = match tokio::time::timeout(timeout + CHECK_GRACE, work).await {
         Ok(check) => check,
         Err(_) => {
             let mut c = DependencyCheck::healthy(started_at);
