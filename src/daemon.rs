@@ -60,7 +60,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         crate::deps::DependencyRunner::new(Arc::clone(&metrics), Default::default());
     dependencies.apply(&config.dependencies).await;
     let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default())
-        .with_dependencies(dependencies.board());
+        .with_dependencies(dependencies.board(), dependencies.changes());
     scheduler.apply(&config.servers).await;
 
     let state = AppState {

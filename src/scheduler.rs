@@ -72,6 +72,7 @@ pub struct Scheduler {
     limits: Limits,
     tasks: HashMap<String, ServerTask>,
     dependencies: DependencyBoard,
+    dependency_changes: Option<watch::Receiver<u64>>,
 }
 
 impl Scheduler {
@@ -83,13 +84,19 @@ impl Scheduler {
             limits,
             tasks: HashMap::new(),
             dependencies: DependencyBoard::default(),
+            dependency_changes: None,
         }
     }
 
     /// Reads dependency states from `board` (written by a `DependencyRunner`) when assessing
-    /// health.
-    pub fn with_dependencies(mut self, board: DependencyBoard) -> Self {
+    /// health, and re-assesses a server (without probing it) whenever `changes` changes.
+    pub fn with_dependencies(
+        mut self,
+        board: DependencyBoard,
+        changes: watch::Receiver<u64>,
+    ) -> Self {
         self.dependencies = board;
+        self.dependency_changes = Some(changes);
         self
     }
 
@@ -149,6 +156,7 @@ impl Scheduler {
             Arc::clone(&self.metrics),
             Arc::clone(&self.board),
             Arc::clone(&self.dependencies),
+            self.dependency_changes.clone(),
         ));
         tracing::info!(
             server = %config.name,
@@ -202,6 +210,7 @@ async fn run_server(
     metrics: Arc<Metrics>,
     board: StatusBoard,
     dependencies: DependencyBoard,
+    mut dependency_changes: Option<watch::Receiver<u64>>,
 ) {
     let config = Arc::clone(probe.config());
     let spread = config.interval.min(MAX_START_SPREAD);
@@ -211,6 +220,10 @@ async fn run_server(
         tokio::select! {
             _ = stop.changed() => break,
             _ = tokio::time::sleep_until(next) => {}
+            _ = dependency_changed(&mut dependency_changes, !config.depends_on.is_empty()) => {
+                reassess(&config, &metrics, &board, &dependencies);
+                continue;
+            }
         }
         let outcome = tokio::select! {
             _ = stop.changed() => break,
@@ -235,6 +248,66 @@ async fn run_server(
         next = (next + jittered).max(Instant::now());
     }
     probe.shutdown().await;
+}
+
+/// Resolves when a dependency's status changed (never when `relevant` is false or there is no
+/// dependency runner).
+async fn dependency_changed(changes: &mut Option<watch::Receiver<u64>>, relevant: bool) {
+    match changes {
+        Some(rx) if relevant => {
+            if rx.changed().await.is_err() {
+                // The runner is gone: no more changes will come.
+                *changes = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// Re-decides a server's health from its last probe and its dependencies' latest checks,
+/// without probing (a dependency changed); nothing happens before the first probe.
+fn reassess(
+    config: &ServerConfig,
+    metrics: &Metrics,
+    board: &StatusBoard,
+    dependencies: &DependencyBoard,
+) {
+    let dependency_view = deps::server_view(dependencies, &config.depends_on);
+    let mut board = board.write().unwrap_or_else(|p| p.into_inner());
+    let Some(status) = board.get_mut(&config.name) else {
+        return;
+    };
+    let Some(last_probe) = &status.last_probe else {
+        return;
+    };
+    let dependency_health: Vec<DependencyHealth<'_>> = dependency_view
+        .iter()
+        .map(|d| DependencyHealth {
+            name: &d.name,
+            critical: d.critical,
+            status: d.status,
+            reason: d.reason.as_deref(),
+        })
+        .collect();
+    let health = health::assess_with_dependencies(
+        Some(last_probe),
+        config.degraded_latency,
+        &dependency_health,
+    );
+    let dependency_series: Vec<(&str, &str, HealthStatus)> = dependency_view
+        .iter()
+        .map(|d| (d.name.as_str(), d.kind, d.status))
+        .collect();
+    metrics.record_health(&config.name, &health);
+    metrics
+        .deps
+        .record_server(&config.name, &dependency_series, &health);
+    if status.health.status != health.status {
+        log_transition(&config.name, status.health.status, &health);
+    }
+    status.health = health;
+    status.dependencies = dependency_view;
 }
 
 fn random_fraction(base: Duration, low: f64, high: f64) -> Duration {

@@ -522,6 +522,8 @@ command = "node"
 args = ["{js}", "{dsn}"]
 expected_tools = ["query"]
 depends_on = ["pg-optional"]
+# Probed once (at start): its health follows its dependency by re-assessment, not by probes.
+interval = "1h"
 "#,
         js = server_js.display()
     );
@@ -621,6 +623,11 @@ depends_on = ["pg-optional"]
     pg.start();
     eventually(WAIT, POLL, both_healthy);
     let scrape = daemon.scrape();
+    assert_eq!(
+        scrape.value("mcp_probes_total", &[("server", "pg-mcp-lists")]),
+        Some(1.0),
+        "pg-mcp-lists followed its dependency without being probed again"
+    );
     assert!(
         scrape.samples("mcp_server_health_reason").is_empty(),
         "reasons left after recovery: {:?}",

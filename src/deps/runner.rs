@@ -36,6 +36,7 @@ pub struct DependencyRunner {
     board: DependencyBoard,
     client: reqwest::Client,
     tasks: HashMap<String, Task>,
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl DependencyRunner {
@@ -46,7 +47,14 @@ impl DependencyRunner {
             board,
             client: super::http::client(),
             tasks: HashMap::new(),
+            changes: Arc::new(watch::channel(0).0),
         }
+    }
+
+    /// A receiver that changes whenever a dependency's status changes, so servers can be
+    /// re-assessed at once instead of at their next probe.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The board this runner writes.
@@ -109,6 +117,7 @@ impl DependencyRunner {
             self.client.clone(),
             Arc::clone(&self.metrics),
             Arc::clone(&self.board),
+            Arc::clone(&self.changes),
         ));
         tracing::info!(
             dependency = %config.name,
@@ -151,6 +160,7 @@ async fn run(
     client: reqwest::Client,
     metrics: Arc<Metrics>,
     board: DependencyBoard,
+    changes: Arc<watch::Sender<u64>>,
 ) {
     let spread = config.period().min(MAX_START_SPREAD);
     let mut next = Instant::now() + spread.mul_f64(rand::random_range(0.0..=1.0));
@@ -168,7 +178,8 @@ async fn run(
         };
         let delay = next_delay(config.period(), &check);
         metrics.deps.record_check(&config.name, kind, &check);
-        if check.status != previous {
+        let changed = check.status != previous;
+        if changed {
             let reason = check.reason.clone().unwrap_or_default();
             if check.up() {
                 tracing::info!(dependency = %config.name, kind, from = %previous, to = %check.status, %reason, "dependency status changed");
@@ -188,6 +199,9 @@ async fn run(
                 });
                 state.last = Some(check);
             }
+        }
+        if changed {
+            changes.send_modify(|generation| *generation += 1);
         }
         next = (started + delay).max(Instant::now());
     }

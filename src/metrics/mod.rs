@@ -432,6 +432,13 @@ impl Metrics {
         self.live.record_requests(server, outcome.requests.len());
     }
 
+    /// Sets a server's health gauge without a probe (re-assessment after a dependency changed).
+    pub fn record_health(&self, server: &str, health: &Health) {
+        self.health_status
+            .get_or_create(&server_labels(server))
+            .set(health.status.code());
+    }
+
     fn lock_series(&self) -> std::sync::MutexGuard<'_, HashMap<String, ServerSeries>> {
         self.series
             .lock()
