@@ -68,6 +68,8 @@ pub struct Config {
     pub exporter: ExporterConfig,
     /// Monitored MCP servers, in file order.
     pub servers: Vec<ServerConfig>,
+    /// Declared dependencies (`[[dependencies]]`), in file order.
+    pub dependencies: Vec<crate::deps::DependencyConfig>,
 }
 
 /// Daemon-wide settings (`[exporter]`).
@@ -146,6 +148,8 @@ pub struct ServerConfig {
     pub call: Option<ToolCallCheck>,
     /// Latency above which a successful probe is degraded.
     pub degraded_latency: Duration,
+    /// Names of the `[[dependencies]]` this server needs (validated to exist).
+    pub depends_on: Vec<String>,
     /// Line of the `[[servers]]` table, for messages.
     pub line: usize,
 }
@@ -215,7 +219,7 @@ pub struct UnsetVariable {
 
 /// Replaces `${NAME}` with the variable's value; `$$` is a literal `$`. Returns the name of
 /// the first unset variable as the error.
-fn expand_env(
+pub(crate) fn expand_env(
     value: &str,
     mut lookup: impl FnMut(&str) -> Option<String>,
 ) -> Result<String, String> {
@@ -255,6 +259,8 @@ struct RawConfig {
     exporter: RawExporter,
     #[serde(default)]
     servers: Vec<Spanned<RawServer>>,
+    #[serde(default)]
+    dependencies: Vec<Spanned<crate::deps::config::RawDependency>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -293,6 +299,7 @@ struct RawServer {
     #[serde(default)]
     expected_tools: Vec<String>,
     call: Option<Spanned<RawCall>>,
+    depends_on: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,11 +312,12 @@ struct RawCall {
 }
 
 /// Serde helpers for optional human durations such as `"15s"`, `"1m30s"`, `"500ms"`.
-mod opt_duration {
+pub(crate) mod opt_duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
 
+    /// Deserializes an optional duration string.
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
         match toml::Value::deserialize(de)? {
             toml::Value::String(text) => super::parse_duration(&text)
@@ -453,11 +461,16 @@ impl Config {
                 .unwrap_or(DEFAULT_DEGRADED_LATENCY),
         };
 
+        let dependencies = validate_dependencies(&v, raw.dependencies)?;
         let mut names = BTreeSet::new();
         let mut servers = Vec::with_capacity(raw.servers.len());
         for (index, spanned) in raw.servers.into_iter().enumerate() {
             let table_start = spanned.span().start;
-            let server = validate_server(&v, index, table_start, spanned.into_inner(), &exporter)?;
+            let mut raw_server = spanned.into_inner();
+            let depends_on =
+                validate_depends_on(&v, index, raw_server.depends_on.take(), &dependencies)?;
+            let mut server = validate_server(&v, index, table_start, raw_server, &exporter)?;
+            server.depends_on = depends_on;
             if !names.insert(server.name.clone()) {
                 return Err(v.invalid(
                     table_start,
@@ -470,8 +483,80 @@ impl Config {
             }
             servers.push(server);
         }
-        Ok(Config { exporter, servers })
+        Ok(Config {
+            exporter,
+            servers,
+            dependencies,
+        })
     }
+}
+
+/// Validates `[[dependencies]]`: each entry (see `deps::config`) and unique names.
+fn validate_dependencies(
+    v: &Validator<'_>,
+    raw: Vec<Spanned<crate::deps::config::RawDependency>>,
+) -> Result<Vec<crate::deps::DependencyConfig>, ConfigError> {
+    let mut out: Vec<crate::deps::DependencyConfig> = Vec::with_capacity(raw.len());
+    for (index, spanned) in raw.into_iter().enumerate() {
+        let start = spanned.span().start;
+        let dep = crate::deps::config::validate(
+            index,
+            start,
+            spanned.into_inner(),
+            line_of(v.text, start),
+        )
+        .map_err(|(offset, key, message)| v.invalid(offset, key, message))?;
+        if out.iter().any(|d| d.name == dep.name) {
+            return Err(v.invalid(
+                start,
+                format!("dependencies[{index}].name"),
+                format!(
+                    "duplicate dependency name {:?}; every dependency needs a unique name",
+                    dep.name
+                ),
+            ));
+        }
+        out.push(dep);
+    }
+    Ok(out)
+}
+
+/// Validates a server's `depends_on` against the declared dependency names.
+fn validate_depends_on(
+    v: &Validator<'_>,
+    index: usize,
+    raw: Option<Spanned<Vec<Spanned<String>>>>,
+    dependencies: &[crate::deps::DependencyConfig],
+) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for name in raw.map(Spanned::into_inner).unwrap_or_default() {
+        let offset = name.span().start;
+        let name = name.into_inner();
+        if !dependencies.iter().any(|d| d.name == name) {
+            let declared: Vec<&str> = dependencies.iter().map(|d| d.name.as_str()).collect();
+            return Err(v.invalid(
+                offset,
+                format!("servers[{index}].depends_on"),
+                format!(
+                    "unknown dependency {name:?}; declared [[dependencies]] names: {}",
+                    if declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        declared.join(", ")
+                    }
+                ),
+            ));
+        }
+        if out.contains(&name) {
+            return Err(v.invalid(
+                offset,
+                format!("servers[{index}].depends_on"),
+                format!("dependency {name:?} is listed twice"),
+            ));
+        }
+        out.push(name);
+    }
+    Ok(out)
 }
 
 fn validate_server(
@@ -627,6 +712,7 @@ fn validate_server(
         expected_tools: raw.expected_tools,
         call,
         degraded_latency: raw.degraded_latency.unwrap_or(exporter.degraded_latency),
+        depends_on: Vec::new(),
         line: line_of(v.text, table_start),
     })
 }

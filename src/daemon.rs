@@ -56,7 +56,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
 
     let metrics = Arc::new(Metrics::new());
     let board: StatusBoard = Arc::new(RwLock::new(Default::default()));
-    let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default());
+    let mut dependencies =
+        crate::deps::DependencyRunner::new(Arc::clone(&metrics), Default::default());
+    dependencies.apply(&config.dependencies).await;
+    let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default())
+        .with_dependencies(dependencies.board(), dependencies.changes());
     scheduler.apply(&config.servers).await;
 
     let state = AppState {
@@ -91,6 +95,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                 match Config::load(&options.config_path) {
                     Ok(new_config) => {
                         tracing::info!(servers = new_config.servers.len(), "SIGHUP: configuration reloaded");
+                        dependencies.apply(&new_config.dependencies).await;
                         scheduler.apply(&new_config.servers).await;
                     }
                     Err(err) => tracing::error!(error = %err, "SIGHUP: configuration rejected; keeping the running one"),
@@ -101,6 +106,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let _ = stop_tx.send(true);
     drop(stop_rx);
     scheduler.shutdown().await;
+    dependencies.shutdown().await;
     match http.await {
         Ok(result) => result?,
         Err(err) => tracing::error!(error = %err, "HTTP server task failed"),

@@ -49,53 +49,175 @@ impl fmt::Display for HealthStatus {
     }
 }
 
+/// Why a server is not HEALTHY: the bounded vocabulary of `mcp_server_health_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthReason {
+    /// The probe failed.
+    ProbeFailed,
+    /// A critical dependency is down.
+    CriticalDependencyDown,
+    /// A non-critical dependency is down.
+    DependencyDown,
+    /// A dependency is degraded (low space, rate limited...).
+    DependencyDegraded,
+    /// The probe succeeded over the latency threshold.
+    Slow,
+    /// The probe succeeded with warnings (e.g. ping unsupported).
+    Warnings,
+    /// No complete observation: no probe yet, or a dependency not (yet) checkable.
+    NoObservation,
+}
+
+impl HealthReason {
+    /// Every reason, for label bookkeeping.
+    pub const ALL: [HealthReason; 7] = [
+        HealthReason::ProbeFailed,
+        HealthReason::CriticalDependencyDown,
+        HealthReason::DependencyDown,
+        HealthReason::DependencyDegraded,
+        HealthReason::Slow,
+        HealthReason::Warnings,
+        HealthReason::NoObservation,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthReason::ProbeFailed => "probe_failed",
+            HealthReason::CriticalDependencyDown => "critical_dependency_down",
+            HealthReason::DependencyDown => "dependency_down",
+            HealthReason::DependencyDegraded => "dependency_degraded",
+            HealthReason::Slow => "slow",
+            HealthReason::Warnings => "warnings",
+            HealthReason::NoObservation => "no_observation",
+        }
+    }
+}
+
 /// A status with the reasons that led to it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Health {
     /// The status.
     pub status: HealthStatus,
-    /// Why; empty when healthy.
+    /// Why, in words; empty when healthy.
     pub reasons: Vec<String>,
+    /// Why, as codes (sorted, distinct); empty when healthy.
+    pub codes: Vec<HealthReason>,
 }
 
-/// Decides health from the last probe of a server (`None` before the first one completed).
-///
-/// UNKNOWN before any observation; UNHEALTHY when the probe failed; DEGRADED when it
-/// succeeded with warnings or its latency exceeds `degraded_latency`; HEALTHY otherwise.
+/// What the health model needs to know about one dependency of a server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependencyHealth<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Down makes the server UNHEALTHY (true) or DEGRADED (false).
+    pub critical: bool,
+    /// Its last check (UNKNOWN before the first, or when the check could not run).
+    pub status: HealthStatus,
+    /// What the check observed, if anything went wrong.
+    pub reason: Option<&'a str>,
+}
+
+/// Decides health from the last probe of a server alone (no dependencies).
 pub fn assess(last_probe: Option<&ProbeOutcome>, degraded_latency: Duration) -> Health {
-    let Some(probe) = last_probe else {
-        return Health {
-            status: HealthStatus::Unknown,
-            reasons: vec!["no probe has completed yet".into()],
-        };
-    };
-    if let Some(failure) = &probe.failure {
-        return Health {
-            status: HealthStatus::Unhealthy,
-            reasons: vec![format!(
-                "{} at {}: {}",
-                failure.class,
-                failure.stage.as_str(),
-                failure.reason
-            )],
-        };
+    assess_with_dependencies(last_probe, degraded_latency, &[])
+}
+
+/// Decides health from the last probe of a server (`None` before the first one completed) and
+/// the last checks of its dependencies. The playbook's model:
+///
+/// - UNHEALTHY: the probe failed, or a critical dependency is down;
+/// - otherwise UNKNOWN: no probe has completed yet, or a dependency has no usable check yet
+///   (not checked yet, or the check could not run);
+/// - otherwise DEGRADED: a non-critical dependency is down, any dependency is degraded, the
+///   latency is over `degraded_latency`, or the probe carried warnings;
+/// - otherwise HEALTHY.
+///
+/// Every reason found is reported, whichever decided the status.
+pub fn assess_with_dependencies(
+    last_probe: Option<&ProbeOutcome>,
+    degraded_latency: Duration,
+    dependencies: &[DependencyHealth<'_>],
+) -> Health {
+    let mut found: Vec<(HealthReason, String)> = Vec::new();
+    match last_probe {
+        None => found.push((
+            HealthReason::NoObservation,
+            "no probe has completed yet".into(),
+        )),
+        Some(probe) => match &probe.failure {
+            Some(failure) => found.push((
+                HealthReason::ProbeFailed,
+                format!(
+                    "{} at {}: {}",
+                    failure.class,
+                    failure.stage.as_str(),
+                    failure.reason
+                ),
+            )),
+            None => {
+                for warning in &probe.warnings {
+                    found.push((HealthReason::Warnings, warning.clone()));
+                }
+                if let Some(latency) = probe.latency
+                    && latency > degraded_latency
+                {
+                    found.push((
+                        HealthReason::Slow,
+                        format!(
+                            "slow: {} ms latency is over the {} ms threshold",
+                            latency.as_millis(),
+                            degraded_latency.as_millis()
+                        ),
+                    ));
+                }
+            }
+        },
     }
-    let mut reasons = probe.warnings.clone();
-    if let Some(latency) = probe.latency
-        && latency > degraded_latency
-    {
-        reasons.push(format!(
-            "slow: {} ms latency is over the {} ms threshold",
-            latency.as_millis(),
-            degraded_latency.as_millis()
-        ));
+    for dep in dependencies {
+        let detail = dep.reason.map(|r| format!(": {r}")).unwrap_or_default();
+        match dep.status {
+            HealthStatus::Healthy => {}
+            HealthStatus::Degraded => found.push((
+                HealthReason::DependencyDegraded,
+                format!("dependency {} is degraded{detail}", dep.name),
+            )),
+            HealthStatus::Unhealthy if dep.critical => found.push((
+                HealthReason::CriticalDependencyDown,
+                format!("critical dependency {} is down{detail}", dep.name),
+            )),
+            HealthStatus::Unhealthy => found.push((
+                HealthReason::DependencyDown,
+                format!("dependency {} is down (not critical){detail}", dep.name),
+            )),
+            HealthStatus::Unknown => found.push((
+                HealthReason::NoObservation,
+                match dep.reason {
+                    Some(r) => format!("dependency {} could not be checked: {r}", dep.name),
+                    None => format!("dependency {} has not been checked yet", dep.name),
+                },
+            )),
+        }
     }
-    let status = if reasons.is_empty() {
+    let has = |code: HealthReason| found.iter().any(|(c, _)| *c == code);
+    let status = if has(HealthReason::ProbeFailed) || has(HealthReason::CriticalDependencyDown) {
+        HealthStatus::Unhealthy
+    } else if has(HealthReason::NoObservation) {
+        HealthStatus::Unknown
+    } else if found.is_empty() {
         HealthStatus::Healthy
     } else {
         HealthStatus::Degraded
     };
-    Health { status, reasons }
+    let mut codes: Vec<HealthReason> = found.iter().map(|(c, _)| *c).collect();
+    codes.sort();
+    codes.dedup();
+    Health {
+        status,
+        reasons: found.into_iter().map(|(_, text)| text).collect(),
+        codes,
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +262,183 @@ mod tests {
                 want == HealthStatus::Healthy,
                 "{got:?}"
             );
+        }
+    }
+
+    fn dep(critical: bool, status: HealthStatus) -> DependencyHealth<'static> {
+        DependencyHealth {
+            name: "d",
+            critical,
+            status,
+            reason: (status != HealthStatus::Healthy).then_some("observed"),
+        }
+    }
+
+    fn letter(status: HealthStatus) -> char {
+        match status {
+            HealthStatus::Healthy => 'H',
+            HealthStatus::Degraded => 'D',
+            HealthStatus::Unhealthy => 'U',
+            HealthStatus::Unknown => '?',
+        }
+    }
+
+    /// The five kinds of probe observation the model distinguishes.
+    fn probes() -> Vec<(&'static str, Option<ProbeOutcome>)> {
+        vec![
+            ("none", None),
+            ("failed", Some(probe(false, &[], 10))),
+            ("ok", Some(probe(true, &[], 10))),
+            ("slow", Some(probe(true, &[], 500))),
+            ("warning", Some(probe(true, &["ping unsupported"], 10))),
+        ]
+    }
+
+    /// Every dependency variant: none, then critical and non-critical in each status.
+    fn dependency_variants() -> Vec<Option<DependencyHealth<'static>>> {
+        let statuses = [
+            HealthStatus::Healthy,
+            HealthStatus::Degraded,
+            HealthStatus::Unhealthy,
+            HealthStatus::Unknown,
+        ];
+        let mut out = vec![None];
+        for critical in [true, false] {
+            for status in statuses {
+                out.push(Some(dep(critical, status)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_probe_and_dependency_combination() {
+        // Columns: no dependency; critical H D U ?; non-critical H D U ?.
+        let expected = [
+            ("none", "?   ? ? U ?   ? ? ? ?"),
+            ("failed", "U   U U U U   U U U U"),
+            ("ok", "H   H D U ?   H D D ?"),
+            ("slow", "D   D D U ?   D D D ?"),
+            ("warning", "D   D D U ?   D D D ?"),
+        ];
+        let threshold = Duration::from_millis(100);
+        for ((name, probe), (row_name, row)) in probes().into_iter().zip(expected) {
+            assert_eq!(name, row_name);
+            let want: Vec<char> = row.chars().filter(|c| !c.is_whitespace()).collect();
+            for (variant, want) in dependency_variants().into_iter().zip(want) {
+                let deps: Vec<DependencyHealth<'_>> = variant.iter().cloned().collect();
+                let got = assess_with_dependencies(probe.as_ref(), threshold, &deps);
+                assert_eq!(
+                    letter(got.status),
+                    want,
+                    "probe {name}, dependency {variant:?}: {got:?}"
+                );
+                assert_eq!(
+                    got.reasons.is_empty(),
+                    got.status == HealthStatus::Healthy,
+                    "{got:?}"
+                );
+                assert_eq!(
+                    got.codes.is_empty(),
+                    got.status == HealthStatus::Healthy,
+                    "{got:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reason_codes_name_each_cause() {
+        let threshold = Duration::from_millis(100);
+        let ok = probe(true, &[], 10);
+        let cases = [
+            (
+                dep(true, HealthStatus::Unhealthy),
+                HealthReason::CriticalDependencyDown,
+            ),
+            (
+                dep(false, HealthStatus::Unhealthy),
+                HealthReason::DependencyDown,
+            ),
+            (
+                dep(true, HealthStatus::Degraded),
+                HealthReason::DependencyDegraded,
+            ),
+            (
+                dep(false, HealthStatus::Unknown),
+                HealthReason::NoObservation,
+            ),
+        ];
+        for (d, code) in cases {
+            let got = assess_with_dependencies(Some(&ok), threshold, &[d]);
+            assert_eq!(got.codes, vec![code], "{got:?}");
+            assert!(got.reasons[0].contains("observed"), "{got:?}");
+        }
+        let failed = assess_with_dependencies(
+            Some(&probe(false, &[], 10)),
+            threshold,
+            &[dep(true, HealthStatus::Unhealthy)],
+        );
+        assert_eq!(
+            failed.codes,
+            vec![
+                HealthReason::ProbeFailed,
+                HealthReason::CriticalDependencyDown
+            ]
+        );
+        let slow = assess(Some(&probe(true, &["w"], 500)), threshold);
+        assert_eq!(slow.codes, vec![HealthReason::Slow, HealthReason::Warnings]);
+        assert_eq!(
+            assess(None, threshold).codes,
+            vec![HealthReason::NoObservation]
+        );
+    }
+
+    /// Severity order for the monotonicity check: HEALTHY < DEGRADED < UNKNOWN < UNHEALTHY.
+    fn severity(status: HealthStatus) -> u8 {
+        match status {
+            HealthStatus::Healthy => 0,
+            HealthStatus::Degraded => 1,
+            HealthStatus::Unknown => 2,
+            HealthStatus::Unhealthy => 3,
+        }
+    }
+
+    #[test]
+    fn more_dependencies_never_improve_health_and_reasons_add_up() {
+        let threshold = Duration::from_millis(100);
+        let variants: Vec<DependencyHealth<'static>> =
+            dependency_variants().into_iter().flatten().collect();
+        for (name, probe) in probes() {
+            for a in &variants {
+                for b in &variants {
+                    let one = assess_with_dependencies(
+                        probe.as_ref(),
+                        threshold,
+                        std::slice::from_ref(a),
+                    );
+                    let other = assess_with_dependencies(
+                        probe.as_ref(),
+                        threshold,
+                        std::slice::from_ref(b),
+                    );
+                    let both = assess_with_dependencies(
+                        probe.as_ref(),
+                        threshold,
+                        &[a.clone(), b.clone()],
+                    );
+                    assert_eq!(
+                        severity(both.status),
+                        severity(one.status).max(severity(other.status)),
+                        "probe {name}: {a:?} + {b:?} -> {both:?}"
+                    );
+                    let mut union: Vec<HealthReason> =
+                        one.codes.iter().chain(&other.codes).copied().collect();
+                    union.sort();
+                    union.dedup();
+                    assert_eq!(both.codes, union);
+                }
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod config;
 pub mod daemon;
+pub mod deps;
 pub mod health;
 pub mod http;
 pub mod logging;

@@ -11,7 +11,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
-use crate::health::{self, Health, HealthStatus};
+use crate::deps::{self, DependencyBoard, ServerDependency};
+use crate::health::{self, DependencyHealth, Health, HealthStatus};
 use crate::mcp::{Limits, WireCounters};
 use crate::metrics::Metrics;
 use crate::probe::{FailureClass, ProbeFailure, ProbeOutcome, ServerProbe, Stage};
@@ -42,6 +43,8 @@ pub struct ServerStatus {
     pub last_failure: Option<TimedFailure>,
     /// Failed probes in a row.
     pub consecutive_failures: u64,
+    /// The server's dependencies as of its last assessment (`depends_on` order).
+    pub dependencies: Vec<ServerDependency>,
 }
 
 /// A failure with the time it was observed.
@@ -68,6 +71,8 @@ pub struct Scheduler {
     board: StatusBoard,
     limits: Limits,
     tasks: HashMap<String, ServerTask>,
+    dependencies: DependencyBoard,
+    dependency_changes: Option<watch::Receiver<u64>>,
 }
 
 impl Scheduler {
@@ -78,7 +83,21 @@ impl Scheduler {
             board,
             limits,
             tasks: HashMap::new(),
+            dependencies: DependencyBoard::default(),
+            dependency_changes: None,
         }
+    }
+
+    /// Reads dependency states from `board` (written by a `DependencyRunner`) when assessing
+    /// health, and re-assesses a server (without probing it) whenever `changes` changes.
+    pub fn with_dependencies(
+        mut self,
+        board: DependencyBoard,
+        changes: watch::Receiver<u64>,
+    ) -> Self {
+        self.dependencies = board;
+        self.dependency_changes = Some(changes);
+        self
     }
 
     /// Makes the running set of servers match `servers`: starts new ones, stops removed ones
@@ -126,6 +145,7 @@ impl Scheduler {
                 last_probe: None,
                 last_failure: None,
                 consecutive_failures: 0,
+                dependencies: deps::server_view(&self.dependencies, &config.depends_on),
             },
         );
         let (stop, stop_rx) = watch::channel(false);
@@ -135,6 +155,8 @@ impl Scheduler {
             stop_rx,
             Arc::clone(&self.metrics),
             Arc::clone(&self.board),
+            Arc::clone(&self.dependencies),
+            self.dependency_changes.clone(),
         ));
         tracing::info!(
             server = %config.name,
@@ -187,6 +209,8 @@ async fn run_server(
     mut stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
     board: StatusBoard,
+    dependencies: DependencyBoard,
+    mut dependency_changes: Option<watch::Receiver<u64>>,
 ) {
     let config = Arc::clone(probe.config());
     let spread = config.interval.min(MAX_START_SPREAD);
@@ -196,6 +220,10 @@ async fn run_server(
         tokio::select! {
             _ = stop.changed() => break,
             _ = tokio::time::sleep_until(next) => {}
+            _ = dependency_changed(&mut dependency_changes, !config.depends_on.is_empty()) => {
+                reassess(&config, &metrics, &board, &dependencies);
+                continue;
+            }
         }
         let outcome = tokio::select! {
             _ = stop.changed() => break,
@@ -204,7 +232,14 @@ async fn run_server(
             }
         };
         let catalog_changed = detect_drift(&config.name, &mut last_hash, &outcome);
-        publish(&config, &metrics, &board, outcome, catalog_changed);
+        publish(
+            &config,
+            &metrics,
+            &board,
+            &dependencies,
+            outcome,
+            catalog_changed,
+        );
         let jittered = random_fraction(
             config.interval,
             1.0 - INTERVAL_JITTER,
@@ -213,6 +248,66 @@ async fn run_server(
         next = (next + jittered).max(Instant::now());
     }
     probe.shutdown().await;
+}
+
+/// Resolves when a dependency's status changed (never when `relevant` is false or there is no
+/// dependency runner).
+async fn dependency_changed(changes: &mut Option<watch::Receiver<u64>>, relevant: bool) {
+    match changes {
+        Some(rx) if relevant => {
+            if rx.changed().await.is_err() {
+                // The runner is gone: no more changes will come.
+                *changes = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// Re-decides a server's health from its last probe and its dependencies' latest checks,
+/// without probing (a dependency changed); nothing happens before the first probe.
+fn reassess(
+    config: &ServerConfig,
+    metrics: &Metrics,
+    board: &StatusBoard,
+    dependencies: &DependencyBoard,
+) {
+    let dependency_view = deps::server_view(dependencies, &config.depends_on);
+    let mut board = board.write().unwrap_or_else(|p| p.into_inner());
+    let Some(status) = board.get_mut(&config.name) else {
+        return;
+    };
+    let Some(last_probe) = &status.last_probe else {
+        return;
+    };
+    let dependency_health: Vec<DependencyHealth<'_>> = dependency_view
+        .iter()
+        .map(|d| DependencyHealth {
+            name: &d.name,
+            critical: d.critical,
+            status: d.status,
+            reason: d.reason.as_deref(),
+        })
+        .collect();
+    let health = health::assess_with_dependencies(
+        Some(last_probe),
+        config.degraded_latency,
+        &dependency_health,
+    );
+    let dependency_series: Vec<(&str, &str, HealthStatus)> = dependency_view
+        .iter()
+        .map(|d| (d.name.as_str(), d.kind, d.status))
+        .collect();
+    metrics.record_health(&config.name, &health);
+    metrics
+        .deps
+        .record_server(&config.name, &dependency_series, &health);
+    if status.health.status != health.status {
+        log_transition(&config.name, status.health.status, &health);
+    }
+    status.health = health;
+    status.dependencies = dependency_view;
 }
 
 fn random_fraction(base: Duration, low: f64, high: f64) -> Duration {
@@ -259,10 +354,32 @@ fn publish(
     config: &ServerConfig,
     metrics: &Metrics,
     board: &StatusBoard,
+    dependencies: &DependencyBoard,
     outcome: ProbeOutcome,
     catalog_changed: bool,
 ) {
-    let health = health::assess(Some(&outcome), config.degraded_latency);
+    let dependency_view = deps::server_view(dependencies, &config.depends_on);
+    let dependency_health: Vec<DependencyHealth<'_>> = dependency_view
+        .iter()
+        .map(|d| DependencyHealth {
+            name: &d.name,
+            critical: d.critical,
+            status: d.status,
+            reason: d.reason.as_deref(),
+        })
+        .collect();
+    let health = health::assess_with_dependencies(
+        Some(&outcome),
+        config.degraded_latency,
+        &dependency_health,
+    );
+    let dependency_series: Vec<(&str, &str, HealthStatus)> = dependency_view
+        .iter()
+        .map(|d| (d.name.as_str(), d.kind, d.status))
+        .collect();
+    metrics
+        .deps
+        .record_server(&config.name, &dependency_series, &health);
     metrics.record_probe(
         &config.name,
         config.transport.kind(),
@@ -300,6 +417,7 @@ fn publish(
     );
     status.health = health;
     status.last_probe = Some(outcome);
+    status.dependencies = dependency_view;
 }
 
 fn log_transition(server: &str, from: HealthStatus, to: &Health) {

@@ -35,6 +35,21 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
             target
         );
     }
+    // Dependencies (issue 4).
+    for d in &config.dependencies {
+        let _ = writeln!(out, "  dependency {}", d.describe());
+    }
+    for d in &config.dependencies {
+        for variable in d.unset_variables(|name| std::env::var(name).ok()) {
+            let _ = writeln!(
+                out,
+                "warning: {}:{}: dependency {:?}: environment variable `{variable}` is not set; the dependency will be reported UNKNOWN until it is set",
+                path.display(),
+                d.line,
+                d.name
+            );
+        }
+    }
     for s in &config.servers {
         if let Err(unset) = s.resolve_transport() {
             let _ = writeln!(

@@ -3,6 +3,10 @@
 //! Names, types and labels of the playbook's metrics follow `METRICS.md` exactly. Values of
 //! labels that come from a monitored server (tool names) are sanitized and capped per server.
 
+mod deps;
+
+pub use deps::DepMetrics;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -117,6 +121,8 @@ pub struct Metrics {
     session_starts: Family<ServerLabels, Counter>,
     live: Arc<LiveCollector>,
     series: Mutex<HashMap<String, ServerSeries>>,
+    /// Dependency and health-reason families (issue 4).
+    pub deps: DepMetrics,
 }
 
 impl Default for Metrics {
@@ -231,6 +237,7 @@ impl Metrics {
             .set(1);
         let live = Arc::new(LiveCollector::default());
         registry.register_collector(Box::new(Arc::clone(&live)));
+        let deps = DepMetrics::register(&mut registry);
         Metrics {
             registry,
             server_up,
@@ -249,6 +256,7 @@ impl Metrics {
             session_starts,
             live,
             series: Mutex::new(HashMap::new()),
+            deps,
         }
     }
 
@@ -292,6 +300,7 @@ impl Metrics {
         self.catalog_changes.remove(&labels);
         self.session_starts.remove(&labels);
         self.live.remove(server);
+        self.deps.remove_server(server);
         let Some(series) = self.lock_series().remove(server) else {
             return;
         };
@@ -421,6 +430,13 @@ impl Metrics {
         }
         drop(all_series);
         self.live.record_requests(server, outcome.requests.len());
+    }
+
+    /// Sets a server's health gauge without a probe (re-assessment after a dependency changed).
+    pub fn record_health(&self, server: &str, health: &Health) {
+        self.health_status
+            .get_or_create(&server_labels(server))
+            .set(health.status.code());
     }
 
     fn lock_series(&self) -> std::sync::MutexGuard<'_, HashMap<String, ServerSeries>> {
@@ -652,6 +668,7 @@ mod tests {
         Health {
             status: HealthStatus::Healthy,
             reasons: vec![],
+            codes: vec![],
         }
     }
 

@@ -478,6 +478,8 @@ pub struct Postgres {
     guard: ChildGuard,
     port: u16,
     dir: tempfile::TempDir,
+    postgres: PathBuf,
+    data: PathBuf,
 }
 
 impl Postgres {
@@ -611,7 +613,7 @@ fn pg_command(program: &Path) -> Command {
 pub fn spawn_postgres() -> Option<Postgres> {
     let initdb = require_pg_tool("initdb")?;
     let postgres = require_pg_tool("postgres")?;
-    let pg_isready = require_pg_tool("pg_isready")?;
+    require_pg_tool("pg_isready")?;
     let dir = tempfile::Builder::new()
         .prefix("mcp-exporter-pg-")
         .tempdir()
@@ -647,34 +649,116 @@ pub fn spawn_postgres() -> Option<Postgres> {
         String::from_utf8_lossy(&init.stderr)
     );
     let (guard, port) = spawn_listening("postgres", |port| {
-        let mut cmd = pg_command(&postgres);
-        cmd.arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .args(["-c", "full_page_writes=off", "-c", "synchronous_commit=off"])
-            .current_dir(dir.path());
-        cmd
+        pg_server_command(&postgres, &data, dir.path(), port)
     });
-    let server = Postgres { guard, port, dir };
-    eventually(Duration::from_secs(20), Duration::from_millis(50), || {
-        let out = run_bounded(
-            Command::new(&pg_isready).args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "2"]),
-            Duration::from_secs(5),
-        )?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "pg_isready: {}; server output:\n{}",
-                String::from_utf8_lossy(&out.stdout).trim(),
-                server.output()
-            ))
-        }
-    });
+    let server = Postgres {
+        guard,
+        port,
+        dir,
+        postgres,
+        data,
+    };
+    server.wait_ready();
     Some(server)
+}
+
+/// The `postgres` command line of [`spawn_postgres`] (also used by [`Postgres::start`]).
+fn pg_server_command(postgres: &Path, data: &Path, dir: &Path, port: u16) -> Command {
+    let mut cmd = pg_command(postgres);
+    cmd.arg("-D")
+        .arg(data)
+        .arg("-k")
+        .arg(dir)
+        .args(["-p", &port.to_string()])
+        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        .args(["-c", "full_page_writes=off", "-c", "synchronous_commit=off"])
+        .current_dir(dir);
+    cmd
+}
+
+// Stop/start and password authentication, for the dependency tests (issue 4).
+impl Postgres {
+    /// Waits (bounded) until the server accepts queries.
+    fn wait_ready(&self) {
+        let Some(pg_isready) = require_pg_tool("pg_isready") else {
+            return;
+        };
+        let port = self.port;
+        eventually(Duration::from_secs(20), Duration::from_millis(50), || {
+            let out = run_bounded(
+                Command::new(&pg_isready).args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-t",
+                    "2",
+                ]),
+                Duration::from_secs(5),
+            )?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "pg_isready: {}; server output:\n{}",
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    self.output()
+                ))
+            }
+        });
+    }
+
+    /// Stops the server (fast shutdown, SIGINT) and waits until it has exited; the port is then
+    /// closed (connections are refused). [`Postgres::start`] brings it back on the same port.
+    pub fn stop(&mut self) {
+        // The guard's child may be `runuser`; signal the postmaster itself (first line of
+        // postmaster.pid): SIGINT is PostgreSQL's fast shutdown.
+        let postmaster = std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok());
+        kill_pid(postmaster.unwrap_or(self.guard.pid()), libc::SIGINT);
+        if wait_timeout(self.guard.child_mut(), Duration::from_secs(30)).is_none() {
+            kill_group(self.guard.pid(), libc::SIGKILL);
+            let _ = wait_timeout(self.guard.child_mut(), Duration::from_secs(5));
+        }
+    }
+
+    /// Starts the server again on the same port and data directory after [`Postgres::stop`],
+    /// and waits until it accepts queries.
+    pub fn start(&mut self) {
+        let mut guard = spawn_guarded(
+            "postgres (restarted)",
+            &mut pg_server_command(&self.postgres, &self.data, self.dir.path(), self.port),
+        );
+        if let Err(err) = wait_for_port(&mut guard, self.port, SERVER_START_TIMEOUT) {
+            panic!(
+                "postgres restart on port {}: {err}\n{}",
+                self.port,
+                guard.output()
+            );
+        }
+        self.guard = guard;
+        self.wait_ready();
+    }
+
+    /// Creates a login role with a password that must authenticate with scram-sha-256 over TCP
+    /// (a `pg_hba.conf` line ahead of the trust lines, then a reload). Other users keep trust.
+    pub fn add_password_role(&self, role: &str, password: &str) {
+        self.psql(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+            .unwrap_or_else(|e| panic!("create role {role}: {e}"));
+        let hba = self.data.join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+        // Rewriting in place keeps the file's owner (postgres) and mode.
+        std::fs::write(
+            &hba,
+            format!("host all {role} 127.0.0.1/32 scram-sha-256\n{old}"),
+        )
+        .expect("write pg_hba.conf");
+        let reloaded = self
+            .psql("SELECT pg_reload_conf()")
+            .unwrap_or_else(|e| panic!("reload: {e}"));
+        assert_eq!(reloaded, "t", "pg_reload_conf");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,688 @@
+//! Dependency checks against real components: a throwaway PostgreSQL (healthy, stopped and
+//! started again, wrong password, missing database, refused), a local HTTP server (200, 500,
+//! slow, 429 with Retry-After), filesystems (missing, read-only, free-space threshold), and the
+//! daemon monitoring the real `@modelcontextprotocol/server-postgres` with its database.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use common::{Daemon, eventually, free_port, node_bin, spawn_postgres, tools_required};
+use mcp_exporter::deps::{
+    DependencyBoard, DependencyCheck, DependencyConfig, DependencyFailure, DependencyRunner,
+    DependencySpec, SecretSource, StatusRange, check_once,
+};
+use mcp_exporter::health::HealthStatus;
+use mcp_exporter::metrics::Metrics;
+
+const WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(100);
+
+fn dependency(name: &str, spec: DependencySpec, timeout: Duration) -> DependencyConfig {
+    DependencyConfig {
+        name: name.into(),
+        spec,
+        interval: Duration::from_millis(50),
+        timeout,
+        min_interval: None,
+        critical: true,
+        line: 1,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn reason(check: &DependencyCheck) -> String {
+    check.reason.clone().unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL, checked directly
+// ---------------------------------------------------------------------------------------------
+
+/// A DSN (and optional password) written to files, as an operator would mount secrets.
+fn pg_dependency(dir: &Path, dsn: &str, password: Option<&str>) -> DependencyConfig {
+    let dsn_file = dir.join(format!("dsn-{}", rand_suffix()));
+    std::fs::write(&dsn_file, dsn).expect("write dsn file");
+    let password = password.map(|p| {
+        let f = dir.join(format!("pw-{}", rand_suffix()));
+        std::fs::write(&f, p).expect("write password file");
+        SecretSource::File(f)
+    });
+    dependency(
+        "pg",
+        DependencySpec::Postgres {
+            dsn: SecretSource::File(dsn_file),
+            password,
+        },
+        Duration::from_secs(5),
+    )
+}
+
+fn rand_suffix() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn postgres_outcomes_are_told_apart() {
+    let Some(pg) = spawn_postgres() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let rt = runtime();
+    let http = client();
+    let check = |config: &DependencyConfig| rt.block_on(check_once(config, &http));
+
+    let ok = check(&pg_dependency(secrets.path(), &pg.url("postgres"), None));
+    assert_eq!(ok.status, HealthStatus::Healthy, "{ok:?}");
+    assert!(ok.details.contains_key("server_version"), "{ok:?}");
+    assert!(ok.details.contains_key("connect_ms") && ok.details.contains_key("query_ms"));
+
+    let missing = check(&pg_dependency(secrets.path(), &pg.url("no_such_db"), None));
+    assert_eq!(
+        missing.failure,
+        Some(DependencyFailure::DatabaseMissing),
+        "{missing:?}"
+    );
+    assert!(reason(&missing).contains("database missing"), "{missing:?}");
+
+    let refused_dsn = format!("postgres://postgres@127.0.0.1:{}/postgres", free_port());
+    let refused = check(&pg_dependency(secrets.path(), &refused_dsn, None));
+    assert_eq!(
+        refused.failure,
+        Some(DependencyFailure::Refused),
+        "{refused:?}"
+    );
+    assert!(
+        reason(&refused).contains("connection refused"),
+        "{refused:?}"
+    );
+
+    let tls_dsn = format!("{}?sslmode=require", pg.url("postgres"));
+    let tls = check(&pg_dependency(secrets.path(), &tls_dsn, None));
+    assert_eq!(tls.status, HealthStatus::Unhealthy, "{tls:?}");
+    assert!(reason(&tls).contains("TLS"), "{tls:?}");
+
+    pg.add_password_role("monitor", "right-password");
+    let monitor_dsn = format!("postgres://monitor@127.0.0.1:{}/postgres", pg.port());
+    let wrong = pg_dependency(secrets.path(), &monitor_dsn, Some("wrong-password"));
+    let failed = eventually(WAIT, POLL, || {
+        let c = check(&wrong);
+        if c.failure == Some(DependencyFailure::AuthFailed) {
+            Ok(c)
+        } else {
+            Err(format!("{c:?}"))
+        }
+    });
+    assert_eq!(failed.status, HealthStatus::Unhealthy);
+    assert!(
+        reason(&failed).contains("authentication failed"),
+        "{failed:?}"
+    );
+    assert!(!reason(&failed).contains("wrong-password"), "{failed:?}");
+    let right = check(&pg_dependency(
+        secrets.path(),
+        &monitor_dsn,
+        Some("right-password"),
+    ));
+    assert_eq!(right.status, HealthStatus::Healthy, "{right:?}");
+
+    let unset = dependency(
+        "pg",
+        DependencySpec::Postgres {
+            dsn: SecretSource::Env("MCP_EXPORTER_TEST_UNSET_DSN".into()),
+            password: None,
+        },
+        Duration::from_secs(2),
+    );
+    let unknown = check(&unset);
+    assert_eq!(unknown.status, HealthStatus::Unknown, "{unknown:?}");
+    assert!(
+        reason(&unknown).contains("MCP_EXPORTER_TEST_UNSET_DSN"),
+        "{unknown:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP against a local server
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct Hits(Arc<Mutex<HashMap<String, u64>>>);
+
+impl Hits {
+    fn get(&self, path: &str) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+async fn endpoint(
+    State(hits): State<Hits>,
+    UrlPath(path): UrlPath<String>,
+) -> axum::response::Response {
+    *hits
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(path.clone())
+        .or_insert(0) += 1;
+    let mut headers = HeaderMap::new();
+    match path.as_str() {
+        "ok" | "control" | "gentle" => (StatusCode::OK, "all good").into_response(),
+        "fail" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            (StatusCode::OK, "late").into_response()
+        }
+        "limited" => {
+            headers.insert("retry-after", "3600".parse().expect("header"));
+            headers.insert("x-ratelimit-remaining", "0".parse().expect("header"));
+            (StatusCode::TOO_MANY_REQUESTS, headers, "slow down").into_response()
+        }
+        "quota" => {
+            headers.insert("x-ratelimit-remaining", "4999".parse().expect("header"));
+            (StatusCode::OK, headers, "ok").into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "no").into_response(),
+    }
+}
+
+/// Starts the test's HTTP server on 127.0.0.1 (kernel-chosen port) inside `rt`.
+fn spawn_api(rt: &tokio::runtime::Runtime) -> (String, Hits) {
+    let hits = Hits::default();
+    let app = Router::new()
+        .route("/{path}", get(endpoint))
+        .with_state(hits.clone());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), hits)
+}
+
+fn http_dep(name: &str, url: &str, timeout: Duration) -> DependencyConfig {
+    dependency(
+        name,
+        DependencySpec::Http {
+            method: "GET".into(),
+            url: url::Url::parse(url).expect("url"),
+            headers: vec![],
+            expect_status: StatusRange {
+                low: 200,
+                high: 299,
+            },
+            body_contains: None,
+        },
+        timeout,
+    )
+}
+
+#[test]
+fn http_statuses_timeouts_and_body() {
+    let rt = runtime();
+    let (base, _hits) = spawn_api(&rt);
+    let http = client();
+    let check = |config: &DependencyConfig| rt.block_on(check_once(config, &http));
+    let t = Duration::from_secs(5);
+
+    let ok = check(&http_dep("api", &format!("{base}/ok"), t));
+    assert_eq!(ok.status, HealthStatus::Healthy, "{ok:?}");
+    assert_eq!(ok.details.get("status").map(String::as_str), Some("200"));
+
+    let fail = check(&http_dep("api", &format!("{base}/fail"), t));
+    assert_eq!(fail.status, HealthStatus::Unhealthy, "{fail:?}");
+    assert_eq!(fail.failure, Some(DependencyFailure::BadStatus));
+    assert!(reason(&fail).contains("HTTP 500"), "{fail:?}");
+
+    let slow = check(&http_dep(
+        "api",
+        &format!("{base}/slow"),
+        Duration::from_millis(300),
+    ));
+    assert_eq!(slow.status, HealthStatus::Unhealthy, "{slow:?}");
+    assert_eq!(slow.failure, Some(DependencyFailure::TimedOut));
+    assert!(reason(&slow).contains("timed out"), "{slow:?}");
+
+    let mut body = http_dep("api", &format!("{base}/ok"), t);
+    if let DependencySpec::Http { body_contains, .. } = &mut body.spec {
+        *body_contains = Some("not in there".into());
+    }
+    let mismatch = check(&body);
+    assert_eq!(
+        mismatch.failure,
+        Some(DependencyFailure::BodyMismatch),
+        "{mismatch:?}"
+    );
+
+    let quota = check(&http_dep("api", &format!("{base}/quota"), t));
+    assert_eq!(quota.rate_limit.remaining, Some(4999), "{quota:?}");
+
+    let refused = check(&http_dep(
+        "api",
+        &format!("http://127.0.0.1:{}/", free_port()),
+        t,
+    ));
+    assert_eq!(
+        refused.failure,
+        Some(DependencyFailure::Refused),
+        "{refused:?}"
+    );
+}
+
+/// 429 with Retry-After, and a minimum interval: the runner sends one request to each while a
+/// control dependency on the same interval is checked again and again. Request counts, no
+/// clock.
+#[test]
+fn rate_limited_apis_are_not_hammered() {
+    let rt = runtime();
+    let (base, hits) = spawn_api(&rt);
+    let metrics = Arc::new(Metrics::new());
+    let board = DependencyBoard::default();
+    let t = Duration::from_secs(5);
+    let mut gentle = http_dep("gentle", &format!("{base}/gentle"), t);
+    gentle.min_interval = Some(Duration::from_secs(3600));
+    let deps = vec![
+        http_dep("control", &format!("{base}/control"), t),
+        http_dep("limited", &format!("{base}/limited"), t),
+        gentle,
+    ];
+    let mut runner = DependencyRunner::new(Arc::clone(&metrics), board.clone());
+    rt.block_on(runner.apply(&deps));
+    eventually(WAIT, POLL, || {
+        let control = hits.get("control");
+        if control >= 10 {
+            Ok(())
+        } else {
+            Err(format!("control checked {control} times"))
+        }
+    });
+    assert_eq!(
+        hits.get("limited"),
+        1,
+        "the rate-limited API was asked again"
+    );
+    assert_eq!(hits.get("gentle"), 1, "min_interval was not honoured");
+    {
+        let board = board.read().expect("board");
+        let limited = board["limited"].last.as_ref().expect("checked");
+        assert_eq!(limited.status, HealthStatus::Degraded, "{limited:?}");
+        assert_eq!(limited.failure, Some(DependencyFailure::RateLimited));
+        assert!(reason(limited).contains("rate limited"), "{limited:?}");
+        assert!(board["limited"].backoff_until_unix.is_some());
+    }
+    let text = metrics.encode_prometheus();
+    for needle in [
+        "mcp_dependency_retry_after_seconds{dependency=\"limited\"} 3600",
+        "mcp_dependency_rate_limit_remaining{dependency=\"limited\"} 0",
+        "mcp_dependency_status{dependency=\"limited\",kind=\"http\"} 1",
+        "mcp_dependency_up{dependency=\"control\",kind=\"http\"} 1",
+        "mcp_dependency_status{dependency=\"control\",kind=\"http\"} 2",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    rt.block_on(runner.apply(&[]));
+    let text = metrics.encode_prometheus();
+    assert!(!text.contains("dependency=\"limited\""), "{text}");
+    rt.block_on(runner.shutdown());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filesystem
+// ---------------------------------------------------------------------------------------------
+
+fn fs_dep(path: &Path, writable: bool, min_free_bytes: Option<u64>) -> DependencyConfig {
+    dependency(
+        "logs",
+        DependencySpec::Filesystem {
+            path: path.to_path_buf(),
+            writable,
+            min_free_bytes,
+            min_free_percent: None,
+            min_free_inodes_percent: None,
+        },
+        Duration::from_secs(5),
+    )
+}
+
+/// A directory nobody can write: as root (CI) a read-only tmpfs mounted over it (root bypasses
+/// permission bits), otherwise mode 0555. Unmounted on drop.
+struct ReadOnlyDir {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl ReadOnlyDir {
+    fn new() -> Option<ReadOnlyDir> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555))
+                .expect("chmod 555");
+            return Some(ReadOnlyDir {
+                dir,
+                mounted: false,
+            });
+        }
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+            .arg(dir.path())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(ReadOnlyDir { dir, mounted: true }),
+            other => {
+                assert!(
+                    !tools_required(),
+                    "mount -t tmpfs -o ro failed as root: {other:?}"
+                );
+                println!("SKIP: cannot mount a read-only tmpfs here ({other:?})");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(self.dir.path()).status();
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let _ =
+                std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+#[test]
+fn filesystem_missing_unwritable_and_low_space() {
+    let rt = runtime();
+    let http = client();
+    let check = |config: &DependencyConfig| rt.block_on(check_once(config, &http));
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let ok = check(&fs_dep(dir.path(), true, Some(1)));
+    assert_eq!(ok.status, HealthStatus::Healthy, "{ok:?}");
+
+    let missing = check(&fs_dep(&dir.path().join("mcp-servers"), false, None));
+    assert_eq!(
+        missing.failure,
+        Some(DependencyFailure::Missing),
+        "{missing:?}"
+    );
+    assert!(reason(&missing).contains("does not exist"), "{missing:?}");
+
+    let total: u64 = ok.details["total_bytes"].parse().expect("total_bytes");
+    let low = check(&fs_dep(dir.path(), false, Some(total + 1)));
+    assert_eq!(low.status, HealthStatus::Degraded, "{low:?}");
+    assert_eq!(low.failure, Some(DependencyFailure::LowSpace));
+    assert!(reason(&low).contains("low free space"), "{low:?}");
+
+    if let Some(ro) = ReadOnlyDir::new() {
+        let readable = check(&fs_dep(&ro.path(), false, None));
+        assert_eq!(readable.status, HealthStatus::Healthy, "{readable:?}");
+        let unwritable = check(&fs_dep(&ro.path(), true, None));
+        assert_eq!(
+            unwritable.failure,
+            Some(DependencyFailure::NotWritable),
+            "{unwritable:?}"
+        );
+        assert!(
+            reason(&unwritable).contains("not writable"),
+            "{unwritable:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon: server-postgres with its database; stop, start; criticality
+// ---------------------------------------------------------------------------------------------
+
+fn health_of(daemon: &Daemon, server: &str) -> Option<f64> {
+    daemon
+        .scrape()
+        .value("mcp_server_health_status", &[("server", server)])
+}
+
+#[test]
+fn server_postgres_is_monitored_with_its_database() {
+    let Some(mut pg) = spawn_postgres() else {
+        return;
+    };
+    let dsn = pg.url("postgres");
+    let server_js = node_bin("postgres");
+    let config = format!(
+        r#"
+[exporter]
+interval = "1s"
+timeout = "10s"
+degraded_latency = "5s"
+
+[[dependencies]]
+name = "pg"
+kind = "postgres"
+dsn_env = "PG_DSN"
+interval = "1s"
+timeout = "2s"
+
+[[dependencies]]
+name = "pg-optional"
+kind = "postgres"
+dsn_env = "PG_DSN"
+interval = "1s"
+timeout = "2s"
+critical = false
+
+[[servers]]
+name = "pg-mcp"
+transport = "stdio"
+command = "node"
+args = ["{js}", "{dsn}"]
+depends_on = ["pg"]
+call = {{ tool = "query", arguments = {{ sql = "SELECT 1 AS one" }}, expect_text = "one" }}
+
+[[servers]]
+name = "pg-mcp-lists"
+transport = "stdio"
+command = "node"
+args = ["{js}", "{dsn}"]
+expected_tools = ["query"]
+depends_on = ["pg-optional"]
+# Probed once (at start): its health follows its dependency by re-assessment, not by probes.
+interval = "1h"
+"#,
+        js = server_js.display()
+    );
+    let daemon = Daemon::start_with(&config, &[], &[("PG_DSN", &dsn)]);
+    let both_healthy = || {
+        let a = health_of(&daemon, "pg-mcp");
+        let b = health_of(&daemon, "pg-mcp-lists");
+        if a == Some(2.0) && b == Some(2.0) {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg-mcp {a:?}, pg-mcp-lists {b:?}\n{}",
+                daemon.stderr()
+            ))
+        }
+    };
+    eventually(WAIT, POLL, both_healthy);
+    let scrape = daemon.scrape();
+    assert_eq!(
+        scrape.value(
+            "mcp_dependency_up",
+            &[("dependency", "pg"), ("kind", "postgres")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value(
+            "mcp_server_dependency_status",
+            &[
+                ("server", "pg-mcp"),
+                ("dependency", "pg"),
+                ("kind", "postgres")
+            ]
+        ),
+        Some(2.0)
+    );
+    assert!(scrape.has("mcp_dependency_check_duration_seconds"));
+    common::promtool_check_metrics(scrape.text()).expect("promtool accepts the exposition");
+
+    pg.stop();
+    eventually(WAIT, POLL, || {
+        let s = daemon.scrape();
+        let up = s.value(
+            "mcp_dependency_up",
+            &[("dependency", "pg"), ("kind", "postgres")],
+        );
+        let critical = s.value("mcp_server_health_status", &[("server", "pg-mcp")]);
+        let optional = s.value("mcp_server_health_status", &[("server", "pg-mcp-lists")]);
+        let promtool_text = s.text().to_string();
+        let reason = s.value(
+            "mcp_server_health_reason",
+            &[("server", "pg-mcp"), ("reason", "critical_dependency_down")],
+        );
+        let optional_reason = s.value(
+            "mcp_server_health_reason",
+            &[("server", "pg-mcp-lists"), ("reason", "dependency_down")],
+        );
+        if up == Some(0.0)
+            && critical == Some(0.0)
+            && optional == Some(1.0)
+            && reason == Some(1.0)
+            && optional_reason == Some(1.0)
+        {
+            common::promtool_check_metrics(&promtool_text)
+        } else {
+            Err(format!(
+                "up {up:?}, pg-mcp {critical:?} ({reason:?}), pg-mcp-lists {optional:?} ({optional_reason:?})"
+            ))
+        }
+    });
+    // A check may have caught the shutdown itself ("terminating connection"); later ones are
+    // refused.
+    eventually(WAIT, POLL, || {
+        let (status, body) = daemon.get("/api/servers");
+        let servers: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("{status}: {e}: {body}"))?;
+        let lists = servers
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "pg-mcp-lists"))
+            .ok_or_else(|| format!("pg-mcp-lists not in {body}"))?
+            .clone();
+        let dep_reason = lists["dependencies"][0]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        if lists["health"]["status"] == "DEGRADED"
+            && lists["dependencies"][0]["name"] == "pg-optional"
+            && dep_reason.contains("connection refused")
+        {
+            Ok(())
+        } else {
+            Err(lists.to_string())
+        }
+    });
+    let (_, page) = daemon.get("/");
+    assert!(page.contains("pg-optional (postgres): UNHEALTHY"), "{page}");
+
+    pg.start();
+    eventually(WAIT, POLL, both_healthy);
+    let scrape = daemon.scrape();
+    assert_eq!(
+        scrape.value("mcp_probes_total", &[("server", "pg-mcp-lists")]),
+        Some(1.0),
+        "pg-mcp-lists followed its dependency without being probed again"
+    );
+    assert!(
+        scrape.samples("mcp_server_health_reason").is_empty(),
+        "reasons left after recovery: {:?}",
+        scrape.samples("mcp_server_health_reason")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The playbook example
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_playbook_example_validates() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mcp-exporter"))
+        .arg("validate")
+        .arg(common::repo_root().join("examples/playbook.toml"))
+        .env_remove("PG_DSN")
+        .output()
+        .expect("run validate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("OK: listen 127.0.0.1:8931, 8 server(s)"),
+        "{stdout}"
+    );
+    for server in [
+        "desktop-commander",
+        "filesystem",
+        "postgres",
+        "github",
+        "memory",
+        "brave-search",
+        "slack",
+        "puppeteer",
+    ] {
+        assert!(
+            stdout.contains(&format!("  {server} (stdio)")),
+            "{server} missing:\n{stdout}"
+        );
+    }
+    for dependency in [
+        "pg (postgres",
+        "github-api (http",
+        "brave-api (http",
+        "logs-dir (filesystem",
+        "tmp (filesystem",
+    ] {
+        assert!(
+            stdout.contains(&format!("dependency {dependency}")),
+            "{dependency} missing:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("`PG_DSN` is not set"), "{stdout}");
+}
