@@ -33,14 +33,6 @@ const PENDING_FROM_PARALLEL_BRANCHES: &[&str] = &[
     "mcp_server_crash_looping",
     "mcp_remediation_total",
     "mcp_server_process_found",
-    // issue 4 (dependencies/health)
-    "mcp_server_dependency_status",
-    "mcp_dependency_up",
-    "mcp_dependency_check_duration_seconds",
-    "mcp_dependency_status",
-    "mcp_dependency_rate_limit_remaining",
-    "mcp_dependency_retry_after_seconds",
-    "mcp_server_health_reason",
     // issue 5 (store/CLI)
     "mcp_store_writes_total",
     "mcp_store_dropped_total",
@@ -318,17 +310,60 @@ fn dashboards_have_variables_units_health_words_and_server_links() {
     );
 }
 
-/// A daemon probing a real server (with a tool call) and a server that cannot start, so every
-/// family that main emits has series.
+/// A tiny HTTP API standing in for a rate-limited dependency (GitHub-style headers): every
+/// request gets 429 with `Retry-After` and `X-RateLimit-Remaining: 0`. Lives until the test ends.
+fn rate_limited_api() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind rate-limited API");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nX-RateLimit-Remaining: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
+/// A daemon probing a real server (with a tool call), a server that cannot start, and servers
+/// with dependencies (TCP, filesystem, a rate-limited HTTP API), so every family that main
+/// emits has series.
 fn live_daemon() -> (Daemon, common::ChildGuard) {
     let (http, port) = common::spawn_http_everything("streamableHttp");
+    let api_port = rate_limited_api();
     let config = format!(
         r#"
+[[dependencies]]
+name = "mcp-port"
+kind = "tcp"
+address = "127.0.0.1:{port}"
+interval = "1s"
+
+[[dependencies]]
+name = "scratch"
+kind = "filesystem"
+path = "{{dir}}"
+writable = true
+interval = "1s"
+critical = false
+
+[[dependencies]]
+name = "api"
+kind = "http"
+url = "http://127.0.0.1:{api_port}/"
+interval = "1s"
+critical = false
+
 [[servers]]
 name = "web"
 transport = "http"
 url = "http://127.0.0.1:{port}/mcp"
 interval = "1s"
+depends_on = ["mcp-port", "scratch", "api"]
 call = {{ tool = "echo", arguments = {{ message = "probe" }}, expect_text = "Echo: probe" }}
 
 [[servers]]
@@ -361,7 +396,10 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
         let ready = scrape.value("mcp_server_up", &[("server", "web")]) == Some(1.0)
             && scrape.value("mcp_server_up", &[("server", "stdio")]) == Some(1.0)
             && scrape.has("mcp_probe_failures_total")
-            && scrape.has("mcp_tool_execution_duration_seconds_bucket");
+            && scrape.has("mcp_tool_execution_duration_seconds_bucket")
+            && scrape.has("mcp_dependency_retry_after_seconds")
+            && scrape.has("mcp_dependency_rate_limit_remaining")
+            && scrape.has("mcp_server_dependency_status");
         if ready {
             Ok(scrape.text().to_string())
         } else {
