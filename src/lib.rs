@@ -10,4 +10,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod probe;
 pub mod scheduler;
+pub mod security;
 pub mod validate;
+pub mod webconfig;
+pub mod webserve;

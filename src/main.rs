@@ -43,6 +43,10 @@ enum Command {
         /// Listen address, overriding `exporter.listen` (e.g. 127.0.0.1:8931, or port 0 for any free port).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Web configuration file (Prometheus exporter-toolkit format): TLS, client
+        /// certificates and basic auth for every endpoint; re-read on SIGHUP and on change.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config: Option<PathBuf>,
     },
     /// Check a configuration file; exit 2 and say what is wrong if it is invalid.
     Validate {
@@ -64,7 +68,11 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            web_config,
+        } => {
             logging::init(cli.log_format, &cli.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -80,8 +88,13 @@ fn main() -> ExitCode {
             match runtime.block_on(serve(ServeOptions {
                 config_path: config,
                 listen,
+                web_config,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(ServeError::WebConfig(err)) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
                 Err(ServeError::Config(err)) => {
                     eprintln!("error: {err}");
                     ExitCode::from(EXIT_CONFIG)

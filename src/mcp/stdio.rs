@@ -74,9 +74,19 @@ pub struct StdioTransport {
     counters: Arc<WireCounters>,
 }
 
-/// Sets the child's environment: exactly `env` on top of the parent's. (The one place to change
-/// when the environment gets cleared.)
+/// Variables passed from the daemon's environment to every child, so ordinary programs
+/// (`npx`, `uvx`, `python3`) run: nothing else of the exporter's environment reaches a child.
+pub const BASELINE_ENV: [&str; 6] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/// Sets the child's environment: cleared, then [`BASELINE_ENV`] from the daemon's own, then
+/// exactly what the server entry lists (`env`), so the exporter's secrets never reach a child.
 fn apply_env(cmd: &mut Command, env: &BTreeMap<String, String>) {
+    cmd.env_clear();
+    for name in BASELINE_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
     cmd.envs(env);
 }
 
@@ -119,7 +129,7 @@ impl StdioTransport {
         let stderr_task = child
             .stderr
             .take()
-            .map(|err| tokio::spawn(keep_stderr(err, stderr.clone())));
+            .map(|err| tokio::spawn(keep_stderr(err, stderr.clone(), Arc::clone(&counters))));
         Ok(StdioTransport {
             command: command.to_string(),
             child,
@@ -407,15 +417,22 @@ async fn read_lines(mut out: impl AsyncRead + Unpin, max_line: usize, tx: mpsc::
     }
 }
 
-async fn keep_stderr(mut err: impl AsyncRead + Unpin, ring: Arc<Mutex<StderrRing>>) {
+async fn keep_stderr(
+    mut err: impl AsyncRead + Unpin,
+    ring: Arc<Mutex<StderrRing>>,
+    counters: Arc<WireCounters>,
+) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match err.read(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => match ring.lock() {
-                Ok(mut r) => r.push(&buf[..n]),
-                Err(poisoned) => poisoned.into_inner().push(&buf[..n]),
-            },
+            Ok(n) => {
+                counters.note_unscanned(&buf[..n], super::dispatch::UNSCANNED_CAP);
+                match ring.lock() {
+                    Ok(mut r) => r.push(&buf[..n]),
+                    Err(poisoned) => poisoned.into_inner().push(&buf[..n]),
+                }
+            }
         }
     }
 }

@@ -21,6 +21,8 @@ use crate::health::Health;
 use crate::mcp::WireCounters;
 use crate::probe::ProbeOutcome;
 
+pub mod security;
+
 /// Most distinct `tool` label values one server can create; the rest are folded into `other`.
 pub const MAX_TOOL_LABELS_PER_SERVER: usize = 100;
 /// Longest label value taken from a server; longer values are cut.
@@ -117,6 +119,8 @@ pub struct Metrics {
     session_starts: Family<ServerLabels, Counter>,
     live: Arc<LiveCollector>,
     series: Mutex<HashMap<String, ServerSeries>>,
+    /// Issue 7: security events and refused requests.
+    pub security: security::SecurityMetrics,
 }
 
 impl Default for Metrics {
@@ -229,6 +233,7 @@ impl Metrics {
                     .to_string(),
             })
             .set(1);
+        let security = security::SecurityMetrics::register(&mut registry);
         let live = Arc::new(LiveCollector::default());
         registry.register_collector(Box::new(Arc::clone(&live)));
         Metrics {
@@ -249,6 +254,7 @@ impl Metrics {
             session_starts,
             live,
             series: Mutex::new(HashMap::new()),
+            security,
         }
     }
 
@@ -271,6 +277,9 @@ impl Metrics {
     pub fn add_server(&self, server: &str, counters: Arc<WireCounters>) {
         let labels = server_labels(server);
         self.health_status.get_or_create(&labels).set(-1);
+        self.security
+            .monitor
+            .add_server(server, Arc::clone(&counters));
         self.live.add(server, counters);
         self.lock_series().entry(server.to_string()).or_default();
     }
@@ -292,6 +301,7 @@ impl Metrics {
         self.catalog_changes.remove(&labels);
         self.session_starts.remove(&labels);
         self.live.remove(server);
+        self.security.remove_server(server);
         let Some(series) = self.lock_series().remove(server) else {
             return;
         };
@@ -334,6 +344,7 @@ impl Metrics {
         health: &Health,
         catalog_changed: bool,
     ) {
+        self.security.observe(server, outcome);
         let labels = server_labels(server);
         self.server_up
             .get_or_create(&labels)
