@@ -1,0 +1,381 @@
+//! Issue 7: hostile servers, secrets that never leak, protected endpoints.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Daemon, eventually, fixture, free_port, require_tool, spawn_guarded};
+
+/// RSS bound of the daemon while hostile servers run (one of them sends a 100 MB line).
+const RSS_BOUND_BYTES: u64 = 200 * 1024 * 1024;
+const SECRET: &str = "hostile-secret-9f8e7d6c5b4a";
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn stdio_server(name: &str, mode: &str, python: &str) -> String {
+    format!(
+        "[[servers]]\nname = \"{name}\"\ntransport = \"stdio\"\ncommand = \"{python}\"\nargs = [\"{}\", \"{mode}\"]\ntimeout = \"2s\"\ninterval = \"1s\"\n{}\n",
+        fixture("hostile_server.py").display(),
+        if mode.starts_with("secret_") {
+            "env = { HOSTILE_SECRET = \"${HOSTILE_SECRET}\" }"
+        } else {
+            ""
+        }
+    )
+}
+
+fn spawn_http_hostile(mode: &str, python: &str) -> (common::ChildGuard, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(python);
+    cmd.arg(fixture("hostile_server.py"))
+        .arg("http")
+        .arg(mode)
+        .arg(port.to_string());
+    let guard = spawn_guarded(&format!("hostile http {mode}"), &mut cmd);
+    eventually(Duration::from_secs(20), Duration::from_millis(50), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    (guard, port)
+}
+
+#[test]
+fn hostile_servers_leave_the_daemon_and_other_servers_unharmed() {
+    let Some(python) = require_tool("python3") else {
+        return;
+    };
+    let python = python.display().to_string();
+    let stdio_modes = [
+        "silent",
+        "garbage",
+        "huge_line",
+        "slow_bytes",
+        "flood",
+        "many_tools",
+        "wrong_ids",
+        "close_mid",
+        "exit_at_once",
+        "secret_stderr",
+        "secret_exit",
+        "env_names",
+    ];
+    let mut config = String::from("[exporter]\ninterval = \"1s\"\ntimeout = \"2s\"\n\n");
+    config.push_str(&stdio_server("good", "good", &python));
+    for mode in stdio_modes {
+        config.push_str(&stdio_server(mode, mode, &python));
+    }
+    let mut guards = Vec::new();
+    for mode in ["endless_sse", "close_mid", "unauthorized"] {
+        let (guard, port) = spawn_http_hostile(mode, &python);
+        guards.push(guard);
+        config.push_str(&format!(
+            "[[servers]]\nname = \"http_{mode}\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{port}/mcp\"\ntimeout = \"2s\"\ninterval = \"1s\"\nheaders = {{ Authorization = \"Bearer ${{HOSTILE_SECRET}}\" }}\n\n"
+        ));
+    }
+    let daemon = Daemon::start_with(
+        &config,
+        &[],
+        &[("HOSTILE_SECRET", SECRET), ("DAEMON_ONLY_VAR", "x")],
+    );
+
+    // Other servers keep their schedule: the good server completes many probes while the
+    // hostile ones misbehave (count-based).
+    let mut max_rss = 0;
+    eventually(Duration::from_secs(60), Duration::from_millis(250), || {
+        max_rss = max_rss.max(rss_bytes(daemon.pid()));
+        let s = daemon.scrape();
+        let good = s
+            .value("mcp_probes_total", &[("server", "good")])
+            .unwrap_or(0.0);
+        let ok = s
+            .value("mcp_probe_success", &[("server", "good")])
+            .unwrap_or(0.0);
+        let hostile_probed = stdio_modes.iter().all(|m| {
+            s.value("mcp_probes_total", &[("server", m)])
+                .is_some_and(|v| v >= 2.0)
+        });
+        if good >= 8.0 && ok == 1.0 && hostile_probed {
+            Ok(())
+        } else {
+            Err(format!(
+                "good probes {good}, success {ok}, hostile probed {hostile_probed}"
+            ))
+        }
+    });
+    max_rss = max_rss.max(rss_bytes(daemon.pid()));
+    assert!(
+        max_rss < RSS_BOUND_BYTES,
+        "daemon RSS {max_rss} above {RSS_BOUND_BYTES}"
+    );
+
+    let (status, body) = daemon.get("/metrics");
+    assert_eq!(status, 200);
+    let s = daemon.scrape();
+    for mode in stdio_modes
+        .iter()
+        .filter(|m| !matches!(**m, "many_tools" | "flood" | "secret_stderr"))
+    {
+        assert_eq!(
+            s.value("mcp_probe_success", &[("server", mode)]),
+            Some(0.0),
+            "{mode} must fail"
+        );
+    }
+    // Cardinality: 10,000 tool names never become 10,000 series.
+    let tool_series = body
+        .lines()
+        .filter(|l| l.contains("server=\"many_tools\""))
+        .count();
+    assert!(tool_series < 400, "{tool_series} series for many_tools");
+    assert_eq!(
+        s.value("mcp_server_tools", &[("server", "many_tools")]),
+        Some(10000.0)
+    );
+    // Security events.
+    let event = |server: &str, kind: &str| {
+        s.value(
+            "mcp_security_events_total",
+            &[("server", server), ("kind", kind)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(event("secret_stderr", "pattern_match") >= 1.0, "{body}");
+    assert!(event("wrong_ids", "protocol_violation") >= 1.0, "{body}");
+    assert!(event("garbage", "protocol_violation") >= 1.0, "{body}");
+    assert!(event("huge_line", "oversize_message") >= 1.0, "{body}");
+    assert!(event("flood", "unexpected_request") >= 1.0, "{body}");
+    assert!(event("http_unauthorized", "auth_failure") >= 1.0, "{body}");
+
+    // Precise reasons.
+    let (_, api) = daemon.get("/api/servers");
+    let servers: serde_json::Value = serde_json::from_str(&api).expect("api json");
+    let reason = |name: &str| {
+        servers
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name))
+            .map(|s| s["last_failure"]["failure"]["reason"].to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("huge_line").contains("exceeded"),
+        "{}",
+        reason("huge_line")
+    );
+    assert!(
+        reason("exit_at_once").contains("cannot start"),
+        "{}",
+        reason("exit_at_once")
+    );
+    assert!(
+        reason("http_unauthorized").contains("401"),
+        "{}",
+        reason("http_unauthorized")
+    );
+    // Children get a cleared environment: the baseline and what their entry lists.
+    let env = reason("env_names");
+    assert!(
+        env.contains("PATH") && !env.contains("DAEMON_ONLY_VAR") && !env.contains("RUST_LOG"),
+        "{env}"
+    );
+    assert!(
+        reason("secret_exit").contains("[REDACTED]"),
+        "{}",
+        reason("secret_exit")
+    );
+
+    // The secret appears in no output.
+    let (_, page) = daemon.get("/");
+    for (what, text) in [
+        ("metrics", body.as_str()),
+        ("api", api.as_str()),
+        ("status page", page.as_str()),
+        ("logs", daemon.stderr().as_str()),
+    ] {
+        assert!(!text.contains(SECRET), "secret leaked in {what}");
+    }
+    drop(guards);
+}
+
+fn bcrypt_hash(password: &str) -> String {
+    bcrypt::hash(password, 4).expect("bcrypt")
+}
+
+struct Pki {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn make_pki() -> Pki {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "mcp-exporter test CA");
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &issuer).expect("cert");
+    Pki {
+        ca_pem: ca.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+#[test]
+fn basic_auth_without_tls_counts_refusals() {
+    let dir = tempfile::tempdir().expect("dir");
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!("basic_auth_users:\n  prom: '{}'\n", bcrypt_hash("pa55word")),
+    )
+    .expect("write");
+    let daemon = Daemon::start_with("", &["--web.config.file", &web.display().to_string()], &[]);
+    let (status, _) = daemon.get("/metrics");
+    assert_eq!(status, 401);
+    let wrong = daemon.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Basic cHJvbTp3cm9uZw==")],
+        b"",
+    );
+    assert_eq!(wrong.status, 401);
+    let unknown = daemon.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Basic bm9ib2R5OnBhNTV3b3Jk")],
+        b"",
+    );
+    assert_eq!(unknown.status, 401);
+    // prom:pa55word
+    let ok = daemon.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Basic cHJvbTpwYTU1d29yZA==")],
+        b"",
+    );
+    assert_eq!(ok.status, 200);
+    assert!(
+        ok.text().contains("mcp_exporter_http_unauthorized_total 3"),
+        "{}",
+        ok.text()
+    );
+}
+
+#[test]
+fn an_invalid_web_config_stops_start_up_with_a_precise_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, "basic_auth_users:\n  prom: notahash\n").expect("write");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "").expect("write");
+    let out = Command::new(common::daemon_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--web.config.file"])
+        .arg(&web)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`basic_auth_users.prom`") && err.contains("bcrypt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn prometheus_scrapes_over_tls_with_basic_auth() {
+    let Some(prometheus) = require_tool("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = make_pki();
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("ca");
+    std::fs::write(dir.path().join("cert.pem"), &pki.cert_pem).expect("cert");
+    std::fs::write(dir.path().join("key.pem"), &pki.key_pem).expect("key");
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  prom: '{}'\n",
+            bcrypt_hash("pa55word")
+        ),
+    )
+    .expect("web");
+    let daemon = Daemon::start_with("", &["--web.config.file", &web.display().to_string()], &[]);
+    assert!(
+        daemon.stderr().contains("listening on https://"),
+        "{}",
+        daemon.stderr()
+    );
+
+    let prom_port = free_port();
+    let prom_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_yml,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mcp\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prom\n      password: pa55word\n    static_configs:\n      - targets: ['{addr}']\n  - job_name: noauth\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    static_configs:\n      - targets: ['{addr}']\n",
+            ca = dir.path().join("ca.pem").display(),
+            addr = daemon.addr()
+        ),
+    )
+    .expect("prometheus.yml");
+    let mut cmd = Command::new(prometheus);
+    cmd.arg(format!("--config.file={}", prom_yml.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
+    let _prom = spawn_guarded("prometheus", &mut cmd);
+    let query = |q: &str| -> Result<String, String> {
+        let path = format!("/api/v1/query?query={q}");
+        common::http_request(
+            &format!("127.0.0.1:{prom_port}"),
+            "GET",
+            &path,
+            &[],
+            b"",
+            Duration::from_secs(5),
+        )
+        .map(|r| r.text())
+        .map_err(|e| e.to_string())
+    };
+    eventually(Duration::from_secs(60), Duration::from_millis(500), || {
+        let up = query("up")?;
+        let v: serde_json::Value = serde_json::from_str(&up).map_err(|e| e.to_string())?;
+        let results = v["data"]["result"].as_array().cloned().unwrap_or_default();
+        let of = |job: &str| {
+            results
+                .iter()
+                .find(|r| r["metric"]["job"] == job)
+                .and_then(|r| r["value"][1].as_str().map(String::from))
+        };
+        match (of("mcp").as_deref(), of("noauth").as_deref()) {
+            (Some("1"), Some("0")) => Ok(()),
+            other => Err(format!("up: {other:?} ({up})")),
+        }
+    });
+    let counted = query("mcp_exporter_http_unauthorized_total").unwrap_or_default();
+    assert!(
+        counted.contains("mcp_exporter_http_unauthorized_total"),
+        "{counted}"
+    );
+}
