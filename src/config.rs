@@ -68,6 +68,16 @@ pub struct Config {
     pub exporter: ExporterConfig,
     /// Monitored MCP servers, in file order.
     pub servers: Vec<ServerConfig>,
+    /// Issue 7: `[security]` (patterns matched in stderr and log notifications).
+    pub security: SecurityConfig,
+}
+
+/// `[security]`: regexes (case-insensitive) matched in servers' stderr and log notifications;
+/// each match is a `pattern_match` security event. `None` keeps the built-in defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    /// The patterns, validated as regexes.
+    pub patterns: Option<Vec<String>>,
 }
 
 /// Daemon-wide settings (`[exporter]`).
@@ -255,6 +265,14 @@ struct RawConfig {
     exporter: RawExporter,
     #[serde(default)]
     servers: Vec<Spanned<RawServer>>,
+    #[serde(default)]
+    security: RawSecurity,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    patterns: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -470,7 +488,24 @@ impl Config {
             }
             servers.push(server);
         }
-        Ok(Config { exporter, servers })
+        let mut security = SecurityConfig::default();
+        if let Some(patterns) = raw.security.patterns {
+            for (i, p) in patterns.get_ref().iter().enumerate() {
+                if let Err(e) = regex::RegexBuilder::new(p).size_limit(1 << 20).build() {
+                    return Err(v.invalid(
+                        patterns.span().start,
+                        format!("security.patterns[{i}]"),
+                        format!("{p:?} is not a valid regex: {e}"),
+                    ));
+                }
+            }
+            security.patterns = Some(patterns.into_inner());
+        }
+        Ok(Config {
+            exporter,
+            servers,
+            security,
+        })
     }
 }
 
@@ -858,6 +893,17 @@ call = { tool = "echo", arguments = { message = "hi", n = 2 }, expect_text = "Ec
         let unset = s.resolve_transport_with(|_| None).expect_err("unset");
         assert_eq!(unset.variable, "MY_TOKEN");
         assert_eq!(unset.key, "env.TOKEN");
+    }
+
+    #[test]
+    fn security_patterns_are_validated() {
+        let c = parse("[security]\npatterns = [\"denied\"]\n").expect("valid");
+        assert_eq!(c.security.patterns, Some(vec!["denied".to_string()]));
+        let err = error_of("[security]\npatterns = [\"(\"]\n");
+        assert!(
+            err.starts_with("test.toml:2: `security.patterns[0]`"),
+            "{err}"
+        );
     }
 
     #[test]

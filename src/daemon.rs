@@ -61,6 +61,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
 
     let metrics = Arc::new(Metrics::new());
+    let monitor = Arc::clone(&metrics.security.monitor);
+    crate::security::apply_config(&monitor, &config);
     let web = crate::webserve::WebServer::load(
         options.web_config.as_ref(),
         metrics.security.http_unauthorized.clone(),
@@ -95,6 +97,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                 match Config::load(&options.config_path) {
                     Ok(new_config) => {
                         crate::security::redact::register_config(&new_config);
+                        crate::security::apply_config(&monitor, &new_config);
                         tracing::info!(servers = new_config.servers.len(), "SIGHUP: configuration reloaded");
                         scheduler.apply(&new_config.servers).await;
                     }

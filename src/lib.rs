@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod health;
 pub mod http;
 pub mod logging;

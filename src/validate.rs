@@ -9,6 +9,7 @@ use crate::mcp::TransportSpec;
 /// The report of a valid file: one line per server, then warnings.
 pub fn report(path: &Path) -> Result<String, ConfigError> {
     let config = Config::load(path)?;
+    crate::security::redact::register_config(&config);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -47,5 +48,6 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
             );
         }
     }
-    Ok(out)
+    // Issue 7: a secret written literally into args never reaches the terminal.
+    Ok(crate::security::redact::redact(&out))
 }

@@ -278,6 +278,15 @@ impl Monitor {
     }
 }
 
+/// Applies `[security]` of a (validated) configuration to the monitor.
+pub fn apply_config(monitor: &Monitor, config: &crate::config::Config) {
+    let defaults: Vec<String> = DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect();
+    let patterns = config.security.patterns.as_ref().unwrap_or(&defaults);
+    if let Err(err) = monitor.set_patterns(patterns) {
+        tracing::error!(error = %err, "security patterns rejected; keeping the previous ones");
+    }
+}
+
 /// Cuts `text` to at most `max` bytes on a character boundary.
 pub fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
