@@ -164,7 +164,11 @@ impl ServerConfig {
     /// Returns the transport with every `${VAR}` in header and env values replaced from the
     /// process environment, or the name of the first variable that is not set.
     pub fn resolve_transport(&self) -> Result<TransportSpec, UnsetVariable> {
-        self.resolve_transport_with(|name| std::env::var(name).ok())
+        self.resolve_transport_with(|name| match name.strip_prefix("file:") {
+            // Issue 7: `${file:/run/secrets/x}` reads a secret file.
+            Some(path) => crate::security::read_secret_file(std::path::Path::new(path)),
+            None => std::env::var(name).ok(),
+        })
     }
 
     /// [`ServerConfig::resolve_transport`] with an explicit lookup (for tests).
@@ -215,12 +219,20 @@ impl ServerConfig {
 
 /// A `${VAR}` reference whose variable is not set in the environment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable `{variable}` (referenced by `{key}`) is not set")]
+#[error("{} (referenced by `{key}`) is not set", describe_reference(variable))]
 pub struct UnsetVariable {
     /// The variable name.
     pub variable: String,
     /// The config key holding the reference, e.g. `headers.Authorization`.
     pub key: String,
+}
+
+/// `environment variable `X`` or `secret file `/path`` (issue 7: `${file:PATH}` references).
+fn describe_reference(variable: &str) -> String {
+    match variable.strip_prefix("file:") {
+        Some(path) => format!("secret file `{path}` is unreadable or empty, so it"),
+        None => format!("environment variable `{variable}`"),
+    }
 }
 
 /// Replaces `${NAME}` with the variable's value; `$$` is a literal `$`. Returns the name of

@@ -48,6 +48,9 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
             );
         }
     }
+    for warning in crate::security::redact::literal_secret_warnings(&config) {
+        let _ = writeln!(out, "warning: {}: {warning}", path.display());
+    }
     // Issue 7: a secret written literally into args never reaches the terminal.
     Ok(crate::security::redact::redact(&out))
 }

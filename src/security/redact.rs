@@ -120,6 +120,35 @@ pub fn register_config(config: &Config) {
     register(values);
 }
 
+/// Warnings for credential headers and secret-looking env entries written literally in the
+/// config file instead of `${VAR}` / `${file:PATH}`.
+pub fn literal_secret_warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for server in &config.servers {
+        let literal: Vec<&String> = match &server.transport {
+            TransportSpec::Stdio { env, .. } => env
+                .iter()
+                .filter(|(k, v)| looks_secret(k) && !v.contains("${"))
+                .map(|(k, _)| k)
+                .collect(),
+            TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. } => headers
+                .iter()
+                .filter(|(k, v)| {
+                    SECRET_HEADERS.contains(&k.to_ascii_lowercase().as_str()) && !v.contains("${")
+                })
+                .map(|(k, _)| k)
+                .collect(),
+        };
+        for key in literal {
+            out.push(format!(
+                "server {:?}: `{key}` holds a literal secret; use \"${{VAR}}\" or \"${{file:/path}}\" so it stays out of the file",
+                server.name
+            ));
+        }
+    }
+    out
+}
+
 fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_NAME_HINTS.iter().any(|h| upper.contains(h))
