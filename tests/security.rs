@@ -253,14 +253,16 @@ struct Pki {
     ca_pem: String,
     cert_pem: String,
     key_pem: String,
+    client_pem: String,
 }
 
-fn make_pki() -> Pki {
+/// A throwaway CA with a server certificate (localhost, 127.0.0.1) and a client certificate.
+fn make_pki(ca_name: &str) -> Pki {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "mcp-exporter test CA");
+        .push(rcgen::DnType::CommonName, ca_name);
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
     let ca = ca_params.self_signed(&ca_key).expect("ca cert");
     let issuer = rcgen::Issuer::new(ca_params, &ca_key);
@@ -269,11 +271,96 @@ fn make_pki() -> Pki {
             .expect("params");
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = params.signed_by(&key, &issuer).expect("cert");
+    let mut client_params =
+        rcgen::CertificateParams::new(vec!["prometheus".to_string()]).expect("client params");
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = rcgen::KeyPair::generate().expect("client key");
+    let client = client_params
+        .signed_by(&client_key, &issuer)
+        .expect("client cert");
     Pki {
         ca_pem: ca.pem(),
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+        client_pem: format!("{}{}", client.pem(), client_key.serialize_pem()),
     }
+}
+
+fn write_server_pki(dir: &std::path::Path, pki: &Pki) {
+    std::fs::write(dir.join("ca.pem"), &pki.ca_pem).expect("ca");
+    // Write to a temp name and rename, as certificate renewers do.
+    std::fs::write(dir.join("key.pem.tmp"), &pki.key_pem).expect("key");
+    std::fs::write(dir.join("cert.pem.tmp"), &pki.cert_pem).expect("cert");
+    std::fs::rename(dir.join("key.pem.tmp"), dir.join("key.pem")).expect("rename key");
+    std::fs::rename(dir.join("cert.pem.tmp"), dir.join("cert.pem")).expect("rename cert");
+}
+
+/// GET over HTTPS trusting only `ca_pem`, optionally with a client certificate.
+fn https_get(url: &str, ca_pem: &str, client_pem: Option<&str>) -> Result<u16, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let mut builder = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .timeout(Duration::from_secs(5));
+        if let Some(pem) = client_pem {
+            builder = builder
+                .identity(reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| e.to_string())?);
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let response = client.get(url).send().await.map_err(|e| format!("{e:?}"))?;
+        Ok(response.status().as_u16())
+    })
+}
+
+#[test]
+fn mutual_tls_is_enforced_and_renewed_certificates_apply_without_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let first = make_pki("first CA");
+    write_server_pki(dir.path(), &first);
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n",
+    )
+    .expect("web");
+    let daemon = Daemon::start_with("", &["--web.config.file", &web.display().to_string()], &[]);
+    let url = format!(
+        "https://localhost:{}/metrics",
+        daemon.addr().rsplit(':').next().unwrap_or("")
+    );
+    assert!(
+        https_get(&url, &first.ca_pem, None).is_err(),
+        "a client without a certificate must be refused"
+    );
+    assert_eq!(
+        https_get(&url, &first.ca_pem, Some(&first.client_pem)),
+        Ok(200)
+    );
+
+    // Renew: a new CA signs the server and client certificates; no restart, no signal.
+    let second = make_pki("second CA");
+    write_server_pki(dir.path(), &second);
+    eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || match https_get(&url, &second.ca_pem, Some(&second.client_pem)) {
+            Ok(200) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert!(
+        https_get(&url, &second.ca_pem, Some(&first.client_pem)).is_err(),
+        "the old client CA is no longer trusted"
+    );
+    assert!(
+        daemon.stderr().contains("web config reloaded"),
+        "{}",
+        daemon.stderr()
+    );
 }
 
 #[test]
@@ -345,10 +432,8 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         return;
     };
     let dir = tempfile::tempdir().expect("dir");
-    let pki = make_pki();
-    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("ca");
-    std::fs::write(dir.path().join("cert.pem"), &pki.cert_pem).expect("cert");
-    std::fs::write(dir.path().join("key.pem"), &pki.key_pem).expect("key");
+    let pki = make_pki("test CA");
+    write_server_pki(dir.path(), &pki);
     let web = dir.path().join("web.yml");
     std::fs::write(
         &web,
