@@ -3,8 +3,9 @@
 //! certificates it names are re-read on SIGHUP ([`WebServer::reload`]) and when their
 //! modification time changes, so renewed certificates apply without a restart.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -35,16 +36,31 @@ pub struct WebServer {
     unauthorized: Counter,
 }
 
-/// The bcrypt hash unknown users are checked against, so their answer takes as long as a
-/// known user's with a wrong password.
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        bcrypt::hash("mcp-exporter: no such user", bcrypt::DEFAULT_COST).unwrap_or_else(|_| {
-            // A valid cost-10 hash of an unguessable string; only used if hashing failed.
-            "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy".to_string()
+/// The bcrypt hash unknown users are checked against, of the same cost as the configured
+/// users' hashes (the highest one), so their answer takes as long as a known user's with a
+/// wrong password. Made once per cost.
+fn dummy_hash(cost: u32) -> String {
+    static HASHES: OnceLock<Mutex<HashMap<u32, String>>> = OnceLock::new();
+    let hashes = HASHES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut hashes = hashes.lock().unwrap_or_else(|p| p.into_inner());
+    hashes
+        .entry(cost)
+        .or_insert_with(|| {
+            let secret: [u8; 16] = rand::random();
+            bcrypt::hash(secret, cost).unwrap_or_default()
         })
-    })
+        .clone()
+}
+
+/// Highest bcrypt cost among the configured hashes (10 when none parses).
+fn users_cost(config: &WebConfig) -> u32 {
+    config
+        .users
+        .values()
+        .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+        .map(|p| p.get_cost())
+        .max()
+        .unwrap_or(10)
 }
 
 impl WebServer {
@@ -66,7 +82,7 @@ impl WebServer {
         }
         let tls = config.tls.clone().map(RustlsConfig::from_config);
         if !config.users.is_empty() {
-            let _ = dummy_hash();
+            let _ = dummy_hash(users_cost(&config));
         }
         Ok(WebServer {
             current: Arc::new(RwLock::new(Arc::new(config))),
@@ -172,8 +188,10 @@ async fn protect(State(web): State<WebServer>, request: Request, next: Next) -> 
             None => false,
             Some((user, password)) => {
                 let known = config.users.get(&user).cloned();
-                let hash = known.clone().unwrap_or_else(|| dummy_hash().to_string());
+                let known_clone = known.clone();
+                let cost = users_cost(&config);
                 let verified = tokio::task::spawn_blocking(move || {
+                    let hash = known_hash_or_dummy(known_clone, cost);
                     bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
                 })
                 .await
@@ -199,6 +217,10 @@ async fn protect(State(web): State<WebServer>, request: Request, next: Next) -> 
         response.headers_mut().insert(name.clone(), value.clone());
     }
     response
+}
+
+fn known_hash_or_dummy(known: Option<String>, cost: u32) -> String {
+    known.unwrap_or_else(|| dummy_hash(cost))
 }
 
 /// Decodes `Basic base64(user:password)`.

@@ -59,6 +59,13 @@ impl SecurityMetrics {
             .inc_by(n);
     }
 
+    /// Records one event from elsewhere (e.g. issue 4's dependency checks with
+    /// [`EventKind::DependencyAuthFailure`]): counted, logged, kept with redacted evidence.
+    pub fn record(&self, server: &str, kind: EventKind, evidence: &str) {
+        self.monitor.sink.push(server, kind, evidence);
+        self.count_event(server, kind, 1);
+    }
+
     /// Looks at one finished probe and counts the security events it shows.
     pub fn observe(&self, server: &str, outcome: &ProbeOutcome) {
         for (kind, n, _) in self.monitor.observe(server, outcome) {
