@@ -209,6 +209,16 @@ fn hostile_servers_leave_the_daemon_and_other_servers_unharmed() {
         "{}",
         reason("http_unauthorized")
     );
+    assert!(
+        reason("garbage").contains("non-JSON"),
+        "{}",
+        reason("garbage")
+    );
+    assert!(
+        reason("wrong_ids").contains("matches no request"),
+        "{}",
+        reason("wrong_ids")
+    );
     for name in [
         "silent",
         "slow_bytes",

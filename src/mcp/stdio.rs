@@ -233,6 +233,7 @@ impl StdioTransport {
         before_handshake: bool,
     ) -> Result<Result<Value, RpcErrorObject>, McpError> {
         self.send(msg, deadline, before_handshake).await?;
+        let odd_before = OddCounts::of(&self.counters);
         let mut wait_until = deadline;
         loop {
             let frame = tokio::select! {
@@ -249,6 +250,9 @@ impl StdioTransport {
                 _ = sleep_until(wait_until) => {
                     if self.exit.is_some() {
                         return Err(self.exited_error(before_handshake).await);
+                    }
+                    if let Some(err) = OddCounts::of(&self.counters).since(odd_before) {
+                        return Err(err);
                     }
                     return Err(McpError::Timeout { method: String::new(), after: Duration::ZERO });
                 }
@@ -348,6 +352,33 @@ impl StdioTransport {
             task.abort();
         }
         tracing::debug!(command = %self.command, exit = ?self.exit, "stdio server shut down");
+    }
+}
+
+/// Counts of wrong messages, to tell "silent" from "answered wrongly" when a wait times out.
+#[derive(Clone, Copy)]
+struct OddCounts {
+    garbage: u64,
+    unknown_ids: u64,
+}
+
+impl OddCounts {
+    fn of(c: &WireCounters) -> Self {
+        OddCounts {
+            garbage: c.stdout_garbage_lines.load(Ordering::Relaxed),
+            unknown_ids: c.unknown_response_ids.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A protocol error naming what the server sent instead of the answer, if it sent anything.
+    fn since(self, before: OddCounts) -> Option<McpError> {
+        let garbage = self.garbage.saturating_sub(before.garbage);
+        let ids = self.unknown_ids.saturating_sub(before.unknown_ids);
+        (garbage + ids > 0).then(|| {
+            McpError::protocol(format!(
+                "no valid answer before the deadline; instead the server sent {garbage} non-JSON stdout line(s) and {ids} response(s) with an id that matches no request"
+            ))
+        })
     }
 }
 
