@@ -52,15 +52,27 @@ enum Command {
     Validate {
         /// Configuration file.
         config: PathBuf,
+        /// Also check this web configuration file (TLS, basic auth).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { config } => match mcp_exporter::validate::report(&config) {
+        Command::Validate { config, web_config } => match mcp_exporter::validate::report(&config) {
             Ok(report) => {
                 print!("{report}");
+                if let Some(web) = web_config {
+                    match mcp_exporter::validate::report_web(&web) {
+                        Ok(line) => print!("{line}"),
+                        Err(err) => {
+                            eprintln!("error: {err}");
+                            return ExitCode::from(EXIT_CONFIG);
+                        }
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(err) => {

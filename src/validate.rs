@@ -54,3 +54,22 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
     // Issue 7: a secret written literally into args never reaches the terminal.
     Ok(crate::security::redact::redact(&out))
 }
+
+/// Issue 7: checks a `--web.config.file` (certificates and keys are loaded, hashes parsed).
+pub fn report_web(path: &Path) -> Result<String, crate::webconfig::WebConfigError> {
+    let web = crate::webconfig::WebConfig::load(path)?;
+    let mut out = format!(
+        "{}: OK: TLS {}, {} basic-auth user(s)\n",
+        path.display(),
+        if web.tls.is_some() { "on" } else { "off" },
+        web.users.len()
+    );
+    for key in &web.ignored {
+        let _ = writeln!(
+            out,
+            "warning: {}: `{key}` is ignored (rustls chooses its own modern cipher suites and curves)",
+            path.display()
+        );
+    }
+    Ok(out)
+}

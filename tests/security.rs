@@ -434,6 +434,16 @@ fn an_invalid_web_config_stops_start_up_with_a_precise_error() {
         err.contains("`basic_auth_users.prom`") && err.contains("bcrypt"),
         "{err}"
     );
+    let out = Command::new(common::daemon_bin())
+        .arg("validate")
+        .arg(&config)
+        .arg("--web.config.file")
+        .arg(&web)
+        .output()
+        .expect("run validate");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`basic_auth_users.prom`"), "{err}");
 }
 
 #[test]
