@@ -18,6 +18,8 @@ pub const MASK: &str = "[REDACTED]";
 /// Shorter values are not treated as secrets (they would mask ordinary words).
 pub const MIN_SECRET_LEN: usize = 6;
 
+/// Shortest value of a daemon environment variable treated as secret because of its name.
+pub const MIN_GUESSED_SECRET_LEN: usize = 12;
 /// Environment variable names that mark a value as secret (substring, case-insensitive).
 const SECRET_NAME_HINTS: [&str; 8] = [
     "TOKEN",
@@ -112,9 +114,11 @@ pub fn register_config(config: &Config) {
             _ => {}
         }
     }
+    // Guessed from the variable's name only: require a longer value, so a short ordinary word
+    // (PGPASSWORD=postgres) does not mask that word everywhere.
     values.extend(
         std::env::vars()
-            .filter(|(k, _)| looks_secret(k))
+            .filter(|(k, v)| looks_secret(k) && v.len() >= MIN_GUESSED_SECRET_LEN)
             .map(|(_, v)| v),
     );
     register(values);
