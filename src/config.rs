@@ -70,6 +70,16 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     /// Declared dependencies (`[[dependencies]]`), in file order.
     pub dependencies: Vec<crate::deps::DependencyConfig>,
+    /// `[security]` (patterns matched in stderr and log notifications).
+    pub security: SecurityConfig,
+}
+
+/// `[security]`: regexes (case-insensitive) matched in servers' stderr and log notifications;
+/// each match is a `pattern_match` security event. `None` keeps the built-in defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    /// The patterns, validated as regexes.
+    pub patterns: Option<Vec<String>>,
 }
 
 /// Daemon-wide settings (`[exporter]`).
@@ -158,7 +168,11 @@ impl ServerConfig {
     /// Returns the transport with every `${VAR}` in header and env values replaced from the
     /// process environment, or the name of the first variable that is not set.
     pub fn resolve_transport(&self) -> Result<TransportSpec, UnsetVariable> {
-        self.resolve_transport_with(|name| std::env::var(name).ok())
+        self.resolve_transport_with(|name| match name.strip_prefix("file:") {
+            // Issue 7: `${file:/run/secrets/x}` reads a secret file.
+            Some(path) => crate::security::read_secret_file(std::path::Path::new(path)),
+            None => std::env::var(name).ok(),
+        })
     }
 
     /// [`ServerConfig::resolve_transport`] with an explicit lookup (for tests).
@@ -209,12 +223,20 @@ impl ServerConfig {
 
 /// A `${VAR}` reference whose variable is not set in the environment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable `{variable}` (referenced by `{key}`) is not set")]
+#[error("{} (referenced by `{key}`) is not set", describe_reference(variable))]
 pub struct UnsetVariable {
     /// The variable name.
     pub variable: String,
     /// The config key holding the reference, e.g. `headers.Authorization`.
     pub key: String,
+}
+
+/// `environment variable `X`` or `secret file `/path`` (issue 7: `${file:PATH}` references).
+fn describe_reference(variable: &str) -> String {
+    match variable.strip_prefix("file:") {
+        Some(path) => format!("secret file `{path}` is unreadable or empty, so it"),
+        None => format!("environment variable `{variable}`"),
+    }
 }
 
 /// Replaces `${NAME}` with the variable's value; `$$` is a literal `$`. Returns the name of
@@ -261,6 +283,14 @@ struct RawConfig {
     servers: Vec<Spanned<RawServer>>,
     #[serde(default)]
     dependencies: Vec<Spanned<crate::deps::config::RawDependency>>,
+    #[serde(default)]
+    security: RawSecurity,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    patterns: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -483,10 +513,24 @@ impl Config {
             }
             servers.push(server);
         }
+        let mut security = SecurityConfig::default();
+        if let Some(patterns) = raw.security.patterns {
+            for (i, p) in patterns.get_ref().iter().enumerate() {
+                if let Err(e) = regex::RegexBuilder::new(p).size_limit(1 << 20).build() {
+                    return Err(v.invalid(
+                        patterns.span().start,
+                        format!("security.patterns[{i}]"),
+                        format!("{p:?} is not a valid regex: {e}"),
+                    ));
+                }
+            }
+            security.patterns = Some(patterns.into_inner());
+        }
         Ok(Config {
             exporter,
             servers,
             dependencies,
+            security,
         })
     }
 }
@@ -944,6 +988,17 @@ call = { tool = "echo", arguments = { message = "hi", n = 2 }, expect_text = "Ec
         let unset = s.resolve_transport_with(|_| None).expect_err("unset");
         assert_eq!(unset.variable, "MY_TOKEN");
         assert_eq!(unset.key, "env.TOKEN");
+    }
+
+    #[test]
+    fn security_patterns_are_validated() {
+        let c = parse("[security]\npatterns = [\"denied\"]\n").expect("valid");
+        assert_eq!(c.security.patterns, Some(vec!["denied".to_string()]));
+        let err = error_of("[security]\npatterns = [\"(\"]\n");
+        assert!(
+            err.starts_with("test.toml:2: `security.patterns[0]`"),
+            "{err}"
+        );
     }
 
     #[test]

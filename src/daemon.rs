@@ -34,6 +34,9 @@ pub enum ServeError {
     /// A signal handler could not be installed or the server failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The `--web.config.file` is invalid (issue 7).
+    #[error(transparent)]
+    WebConfig(#[from] crate::webconfig::WebConfigError),
 }
 
 /// Options of `serve` beyond the config file.
@@ -43,11 +46,14 @@ pub struct ServeOptions {
     pub config_path: PathBuf,
     /// Overrides `exporter.listen`.
     pub listen: Option<SocketAddr>,
+    /// `--web.config.file`: TLS and basic auth of the endpoint (exporter-toolkit format).
+    pub web_config: Option<PathBuf>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let config = Config::load(&options.config_path)?;
+    crate::security::redact::register_config(&config);
     let addr = options.listen.unwrap_or(config.exporter.listen);
     let listener = TcpListener::bind(addr)
         .await
@@ -55,6 +61,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
 
     let metrics = Arc::new(Metrics::new());
+    let monitor = Arc::clone(&metrics.security.monitor);
+    crate::security::apply_config(&monitor, &config);
+    let web = crate::webserve::WebServer::load(
+        options.web_config.as_ref(),
+        metrics.security.http_unauthorized.clone(),
+    )?;
     let board: StatusBoard = Arc::new(RwLock::new(Default::default()));
     let mut dependencies =
         crate::deps::DependencyRunner::new(Arc::clone(&metrics), Default::default());
@@ -69,19 +81,13 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         started: Instant::now(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
-            })
-            .await
-    });
+    let http = web.spawn(listener, router(state), stop_rx.clone())?;
     tracing::info!(
         servers = config.servers.len(),
         config = %options.config_path.display(),
-        "mcp-exporter {} listening on http://{local}",
-        env!("CARGO_PKG_VERSION")
+        "mcp-exporter {} listening on {}://{local}",
+        env!("CARGO_PKG_VERSION"),
+        if web.is_tls() { "https" } else { "http" }
     );
 
     let mut terminate = signal(SignalKind::terminate())?;
@@ -94,12 +100,15 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             _ = hangup.recv() => {
                 match Config::load(&options.config_path) {
                     Ok(new_config) => {
+                        crate::security::redact::register_config(&new_config);
+                        crate::security::apply_config(&monitor, &new_config);
                         tracing::info!(servers = new_config.servers.len(), "SIGHUP: configuration reloaded");
                         dependencies.apply(&new_config.dependencies).await;
                         scheduler.apply(&new_config.servers).await;
                     }
                     Err(err) => tracing::error!(error = %err, "SIGHUP: configuration rejected; keeping the running one"),
                 }
+                web.reload();
             }
         }
     }

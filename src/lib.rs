@@ -5,6 +5,8 @@ pub mod bundle;
 pub mod config;
 pub mod daemon;
 pub mod deps;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod health;
 pub mod http;
 pub mod logging;
@@ -12,4 +14,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod probe;
 pub mod scheduler;
+pub mod security;
 pub mod validate;
+pub mod webconfig;
+pub mod webserve;

@@ -43,11 +43,18 @@ enum Command {
         /// Listen address, overriding `exporter.listen` (e.g. 127.0.0.1:8931, or port 0 for any free port).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Web configuration file (Prometheus exporter-toolkit format): TLS, client
+        /// certificates and basic auth for every endpoint; re-read on SIGHUP and on change.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config: Option<PathBuf>,
     },
     /// Check a configuration file; exit 2 and say what is wrong if it is invalid.
     Validate {
         /// Configuration file.
         config: PathBuf,
+        /// Also check this web configuration file (TLS, basic auth).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config: Option<PathBuf>,
     },
     /// Write the monitoring bundle (Prometheus rules, Grafana dashboards, runbooks, Kubernetes
     /// PrometheusRule) into DIR.
@@ -72,9 +79,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Validate { config } => match mcp_exporter::validate::report(&config) {
+        Command::Validate { config, web_config } => match mcp_exporter::validate::report(&config) {
             Ok(report) => {
                 print!("{report}");
+                if let Some(web) = web_config {
+                    match mcp_exporter::validate::report_web(&web) {
+                        Ok(line) => print!("{line}"),
+                        Err(err) => {
+                            eprintln!("error: {err}");
+                            return ExitCode::from(EXIT_CONFIG);
+                        }
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(err) => {
@@ -82,7 +98,11 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            web_config,
+        } => {
             logging::init(cli.log_format, &cli.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -98,8 +118,13 @@ fn main() -> ExitCode {
             match runtime.block_on(serve(ServeOptions {
                 config_path: config,
                 listen,
+                web_config,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(ServeError::WebConfig(err)) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
                 Err(ServeError::Config(err)) => {
                     eprintln!("error: {err}");
                     ExitCode::from(EXIT_CONFIG)

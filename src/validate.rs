@@ -9,6 +9,7 @@ use crate::mcp::TransportSpec;
 /// The report of a valid file: one line per server, then warnings.
 pub fn report(path: &Path) -> Result<String, ConfigError> {
     let config = Config::load(path)?;
+    crate::security::redact::register_config(&config);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -61,6 +62,29 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
                 unset
             );
         }
+    }
+    for warning in crate::security::redact::literal_secret_warnings(&config) {
+        let _ = writeln!(out, "warning: {}: {warning}", path.display());
+    }
+    // Issue 7: a secret written literally into args never reaches the terminal.
+    Ok(crate::security::redact::redact(&out))
+}
+
+/// Issue 7: checks a `--web.config.file` (certificates and keys are loaded, hashes parsed).
+pub fn report_web(path: &Path) -> Result<String, crate::webconfig::WebConfigError> {
+    let web = crate::webconfig::WebConfig::load(path)?;
+    let mut out = format!(
+        "{}: OK: TLS {}, {} basic-auth user(s)\n",
+        path.display(),
+        if web.tls.is_some() { "on" } else { "off" },
+        web.users.len()
+    );
+    for key in &web.ignored {
+        let _ = writeln!(
+            out,
+            "warning: {}: `{key}` is ignored (rustls chooses its own modern cipher suites and curves)",
+            path.display()
+        );
     }
     Ok(out)
 }

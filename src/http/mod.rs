@@ -50,7 +50,7 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
     if wants_openmetrics {
         (
             [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-            state.metrics.encode_openmetrics(),
+            redact(state.metrics.encode_openmetrics()),
         )
             .into_response()
     } else {
@@ -59,7 +59,7 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
                 header::CONTENT_TYPE,
                 prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
             )],
-            state.metrics.encode_prometheus(),
+            redact(state.metrics.encode_prometheus()),
         )
             .into_response()
     }
@@ -77,11 +77,17 @@ async fn health_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn servers_handler(State(state): State<AppState>) -> Response {
-    axum::Json(snapshot(&state.board)).into_response()
+    let json = serde_json::to_string(&snapshot(&state.board)).unwrap_or_else(|_| "[]".into());
+    ([(header::CONTENT_TYPE, "application/json")], redact(json)).into_response()
 }
 
 async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
-    Html(status_page::render(&snapshot(&state.board)))
+    Html(redact(status_page::render(&snapshot(&state.board))))
+}
+
+/// Issue 7: no registered secret leaves the daemon through an endpoint.
+fn redact(text: String) -> String {
+    crate::security::redact::redact(&text)
 }
 
 async fn not_found() -> (StatusCode, &'static str) {

@@ -32,6 +32,30 @@ pub(crate) struct Inbox {
     pub(crate) counters: Arc<WireCounters>,
     notifications: VecDeque<Notification>,
     max_kept: usize,
+    rate: NotificationRate,
+}
+
+/// Most bytes of stderr and log notifications waiting for the security pattern scan.
+pub(crate) const UNSCANNED_CAP: usize = 64 * 1024;
+
+/// Fixed one-second window counting notifications, so a flood is dropped and counted.
+#[derive(Debug)]
+struct NotificationRate {
+    max_per_second: u32,
+    window_start: std::time::Instant,
+    in_window: u32,
+}
+
+impl NotificationRate {
+    fn admit(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.window_start) >= std::time::Duration::from_secs(1) {
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        self.in_window = self.in_window.saturating_add(1);
+        self.in_window <= self.max_per_second
+    }
 }
 
 impl Inbox {
@@ -40,7 +64,18 @@ impl Inbox {
             counters,
             notifications: VecDeque::new(),
             max_kept,
+            rate: NotificationRate {
+                max_per_second: u32::MAX,
+                window_start: std::time::Instant::now(),
+                in_window: 0,
+            },
         }
+    }
+
+    /// Drops (and counts) notifications beyond `per_second` in any one-second window.
+    pub(crate) fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.rate.max_per_second = per_second;
+        self
     }
 
     /// Drains the kept notifications, oldest first.
@@ -77,6 +112,19 @@ impl Inbox {
             }
             Incoming::Notification { method, params } => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
+                if !self.rate.admit() {
+                    self.counters
+                        .notifications_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Routed::Skipped;
+                }
+                if method == "notifications/message" {
+                    let text = params.get("data").map(Value::to_string).unwrap_or_default();
+                    let mut line = text.into_bytes();
+                    line.truncate(4096);
+                    line.push(b'\n');
+                    self.counters.note_unscanned(&line, UNSCANNED_CAP);
+                }
                 if self.max_kept > 0 {
                     while self.notifications.len() >= self.max_kept {
                         self.notifications.pop_front();

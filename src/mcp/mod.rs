@@ -118,6 +118,8 @@ pub struct Limits {
     pub max_tools: usize,
     /// Most notifications kept between two `take_notifications` calls (default 256).
     pub max_notifications_kept: usize,
+    /// Notifications accepted per second; the rest are dropped and counted (default 100).
+    pub max_notifications_per_second: u32,
     /// How long the dual-era probe waits on `server/discover` (default 3 s).
     pub discover_timeout: Duration,
     /// Wait per shutdown step: close stdin -> SIGTERM -> SIGKILL (default 2 s).
@@ -132,6 +134,7 @@ impl Default for Limits {
             max_tool_pages: 100,
             max_tools: 10_000,
             max_notifications_kept: 256,
+            max_notifications_per_second: 100,
             discover_timeout: Duration::from_secs(3),
             shutdown_grace: Duration::from_secs(2),
         }
@@ -157,6 +160,28 @@ pub struct WireCounters {
     pub server_requests_refused: AtomicU64,
     /// Server->client `ping` requests answered with `{}`.
     pub server_pings_answered: AtomicU64,
+    /// Notifications dropped because the server sent more than `Limits::max_notifications_per_second`.
+    pub notifications_dropped: AtomicU64,
+    /// stderr and log-notification text not yet scanned for security patterns (bounded).
+    pub unscanned: std::sync::Mutex<Vec<u8>>,
+}
+
+impl WireCounters {
+    /// Appends text for the security pattern scan, keeping at most `cap` bytes (the oldest
+    /// unscanned bytes are kept; the excess is dropped).
+    pub fn note_unscanned(&self, bytes: &[u8], cap: usize) {
+        let mut buf = self.unscanned.lock().unwrap_or_else(|p| p.into_inner());
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Takes the unscanned text (lossy UTF-8).
+    pub fn take_unscanned(&self) -> String {
+        let mut buf = self.unscanned.lock().unwrap_or_else(|p| p.into_inner());
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        buf.clear();
+        text
+    }
 }
 
 /// One JSON-RPC request round trip, for the request-duration histogram.

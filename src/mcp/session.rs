@@ -157,7 +157,8 @@ impl McpSession {
         };
         Ok(McpSession {
             transport,
-            inbox: Inbox::new(counters.clone(), limits.max_notifications_kept),
+            inbox: Inbox::new(counters.clone(), limits.max_notifications_kept)
+                .with_rate_limit(limits.max_notifications_per_second),
             limits,
             counters,
             ids: IdCounter::default(),

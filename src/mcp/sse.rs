@@ -159,6 +159,11 @@ impl SseParser {
                 }
                 self.data.push_str(&value);
                 self.has_data = true;
+                // Invalid UTF-8 grows threefold when replaced by U+FFFD: bound the decoded size
+                // too (found by fuzzing; fuzz/regressions/sse_parse/lossy_utf8_amplification).
+                if self.data.len() > self.max_event {
+                    self.start_discarding(out);
+                }
             }
             b"id" if !value.contains('\0') => self.last_id = Some(value.into_owned()),
             b"retry" => {

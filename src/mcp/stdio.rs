@@ -74,9 +74,19 @@ pub struct StdioTransport {
     counters: Arc<WireCounters>,
 }
 
-/// Sets the child's environment: exactly `env` on top of the parent's. (The one place to change
-/// when the environment gets cleared.)
+/// Variables passed from the daemon's environment to every child, so ordinary programs
+/// (`npx`, `uvx`, `python3`) run: nothing else of the exporter's environment reaches a child.
+pub const BASELINE_ENV: [&str; 6] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/// Sets the child's environment: cleared, then [`BASELINE_ENV`] from the daemon's own, then
+/// exactly what the server entry lists (`env`), so the exporter's secrets never reach a child.
 fn apply_env(cmd: &mut Command, env: &BTreeMap<String, String>) {
+    cmd.env_clear();
+    for name in BASELINE_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
     cmd.envs(env);
 }
 
@@ -109,7 +119,12 @@ impl StdioTransport {
         let stdin = child.stdin.take();
         let (tx, lines) = mpsc::channel(16);
         let stdout_task = match child.stdout.take() {
-            Some(out) => tokio::spawn(read_lines(out, limits.max_message_bytes, tx)),
+            Some(out) => tokio::spawn(read_lines(
+                out,
+                limits.max_message_bytes,
+                tx,
+                Arc::clone(&counters),
+            )),
             None => tokio::spawn(async {}),
         };
         let stderr = Arc::new(Mutex::new(StderrRing {
@@ -119,7 +134,7 @@ impl StdioTransport {
         let stderr_task = child
             .stderr
             .take()
-            .map(|err| tokio::spawn(keep_stderr(err, stderr.clone())));
+            .map(|err| tokio::spawn(keep_stderr(err, stderr.clone(), Arc::clone(&counters))));
         Ok(StdioTransport {
             command: command.to_string(),
             child,
@@ -218,6 +233,7 @@ impl StdioTransport {
         before_handshake: bool,
     ) -> Result<Result<Value, RpcErrorObject>, McpError> {
         self.send(msg, deadline, before_handshake).await?;
+        let odd_before = OddCounts::of(&self.counters);
         let mut wait_until = deadline;
         loop {
             let frame = tokio::select! {
@@ -235,6 +251,9 @@ impl StdioTransport {
                     if self.exit.is_some() {
                         return Err(self.exited_error(before_handshake).await);
                     }
+                    if let Some(err) = OddCounts::of(&self.counters).since(odd_before) {
+                        return Err(err);
+                    }
                     return Err(McpError::Timeout { method: String::new(), after: Duration::ZERO });
                 }
             };
@@ -250,9 +269,7 @@ impl StdioTransport {
                     });
                 }
                 Some(Frame::Oversize { limit }) => {
-                    self.counters
-                        .oversize_messages
-                        .fetch_add(1, Ordering::Relaxed);
+                    // Counted by read_lines when the line crossed the limit.
                     return Err(McpError::protocol(format!(
                         "a stdout line exceeded {limit} bytes (max_message_bytes); it was skipped"
                     )));
@@ -338,6 +355,33 @@ impl StdioTransport {
     }
 }
 
+/// Counts of wrong messages, to tell "silent" from "answered wrongly" when a wait times out.
+#[derive(Clone, Copy)]
+struct OddCounts {
+    garbage: u64,
+    unknown_ids: u64,
+}
+
+impl OddCounts {
+    fn of(c: &WireCounters) -> Self {
+        OddCounts {
+            garbage: c.stdout_garbage_lines.load(Ordering::Relaxed),
+            unknown_ids: c.unknown_response_ids.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A protocol error naming what the server sent instead of the answer, if it sent anything.
+    fn since(self, before: OddCounts) -> Option<McpError> {
+        let garbage = self.garbage.saturating_sub(before.garbage);
+        let ids = self.unknown_ids.saturating_sub(before.unknown_ids);
+        (garbage + ids > 0).then(|| {
+            McpError::protocol(format!(
+                "no valid answer before the deadline; instead the server sent {garbage} non-JSON stdout line(s) and {ids} response(s) with an id that matches no request"
+            ))
+        })
+    }
+}
+
 /// Signals members of the process group that outlived its leader: SIGTERM, then SIGKILL after
 /// `grace` (at once when the leader itself needed signals); then waits (at most `grace`) until
 /// the kernel reports the group empty.
@@ -385,7 +429,12 @@ impl Drop for StdioTransport {
     }
 }
 
-async fn read_lines(mut out: impl AsyncRead + Unpin, max_line: usize, tx: mpsc::Sender<Frame>) {
+async fn read_lines(
+    mut out: impl AsyncRead + Unpin,
+    max_line: usize,
+    tx: mpsc::Sender<Frame>,
+    counters: Arc<WireCounters>,
+) {
     let mut framer = LineFramer::new(max_line);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut frames = Vec::new();
@@ -397,6 +446,11 @@ async fn read_lines(mut out: impl AsyncRead + Unpin, max_line: usize, tx: mpsc::
             framer.push(&buf[..n], &mut frames);
         }
         for f in frames.drain(..) {
+            // Counted here, not where a probe reads it, so an oversize line is counted even
+            // when the probe that would have read it already gave up.
+            if matches!(f, Frame::Oversize { .. }) {
+                counters.oversize_messages.fetch_add(1, Ordering::Relaxed);
+            }
             if tx.send(f).await.is_err() {
                 return;
             }
@@ -407,15 +461,22 @@ async fn read_lines(mut out: impl AsyncRead + Unpin, max_line: usize, tx: mpsc::
     }
 }
 
-async fn keep_stderr(mut err: impl AsyncRead + Unpin, ring: Arc<Mutex<StderrRing>>) {
+async fn keep_stderr(
+    mut err: impl AsyncRead + Unpin,
+    ring: Arc<Mutex<StderrRing>>,
+    counters: Arc<WireCounters>,
+) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match err.read(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => match ring.lock() {
-                Ok(mut r) => r.push(&buf[..n]),
-                Err(poisoned) => poisoned.into_inner().push(&buf[..n]),
-            },
+            Ok(n) => {
+                counters.note_unscanned(&buf[..n], super::dispatch::UNSCANNED_CAP);
+                match ring.lock() {
+                    Ok(mut r) => r.push(&buf[..n]),
+                    Err(poisoned) => poisoned.into_inner().push(&buf[..n]),
+                }
+            }
         }
     }
 }

@@ -25,6 +25,8 @@ use crate::health::Health;
 use crate::mcp::WireCounters;
 use crate::probe::ProbeOutcome;
 
+pub mod security;
+
 /// Most distinct `tool` label values one server can create; the rest are folded into `other`.
 pub const MAX_TOOL_LABELS_PER_SERVER: usize = 100;
 /// Longest label value taken from a server; longer values are cut.
@@ -123,6 +125,8 @@ pub struct Metrics {
     series: Mutex<HashMap<String, ServerSeries>>,
     /// Dependency and health-reason families (issue 4).
     pub deps: DepMetrics,
+    /// Security events and refused requests (issue 7).
+    pub security: security::SecurityMetrics,
 }
 
 impl Default for Metrics {
@@ -235,6 +239,7 @@ impl Metrics {
                     .to_string(),
             })
             .set(1);
+        let security = security::SecurityMetrics::register(&mut registry);
         let live = Arc::new(LiveCollector::default());
         registry.register_collector(Box::new(Arc::clone(&live)));
         let deps = DepMetrics::register(&mut registry);
@@ -257,6 +262,7 @@ impl Metrics {
             live,
             series: Mutex::new(HashMap::new()),
             deps,
+            security,
         }
     }
 
@@ -279,6 +285,9 @@ impl Metrics {
     pub fn add_server(&self, server: &str, counters: Arc<WireCounters>) {
         let labels = server_labels(server);
         self.health_status.get_or_create(&labels).set(-1);
+        self.security
+            .monitor
+            .add_server(server, Arc::clone(&counters));
         self.live.add(server, counters);
         self.lock_series().entry(server.to_string()).or_default();
     }
@@ -301,6 +310,7 @@ impl Metrics {
         self.session_starts.remove(&labels);
         self.live.remove(server);
         self.deps.remove_server(server);
+        self.security.remove_server(server);
         let Some(series) = self.lock_series().remove(server) else {
             return;
         };
@@ -343,6 +353,7 @@ impl Metrics {
         health: &Health,
         catalog_changed: bool,
     ) {
+        self.security.observe(server, outcome);
         let labels = server_labels(server);
         self.server_up
             .get_or_create(&labels)

@@ -1327,9 +1327,11 @@ impl Drop for Daemon {
 
 /// Finds `listening on http://ADDR` in `text` and returns `ADDR`.
 pub fn parse_listen_addr(text: &str) -> Option<String> {
-    const MARK: &str = "listening on http://";
+    const MARK: &str = "listening on http";
     text.lines().find_map(|line| {
         let rest = &line[line.find(MARK)? + MARK.len()..];
+        // Issue 7: `https://` when --web.config.file enables TLS.
+        let rest = rest.strip_prefix('s').unwrap_or(rest).strip_prefix("://")?;
         let addr: String = rest
             .chars()
             .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '/')
