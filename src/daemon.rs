@@ -70,6 +70,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let board: StatusBoard = Arc::new(RwLock::new(Default::default()));
     let mut dependencies =
         crate::deps::DependencyRunner::new(Arc::clone(&metrics), Default::default());
+    dependencies.set_dependents(&config.servers);
     dependencies.apply(&config.dependencies).await;
     let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
@@ -103,6 +104,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                         crate::security::redact::register_config(&new_config);
                         crate::security::apply_config(&monitor, &new_config);
                         tracing::info!(servers = new_config.servers.len(), "SIGHUP: configuration reloaded");
+                        dependencies.set_dependents(&new_config.servers);
                         dependencies.apply(&new_config.dependencies).await;
                         scheduler.apply(&new_config.servers).await;
                     }

@@ -38,9 +38,6 @@ const PENDING_FROM_PARALLEL_BRANCHES: &[&str] = &[
     "mcp_store_dropped_total",
     "mcp_store_size_bytes",
     "mcp_log_lines_total",
-    // issue 7 (security)
-    "mcp_security_events_total",
-    "mcp_exporter_http_unauthorized_total",
 ];
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -310,8 +307,9 @@ fn dashboards_have_variables_units_health_words_and_server_links() {
     );
 }
 
-/// A tiny HTTP API standing in for a rate-limited dependency (GitHub-style headers): every
-/// request gets 429 with `Retry-After` and `X-RateLimit-Remaining: 0`. Lives until the test ends.
+/// A tiny HTTP server: on `/mcp` an MCP endpoint that demands a token (401 with a
+/// `WWW-Authenticate` challenge, a security event), elsewhere a rate-limited API (429 with
+/// GitHub-style `Retry-After` and `X-RateLimit-Remaining: 0`). Lives until the test ends.
 fn rate_limited_api() -> u16 {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind rate-limited API");
@@ -320,10 +318,13 @@ fn rate_limited_api() -> u16 {
         for mut conn in listener.incoming().flatten() {
             let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
             let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(
-                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nX-RateLimit-Remaining: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let reply: &[u8] = if buf[..n].starts_with(b"POST /mcp") {
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error=\"invalid_token\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nX-RateLimit-Remaining: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            let _ = conn.write_all(reply);
         }
     });
     port
@@ -378,6 +379,12 @@ name = "missing"
 transport = "stdio"
 command = "/nonexistent/mcp-server"
 interval = "1s"
+
+[[servers]]
+name = "locked"
+transport = "http"
+url = "http://127.0.0.1:{api_port}/mcp"
+interval = "1s"
 "#,
         node_bin("everything").display()
     );
@@ -399,7 +406,8 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
             && scrape.has("mcp_tool_execution_duration_seconds_bucket")
             && scrape.has("mcp_dependency_retry_after_seconds")
             && scrape.has("mcp_dependency_rate_limit_remaining")
-            && scrape.has("mcp_server_dependency_status");
+            && scrape.has("mcp_server_dependency_status")
+            && scrape.has("mcp_security_events_total");
         if ready {
             Ok(scrape.text().to_string())
         } else {

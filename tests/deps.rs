@@ -686,3 +686,63 @@ fn the_playbook_example_validates() {
     }
     assert!(stdout.contains("`PG_DSN` is not set"), "{stdout}");
 }
+
+#[test]
+fn a_dependency_rejecting_its_password_is_a_security_event_of_its_servers() {
+    let Some(pg) = spawn_postgres() else {
+        return;
+    };
+    pg.add_password_role("prober", "right-password");
+    let dsn = pg
+        .url("postgres")
+        .replace("postgres@", "prober:wrong-password@");
+    let config = format!(
+        r#"
+[[dependencies]]
+name = "pg"
+kind = "postgres"
+dsn_env = "PG_DSN"
+interval = "1s"
+timeout = "2s"
+
+[[servers]]
+name = "memory"
+transport = "stdio"
+command = "node"
+args = ["{}"]
+env = {{ MEMORY_FILE_PATH = "{{dir}}/memory.jsonl" }}
+check = "liveness"
+interval = "1s"
+depends_on = ["pg"]
+"#,
+        node_bin("memory").display()
+    );
+    let daemon = Daemon::start_with(&config, &[], &[("PG_DSN", &dsn)]);
+    eventually(WAIT, POLL, || {
+        let scrape = daemon.scrape();
+        match scrape.value(
+            "mcp_security_events_total",
+            &[("server", "memory"), ("kind", "dependency_auth_failure")],
+        ) {
+            Some(v) if v >= 1.0 => Ok(()),
+            other => Err(format!("dependency_auth_failure events: {other:?}")),
+        }
+    });
+    eventually(WAIT, POLL, || match health_of(&daemon, "memory") {
+        Some(h) if h == 0.0 => Ok(()),
+        other => Err(format!(
+            "memory health {other:?}; a critical dependency is down"
+        )),
+    });
+    let scrape = daemon.scrape();
+    assert!(
+        !scrape.text().contains("wrong-password"),
+        "the password leaked into /metrics"
+    );
+    let (_, status) = daemon.get("/api/servers");
+    assert!(status.contains("authentication failed"), "{status}");
+    assert!(
+        !status.contains("wrong-password"),
+        "the password leaked into /api/servers"
+    );
+}

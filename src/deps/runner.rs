@@ -37,7 +37,11 @@ pub struct DependencyRunner {
     client: reqwest::Client,
     tasks: HashMap<String, Task>,
     changes: Arc<watch::Sender<u64>>,
+    dependents: Dependents,
 }
+
+/// Dependency name -> the servers whose `depends_on` lists it (for attributing security events).
+type Dependents = Arc<std::sync::RwLock<HashMap<String, Vec<String>>>>;
 
 impl DependencyRunner {
     /// A runner with no dependencies yet, publishing to `metrics` and `board`.
@@ -48,7 +52,22 @@ impl DependencyRunner {
             client: super::http::client(),
             tasks: HashMap::new(),
             changes: Arc::new(watch::channel(0).0),
+            dependents: Arc::default(),
         }
+    }
+
+    /// Records which servers use which dependency, so a dependency's authentication failure
+    /// is counted as a security event of every server that relies on it.
+    pub fn set_dependents(&self, servers: &[crate::config::ServerConfig]) {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for server in servers {
+            for dep in &server.depends_on {
+                map.entry(dep.clone())
+                    .or_default()
+                    .push(server.name.clone());
+            }
+        }
+        *self.dependents.write().unwrap_or_else(|p| p.into_inner()) = map;
     }
 
     /// A receiver that changes whenever a dependency's status changes, so servers can be
@@ -118,6 +137,7 @@ impl DependencyRunner {
             Arc::clone(&self.metrics),
             Arc::clone(&self.board),
             Arc::clone(&self.changes),
+            Arc::clone(&self.dependents),
         ));
         tracing::info!(
             dependency = %config.name,
@@ -161,6 +181,7 @@ async fn run(
     metrics: Arc<Metrics>,
     board: DependencyBoard,
     changes: Arc<watch::Sender<u64>>,
+    dependents: Dependents,
 ) {
     let spread = config.period().min(MAX_START_SPREAD);
     let mut next = Instant::now() + spread.mul_f64(rand::random_range(0.0..=1.0));
@@ -178,6 +199,9 @@ async fn run(
         };
         let delay = next_delay(config.period(), &check);
         metrics.deps.record_check(&config.name, kind, &check);
+        if check.failure == Some(super::DependencyFailure::AuthFailed) {
+            record_auth_failure(&metrics, &dependents, &config.name, &check);
+        }
         let changed = check.status != previous;
         if changed {
             let reason = check.reason.clone().unwrap_or_default();
@@ -220,5 +244,32 @@ mod tests {
         assert_eq!(next_delay(period, &check), period);
         check.rate_limit.retry_after = Some(Duration::from_secs(120));
         assert_eq!(next_delay(period, &check), Duration::from_secs(120));
+    }
+}
+
+/// Counts a dependency's authentication failure as a `dependency_auth_failure` security event
+/// of each server that depends on it (or of `dependency:<name>` when none does).
+fn record_auth_failure(
+    metrics: &Metrics,
+    dependents: &Dependents,
+    dependency: &str,
+    check: &DependencyCheck,
+) {
+    let evidence = format!(
+        "dependency {dependency}: {}",
+        check.reason.as_deref().unwrap_or("authentication failed")
+    );
+    let servers = dependents
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(dependency)
+        .cloned()
+        .unwrap_or_else(|| vec![format!("dependency:{dependency}")]);
+    for server in servers {
+        metrics.security.record(
+            &server,
+            crate::security::EventKind::DependencyAuthFailure,
+            &evidence,
+        );
     }
 }
