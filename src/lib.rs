@@ -9,5 +9,6 @@ pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod probe;
+pub mod process;
 pub mod scheduler;
 pub mod validate;

@@ -21,6 +21,8 @@ use crate::health::Health;
 use crate::mcp::WireCounters;
 use crate::probe::ProbeOutcome;
 
+pub mod process;
+
 /// Most distinct `tool` label values one server can create; the rest are folded into `other`.
 pub const MAX_TOOL_LABELS_PER_SERVER: usize = 100;
 /// Longest label value taken from a server; longer values are cut.
@@ -117,6 +119,8 @@ pub struct Metrics {
     session_starts: Family<ServerLabels, Counter>,
     live: Arc<LiveCollector>,
     series: Mutex<HashMap<String, ServerSeries>>,
+    /// Process families (issue 3).
+    pub process: process::ProcessMetrics,
 }
 
 impl Default for Metrics {
@@ -231,6 +235,7 @@ impl Metrics {
             .set(1);
         let live = Arc::new(LiveCollector::default());
         registry.register_collector(Box::new(Arc::clone(&live)));
+        let process = process::ProcessMetrics::register(&mut registry);
         Metrics {
             registry,
             server_up,
@@ -249,6 +254,7 @@ impl Metrics {
             session_starts,
             live,
             series: Mutex::new(HashMap::new()),
+            process,
         }
     }
 
@@ -292,6 +298,7 @@ impl Metrics {
         self.catalog_changes.remove(&labels);
         self.session_starts.remove(&labels);
         self.live.remove(server);
+        self.process.remove_server(server);
         let Some(series) = self.lock_series().remove(server) else {
             return;
         };
