@@ -134,15 +134,16 @@ impl ServerProbe {
             return true;
         };
         let last = sup.last_death().unwrap_or("the child exited");
-        let (class, last) = match last.split_once(": ") {
-            Some((class, rest)) if class == FailureClass::Misconfigured.as_str() => {
-                (FailureClass::Misconfigured, rest)
-            }
-            Some((class, rest)) if class == FailureClass::Down.as_str() => {
-                (FailureClass::Down, rest)
-            }
-            _ => (FailureClass::Down, last),
-        };
+        // The last exit is stored as "class: reason"; blocked probes keep its class.
+        let (class, last) = last
+            .split_once(": ")
+            .and_then(|(name, rest)| {
+                FailureClass::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == name)
+                    .map(|c| (c, rest))
+            })
+            .unwrap_or((FailureClass::Down, last));
         let prefix = sup
             .crash_loop_reason(now)
             .map(|r| format!("{r}; "))

@@ -14,6 +14,8 @@ use super::config::Locator;
 const MAX_PID_FILE_BYTES: u64 = 64;
 /// Largest `systemctl show` or `cgroup.procs` output read.
 const MAX_LIST_BYTES: usize = 1024 * 1024;
+/// The program asked for a unit's processes.
+const SYSTEMCTL: &str = "systemctl";
 /// Most processes one server's tree may have; the rest are ignored (and the cut is reported).
 pub const MAX_TREE_PROCESSES: usize = 4096;
 
@@ -46,7 +48,7 @@ pub async fn discover(
                 let path = path.clone();
                 blocking(move || read_pid_file(&path)).await?
             }
-            Locator::SystemdUnit(unit) => systemd_pids(unit, deadline).await?,
+            Locator::SystemdUnit(unit) => systemd_pids(SYSTEMCTL, unit, deadline).await?,
             Locator::Match(re) => {
                 let re = re.clone();
                 blocking(move || Ok(matching_pids(&re))).await?
@@ -158,14 +160,14 @@ pub fn matching_pids(re: &regex::Regex) -> Vec<u32> {
     found.into_iter().map(|(_, pid)| pid).collect()
 }
 
-async fn systemd_pids(unit: &str, deadline: Duration) -> Result<Vec<u32>, String> {
-    let main = systemctl_show(unit, "MainPID", deadline).await?;
+async fn systemd_pids(systemctl: &str, unit: &str, deadline: Duration) -> Result<Vec<u32>, String> {
+    let main = systemctl_show(systemctl, unit, "MainPID", deadline).await?;
     match main.trim().parse::<u32>() {
         Ok(pid) if pid > 0 => return Ok(vec![pid]),
         _ => {}
     }
     // No main process (Type=forking without PIDFile, or a scope): take the unit's cgroup.
-    let cgroup = systemctl_show(unit, "ControlGroup", deadline).await?;
+    let cgroup = systemctl_show(systemctl, unit, "ControlGroup", deadline).await?;
     let cgroup = cgroup.trim().to_string();
     if cgroup.is_empty() {
         return Err(format!(
@@ -188,8 +190,13 @@ async fn systemd_pids(unit: &str, deadline: Duration) -> Result<Vec<u32>, String
     .await
 }
 
-async fn systemctl_show(unit: &str, property: &str, deadline: Duration) -> Result<String, String> {
-    let mut cmd = tokio::process::Command::new("systemctl");
+async fn systemctl_show(
+    systemctl: &str,
+    unit: &str,
+    property: &str,
+    deadline: Duration,
+) -> Result<String, String> {
+    let mut cmd = tokio::process::Command::new(systemctl);
     cmd.args(["show", "-p", property, "--value", "--", unit])
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
@@ -252,6 +259,36 @@ mod tests {
         assert!(read_pid_file(&path).unwrap_err().contains("does not hold"));
         std::fs::write(&path, format!("{}\n", std::process::id())).expect("write");
         assert_eq!(read_pid_file(&path), Ok(vec![std::process::id()]));
+    }
+
+    #[tokio::test]
+    async fn a_systemd_unit_is_found_by_main_pid_and_slow_systemctl_is_cut_off() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = dir.path().join("systemctl");
+        let me = std::process::id();
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\ncase \"$*\" in\n  *MainPID*mcp-ok*) echo {me} ;;\n  *MainPID*mcp-slow*) sleep 5 ;;\n  *) echo 'Unit mcp-x.service could not be found.' >&2; exit 1 ;;\nesac\n"
+            ),
+        )
+        .expect("write fake systemctl");
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let fake = fake.to_string_lossy().into_owned();
+        let deadline = Duration::from_secs(3);
+        assert_eq!(
+            systemd_pids(&fake, "mcp-ok.service", deadline).await,
+            Ok(vec![me])
+        );
+        let err = systemd_pids(&fake, "mcp-x.service", deadline)
+            .await
+            .expect_err("unknown unit");
+        assert!(err.contains("could not be found"), "{err}");
+        let err = systemd_pids(&fake, "mcp-slow.service", Duration::from_millis(200))
+            .await
+            .expect_err("slow");
+        assert!(err.contains("did not answer within 200 ms"), "{err}");
     }
 
     #[test]
