@@ -235,6 +235,9 @@ fn gauges_match_proc_for_a_process_of_known_size() {
         }
     });
     assert_eq!(gauge(&s, "mcp_server_processes", "matched"), Some(1.0));
+    if let Err(problems) = common::promtool_check_metrics(s.text()) {
+        panic!("promtool check metrics: {problems}");
+    }
     let status = api_status(&daemon, "matched");
     assert_eq!(status["process"]["usage"]["main_pid"], idle, "{status}");
 

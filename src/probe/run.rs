@@ -103,6 +103,10 @@ impl ServerProbe {
             && let Some(sup) = self.supervisor.as_mut()
         {
             sup.spawning();
+            let restarts = sup.status(Instant::now()).restarts;
+            if restarts > 0 {
+                tracing::info!(server = %self.config.name, restarts, "restarting the stdio child");
+            }
         }
         self.run_stages(check, deadline, &mut outcome).await;
         self.supervise_after(&mut outcome);

@@ -228,8 +228,10 @@ mod tests {
 
     #[test]
     fn the_tree_of_a_shell_includes_its_child() {
+        use std::os::unix::process::CommandExt;
         let mut child = std::process::Command::new("sh")
             .args(["-c", "sleep 30; exit 0"])
+            .process_group(0)
             .spawn()
             .expect("spawn sh");
         let sh = child.id();
@@ -242,7 +244,8 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = child.kill();
+        // SAFETY: signals the process group this test created (sh and its sleep).
+        unsafe { libc::kill(-(sh as i32), libc::SIGKILL) };
         let _ = child.wait();
         let tree = tree.expect("sh and sleep");
         assert_eq!(tree.main, sh);
