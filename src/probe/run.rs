@@ -127,68 +127,20 @@ impl ServerProbe {
 
     /// False (with the outcome failed) while a dead stdio child waits for its restart backoff.
     fn restart_allowed(&self, outcome: &mut ProbeOutcome) -> bool {
-        let Some(sup) = self.supervisor.as_ref() else {
-            return true;
-        };
-        if self.session.is_some() {
-            return true;
+        match self.supervisor.as_ref() {
+            Some(sup) if self.session.is_none() => sup.allow_probe(Instant::now(), outcome),
+            _ => true,
         }
-        let now = Instant::now();
-        let Err(wait) = sup.may_spawn(now) else {
-            return true;
-        };
-        let last = sup.last_death().unwrap_or("the child exited");
-        // The last exit is stored as "class: reason"; blocked probes keep its class.
-        let (class, last) = last
-            .split_once(": ")
-            .and_then(|(name, rest)| {
-                FailureClass::ALL
-                    .into_iter()
-                    .find(|c| c.as_str() == name)
-                    .map(|c| (c, rest))
-            })
-            .unwrap_or((FailureClass::Down, last));
-        let prefix = sup
-            .crash_loop_reason(now)
-            .map(|r| format!("{r}; "))
-            .unwrap_or_default();
-        outcome.fail(
-            Stage::Connect,
-            class,
-            format!(
-                "{prefix}{last}; restarting in {} ms (backoff)",
-                wait.as_millis()
-            ),
-        );
-        false
     }
 
     /// Tells the supervisor when the child died during this probe; marks crash loops.
     fn supervise_after(&mut self, outcome: &mut ProbeOutcome) {
-        let Some(sup) = self.supervisor.as_mut() else {
-            return;
-        };
-        if !sup.running() || self.session.is_some() {
-            return;
-        }
-        let how = outcome
-            .failure
-            .as_ref()
-            .map(|f| format!("{}: {}", f.class, f.reason))
-            .unwrap_or_else(|| "down: the child exited".to_string());
-        let now = Instant::now();
-        sup.died(now, how);
-        if let (Some(reason), Some(failure)) =
-            (sup.crash_loop_reason(now), outcome.failure.as_mut())
+        if let Some(sup) = self.supervisor.as_mut()
+            && sup.running()
+            && self.session.is_none()
         {
-            failure.reason = format!("{reason}; {}", failure.reason);
+            sup.record_exit(&self.config.name, Instant::now(), outcome);
         }
-        tracing::warn!(
-            server = %self.config.name,
-            next_restart_ms = sup.may_spawn(now).err().map(|d| d.as_millis() as u64),
-            crash_looping = sup.crash_looping(now),
-            "stdio child is gone; restart scheduled with backoff"
-        );
     }
 
     async fn run_stages(

@@ -16,7 +16,7 @@ const MAX_PID_FILE_BYTES: u64 = 64;
 const MAX_LIST_BYTES: usize = 1024 * 1024;
 /// The program asked for a unit's processes.
 const SYSTEMCTL: &str = "systemctl";
-/// Most processes one server's tree may have; the rest are ignored (and the cut is reported).
+/// Most processes one server's tree may have; the rest are ignored.
 pub const MAX_TREE_PROCESSES: usize = 4096;
 
 /// The processes of one server.

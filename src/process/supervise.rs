@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::config::RestartPolicy;
+use crate::probe::{FailureClass, ProbeOutcome, Stage};
 
 /// Lowest and highest jitter factor applied to each backoff.
 const JITTER: (f64, f64) = (0.8, 1.2);
@@ -146,6 +147,60 @@ impl Supervisor {
         })
     }
 
+    /// While a restart backoff is pending, fails `outcome` with the last exit's class and
+    /// reason (and the crash loop, if any) and returns false: no spawn this probe.
+    pub fn allow_probe(&self, now: Instant, outcome: &mut ProbeOutcome) -> bool {
+        let Err(wait) = self.may_spawn(now) else {
+            return true;
+        };
+        let last = self.last_death().unwrap_or("the child exited");
+        // The last exit is stored as "class: reason"; blocked probes keep its class.
+        let (class, last) = last
+            .split_once(": ")
+            .and_then(|(name, rest)| {
+                FailureClass::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == name)
+                    .map(|c| (c, rest))
+            })
+            .unwrap_or((FailureClass::Down, last));
+        let prefix = self
+            .crash_loop_reason(now)
+            .map(|r| format!("{r}; "))
+            .unwrap_or_default();
+        outcome.fail(
+            Stage::Connect,
+            class,
+            format!(
+                "{prefix}{last}; restarting in {} ms (backoff)",
+                wait.as_millis()
+            ),
+        );
+        false
+    }
+
+    /// Records the exit of the child that `outcome` observed, schedules its restart, and
+    /// prefixes the failure with the crash loop when there is one.
+    pub fn record_exit(&mut self, server: &str, now: Instant, outcome: &mut ProbeOutcome) {
+        let how = outcome
+            .failure
+            .as_ref()
+            .map(|f| format!("{}: {}", f.class, f.reason))
+            .unwrap_or_else(|| "down: the child exited".to_string());
+        self.died(now, how);
+        if let (Some(reason), Some(failure)) =
+            (self.crash_loop_reason(now), outcome.failure.as_mut())
+        {
+            failure.reason = format!("{reason}; {}", failure.reason);
+        }
+        tracing::warn!(
+            server,
+            next_restart_ms = self.may_spawn(now).err().map(|d| d.as_millis() as u64),
+            crash_looping = self.crash_looping(now),
+            "stdio child is gone; restart scheduled with backoff"
+        );
+    }
+
     /// Snapshot for the status page and metrics.
     pub fn status(&self, now: Instant) -> SupervisionStatus {
         SupervisionStatus {
@@ -207,6 +262,20 @@ mod tests {
             st.crash_loop_reason
                 .unwrap_or_default()
                 .contains("3 times within 1m")
+        );
+        let mut blocked = ProbeOutcome::started(std::time::SystemTime::now());
+        assert!(!s.allow_probe(t2, &mut blocked));
+        let failure = blocked.failure.expect("failed");
+        assert_eq!(failure.class, FailureClass::Down);
+        assert!(
+            failure
+                .reason
+                .starts_with("crash-looping: the child exited 3 times")
+                && failure
+                    .reason
+                    .contains("exited with status 1; restarting in 4800 ms"),
+            "{}",
+            failure.reason
         );
         // Deaths age out of the window: no longer crash-looping, backoff starts over.
         let later = t2 + Duration::from_secs(120);
