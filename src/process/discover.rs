@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::config::Locator;
@@ -174,11 +174,26 @@ async fn systemd_pids(systemctl: &str, unit: &str, deadline: Duration) -> Result
             "systemd unit {unit} has no main process and no cgroup (is it running?)"
         ));
     }
-    let procs = Path::new("/sys/fs/cgroup")
-        .join(cgroup.trim_start_matches('/'))
-        .join("cgroup.procs");
+    // cgroup v2 (unified) first, then the hybrid layouts of cgroup v1 systems.
+    let candidates: Vec<PathBuf> = [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup/systemd",
+    ]
+    .iter()
+    .map(|root| {
+        Path::new(root)
+            .join(cgroup.trim_start_matches('/'))
+            .join("cgroup.procs")
+    })
+    .collect();
     blocking(move || {
-        let text = std::fs::read_to_string(&procs)
+        let procs = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+            format!(
+                "cgroup {cgroup} has no cgroup.procs under /sys/fs/cgroup (is the unit running?)"
+            )
+        })?;
+        let text = std::fs::read_to_string(procs)
             .map_err(|e| format!("cannot read {}: {e}", procs.display()))?;
         let pids: Vec<u32> = text
             .lines()
@@ -273,7 +288,7 @@ mod tests {
         std::fs::write(
             &fake,
             format!(
-                "#!/bin/sh\ncase \"$*\" in\n  *MainPID*mcp-ok*) echo {me} ;;\n  *MainPID*mcp-slow*) sleep 5 ;;\n  *) echo 'Unit mcp-x.service could not be found.' >&2; exit 1 ;;\nesac\n"
+                "#!/bin/sh\ncase \"$*\" in\n  *MainPID*mcp-ok*) echo {me} ;;\n  *MainPID*mcp-slow*) sleep 5 ;;\n  *MainPID*mcp-cgroup*) echo 0 ;;\n  *ControlGroup*mcp-cgroup*) echo / ;;\n  *) echo 'Unit mcp-x.service could not be found.' >&2; exit 1 ;;\nesac\n"
             ),
         )
         .expect("write fake systemctl");
@@ -284,6 +299,12 @@ mod tests {
             systemd_pids(&fake, "mcp-ok.service", deadline).await,
             Ok(vec![me])
         );
+        // No main process: every process of the unit's cgroup (here the root cgroup, which
+        // holds this test on a machine without systemd).
+        let in_cgroup = systemd_pids(&fake, "mcp-cgroup.service", deadline)
+            .await
+            .expect("cgroup procs");
+        assert!(!in_cgroup.is_empty());
         let err = systemd_pids(&fake, "mcp-x.service", deadline)
             .await
             .expect_err("unknown unit");
