@@ -162,6 +162,8 @@ pub struct ServerConfig {
     pub depends_on: Vec<String>,
     /// Line of the `[[servers]]` table, for messages.
     pub line: usize,
+    /// How the server's process is found, budgets, restart policy, remediation (issue 3).
+    pub process: crate::process::config::ProcessConfig,
 }
 
 impl ServerConfig {
@@ -330,6 +332,14 @@ struct RawServer {
     expected_tools: Vec<String>,
     call: Option<Spanned<RawCall>>,
     depends_on: Option<Spanned<Vec<Spanned<String>>>>,
+    // --- process keys (issue 3), validated in crate::process::config ---
+    pid_file: Option<Spanned<PathBuf>>,
+    systemd_unit: Option<Spanned<String>>,
+    process_match: Option<Spanned<String>>,
+    budgets: Option<Spanned<crate::process::config::RawBudgets>>,
+    restart: Option<Spanned<crate::process::config::RawRestart>>,
+    remediation: Option<Spanned<crate::process::config::RawRemediation>>,
+    // --- end process keys ---
 }
 
 #[derive(Debug, Deserialize)]
@@ -734,6 +744,18 @@ fn validate_server(
             }
         }
     };
+    let process = crate::process::config::validate(
+        crate::process::config::RawProcessKeys {
+            pid_file: raw.pid_file,
+            systemd_unit: raw.systemd_unit,
+            process_match: raw.process_match,
+            budgets: raw.budgets,
+            restart: raw.restart,
+            remediation: raw.remediation,
+        },
+        matches!(transport, TransportSpec::Stdio { .. }),
+    )
+    .map_err(|e| v.invalid(e.offset, key(&e.key), e.message))?;
     let interval = raw.interval.unwrap_or(exporter.interval);
     let timeout = raw.timeout.unwrap_or(exporter.timeout);
     let call = raw.call.map(|c| {
@@ -758,6 +780,7 @@ fn validate_server(
         degraded_latency: raw.degraded_latency.unwrap_or(exporter.degraded_latency),
         depends_on: Vec::new(),
         line: line_of(v.text, table_start),
+        process,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod probe;
+pub mod process;
 pub mod scheduler;
 pub mod security;
 pub mod validate;

@@ -16,6 +16,7 @@ use crate::health::{self, DependencyHealth, Health, HealthStatus};
 use crate::mcp::{Limits, WireCounters};
 use crate::metrics::Metrics;
 use crate::probe::{FailureClass, ProbeFailure, ProbeOutcome, ServerProbe, Stage};
+use crate::process::{ProcessMonitor, ProcessStatus, remediate::Remediator};
 
 /// Extra time a probe gets beyond its own timeout before the scheduler abandons it.
 const PROBE_GRACE: Duration = Duration::from_secs(2);
@@ -45,6 +46,8 @@ pub struct ServerStatus {
     pub consecutive_failures: u64,
     /// The server's dependencies as of its last assessment (`depends_on` order).
     pub dependencies: Vec<ServerDependency>,
+    /// The server's process: resources, restarts, crash loop, remediation (issue 3).
+    pub process: ProcessStatus,
 }
 
 /// A failure with the time it was observed.
@@ -146,6 +149,7 @@ impl Scheduler {
                 last_failure: None,
                 consecutive_failures: 0,
                 dependencies: deps::server_view(&self.dependencies, &config.depends_on),
+                process: ProcessStatus::default(),
             },
         );
         let (stop, stop_rx) = watch::channel(false);
@@ -216,6 +220,12 @@ async fn run_server(
     let spread = config.interval.min(MAX_START_SPREAD);
     let mut next = Instant::now() + random_fraction(spread, 0.0, 1.0);
     let mut last_hash: Option<u64> = None;
+    let mut process = ProcessMonitor::new(&config.process);
+    let mut remediator = config
+        .process
+        .remediation
+        .clone()
+        .map(|r| Remediator::new(&config.name, r));
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -232,6 +242,7 @@ async fn run_server(
             }
         };
         let catalog_changed = detect_drift(&config.name, &mut last_hash, &outcome);
+        let up = outcome.up;
         publish(
             &config,
             &metrics,
@@ -240,12 +251,26 @@ async fn run_server(
             outcome,
             catalog_changed,
         );
+        observe_process(
+            &config,
+            &probe,
+            &mut process,
+            remediator.as_mut(),
+            up,
+            &metrics,
+            &board,
+        )
+        .await;
         let jittered = random_fraction(
             config.interval,
             1.0 - INTERVAL_JITTER,
             1.0 + INTERVAL_JITTER,
         );
         next = (next + jittered).max(Instant::now());
+        // A dead stdio child is restarted when its backoff ends, not only at the next interval.
+        if let Some(restart) = probe.next_restart_at() {
+            next = next.min(Instant::from_std(restart).max(Instant::now()));
+        }
     }
     probe.shutdown().await;
 }
@@ -308,6 +333,34 @@ fn reassess(
     }
     status.health = health;
     status.dependencies = dependency_view;
+}
+
+/// Samples the server's process tree and runs remediation when due; publishes both (issue 3).
+async fn observe_process(
+    config: &Arc<ServerConfig>,
+    probe: &ServerProbe,
+    monitor: &mut ProcessMonitor,
+    remediator: Option<&mut Remediator>,
+    up: bool,
+    metrics: &Arc<Metrics>,
+    board: &StatusBoard,
+) {
+    let mut status = monitor.observe(probe.pid()).await;
+    status.supervision = probe.supervision();
+    if let Some(r) = remediator {
+        let (metrics, server) = (Arc::clone(metrics), config.name.clone());
+        r.observe(
+            up,
+            std::time::Instant::now(),
+            Arc::new(move |o| metrics.process.remediation(&server, o.as_str())),
+        );
+        status.last_remediation = r.last_outcome();
+    }
+    metrics.process.record(&config.name, &status);
+    let mut board = board.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(entry) = board.get_mut(&config.name) {
+        entry.process = status;
+    }
 }
 
 fn random_fraction(base: Duration, low: f64, high: f64) -> Duration {

@@ -231,22 +231,6 @@ async fn run(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_can_only_lengthen_the_wait() {
-        let period = Duration::from_secs(30);
-        let mut check = DependencyCheck::healthy(SystemTime::now());
-        assert_eq!(next_delay(period, &check), period);
-        check.rate_limit.retry_after = Some(Duration::from_secs(5));
-        assert_eq!(next_delay(period, &check), period);
-        check.rate_limit.retry_after = Some(Duration::from_secs(120));
-        assert_eq!(next_delay(period, &check), Duration::from_secs(120));
-    }
-}
-
 /// Counts a dependency's authentication failure as a `dependency_auth_failure` security event
 /// of each server that depends on it (or of `dependency:<name>` when none does).
 fn record_auth_failure(
@@ -271,5 +255,21 @@ fn record_auth_failure(
             crate::security::EventKind::DependencyAuthFailure,
             &evidence,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_can_only_lengthen_the_wait() {
+        let period = Duration::from_secs(30);
+        let mut check = DependencyCheck::healthy(SystemTime::now());
+        assert_eq!(next_delay(period, &check), period);
+        check.rate_limit.retry_after = Some(Duration::from_secs(5));
+        assert_eq!(next_delay(period, &check), period);
+        check.rate_limit.retry_after = Some(Duration::from_secs(120));
+        assert_eq!(next_delay(period, &check), Duration::from_secs(120));
     }
 }

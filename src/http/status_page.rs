@@ -53,7 +53,7 @@ pub fn render(servers: &[ServerStatus]) -> String {
         let dependencies = dependency_cell(s);
         let _ = writeln!(
             rows,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&s.name),
             s.transport,
             s.check,
@@ -66,6 +66,7 @@ pub fn render(servers: &[ServerStatus]) -> String {
             escape(&s.health.reasons.join("; ")),
             dependencies,
             escape(&last_error),
+            escape(&s.process.summary()),
         );
     }
     format!(
@@ -73,7 +74,7 @@ pub fn render(servers: &[ServerStatus]) -> String {
 body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
 tr.healthy td:nth-child(4){{color:#1a7f37}}tr.degraded td:nth-child(4){{color:#9a6700}}tr.unhealthy td:nth-child(4){{color:#cf222e}}tr.unknown td:nth-child(4){{color:#6e7781}}\
 </style></head><body>\n<h1>mcp-exporter {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/api/servers\">/api/servers</a></p>\n\
-<table><tr><th>server</th><th>transport</th><th>check</th><th>health</th><th>up</th><th>latency</th><th>last probe</th><th>server info</th><th>reasons</th><th>dependencies</th><th>last error</th></tr>\n{rows}</table>\n</body></html>\n",
+<table><tr><th>server</th><th>transport</th><th>check</th><th>health</th><th>up</th><th>latency</th><th>last probe</th><th>server info</th><th>reasons</th><th>dependencies</th><th>last error</th><th>process</th></tr>\n{rows}</table>\n</body></html>\n",
         env!("CARGO_PKG_VERSION")
     )
 }

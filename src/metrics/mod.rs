@@ -25,6 +25,7 @@ use crate::health::Health;
 use crate::mcp::WireCounters;
 use crate::probe::ProbeOutcome;
 
+pub mod process;
 pub mod security;
 
 /// Most distinct `tool` label values one server can create; the rest are folded into `other`.
@@ -127,6 +128,8 @@ pub struct Metrics {
     pub deps: DepMetrics,
     /// Security events and refused requests (issue 7).
     pub security: security::SecurityMetrics,
+    /// Process families (issue 3).
+    pub process: process::ProcessMetrics,
 }
 
 impl Default for Metrics {
@@ -243,6 +246,7 @@ impl Metrics {
         let live = Arc::new(LiveCollector::default());
         registry.register_collector(Box::new(Arc::clone(&live)));
         let deps = DepMetrics::register(&mut registry);
+        let process = process::ProcessMetrics::register(&mut registry);
         Metrics {
             registry,
             server_up,
@@ -263,6 +267,7 @@ impl Metrics {
             series: Mutex::new(HashMap::new()),
             deps,
             security,
+            process,
         }
     }
 
@@ -311,6 +316,7 @@ impl Metrics {
         self.live.remove(server);
         self.deps.remove_server(server);
         self.security.remove_server(server);
+        self.process.remove_server(server);
         let Some(series) = self.lock_series().remove(server) else {
             return;
         };

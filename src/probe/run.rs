@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{CheckType, ServerConfig};
-use crate::mcp::{Era, Limits, McpError, McpSession, Notification, WireCounters};
+use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
+use crate::process::supervise::{SupervisionStatus, Supervisor};
 
 use super::classify::{classify, session_is_broken};
 use super::outcome::{CatalogSummary, FailureClass, ProbeOutcome, ServerIdentity, Stage};
@@ -23,13 +24,14 @@ pub struct ServerProbe {
     identity: Option<ServerIdentity>,
     notifications: Vec<Notification>,
     last_stderr: String,
+    /// Restart backoff and crash-loop detection of a stdio child (issue 3).
+    supervisor: Option<Supervisor>,
 }
 
 impl ServerProbe {
     /// Prepares probing of `config`; nothing is spawned or connected until the first probe.
     pub fn new(config: Arc<ServerConfig>, limits: Limits, counters: Arc<WireCounters>) -> Self {
         ServerProbe {
-            config,
             limits,
             counters,
             session: None,
@@ -37,7 +39,23 @@ impl ServerProbe {
             identity: None,
             notifications: Vec::new(),
             last_stderr: String::new(),
+            supervisor: matches!(config.transport, TransportSpec::Stdio { .. })
+                .then(|| Supervisor::new(config.process.restart)),
+            config,
         }
+    }
+
+    /// Restart supervision of a stdio server (`None` for http/sse).
+    pub fn supervision(&self) -> Option<SupervisionStatus> {
+        self.supervisor.as_ref().map(|s| s.status(Instant::now()))
+    }
+
+    /// When a stdio child may be respawned, while a restart backoff is pending.
+    pub fn next_restart_at(&self) -> Option<Instant> {
+        self.supervisor
+            .as_ref()
+            .filter(|s| self.session.is_none() && !s.running())
+            .and_then(Supervisor::next_spawn_at)
     }
 
     /// The server's configuration.
@@ -76,7 +94,22 @@ impl ServerProbe {
         let started = Instant::now();
         let deadline = started + self.config.timeout;
         let mut outcome = ProbeOutcome::started(SystemTime::now());
+        if !self.restart_allowed(&mut outcome) {
+            outcome.duration = started.elapsed();
+            outcome.identity = self.identity.clone();
+            return outcome;
+        }
+        if self.session.is_none()
+            && let Some(sup) = self.supervisor.as_mut()
+        {
+            sup.spawning();
+            let restarts = sup.status(Instant::now()).restarts;
+            if restarts > 0 {
+                tracing::info!(server = %self.config.name, restarts, "restarting the stdio child");
+            }
+        }
         self.run_stages(check, deadline, &mut outcome).await;
+        self.supervise_after(&mut outcome);
         if let Some(session) = self.session.as_mut() {
             outcome.requests.extend(session.take_records());
             self.notifications.extend(session.take_notifications());
@@ -90,6 +123,24 @@ impl ServerProbe {
         outcome.identity = self.identity.clone();
         outcome.duration = started.elapsed();
         outcome
+    }
+
+    /// False (with the outcome failed) while a dead stdio child waits for its restart backoff.
+    fn restart_allowed(&self, outcome: &mut ProbeOutcome) -> bool {
+        match self.supervisor.as_ref() {
+            Some(sup) if self.session.is_none() => sup.allow_probe(Instant::now(), outcome),
+            _ => true,
+        }
+    }
+
+    /// Tells the supervisor when the child died during this probe; marks crash loops.
+    fn supervise_after(&mut self, outcome: &mut ProbeOutcome) {
+        if let Some(sup) = self.supervisor.as_mut()
+            && sup.running()
+            && self.session.is_none()
+        {
+            sup.record_exit(&self.config.name, Instant::now(), outcome);
+        }
     }
 
     async fn run_stages(

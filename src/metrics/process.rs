@@ -1,0 +1,320 @@
+//! Families of the server's process (issue 3): resources of the process tree, the resource
+//! score, restarts, crash loops and remediation. Gauges of a server whose process is not
+//! found are removed (absent, not 0); `mcp_server_process_found` says so.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::process::ProcessStatus;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    server: String,
+    outcome: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Handles to the process families.
+pub struct ProcessMetrics {
+    cpu: Family<ServerLabels, FloatGauge>,
+    memory: Family<ServerLabels, Gauge>,
+    fds: Family<ServerLabels, Gauge>,
+    fd_limit: Family<ServerLabels, Gauge>,
+    connections: Family<ServerLabels, Gauge>,
+    threads: Family<ServerLabels, Gauge>,
+    processes: Family<ServerLabels, Gauge>,
+    start_time: Family<ServerLabels, FloatGauge>,
+    score: Family<ServerLabels, FloatGauge>,
+    found: Family<ServerLabels, Gauge>,
+    restarts: Family<ServerLabels, Counter>,
+    crash_looping: Family<ServerLabels, Gauge>,
+    remediation: Family<OutcomeLabels, Counter>,
+    outcomes: Mutex<HashMap<String, BTreeSet<&'static str>>>,
+}
+
+impl ProcessMetrics {
+    /// Registers every process family in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        fn reg<M: prometheus_client::registry::Metric + Clone>(
+            registry: &mut Registry,
+            name: &str,
+            help: &str,
+            metric: M,
+        ) -> M {
+            registry.register(name, help, metric.clone());
+            metric
+        }
+        ProcessMetrics {
+            cpu: reg(
+                registry,
+                "mcp_server_cpu_usage_percent",
+                "CPU use of the server's process tree between the last two samples, percent of one core (100 = one core busy)",
+                Family::default(),
+            ),
+            memory: reg(
+                registry,
+                "mcp_server_memory_usage_bytes",
+                "Resident memory (RSS) summed over the server's process tree",
+                Family::default(),
+            ),
+            fds: reg(
+                registry,
+                "mcp_server_file_descriptors",
+                "Open file descriptors summed over the server's process tree",
+                Family::default(),
+            ),
+            fd_limit: reg(
+                registry,
+                "mcp_server_file_descriptors_limit",
+                "Soft RLIMIT_NOFILE of the server's main process (absent when unlimited)",
+                Family::default(),
+            ),
+            connections: reg(
+                registry,
+                "mcp_server_connections_active",
+                "TCP (v4 and v6, any state including listening) and Unix sockets held by the server's process tree, each counted once",
+                Family::default(),
+            ),
+            threads: reg(
+                registry,
+                "mcp_server_threads",
+                "Threads summed over the server's process tree",
+                Family::default(),
+            ),
+            processes: reg(
+                registry,
+                "mcp_server_processes",
+                "Processes in the server's process tree (e.g. npx and node)",
+                Family::default(),
+            ),
+            start_time: reg(
+                registry,
+                "mcp_server_process_start_time_seconds",
+                "Unix time the server's main process started",
+                Family::default(),
+            ),
+            score: reg(
+                registry,
+                "mcp_resource_usage_score",
+                "0..1: max of cpu/cpu_cores, memory/memory_bytes and fds/(fd_fraction x fd limit) against the server's budgets (defaults 1 core, 2 GB, 80%)",
+                Family::default(),
+            ),
+            found: reg(
+                registry,
+                "mcp_server_process_found",
+                "1 when the server's process was found and sampled, 0 when not (the resource gauges are then absent; the reason is on the status page)",
+                Family::default(),
+            ),
+            restarts: reg(
+                registry,
+                "mcp_server_restarts",
+                "Restarts of the server's stdio child by the exporter (spawn attempts after the first)",
+                Family::default(),
+            ),
+            crash_looping: reg(
+                registry,
+                "mcp_server_crash_looping",
+                "1 when the stdio child exited crash_loop_failures times within crash_loop_window and is not running",
+                Family::default(),
+            ),
+            remediation: reg(
+                registry,
+                "mcp_remediation",
+                "Runs of the server's remediation command by outcome (success, failure, timeout, error)",
+                Family::default(),
+            ),
+            outcomes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes what is known about a server's process.
+    pub fn record(&self, server: &str, status: &ProcessStatus) {
+        let labels = ServerLabels {
+            server: server.to_string(),
+        };
+        if let Some(sup) = &status.supervision {
+            let counter = self.restarts.get_or_create(&labels);
+            let have = counter.get();
+            if sup.restarts > have {
+                counter.inc_by(sup.restarts - have);
+            }
+            self.crash_looping
+                .get_or_create(&labels)
+                .set(i64::from(sup.crash_looping));
+        }
+        let Some(found) = status.found else {
+            return;
+        };
+        self.found.get_or_create(&labels).set(i64::from(found));
+        let Some(usage) = status.usage.as_ref().filter(|_| found) else {
+            self.remove_resources(&labels);
+            return;
+        };
+        match usage.cpu_percent {
+            Some(cpu) => {
+                self.cpu.get_or_create(&labels).set(cpu);
+            }
+            None => {
+                self.cpu.remove(&labels);
+            }
+        }
+        self.memory
+            .get_or_create(&labels)
+            .set(clamp(usage.memory_bytes));
+        self.fds
+            .get_or_create(&labels)
+            .set(clamp(usage.file_descriptors));
+        match usage.file_descriptors_limit {
+            Some(limit) => {
+                self.fd_limit.get_or_create(&labels).set(clamp(limit));
+            }
+            None => {
+                self.fd_limit.remove(&labels);
+            }
+        }
+        self.connections
+            .get_or_create(&labels)
+            .set(clamp(usage.connections));
+        self.threads
+            .get_or_create(&labels)
+            .set(clamp(usage.threads));
+        self.processes
+            .get_or_create(&labels)
+            .set(clamp(usage.processes));
+        self.start_time
+            .get_or_create(&labels)
+            .set(usage.start_time_seconds);
+        if let Some(score) = status.resource_score {
+            self.score.get_or_create(&labels).set(score);
+        }
+    }
+
+    /// Counts one remediation run.
+    pub fn remediation(&self, server: &str, outcome: &'static str) {
+        self.remediation
+            .get_or_create(&OutcomeLabels {
+                server: server.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        if let Ok(mut o) = self.outcomes.lock() {
+            o.entry(server.to_string()).or_default().insert(outcome);
+        }
+    }
+
+    fn remove_resources(&self, labels: &ServerLabels) {
+        for family in [&self.cpu, &self.start_time, &self.score] {
+            family.remove(labels);
+        }
+        for family in [
+            &self.memory,
+            &self.fds,
+            &self.fd_limit,
+            &self.connections,
+            &self.threads,
+            &self.processes,
+        ] {
+            family.remove(labels);
+        }
+    }
+
+    /// Removes every series of a server that left the configuration.
+    pub fn remove_server(&self, server: &str) {
+        let labels = ServerLabels {
+            server: server.to_string(),
+        };
+        self.remove_resources(&labels);
+        self.found.remove(&labels);
+        self.crash_looping.remove(&labels);
+        self.restarts.remove(&labels);
+        let outcomes = self
+            .outcomes
+            .lock()
+            .ok()
+            .and_then(|mut o| o.remove(server))
+            .unwrap_or_default();
+        for outcome in outcomes {
+            self.remediation.remove(&OutcomeLabels {
+                server: server.to_string(),
+                outcome: outcome.to_string(),
+            });
+        }
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::sample::Usage;
+
+    fn encode(registry: &Registry) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+        out
+    }
+
+    #[test]
+    fn found_fills_gauges_and_not_found_removes_them() {
+        let mut registry = Registry::default();
+        let m = ProcessMetrics::register(&mut registry);
+        let mut status = ProcessStatus {
+            found: Some(true),
+            usage: Some(Usage {
+                processes: 2,
+                main_pid: 1,
+                cpu_percent: Some(12.5),
+                memory_bytes: 1000,
+                file_descriptors: 7,
+                file_descriptors_limit: Some(1024),
+                connections: 3,
+                threads: 4,
+                start_time_seconds: 1.5e9,
+            }),
+            resource_score: Some(0.25),
+            ..ProcessStatus::default()
+        };
+        m.record("s", &status);
+        let text = encode(&registry);
+        for needle in [
+            "mcp_server_cpu_usage_percent{server=\"s\"} 12.5",
+            "mcp_server_memory_usage_bytes{server=\"s\"} 1000",
+            "mcp_server_file_descriptors{server=\"s\"} 7",
+            "mcp_server_file_descriptors_limit{server=\"s\"} 1024",
+            "mcp_server_connections_active{server=\"s\"} 3",
+            "mcp_server_processes{server=\"s\"} 2",
+            "mcp_resource_usage_score{server=\"s\"} 0.25",
+            "mcp_server_process_found{server=\"s\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        status.found = Some(false);
+        status.usage = None;
+        m.record("s", &status);
+        let text = encode(&registry);
+        assert!(
+            text.contains("mcp_server_process_found{server=\"s\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("mcp_server_memory_usage_bytes{"), "{text}");
+        m.remediation("s", "success");
+        m.remove_server("s");
+        assert!(!encode(&registry).contains("server=\"s\""));
+    }
+}
