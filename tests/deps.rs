@@ -729,7 +729,7 @@ depends_on = ["pg"]
         }
     });
     eventually(WAIT, POLL, || match health_of(&daemon, "memory") {
-        Some(h) if h == 0.0 => Ok(()),
+        Some(0.0) => Ok(()),
         other => Err(format!(
             "memory health {other:?}; a critical dependency is down"
         )),
