@@ -19,20 +19,6 @@ use common::{Daemon, daemon_bin, eventually, node_bin, require_tool, run_bounded
 /// and this branch does not emit yet. Rules and dashboards may name them; the lead empties this
 /// list when merging those branches (the test below fails once one of them is emitted).
 const PENDING_FROM_PARALLEL_BRANCHES: &[&str] = &[
-    // issue 3 (process)
-    "mcp_server_cpu_usage_percent",
-    "mcp_server_memory_usage_bytes",
-    "mcp_server_file_descriptors",
-    "mcp_server_file_descriptors_limit",
-    "mcp_server_connections_active",
-    "mcp_server_threads",
-    "mcp_server_processes",
-    "mcp_server_process_start_time_seconds",
-    "mcp_resource_usage_score",
-    "mcp_server_restarts_total",
-    "mcp_server_crash_looping",
-    "mcp_remediation_total",
-    "mcp_server_process_found",
     // issue 5 (store/CLI)
     "mcp_store_writes_total",
     "mcp_store_dropped_total",
@@ -385,6 +371,7 @@ name = "locked"
 transport = "http"
 url = "http://127.0.0.1:{api_port}/mcp"
 interval = "1s"
+remediation = {{ command = ["true"], after = "1s", backoff = "1h" }}
 "#,
         node_bin("everything").display()
     );
@@ -407,7 +394,10 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
             && scrape.has("mcp_dependency_retry_after_seconds")
             && scrape.has("mcp_dependency_rate_limit_remaining")
             && scrape.has("mcp_server_dependency_status")
-            && scrape.has("mcp_security_events_total");
+            && scrape.has("mcp_security_events_total")
+            && scrape.has("mcp_remediation_total")
+            && scrape.has("mcp_server_restarts_total")
+            && scrape.has("mcp_server_cpu_usage_percent");
         if ready {
             Ok(scrape.text().to_string())
         } else {
