@@ -68,6 +68,8 @@ pub struct Config {
     pub exporter: ExporterConfig,
     /// Monitored MCP servers, in file order.
     pub servers: Vec<ServerConfig>,
+    /// The history store (`[store]`).
+    pub store: crate::store::StoreConfig,
 }
 
 /// Daemon-wide settings (`[exporter]`).
@@ -255,6 +257,8 @@ struct RawConfig {
     exporter: RawExporter,
     #[serde(default)]
     servers: Vec<Spanned<RawServer>>,
+    #[serde(default)]
+    store: crate::store::RawStoreConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -470,7 +474,19 @@ impl Config {
             }
             servers.push(server);
         }
-        Ok(Config { exporter, servers })
+        let store =
+            crate::store::StoreConfig::from_raw(raw.store, path).map_err(|(key, message)| {
+                v.invalid(
+                    text.find("[store]").unwrap_or(0),
+                    format!("store.{key}"),
+                    message,
+                )
+            })?;
+        Ok(Config {
+            exporter,
+            servers,
+            store,
+        })
     }
 }
 

@@ -57,6 +57,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     let board: StatusBoard = Arc::new(RwLock::new(Default::default()));
     let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default());
+    let history = crate::store::daemon::start(&config.store, &metrics).await;
+    scheduler.set_history(history.as_ref().map(|(handle, _)| handle.clone()));
     scheduler.apply(&config.servers).await;
 
     let state = AppState {
@@ -101,6 +103,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let _ = stop_tx.send(true);
     drop(stop_rx);
     scheduler.shutdown().await;
+    if let Some((handle, writer)) = history {
+        drop(handle);
+        writer.shutdown(std::time::Duration::from_secs(5)).await;
+    }
     match http.await {
         Ok(result) => result?,
         Err(err) => tracing::error!(error = %err, "HTTP server task failed"),

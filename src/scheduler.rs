@@ -15,6 +15,8 @@ use crate::health::{self, Health, HealthStatus};
 use crate::mcp::{Limits, WireCounters};
 use crate::metrics::Metrics;
 use crate::probe::{FailureClass, ProbeFailure, ProbeOutcome, ServerProbe, Stage};
+use crate::store::observe::ProbeObserver;
+use crate::store::writer::StoreHandle;
 
 /// Extra time a probe gets beyond its own timeout before the scheduler abandons it.
 const PROBE_GRACE: Duration = Duration::from_secs(2);
@@ -68,6 +70,8 @@ pub struct Scheduler {
     board: StatusBoard,
     limits: Limits,
     tasks: HashMap<String, ServerTask>,
+    /// History store (issue 5); `None` when disabled.
+    history: Option<StoreHandle>,
 }
 
 impl Scheduler {
@@ -78,7 +82,13 @@ impl Scheduler {
             board,
             limits,
             tasks: HashMap::new(),
+            history: None,
         }
+    }
+
+    /// Records probe results, transitions and log lines of servers started from now on.
+    pub fn set_history(&mut self, history: Option<StoreHandle>) {
+        self.history = history;
     }
 
     /// Makes the running set of servers match `servers`: starts new ones, stops removed ones
@@ -130,11 +140,16 @@ impl Scheduler {
         );
         let (stop, stop_rx) = watch::channel(false);
         let probe = ServerProbe::new(Arc::clone(&config), self.limits.clone(), counters);
+        let observer = self
+            .history
+            .clone()
+            .map(|h| ProbeObserver::new(h, Arc::clone(&config)));
         let handle = tokio::spawn(run_server(
             probe,
             stop_rx,
             Arc::clone(&self.metrics),
             Arc::clone(&self.board),
+            observer,
         ));
         tracing::info!(
             server = %config.name,
@@ -187,6 +202,7 @@ async fn run_server(
     mut stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
     board: StatusBoard,
+    mut observer: Option<ProbeObserver>,
 ) {
     let config = Arc::clone(probe.config());
     let spread = config.interval.min(MAX_START_SPREAD);
@@ -204,7 +220,12 @@ async fn run_server(
             }
         };
         let catalog_changed = detect_drift(&config.name, &mut last_hash, &outcome);
+        // History (issue 5): the row is built before publish() takes the outcome.
+        let observed = observer.as_ref().map(|_| outcome.clone());
         publish(&config, &metrics, &board, outcome, catalog_changed);
+        if let (Some(obs), Some(outcome)) = (observer.as_mut(), observed) {
+            record_history(obs, &board, &config.name, &outcome, &mut probe);
+        }
         let jittered = random_fraction(
             config.interval,
             1.0 - INTERVAL_JITTER,
@@ -213,6 +234,29 @@ async fn run_server(
         next = (next + jittered).max(Instant::now());
     }
     probe.shutdown().await;
+}
+
+/// Sends the probe, the health publish() decided and the new log lines to the history store.
+fn record_history(
+    observer: &mut ProbeObserver,
+    board: &StatusBoard,
+    server: &str,
+    outcome: &ProbeOutcome,
+    probe: &mut ServerProbe,
+) {
+    let health = board
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(server)
+        .map(|s| s.health.clone());
+    if let Some(health) = health {
+        observer.observe(
+            outcome,
+            &health,
+            probe.take_notifications(),
+            probe.take_stderr_lines(),
+        );
+    }
 }
 
 fn random_fraction(base: Duration, low: f64, high: f64) -> Duration {

@@ -21,6 +21,9 @@ use crate::health::Health;
 use crate::mcp::WireCounters;
 use crate::probe::ProbeOutcome;
 
+// Issue 5: history store and log-line metrics.
+pub mod store;
+
 /// Most distinct `tool` label values one server can create; the rest are folded into `other`.
 pub const MAX_TOOL_LABELS_PER_SERVER: usize = 100;
 /// Longest label value taken from a server; longer values are cut.
@@ -117,6 +120,8 @@ pub struct Metrics {
     session_starts: Family<ServerLabels, Counter>,
     live: Arc<LiveCollector>,
     series: Mutex<HashMap<String, ServerSeries>>,
+    /// History store and log-line metrics (issue 5).
+    pub store: Arc<store::StoreMetrics>,
 }
 
 impl Default for Metrics {
@@ -231,6 +236,7 @@ impl Metrics {
             .set(1);
         let live = Arc::new(LiveCollector::default());
         registry.register_collector(Box::new(Arc::clone(&live)));
+        let store = Arc::new(store::StoreMetrics::register(&mut registry));
         Metrics {
             registry,
             server_up,
@@ -249,6 +255,7 @@ impl Metrics {
             session_starts,
             live,
             series: Mutex::new(HashMap::new()),
+            store,
         }
     }
 
@@ -292,6 +299,7 @@ impl Metrics {
         self.catalog_changes.remove(&labels);
         self.session_starts.remove(&labels);
         self.live.remove(server);
+        self.store.remove_server(server);
         let Some(series) = self.lock_series().remove(server) else {
             return;
         };

@@ -23,6 +23,7 @@ pub struct ServerProbe {
     identity: Option<ServerIdentity>,
     notifications: Vec<Notification>,
     last_stderr: String,
+    stderr_lines: Vec<String>,
 }
 
 impl ServerProbe {
@@ -37,6 +38,7 @@ impl ServerProbe {
             identity: None,
             notifications: Vec::new(),
             last_stderr: String::new(),
+            stderr_lines: Vec::new(),
         }
     }
 
@@ -60,6 +62,12 @@ impl ServerProbe {
         std::mem::take(&mut self.notifications)
     }
 
+    /// Complete stderr lines of the child since the last call (drains; bounded like
+    /// notifications), including those written by a session that ended.
+    pub fn take_stderr_lines(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.stderr_lines)
+    }
+
     /// The tail of the child's stderr, kept after the child is gone.
     pub fn stderr_tail(&self) -> &str {
         &self.last_stderr
@@ -80,8 +88,14 @@ impl ServerProbe {
         if let Some(session) = self.session.as_mut() {
             outcome.requests.extend(session.take_records());
             self.notifications.extend(session.take_notifications());
+            self.stderr_lines.extend(session.take_stderr_lines());
             self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
         }
+        let excess = self
+            .stderr_lines
+            .len()
+            .saturating_sub(self.limits.max_notifications_kept);
+        self.stderr_lines.drain(..excess);
         let excess = self
             .notifications
             .len()
@@ -173,6 +187,7 @@ impl ServerProbe {
                 // A remembered era may be stale (the server was upgraded): ask again next time.
                 self.era_hint = None;
                 outcome.requests.extend(session.take_records());
+                self.stderr_lines.extend(session.take_stderr_lines());
                 self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
                 self.retire(session);
                 false
@@ -316,6 +331,7 @@ impl ServerProbe {
     fn drop_session(&mut self) {
         if let Some(mut session) = self.session.take() {
             self.notifications.extend(session.take_notifications());
+            self.stderr_lines.extend(session.take_stderr_lines());
             self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
             self.retire(session);
         }

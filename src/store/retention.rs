@@ -1,0 +1,85 @@
+//! Retention: deletes rows older than `max_age`, then the oldest rows while the database is
+//! larger than `max_size`; checkpoints the WAL and returns freed pages to the file system.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sqlx::AssertSqlSafe;
+
+// Table names in these statements come from the `TABLES` constant, never from input.
+use super::{Store, StoreConfig, unix_seconds};
+use crate::metrics::store::StoreMetrics;
+
+/// Tables pruned by retention.
+const TABLES: [&str; 4] = [
+    "probe_results",
+    "dependency_results",
+    "health_transitions",
+    "log_lines",
+];
+/// Most size-driven pruning rounds per pass (each removes a quarter of every table).
+const MAX_SIZE_ROUNDS: usize = 4;
+
+/// Runs retention every `config.retention_interval` until aborted.
+pub async fn run(store: Store, config: StoreConfig, metrics: Arc<StoreMetrics>) {
+    let mut tick = tokio::time::interval(config.retention_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = enforce(&store, &config).await {
+            tracing::warn!(error = %err, path = %store.path().display(), "history store retention failed");
+        }
+        metrics.set_size(store.size_on_disk());
+    }
+}
+
+/// One retention pass; returns the rows deleted.
+pub async fn enforce(store: &Store, config: &StoreConfig) -> Result<u64, sqlx::Error> {
+    let cutoff = unix_seconds(SystemTime::now()) - config.max_age.as_secs_f64();
+    let mut deleted = 0;
+    for table in TABLES {
+        deleted += sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE ts < ?")))
+            .bind(cutoff)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+    }
+    compact(store).await?;
+    for _ in 0..MAX_SIZE_ROUNDS {
+        if store.size_on_disk() <= config.max_size {
+            break;
+        }
+        let mut round = 0;
+        for table in TABLES {
+            round += sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE id <= (SELECT min(id) + (max(id) - min(id)) / 4 FROM {table})"
+            )))
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+        }
+        compact(store).await?;
+        deleted += round;
+        if round == 0 {
+            break;
+        }
+    }
+    if deleted > 0 {
+        tracing::debug!(
+            deleted,
+            size = store.size_on_disk(),
+            "history store retention"
+        );
+    }
+    Ok(deleted)
+}
+
+async fn compact(store: &Store) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA incremental_vacuum")
+        .execute(store.pool())
+        .await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
