@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 pub use config::{RawStoreConfig, StoreConfig, parse_size};
 pub use level::{Level, UnknownLevel};
 pub use records::{DependencyRow, LogRow, LogSource, ProbeRow, Record, TransitionRow};
+pub use retention::enforce as retention_pass;
 
 /// How long a connection waits on a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

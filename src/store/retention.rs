@@ -44,7 +44,13 @@ pub async fn enforce(store: &Store, config: &StoreConfig) -> Result<u64, sqlx::E
             .await?
             .rows_affected();
     }
-    compact(store).await?;
+    if deleted > 0 {
+        compact(store).await?;
+    } else {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(store.pool())
+            .await?;
+    }
     for _ in 0..MAX_SIZE_ROUNDS {
         if store.size_on_disk() <= config.max_size {
             break;
@@ -75,6 +81,11 @@ pub async fn enforce(store: &Store, config: &StoreConfig) -> Result<u64, sqlx::E
 }
 
 async fn compact(store: &Store) -> Result<(), sqlx::Error> {
+    // FTS5 keeps deleted entries as tombstones until its segments merge: merge them now so the
+    // index shrinks with the table.
+    sqlx::query("INSERT INTO log_lines_fts (log_lines_fts) VALUES ('optimize')")
+        .execute(store.pool())
+        .await?;
     sqlx::query("PRAGMA incremental_vacuum")
         .execute(store.pool())
         .await?;
