@@ -496,3 +496,40 @@ fn sigkill_in_the_middle_of_writes_keeps_every_committed_row() {
         store.close().await;
     });
 }
+
+#[test]
+fn json_daemon_logs_use_elastic_common_schema_names() {
+    let daemon = Daemon::start_with(
+        &everything_stdio("everything", "1s", ""),
+        &["--log-format", "json"],
+        &[],
+    );
+    let text = eventually(WAIT, POLL, || {
+        let text = daemon.stderr();
+        if text.contains("health changed") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        for key in [
+            "@timestamp",
+            "log.level",
+            "message",
+            "log.logger",
+            "service.name",
+            "ecs.version",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+    let change = text
+        .lines()
+        .find(|l| l.contains("health changed"))
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(change).expect("json");
+    assert_eq!(v["mcp.server"], "everything", "{change}");
+    assert_eq!(v["service.name"], "mcp-exporter");
+}
