@@ -266,25 +266,11 @@ fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
         );
     }
     // Full-text search finds the notification's own words.
-    let word = severe[0]["message"]
-        .as_str()
-        .unwrap_or("")
-        .split('-')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    let hits = logs_json(
-        &daemon,
-        &[
-            "--search",
-            &format!("{word}-level"),
-            "--server",
-            "everything",
-        ],
-    );
+    let words = severe[0]["message"].as_str().unwrap_or("").to_string();
+    let hits = logs_json(&daemon, &["--search", &words, "--server", "everything"]);
     assert!(
         hits.iter().any(|l| l["source"] == "notification"),
-        "search {word:?}: {hits:?}"
+        "search {words:?}: {hits:?}"
     );
     // Level filter means that level and above, nothing below.
     let all_levels = logs_json(&daemon, &["--level", "warning"]);
@@ -301,6 +287,42 @@ fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
                 .all(|l| l["server"] == "quiet" && l["source"] == "stderr"),
         "{quiet:?}"
     );
+
+    // --follow prints what is there, then new lines as the server sends them.
+    let follow = spawn_guarded(
+        "logs --follow",
+        Command::new(daemon_bin()).args([
+            "logs",
+            "--config",
+            &daemon.config_path().to_string_lossy(),
+            "--follow",
+            "--output",
+            "json",
+            "--server",
+            "everything",
+        ]),
+    );
+    let first = eventually(WAIT, POLL, || {
+        let n = follow
+            .output()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .count();
+        if n > 0 { Ok(n) } else { Err(follow.output()) }
+    });
+    eventually(WAIT, POLL, || {
+        let n = follow
+            .output()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .count();
+        if n > first {
+            Ok(())
+        } else {
+            Err(format!("still {n} lines: {}", follow.output()))
+        }
+    });
+    drop(follow);
 
     // Text output, and history with availability.
     let config = daemon.config_path().to_string_lossy().into_owned();

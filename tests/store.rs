@@ -131,3 +131,72 @@ async fn retention_removes_old_rows_and_the_file_stops_growing() {
     assert_eq!(hits.len(), 1);
     store.close().await;
 }
+
+/// The value of an unlabelled-or-`kind` series in an exposition, 0 when absent.
+fn series(text: &str, name: &str, kind: &str) -> f64 {
+    let prefix = format!("{name}{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_stalled_disk_never_blocks_submitters_and_every_row_is_written_or_counted_dropped() {
+    use mcp_exporter::metrics::Metrics;
+    use mcp_exporter::store::writer::{QUEUE_CAPACITY, StoreWriter};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 1 << 30);
+    let store = Store::open(&cfg.path).await.expect("open");
+    // Another connection holds the write lock: the writer stalls like on a hung disk.
+    let blocker = Store::open_existing(&cfg.path)
+        .await
+        .expect("second connection");
+    let mut lock = blocker.pool().acquire().await.expect("acquire");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+
+    let metrics = Metrics::new();
+    metrics.store.init_kinds();
+    let (handle, writer) = StoreWriter::start(store, &cfg, std::sync::Arc::clone(&metrics.store));
+    let total = QUEUE_CAPACITY + 2000;
+    let now = unix_seconds(SystemTime::now());
+    // record() never awaits: all of these return while the writer is stuck.
+    for n in 0..total {
+        handle.record(log(now, n));
+    }
+    let text = metrics.encode_prometheus();
+    let dropped = series(&text, "mcp_store_dropped_total", "log");
+    assert!(
+        dropped >= 2000.0 - 512.0,
+        "rows beyond the queue are dropped and counted: {dropped}"
+    );
+
+    sqlx::query("ROLLBACK")
+        .execute(&mut *lock)
+        .await
+        .expect("unlock");
+    drop(lock);
+    blocker.close().await;
+    drop(handle);
+    writer.shutdown(Duration::from_secs(30)).await;
+    let text = metrics.encode_prometheus();
+    let written = series(&text, "mcp_store_writes_total", "log");
+    let dropped = series(&text, "mcp_store_dropped_total", "log");
+    assert_eq!(
+        written + dropped,
+        total as f64,
+        "every row is accounted for: {written} written, {dropped} dropped"
+    );
+
+    let store = Store::open_existing(&cfg.path).await.expect("reopen");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM log_lines")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(rows as f64, written);
+    store.close().await;
+}
