@@ -165,4 +165,30 @@ mod tests {
         let c = StoreConfig::from_raw(raw, Path::new("/srv/a.toml")).unwrap();
         assert_eq!(c.path, PathBuf::from("/srv/history/x.db"));
     }
+
+    #[test]
+    fn store_table_of_a_config_file_is_validated_with_its_line() {
+        use crate::config::Config;
+        let path = Path::new("/srv/mcp/c.toml");
+        let c = Config::from_toml(
+            "[store]\nmax_size = \"1MiB\"\nmax_age = \"1h\"\nenabled = false\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(c.store.max_size, 1024 * 1024);
+        assert_eq!(c.store.max_age, Duration::from_secs(3600));
+        assert!(!c.store.enabled);
+        assert_eq!(c.store.path, PathBuf::from("/srv/mcp/mcp-exporter.db"));
+        let err = Config::from_toml("[store]\nbogus = 1\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus") && err.contains("c.toml:2"), "{err}");
+        let err = Config::from_toml("\n[store]\nmax_size = \"12 parsecs\"\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.max_size") && err.contains("c.toml:2"),
+            "{err}"
+        );
+    }
 }
