@@ -210,14 +210,16 @@ fn logs_json(daemon: &Daemon, args: &[&str]) -> Vec<Value> {
 fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
     // The readiness call toggles server-everything's simulated logging: every other probe turns it
     // on, and it sends a random-level notifications/message at once.
+    // Nothing listens on `gone`'s port: its connection errors are logged as HTTP errors.
     let daemon = Daemon::start(&format!(
-        "{}{}",
+        "{}{}\n[[servers]]\nname = \"gone\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{}/mcp\"\ninterval = \"1s\"\n",
         everything_stdio(
             "everything",
             "1s",
             r#"call = { tool = "toggle-simulated-logging" }"#
         ),
-        everything_stdio("quiet", "1s", "")
+        everything_stdio("quiet", "1s", ""),
+        free_port()
     ));
     let found = eventually(WAIT, POLL, || {
         let lines = logs_json(
@@ -286,6 +288,21 @@ fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
                 .iter()
                 .all(|l| l["server"] == "quiet" && l["source"] == "stderr"),
         "{quiet:?}"
+    );
+
+    let http_errors = eventually(WAIT, POLL, || {
+        let lines = logs_json(&daemon, &["--server", "gone", "--level", "error"]);
+        if lines.is_empty() {
+            Err("no HTTP error logged yet".into())
+        } else {
+            Ok(lines)
+        }
+    });
+    assert!(
+        http_errors.iter().all(|l| l["source"] == "http"
+            && l["level"] == "error"
+            && l["message"].as_str().unwrap_or("").starts_with("down at")),
+        "{http_errors:?}"
     );
 
     // --follow prints what is there, then new lines as the server sends them.
