@@ -1,7 +1,6 @@
 //! Retention: deletes rows older than `max_age`, then the oldest rows while the database is
 //! larger than `max_size`; checkpoints the WAL and returns freed pages to the file system.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use sqlx::AssertSqlSafe;
@@ -20,17 +19,12 @@ const TABLES: [&str; 4] = [
 /// Most size-driven pruning rounds per pass (each removes a quarter of every table).
 const MAX_SIZE_ROUNDS: usize = 4;
 
-/// Runs retention every `config.retention_interval` until aborted.
-pub async fn run(store: Store, config: StoreConfig, metrics: Arc<StoreMetrics>) {
-    let mut tick = tokio::time::interval(config.retention_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(err) = enforce(&store, &config).await {
-            tracing::warn!(error = %err, path = %store.path().display(), "history store retention failed");
-        }
-        metrics.set_size(store.size_on_disk());
+/// One retention pass with its errors logged, then the size gauge updated.
+pub async fn pass(store: &Store, config: &StoreConfig, metrics: &StoreMetrics) {
+    if let Err(err) = enforce(store, config).await {
+        tracing::warn!(error = %err, path = %store.path().display(), "history store retention failed");
     }
+    metrics.set_size(store.size_on_disk());
 }
 
 /// One retention pass; returns the rows deleted.

@@ -35,41 +35,32 @@ impl StoreHandle {
     }
 }
 
-/// The running writer and retention tasks.
+/// The running writer task (it also runs retention, so one connection at a time writes).
 pub struct StoreWriter {
     writer: JoinHandle<()>,
-    retention: JoinHandle<()>,
     store: Store,
 }
 
 impl StoreWriter {
-    /// Starts the writer and the retention task on `store`.
+    /// Starts the writer (with retention every `config.retention_interval`) on `store`.
     pub fn start(
         store: Store,
         config: &StoreConfig,
         metrics: Arc<StoreMetrics>,
     ) -> (StoreHandle, StoreWriter) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = tokio::spawn(write_loop(store.clone(), rx, Arc::clone(&metrics)));
-        let retention = tokio::spawn(retention::run(
+        let writer = tokio::spawn(write_loop(
             store.clone(),
             config.clone(),
+            rx,
             Arc::clone(&metrics),
         ));
-        (
-            StoreHandle { tx, metrics },
-            StoreWriter {
-                writer,
-                retention,
-                store,
-            },
-        )
+        (StoreHandle { tx, metrics }, StoreWriter { writer, store })
     }
 
-    /// Stops retention, writes what is queued (once every handle is dropped), closes the pool.
+    /// Writes what is queued (the task ends once every handle is dropped) and closes the pool.
     /// Bounded by `limit`.
     pub async fn shutdown(self, limit: Duration) {
-        self.retention.abort();
         if tokio::time::timeout(limit, self.writer).await.is_err() {
             tracing::warn!("history store writer did not finish in time; unwritten rows are lost");
         }
@@ -77,23 +68,45 @@ impl StoreWriter {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Record>, metrics: Arc<StoreMetrics>) {
+async fn write_loop(
+    store: Store,
+    config: StoreConfig,
+    mut rx: mpsc::Receiver<Record>,
+    metrics: Arc<StoreMetrics>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write_batch(&store, &batch).await {
-            Ok(()) => {
-                for record in &batch {
-                    metrics.written(record.kind(), 1);
+    let mut tick = tokio::time::interval(config.retention_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                if n == 0 {
+                    return;
                 }
+                write_counted(&store, &batch, &metrics).await;
+                batch.clear();
             }
-            Err(err) => {
-                tracing::warn!(error = %err, rows = batch.len(), path = %store.path().display(), "history store write failed; rows dropped");
-                for record in &batch {
-                    metrics.dropped(record.kind(), 1);
-                }
+            _ = tick.tick() => {
+                // Rows keep queueing (bounded) while retention runs; probes never wait.
+                retention::pass(&store, &config, &metrics).await;
             }
         }
-        batch.clear();
+    }
+}
+
+async fn write_counted(store: &Store, batch: &[Record], metrics: &StoreMetrics) {
+    match write_batch(store, batch).await {
+        Ok(()) => {
+            for record in batch {
+                metrics.written(record.kind(), 1);
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, rows = batch.len(), path = %store.path().display(), "history store write failed; rows dropped");
+            for record in batch {
+                metrics.dropped(record.kind(), 1);
+            }
+        }
     }
 }
 
