@@ -70,6 +70,8 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     /// Declared dependencies (`[[dependencies]]`), in file order.
     pub dependencies: Vec<crate::deps::DependencyConfig>,
+    /// The history store (`[store]`).
+    pub store: crate::store::StoreConfig,
     /// `[security]` (patterns matched in stderr and log notifications).
     pub security: SecurityConfig,
 }
@@ -285,6 +287,8 @@ struct RawConfig {
     servers: Vec<Spanned<RawServer>>,
     #[serde(default)]
     dependencies: Vec<Spanned<crate::deps::config::RawDependency>>,
+    #[serde(default)]
+    store: crate::store::RawStoreConfig,
     #[serde(default)]
     security: RawSecurity,
 }
@@ -523,6 +527,14 @@ impl Config {
             }
             servers.push(server);
         }
+        let store =
+            crate::store::StoreConfig::from_raw(raw.store, path).map_err(|(key, message)| {
+                v.invalid(
+                    text.find("[store]").unwrap_or(0),
+                    format!("store.{key}"),
+                    message,
+                )
+            })?;
         let mut security = SecurityConfig::default();
         if let Some(patterns) = raw.security.patterns {
             for (i, p) in patterns.get_ref().iter().enumerate() {
@@ -540,6 +552,7 @@ impl Config {
             exporter,
             servers,
             dependencies,
+            store,
             security,
         })
     }

@@ -74,6 +74,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     dependencies.apply(&config.dependencies).await;
     let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
+    let history = crate::store::daemon::start(&config.store, &metrics).await;
+    scheduler.set_history(history.as_ref().map(|(handle, _)| handle.clone()));
     scheduler.apply(&config.servers).await;
 
     let state = AppState {
@@ -118,6 +120,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     drop(stop_rx);
     scheduler.shutdown().await;
     dependencies.shutdown().await;
+    if let Some((handle, writer)) = history {
+        drop(handle);
+        writer.shutdown(std::time::Duration::from_secs(5)).await;
+    }
     match http.await {
         Ok(result) => result?,
         Err(err) => tracing::error!(error = %err, "HTTP server task failed"),

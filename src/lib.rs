@@ -2,6 +2,7 @@
 //! serves what it observed as Prometheus metrics and a status page.
 
 pub mod bundle;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deps;
@@ -16,6 +17,7 @@ pub mod probe;
 pub mod process;
 pub mod scheduler;
 pub mod security;
+pub mod store;
 pub mod validate;
 pub mod webconfig;
 pub mod webserve;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mcp_exporter::cli;
 use mcp_exporter::daemon::{ServeError, ServeOptions, serve};
 use mcp_exporter::logging::{self, LogFormat};
 
@@ -62,6 +63,14 @@ enum Command {
         /// Output directory (created if missing; files in it are replaced).
         dir: PathBuf,
     },
+    /// Probe the configured servers now (no daemon); exit 0 healthy, 1 degraded, 2 unhealthy, 3 unknown.
+    Check(cli::check::CheckArgs),
+    /// Summarize a running daemon's /metrics per server (percentiles, error rates, resources).
+    Metrics(cli::metrics::MetricsArgs),
+    /// Search the servers' logs in the history store (stderr, notifications/message, HTTP errors).
+    Logs(cli::logs::LogsArgs),
+    /// A server's health transitions and availability from the history store.
+    History(cli::history::HistoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +88,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Check(args) => ExitCode::from(cli::check::run(args)),
+        Command::Metrics(args) => ExitCode::from(cli::metrics::run(args)),
+        Command::Logs(args) => ExitCode::from(cli::logs::run(args)),
+        Command::History(args) => ExitCode::from(cli::history::run(args)),
         Command::Validate { config, web_config } => match mcp_exporter::validate::report(&config) {
             Ok(report) => {
                 print!("{report}");

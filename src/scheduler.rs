@@ -17,6 +17,8 @@ use crate::mcp::{Limits, WireCounters};
 use crate::metrics::Metrics;
 use crate::probe::{FailureClass, ProbeFailure, ProbeOutcome, ServerProbe, Stage};
 use crate::process::{ProcessMonitor, ProcessStatus, remediate::Remediator};
+use crate::store::observe::ProbeObserver;
+use crate::store::writer::StoreHandle;
 
 /// Extra time a probe gets beyond its own timeout before the scheduler abandons it.
 const PROBE_GRACE: Duration = Duration::from_secs(2);
@@ -76,6 +78,8 @@ pub struct Scheduler {
     tasks: HashMap<String, ServerTask>,
     dependencies: DependencyBoard,
     dependency_changes: Option<watch::Receiver<u64>>,
+    /// History store (issue 5); `None` when disabled.
+    history: Option<StoreHandle>,
 }
 
 impl Scheduler {
@@ -88,6 +92,7 @@ impl Scheduler {
             tasks: HashMap::new(),
             dependencies: DependencyBoard::default(),
             dependency_changes: None,
+            history: None,
         }
     }
 
@@ -101,6 +106,11 @@ impl Scheduler {
         self.dependencies = board;
         self.dependency_changes = Some(changes);
         self
+    }
+
+    /// Records probe results, transitions and log lines of servers started from now on.
+    pub fn set_history(&mut self, history: Option<StoreHandle>) {
+        self.history = history;
     }
 
     /// Makes the running set of servers match `servers`: starts new ones, stops removed ones
@@ -154,6 +164,10 @@ impl Scheduler {
         );
         let (stop, stop_rx) = watch::channel(false);
         let probe = ServerProbe::new(Arc::clone(&config), self.limits.clone(), counters);
+        let observer = self
+            .history
+            .clone()
+            .map(|h| ProbeObserver::new(h, Arc::clone(&config)));
         let handle = tokio::spawn(run_server(
             probe,
             stop_rx,
@@ -161,6 +175,7 @@ impl Scheduler {
             Arc::clone(&self.board),
             Arc::clone(&self.dependencies),
             self.dependency_changes.clone(),
+            observer,
         ));
         tracing::info!(
             server = %config.name,
@@ -215,6 +230,7 @@ async fn run_server(
     board: StatusBoard,
     dependencies: DependencyBoard,
     mut dependency_changes: Option<watch::Receiver<u64>>,
+    mut observer: Option<ProbeObserver>,
 ) {
     let config = Arc::clone(probe.config());
     let spread = config.interval.min(MAX_START_SPREAD);
@@ -243,6 +259,8 @@ async fn run_server(
         };
         let catalog_changed = detect_drift(&config.name, &mut last_hash, &outcome);
         let up = outcome.up;
+        // History (issue 5): the row is built before publish() takes the outcome.
+        let observed = observer.as_ref().map(|_| outcome.clone());
         publish(
             &config,
             &metrics,
@@ -251,6 +269,9 @@ async fn run_server(
             outcome,
             catalog_changed,
         );
+        if let (Some(obs), Some(outcome)) = (observer.as_mut(), observed) {
+            record_history(obs, &board, &config.name, &outcome, &mut probe);
+        }
         observe_process(
             &config,
             &probe,
@@ -360,6 +381,29 @@ async fn observe_process(
     let mut board = board.write().unwrap_or_else(|p| p.into_inner());
     if let Some(entry) = board.get_mut(&config.name) {
         entry.process = status;
+    }
+}
+
+/// Sends the probe, the health publish() decided and the new log lines to the history store.
+fn record_history(
+    observer: &mut ProbeObserver,
+    board: &StatusBoard,
+    server: &str,
+    outcome: &ProbeOutcome,
+    probe: &mut ServerProbe,
+) {
+    let health = board
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(server)
+        .map(|s| s.health.clone());
+    if let Some(health) = health {
+        observer.observe(
+            outcome,
+            &health,
+            probe.take_notifications(),
+            probe.take_stderr_lines(),
+        );
     }
 }
 

@@ -499,6 +499,15 @@ impl McpSession {
         self.inbox.take_notifications()
     }
 
+    /// Complete stderr lines the child wrote since the last call (stdio; bounded, see
+    /// `StdioTransport::take_stderr_lines`); empty for HTTP.
+    pub fn take_stderr_lines(&self) -> Vec<String> {
+        match &self.transport {
+            Transport::Stdio(t) => t.take_stderr_lines(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Last `max_bytes` of the child's stderr (stdio), lossy UTF-8; empty for HTTP.
     pub fn stderr_tail(&self, max_bytes: usize) -> String {
         match &self.transport {

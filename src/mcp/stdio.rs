@@ -34,16 +34,76 @@ const AFTER_EXIT_DRAIN: Duration = Duration::from_millis(300);
 const EXIT_STDERR_BYTES: usize = 4096;
 /// Size of one read from the child's pipes.
 const READ_CHUNK: usize = 64 * 1024;
+/// Most complete stderr lines kept between two `take_stderr_lines` calls (oldest dropped).
+const MAX_PENDING_STDERR_LINES: usize = 256;
+/// Longest stderr line kept; longer lines are cut (and marked with `…`).
+const MAX_STDERR_LINE_BYTES: usize = 4096;
+
+/// Splits stderr into complete lines for the history store, bounded in count and length.
+#[derive(Debug, Default)]
+struct StderrLines {
+    partial: Vec<u8>,
+    partial_cut: bool,
+    lines: VecDeque<String>,
+    dropped: u64,
+}
+
+impl StderrLines {
+    fn push(&mut self, chunk: &[u8]) {
+        for piece in chunk.split_inclusive(|b| *b == b'\n') {
+            let complete = piece.last() == Some(&b'\n');
+            let body = if complete {
+                &piece[..piece.len() - 1]
+            } else {
+                piece
+            };
+            let room = MAX_STDERR_LINE_BYTES.saturating_sub(self.partial.len());
+            if body.len() > room {
+                self.partial_cut = true;
+            }
+            self.partial
+                .extend_from_slice(&body[..body.len().min(room)]);
+            if complete {
+                self.finish_line();
+            }
+        }
+    }
+
+    fn finish_line(&mut self) {
+        let mut line = String::from_utf8_lossy(&self.partial).into_owned();
+        let trimmed = line.trim_end_matches('\r').len();
+        line.truncate(trimmed);
+        if self.partial_cut {
+            line.push('…');
+        }
+        self.partial.clear();
+        self.partial_cut = false;
+        if line.trim().is_empty() {
+            return;
+        }
+        if self.lines.len() >= MAX_PENDING_STDERR_LINES {
+            self.lines.pop_front();
+            self.dropped += 1;
+        }
+        self.lines.push_back(line);
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        self.lines.drain(..).collect()
+    }
+}
 
 /// Bounded ring of the newest stderr bytes.
 #[derive(Debug, Default)]
 struct StderrRing {
     bytes: VecDeque<u8>,
     cap: usize,
+    lines: StderrLines,
 }
 
 impl StderrRing {
     fn push(&mut self, chunk: &[u8]) {
+        self.lines.push(chunk);
         let chunk = &chunk[chunk.len().saturating_sub(self.cap)..];
         let overflow = (self.bytes.len() + chunk.len()).saturating_sub(self.cap);
         self.bytes.drain(..overflow.min(self.bytes.len()));
@@ -130,6 +190,7 @@ impl StdioTransport {
         let stderr = Arc::new(Mutex::new(StderrRing {
             bytes: VecDeque::new(),
             cap: limits.stderr_keep_bytes,
+            lines: StderrLines::default(),
         }));
         let stderr_task = child
             .stderr
@@ -161,6 +222,15 @@ impl StdioTransport {
         match self.stderr.lock() {
             Ok(ring) => ring.tail(max_bytes),
             Err(poisoned) => poisoned.into_inner().tail(max_bytes),
+        }
+    }
+
+    /// Complete stderr lines written since the last call, oldest first (at most 256 kept
+    /// between calls, each cut at 4 KiB; a trailing partial line waits for its newline).
+    pub fn take_stderr_lines(&self) -> Vec<String> {
+        match self.stderr.lock() {
+            Ok(mut ring) => ring.lines.take(),
+            Err(poisoned) => poisoned.into_inner().lines.take(),
         }
     }
 
@@ -490,6 +560,7 @@ mod tests {
         let mut ring = StderrRing {
             bytes: VecDeque::new(),
             cap: 5,
+            lines: StderrLines::default(),
         };
         ring.push(b"abc");
         ring.push(b"defg");
@@ -497,5 +568,38 @@ mod tests {
         ring.push(b"0123456789");
         assert_eq!(ring.tail(100), "56789");
         assert_eq!(ring.tail(2), "89");
+    }
+
+    #[test]
+    fn stderr_lines_are_split_bounded_and_drained() {
+        let mut lines = StderrLines::default();
+        lines.push(b"Starting default (STDIO) ser");
+        assert!(
+            lines.take().is_empty(),
+            "a partial line waits for its newline"
+        );
+        lines.push(b"ver...\r\n\nsecond\nthi");
+        assert_eq!(
+            lines.take(),
+            vec!["Starting default (STDIO) server...", "second"]
+        );
+        lines.push(b"rd\n");
+        assert_eq!(lines.take(), vec!["third"]);
+        assert!(lines.take().is_empty());
+
+        let long = vec![b'x'; MAX_STDERR_LINE_BYTES + 10];
+        lines.push(&long);
+        lines.push(b"\n");
+        let got = lines.take();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].ends_with('…') && got[0].len() < MAX_STDERR_LINE_BYTES + 8);
+
+        for i in 0..MAX_PENDING_STDERR_LINES + 5 {
+            lines.push(format!("line {i}\n").as_bytes());
+        }
+        let got = lines.take();
+        assert_eq!(got.len(), MAX_PENDING_STDERR_LINES);
+        assert_eq!(got[0], "line 5");
+        assert_eq!(lines.dropped, 5);
     }
 }

@@ -27,6 +27,8 @@ use crate::probe::ProbeOutcome;
 
 pub mod process;
 pub mod security;
+// Issue 5: history store and log-line metrics.
+pub mod store;
 
 /// Most distinct `tool` label values one server can create; the rest are folded into `other`.
 pub const MAX_TOOL_LABELS_PER_SERVER: usize = 100;
@@ -130,6 +132,8 @@ pub struct Metrics {
     pub security: security::SecurityMetrics,
     /// Process families (issue 3).
     pub process: process::ProcessMetrics,
+    /// History store and log-line metrics (issue 5).
+    pub store: Arc<store::StoreMetrics>,
 }
 
 impl Default for Metrics {
@@ -247,6 +251,7 @@ impl Metrics {
         registry.register_collector(Box::new(Arc::clone(&live)));
         let deps = DepMetrics::register(&mut registry);
         let process = process::ProcessMetrics::register(&mut registry);
+        let store = Arc::new(store::StoreMetrics::register(&mut registry));
         Metrics {
             registry,
             server_up,
@@ -268,6 +273,7 @@ impl Metrics {
             deps,
             security,
             process,
+            store,
         }
     }
 
@@ -317,6 +323,7 @@ impl Metrics {
         self.deps.remove_server(server);
         self.security.remove_server(server);
         self.process.remove_server(server);
+        self.store.remove_server(server);
         let Some(series) = self.lock_series().remove(server) else {
             return;
         };

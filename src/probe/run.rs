@@ -26,6 +26,7 @@ pub struct ServerProbe {
     last_stderr: String,
     /// Restart backoff and crash-loop detection of a stdio child (issue 3).
     supervisor: Option<Supervisor>,
+    stderr_lines: Vec<String>,
 }
 
 impl ServerProbe {
@@ -42,6 +43,7 @@ impl ServerProbe {
             supervisor: matches!(config.transport, TransportSpec::Stdio { .. })
                 .then(|| Supervisor::new(config.process.restart)),
             config,
+            stderr_lines: Vec::new(),
         }
     }
 
@@ -76,6 +78,12 @@ impl ServerProbe {
     /// Notifications received since the last call (drains).
     pub fn take_notifications(&mut self) -> Vec<Notification> {
         std::mem::take(&mut self.notifications)
+    }
+
+    /// Complete stderr lines of the child since the last call (drains; bounded like
+    /// notifications), including those written by a session that ended.
+    pub fn take_stderr_lines(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.stderr_lines)
     }
 
     /// The tail of the child's stderr, kept after the child is gone.
@@ -113,8 +121,14 @@ impl ServerProbe {
         if let Some(session) = self.session.as_mut() {
             outcome.requests.extend(session.take_records());
             self.notifications.extend(session.take_notifications());
+            self.stderr_lines.extend(session.take_stderr_lines());
             self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
         }
+        let excess = self
+            .stderr_lines
+            .len()
+            .saturating_sub(self.limits.max_notifications_kept);
+        self.stderr_lines.drain(..excess);
         let excess = self
             .notifications
             .len()
@@ -224,6 +238,7 @@ impl ServerProbe {
                 // A remembered era may be stale (the server was upgraded): ask again next time.
                 self.era_hint = None;
                 outcome.requests.extend(session.take_records());
+                self.stderr_lines.extend(session.take_stderr_lines());
                 self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
                 self.retire(session);
                 false
@@ -367,6 +382,7 @@ impl ServerProbe {
     fn drop_session(&mut self) {
         if let Some(mut session) = self.session.take() {
             self.notifications.extend(session.take_notifications());
+            self.stderr_lines.extend(session.take_stderr_lines());
             self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
             self.retire(session);
         }

@@ -1,0 +1,430 @@
+//! `mcp-exporter check`: probes the configured servers directly (no daemon) and prints one row
+//! per server; the exit status follows the monitoring-plugin convention.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::{CheckType, Config, ServerConfig};
+use crate::health::{self, Health, HealthStatus};
+use crate::mcp::{Limits, WireCounters};
+use crate::probe::{ProbeOutcome, ServerProbe};
+
+/// Extra time a probe gets beyond its own timeout.
+const PROBE_GRACE: Duration = Duration::from_secs(2);
+
+/// Exit status: all healthy.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the worst server is degraded.
+pub const EXIT_WARNING: u8 = 1;
+/// Exit status: a server is unhealthy.
+pub const EXIT_CRITICAL: u8 = 2;
+/// Exit status: unknown (no observation, or the check itself could not run).
+pub const EXIT_UNKNOWN: u8 = 3;
+
+/// `--check-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckTypeArg {
+    /// Handshake (when needed) and ping.
+    Liveness,
+    /// Handshake, ping, tools/list, expected tools, optional tool call.
+    Readiness,
+}
+
+/// `--output` of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckOutput {
+    /// Aligned columns.
+    Table,
+    /// One JSON document (one per round, one per line, with `--continuous`).
+    Json,
+}
+
+/// Arguments of `check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Configuration file (same as `serve`).
+    #[arg(long, short, env = "MCP_EXPORTER_CONFIG", default_value = super::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Check only this server (repeatable).
+    #[arg(long)]
+    pub server: Vec<String>,
+    /// Override each server's configured check type.
+    #[arg(long, value_enum)]
+    pub check_type: Option<CheckTypeArg>,
+    /// Keep checking every --interval until interrupted.
+    #[arg(long)]
+    pub continuous: bool,
+    /// Pause between rounds with --continuous (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = super::parse_duration_arg)]
+    pub interval: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckOutput::Table)]
+    pub output: CheckOutput,
+}
+
+/// One server's result: the row of the table and the element of the JSON `servers` array.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckRow {
+    /// Server name.
+    pub server: String,
+    /// HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN.
+    pub status: String,
+    /// 2, 1, 0, -1.
+    pub code: i64,
+    /// Ping (or handshake) latency, ms.
+    pub latency_ms: Option<f64>,
+    /// liveness or readiness.
+    pub check: String,
+    /// Dependencies whose checks failed.
+    pub failing_dependencies: Vec<String>,
+    /// Why it is not healthy; empty when healthy.
+    pub reason: String,
+}
+
+/// A whole round.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// RFC 3339 time the round started.
+    pub checked_at: String,
+    /// Worst status word.
+    pub status: String,
+    /// The exit status this round maps to.
+    pub exit_code: u8,
+    /// Rows, in config order.
+    pub servers: Vec<CheckRow>,
+}
+
+/// Seam for the dependency model (issue 4): checks the dependencies of `server` and returns the
+/// health combined with them plus the names of failing dependencies. Until that lands it
+/// returns the probe's health unchanged.
+pub fn with_dependencies(
+    _config: &Config,
+    _server: &ServerConfig,
+    health: Health,
+) -> (Health, Vec<String>) {
+    (health, Vec::new())
+}
+
+/// Runs `check`; returns the exit status.
+pub fn run(args: CheckArgs) -> u8 {
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("UNKNOWN: {err}");
+            return EXIT_UNKNOWN;
+        }
+    };
+    let unknown: Vec<&String> = args
+        .server
+        .iter()
+        .filter(|name| !config.servers.iter().any(|s| &&s.name == name))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "UNKNOWN: no server named {} in {} (servers: {})",
+            unknown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            args.config.display(),
+            known.join(", ")
+        );
+        return EXIT_UNKNOWN;
+    }
+    let runtime = match super::runtime() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("UNKNOWN: {err}");
+            return EXIT_UNKNOWN;
+        }
+    };
+    runtime.block_on(run_async(args, config))
+}
+
+async fn run_async(args: CheckArgs, config: Config) -> u8 {
+    let selected: Vec<ServerConfig> = config
+        .servers
+        .iter()
+        .filter(|s| args.server.is_empty() || args.server.contains(&s.name))
+        .cloned()
+        .collect();
+    if selected.is_empty() {
+        eprintln!("UNKNOWN: {} configures no server", args.config.display());
+        return EXIT_UNKNOWN;
+    }
+    let mut probes: Vec<ServerProbe> = selected
+        .into_iter()
+        .map(|s| {
+            ServerProbe::new(
+                Arc::new(s),
+                Limits::default(),
+                Arc::new(WireCounters::default()),
+            )
+        })
+        .collect();
+    let terminal = std::io::stdout().is_terminal();
+    let mut exit;
+    loop {
+        let report = round(&config, &mut probes, args.check_type).await;
+        exit = report.exit_code;
+        let text = match (args.output, args.continuous) {
+            (CheckOutput::Json, _) => serde_json::to_string(&report).unwrap_or_default() + "\n",
+            (CheckOutput::Table, false) => table(&report),
+            (CheckOutput::Table, true) if terminal => format!(
+                "\x1b[H\x1b[2J{} every {}s; Ctrl-C stops\n\n{}",
+                report.checked_at,
+                args.interval.as_secs_f64(),
+                table(&report)
+            ),
+            (CheckOutput::Table, true) => lines(&report),
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        drop(out);
+        if !args.continuous {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    futures_util::future::join_all(probes.iter_mut().map(|p| p.shutdown())).await;
+    exit
+}
+
+async fn round(
+    config: &Config,
+    probes: &mut [ServerProbe],
+    check: Option<CheckTypeArg>,
+) -> CheckReport {
+    let started = SystemTime::now();
+    let outcomes =
+        futures_util::future::join_all(probes.iter_mut().map(|p| probe_one(p, check))).await;
+    let servers: Vec<CheckRow> = probes
+        .iter()
+        .zip(outcomes)
+        .map(|(p, (check_type, outcome))| {
+            let server = p.config();
+            let health = health::assess(outcome.as_ref(), server.degraded_latency);
+            let (health, failing) = with_dependencies(config, server, health);
+            CheckRow {
+                server: server.name.clone(),
+                status: health.status.word().into(),
+                code: health.status.code(),
+                latency_ms: outcome
+                    .as_ref()
+                    .and_then(|o| o.latency)
+                    .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
+                check: check_type.as_str().into(),
+                failing_dependencies: failing,
+                reason: health.reasons.join("; "),
+            }
+        })
+        .collect();
+    let worst = worst(servers.iter().map(|r| status_of(&r.status)));
+    CheckReport {
+        checked_at: super::format_ts(crate::store::unix_seconds(started)),
+        status: worst.word().into(),
+        exit_code: exit_code(worst),
+        servers,
+    }
+}
+
+async fn probe_one(
+    probe: &mut ServerProbe,
+    check: Option<CheckTypeArg>,
+) -> (CheckType, Option<ProbeOutcome>) {
+    let check_type = match check {
+        Some(CheckTypeArg::Liveness) => CheckType::Liveness,
+        Some(CheckTypeArg::Readiness) => CheckType::Readiness,
+        None => probe.config().check,
+    };
+    let limit = probe.config().timeout + PROBE_GRACE;
+    let outcome = tokio::time::timeout(limit, probe.probe_with(check_type))
+        .await
+        .ok();
+    (check_type, outcome)
+}
+
+fn status_of(word: &str) -> HealthStatus {
+    match word {
+        "HEALTHY" => HealthStatus::Healthy,
+        "DEGRADED" => HealthStatus::Degraded,
+        "UNHEALTHY" => HealthStatus::Unhealthy,
+        _ => HealthStatus::Unknown,
+    }
+}
+
+/// The worst status: UNHEALTHY over UNKNOWN over DEGRADED over HEALTHY (a known failure is
+/// more urgent than a server that could not be assessed).
+pub fn worst(statuses: impl Iterator<Item = HealthStatus>) -> HealthStatus {
+    let rank = |s: HealthStatus| match s {
+        HealthStatus::Healthy => 0,
+        HealthStatus::Degraded => 1,
+        HealthStatus::Unknown => 2,
+        HealthStatus::Unhealthy => 3,
+    };
+    statuses
+        .max_by_key(|s| rank(*s))
+        .unwrap_or(HealthStatus::Unknown)
+}
+
+/// Monitoring-plugin exit status of a status.
+pub fn exit_code(status: HealthStatus) -> u8 {
+    match status {
+        HealthStatus::Healthy => EXIT_OK,
+        HealthStatus::Degraded => EXIT_WARNING,
+        HealthStatus::Unhealthy => EXIT_CRITICAL,
+        HealthStatus::Unknown => EXIT_UNKNOWN,
+    }
+}
+
+fn latency_text(ms: Option<f64>) -> String {
+    ms.map(|m| format!("{m:.1}ms"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The report as aligned columns.
+pub fn table(report: &CheckReport) -> String {
+    let header = [
+        "SERVER",
+        "STATUS",
+        "CODE",
+        "LATENCY",
+        "CHECK",
+        "DEPENDENCIES",
+        "REASON",
+    ];
+    let rows: Vec<[String; 7]> = report
+        .servers
+        .iter()
+        .map(|r| {
+            [
+                r.server.clone(),
+                r.status.clone(),
+                r.code.to_string(),
+                latency_text(r.latency_ms),
+                r.check.clone(),
+                if r.failing_dependencies.is_empty() {
+                    "-".into()
+                } else {
+                    r.failing_dependencies.join(",")
+                },
+                if r.reason.is_empty() {
+                    "-".into()
+                } else {
+                    r.reason.clone()
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push('\n');
+    };
+    push(header.to_vec());
+    for row in &rows {
+        push(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// The report as one plain line per server (for pipes and logs).
+pub fn lines(report: &CheckReport) -> String {
+    report
+        .servers
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} latency={} check={}{}{}\n",
+                report.checked_at,
+                r.server,
+                r.status,
+                r.code,
+                latency_text(r.latency_ms),
+                r.check,
+                if r.failing_dependencies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" dependencies={}", r.failing_dependencies.join(","))
+                },
+                if r.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" reason={:?}", r.reason)
+                },
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_follows_the_worst_server() {
+        use HealthStatus::*;
+        let cases = [
+            (vec![Healthy, Healthy], EXIT_OK),
+            (vec![Healthy, Degraded], EXIT_WARNING),
+            (vec![Degraded, Unhealthy, Healthy], EXIT_CRITICAL),
+            (vec![Unknown, Degraded], EXIT_UNKNOWN),
+            (vec![Unknown, Unhealthy], EXIT_CRITICAL),
+        ];
+        for (statuses, want) in cases {
+            assert_eq!(
+                exit_code(worst(statuses.clone().into_iter())),
+                want,
+                "{statuses:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn table_has_a_header_and_one_row_per_server() {
+        let report = CheckReport {
+            checked_at: "t".into(),
+            status: "UNHEALTHY".into(),
+            exit_code: 2,
+            servers: vec![CheckRow {
+                server: "fs".into(),
+                status: "UNHEALTHY".into(),
+                code: 0,
+                latency_ms: None,
+                check: "readiness".into(),
+                failing_dependencies: vec![],
+                reason: "down at connect: spawn failed".into(),
+            }],
+        };
+        let t = table(&report);
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].starts_with("SERVER"));
+        assert!(
+            rows[1].contains("UNHEALTHY") && rows[1].ends_with("down at connect: spawn failed")
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! `mcp-exporter logs`: searches the log lines of the history store (stderr, MCP
+//! `notifications/message`, HTTP errors).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::store::query::{self, LogEntry, LogQuery};
+use crate::store::{Level, Store};
+
+/// How often `--follow` looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(500);
+
+/// `--output` of `logs` and `history`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextOrJson {
+    /// Human-readable lines.
+    Text,
+    /// JSON (one object per line for logs).
+    Json,
+}
+
+/// Arguments of `logs`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogsArgs {
+    /// Configuration file; its `[store] path` names the database.
+    #[arg(long, short, env = "MCP_EXPORTER_CONFIG", default_value = super::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// History database, overriding the config's `[store] path`.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Full-text search: lines containing every word.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// This level and above: debug, info, notice, warning, error, critical, alert, emergency.
+    #[arg(long)]
+    pub level: Option<Level>,
+    /// Only this server.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Only lines of this recent period (e.g. 1h, 30m, 7d).
+    #[arg(long, value_parser = super::parse_duration_arg)]
+    pub since: Option<Duration>,
+    /// Most lines printed (the newest).
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    /// Keep printing new matching lines until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// Runs `logs`; returns the exit status (0, or 1 when the store cannot be read).
+pub fn run(args: LogsArgs) -> u8 {
+    let path = match super::store_path(&args.config, args.db.as_ref()) {
+        Ok(p) => p,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let runtime = match super::runtime() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        match run_async(args, path).await {
+            Ok(()) => 0,
+            Err(err) => {
+                eprintln!("error: {err}");
+                1
+            }
+        }
+    })
+}
+
+async fn run_async(args: LogsArgs, path: PathBuf) -> Result<(), crate::store::StoreError> {
+    let store = Store::open_existing(&path).await?;
+    let mut q = LogQuery {
+        search: args.search.clone(),
+        min_level: args.level,
+        server: args.server.clone(),
+        since: args.since.map(super::unix_ago),
+        after_id: None,
+        limit: args.limit,
+    };
+    loop {
+        let entries = query::logs(&store, &q).await?;
+        if let Some(last) = entries.last() {
+            q.after_id = Some(last.id);
+        }
+        print(&entries, args.output);
+        if !args.follow {
+            break;
+        }
+        q.limit = 1000;
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn print(entries: &[LogEntry], output: TextOrJson) {
+    let mut out = std::io::stdout().lock();
+    for e in entries {
+        let line = match output {
+            TextOrJson::Json => serde_json::to_string(e).unwrap_or_default(),
+            TextOrJson::Text => format!(
+                "{} {:<9} {} [{}{}] {}",
+                super::format_ts(e.ts),
+                e.level.to_uppercase(),
+                e.server,
+                e.source,
+                e.logger
+                    .as_ref()
+                    .map(|l| format!(" {l}"))
+                    .unwrap_or_default(),
+                e.message
+            ),
+        };
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}

@@ -1,0 +1,57 @@
+//! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs` and
+//! `history`. `main.rs` parses arguments and calls [`run_check`] & co.; each returns the exit
+//! status.
+
+pub mod check;
+pub mod history;
+pub mod logs;
+pub mod metrics;
+pub mod quantile;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::config::Config;
+use crate::store::StoreConfig;
+
+/// Default config file of every subcommand (same as `serve`).
+pub const DEFAULT_CONFIG: &str = "mcp-exporter.toml";
+
+/// Builds the runtime the subcommands run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Parses `--since` / `--interval` values such as `1h`, `30m`, `24h`, `7d`.
+pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(text)
+}
+
+/// The database a reading subcommand opens: `--db`, else the config's `[store] path`, else the
+/// default beside the config file (even when the config file does not exist here).
+pub fn store_path(config: &Path, db: Option<&PathBuf>) -> Result<PathBuf, String> {
+    if let Some(db) = db {
+        return Ok(db.clone());
+    }
+    if config.is_file() {
+        return Config::load(config)
+            .map(|c| c.store.path)
+            .map_err(|e| e.to_string());
+    }
+    Ok(StoreConfig::defaults_for(config).path)
+}
+
+/// Unix seconds `ago` before now.
+pub fn unix_ago(ago: Duration) -> f64 {
+    crate::store::unix_seconds(SystemTime::now()) - ago.as_secs_f64()
+}
+
+/// `2026-11-28T16:33:12Z` (UTC, seconds) for a Unix time.
+pub fn format_ts(unix: f64) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}

@@ -1,0 +1,155 @@
+//! The history store: probe results, dependency checks, health transitions and log lines in an
+//! embedded SQLite database (sqlx; migrations embedded; WAL). The daemon writes through a
+//! bounded channel drained by one background task ([`writer`]); the CLI reads ([`query`]).
+
+mod config;
+pub mod daemon;
+mod level;
+pub mod observe;
+pub mod query;
+mod records;
+mod retention;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+
+pub use config::{RawStoreConfig, StoreConfig, parse_size};
+pub use level::{Level, UnknownLevel};
+pub use records::{DependencyRow, LogRow, LogSource, ProbeRow, Record, TransitionRow};
+pub use retention::enforce as retention_pass;
+
+/// How long a connection waits on a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Opening or creating the database failed.
+    #[error(
+        "cannot open the history store {path}: {source} (check `[store] path` and that the directory is writable, or set `[store] enabled = false`)"
+    )]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Cause.
+        source: sqlx::Error,
+    },
+    /// The database does not exist (reader side).
+    #[error(
+        "no history store at {0}: the daemon creates it on its first run (`mcp-exporter serve` with `[store] enabled`); pass --config or --db to point elsewhere"
+    )]
+    Missing(PathBuf),
+    /// Applying the embedded migrations failed.
+    #[error("cannot migrate the history store {path}: {source}")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// Cause.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("history store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// An open history database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies the embedded migrations.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let store = Store::connect(path, true).await?;
+        sqlx::migrate!("./migrations")
+            .run(&store.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for the CLI (no creation, no migrations).
+    pub async fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        Store::connect(path, false).await
+    }
+
+    async fn connect(path: &Path, create: bool) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL keeps every committed transaction across a process crash
+            // (SIGKILL); only a power loss may lose the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(BUSY_TIMEOUT * 2)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes on disk: the database file plus its write-ahead log.
+    pub fn size_on_disk(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.path.clone(), PathBuf::from(wal)]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Closes every connection (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Unix seconds of a wall-clock time (0 before the epoch).
+pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

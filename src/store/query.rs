@@ -1,0 +1,197 @@
+//! Reads of the history store used by the CLI: log search and health history.
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{Level, Store};
+
+/// Filters of a log search.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Full-text search (every word must occur; punctuation is ignored).
+    pub search: Option<String>,
+    /// This level and above.
+    pub min_level: Option<Level>,
+    /// Only this server.
+    pub server: Option<String>,
+    /// Only lines at or after this Unix time.
+    pub since: Option<f64>,
+    /// Only lines with an id above this (for `--follow`).
+    pub after_id: Option<i64>,
+    /// Most lines returned (the newest ones).
+    pub limit: i64,
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    /// Row id (increasing).
+    pub id: i64,
+    /// Unix seconds.
+    pub ts: f64,
+    /// Server name.
+    pub server: String,
+    /// stderr, notification or http.
+    pub source: String,
+    /// Level name.
+    pub level: String,
+    /// MCP logger, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logger: Option<String>,
+    /// The text.
+    pub message: String,
+}
+
+/// Turns operator text into an FTS5 query: every word quoted (so punctuation and FTS operators
+/// in the text are literal), words joined by AND. `None` when there is no word.
+pub fn fts_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
+/// The matching lines, oldest first (the newest `limit` of them).
+pub async fn logs(store: &Store, q: &LogQuery) -> Result<Vec<LogEntry>, sqlx::Error> {
+    let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT id, ts, server, source, level, logger, message FROM log_lines WHERE 1 = 1",
+    );
+    if let Some(fts) = q.search.as_deref().and_then(fts_query) {
+        b.push(" AND id IN (SELECT rowid FROM log_lines_fts WHERE log_lines_fts MATCH ")
+            .push_bind(fts)
+            .push(")");
+    }
+    if let Some(level) = q.min_level {
+        b.push(" AND level >= ").push_bind(level.rank());
+    }
+    if let Some(server) = &q.server {
+        b.push(" AND server = ").push_bind(server.clone());
+    }
+    if let Some(since) = q.since {
+        b.push(" AND ts >= ").push_bind(since);
+    }
+    if let Some(after) = q.after_id {
+        b.push(" AND id > ").push_bind(after);
+    }
+    b.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit.max(1));
+    let rows = b.build().fetch_all(store.pool()).await?;
+    let mut out: Vec<LogEntry> = rows
+        .iter()
+        .map(|r| LogEntry {
+            id: r.get("id"),
+            ts: r.get("ts"),
+            server: r.get("server"),
+            source: r.get("source"),
+            level: Level::from_rank(r.get("level")).as_str().to_string(),
+            logger: r.get("logger"),
+            message: r.get("message"),
+        })
+        .collect();
+    out.reverse();
+    Ok(out)
+}
+
+/// One stored health transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// Unix seconds.
+    pub ts: f64,
+    /// down, degraded, recovered, up, unknown, restart.
+    pub kind: String,
+    /// Previous status word.
+    pub from: String,
+    /// New status word.
+    pub to: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A server's history over a period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct History {
+    /// Server name.
+    pub server: String,
+    /// Start of the period (Unix seconds).
+    pub since: f64,
+    /// Probes in the period.
+    pub probes: i64,
+    /// Probes that found the server up (handshake/ping answered).
+    pub probes_up: i64,
+    /// Probes whose full check passed.
+    pub probes_successful: i64,
+    /// `probes_up / probes` in percent; `None` without probes.
+    pub uptime_percent: Option<f64>,
+    /// `probes_successful / probes` in percent.
+    pub success_percent: Option<f64>,
+    /// Restarts (sessions re-established) in the period.
+    pub restarts: i64,
+    /// Transitions, oldest first.
+    pub transitions: Vec<Transition>,
+}
+
+/// The history of `server` since `since` (Unix seconds).
+pub async fn history(store: &Store, server: &str, since: f64) -> Result<History, sqlx::Error> {
+    let counts = sqlx::query(
+        "SELECT count(*) AS n, coalesce(sum(up), 0) AS up, coalesce(sum(success), 0) AS ok FROM probe_results WHERE server = ? AND ts >= ?",
+    )
+    .bind(server)
+    .bind(since)
+    .fetch_one(store.pool())
+    .await?;
+    let probes: i64 = counts.get("n");
+    let probes_up: i64 = counts.get("up");
+    let probes_successful: i64 = counts.get("ok");
+    let rows = sqlx::query(
+        "SELECT ts, kind, from_status, to_status, reason FROM health_transitions WHERE server = ? AND ts >= ? ORDER BY id",
+    )
+    .bind(server)
+    .bind(since)
+    .fetch_all(store.pool())
+    .await?;
+    let transitions: Vec<Transition> = rows
+        .iter()
+        .map(|r| Transition {
+            ts: r.get("ts"),
+            kind: r.get("kind"),
+            from: r.get("from_status"),
+            to: r.get("to_status"),
+            reason: r.get("reason"),
+        })
+        .collect();
+    let percent = |n: i64| (probes > 0).then(|| n as f64 * 100.0 / probes as f64);
+    Ok(History {
+        server: server.to_string(),
+        since,
+        probes,
+        probes_up,
+        probes_successful,
+        uptime_percent: percent(probes_up),
+        success_percent: percent(probes_successful),
+        restarts: transitions.iter().filter(|t| t.kind == "restart").count() as i64,
+        transitions,
+    })
+}
+
+/// Server names that have rows in the store.
+pub async fn servers(store: &Store) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query("SELECT DISTINCT server FROM probe_results ORDER BY server")
+        .fetch_all(store.pool())
+        .await?;
+    Ok(rows.iter().map(|r| r.get("server")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_query_quotes_every_word() {
+        assert_eq!(fts_query("  "), None);
+        assert_eq!(
+            fts_query("Starting (STDIO) server..."),
+            Some("\"Starting\" AND \"(STDIO)\" AND \"server...\"".into())
+        );
+        assert_eq!(fts_query("a\"b"), Some("\"a\"\"b\"".into()));
+    }
+}

@@ -1,0 +1,574 @@
+//! The operator's subcommands end to end against real reference servers: `check` (exit status,
+//! table and JSON), `logs` (stderr lines and `notifications/message` in the history store),
+//! `history`, `metrics` (percentiles compared with real Prometheus' `histogram_quantile`), and
+//! the store's durability when the daemon is SIGKILLed in the middle of writes.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{
+    Daemon, daemon_bin, eventually, free_port, node_bin, require_tool, run_bounded, spawn_guarded,
+    spawn_http_everything,
+};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(250);
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn cli(args: &[&str]) -> Output {
+    run_bounded(Command::new(daemon_bin()).args(args), CLI_TIMEOUT)
+        .unwrap_or_else(|e| panic!("mcp-exporter {args:?}: {e}"))
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn everything_stdio(name: &str, interval: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[servers]]
+name = "{name}"
+transport = "stdio"
+command = "node"
+args = ["{}", "stdio"]
+interval = "{interval}"
+timeout = "10s"
+{extra}
+"#,
+        node_bin("everything").display()
+    )
+}
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let path = dir.join("check.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.to_string_lossy().into_owned()
+}
+
+/// Table rows by server name: (status, code, whole line).
+fn table_rows(text: &str) -> Vec<(String, String, String, String)> {
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (
+                cols[0].to_string(),
+                cols[1].to_string(),
+                cols[2].to_string(),
+                l.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_reports_healthy_servers_then_a_killed_one_with_exit_2_and_why() {
+    let (http, port) = spawn_http_everything("streamableHttp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[[servers]]\nname = \"remote\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{port}/mcp\"\ntimeout = \"5s\"\n",
+            everything_stdio("local", "1s", "")
+        ),
+    );
+
+    let out = cli(&["check", "--config", &config]);
+    let table = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{table}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = table_rows(&table);
+    assert_eq!(rows.len(), 2, "{table}");
+    for (server, status, code, _) in &rows {
+        assert_eq!(
+            (status.as_str(), code.as_str()),
+            ("HEALTHY", "2"),
+            "{server}: {table}"
+        );
+    }
+
+    let out = cli(&[
+        "check",
+        "--config",
+        &config,
+        "--server",
+        "local",
+        "--check-type",
+        "liveness",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("check --output json parses");
+    assert_eq!(json["servers"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json["servers"][0]["check"], "liveness");
+
+    // Kill the HTTP server: the check now fails with the monitoring-plugin CRITICAL status.
+    drop(http);
+    let out = cli(&["check", "--config", &config]);
+    let table = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{table}");
+    let rows = table_rows(&table);
+    let remote = rows.iter().find(|r| r.0 == "remote").expect("remote row");
+    assert_eq!(
+        (remote.1.as_str(), remote.2.as_str()),
+        ("UNHEALTHY", "0"),
+        "{table}"
+    );
+    assert!(remote.3.contains("down at"), "the row says why: {table}");
+    let local = rows.iter().find(|r| r.0 == "local").expect("local row");
+    assert_eq!(local.1, "HEALTHY", "{table}");
+
+    // JSON output matches the table, server by server.
+    let out = cli(&["check", "--config", &config, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json parses");
+    assert_eq!(json["status"], "UNHEALTHY");
+    assert_eq!(json["exit_code"], 2);
+    for (server, status, code, line) in &rows {
+        let row = json["servers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["server"] == server.as_str()))
+            .unwrap_or_else(|| panic!("{server} missing from {json}"));
+        assert_eq!(row["status"], status.as_str(), "{json}");
+        assert_eq!(row["code"].to_string(), *code, "{json}");
+        if status != "HEALTHY" {
+            let reason = row["reason"].as_str().unwrap_or_default();
+            assert!(
+                line.ends_with(reason),
+                "table {line:?} vs json reason {reason:?}"
+            );
+        }
+    }
+
+    // An unknown server name is UNKNOWN (3), like a monitoring plugin's usage error.
+    let out = cli(&["check", "--config", &config, "--server", "nope"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn continuous_check_prints_plain_lines_when_piped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &everything_stdio("local", "1s", ""));
+    let child = spawn_guarded(
+        "check --continuous",
+        Command::new(daemon_bin()).args([
+            "check",
+            "--config",
+            &config,
+            "--continuous",
+            "--interval",
+            "200ms",
+        ]),
+    );
+    let text = eventually(WAIT, POLL, || {
+        let text = child.output();
+        let lines = text
+            .lines()
+            .filter(|l| l.contains(" local HEALTHY 2 "))
+            .count();
+        if lines >= 2 {
+            Ok(text)
+        } else {
+            Err(format!("{lines} lines so far: {text}"))
+        }
+    });
+    assert!(
+        !text.contains('\x1b'),
+        "no terminal escapes in a pipe: {text:?}"
+    );
+    drop(child);
+}
+
+fn logs_json(daemon: &Daemon, args: &[&str]) -> Vec<Value> {
+    let config = daemon.config_path().to_string_lossy().into_owned();
+    let mut all = vec!["logs", "--config", config.as_str(), "--output", "json"];
+    all.extend_from_slice(args);
+    let out = cli(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "logs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
+    // The readiness call toggles server-everything's simulated logging: every other probe turns it
+    // on, and it sends a random-level notifications/message at once.
+    // Nothing listens on `gone`'s port: its connection errors are logged as HTTP errors.
+    let daemon = Daemon::start(&format!(
+        "{}{}\n[[servers]]\nname = \"gone\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{}/mcp\"\ninterval = \"1s\"\n",
+        everything_stdio(
+            "everything",
+            "1s",
+            r#"call = { tool = "toggle-simulated-logging" }"#
+        ),
+        everything_stdio("quiet", "1s", ""),
+        free_port()
+    ));
+    let found = eventually(WAIT, POLL, || {
+        let lines = logs_json(
+            &daemon,
+            &[
+                "--search",
+                "Starting default (STDIO) server...",
+                "--server",
+                "everything",
+            ],
+        );
+        if lines.is_empty() {
+            Err("no stderr line yet".into())
+        } else {
+            Ok(lines)
+        }
+    });
+    assert!(
+        found
+            .iter()
+            .all(|l| l["server"] == "everything" && l["source"] == "stderr"),
+        "{found:?}"
+    );
+
+    let severe = eventually(WAIT, POLL, || {
+        let lines = logs_json(&daemon, &["--level", "ERROR", "--server", "everything"]);
+        let notes: Vec<Value> = lines
+            .into_iter()
+            .filter(|l| l["source"] == "notification")
+            .collect();
+        if notes.is_empty() {
+            Err("no error-or-above notification yet".into())
+        } else {
+            Ok(notes)
+        }
+    });
+    let severe_levels = ["error", "critical", "alert", "emergency"];
+    for line in &severe {
+        assert!(
+            severe_levels.contains(&line["level"].as_str().unwrap_or("")),
+            "{line}"
+        );
+        assert!(
+            line["message"].as_str().unwrap_or("").contains("message"),
+            "{line}"
+        );
+    }
+    // Full-text search finds the notification's own words.
+    let words = severe[0]["message"].as_str().unwrap_or("").to_string();
+    let hits = logs_json(&daemon, &["--search", &words, "--server", "everything"]);
+    assert!(
+        hits.iter().any(|l| l["source"] == "notification"),
+        "search {words:?}: {hits:?}"
+    );
+    // Level filter means that level and above, nothing below.
+    let all_levels = logs_json(&daemon, &["--level", "warning"]);
+    assert!(all_levels.iter().all(|l| {
+        ["warning", "error", "critical", "alert", "emergency"]
+            .contains(&l["level"].as_str().unwrap_or(""))
+    }));
+    // Server filter: the quiet server has its own stderr line and no notifications.
+    let quiet = logs_json(&daemon, &["--server", "quiet"]);
+    assert!(
+        !quiet.is_empty()
+            && quiet
+                .iter()
+                .all(|l| l["server"] == "quiet" && l["source"] == "stderr"),
+        "{quiet:?}"
+    );
+
+    let http_errors = eventually(WAIT, POLL, || {
+        let lines = logs_json(&daemon, &["--server", "gone", "--level", "error"]);
+        if lines.is_empty() {
+            Err("no HTTP error logged yet".into())
+        } else {
+            Ok(lines)
+        }
+    });
+    assert!(
+        http_errors.iter().all(|l| l["source"] == "http"
+            && l["level"] == "error"
+            && l["message"].as_str().unwrap_or("").starts_with("down at")),
+        "{http_errors:?}"
+    );
+
+    // --follow prints what is there, then new lines as the server sends them.
+    let follow = spawn_guarded(
+        "logs --follow",
+        Command::new(daemon_bin()).args([
+            "logs",
+            "--config",
+            &daemon.config_path().to_string_lossy(),
+            "--follow",
+            "--output",
+            "json",
+            "--server",
+            "everything",
+        ]),
+    );
+    let first = eventually(WAIT, POLL, || {
+        let n = follow
+            .output()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .count();
+        if n > 0 { Ok(n) } else { Err(follow.output()) }
+    });
+    eventually(WAIT, POLL, || {
+        let n = follow
+            .output()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .count();
+        if n > first {
+            Ok(())
+        } else {
+            Err(format!("still {n} lines: {}", follow.output()))
+        }
+    });
+    drop(follow);
+
+    // Text output, and history with availability.
+    let config = daemon.config_path().to_string_lossy().into_owned();
+    let out = cli(&[
+        "logs", "--config", &config, "--search", "STDIO", "--server", "quiet",
+    ]);
+    assert!(
+        stdout(&out).contains("quiet [stderr] Starting default (STDIO) server..."),
+        "{}",
+        stdout(&out)
+    );
+    let out = cli(&[
+        "history", "--config", &config, "--server", "quiet", "--output", "json",
+    ]);
+    let h: Value = serde_json::from_slice(&out.stdout).expect("history json");
+    assert_eq!(h["uptime_percent"], 100.0, "{h}");
+    assert_eq!(h["transitions"][0]["kind"], "up", "{h}");
+}
+
+fn prometheus_query(port: u16, query: &str) -> Result<Vec<Value>, String> {
+    let path = format!("/api/v1/query?query={}", url_encode(query));
+    let resp = common::http_request(
+        &format!("127.0.0.1:{port}"),
+        "GET",
+        &path,
+        &[],
+        b"",
+        common::HTTP_TIMEOUT,
+    )
+    .map_err(|e| e.to_string())?;
+    let json: Value = serde_json::from_str(&resp.text()).map_err(|e| e.to_string())?;
+    Ok(json["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_summary_percentiles_agree_with_prometheus_histogram_quantile() {
+    let Some(prometheus) = require_tool("prometheus") else {
+        return;
+    };
+    // One probe per hour: after the first, the buckets stay put while Prometheus scrapes.
+    let daemon = Daemon::start(&everything_stdio(
+        "everything",
+        "1h",
+        r#"call = { tool = "echo", arguments = { message = "hi" } }"#,
+    ));
+    eventually(WAIT, POLL, || {
+        match daemon
+            .scrape()
+            .value("mcp_probes_total", &[("server", "everything")])
+        {
+            Some(v) if v >= 1.0 => Ok(()),
+            other => Err(format!("no probe yet: {other:?}")),
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prom_port = free_port();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mcp\n    static_configs:\n      - targets: ['{}']\n",
+            daemon.addr()
+        ),
+    )
+    .expect("write prometheus.yml");
+    let _prom = spawn_guarded(
+        "prometheus",
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
+    );
+    let out = cli(&[
+        "metrics",
+        "--url",
+        &daemon.url("/metrics"),
+        "--output",
+        "json",
+        "--server",
+        "everything",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours: Value = serde_json::from_slice(&out.stdout).expect("metrics json");
+    let methods = ours["everything"]["methods"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(methods.len() >= 3, "{ours}");
+    for (q, key) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
+        let query = format!(
+            "histogram_quantile({q}, mcp_request_duration_seconds_bucket{{server=\"everything\"}})"
+        );
+        let result = eventually(WAIT, POLL, || {
+            let r = prometheus_query(prom_port, &query)?;
+            if r.len() == methods.len() {
+                Ok(r)
+            } else {
+                Err(format!("{} of {} series: {r:?}", r.len(), methods.len()))
+            }
+        });
+        for series in result {
+            let method = series["metric"]["method"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let theirs: f64 = series["value"][1]
+                .as_str()
+                .unwrap_or("NaN")
+                .parse()
+                .unwrap_or(f64::NAN);
+            let mine = methods[&method][key].as_f64().unwrap_or(f64::NAN);
+            assert!(
+                (theirs - mine).abs() <= 1e-9 * theirs.abs().max(1e-9),
+                "{key} of {method}: prometheus {theirs}, metrics summary {mine}"
+            );
+        }
+    }
+    let out = cli(&[
+        "metrics",
+        "--url",
+        &daemon.url("/metrics"),
+        "--output",
+        "summary",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("everything: up=1 health=HEALTHY") && text.contains("tools/list"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sigkill_in_the_middle_of_writes_keeps_every_committed_row() {
+    let mut daemon = Daemon::start(&format!(
+        "{}{}",
+        everything_stdio("a", "100ms", ""),
+        everything_stdio("b", "100ms", "")
+    ));
+    let committed = eventually(WAIT, POLL, || {
+        let v = daemon
+            .scrape()
+            .value("mcp_store_writes_total", &[("kind", "probe")])
+            .unwrap_or(0.0);
+        if v >= 30.0 {
+            Ok(v)
+        } else {
+            Err(format!("{v} probe rows written"))
+        }
+    });
+    common::kill_pid(daemon.pid(), libc::SIGKILL);
+    let _ = daemon.stop();
+    let db = daemon.dir().join("mcp-exporter.db");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = mcp_exporter::store::Store::open(&db)
+            .await
+            .expect("the store opens cleanly after SIGKILL");
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(store.pool())
+            .await
+            .expect("integrity_check");
+        assert_eq!(check, "ok");
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_results")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert!(
+            rows as f64 >= committed,
+            "{rows} rows on disk, {committed} were committed before the kill"
+        );
+        store.close().await;
+    });
+}
+
+#[test]
+fn json_daemon_logs_use_elastic_common_schema_names() {
+    let daemon = Daemon::start_with(
+        &everything_stdio("everything", "1s", ""),
+        &["--log-format", "json"],
+        &[],
+    );
+    let text = eventually(WAIT, POLL, || {
+        let text = daemon.stderr();
+        if text.contains("health changed") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        for key in [
+            "@timestamp",
+            "log.level",
+            "message",
+            "log.logger",
+            "service.name",
+            "ecs.version",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+    let change = text
+        .lines()
+        .find(|l| l.contains("health changed"))
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(change).expect("json");
+    assert_eq!(v["mcp.server"], "everything", "{change}");
+    assert_eq!(v["service.name"], "mcp-exporter");
+}
