@@ -15,17 +15,6 @@ use alerts_support::{
 };
 use common::{Daemon, daemon_bin, eventually, node_bin, require_tool, run_bounded, which};
 
-/// Metric names of tests/../notes/metrics-plan.md that parallel branches (issues 3, 4, 5, 7) add
-/// and this branch does not emit yet. Rules and dashboards may name them; the lead empties this
-/// list when merging those branches (the test below fails once one of them is emitted).
-const PENDING_FROM_PARALLEL_BRANCHES: &[&str] = &[
-    // issue 5 (store/CLI)
-    "mcp_store_writes_total",
-    "mcp_store_dropped_total",
-    "mcp_store_size_bytes",
-    "mcp_log_lines_total",
-];
-
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs a tool to completion; panics with its output unless it exits 0. Returns stdout+stderr.
@@ -406,37 +395,22 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
     });
     let emitted = alerts_support::emitted_names(&exposition);
     let recorded = recorded_names(&rules());
-    let pending: BTreeSet<&str> = PENDING_FROM_PARALLEL_BRANCHES.iter().copied().collect();
     let mut problems = Vec::new();
-    let mut used_pending = BTreeSet::new();
     for (at, expr) in expressions() {
         for name in series_names(&expr) {
             if name.contains(':') {
                 if !recorded.contains(&name) {
                     problems.push(format!("{at}: {name} is not a recording rule"));
                 }
-            } else if pending.contains(name.as_str()) {
-                used_pending.insert(name);
             } else if !emitted.contains(&name) {
                 problems.push(format!("{at}: {name} is not emitted by the daemon"));
             }
-        }
-    }
-    for name in &pending {
-        if emitted.contains(*name) {
-            problems.push(format!(
-                "{name} is emitted now: remove it from PENDING_FROM_PARALLEL_BRANCHES"
-            ));
         }
     }
     assert!(
         problems.is_empty(),
         "{}\n\nemitted: {emitted:?}",
         problems.join("\n")
-    );
-    eprintln!(
-        "names from parallel branches still pending: {}",
-        used_pending.into_iter().collect::<Vec<_>>().join(", ")
     );
 
     // The same daemon serves the bundle, byte for byte the repository's files.
