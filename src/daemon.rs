@@ -68,14 +68,22 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         metrics.security.http_unauthorized.clone(),
     )?;
     let board: StatusBoard = Arc::new(RwLock::new(Default::default()));
+    let history = crate::store::daemon::start(&config.store, &metrics).await;
+    let history_handle = history.as_ref().map(|(handle, _)| handle.clone());
+    let security_to_store = history_handle.clone().map(|store| {
+        crate::store::daemon::forward_security_events(
+            metrics.security.monitor.sink.subscribe(),
+            store,
+        )
+    });
     let mut dependencies =
         crate::deps::DependencyRunner::new(Arc::clone(&metrics), Default::default());
+    dependencies.set_history(history_handle.clone());
     dependencies.set_dependents(&config.servers);
     dependencies.apply(&config.dependencies).await;
     let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
-    let history = crate::store::daemon::start(&config.store, &metrics).await;
-    scheduler.set_history(history.as_ref().map(|(handle, _)| handle.clone()));
+    scheduler.set_history(history_handle);
     scheduler.apply(&config.servers).await;
 
     let state = AppState {
@@ -120,6 +128,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     drop(stop_rx);
     scheduler.shutdown().await;
     dependencies.shutdown().await;
+    if let Some(task) = security_to_store {
+        task.abort();
+    }
     if let Some((handle, writer)) = history {
         drop(handle);
         writer.shutdown(std::time::Duration::from_secs(5)).await;

@@ -572,3 +572,69 @@ fn json_daemon_logs_use_elastic_common_schema_names() {
     assert_eq!(v["mcp.server"], "everything", "{change}");
     assert_eq!(v["service.name"], "mcp-exporter");
 }
+
+#[test]
+fn check_includes_dependencies_by_criticality() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let closed_port = free_port();
+    let missing = dir.path().join("no-such-dir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[[dependencies]]
+name = "logs-dir"
+kind = "filesystem"
+path = "{}"
+critical = false
+
+[[dependencies]]
+name = "api-port"
+kind = "tcp"
+address = "127.0.0.1:{closed_port}"
+timeout = "2s"
+{}
+depends_on = ["logs-dir"]
+{}
+depends_on = ["api-port"]
+"#,
+            missing.display(),
+            everything_stdio("soft", "1s", ""),
+            everything_stdio("hard", "1s", ""),
+        ),
+    );
+    let out = cli(&["check", "--config", &config, "--output", "json"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let report: Value = serde_json::from_str(&text).expect("check JSON");
+    let rows = report["servers"].as_array().expect("servers array");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["server"] == name)
+            .unwrap_or_else(|| panic!("no row for {name}: {text}"))
+            .clone()
+    };
+    let soft = row("soft");
+    assert_eq!(soft["status"], "DEGRADED", "{text}");
+    assert_eq!(
+        soft["failing_dependencies"],
+        serde_json::json!(["logs-dir"])
+    );
+    let hard = row("hard");
+    assert_eq!(hard["status"], "UNHEALTHY", "{text}");
+    assert_eq!(
+        hard["failing_dependencies"],
+        serde_json::json!(["api-port"])
+    );
+    assert!(
+        hard["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("api-port"),
+        "{text}"
+    );
+
+    // --server limits the round to one server and its own dependencies.
+    let out = cli(&["check", "--config", &config, "--server", "soft"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}

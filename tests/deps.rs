@@ -741,6 +741,59 @@ depends_on = ["pg"]
     );
     let (_, status) = daemon.get("/api/servers");
     assert!(status.contains("authentication failed"), "{status}");
+
+    // The event is in the history store, found the way the playbook searches for it.
+    let config_path = daemon.config_path().to_string_lossy().into_owned();
+    let found = eventually(WAIT, POLL, || {
+        let out = std::process::Command::new(common::daemon_bin())
+            .args([
+                "logs",
+                "--config",
+                &config_path,
+                "--search",
+                "security",
+                "--level",
+                "error",
+            ])
+            .args(["--server", "memory", "--output", "json"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("dependency_auth_failure") {
+            Ok(text)
+        } else {
+            Err(format!(
+                "no security event in the store yet: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    assert!(
+        !found.contains("wrong-password"),
+        "the password leaked into the store: {found}"
+    );
+    // Every check of the dependency is kept in the store too.
+    let db = daemon.dir().join("mcp-exporter.db");
+    eventually(WAIT, POLL, || {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute(\"select count(*) from dependency_results where dependency='pg' and up=0 and error like '%authentication failed%'\").fetchone()[0])")
+            .arg(&db)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let count: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if count >= 1 {
+            Ok(())
+        } else {
+            Err(format!(
+                "dependency rows: {count} {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
     assert!(
         !status.contains("wrong-password"),
         "the password leaked into /api/servers"

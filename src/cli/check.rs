@@ -1,6 +1,7 @@
 //! `mcp-exporter check`: probes the configured servers directly (no daemon) and prints one row
 //! per server; the exit status follows the monitoring-plugin convention.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{CheckType, Config, ServerConfig};
-use crate::health::{self, Health, HealthStatus};
+use crate::deps::{DependencyCheck, DependencyConfig};
+use crate::health::{self, DependencyHealth, Health, HealthStatus};
 use crate::mcp::{Limits, WireCounters};
 use crate::probe::{ProbeOutcome, ServerProbe};
 
@@ -98,15 +100,39 @@ pub struct CheckReport {
     pub servers: Vec<CheckRow>,
 }
 
-/// Seam for the dependency model (issue 4): checks the dependencies of `server` and returns the
-/// health combined with them plus the names of failing dependencies. Until that lands it
-/// returns the probe's health unchanged.
+/// Combines a server's probe with the checks of the dependencies it lists in `depends_on`
+/// (the daemon's health model, [`health::assess_with_dependencies`]); returns the health and
+/// the names of the dependencies that are not healthy.
 pub fn with_dependencies(
-    _config: &Config,
-    _server: &ServerConfig,
-    health: Health,
+    server: &ServerConfig,
+    outcome: Option<&ProbeOutcome>,
+    checks: &BTreeMap<String, (bool, DependencyCheck)>,
 ) -> (Health, Vec<String>) {
-    (health, Vec::new())
+    let views: Vec<DependencyHealth<'_>> = server
+        .depends_on
+        .iter()
+        .map(|name| match checks.get(name) {
+            Some((critical, check)) => DependencyHealth {
+                name,
+                critical: *critical,
+                status: check.status,
+                reason: check.reason.as_deref(),
+            },
+            None => DependencyHealth {
+                name,
+                critical: true,
+                status: HealthStatus::Unknown,
+                reason: Some("not checked"),
+            },
+        })
+        .collect();
+    let failing = views
+        .iter()
+        .filter(|d| d.status != HealthStatus::Healthy)
+        .map(|d| d.name.to_string())
+        .collect();
+    let health = health::assess_with_dependencies(outcome, server.degraded_latency, &views);
+    (health, failing)
 }
 
 /// Runs `check`; returns the exit status.
@@ -206,15 +232,35 @@ async fn round(
     check: Option<CheckTypeArg>,
 ) -> CheckReport {
     let started = SystemTime::now();
-    let outcomes =
-        futures_util::future::join_all(probes.iter_mut().map(|p| probe_one(p, check))).await;
+    // Each dependency the checked servers use is checked once, alongside the probes.
+    let needed: Vec<DependencyConfig> = config
+        .dependencies
+        .iter()
+        .filter(|d| {
+            probes
+                .iter()
+                .any(|p| p.config().depends_on.contains(&d.name))
+        })
+        .cloned()
+        .collect();
+    let dependency_checks = async {
+        let checks = crate::deps::check_all(&needed).await;
+        needed
+            .iter()
+            .zip(checks)
+            .map(|(d, c)| (d.name.clone(), (d.critical, c)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (outcomes, dependency_checks) = tokio::join!(
+        futures_util::future::join_all(probes.iter_mut().map(|p| probe_one(p, check))),
+        dependency_checks
+    );
     let servers: Vec<CheckRow> = probes
         .iter()
         .zip(outcomes)
         .map(|(p, (check_type, outcome))| {
             let server = p.config();
-            let health = health::assess(outcome.as_ref(), server.degraded_latency);
-            let (health, failing) = with_dependencies(config, server, health);
+            let (health, failing) = with_dependencies(server, outcome.as_ref(), &dependency_checks);
             CheckRow {
                 server: server.name.clone(),
                 status: health.status.word().into(),

@@ -38,6 +38,7 @@ pub struct DependencyRunner {
     tasks: HashMap<String, Task>,
     changes: Arc<watch::Sender<u64>>,
     dependents: Dependents,
+    history: Option<crate::store::writer::StoreHandle>,
 }
 
 /// Dependency name -> the servers whose `depends_on` lists it (for attributing security events).
@@ -53,7 +54,13 @@ impl DependencyRunner {
             tasks: HashMap::new(),
             changes: Arc::new(watch::channel(0).0),
             dependents: Arc::default(),
+            history: None,
         }
+    }
+
+    /// Writes every check of dependencies started from now on to the history store.
+    pub fn set_history(&mut self, history: Option<crate::store::writer::StoreHandle>) {
+        self.history = history;
     }
 
     /// Records which servers use which dependency, so a dependency's authentication failure
@@ -130,15 +137,14 @@ impl DependencyRunner {
             .deps
             .add_dependency(&config.name, config.spec.kind());
         let (stop, stop_rx) = watch::channel(false);
-        let handle = tokio::spawn(run(
-            config.clone(),
-            stop_rx,
-            self.client.clone(),
-            Arc::clone(&self.metrics),
-            Arc::clone(&self.board),
-            Arc::clone(&self.changes),
-            Arc::clone(&self.dependents),
-        ));
+        let outputs = Outputs {
+            metrics: Arc::clone(&self.metrics),
+            board: Arc::clone(&self.board),
+            changes: Arc::clone(&self.changes),
+            dependents: Arc::clone(&self.dependents),
+            history: self.history.clone(),
+        };
+        let handle = tokio::spawn(run(config.clone(), stop_rx, self.client.clone(), outputs));
         tracing::info!(
             dependency = %config.name,
             kind = config.spec.kind(),
@@ -174,15 +180,28 @@ async fn stop_task(task: Task) {
     }
 }
 
-async fn run(
-    config: DependencyConfig,
-    mut stop: watch::Receiver<bool>,
-    client: reqwest::Client,
+/// Where one dependency task publishes its checks.
+struct Outputs {
     metrics: Arc<Metrics>,
     board: DependencyBoard,
     changes: Arc<watch::Sender<u64>>,
     dependents: Dependents,
+    history: Option<crate::store::writer::StoreHandle>,
+}
+
+async fn run(
+    config: DependencyConfig,
+    mut stop: watch::Receiver<bool>,
+    client: reqwest::Client,
+    outputs: Outputs,
 ) {
+    let Outputs {
+        metrics,
+        board,
+        changes,
+        dependents,
+        history,
+    } = outputs;
     let spread = config.period().min(MAX_START_SPREAD);
     let mut next = Instant::now() + spread.mul_f64(rand::random_range(0.0..=1.0));
     let kind = config.spec.kind();
@@ -199,6 +218,20 @@ async fn run(
         };
         let delay = next_delay(config.period(), &check);
         metrics.deps.record_check(&config.name, kind, &check);
+        if let Some(store) = &history {
+            store.record(crate::store::Record::Dependency(
+                crate::store::DependencyRow {
+                    ts: crate::store::unix_seconds(check.started_at),
+                    server: None,
+                    dependency: config.name.clone(),
+                    kind: kind.to_string(),
+                    up: check.up(),
+                    status: check.status.word().to_string(),
+                    duration_ms: Some(check.duration.as_secs_f64() * 1000.0),
+                    error: check.reason.clone(),
+                },
+            ));
+        }
         if check.failure == Some(super::DependencyFailure::AuthFailed) {
             record_auth_failure(&metrics, &dependents, &config.name, &check);
         }

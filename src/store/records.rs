@@ -106,6 +106,8 @@ pub enum LogSource {
     Notification,
     /// An HTTP error answered by a remote server.
     Http,
+    /// A security event (auth failures, protocol abuse, matched patterns) with its evidence.
+    Security,
 }
 
 impl LogSource {
@@ -115,6 +117,7 @@ impl LogSource {
             LogSource::Stderr => "stderr",
             LogSource::Notification => "notification",
             LogSource::Http => "http",
+            LogSource::Security => "security",
         }
     }
 }
