@@ -329,12 +329,7 @@ fn reassess(
     };
     let dependency_health: Vec<DependencyHealth<'_>> = dependency_view
         .iter()
-        .map(|d| DependencyHealth {
-            name: &d.name,
-            critical: d.critical,
-            status: d.status,
-            reason: d.reason.as_deref(),
-        })
+        .map(ServerDependency::as_health)
         .collect();
     let health = health::assess_with_dependencies(
         Some(last_probe),
@@ -458,12 +453,7 @@ fn publish(
     let dependency_view = deps::server_view(dependencies, &config.depends_on);
     let dependency_health: Vec<DependencyHealth<'_>> = dependency_view
         .iter()
-        .map(|d| DependencyHealth {
-            name: &d.name,
-            critical: d.critical,
-            status: d.status,
-            reason: d.reason.as_deref(),
-        })
+        .map(ServerDependency::as_health)
         .collect();
     let health = health::assess_with_dependencies(
         Some(&outcome),

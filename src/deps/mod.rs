@@ -220,6 +220,18 @@ pub struct ServerDependency {
     pub details: BTreeMap<&'static str, String>,
 }
 
+impl ServerDependency {
+    /// The view the health model takes of it.
+    pub fn as_health(&self) -> crate::health::DependencyHealth<'_> {
+        crate::health::DependencyHealth {
+            name: &self.name,
+            critical: self.critical,
+            status: self.status,
+            reason: self.reason.as_deref(),
+        }
+    }
+}
+
 /// The current state of the dependencies named in `names`, in that order.
 pub fn server_view(board: &DependencyBoard, names: &[String]) -> Vec<ServerDependency> {
     let board = board.read().unwrap_or_else(|p| p.into_inner());

@@ -154,13 +154,7 @@ pub(crate) fn call_outcome(result: &Value) -> Result<ToolCallOutcome, McpError> 
             break;
         }
     }
-    if text.len() > MAX_TOOL_TEXT_BYTES {
-        let mut cut = MAX_TOOL_TEXT_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
+    text.truncate(text.floor_char_boundary(MAX_TOOL_TEXT_BYTES));
     Ok(ToolCallOutcome {
         is_error: result.get("isError").and_then(Value::as_bool) == Some(true),
         text,

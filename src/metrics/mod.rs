@@ -489,13 +489,7 @@ pub fn sanitize_label_value(value: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { '_' } else { c })
         .collect();
-    if out.len() > MAX_LABEL_VALUE_BYTES {
-        let mut end = MAX_LABEL_VALUE_BYTES;
-        while !out.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.truncate(end);
-    }
+    out.truncate(out.floor_char_boundary(MAX_LABEL_VALUE_BYTES));
     if out.is_empty() {
         out.push_str("unknown");
     }

@@ -103,11 +103,10 @@ fn last_meaningful_lines(text: &str, max: usize) -> String {
     if joined.len() <= max {
         return joined;
     }
-    let mut cut = joined.len() - max;
-    while !joined.is_char_boundary(cut) {
-        cut += 1;
-    }
-    format!("…{}", &joined[cut..])
+    format!(
+        "…{}",
+        &joined[joined.ceil_char_boundary(joined.len() - max)..]
+    )
 }
 
 #[cfg(test)]

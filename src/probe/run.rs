@@ -347,7 +347,7 @@ impl ServerProbe {
                     format!(
                         "tool `{}` reported an error (isError): {}",
                         call.tool,
-                        excerpt(&res.text, 200)
+                        crate::security::cut(&res.text, 200)
                     ),
                 );
                 false
@@ -360,7 +360,7 @@ impl ServerProbe {
                         format!(
                             "tool `{}` answered {:?}, which does not contain {:?}",
                             call.tool,
-                            excerpt(&res.text, 200),
+                            crate::security::cut(&res.text, 200),
                             want
                         ),
                     );
@@ -403,15 +403,4 @@ impl ServerProbe {
 
 fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
-}
-
-fn excerpt(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }

@@ -163,13 +163,7 @@ async fn run(argv: &[String], timeout: Duration) -> (RemediationOutcome, String)
             if text.is_empty() {
                 text = String::from_utf8_lossy(&out.stdout).trim().to_string();
             }
-            if text.len() > OUTPUT_EXCERPT_BYTES {
-                let mut end = OUTPUT_EXCERPT_BYTES;
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                text.truncate(end);
-            }
+            text.truncate(text.floor_char_boundary(OUTPUT_EXCERPT_BYTES));
             let outcome = if out.status.success() {
                 RemediationOutcome::Success
             } else {

@@ -173,11 +173,7 @@ pub fn log_of_notification(server: &str, n: &Notification) -> Option<LogRow> {
         None => String::new(),
     };
     if message.len() > MAX_MESSAGE_BYTES {
-        let mut end = MAX_MESSAGE_BYTES;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
+        message.truncate(message.floor_char_boundary(MAX_MESSAGE_BYTES));
         message.push('…');
     }
     Some(LogRow {
