@@ -281,12 +281,18 @@ fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
             .contains(&l["level"].as_str().unwrap_or(""))
     }));
     // Server filter: the quiet server has its own stderr line and no notifications.
-    let quiet = logs_json(&daemon, &["--server", "quiet"]);
+    let quiet = eventually(WAIT, POLL, || {
+        let lines = logs_json(&daemon, &["--server", "quiet"]);
+        if lines.is_empty() {
+            Err("the quiet server's stderr line is not stored yet".into())
+        } else {
+            Ok(lines)
+        }
+    });
     assert!(
-        !quiet.is_empty()
-            && quiet
-                .iter()
-                .all(|l| l["server"] == "quiet" && l["source"] == "stderr"),
+        quiet
+            .iter()
+            .all(|l| l["server"] == "quiet" && l["source"] == "stderr"),
         "{quiet:?}"
     );
 
