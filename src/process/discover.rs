@@ -81,9 +81,9 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(format!("process discovery task failed: {e}")))
 }
 
-#[cfg(target_os = "linux")]
 /// The roots and all their descendants, from procfs; the first root (if alive) is the main
 /// process.
+#[cfg(target_os = "linux")]
 pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
     let alive: Vec<u32> = roots.iter().copied().filter(|p| is_alive(*p)).collect();
     let Some(&main) = alive.first() else {
@@ -119,8 +119,8 @@ fn is_alive(pid: u32) -> bool {
         .is_ok_and(|s| s.state != 'Z')
 }
 
-#[cfg(target_os = "linux")]
 /// parent pid -> child pids, from every `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
 fn children_map() -> HashMap<u32, Vec<u32>> {
     let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
     let Ok(all) = procfs::process::all_processes() else {
@@ -157,9 +157,9 @@ fn read_pid_file(path: &Path) -> Result<Vec<u32>, String> {
     Ok(vec![pid])
 }
 
-#[cfg(target_os = "linux")]
 /// Processes whose arguments, joined by spaces, match `re`; never the exporter itself.
 /// Sorted by start time, oldest first, so the main process is the one started first.
+#[cfg(target_os = "linux")]
 pub fn matching_pids(re: &regex::Regex) -> Vec<u32> {
     let me = std::process::id();
     let Ok(all) = procfs::process::all_processes() else {
