@@ -1,15 +1,15 @@
 //! Cost of process sampling (not a test): one tree of 200 processes (a shell and 199 `sleep`s
 //! plus itself), discovered and sampled like the daemon does once per probe interval, measured
-//! in CPU time per sample and as a fraction of one core at the default 15 s interval. The peer
-//! is `ps -o pid,rss,nlwp,pcpu,etimes -p <the same pids>` run the same number of times in the
-//! same run; the report gives the ratio. Run: `cargo bench --bench sampling` or
+//! in CPU time per sample and as a fraction of one core at the default 15 s interval, once with
+//! the procfs implementation (Linux) and once with the sysinfo one. The peer is
+//! `ps -o pid,rss,nlwp,pcpu,etimes -p <the same pids>` run the same number of times in the same
+//! run; the report gives the ratios. Run: `cargo bench --bench sampling` or
 //! `scripts/bench-sampling.sh`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mcp_exporter::process::discover::tree_of;
-use mcp_exporter::process::sample::Sampler;
+use mcp_exporter::process::backend::{Backend, ProcessSampler};
 
 const PROCESSES: usize = 200;
 const ROUNDS: u32 = 50;
@@ -58,7 +58,7 @@ fn main() {
     let tree_guard = Tree(child);
     let started = Instant::now();
     let tree = loop {
-        match tree_of(&[root]) {
+        match Backend::selected().tree_of(&[root]) {
             Ok(t) if t.pids.len() >= PROCESSES => break t,
             _ if started.elapsed() > Duration::from_secs(30) => {
                 panic!("the tree of {PROCESSES} processes did not appear within 30 s")
@@ -68,28 +68,42 @@ fn main() {
     };
     println!("tree: {} processes under pid {root}", tree.pids.len());
 
-    let mut sampler = Sampler::new();
-    let before = cpu_time(libc::RUSAGE_SELF);
-    let wall = Instant::now();
-    let mut last = None;
-    for _ in 0..ROUNDS {
-        let tree = tree_of(&[root]).unwrap_or_else(|e| panic!("discovery: {e}"));
-        last = Some(
-            sampler
-                .sample(&tree)
-                .unwrap_or_else(|e| panic!("sample: {e}")),
-        );
-    }
-    let ours = (cpu_time(libc::RUSAGE_SELF) - before) / ROUNDS;
-    let ours_wall = wall.elapsed() / ROUNDS;
-    if let Some(u) = last {
-        println!(
-            "last sample: {} processes, rss {} MiB, {} fds, {} threads",
-            u.processes,
-            u.memory_bytes / (1024 * 1024),
-            u.file_descriptors,
-            u.threads
-        );
+    let backends: &[Backend] = if cfg!(target_os = "linux") {
+        &[Backend::Procfs, Backend::Sysinfo]
+    } else {
+        &[Backend::Sysinfo]
+    };
+    let mut measured = Vec::new();
+    for &backend in backends {
+        let mut sampler = ProcessSampler::new(backend);
+        let before = cpu_time(libc::RUSAGE_SELF);
+        let wall = Instant::now();
+        let mut last = None;
+        for _ in 0..ROUNDS {
+            let tree = backend
+                .tree_of(&[root])
+                .unwrap_or_else(|e| panic!("discovery: {e}"));
+            last = Some(
+                sampler
+                    .sample(&tree)
+                    .unwrap_or_else(|e| panic!("sample: {e}")),
+            );
+        }
+        let cpu = (cpu_time(libc::RUSAGE_SELF) - before) / ROUNDS;
+        let per_wall = wall.elapsed() / ROUNDS;
+        if let Some(u) = last {
+            let show = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            println!(
+                "{}: last sample: {} processes, rss {} MiB, {} fds, {} sockets, {} threads",
+                backend.name(),
+                u.processes,
+                u.memory_bytes / (1024 * 1024),
+                show(u.file_descriptors),
+                show(u.connections),
+                show(u.threads)
+            );
+        }
+        measured.push((backend, cpu, per_wall));
     }
 
     let pids: Vec<String> = tree.pids.iter().map(u32::to_string).collect();
@@ -112,21 +126,31 @@ fn main() {
     drop(tree_guard);
 
     let fraction = |d: Duration| d.as_secs_f64() / INTERVAL.as_secs_f64();
-    println!(
-        "mcp-exporter (discovery + sample, incl. fds and sockets): {:.2} ms CPU per sample ({:.2} ms wall) = {:.4}% of one core at a {}s interval",
-        ours.as_secs_f64() * 1e3,
-        ours_wall.as_secs_f64() * 1e3,
-        fraction(ours) * 100.0,
-        INTERVAL.as_secs()
-    );
+    for (backend, cpu, wall) in &measured {
+        let what = match backend {
+            Backend::Procfs => "discovery + sample, incl. fds and sockets",
+            Backend::Sysinfo => "discovery + sample, fds but no sockets",
+        };
+        println!(
+            "mcp-exporter {} ({what}): {:.2} ms CPU per sample ({:.2} ms wall) = {:.4}% of one core at a {}s interval",
+            backend.name(),
+            cpu.as_secs_f64() * 1e3,
+            wall.as_secs_f64() * 1e3,
+            fraction(*cpu) * 100.0,
+            INTERVAL.as_secs()
+        );
+    }
     println!(
         "peer ps -o pid,rss,nlwp,pcpu,etimes -p <same pids>: {:.2} ms CPU per run ({:.2} ms wall) = {:.4}% of one core",
         peer.as_secs_f64() * 1e3,
         peer_wall.as_secs_f64() * 1e3,
         fraction(peer) * 100.0
     );
-    println!(
-        "ratio mcp-exporter / ps: {:.2}",
-        ours.as_secs_f64() / peer.as_secs_f64().max(1e-9)
-    );
+    for (backend, cpu, _) in &measured {
+        println!(
+            "ratio mcp-exporter {} / ps: {:.2}",
+            backend.name(),
+            cpu.as_secs_f64() / peer.as_secs_f64().max(1e-9)
+        );
+    }
 }

@@ -477,3 +477,168 @@ fn remediation_runs_once_per_backoff_window_when_a_server_stays_down() {
         "{status}"
     );
 }
+
+/// The sysinfo sampler (the one used where procfs is not available) against the same fixture
+/// and the same ground truth: memory within 5% of VmRSS over a wrapped tree (descendants found
+/// by parent pid), fds and the fd limit exact (sysinfo reads them on Linux), sockets absent,
+/// and the busy loop's CPU within the tolerance of the procfs test.
+#[test]
+fn the_sysinfo_sampler_matches_proc_for_the_fixture() {
+    use mcp_exporter::process::sample_sysinfo::{SysinfoSampler, tree_of};
+    let Some(python) = require_tool("python3") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let idle_pid_file = dir.path().join("idle.pid");
+    // Wrapped in a shell that stays (no exec), so the tree is sh -> python.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "'{}' '{}' --pid-file '{}' --mem-mib 96 --files 5 --tcp-pairs 2 --unix-pairs 1; exit $?",
+        python.display(),
+        fixture("resource_hog.py").display(),
+        idle_pid_file.display()
+    ));
+    let mut wrapper = spawn_guarded("sh resource_hog", &mut cmd);
+    let sh = wrapper.pid();
+    let idle = eventually(Duration::from_secs(30), Duration::from_millis(50), || {
+        if let Some(status) = wrapper.try_wait() {
+            return Err(format!(
+                "fixture exited with {status}: {}",
+                wrapper.output()
+            ));
+        }
+        std::fs::read_to_string(&idle_pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .ok_or_else(|| "no pid file yet".to_string())
+    });
+    assert_ne!(idle, sh, "the shell must stay as the parent");
+
+    let tree = tree_of(&[sh]).expect("tree of the wrapper");
+    assert_eq!(tree.main, sh);
+    let mut want = vec![sh, idle];
+    want.extend(descendants(idle));
+    want.sort_unstable();
+    assert_eq!(tree.pids, want, "descendants found by parent pid");
+
+    let mut sampler = SysinfoSampler::new();
+    eventually(WAIT, POLL, || {
+        let u = sampler.sample(&tree)?;
+        let truth = (vm_rss(sh).ok_or("sh gone")? + vm_rss(idle).ok_or("fixture gone")?) as f64;
+        if (u.memory_bytes as f64 - truth).abs() > 0.05 * truth {
+            return Err(format!("memory {} vs tree VmRSS {truth}", u.memory_bytes));
+        }
+        if truth < 96.0 * 1024.0 * 1024.0 {
+            return Err(format!("tree RSS {truth} is below the 96 MiB touched"));
+        }
+        let want_fds = (fd_count(sh) + fd_count(idle)) as u64;
+        if u.file_descriptors != Some(want_fds) {
+            return Err(format!(
+                "fds {:?}, /proc says {want_fds}",
+                u.file_descriptors
+            ));
+        }
+        if u.file_descriptors_limit.map(|l| l as f64) != soft_nofile(sh) {
+            return Err(format!(
+                "fd limit {:?} vs {:?}",
+                u.file_descriptors_limit,
+                soft_nofile(sh)
+            ));
+        }
+        if u.processes != 2 || u.threads != Some(2) || u.main_pid != sh {
+            return Err(format!("processes/threads/main: {u:?}"));
+        }
+        Ok(())
+    });
+    let u = sampler.sample(&tree).expect("sample");
+    assert_eq!(u.connections, None, "sysinfo sees no sockets: {u:?}");
+
+    // A busy loop on one core: the sampler's rate against /proc's CPU time over the same span.
+    let busy_pid_file = dir.path().join("busy.pid");
+    let (_busy, busy) = start_hog(&python, &busy_pid_file, &["--busy"]);
+    let busy_tree = tree_of(&[busy]).expect("tree of the busy fixture");
+    let mut sampler = SysinfoSampler::new();
+    let mut last: Option<(std::time::Instant, u64)> = None;
+    eventually(WAIT, POLL, || {
+        let ticks = cpu_ticks(busy).ok_or("fixture gone")?;
+        let now = std::time::Instant::now();
+        let Some(then) = last.filter(|t| now.duration_since(t.0) >= Duration::from_secs(1)) else {
+            if last.is_none() {
+                sampler.sample(&busy_tree)?;
+                last = Some((now, ticks));
+            }
+            return Err("measuring the fixture's own CPU use".into());
+        };
+        let cpu = sampler.sample(&busy_tree)?.cpu_percent.ok_or("no rate")?;
+        last = Some((now, ticks));
+        let truth =
+            (ticks - then.1) as f64 / clock_ticks() / now.duration_since(then.0).as_secs_f64()
+                * 100.0;
+        let ok = if truth >= 85.0 {
+            (85.0..=115.0).contains(&cpu)
+        } else {
+            (cpu - truth).abs() <= 15.0
+        };
+        if ok {
+            eprintln!("busy fixture (sysinfo): {cpu:.1}%, /proc {truth:.1}%");
+            Ok(())
+        } else {
+            Err(format!("sysinfo cpu {cpu:.1}%, /proc says {truth:.1}%"))
+        }
+    });
+}
+
+/// The daemon forced onto sysinfo (`MCP_EXPORTER_PROCESS_SAMPLER=sysinfo`) measures a real npm
+/// stdio server as a whole tree; sockets are not visible to sysinfo, so that gauge is absent.
+#[test]
+fn the_daemon_forced_onto_sysinfo_measures_a_real_npm_server() {
+    let daemon = Daemon::start_with(
+        &wrapped_everything("viasysinfo", ""),
+        &[],
+        &[("MCP_EXPORTER_PROCESS_SAMPLER", "sysinfo")],
+    );
+    eventually(WAIT, POLL, || {
+        let s = daemon.scrape();
+        let tree = descendants(daemon.pid());
+        if gauge(&s, "mcp_server_processes", "viasysinfo") != Some(tree.len() as f64)
+            || tree.len() != 2
+        {
+            return Err(format!(
+                "processes gauge {:?}, tree {tree:?}",
+                gauge(&s, "mcp_server_processes", "viasysinfo")
+            ));
+        }
+        let mem =
+            gauge(&s, "mcp_server_memory_usage_bytes", "viasysinfo").ok_or("no memory gauge")?;
+        let truth: u64 = tree.iter().filter_map(|p| vm_rss(*p)).sum();
+        if (mem - truth as f64).abs() > 0.05 * truth as f64 {
+            return Err(format!("memory {mem} vs tree RSS {truth}"));
+        }
+        if gauge(&s, "mcp_server_cpu_usage_percent", "viasysinfo").is_none() {
+            return Err("no cpu gauge yet (needs two samples)".into());
+        }
+        let fds = gauge(&s, "mcp_server_file_descriptors", "viasysinfo");
+        let want: usize = tree.iter().map(|p| fd_count(*p)).sum();
+        if fds != Some(want as f64) {
+            return Err(format!("fds {fds:?}, /proc says {want}"));
+        }
+        Ok(())
+    });
+    let s = daemon.scrape();
+    assert_eq!(
+        gauge(&s, "mcp_server_connections_active", "viasysinfo"),
+        None,
+        "sysinfo cannot see sockets: absent, not 0"
+    );
+    assert_eq!(
+        gauge(&s, "mcp_server_process_found", "viasysinfo"),
+        Some(1.0)
+    );
+    if let Err(problems) = common::promtool_check_metrics(s.text()) {
+        panic!("promtool check metrics: {problems}");
+    }
+    let status = api_status(&daemon, "viasysinfo");
+    assert_eq!(status["process"]["sampler"], "sysinfo", "{status}");
+    let (_, page) = daemon.get("/");
+    assert!(page.contains("sampled by sysinfo"), "{page}");
+}

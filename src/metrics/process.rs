@@ -174,9 +174,7 @@ impl ProcessMetrics {
         self.memory
             .get_or_create(&labels)
             .set(clamp(usage.memory_bytes));
-        self.fds
-            .get_or_create(&labels)
-            .set(clamp(usage.file_descriptors));
+        set_or_remove(&self.fds, &labels, usage.file_descriptors);
         match usage.file_descriptors_limit {
             Some(limit) => {
                 self.fd_limit.get_or_create(&labels).set(clamp(limit));
@@ -185,12 +183,8 @@ impl ProcessMetrics {
                 self.fd_limit.remove(&labels);
             }
         }
-        self.connections
-            .get_or_create(&labels)
-            .set(clamp(usage.connections));
-        self.threads
-            .get_or_create(&labels)
-            .set(clamp(usage.threads));
+        set_or_remove(&self.connections, &labels, usage.connections);
+        set_or_remove(&self.threads, &labels, usage.threads);
         self.processes
             .get_or_create(&labels)
             .set(clamp(usage.processes));
@@ -255,6 +249,19 @@ impl ProcessMetrics {
     }
 }
 
+/// Sets the gauge of `labels` to `value`, or removes it when the sampler cannot read the figure
+/// (absent, never 0).
+fn set_or_remove(family: &Family<ServerLabels, Gauge>, labels: &ServerLabels, value: Option<u64>) {
+    match value {
+        Some(v) => {
+            family.get_or_create(labels).set(clamp(v));
+        }
+        None => {
+            family.remove(labels);
+        }
+    }
+}
+
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -262,7 +269,7 @@ fn clamp(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::sample::Usage;
+    use crate::process::usage::Usage;
 
     fn encode(registry: &Registry) -> String {
         let mut out = String::new();
@@ -281,10 +288,10 @@ mod tests {
                 main_pid: 1,
                 cpu_percent: Some(12.5),
                 memory_bytes: 1000,
-                file_descriptors: 7,
+                file_descriptors: Some(7),
                 file_descriptors_limit: Some(1024),
-                connections: 3,
-                threads: 4,
+                connections: Some(3),
+                threads: Some(4),
                 start_time_seconds: 1.5e9,
             }),
             resource_score: Some(0.25),
@@ -304,6 +311,23 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        // A sampler that cannot see fds, sockets or threads: those gauges go, the rest stay.
+        if let Some(u) = status.usage.as_mut() {
+            u.file_descriptors = None;
+            u.connections = None;
+            u.threads = None;
+        }
+        m.record("s", &status);
+        let text = encode(&registry);
+        for gone in [
+            "mcp_server_file_descriptors{",
+            "mcp_server_connections_active{",
+            "mcp_server_threads{",
+        ] {
+            assert!(!text.contains(gone), "{gone} present in\n{text}");
+        }
+        assert!(text.contains("mcp_server_memory_usage_bytes{server=\"s\"} 1000"));
+        assert!(text.contains("mcp_server_file_descriptors_limit{server=\"s\"} 1024"));
         status.found = Some(false);
         status.usage = None;
         m.record("s", &status);

@@ -1,20 +1,27 @@
 //! Finds the processes of a server: the stdio child and its descendants, or for servers we do
 //! not spawn the process named by a pid file, a systemd unit or a command-line regex, again
-//! with all descendants. Everything here reads `/proc` and is blocking except the `systemctl`
-//! call, which runs under a deadline.
+//! with all descendants. The process table is read by the selected [`Backend`] (procfs here,
+//! or sysinfo); the procfs readers and the systemd/cgroup lookup are Linux-only. Everything is
+//! blocking except the `systemctl` call, which runs under a deadline.
 
+#[cfg(target_os = "linux")]
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(target_os = "linux")]
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::backend::Backend;
 use super::config::Locator;
 
 /// Largest pid file read.
 const MAX_PID_FILE_BYTES: u64 = 64;
 /// Largest `systemctl show` or `cgroup.procs` output read.
+#[cfg(target_os = "linux")]
 const MAX_LIST_BYTES: usize = 1024 * 1024;
 /// The program asked for a unit's processes.
+#[cfg(target_os = "linux")]
 const SYSTEMCTL: &str = "systemctl";
 /// Most processes one server's tree may have; the rest are ignored.
 pub const MAX_TREE_PROCESSES: usize = 4096;
@@ -28,9 +35,10 @@ pub struct Tree {
     pub pids: Vec<u32>,
 }
 
-/// Finds the processes `locator` names; `child` is the stdio child's pid, if one runs.
-/// The error is the reason shown to operators.
+/// Finds the processes `locator` names through `backend`; `child` is the stdio child's pid, if
+/// one runs. The error is the reason shown to operators.
 pub async fn discover(
+    backend: Backend,
     locator: &Locator,
     child: Option<u32>,
     deadline: Duration,
@@ -48,13 +56,21 @@ pub async fn discover(
                 let path = path.clone();
                 blocking(move || read_pid_file(&path)).await?
             }
+            #[cfg(target_os = "linux")]
             Locator::SystemdUnit(unit) => systemd_pids(SYSTEMCTL, unit, deadline).await?,
+            #[cfg(not(target_os = "linux"))]
+            Locator::SystemdUnit(unit) => {
+                let _ = deadline;
+                return Err(format!(
+                    "systemd_unit {unit} needs Linux; use pid_file or process_match here"
+                ));
+            }
             Locator::Match(re) => {
                 let re = re.clone();
-                blocking(move || Ok(matching_pids(&re))).await?
+                blocking(move || Ok(backend.matching_pids(&re))).await?
             }
         };
-    blocking(move || tree_of(&roots)).await
+    blocking(move || backend.tree_of(&roots)).await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -65,7 +81,9 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(format!("process discovery task failed: {e}")))
 }
 
-/// The roots and all their descendants; the first root (if alive) is the main process.
+/// The roots and all their descendants, from procfs; the first root (if alive) is the main
+/// process.
+#[cfg(target_os = "linux")]
 pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
     let alive: Vec<u32> = roots.iter().copied().filter(|p| is_alive(*p)).collect();
     let Some(&main) = alive.first() else {
@@ -94,6 +112,7 @@ pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
     })
 }
 
+#[cfg(target_os = "linux")]
 fn is_alive(pid: u32) -> bool {
     procfs::process::Process::new(pid as i32)
         .and_then(|p| p.stat())
@@ -101,6 +120,7 @@ fn is_alive(pid: u32) -> bool {
 }
 
 /// parent pid -> child pids, from every `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
 fn children_map() -> HashMap<u32, Vec<u32>> {
     let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
     let Ok(all) = procfs::process::all_processes() else {
@@ -139,6 +159,7 @@ fn read_pid_file(path: &Path) -> Result<Vec<u32>, String> {
 
 /// Processes whose arguments, joined by spaces, match `re`; never the exporter itself.
 /// Sorted by start time, oldest first, so the main process is the one started first.
+#[cfg(target_os = "linux")]
 pub fn matching_pids(re: &regex::Regex) -> Vec<u32> {
     let me = std::process::id();
     let Ok(all) = procfs::process::all_processes() else {
@@ -160,6 +181,7 @@ pub fn matching_pids(re: &regex::Regex) -> Vec<u32> {
     found.into_iter().map(|(_, pid)| pid).collect()
 }
 
+#[cfg(target_os = "linux")]
 async fn systemd_pids(systemctl: &str, unit: &str, deadline: Duration) -> Result<Vec<u32>, String> {
     let main = systemctl_show(systemctl, unit, "MainPID", deadline).await?;
     match main.trim().parse::<u32>() {
@@ -205,6 +227,7 @@ async fn systemd_pids(systemctl: &str, unit: &str, deadline: Duration) -> Result
     .await
 }
 
+#[cfg(target_os = "linux")]
 async fn systemctl_show(
     systemctl: &str,
     unit: &str,
@@ -241,6 +264,7 @@ async fn systemctl_show(
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_tree_of_a_shell_includes_its_child() {
         use std::os::unix::process::CommandExt;
@@ -269,6 +293,7 @@ mod tests {
 
     #[test]
     fn missing_processes_and_pid_files_give_reasons() {
+        #[cfg(target_os = "linux")]
         assert!(tree_of(&[]).unwrap_err().contains("no process"));
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.pid");
@@ -279,6 +304,7 @@ mod tests {
         assert_eq!(read_pid_file(&path), Ok(vec![std::process::id()]));
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_systemd_unit_is_found_by_main_pid_and_slow_systemctl_is_cut_off() {
         use std::os::unix::fs::PermissionsExt;
@@ -315,6 +341,7 @@ mod tests {
         assert!(err.contains("did not answer within 200 ms"), "{err}");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_regex_finds_a_process_but_never_the_exporter() {
         let mut child = std::process::Command::new("sleep")

@@ -1,21 +1,26 @@
 //! The server's process: discovery (stdio child tree, pid file, systemd unit, command-line
-//! regex), sampling from procfs, the resource score, supervision of stdio children and opt-in
+//! regex), sampling from procfs (sysinfo where procfs is not available), the resource score, supervision of stdio children and opt-in
 //! remediation of servers we do not spawn.
 
+pub mod backend;
 pub mod config;
 pub mod discover;
 pub mod remediate;
+#[cfg(target_os = "linux")]
 pub mod sample;
+pub mod sample_sysinfo;
 pub mod score;
 pub mod supervise;
+pub mod usage;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+use self::backend::{Backend, ProcessSampler};
 use self::config::{Budgets, Locator, ProcessConfig};
-use self::sample::{Sampler, Usage};
 use self::supervise::SupervisionStatus;
+use self::usage::Usage;
 
 /// Most pids listed on the status page per server.
 const MAX_PIDS_SHOWN: usize = 32;
@@ -39,13 +44,16 @@ pub struct ProcessStatus {
     pub supervision: Option<SupervisionStatus>,
     /// Outcome of the last remediation run.
     pub last_remediation: Option<String>,
+    /// The implementation that read the figures (`procfs` or `sysinfo`).
+    pub sampler: Option<&'static str>,
 }
 
 /// Finds and samples one server's process tree on every probe interval.
 pub struct ProcessMonitor {
     locator: Option<Locator>,
     budgets: Budgets,
-    sampler: Option<Sampler>,
+    backend: Backend,
+    sampler: Option<ProcessSampler>,
 }
 
 impl ProcessMonitor {
@@ -54,7 +62,8 @@ impl ProcessMonitor {
         ProcessMonitor {
             locator: config.locator.clone(),
             budgets: config.budgets,
-            sampler: Some(Sampler::new()),
+            backend: Backend::selected(),
+            sampler: Some(ProcessSampler::new(Backend::selected())),
         }
     }
 
@@ -63,7 +72,8 @@ impl ProcessMonitor {
         let Some(locator) = &self.locator else {
             return ProcessStatus::default();
         };
-        let tree = match discover::discover(locator, child, DISCOVERY_DEADLINE).await {
+        let tree = match discover::discover(self.backend, locator, child, DISCOVERY_DEADLINE).await
+        {
             Ok(tree) => tree,
             Err(reason) => {
                 if let Some(s) = self.sampler.as_mut() {
@@ -72,18 +82,28 @@ impl ProcessMonitor {
                 return ProcessStatus {
                     found: Some(false),
                     reason: Some(reason),
+                    sampler: Some(self.backend.name()),
                     ..ProcessStatus::default()
                 };
             }
         };
-        let mut sampler = self.sampler.take().unwrap_or_default();
+        let backend = self.backend;
+        let mut sampler = self
+            .sampler
+            .take()
+            .unwrap_or_else(|| ProcessSampler::new(backend));
         let sample_tree = tree.clone();
         let (sampler, result) = tokio::task::spawn_blocking(move || {
             let result = sampler.sample(&sample_tree);
             (sampler, result)
         })
         .await
-        .unwrap_or_else(|e| (Sampler::new(), Err(format!("sampling task failed: {e}"))));
+        .unwrap_or_else(|e| {
+            (
+                ProcessSampler::new(backend),
+                Err(format!("sampling task failed: {e}")),
+            )
+        });
         self.sampler = Some(sampler);
         match result {
             Ok(usage) => ProcessStatus {
@@ -94,10 +114,12 @@ impl ProcessMonitor {
                 usage: Some(usage),
                 supervision: None,
                 last_remediation: None,
+                sampler: Some(backend.name()),
             },
             Err(reason) => ProcessStatus {
                 found: Some(false),
                 reason: Some(reason),
+                sampler: Some(backend.name()),
                 ..ProcessStatus::default()
             },
         }
@@ -118,12 +140,12 @@ impl ProcessStatus {
                         .map(|c| format!("{c:.1}%"))
                         .unwrap_or_else(|| "-".into()),
                     u.memory_bytes as f64 / (1024.0 * 1024.0),
-                    u.file_descriptors,
+                    opt(u.file_descriptors),
                     u.file_descriptors_limit
                         .map(|l| l.to_string())
                         .unwrap_or_else(|| "unlimited".into()),
-                    u.connections,
-                    u.threads,
+                    opt(u.connections),
+                    opt(u.threads),
                     self.resource_score.unwrap_or(0.0),
                 ));
             }
@@ -132,6 +154,9 @@ impl ProcessStatus {
                 self.reason.as_deref().unwrap_or("unknown reason")
             )),
             _ => parts.push("not sampled (set pid_file, systemd_unit or process_match)".into()),
+        }
+        if self.sampler == Some("sysinfo") && self.usage.is_some() {
+            parts.push("sampled by sysinfo (no sockets)".into());
         }
         if let Some(s) = &self.supervision {
             parts.push(format!("restarts {}", s.restarts));
@@ -144,4 +169,9 @@ impl ProcessStatus {
         }
         parts.join("; ")
     }
+}
+
+/// A figure for the status line, `-` when the sampler cannot read it.
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }

@@ -5,33 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+pub use super::usage::Usage;
 use procfs::process::{FDTarget, Process};
-use serde::Serialize;
 
 use super::discover::Tree;
-
-/// Figures of one sample of a server's process tree.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Usage {
-    /// Processes in the tree that could be read.
-    pub processes: u64,
-    /// The main process.
-    pub main_pid: u32,
-    /// CPU use since the previous sample, percent of one core; `None` on the first sample.
-    pub cpu_percent: Option<f64>,
-    /// Sum of the resident set sizes, bytes.
-    pub memory_bytes: u64,
-    /// Open file descriptors, summed over the tree.
-    pub file_descriptors: u64,
-    /// Soft RLIMIT_NOFILE of the main process; `None` when unlimited or unreadable.
-    pub file_descriptors_limit: Option<u64>,
-    /// TCP (v4, v6) and Unix sockets held by the tree, each socket counted once.
-    pub connections: u64,
-    /// Threads, summed over the tree.
-    pub threads: u64,
-    /// Unix time the main process started.
-    pub start_time_seconds: f64,
-}
 
 /// CPU ticks (user + system) per process, keyed by (pid, start time) so a reused pid is a new key.
 type CpuTicks = HashMap<(u32, u64), u64>;
@@ -76,10 +53,10 @@ impl Sampler {
             main_pid: tree.main,
             cpu_percent: None,
             memory_bytes: 0,
-            file_descriptors: 0,
+            file_descriptors: Some(0),
             file_descriptors_limit,
-            connections: 0,
-            threads: 0,
+            connections: Some(0),
+            threads: Some(0),
             start_time_seconds: boot + main_stat.starttime as f64 / tps as f64,
         };
         let mut ticks: CpuTicks = HashMap::with_capacity(tree.pids.len());
@@ -95,11 +72,11 @@ impl Sampler {
             }
             usage.processes += 1;
             usage.memory_bytes += stat.rss * page;
-            usage.threads += stat.num_threads.max(0) as u64;
+            *usage.threads.get_or_insert(0) += stat.num_threads.max(0) as u64;
             ticks.insert((pid, stat.starttime), stat.utime + stat.stime);
             if let Ok(fds) = process.fd() {
                 for fd in fds.flatten() {
-                    usage.file_descriptors += 1;
+                    *usage.file_descriptors.get_or_insert(0) += 1;
                     if let FDTarget::Socket(inode) = fd.target {
                         socket_inodes.insert(inode);
                     }
@@ -107,7 +84,7 @@ impl Sampler {
             }
         }
         if !socket_inodes.is_empty() {
-            usage.connections = count_known_sockets(&main, &socket_inodes);
+            usage.connections = Some(count_known_sockets(&main, &socket_inodes));
         }
         if let Some((then, previous)) = &self.previous {
             let elapsed = now.duration_since(*then).as_secs_f64();
@@ -162,9 +139,9 @@ mod tests {
         assert_eq!(first.processes, 1);
         assert!(first.cpu_percent.is_none());
         assert!(first.memory_bytes > 1024 * 1024, "{first:?}");
-        assert!(first.file_descriptors >= 4, "{first:?}");
-        assert!(first.connections >= 1, "{first:?}");
-        assert!(first.threads >= 1);
+        assert!(first.file_descriptors >= Some(4), "{first:?}");
+        assert!(first.connections >= Some(1), "{first:?}");
+        assert!(first.threads >= Some(1));
         assert!(first.start_time_seconds > 1.0e9, "{first:?}");
         let start = Instant::now();
         let mut x = 0u64;

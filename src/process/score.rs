@@ -6,10 +6,11 @@
 //! - fds    = file_descriptors / (budgets.fd_fraction × soft fd limit of the main process)
 //!
 //! The maximum, not the mean, so one exhausted resource is never hidden by idle others. A term
-//! whose input is unknown (CPU on the first sample, an unlimited fd limit) is left out.
+//! whose input is unknown (CPU on the first sample, an unlimited fd limit, fds a sampler cannot
+//! count) is left out.
 
 use super::config::Budgets;
-use super::sample::Usage;
+use super::usage::Usage;
 
 /// The score of `usage` against `budgets` (see the module documentation).
 pub fn score(usage: &Usage, budgets: &Budgets) -> f64 {
@@ -21,7 +22,8 @@ pub fn score(usage: &Usage, budgets: &Budgets) -> f64 {
     let fds = usage
         .file_descriptors_limit
         .filter(|l| *l > 0)
-        .map(|limit| usage.file_descriptors as f64 / (budgets.fd_fraction * limit as f64))
+        .zip(usage.file_descriptors)
+        .map(|(limit, fds)| fds as f64 / (budgets.fd_fraction * limit as f64))
         .unwrap_or(0.0);
     let worst = cpu.max(memory).max(fds);
     if worst.is_finite() {
@@ -41,10 +43,10 @@ mod tests {
             main_pid: 1,
             cpu_percent: cpu,
             memory_bytes: mem,
-            file_descriptors: fds,
+            file_descriptors: Some(fds),
             file_descriptors_limit: limit,
-            connections: 0,
-            threads: 1,
+            connections: Some(0),
+            threads: Some(1),
             start_time_seconds: 0.0,
         }
     }
@@ -70,5 +72,11 @@ mod tests {
             ..b
         };
         assert!((score(&usage(Some(100.0), 0, 0, None), &two_cores) - 0.5).abs() < 1e-9);
+        // A sampler that cannot count fds: the term is left out even with a known limit.
+        let no_fds = Usage {
+            file_descriptors: None,
+            ..usage(Some(10.0), 0, 0, Some(1000))
+        };
+        assert!((score(&no_fds, &b) - 0.1).abs() < 1e-9);
     }
 }
