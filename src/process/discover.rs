@@ -85,6 +85,17 @@ async fn blocking<T: Send + 'static>(
 /// process.
 #[cfg(target_os = "linux")]
 pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
+    assemble_tree(roots, is_alive, &children_map())
+}
+
+/// The tree of the live `roots` and their descendants through `children` (parent pid -> child
+/// pids), bounded by [`MAX_TREE_PROCESSES`]; the first live root is the main process. Shared by
+/// the procfs and sysinfo backends, which differ only in how they list processes.
+pub(crate) fn assemble_tree(
+    roots: &[u32],
+    is_alive: impl Fn(u32) -> bool,
+    children: &HashMap<u32, Vec<u32>>,
+) -> Result<Tree, String> {
     let alive: Vec<u32> = roots.iter().copied().filter(|p| is_alive(*p)).collect();
     let Some(&main) = alive.first() else {
         return Err(match roots {
@@ -93,7 +104,6 @@ pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
             many => format!("none of the processes {many:?} exists"),
         });
     };
-    let children = children_map();
     let mut found: BTreeSet<u32> = BTreeSet::new();
     let mut frontier = alive;
     while let Some(pid) = frontier.pop() {

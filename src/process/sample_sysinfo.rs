@@ -6,12 +6,12 @@
 //! so `connections` is always `None`; fds, their limit and threads are `None` where sysinfo
 //! cannot read them on the platform (threads are Linux-only there).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
-use super::discover::{MAX_TREE_PROCESSES, Tree};
+use super::discover::Tree;
 use super::usage::Usage;
 
 /// Accumulated CPU milliseconds per process, keyed by (pid, start time) so a reused pid is new.
@@ -147,14 +147,6 @@ pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
             .process(Pid::from_u32(pid))
             .is_some_and(|p| !is_zombie(p) && p.thread_kind().is_none())
     };
-    let alive: Vec<u32> = roots.iter().copied().filter(|p| live(*p)).collect();
-    let Some(&main) = alive.first() else {
-        return Err(match roots {
-            [] => "no process matched".to_string(),
-            [one] => format!("process {one} does not exist"),
-            many => format!("none of the processes {many:?} exists"),
-        });
-    };
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for (pid, process) in system.processes() {
         if is_zombie(process) || process.thread_kind().is_some() {
@@ -167,22 +159,7 @@ pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
                 .push(pid.as_u32());
         }
     }
-    let mut found: BTreeSet<u32> = BTreeSet::new();
-    let mut frontier = alive;
-    while let Some(pid) = frontier.pop() {
-        if found.len() >= MAX_TREE_PROCESSES {
-            break;
-        }
-        if found.insert(pid)
-            && let Some(kids) = children.get(&pid)
-        {
-            frontier.extend(kids.iter().copied());
-        }
-    }
-    Ok(Tree {
-        main,
-        pids: found.into_iter().collect(),
-    })
+    super::discover::assemble_tree(roots, live, &children)
 }
 
 /// Processes whose arguments, joined by spaces, match `re`; never the exporter itself.
