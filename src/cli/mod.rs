@@ -26,9 +26,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// Parses `--since` / `--interval` values such as `1h`, `30m`, `24h`, `7d`.
+/// Parses `--since` / `--interval` values such as `1h`, `30m`, `24h`, `7d`; a bare number is
+/// seconds, as in the playbook's `--continuous --interval 30`.
 pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(text)
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("duration must be greater than zero".to_string()),
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => crate::config::parse_duration(text),
+    }
 }
 
 /// The database a reading subcommand opens: `--db`, else the config's `[store] path`, else the
@@ -54,4 +59,18 @@ pub fn unix_ago(ago: Duration) -> f64 {
 pub fn format_ts(unix: f64) -> String {
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0));
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_bare_seconds() {
+        assert_eq!(parse_duration_arg("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration_arg("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration_arg("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration_arg("0").is_err());
+        assert!(parse_duration_arg("soon").is_err());
+    }
 }
