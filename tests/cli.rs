@@ -644,3 +644,37 @@ depends_on = ["api-port"]
     let out = cli(&["check", "--config", &config, "--server", "soft"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }
+
+#[test]
+fn continuous_check_redraws_in_place_on_a_terminal() {
+    // util-linux `script` gives the command a pseudo-terminal and copies what it draws.
+    let Some(script) = require_tool("script") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &everything_stdio("local", "1s", ""));
+    let command = format!(
+        "{} check --config {} --continuous --interval 200ms",
+        daemon_bin().display(),
+        config
+    );
+    let child = spawn_guarded(
+        "check --continuous on a pty",
+        Command::new(script).args(["-q", "-e", "-c", &command, "/dev/null"]),
+    );
+    let text = eventually(WAIT, POLL, || {
+        let text = child.output();
+        // Each round homes the cursor and clears the screen before drawing the table again.
+        let redraws = text.matches("\x1b[H\x1b[2J").count();
+        if redraws >= 2 && text.contains("HEALTHY") {
+            Ok(text)
+        } else {
+            Err(format!("{redraws} redraws so far: {text:?}"))
+        }
+    });
+    assert!(
+        text.contains("SERVER"),
+        "the table header is drawn: {text:?}"
+    );
+    drop(child);
+}
