@@ -21,6 +21,26 @@ use common::{
     spawn_guarded, spawn_http_everything, spawn_http_everything_on,
 };
 
+/// An MCP endpoint that demands a token it never accepts: every request gets 401 with a
+/// `WWW-Authenticate` challenge (each probe is an `auth_failure` security event). Lives until
+/// the test ends.
+fn unauthorized_mcp_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the 401 server");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error=\"invalid_token\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
 const WAIT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(250);
 /// Seconds the slow fixture's tool sleeps: its p95 lands in the (5, 10] s bucket.
@@ -170,6 +190,7 @@ fn prometheus_and_alertmanager_deliver_server_down_resolved_and_slow() {
 
     let webhook = Webhook::start();
     let (web, web_port) = spawn_http_everything("streamableHttp");
+    let locked_port = unauthorized_mcp_server();
     let config = format!(
         r#"
 [[servers]]
@@ -187,6 +208,13 @@ args = ["{}", "{SLOW_SECONDS}"]
 interval = "1s"
 timeout = "20s"
 call = {{ tool = "slow_echo", arguments = {{ message = "hi" }}, expect_text = "Echo: hi" }}
+
+[[servers]]
+name = "locked"
+transport = "http"
+url = "http://127.0.0.1:{locked_port}/mcp"
+interval = "1s"
+timeout = "3s"
 "#,
         python.display(),
         common::fixture("slow_server.py").display()
@@ -267,6 +295,23 @@ call = {{ tool = "slow_echo", arguments = {{ message = "hi" }}, expect_text = "E
         "the fast server is not slow: {}",
         webhook.summary()
     );
+    // A server refusing the prober's credentials: MCPSecurityIncident reaches the pager, and
+    // its own MCPServerDown does not inhibit it (the deployed inhibit rule spares it).
+    let incident = eventually(WAIT, POLL, || {
+        webhook
+            .find(
+                "MCPSecurityIncident",
+                "firing",
+                &[("server", "locked"), ("kind", "auth_failure")],
+            )
+            .ok_or_else(|| format!("webhook got: {}", webhook.summary()))
+    });
+    assert_eq!(incident.path, "/pager", "critical goes to the pager");
+    assert_eq!(
+        incident.annotations["summary"],
+        "Security events (auth_failure) on MCP server locked"
+    );
+
     assert!(
         prom.try_wait().is_none(),
         "prometheus exited:\n{}",
