@@ -14,6 +14,9 @@ use crate::metrics::store::StoreMetrics;
 pub const QUEUE_CAPACITY: usize = 8192;
 /// Most rows written in one transaction.
 const MAX_BATCH: usize = 512;
+/// How long the writer waits for more rows after the first before committing: a steady
+/// trickle of probe results then costs one transaction per LINGER, not one per row.
+const LINGER: Duration = Duration::from_millis(500);
 
 /// Cheap handle the probe tasks use to submit rows.
 #[derive(Clone, Debug)]
@@ -82,6 +85,16 @@ async fn write_loop(
             n = rx.recv_many(&mut batch, MAX_BATCH) => {
                 if n == 0 {
                     return;
+                }
+                // Rows trickle in (a probe result at a time): gather what arrives within
+                // LINGER so they share one transaction instead of one commit each.
+                let deadline = tokio::time::Instant::now() + LINGER;
+                while batch.len() < MAX_BATCH {
+                    let room = MAX_BATCH - batch.len();
+                    match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                 }
                 write_counted(&store, &batch, &metrics).await;
                 batch.clear();
