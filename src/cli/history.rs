@@ -28,19 +28,9 @@ pub struct HistoryArgs {
 
 /// Runs `history`; returns the exit status.
 pub fn run(args: HistoryArgs) -> u8 {
-    let path = match super::store_path(&args.config, args.db.as_ref()) {
-        Ok(p) => p,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return 2;
-        }
-    };
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return 1;
-        }
+    let (path, runtime) = match super::store_and_runtime(&args.config, args.db.as_ref()) {
+        Ok(ready) => ready,
+        Err(status) => return status,
     };
     runtime.block_on(async move {
         let result = async {

@@ -54,19 +54,9 @@ pub struct LogsArgs {
 
 /// Runs `logs`; returns the exit status (0, or 1 when the store cannot be read).
 pub fn run(args: LogsArgs) -> u8 {
-    let path = match super::store_path(&args.config, args.db.as_ref()) {
-        Ok(p) => p,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return 2;
-        }
-    };
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return 1;
-        }
+    let (path, runtime) = match super::store_and_runtime(&args.config, args.db.as_ref()) {
+        Ok(ready) => ready,
+        Err(status) => return status,
     };
     runtime.block_on(async move {
         match run_async(args, path).await {

@@ -50,6 +50,24 @@ pub fn store_path(config: &Path, db: Option<&PathBuf>) -> Result<PathBuf, String
     Ok(StoreConfig::defaults_for(config).path)
 }
 
+/// What `logs` and `history` need before they read the store: its file and a runtime. On
+/// failure the error is printed and the exit status returned (2: the config names no usable
+/// store, 1: the runtime cannot start).
+pub fn store_and_runtime(
+    config: &Path,
+    db: Option<&PathBuf>,
+) -> Result<(PathBuf, tokio::runtime::Runtime), u8> {
+    let path = store_path(config, db).map_err(|err| {
+        eprintln!("error: {err}");
+        2
+    })?;
+    let runtime = runtime().map_err(|err| {
+        eprintln!("error: {err}");
+        1
+    })?;
+    Ok((path, runtime))
+}
+
 /// Unix seconds `ago` before now.
 pub fn unix_ago(ago: Duration) -> f64 {
     crate::store::unix_seconds(SystemTime::now()) - ago.as_secs_f64()

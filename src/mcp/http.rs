@@ -323,9 +323,7 @@ impl HttpTransport {
             for item in std::mem::take(&mut items) {
                 let event = match item {
                     SseItem::Oversize { limit } => {
-                        self.counters
-                            .oversize_messages
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.counters.count_oversize();
                         return Err(McpError::protocol(format!(
                             "SSE event exceeded {limit} bytes (max_message_bytes); reading stopped"
                         )));

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use std::sync::atomic::Ordering;
 use tokio::time::{Instant, timeout_at};
 
 use super::WireCounters;
@@ -88,7 +87,7 @@ pub(crate) async fn read_body(
             return Ok(body);
         };
         if body.len() + chunk.len() > limit {
-            counters.oversize_messages.fetch_add(1, Ordering::Relaxed);
+            counters.count_oversize();
             return Err(McpError::protocol(format!(
                 "HTTP body exceeded {limit} bytes (max_message_bytes); reading stopped"
             )));

@@ -136,9 +136,7 @@ impl SseTransport {
                     tracing::debug!(event = %e.event, "SSE event before `endpoint` skipped");
                 }
                 Some(StreamItem::Oversize(limit)) => {
-                    self.counters
-                        .oversize_messages
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.counters.count_oversize();
                     return Err(McpError::protocol(format!(
                         "SSE event exceeded {limit} bytes before the endpoint event"
                     )));
@@ -232,9 +230,7 @@ impl SseTransport {
             let event = match item {
                 Some(StreamItem::Event(e)) => e,
                 Some(StreamItem::Oversize(limit)) => {
-                    self.counters
-                        .oversize_messages
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.counters.count_oversize();
                     return Err(McpError::protocol(format!(
                         "SSE event exceeded {limit} bytes (max_message_bytes); it was skipped"
                     )));

@@ -167,6 +167,12 @@ pub struct WireCounters {
 }
 
 impl WireCounters {
+    /// Counts a line, body or SSE event that exceeded `Limits::max_message_bytes`.
+    pub fn count_oversize(&self) {
+        self.oversize_messages
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Appends text for the security pattern scan, keeping at most `cap` bytes (the oldest
     /// unscanned bytes are kept; the excess is dropped).
     pub fn note_unscanned(&self, bytes: &[u8], cap: usize) {

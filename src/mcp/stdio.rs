@@ -519,7 +519,7 @@ async fn read_lines(
             // Counted here, not where a probe reads it, so an oversize line is counted even
             // when the probe that would have read it already gave up.
             if matches!(f, Frame::Oversize { .. }) {
-                counters.oversize_messages.fetch_add(1, Ordering::Relaxed);
+                counters.count_oversize();
             }
             if tx.send(f).await.is_err() {
                 return;
