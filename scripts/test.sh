@@ -32,6 +32,14 @@ step() {
 
 printf 'test.sh: CI=%s MCP_EXPORTER_TEST_DEPS=%s\n' "${CI:-<unset>}" "${MCP_EXPORTER_TEST_DEPS:-<unset>}"
 
+# The build needs about 1.5 GB under target/ (clippy, doctests and the test binaries); say so
+# up front when the disk is short, because the compiler's own message is a bus error.
+free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${free_kib:-0}" -lt $((2 * 1024 * 1024)) ]; then
+	printf 'test.sh: warning: only %d MiB free on the disk holding %s; the build needs about 1.5 GB\n' \
+		"$((free_kib / 1024))" "$ROOT" >&2
+fi
+
 step "install test dependencies" scripts/install-deps.sh
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
@@ -44,4 +52,5 @@ else
 	step "cargo test" cargo test --all-targets --locked --no-fail-fast
 fi
 
-printf '\ntest.sh: all steps passed in %ds\n' "$((SECONDS - TOTAL_START))"
+printf '\ntest.sh: all steps passed in %ds; build on disk: %s\n' "$((SECONDS - TOTAL_START))" \
+	"$(du -sh "${CARGO_TARGET_DIR:-$ROOT/target}" 2>/dev/null | cut -f1)"
