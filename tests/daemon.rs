@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    Daemon, Scrape, eventually, fixture, node_bin, promtool_check_metrics, spawn_hang_server,
-    spawn_http_everything, spawn_http_everything_on, spawn_py_modern,
+    Daemon, Sample, Scrape, eventually, fixture, node_bin, promtool_check_metrics,
+    spawn_hang_server, spawn_http_everything, spawn_http_everything_on, spawn_py_modern,
 };
 
 /// The exposition lines of one family, for assertion messages.
@@ -187,6 +187,52 @@ expected_tools = ["list_directory"]
             &[("server", "memory"), ("server_name", "memory-server")]
         ),
         Some(1.0)
+    );
+
+    // The era probe: a legacy server refuses server/discover and then completes initialize.
+    // That refusal is counted as `unsupported`, never as an error, so a healthy legacy server
+    // shows no error ratio; the modern server's discover is `ok`.
+    for server in ["everything", "everything-http"] {
+        assert_eq!(
+            first.value(
+                "mcp_requests_total",
+                &[
+                    ("server", server),
+                    ("method", "server/discover"),
+                    ("outcome", "unsupported")
+                ]
+            ),
+            Some(1.0),
+            "{}",
+            grep(&first, "mcp_requests_total")
+        );
+    }
+    assert!(
+        first
+            .value(
+                "mcp_requests_total",
+                &[
+                    ("server", "python-modern"),
+                    ("method", "server/discover"),
+                    ("outcome", "ok")
+                ]
+            )
+            .unwrap_or(0.0)
+            >= 1.0,
+        "{}",
+        grep(&first, "mcp_requests_total")
+    );
+    let errors: Vec<&Sample> = first
+        .all()
+        .iter()
+        .filter(|s| {
+            s.name == "mcp_requests_total"
+                && s.labels.get("outcome").map(String::as_str) == Some("error")
+        })
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "healthy servers counted errors: {errors:?}"
     );
     assert!(
         first

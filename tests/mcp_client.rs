@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mcp_exporter::mcp::{Era, Limits, McpError, McpSession, TransportSpec, WireCounters};
+use mcp_exporter::mcp::{
+    Era, Limits, McpError, McpSession, RequestOutcome, TransportSpec, WireCounters,
+};
 use mcp_support::*;
 use serde_json::json;
 use tokio::time::Instant;
@@ -51,16 +53,26 @@ async fn exercise_everything(session: &mut McpSession, versions: &[&str]) {
         .expect("unknown tool is a tool error for server-everything");
     assert!(unknown.is_error, "{unknown:?}");
     let records = session.take_records();
-    assert!(records.iter().any(|r| r.method == "ping" && r.ok));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.method == "ping" && r.outcome == RequestOutcome::Ok)
+    );
+    // Over stdio and Streamable HTTP the era probe asked server/discover first; this legacy
+    // server refused it, which is recorded as unsupported, not as an error (SSE never asks).
+    for discover in records.iter().filter(|r| r.method == "server/discover") {
+        assert_eq!(discover.outcome, RequestOutcome::Unsupported, "{records:?}");
+    }
     let call = records
         .iter()
         .find(|r| r.tool.as_deref() == Some("echo"))
         .expect("record of the echo call");
-    assert!(call.ok && call.method == "tools/call");
+    assert!(call.outcome == RequestOutcome::Ok && call.method == "tools/call");
     assert!(
         records
             .iter()
-            .any(|r| r.tool.as_deref() == Some("definitely_not_a_tool") && !r.ok)
+            .any(|r| r.tool.as_deref() == Some("definitely_not_a_tool")
+                && r.outcome == RequestOutcome::Error)
     );
     assert!(session.take_records().is_empty(), "records drain");
 }
@@ -241,12 +253,12 @@ async fn exercise_python_modern(session: &mut McpSession) {
     assert!(
         records
             .iter()
-            .any(|r| r.method == "server/discover" && r.ok)
+            .any(|r| r.method == "server/discover" && r.outcome == RequestOutcome::Ok)
     );
     assert!(
         records
             .iter()
-            .any(|r| r.tool.as_deref() == Some("fail") && !r.ok)
+            .any(|r| r.tool.as_deref() == Some("fail") && r.outcome == RequestOutcome::Error)
     );
 }
 
@@ -651,7 +663,7 @@ async fn timed_out_request_is_cancelled() {
         session
             .take_records()
             .iter()
-            .any(|r| r.method == "ping" && !r.ok)
+            .any(|r| r.method == "ping" && r.outcome == RequestOutcome::Error)
     );
     session.shutdown().await;
 }

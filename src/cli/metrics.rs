@@ -285,8 +285,10 @@ pub fn summarize(text: &str) -> Result<BTreeMap<String, ServerSummary>, String> 
     for s in out.values_mut() {
         for m in s.methods.values_mut() {
             let total: f64 = m.requests.values().sum();
-            let ok = m.requests.get("ok").copied().unwrap_or(0.0);
-            m.error_rate = (total > 0.0).then(|| (total - ok) / total);
+            // As the recording rule server:mcp_request_errors:ratio_rate5m: only `error`
+            // counts; a legacy server's `unsupported` era probe is not a failure.
+            let errors = m.requests.get("error").copied().unwrap_or(0.0);
+            m.error_rate = (total > 0.0).then(|| errors / total);
         }
     }
     Ok(out)
@@ -382,5 +384,15 @@ mcp_server_health_status{server=\"a\"} 2\n";
         assert_eq!(ping.latency.count, 4.0);
         assert!((ping.latency.p50.unwrap() - 0.1 * 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(ping.error_rate, Some(0.25));
+    }
+
+    #[test]
+    fn an_unsupported_era_probe_is_not_an_error() {
+        let text = "# TYPE mcp_requests_total counter\n\
+mcp_requests_total{server=\"a\",method=\"server/discover\",outcome=\"unsupported\"} 1\n\
+mcp_requests_total{server=\"a\",method=\"server/discover\",outcome=\"error\"} 1\n\
+mcp_requests_total{server=\"a\",method=\"server/discover\",outcome=\"ok\"} 2\n";
+        let s = summarize(text).unwrap();
+        assert_eq!(s["a"].methods["server/discover"].error_rate, Some(0.25));
     }
 }

@@ -199,8 +199,31 @@ pub struct RequestRecord {
     pub tool: Option<String>,
     /// Time from sending the request to its response (or failure).
     pub duration: Duration,
+    /// How it ended.
+    pub outcome: RequestOutcome,
+}
+
+/// How one request ended: the `outcome` label of `mcp_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestOutcome {
     /// A JSON-RPC result came back (for `tools/call`: a result without `isError`).
-    pub ok: bool,
+    Ok,
+    /// Anything else: an error response, a timeout, a broken transport.
+    Error,
+    /// The era probe's `server/discover`, refused by a legacy server that then completed
+    /// `initialize`: the server answered as its era requires, so this is no error of its.
+    Unsupported,
+}
+
+impl RequestOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestOutcome::Ok => "ok",
+            RequestOutcome::Error => "error",
+            RequestOutcome::Unsupported => "unsupported",
+        }
+    }
 }
 
 /// A server->client notification seen while waiting for responses.

@@ -18,8 +18,8 @@ use super::legacy_sse::SseTransport;
 use super::stdio::StdioTransport;
 use super::tools;
 use super::{
-    Era, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestRecord,
-    TransportSpec, WireCounters,
+    Era, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestOutcome,
+    RequestRecord, TransportSpec, WireCounters,
 };
 
 pub use super::handshake::Handshake;
@@ -173,6 +173,20 @@ impl McpSession {
             .is_some_and(|h| h.era == Era::Modern)
     }
 
+    /// The era probe's `server/discover` was refused and `initialize` then succeeded: the
+    /// refusal was the server being legacy, not failing, so its record says `unsupported`.
+    fn mark_discover_unsupported(&mut self) {
+        if let Some(record) = self
+            .records
+            .iter_mut()
+            .rev()
+            .find(|r| r.method == "server/discover")
+            && record.outcome == RequestOutcome::Error
+        {
+            record.outcome = RequestOutcome::Unsupported;
+        }
+    }
+
     fn push_record(&mut self, record: RequestRecord) {
         if self.records.len() >= MAX_RECORDS_KEPT {
             self.records.pop_front();
@@ -230,7 +244,11 @@ impl McpSession {
             method: method.to_string(),
             tool: tool.map(str::to_string),
             duration: started.elapsed(),
-            ok,
+            outcome: if ok {
+                RequestOutcome::Ok
+            } else {
+                RequestOutcome::Error
+            },
         });
         if matches!(outcome, Err(McpError::Timeout { .. })) && method != "initialize" {
             self.cancel(id, headers, timeout).await;
@@ -322,6 +340,7 @@ impl McpSession {
             t.reset_session();
         }
         let sse = matches!(self.transport, Transport::Sse(_));
+        let mut discover_refused = false;
         if sse && era_hint == Some(Era::Modern) {
             notes.push("HTTP+SSE is legacy-only; the remembered modern era was ignored".into());
         }
@@ -339,6 +358,7 @@ impl McpSession {
                 }
                 Err(e) if ends_dual_era_probe(&e) => return Err(e),
                 Err(e) => {
+                    discover_refused = true;
                     if era_hint == Some(Era::Modern) {
                         notes.push(format!("remembered era was modern, but {e}"));
                     }
@@ -364,6 +384,12 @@ impl McpSession {
                 notes.append(&mut handshake.notes);
                 handshake.notes = notes;
                 self.handshake = Some(handshake.clone());
+                Ok(handshake)
+            }
+            Ok(handshake) => {
+                if discover_refused {
+                    self.mark_discover_unsupported();
+                }
                 Ok(handshake)
             }
             other => other,

@@ -185,7 +185,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "mcp_requests",
-            "JSON-RPC requests sent to the server by the prober, by method and outcome (ok: a result came back; error: anything else)",
+            "JSON-RPC requests sent to the server by the prober, by method and outcome (ok: a result came back; unsupported: the era probe's server/discover refused by a legacy server; error: anything else)",
             requests.clone(),
         );
         let probe_success = Family::<ServerLabels, Gauge>::default();
@@ -413,7 +413,7 @@ impl Metrics {
                     method: method.clone(),
                 })
                 .observe(record.duration.as_secs_f64());
-            let result = if record.ok { "ok" } else { "error" };
+            let result = record.outcome.as_str();
             self.requests
                 .get_or_create(&RequestLabels {
                     server: server.to_string(),
@@ -665,7 +665,7 @@ impl Collector for LiveCollector {
 mod tests {
     use super::*;
     use crate::health::{Health, HealthStatus};
-    use crate::mcp::{Era, RequestRecord};
+    use crate::mcp::{Era, RequestOutcome, RequestRecord};
     use crate::probe::ServerIdentity;
 
     fn outcome_with(records: Vec<RequestRecord>) -> ProbeOutcome {
@@ -695,7 +695,7 @@ mod tests {
             method: method.into(),
             tool: tool.map(String::from),
             duration: Duration::from_millis(3),
-            ok: true,
+            outcome: RequestOutcome::Ok,
         }
     }
 
