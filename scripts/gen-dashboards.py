@@ -256,6 +256,17 @@ def performance():
     b.panel("timeseries", "Probe duration",
             [(f"mcp_probe_duration_seconds{{{SEL}}}", "{{server}}")], "s",
             description="Whole probe (handshake when needed, ping, tools/list, call).")
+    b.panel("timeseries", "HTTP phases of the last probe",
+            [(f"mcp_probe_http_phase_duration_seconds{{{SEL}}}", "{{server}} {{phase}}")], "s",
+            custom={"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 30},
+            description="HTTP transports: DNS resolve, TCP+TLS connect (only when a connection "
+                        "was opened), server processing until the response headers, transfer "
+                        "of the response; summed over the probe's requests.")
+    b.panel("timeseries", "HTTP connections opened",
+            [(f"sum by (server) (increase(mcp_http_connections_opened_total{{{SEL}}}[$__rate_interval]))",
+              "{{server}}")], "short",
+            description="Keep-alive at work reads 0 most of the time; a connection per probe "
+                        "means the server or a proxy closes them.")
     b.row("Throughput and errors")
     b.panel("timeseries", "Requests per second by method",
             [(f"sum by (server, method) (rate(mcp_requests_total{{{SEL}}}[$__rate_interval]))",

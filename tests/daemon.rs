@@ -283,6 +283,68 @@ expected_tools = ["list_directory"]
         }
     });
 
+    // HTTP phases (as blackbox_exporter's probe_http_duration_seconds): every HTTP transport
+    // reports the four phases of its last probe, the server's processing is never zero, and
+    // stdio servers have none. Keep-alive works: after several probes, fewer connections were
+    // opened than probes ran (the legacy SSE stream holds one of its own).
+    let http_servers = ["everything-http", "everything-sse", "python-modern"];
+    let settled = eventually(WAIT, POLL, || {
+        let scrape = daemon.scrape();
+        let behind: Vec<&str> = http_servers
+            .iter()
+            .copied()
+            .filter(|s| {
+                scrape
+                    .value("mcp_probes_total", &[("server", s)])
+                    .unwrap_or(0.0)
+                    < 4.0
+            })
+            .collect();
+        if behind.is_empty() {
+            Ok(scrape)
+        } else {
+            Err(format!("fewer than 4 probes yet: {behind:?}"))
+        }
+    });
+    for server in http_servers {
+        let phase = |name: &str| {
+            settled.value(
+                "mcp_probe_http_phase_duration_seconds",
+                &[("server", server), ("phase", name)],
+            )
+        };
+        let detail = grep(&settled, "mcp_probe_http_phase_duration_seconds");
+        for name in ["resolve", "connect", "transfer"] {
+            assert!(
+                phase(name).is_some_and(|v| v >= 0.0),
+                "{server} {name}: {detail}"
+            );
+        }
+        assert!(
+            phase("processing").is_some_and(|v| v > 0.0),
+            "{server}: {detail}"
+        );
+        let opened = settled
+            .value("mcp_http_connections_opened_total", &[("server", server)])
+            .unwrap_or(0.0);
+        let probes = settled
+            .value("mcp_probes_total", &[("server", server)])
+            .unwrap_or(0.0);
+        assert!(
+            opened >= 1.0 && opened < probes,
+            "{server}: {opened} connections opened in {probes} probes\n{}",
+            grep(&settled, "mcp_http_connections_opened_total")
+        );
+    }
+    assert_eq!(
+        settled.value(
+            "mcp_probe_http_phase_duration_seconds",
+            &[("server", "everything"), ("phase", "processing")]
+        ),
+        None,
+        "a stdio server has no HTTP phases"
+    );
+
     // Messages are counted in both directions.
     let later = daemon.scrape();
     assert!(

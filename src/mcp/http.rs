@@ -18,6 +18,7 @@ use super::http_io::{
     auth_error, build_client, map_send_error, parse_headers, read_body, read_excerpt,
     timeout_marker,
 };
+use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::{RpcErrorObject, error_in_body};
 use super::sse::{SseItem, SseParser};
 use super::{MODERN_VERSION, WireCounters};
@@ -86,6 +87,7 @@ pub struct HttpTransport {
     protocol_version: Option<String>,
     max_body: usize,
     counters: Arc<WireCounters>,
+    phases: PhaseRecorder,
 }
 
 impl HttpTransport {
@@ -96,15 +98,22 @@ impl HttpTransport {
         max_body: usize,
         counters: Arc<WireCounters>,
     ) -> Result<Self, McpError> {
+        let phases = PhaseRecorder::default();
         Ok(HttpTransport {
-            client: build_client()?,
+            client: build_client(&phases)?,
             url: url.clone(),
             headers: parse_headers(headers)?,
             session_id: None,
             protocol_version: None,
             max_body,
             counters,
+            phases,
         })
+    }
+
+    /// Where the time of the HTTP requests since the last call went.
+    pub fn take_phases(&self) -> HttpPhases {
+        self.phases.take()
     }
 
     /// The legacy session id, once the server assigned one.
@@ -201,8 +210,22 @@ impl HttpTransport {
         })
     }
 
-    /// POSTs a notification or a reply; expects 202 (any 2xx accepted).
+    /// POSTs a notification; expects 202 (any 2xx accepted).
     pub(crate) async fn notify(
+        &mut self,
+        msg: &Value,
+        h: MessageHeaders<'_>,
+        deadline: Instant,
+    ) -> Result<(), McpError> {
+        let started = Instant::now();
+        let outcome = self.post_untimed(msg, h, deadline).await;
+        self.phases.add_exchange(started.elapsed(), Duration::ZERO);
+        outcome
+    }
+
+    /// POSTs a notification or a reply (a reply's time belongs to the transfer of the
+    /// response it interrupted, so it is not timed on its own).
+    async fn post_untimed(
         &mut self,
         msg: &Value,
         h: MessageHeaders<'_>,
@@ -238,7 +261,25 @@ impl HttpTransport {
         deadline: Instant,
         inbox: &mut Inbox,
     ) -> Result<Result<Value, RpcErrorObject>, McpError> {
-        let mut resp = self.send(msg, h, deadline).await?;
+        let started = Instant::now();
+        let resp = self.send(msg, h, deadline).await?;
+        let headers_at = Instant::now();
+        let outcome = self.read_response(resp, want, h, deadline, inbox).await;
+        self.phases
+            .add_exchange(headers_at - started, headers_at.elapsed());
+        outcome
+    }
+
+    /// Reads the response to the request with id `want`: a status error, a JSON body or an
+    /// SSE stream.
+    async fn read_response(
+        &mut self,
+        mut resp: reqwest::Response,
+        want: u64,
+        h: MessageHeaders<'_>,
+        deadline: Instant,
+        inbox: &mut Inbox,
+    ) -> Result<Result<Value, RpcErrorObject>, McpError> {
         if let Some(err) = self.check_status(&mut resp, deadline).await? {
             return Ok(Err(err));
         }
@@ -273,7 +314,8 @@ impl HttpTransport {
                 match r {
                     Routed::Matched(outcome) => return Ok(outcome),
                     Routed::Reply(reply) => {
-                        self.notify(&reply, self.reply_headers(h), deadline).await?
+                        self.post_untimed(&reply, self.reply_headers(h), deadline)
+                            .await?
                     }
                     Routed::Skipped => {}
                 }
@@ -341,7 +383,8 @@ impl HttpTransport {
                     match r {
                         Routed::Matched(outcome) => return Ok(outcome),
                         Routed::Reply(reply) => {
-                            self.notify(&reply, self.reply_headers(h), deadline).await?
+                            self.post_untimed(&reply, self.reply_headers(h), deadline)
+                                .await?
                         }
                         Routed::Skipped => {}
                     }

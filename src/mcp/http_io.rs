@@ -8,13 +8,16 @@ use tokio::time::{Instant, timeout_at};
 
 use super::WireCounters;
 use super::error::McpError;
+use super::http_timing::PhaseRecorder;
 
-/// Builds the reqwest client shared by the HTTP transports (no overall timeout: every call
-/// carries its own deadline).
-pub(crate) fn build_client() -> Result<reqwest::Client, McpError> {
+/// Builds the reqwest client of one HTTP transport (no overall timeout: every call carries its
+/// own deadline); its lookups and new connections are timed into `phases`.
+pub(crate) fn build_client(phases: &PhaseRecorder) -> Result<reqwest::Client, McpError> {
     // Redirects are not followed: a probe reports what the configured URL answers, and
     // configured credentials never travel to another URL.
     reqwest::Client::builder()
+        .dns_resolver(phases.resolver())
+        .connector_layer(phases.connector_layer())
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde_json::Value;
@@ -19,6 +20,7 @@ use super::error::McpError;
 use super::http_io::{
     auth_error, build_client, map_send_error, parse_headers, read_excerpt, timeout_marker,
 };
+use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::RpcErrorObject;
 use super::sse::{SseEvent, SseItem, SseParser};
 
@@ -42,6 +44,7 @@ pub struct SseTransport {
     closed: bool,
     max_event: usize,
     counters: Arc<WireCounters>,
+    phases: PhaseRecorder,
 }
 
 impl SseTransport {
@@ -52,8 +55,9 @@ impl SseTransport {
         max_event: usize,
         counters: Arc<WireCounters>,
     ) -> Result<Self, McpError> {
+        let phases = PhaseRecorder::default();
         Ok(SseTransport {
-            client: build_client()?,
+            client: build_client(&phases)?,
             url: url.clone(),
             headers: parse_headers(headers)?,
             endpoint: None,
@@ -62,7 +66,14 @@ impl SseTransport {
             closed: false,
             max_event,
             counters,
+            phases,
         })
+    }
+
+    /// Where the time of the HTTP requests since the last call went (the stream's GET counts
+    /// in the probe that opened it).
+    pub fn take_phases(&self) -> HttpPhases {
+        self.phases.take()
     }
 
     /// False once the event stream ended.
@@ -81,10 +92,14 @@ impl SseTransport {
             .get(self.url.clone())
             .headers(self.headers.clone())
             .header(ACCEPT, "text/event-stream");
+        let started = Instant::now();
         let mut resp = timeout_at(deadline, req.send())
             .await
             .map_err(|_| timeout_marker())?
             .map_err(|e| map_send_error(self.url.as_str(), &e))?;
+        let headers_at = Instant::now();
+        self.phases
+            .add_exchange(headers_at - started, Duration::ZERO);
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
             return Err(auth_error(&resp));
@@ -130,6 +145,8 @@ impl SseTransport {
                     }
                     self.endpoint = Some(endpoint);
                     self.inbound = Some(rx);
+                    self.phases
+                        .add_exchange(Duration::ZERO, headers_at.elapsed());
                     return Ok(());
                 }
                 Some(StreamItem::Event(e)) => {
@@ -200,7 +217,10 @@ impl SseTransport {
         if self.endpoint.is_none() {
             self.connect(deadline).await?;
         }
-        self.post(msg, deadline).await
+        let started = Instant::now();
+        let posted = self.post(msg, deadline).await;
+        self.phases.add_exchange(started.elapsed(), Duration::ZERO);
+        posted
     }
 
     /// POSTs a request and waits on the stream for the response with id `want`.
@@ -219,7 +239,22 @@ impl SseTransport {
         if self.endpoint.is_none() {
             self.connect(deadline).await?;
         }
+        let started = Instant::now();
         self.post(msg, deadline).await?;
+        let posted_at = Instant::now();
+        let outcome = self.await_response(want, deadline, inbox).await;
+        self.phases
+            .add_exchange(posted_at - started, posted_at.elapsed());
+        outcome
+    }
+
+    /// Waits on the event stream for the response with id `want`, answering server requests.
+    async fn await_response(
+        &mut self,
+        want: u64,
+        deadline: Instant,
+        inbox: &mut Inbox,
+    ) -> Result<Result<Value, RpcErrorObject>, McpError> {
         loop {
             let Some(rx) = self.inbound.as_mut() else {
                 return Err(McpError::protocol("SSE stream not connected"));

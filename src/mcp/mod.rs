@@ -12,6 +12,7 @@ pub mod framing;
 mod handshake;
 pub mod http;
 mod http_io;
+pub mod http_timing;
 pub mod jsonrpc;
 pub mod legacy_sse;
 pub mod session;
@@ -27,6 +28,7 @@ use std::time::{Duration, SystemTime};
 
 pub use error::McpError;
 pub use handshake::Handshake;
+pub use http_timing::HttpPhases;
 pub use session::McpSession;
 pub use tools::{ToolCallOutcome, ToolCatalog};
 

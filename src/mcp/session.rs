@@ -18,7 +18,7 @@ use super::legacy_sse::SseTransport;
 use super::stdio::StdioTransport;
 use super::tools;
 use super::{
-    Era, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestOutcome,
+    Era, HttpPhases, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestOutcome,
     RequestRecord, TransportSpec, WireCounters,
 };
 
@@ -517,6 +517,15 @@ impl McpSession {
     /// Request records since the last call (drains).
     pub fn take_records(&mut self) -> Vec<RequestRecord> {
         self.records.drain(..).collect()
+    }
+
+    /// Where the time of the HTTP requests since the last call went (drains); `None` for stdio.
+    pub fn take_http_phases(&self) -> Option<HttpPhases> {
+        match &self.transport {
+            Transport::Http(t) => Some(t.take_phases()),
+            Transport::Sse(t) => Some(t.take_phases()),
+            Transport::Stdio(_) => None,
+        }
     }
 
     /// Notifications received since the last call (drains; bounded by

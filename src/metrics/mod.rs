@@ -25,6 +25,7 @@ use crate::health::Health;
 use crate::mcp::WireCounters;
 use crate::probe::ProbeOutcome;
 
+pub mod http;
 pub mod process;
 pub mod security;
 // Issue 5: history store and log-line metrics.
@@ -42,8 +43,10 @@ pub const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
 const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
-
-const SCHEDULE_NOTE: &str = "Probes run on the exporter's own schedule (per-server interval), not at scrape time: stdio MCP servers are long-lived sessions, so this departs on purpose from Prometheus' 'writing exporters' guide; see mcp_probe_last_run_timestamp_seconds.";
+/// Appended to the HELP of the families a scrape-time reader could misread (prometheus-client
+/// ends every HELP text with a period of its own, so none of ours ends with one).
+/// prometheus-client ends every HELP text with a period of its own, so none of ours ends with one.
+const SCHEDULE_NOTE: &str = "Probes run on the exporter's own schedule (per-server interval), not at scrape time: stdio MCP servers are long-lived sessions, so this departs on purpose from Prometheus' 'writing exporters' guide; see mcp_probe_last_run_timestamp_seconds";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerLabels {
@@ -132,6 +135,8 @@ pub struct Metrics {
     pub security: security::SecurityMetrics,
     /// Process families (issue 3).
     pub process: process::ProcessMetrics,
+    /// HTTP phase timings of the HTTP transports.
+    pub http: http::HttpPhaseMetrics,
     /// History store and log-line metrics (issue 5).
     pub store: Arc<store::StoreMetrics>,
 }
@@ -251,6 +256,7 @@ impl Metrics {
         registry.register_collector(Box::new(Arc::clone(&live)));
         let deps = DepMetrics::register(&mut registry);
         let process = process::ProcessMetrics::register(&mut registry);
+        let http = http::HttpPhaseMetrics::register(&mut registry);
         let store = Arc::new(store::StoreMetrics::register(&mut registry));
         Metrics {
             registry,
@@ -273,6 +279,7 @@ impl Metrics {
             deps,
             security,
             process,
+            http,
             store,
         }
     }
@@ -323,6 +330,7 @@ impl Metrics {
         self.deps.remove_server(server);
         self.security.remove_server(server);
         self.process.remove_server(server);
+        self.http.remove_server(server);
         self.store.remove_server(server);
         let Some(series) = self.lock_series().remove(server) else {
             return;
@@ -367,6 +375,9 @@ impl Metrics {
         catalog_changed: bool,
     ) {
         self.security.observe(server, outcome);
+        if let Some(phases) = &outcome.http_phases {
+            self.http.record(server, phases);
+        }
         let labels = server_labels(server);
         self.server_up
             .get_or_create(&labels)
@@ -726,11 +737,58 @@ mod tests {
     }
 
     #[test]
+    fn http_phases_are_gauges_of_the_last_probe_and_connections_add_up() {
+        let m = Metrics::new();
+        m.add_server("h", Arc::new(WireCounters::default()));
+        let mut o = outcome_with(vec![record("ping", None)]);
+        o.http_phases = Some(crate::mcp::HttpPhases {
+            resolve: Duration::from_millis(2),
+            connect: Duration::from_millis(3),
+            processing: Duration::from_millis(40),
+            transfer: Duration::from_millis(5),
+            connections_opened: 1,
+        });
+        m.record_probe("h", "http", &o, &healthy(), false);
+        // The next probe reused the connection.
+        o.http_phases = Some(crate::mcp::HttpPhases {
+            processing: Duration::from_millis(30),
+            transfer: Duration::from_millis(4),
+            ..Default::default()
+        });
+        m.record_probe("h", "http", &o, &healthy(), false);
+        let text = m.encode_prometheus();
+        for needle in [
+            "mcp_probe_http_phase_duration_seconds{server=\"h\",phase=\"resolve\"} 0.0",
+            "mcp_probe_http_phase_duration_seconds{server=\"h\",phase=\"connect\"} 0.0",
+            "mcp_probe_http_phase_duration_seconds{server=\"h\",phase=\"processing\"} 0.03",
+            "mcp_probe_http_phase_duration_seconds{server=\"h\",phase=\"transfer\"} 0.004",
+            "mcp_http_connections_opened_total{server=\"h\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn no_help_text_ends_in_two_periods() {
+        // prometheus-client appends a period to every HELP text.
+        let text = Metrics::new().encode_prometheus();
+        let doubled: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("# HELP") && l.ends_with(".."))
+            .collect();
+        assert!(doubled.is_empty(), "{doubled:#?}");
+    }
+
+    #[test]
     fn removing_a_server_drops_all_its_series() {
         let m = Metrics::new();
         m.add_server("gone", Arc::new(WireCounters::default()));
         m.add_server("kept", Arc::new(WireCounters::default()));
-        let o = outcome_with(vec![record("tools/call", Some("echo"))]);
+        let mut o = outcome_with(vec![record("tools/call", Some("echo"))]);
+        o.http_phases = Some(crate::mcp::HttpPhases {
+            connections_opened: 1,
+            ..Default::default()
+        });
         m.record_probe("gone", "http", &o, &healthy(), true);
         m.record_probe("kept", "http", &o, &healthy(), false);
         m.remove_server("gone");

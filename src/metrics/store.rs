@@ -34,22 +34,22 @@ impl StoreMetrics {
         let m = StoreMetrics::default();
         registry.register(
             "mcp_store_writes",
-            "Rows written to the history store, by kind (probe, dependency, transition, log).",
+            "Rows written to the history store, by kind (probe, dependency, transition, log)",
             m.writes.clone(),
         );
         registry.register(
             "mcp_store_dropped",
-            "Rows not written to the history store because its queue was full or the write failed, by kind.",
+            "Rows not written to the history store because its queue was full or the write failed, by kind",
             m.dropped.clone(),
         );
         registry.register(
             "mcp_store_size_bytes",
-            "Size of the history store on disk (database plus write-ahead log), measured by the retention task.",
+            "Size of the history store on disk (database plus write-ahead log), measured by the retention task",
             m.size.clone(),
         );
         registry.register(
             "mcp_log_lines",
-            "Log lines observed from a monitored server (stderr lines, notifications/message, HTTP errors), by level.",
+            "Log lines observed from a monitored server (stderr lines, notifications/message, HTTP errors), by level",
             m.log_lines.clone(),
         );
         m

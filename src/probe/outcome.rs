@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::mcp::{Era, RequestRecord};
+use crate::mcp::{Era, HttpPhases, RequestRecord};
 
 /// Why a probe failed, in the words an operator acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -158,6 +158,8 @@ pub struct ProbeOutcome {
     pub requests: Vec<RequestRecord>,
     /// The session was (re)established by this probe.
     pub new_session: bool,
+    /// Where the time of the probe's HTTP requests went (HTTP transports only).
+    pub http_phases: Option<HttpPhases>,
 }
 
 fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -185,6 +187,7 @@ impl ProbeOutcome {
             catalog: None,
             requests: Vec::new(),
             new_session: false,
+            http_phases: None,
         }
     }
 

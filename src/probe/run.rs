@@ -120,6 +120,7 @@ impl ServerProbe {
         self.supervise_after(&mut outcome);
         if let Some(session) = self.session.as_mut() {
             outcome.requests.extend(session.take_records());
+            outcome.http_phases = session.take_http_phases();
             self.notifications.extend(session.take_notifications());
             self.stderr_lines.extend(session.take_stderr_lines());
             self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
@@ -238,6 +239,7 @@ impl ServerProbe {
                 // A remembered era may be stale (the server was upgraded): ask again next time.
                 self.era_hint = None;
                 outcome.requests.extend(session.take_records());
+                outcome.http_phases = session.take_http_phases();
                 self.stderr_lines.extend(session.take_stderr_lines());
                 self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
                 self.retire(session);

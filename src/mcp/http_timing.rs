@@ -1,0 +1,234 @@
+//! Where the time of an HTTP probe goes: name resolution, connection set-up (TCP and TLS),
+//! the server's processing until the response headers, and the transfer of the response.
+//!
+//! blackbox_exporter reports the same split as `probe_http_duration_seconds{phase}` for its one
+//! request; a probe of ours makes several requests over pooled keep-alive connections, so the
+//! phases are totals over the probe's requests, and resolve/connect are non-zero only for a
+//! probe that opened a connection. reqwest hides its connector, so the split is measured from
+//! the outside: a resolver that times lookups, a connector layer that times each new
+//! connection (resolution included, so it is subtracted), and the transports' own clocks around
+//! each request. TCP connect and the TLS handshake happen in one connector call and are
+//! reported together as `connect`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::time::Instant;
+
+/// The phases of one probe's HTTP requests, summed over its requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HttpPhases {
+    /// Host name lookups (zero for an IP literal or when every connection was reused).
+    pub resolve: Duration,
+    /// TCP connect plus TLS handshake of the connections this probe opened.
+    pub connect: Duration,
+    /// From sending each request until its response headers, connection set-up excluded.
+    pub processing: Duration,
+    /// From the response headers until the JSON-RPC response was read (for the legacy SSE
+    /// transport: until it arrived on the event stream).
+    pub transfer: Duration,
+    /// Connections opened (successfully) during the probe; 0 = all requests reused one.
+    pub connections_opened: u32,
+}
+
+impl HttpPhases {
+    /// The phases with their label values, in the order a request goes through them.
+    pub fn labelled(&self) -> [(&'static str, Duration); 4] {
+        [
+            ("resolve", self.resolve),
+            ("connect", self.connect),
+            ("processing", self.processing),
+            ("transfer", self.transfer),
+        ]
+    }
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    resolve: Duration,
+    /// Whole connector calls: resolution, TCP connect and TLS handshake.
+    connecting: Duration,
+    until_headers: Duration,
+    transfer: Duration,
+    opened: u32,
+}
+
+/// Collects the phase clocks of one transport's HTTP client between two [`take`](Self::take)s.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PhaseRecorder(Arc<Mutex<Totals>>);
+
+impl PhaseRecorder {
+    fn with<R>(&self, f: impl FnOnce(&mut Totals) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn add_resolve(&self, took: Duration) {
+        self.with(|t| t.resolve += took);
+    }
+
+    fn add_connection(&self, took: Duration, opened: bool) {
+        self.with(|t| {
+            t.connecting += took;
+            t.opened += u32::from(opened);
+        });
+    }
+
+    /// One request: `until_headers` from sending it (connection set-up included, as reqwest's
+    /// `send` does it) to its response headers; `transfer` from there to the response.
+    pub(crate) fn add_exchange(&self, until_headers: Duration, transfer: Duration) {
+        self.with(|t| {
+            t.until_headers += until_headers;
+            t.transfer += transfer;
+        });
+    }
+
+    /// The phases since the last call, and a fresh start.
+    pub(crate) fn take(&self) -> HttpPhases {
+        let t = self.with(std::mem::take);
+        HttpPhases {
+            resolve: t.resolve,
+            connect: t.connecting.saturating_sub(t.resolve),
+            processing: t.until_headers.saturating_sub(t.connecting),
+            transfer: t.transfer,
+            connections_opened: t.opened,
+        }
+    }
+
+    /// A resolver for reqwest that times every lookup into this recorder.
+    pub(crate) fn resolver(&self) -> Arc<TimedResolver> {
+        Arc::new(TimedResolver(self.clone()))
+    }
+
+    /// A connector layer for reqwest that times every new connection into this recorder.
+    pub(crate) fn connector_layer(&self) -> TimingLayer {
+        TimingLayer(self.clone())
+    }
+}
+
+/// System resolution (getaddrinfo on a blocking thread, as reqwest's default), timed.
+#[derive(Debug)]
+pub(crate) struct TimedResolver(PhaseRecorder);
+
+impl Resolve for TimedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let recorder = self.0.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let started = Instant::now();
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await;
+            recorder.add_resolve(started.elapsed());
+            let addrs: Vec<SocketAddr> = found?.collect();
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// `tower` layer wrapping reqwest's connector service in [`TimedConnector`].
+#[derive(Clone, Debug)]
+pub(crate) struct TimingLayer(PhaseRecorder);
+
+impl<S> tower_layer::Layer<S> for TimingLayer {
+    type Service = TimedConnector<S>;
+
+    fn layer(&self, inner: S) -> TimedConnector<S> {
+        TimedConnector {
+            inner,
+            recorder: self.0.clone(),
+        }
+    }
+}
+
+/// reqwest's connector (resolution, TCP, TLS) with a clock around each connection it makes.
+#[derive(Clone, Debug)]
+pub(crate) struct TimedConnector<S> {
+    inner: S,
+    recorder: PhaseRecorder,
+}
+
+impl<S, Req> tower_service::Service<Req> for TimedConnector<S>
+where
+    S: tower_service::Service<Req>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let started = Instant::now();
+        let connecting = self.inner.call(req);
+        let recorder = self.recorder.clone();
+        Box::pin(async move {
+            let result = connecting.await;
+            recorder.add_connection(started.elapsed(), result.is_ok());
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn connection_setup_is_split_out_of_the_request_clocks() {
+        let r = PhaseRecorder::default();
+        // A probe that opened one connection (2 ms lookup, 5 ms connector call in all) and
+        // sent two requests over it.
+        r.add_resolve(2 * MS);
+        r.add_connection(5 * MS, true);
+        r.add_exchange(9 * MS, MS);
+        r.add_exchange(3 * MS, 2 * MS);
+        assert_eq!(
+            r.take(),
+            HttpPhases {
+                resolve: 2 * MS,
+                connect: 3 * MS,
+                processing: 7 * MS,
+                transfer: 3 * MS,
+                connections_opened: 1,
+            }
+        );
+        // take() starts afresh: the next probe reused the connection.
+        r.add_exchange(4 * MS, MS);
+        let next = r.take();
+        assert_eq!(
+            (next.resolve, next.connect),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        assert_eq!((next.processing, next.connections_opened), (4 * MS, 0));
+    }
+
+    #[test]
+    fn a_failed_connection_is_timed_but_not_counted_as_opened() {
+        let r = PhaseRecorder::default();
+        r.add_connection(4 * MS, false);
+        let p = r.take();
+        assert_eq!((p.connect, p.connections_opened), (4 * MS, 0));
+        // No request got headers: processing never goes below zero.
+        assert_eq!(p.processing, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn the_resolver_finds_localhost_and_times_the_lookup() {
+        let r = PhaseRecorder::default();
+        let name: Name = "localhost".parse().unwrap();
+        let addrs: Vec<SocketAddr> = r.resolver().resolve(name).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+        assert!(!addrs.is_empty());
+        assert!(r.take().resolve > Duration::ZERO);
+    }
+}
