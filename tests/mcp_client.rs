@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mcp_exporter::mcp::{
-    Era, Limits, McpError, McpSession, RequestOutcome, TransportSpec, WireCounters,
+    Era, Heard, Limits, McpError, McpSession, RequestOutcome, TransportSpec, WireCounters,
 };
 use mcp_support::*;
 use serde_json::json;
@@ -387,9 +387,10 @@ async fn silent_child_times_out_in_time() {
         .expect_err("no answer");
     let took = started.elapsed();
     assert!(
-        matches!(&err, McpError::Timeout { method, .. } if method == "initialize"),
+        matches!(&err, McpError::Timeout { method, heard: Heard::Nothing, .. } if method == "initialize"),
         "{err}"
     );
+    assert!(err.to_string().contains("not a byte arrived"), "{err}");
     assert!(
         took >= timeout && took < timeout + Duration::from_millis(500),
         "{took:?}"
@@ -651,7 +652,7 @@ async fn timed_out_request_is_cancelled() {
     let started = Instant::now();
     let err = session.ping(timeout).await.expect_err("ping is ignored");
     assert!(
-        matches!(&err, McpError::Timeout { method, after } if method == "ping" && *after == timeout),
+        matches!(&err, McpError::Timeout { method, after, heard: Heard::Nothing } if method == "ping" && *after == timeout),
         "{err}"
     );
     assert!(started.elapsed() < timeout + Duration::from_millis(500));

@@ -219,6 +219,19 @@ fn hostile_servers_leave_the_daemon_and_other_servers_unharmed() {
         "{}",
         reason("wrong_ids")
     );
+    // Timeouts say what arrived meanwhile: silence, or bytes that never made a message.
+    assert!(
+        reason("silent").contains("not a byte arrived"),
+        "{}",
+        reason("silent")
+    );
+    for trickling in ["slow_bytes", "http_endless_sse"] {
+        assert!(
+            reason(trickling).contains(" arrived but no complete message"),
+            "{trickling}: {}",
+            reason(trickling)
+        );
+    }
     for name in [
         "silent",
         "slow_bytes",

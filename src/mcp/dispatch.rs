@@ -101,6 +101,9 @@ impl Inbox {
             Incoming::Response { id, outcome } => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
                 if jsonrpc::id_matches(&id, want) {
+                    self.counters
+                        .responses_matched
+                        .fetch_add(1, Ordering::Relaxed);
                     Routed::Matched(outcome)
                 } else {
                     self.counters

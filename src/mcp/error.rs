@@ -25,14 +25,14 @@ pub enum McpError {
         detail: String,
     },
     /// The server did not answer in time.
-    #[error(
-        "no answer to `{method}` within {after:?} (server hung or too slow; raise the timeout if it is just slow)"
-    )]
+    #[error("no answer to `{method}` within {:?} ({heard})", millis(*after))]
     Timeout {
         /// The request (or stage) that timed out.
         method: String,
         /// The deadline that expired.
         after: Duration,
+        /// What the server did send while it was awaited.
+        heard: Heard,
     },
     /// The child process exited.
     #[error("server process exited ({}){}{}", exit_text(*status, *signal), if *before_handshake { " before the handshake completed, likely misconfigured" } else { "" }, stderr_text(stderr_tail))]
@@ -138,6 +138,66 @@ impl McpError {
     }
 }
 
+/// A deadline as an operator reads it: whole milliseconds (`4s`, `1.985s`).
+fn millis(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// What a server sent while a request was awaited and timed out: silence, part of a message
+/// (a response trickling in, or a stream that never carries one), or other messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Heard {
+    /// Not a byte.
+    #[default]
+    Nothing,
+    /// Bytes, but no complete JSON-RPC message.
+    Partial {
+        /// Bytes that arrived.
+        bytes: u64,
+    },
+    /// Complete messages, none of them a response it awaited (notifications, other ids,
+    /// server requests).
+    OtherMessages {
+        /// How many.
+        count: u64,
+    },
+}
+
+impl Heard {
+    /// Compares the counters' [`heard_mark`](super::WireCounters) before and after the wait.
+    pub(crate) fn since(before: (u64, u64), after: (u64, u64)) -> Heard {
+        let messages = after.1.saturating_sub(before.1);
+        let bytes = after.0.saturating_sub(before.0);
+        if messages > 0 {
+            Heard::OtherMessages { count: messages }
+        } else if bytes > 0 {
+            Heard::Partial { bytes }
+        } else {
+            Heard::Nothing
+        }
+    }
+}
+
+impl std::fmt::Display for Heard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Heard::Nothing => f.write_str(
+                "not a byte arrived: server hung or too slow; raise the timeout if it is just slow",
+            ),
+            Heard::Partial { bytes } => write!(
+                f,
+                "{bytes} {} arrived but no complete message: a response trickling in, or a stream that never carries it",
+                if *bytes == 1 { "byte" } else { "bytes" }
+            ),
+            Heard::OtherMessages { count } => write!(
+                f,
+                "{count} other {} arrived (notifications, other ids or server requests), none of them the response",
+                if *count == 1 { "message" } else { "messages" }
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +214,39 @@ mod tests {
         assert!(text.contains("exit code 1"), "{text}");
         assert!(text.contains("misconfigured"), "{text}");
         assert!(text.contains("TOKEN missing"), "{text}");
+    }
+
+    #[test]
+    fn timeouts_say_what_arrived_in_whole_milliseconds() {
+        let timeout = |heard| McpError::Timeout {
+            method: "initialize".into(),
+            after: Duration::from_nanos(1_985_285_981),
+            heard,
+        };
+        assert_eq!(
+            timeout(Heard::Nothing).to_string(),
+            "no answer to `initialize` within 1.985s (not a byte arrived: server hung or too slow; raise the timeout if it is just slow)"
+        );
+        assert!(
+            timeout(Heard::Partial { bytes: 1 })
+                .to_string()
+                .contains("(1 byte arrived but no complete message")
+        );
+        assert!(
+            timeout(Heard::OtherMessages { count: 3 })
+                .to_string()
+                .contains("(3 other messages arrived")
+        );
+    }
+
+    #[test]
+    fn heard_prefers_messages_over_bytes() {
+        assert_eq!(Heard::since((10, 2), (10, 2)), Heard::Nothing);
+        assert_eq!(Heard::since((10, 2), (15, 2)), Heard::Partial { bytes: 5 });
+        assert_eq!(
+            Heard::since((10, 2), (90, 4)),
+            Heard::OtherMessages { count: 2 }
+        );
     }
 
     #[test]

@@ -361,6 +361,7 @@ impl HttpTransport {
                     ),
                 });
             };
+            self.counters.count_bytes(chunk.len());
             parser.push(&chunk, &mut items);
             for item in std::mem::take(&mut items) {
                 let event = match item {

@@ -7,7 +7,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use tokio::time::{Instant, timeout_at};
 
 use super::WireCounters;
-use super::error::McpError;
+use super::error::{Heard, McpError};
 use super::http_timing::PhaseRecorder;
 
 /// Builds the reqwest client of one HTTP transport (no overall timeout: every call carries its
@@ -89,6 +89,7 @@ pub(crate) async fn read_body(
         let Some(chunk) = chunk else {
             return Ok(body);
         };
+        counters.count_bytes(chunk.len());
         if body.len() + chunk.len() > limit {
             counters.count_oversize();
             return Err(McpError::protocol(format!(
@@ -123,6 +124,7 @@ pub(crate) fn timeout_marker() -> McpError {
     McpError::Timeout {
         method: String::new(),
         after: Duration::ZERO,
+        heard: Heard::Nothing,
     }
 }
 

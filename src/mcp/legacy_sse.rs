@@ -123,7 +123,12 @@ impl SseTransport {
             )));
         }
         let (tx, mut rx) = mpsc::channel(16);
-        self.reader = Some(tokio::spawn(read_stream(resp, self.max_event, tx)));
+        self.reader = Some(tokio::spawn(read_stream(
+            resp,
+            self.max_event,
+            tx,
+            self.counters.clone(),
+        )));
         loop {
             let item = timeout_at(deadline, rx.recv())
                 .await
@@ -331,12 +336,18 @@ impl Drop for SseTransport {
     }
 }
 
-async fn read_stream(mut resp: reqwest::Response, max_event: usize, tx: mpsc::Sender<StreamItem>) {
+async fn read_stream(
+    mut resp: reqwest::Response,
+    max_event: usize,
+    tx: mpsc::Sender<StreamItem>,
+    counters: Arc<WireCounters>,
+) {
     let mut parser = SseParser::new(max_event);
     let mut items = Vec::new();
     let end = loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
+                counters.count_bytes(chunk.len());
                 parser.push(&chunk, &mut items);
                 for item in items.drain(..) {
                     let out = match item {

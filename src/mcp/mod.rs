@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::{Duration, SystemTime};
 
-pub use error::McpError;
+pub use error::{Heard, McpError};
 pub use handshake::Handshake;
 pub use http_timing::HttpPhases;
 pub use session::McpSession;
@@ -150,6 +150,11 @@ pub struct WireCounters {
     pub sent: AtomicU64,
     /// JSON-RPC messages read.
     pub received: AtomicU64,
+    /// Bytes read from the server (stdout, HTTP bodies, SSE streams), complete messages or not.
+    pub bytes_received: AtomicU64,
+    /// Responses that answered the request being awaited (the rest of `received` is
+    /// notifications, server requests and responses with unknown ids).
+    pub responses_matched: AtomicU64,
     /// Requests currently waiting for a response.
     pub in_flight: AtomicI64,
     /// stdout lines that were not JSON (stdio only).
@@ -169,6 +174,24 @@ pub struct WireCounters {
 }
 
 impl WireCounters {
+    /// Counts bytes read from the server.
+    pub fn count_bytes(&self, n: usize) {
+        self.bytes_received
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What has arrived so far (bytes, messages other than awaited responses), for telling a
+    /// silent server from a trickling or chattering one.
+    pub(crate) fn heard_mark(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let messages = self.received.load(Relaxed);
+        let matched = self.responses_matched.load(Relaxed);
+        (
+            self.bytes_received.load(Relaxed),
+            messages.saturating_sub(matched),
+        )
+    }
+
     /// Counts a line, body or SSE event that exceeded `Limits::max_message_bytes`.
     pub fn count_oversize(&self) {
         self.oversize_messages

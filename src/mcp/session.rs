@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::dispatch::Inbox;
-use super::error::McpError;
+use super::error::{Heard, McpError};
 use super::handshake::{self, UNSUPPORTED_PROTOCOL_VERSION};
 use super::http::{HttpTransport, MessageHeaders};
 use super::jsonrpc::{self, IdCounter, RpcErrorObject};
@@ -90,12 +90,14 @@ fn with_modern_meta(params: Option<Value>) -> Value {
     Value::Object(obj)
 }
 
-/// Replaces the placeholder of a transport-level timeout with the method and the call's timeout.
-fn fill_timeout(e: McpError, method: &str, after: Duration) -> McpError {
+/// Replaces the placeholder of a transport-level timeout with the method, the call's timeout
+/// and what the server sent meanwhile.
+fn fill_timeout(e: McpError, method: &str, after: Duration, heard: Heard) -> McpError {
     match e {
         McpError::Timeout { .. } => McpError::Timeout {
             method: method.to_string(),
             after,
+            heard,
         },
         other => other,
     }
@@ -218,6 +220,7 @@ impl McpSession {
         };
         let before_handshake = self.handshake.is_none();
         let started = Instant::now();
+        let heard_before = self.counters.heard_mark();
         let outcome = {
             let _in_flight = InFlight::new(&self.counters);
             match &mut self.transport {
@@ -232,7 +235,10 @@ impl McpSession {
                 Transport::Sse(t) => t.roundtrip(&msg, id, deadline, &mut self.inbox).await,
             }
         }
-        .map_err(|e| fill_timeout(e, method, timeout));
+        .map_err(|e| {
+            let heard = Heard::since(heard_before, self.counters.heard_mark());
+            fill_timeout(e, method, timeout, heard)
+        });
         let ok = match &outcome {
             Ok(Ok(result)) => {
                 method != "tools/call"
@@ -333,6 +339,32 @@ impl McpSession {
         era_hint: Option<Era>,
         timeout: Duration,
     ) -> Result<Handshake, McpError> {
+        // The era probe may spend the whole deadline on a trickling `server/discover`
+        // answer, leaving `initialize` no time to hear anything itself: a timeout then
+        // reports what arrived while discover was awaited.
+        let mut discover_heard = Heard::Nothing;
+        self.handshake_in_time(era_hint, timeout, &mut discover_heard)
+            .await
+            .map_err(|e| match e {
+                McpError::Timeout {
+                    method,
+                    after,
+                    heard: Heard::Nothing,
+                } => McpError::Timeout {
+                    method,
+                    after,
+                    heard: discover_heard,
+                },
+                other => other,
+            })
+    }
+
+    async fn handshake_in_time(
+        &mut self,
+        era_hint: Option<Era>,
+        timeout: Duration,
+        discover_heard: &mut Heard,
+    ) -> Result<Handshake, McpError> {
         let deadline = Instant::now() + timeout;
         let mut notes = Vec::new();
         self.handshake = None;
@@ -359,6 +391,9 @@ impl McpSession {
                 Err(e) if ends_dual_era_probe(&e) => return Err(e),
                 Err(e) => {
                     discover_refused = true;
+                    if let McpError::Timeout { heard, .. } = &e {
+                        *discover_heard = *heard;
+                    }
                     if era_hint == Some(Era::Modern) {
                         notes.push(format!("remembered era was modern, but {e}"));
                     }
@@ -438,7 +473,7 @@ impl McpSession {
         };
         self.notify("notifications/initialized", deadline)
             .await
-            .map_err(|e| fill_timeout(e, "notifications/initialized", timeout))?;
+            .map_err(|e| fill_timeout(e, "notifications/initialized", timeout, Heard::Nothing))?;
         handshake.session_id = session_id;
         self.handshake = Some(handshake.clone());
         Ok(handshake)
@@ -601,10 +636,17 @@ mod tests {
             McpError::Timeout {
                 method: String::new(),
                 after: Duration::ZERO,
+                heard: Heard::Nothing,
             },
             "ping",
             Duration::from_secs(2),
+            Heard::Partial { bytes: 7 },
         );
-        assert!(e.to_string().contains("`ping` within 2s"), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("`ping` within 2s"), "{text}");
+        assert!(
+            text.contains("7 bytes arrived but no complete message"),
+            "{text}"
+        );
     }
 }

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
 use super::dispatch::{Inbox, Routed};
-use super::error::McpError;
+use super::error::{Heard, McpError};
 use super::framing::{Frame, LineFramer};
 use super::jsonrpc::RpcErrorObject;
 use super::{Limits, WireCounters};
@@ -282,6 +282,7 @@ impl StdioTransport {
             Err(_) => Err(McpError::Timeout {
                 method: "write to stdin".into(),
                 after: Duration::ZERO,
+                heard: Heard::Nothing,
             }),
         }
     }
@@ -324,7 +325,11 @@ impl StdioTransport {
                     if let Some(err) = OddCounts::of(&self.counters).since(odd_before) {
                         return Err(err);
                     }
-                    return Err(McpError::Timeout { method: String::new(), after: Duration::ZERO });
+                    return Err(McpError::Timeout {
+                        method: String::new(),
+                        after: Duration::ZERO,
+                        heard: Heard::Nothing,
+                    });
                 }
             };
             match frame {
@@ -510,6 +515,7 @@ async fn read_lines(
     let mut frames = Vec::new();
     loop {
         let n = out.read(&mut buf).await.unwrap_or(0);
+        counters.count_bytes(n);
         if n == 0 {
             framer.finish(&mut frames);
         } else {

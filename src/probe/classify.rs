@@ -152,6 +152,7 @@ mod tests {
         let timeout = McpError::Timeout {
             method: "initialize".into(),
             after: Duration::from_secs(2),
+            heard: crate::mcp::Heard::Nothing,
         };
         assert_eq!(classify(Stage::Handshake, &timeout).0, FailureClass::Down);
         let spawn = McpError::Spawn {
