@@ -90,6 +90,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         metrics,
         board,
         started: Instant::now(),
+        dependencies: dependencies.board(),
+        dependents: dependencies.dependents(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http = web.spawn(listener, router(state), stop_rx.clone())?;

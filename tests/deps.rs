@@ -619,6 +619,36 @@ interval = "1h"
     });
     let (_, page) = daemon.get("/");
     assert!(page.contains("pg-optional (postgres): UNHEALTHY"), "{page}");
+    // /api/dependencies: every dependency once, with its last check and its users.
+    let (status, body) = daemon.get("/api/dependencies");
+    assert_eq!(status, 200, "{body}");
+    let deps: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let deps = deps.as_array().expect("an array");
+    assert_eq!(deps.len(), 2, "{body}");
+    let pg_view = deps.iter().find(|d| d["name"] == "pg").expect("pg");
+    assert_eq!(pg_view["kind"], "postgres");
+    assert_eq!(pg_view["critical"], true);
+    assert_eq!(pg_view["status"], "UNHEALTHY");
+    assert_eq!(pg_view["interval_seconds"], 1.0);
+    assert_eq!(pg_view["used_by"], serde_json::json!(["pg-mcp"]));
+    assert!(pg_view["checked_at_unix"].as_f64().is_some(), "{pg_view}");
+    assert!(
+        pg_view["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{pg_view}"
+    );
+    let optional_view = deps
+        .iter()
+        .find(|d| d["name"] == "pg-optional")
+        .expect("optional");
+    assert_eq!(optional_view["critical"], false);
+    assert_eq!(
+        optional_view["used_by"],
+        serde_json::json!(["pg-mcp-lists"])
+    );
+    assert!(
+        !body.contains(&dsn),
+        "the DSN leaked into /api/dependencies"
+    );
 
     pg.start();
     eventually(WAIT, POLL, both_healthy);

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 pub use config::{DependencyConfig, DependencySpec, SecretSource, StatusRange};
-pub use runner::{DependencyRunner, next_delay};
+pub use runner::{DependencyRunner, Dependents, next_delay};
 
 use crate::health::HealthStatus;
 

@@ -41,8 +41,9 @@ pub struct DependencyRunner {
     history: Option<crate::store::writer::StoreHandle>,
 }
 
-/// Dependency name -> the servers whose `depends_on` lists it (for attributing security events).
-type Dependents = Arc<std::sync::RwLock<HashMap<String, Vec<String>>>>;
+/// Dependency name -> the servers whose `depends_on` lists it (for attributing security events
+/// and for `/api/dependencies`).
+pub type Dependents = Arc<std::sync::RwLock<HashMap<String, Vec<String>>>>;
 
 impl DependencyRunner {
     /// A runner with no dependencies yet, publishing to `metrics` and `board`.
@@ -81,6 +82,11 @@ impl DependencyRunner {
     /// re-assessed at once instead of at their next probe.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// Which servers use which dependency (kept current by [`set_dependents`](Self::set_dependents)).
+    pub fn dependents(&self) -> Dependents {
+        Arc::clone(&self.dependents)
     }
 
     /// The board this runner writes.

@@ -1,7 +1,9 @@
-//! The HTTP surface: `/metrics`, `/health`, `/api/servers` and the status page at `/`.
+//! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies` and the status
+//! page at `/`.
 //! Handlers only read what the scheduler last published; none of them probes.
 
 mod assets;
+mod dependencies;
 mod status_page;
 
 use std::sync::Arc;
@@ -27,6 +29,10 @@ pub struct AppState {
     pub board: StatusBoard,
     /// When the daemon started, for `/health`.
     pub started: Instant,
+    /// Dependency states for `/api/dependencies`.
+    pub dependencies: crate::deps::DependencyBoard,
+    /// Which servers use which dependency.
+    pub dependents: crate::deps::Dependents,
 }
 
 /// Builds the router.
@@ -36,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/health", get(health_handler))
         .route("/api/servers", get(servers_handler))
+        .route("/api/dependencies", get(dependencies_handler))
         .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)
@@ -81,6 +88,12 @@ async fn servers_handler(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], redact(json)).into_response()
 }
 
+async fn dependencies_handler(State(state): State<AppState>) -> Response {
+    let views = dependencies::views(&state.dependencies, &state.dependents);
+    let json = serde_json::to_string(&views).unwrap_or_else(|_| "[]".into());
+    ([(header::CONTENT_TYPE, "application/json")], redact(json)).into_response()
+}
+
 async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
     Html(redact(status_page::render(&snapshot(&state.board))))
 }
@@ -93,7 +106,7 @@ fn redact(text: String) -> String {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /health, /api/servers or /\n",
+        "not found; try /metrics, /health, /api/servers, /api/dependencies or /\n",
     )
 }
 
