@@ -362,6 +362,19 @@ fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
     ]);
     let h: Value = serde_json::from_slice(&out.stdout).expect("history json");
     assert_eq!(h["uptime_percent"], 100.0, "{h}");
+    // By time too: every observed second of a server that never went down.
+    if h["probes"].as_i64().unwrap_or(0) >= 2 {
+        assert_eq!(h["availability"]["percent"], 100.0, "{h}");
+        assert!(
+            h["availability"]["observed_seconds"]
+                .as_f64()
+                .unwrap_or(0.0)
+                > 0.0,
+            "{h}"
+        );
+    } else {
+        assert!(h["availability"].is_null(), "{h}");
+    }
     assert_eq!(h["transitions"][0]["kind"], "up", "{h}");
 }
 

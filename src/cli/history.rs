@@ -72,14 +72,20 @@ fn text(h: &query::History, since: Duration) -> String {
         p.map(|v| format!("{v:.2}%"))
             .unwrap_or_else(|| "n/a".into())
     };
+    let observed = h.availability.map_or_else(String::new, |a| {
+        let secs = Duration::from_secs(a.observed_seconds.round() as u64);
+        format!(" of {} observed", humantime::format_duration(secs))
+    });
     let mut out = format!(
-        "{} over the last {} (since {})\n  availability {} ({} of {} probes up), checks passed {}, restarts {}\n",
+        "{} over the last {} (since {})\n  availability {}{} (by time); {} of {} probes up ({}), checks passed {}, restarts {}\n",
         h.server,
         humantime::format_duration(since),
         super::format_ts(h.since),
-        pct(h.uptime_percent),
+        pct(h.availability.map(|a| a.percent)),
+        observed,
         h.probes_up,
         h.probes,
+        pct(h.uptime_percent),
         pct(h.success_percent),
         h.restarts
     );

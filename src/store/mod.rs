@@ -2,6 +2,7 @@
 //! embedded SQLite database (sqlx; migrations embedded; WAL). The daemon writes through a
 //! bounded channel drained by one background task ([`writer`]); the CLI reads ([`query`]).
 
+pub mod availability;
 mod config;
 pub mod daemon;
 mod level;

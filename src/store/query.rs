@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::availability::{TimeWeighted, time_weighted};
 use super::{Level, Store};
 
 /// Filters of a log search.
@@ -122,6 +123,9 @@ pub struct History {
     pub probes_successful: i64,
     /// `probes_up / probes` in percent; `None` without probes.
     pub uptime_percent: Option<f64>,
+    /// The share of observed time the server was up, each probe's result holding until the
+    /// next (see [`availability`](super::availability)); `None` with fewer than two probes.
+    pub availability: Option<TimeWeighted>,
     /// `probes_successful / probes` in percent.
     pub success_percent: Option<f64>,
     /// Restarts (sessions re-established) in the period.
@@ -142,6 +146,18 @@ pub async fn history(store: &Store, server: &str, since: f64) -> Result<History,
     let probes: i64 = counts.get("n");
     let probes_up: i64 = counts.get("up");
     let probes_successful: i64 = counts.get("ok");
+    let samples: Vec<(f64, bool)> =
+        sqlx::query("SELECT ts, up FROM probe_results WHERE server = ? AND ts >= ? ORDER BY ts")
+            .bind(server)
+            .bind(since)
+            .fetch_all(store.pool())
+            .await?
+            .iter()
+            .map(|r| (r.get::<f64, _>("ts"), r.get::<i64, _>("up") != 0))
+            .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let rows = sqlx::query(
         "SELECT ts, kind, from_status, to_status, reason FROM health_transitions WHERE server = ? AND ts >= ? ORDER BY id",
     )
@@ -167,6 +183,7 @@ pub async fn history(store: &Store, server: &str, since: f64) -> Result<History,
         probes_up,
         probes_successful,
         uptime_percent: percent(probes_up),
+        availability: time_weighted(&samples, now),
         success_percent: percent(probes_successful),
         restarts: transitions.iter().filter(|t| t.kind == "restart").count() as i64,
         transitions,
@@ -193,5 +210,47 @@ mod tests {
             Some("\"Starting\" AND \"(STDIO)\" AND \"server...\"".into())
         );
         assert_eq!(fts_query("a\"b"), Some("\"a\"\"b\"".into()));
+    }
+
+    fn probe(ts: f64, up: bool) -> crate::store::Record {
+        crate::store::Record::Probe(crate::store::ProbeRow {
+            ts,
+            server: "s".into(),
+            check_type: "liveness".into(),
+            up,
+            success: up,
+            health: if up { "HEALTHY" } else { "UNHEALTHY" }.into(),
+            duration_ms: 1.0,
+            latency_ms: None,
+            failure_class: None,
+            failure_stage: None,
+            error: None,
+            stages: "{}".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn history_weighs_availability_by_time_not_by_probe_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("h.db")).await.unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        // 100 s up probed every 10 s, then 100 s down probed every 20 s (restart back-off),
+        // ending now.
+        let start = now - 200.0;
+        let mut rows: Vec<_> = (0..10)
+            .map(|i| probe(start + 10.0 * i as f64, true))
+            .collect();
+        rows.extend((0..5).map(|i| probe(start + 100.0 + 20.0 * i as f64, false)));
+        crate::store::writer::write_batch(&store, &rows)
+            .await
+            .unwrap();
+        let h = history(&store, "s", now - 3600.0).await.unwrap();
+        assert_eq!((h.probes, h.probes_up), (15, 10));
+        let a = h.availability.expect("availability");
+        assert!((a.percent - 50.0).abs() < 0.5, "{a:?}");
+        assert!((a.observed_seconds - 200.0).abs() < 1.0, "{a:?}");
     }
 }

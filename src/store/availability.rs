@@ -1,0 +1,113 @@
+//! Time-weighted availability: the share of observed time a server was up, from its probes.
+//!
+//! Counting probes is biased whenever probes are not evenly spaced: a crash-looping stdio
+//! server is probed on its restart back-off, a hung one only after each timeout. Here each
+//! probe's result holds from its time until the next probe, so every second counts once. A gap
+//! much longer than the server's usual spacing (the daemon was stopped, the machine slept) is
+//! not observation: each span is capped at [`GAP_FACTOR`] times the median spacing.
+
+use serde::Serialize;
+
+/// A span longer than this many median spacings is cut there (the rest is unobserved).
+pub const GAP_FACTOR: f64 = 3.0;
+
+/// Availability over the observed time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimeWeighted {
+    /// Seconds the last probe said up.
+    pub up_seconds: f64,
+    /// Seconds covered by probes (gaps cut, see the module documentation).
+    pub observed_seconds: f64,
+    /// `up_seconds / observed_seconds` in percent.
+    pub percent: f64,
+}
+
+/// Computes availability from `(unix seconds, up)` probes in time order, up to `now` (the last
+/// probe holds until then, within the cap). `None` with no probe or no observed time.
+pub fn time_weighted(probes: &[(f64, bool)], now: f64) -> Option<TimeWeighted> {
+    let cap = GAP_FACTOR * median_spacing(probes)?;
+    let mut up_seconds = 0.0;
+    let mut observed_seconds = 0.0;
+    for (i, &(ts, up)) in probes.iter().enumerate() {
+        let until = probes.get(i + 1).map_or(now, |next| next.0);
+        let span = (until - ts).clamp(0.0, cap);
+        observed_seconds += span;
+        if up {
+            up_seconds += span;
+        }
+    }
+    (observed_seconds > 0.0).then(|| TimeWeighted {
+        up_seconds,
+        observed_seconds,
+        percent: up_seconds * 100.0 / observed_seconds,
+    })
+}
+
+/// Median time between consecutive probes; a single probe has no spacing to go by.
+fn median_spacing(probes: &[(f64, bool)]) -> Option<f64> {
+    let mut gaps: Vec<f64> = probes
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|g| *g > 0.0)
+        .collect();
+    if gaps.is_empty() {
+        return None;
+    }
+    gaps.sort_by(f64::total_cmp);
+    Some(gaps[gaps.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every(interval: f64, ups: &[bool]) -> Vec<(f64, bool)> {
+        ups.iter()
+            .enumerate()
+            .map(|(i, &up)| (i as f64 * interval, up))
+            .collect()
+    }
+
+    #[test]
+    fn evenly_spaced_probes_weigh_alike() {
+        let probes = every(15.0, &[true, true, false, true]);
+        let a = time_weighted(&probes, 60.0).unwrap();
+        assert_eq!((a.up_seconds, a.observed_seconds), (45.0, 60.0));
+        assert_eq!(a.percent, 75.0);
+    }
+
+    #[test]
+    fn sparse_probes_while_down_count_for_their_whole_span() {
+        // Up, probed every 10 s for 100 s; then down for 100 s, probed only every 20 s (the
+        // restart back-off). By probes that is 10 of 15 up (67%); by time it is half.
+        let mut probes = every(10.0, &[true; 10]);
+        probes.extend((0..5).map(|i| (100.0 + 20.0 * i as f64, false)));
+        let a = time_weighted(&probes, 200.0).unwrap();
+        assert_eq!((a.up_seconds, a.observed_seconds), (100.0, 200.0));
+        assert_eq!(a.percent, 50.0);
+    }
+
+    #[test]
+    fn a_gap_while_the_daemon_was_stopped_is_not_observed() {
+        // Probes every 15 s, then nothing for an hour (exporter stopped), then again.
+        let mut probes = every(15.0, &[true, true, true]);
+        probes.extend([(3630.0, false), (3645.0, false)]);
+        let a = time_weighted(&probes, 3660.0).unwrap();
+        // The probe before the gap holds for 3 x 15 s only.
+        assert_eq!(a.up_seconds, 15.0 + 15.0 + 45.0);
+        assert_eq!(a.observed_seconds, 75.0 + 15.0 + 15.0);
+    }
+
+    #[test]
+    fn the_last_probe_holds_until_now_within_the_cap() {
+        let probes = every(10.0, &[false, false, true]);
+        assert_eq!(time_weighted(&probes, 25.0).unwrap().up_seconds, 5.0);
+        assert_eq!(time_weighted(&probes, 500.0).unwrap().up_seconds, 30.0);
+    }
+
+    #[test]
+    fn too_few_probes_give_none() {
+        assert_eq!(time_weighted(&[], 10.0), None);
+        assert_eq!(time_weighted(&[(5.0, true)], 10.0), None);
+    }
+}
