@@ -262,6 +262,11 @@ def performance():
             description="HTTP transports: DNS resolve, TCP+TLS connect (only when a connection "
                         "was opened), server processing until the response headers, transfer "
                         "of the response; summed over the probe's requests.")
+    b.panel("timeseries", "Session cache hit rate",
+            [(f"mcp_cache_hit_rate{{{SEL}}}", "{{server}}")], "percentunit",
+            minimum=0, maximum=1,
+            description="Share of the last 20 probes served by the kept MCP session rather than "
+                        "a new handshake; low means the server loses sessions.")
     b.panel("timeseries", "HTTP connections opened",
             [(f"sum by (server) (increase(mcp_http_connections_opened_total{{{SEL}}}[$__rate_interval]))",
               "{{server}}")], "short",

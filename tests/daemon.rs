@@ -330,6 +330,15 @@ expected_tools = ["list_directory"]
         let probes = settled
             .value("mcp_probes_total", &[("server", server)])
             .unwrap_or(0.0);
+        // One session, kept: every probe after the first was a hit of the session cache.
+        let hit_rate = settled
+            .value("mcp_cache_hit_rate", &[("server", server)])
+            .unwrap_or(0.0);
+        assert!(
+            hit_rate >= 0.5,
+            "{server}: {}",
+            grep(&settled, "mcp_cache_hit_rate")
+        );
         assert!(
             opened >= 1.0 && opened < probes,
             "{server}: {opened} connections opened in {probes} probes\n{}",
@@ -441,6 +450,15 @@ fn a_killed_stdio_child_reads_down_then_is_respawned() {
     assert!(
         new_children.iter().all(|p| !children.contains(p)),
         "child was not respawned"
+    );
+    // The crash cost the session cache: the recent probes include misses.
+    let rate = back
+        .value("mcp_cache_hit_rate", &[("server", "everything")])
+        .expect("mcp_cache_hit_rate");
+    assert!(
+        (0.0..1.0).contains(&rate),
+        "{}",
+        grep(&back, "mcp_cache_hit_rate")
     );
 }
 

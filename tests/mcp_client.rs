@@ -216,6 +216,9 @@ async fn lost_http_session_is_reinitialized_once() {
         .list_tools(CALL)
         .await
         .expect("tools/list on the new session");
+    // The re-established session is reported once, so the probe counts a new session.
+    assert_eq!(session.take_reinitializations(), 1);
+    assert_eq!(session.take_reinitializations(), 0);
     session.shutdown().await;
 }
 

@@ -61,6 +61,8 @@ pub struct McpSession {
     inbox: Inbox,
     records: VecDeque<RequestRecord>,
     handshake: Option<Handshake>,
+    /// Sessions re-established after the server lost one, since the last take.
+    reinitializations: u64,
 }
 
 fn client_info() -> Value {
@@ -166,6 +168,7 @@ impl McpSession {
             ids: IdCounter::default(),
             records: VecDeque::new(),
             handshake: None,
+            reinitializations: 0,
         })
     }
 
@@ -308,6 +311,7 @@ impl McpSession {
                             .cloned(),
                     );
                 }
+                self.reinitializations += 1;
                 self.legacy_initialize(deadline, timeout, notes).await?;
                 self.exchange(method, params, tool, modern, deadline, timeout)
                     .await
@@ -547,6 +551,11 @@ impl McpSession {
     /// The handshake result once done.
     pub fn handshake_info(&self) -> Option<&Handshake> {
         self.handshake.as_ref()
+    }
+
+    /// How many times a lost HTTP session was re-established since the last call (drains).
+    pub fn take_reinitializations(&mut self) -> u64 {
+        std::mem::take(&mut self.reinitializations)
     }
 
     /// Request records since the last call (drains).

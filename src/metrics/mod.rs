@@ -35,6 +35,8 @@ pub mod store;
 pub const MAX_TOOL_LABELS_PER_SERVER: usize = 100;
 /// Longest label value taken from a server; longer values are cut.
 const MAX_LABEL_VALUE_BYTES: usize = 128;
+/// Probes `mcp_cache_hit_rate` looks back over.
+pub const SESSION_REUSE_WINDOW: usize = 20;
 /// Window of `mcp_throughput_requests_per_second`.
 pub const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
 
@@ -108,6 +110,8 @@ struct ServerSeries {
     tools: BTreeSet<String>,
     failure_classes: BTreeSet<&'static str>,
     info: Option<InfoLabels>,
+    /// The last probes, newest last: did each reuse the cached session?
+    session_reuse: std::collections::VecDeque<bool>,
 }
 
 /// Handles to every family; cheap to share behind an `Arc`.
@@ -127,6 +131,7 @@ pub struct Metrics {
     tools: Family<ServerLabels, Gauge>,
     catalog_changes: Family<ServerLabels, Counter>,
     session_starts: Family<ServerLabels, Counter>,
+    cache_hit_rate: Family<ServerLabels, FloatGauge>,
     live: Arc<LiveCollector>,
     series: Mutex<HashMap<String, ServerSeries>>,
     /// Dependency and health-reason families (issue 4).
@@ -237,6 +242,12 @@ impl Metrics {
             "Sessions established by the prober (stdio child spawned or HTTP session initialized)",
             session_starts.clone(),
         );
+        let cache_hit_rate = Family::<ServerLabels, FloatGauge>::default();
+        registry.register(
+            "mcp_cache_hit_rate",
+            format!("Session cache: share of the last {SESSION_REUSE_WINDOW} probes served by the prober's cached session (kept stdio child, HTTP session, remembered modern-era discovery) rather than a new handshake; low means the server loses sessions (restarts, expiry, a load balancer without affinity). PromQL equivalent: 1 - rate(mcp_sessions_started_total[5m]) / rate(mcp_probes_total[5m])"),
+            cache_hit_rate.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "mcp_exporter_build_info",
@@ -274,6 +285,7 @@ impl Metrics {
             tools,
             catalog_changes,
             session_starts,
+            cache_hit_rate,
             live,
             series: Mutex::new(HashMap::new()),
             deps,
@@ -326,6 +338,7 @@ impl Metrics {
         self.probes.remove(&labels);
         self.catalog_changes.remove(&labels);
         self.session_starts.remove(&labels);
+        self.cache_hit_rate.remove(&labels);
         self.live.remove(server);
         self.deps.remove_server(server);
         self.security.remove_server(server);
@@ -406,6 +419,16 @@ impl Metrics {
         }
         let mut all_series = self.lock_series();
         let series = all_series.entry(server.to_string()).or_default();
+        if series.session_reuse.len() >= SESSION_REUSE_WINDOW {
+            series.session_reuse.pop_front();
+        }
+        series
+            .session_reuse
+            .push_back(outcome.up && !outcome.new_session);
+        let hits = series.session_reuse.iter().filter(|hit| **hit).count();
+        self.cache_hit_rate
+            .get_or_create(&labels)
+            .set(hits as f64 / series.session_reuse.len() as f64);
         if let Some(failure) = &outcome.failure {
             let class = failure.class.as_str();
             series.failure_classes.insert(class);
@@ -766,6 +789,37 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+    }
+
+    #[test]
+    fn cache_hit_rate_is_the_share_of_recent_probes_on_the_cached_session() {
+        let m = Metrics::new();
+        m.add_server("c", Arc::new(WireCounters::default()));
+        let rate = |m: &Metrics| {
+            let text = m.encode_prometheus();
+            text.lines()
+                .find_map(|l| l.strip_prefix("mcp_cache_hit_rate{server=\"c\"} "))
+                .map(|v| v.parse::<f64>().unwrap())
+        };
+        let mut o = outcome_with(vec![]);
+        o.new_session = true;
+        m.record_probe("c", "stdio", &o, &healthy(), false);
+        assert_eq!(rate(&m), Some(0.0));
+        o.new_session = false;
+        for _ in 0..3 {
+            m.record_probe("c", "stdio", &o, &healthy(), false);
+        }
+        assert_eq!(rate(&m), Some(0.75));
+        // A probe that found the server down could not use the cached session.
+        o.up = false;
+        m.record_probe("c", "stdio", &o, &healthy(), false);
+        assert_eq!(rate(&m), Some(0.6));
+        // The window keeps the last SESSION_REUSE_WINDOW probes.
+        o.up = true;
+        for _ in 0..SESSION_REUSE_WINDOW {
+            m.record_probe("c", "stdio", &o, &healthy(), false);
+        }
+        assert_eq!(rate(&m), Some(1.0));
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub struct ProbeOutcome {
     /// JSON-RPC round trips made during the probe.
     #[serde(skip)]
     pub requests: Vec<RequestRecord>,
-    /// The session was (re)established by this probe.
+    /// The session was (re)established by this probe (also after the server lost it).
     pub new_session: bool,
     /// Where the time of the probe's HTTP requests went (HTTP transports only).
     pub http_phases: Option<HttpPhases>,

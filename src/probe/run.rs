@@ -121,6 +121,9 @@ impl ServerProbe {
         if let Some(session) = self.session.as_mut() {
             outcome.requests.extend(session.take_records());
             outcome.http_phases = session.take_http_phases();
+            if session.take_reinitializations() > 0 {
+                outcome.new_session = true;
+            }
             self.notifications.extend(session.take_notifications());
             self.stderr_lines.extend(session.take_stderr_lines());
             self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
