@@ -413,6 +413,46 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
         problems.join("\n")
     );
 
+    // The metric contract (METRICS.md, copied here because it lives outside the repository):
+    // every name is emitted with its type and at least one sample.
+    const CONTRACT: [(&str, &str); 14] = [
+        ("mcp_server_up", "gauge"),
+        ("mcp_server_health_status", "gauge"),
+        ("mcp_server_dependency_status", "gauge"),
+        ("mcp_request_duration_seconds", "histogram"),
+        ("mcp_tool_execution_duration_seconds", "histogram"),
+        ("mcp_concurrent_operations", "gauge"),
+        ("mcp_throughput_requests_per_second", "gauge"),
+        ("mcp_server_cpu_usage_percent", "gauge"),
+        ("mcp_server_memory_usage_bytes", "gauge"),
+        ("mcp_server_file_descriptors", "gauge"),
+        ("mcp_server_connections_active", "gauge"),
+        ("mcp_messages_processed", "counter"),
+        ("mcp_cache_hit_rate", "gauge"),
+        ("mcp_resource_usage_score", "gauge"),
+    ];
+    for (name, kind) in CONTRACT {
+        // The 0.0.4 text format names a counter's family with its `_total`.
+        let family = if kind == "counter" {
+            format!("{name}_total")
+        } else {
+            name.to_string()
+        };
+        assert!(
+            exposition.contains(&format!("# TYPE {family} {kind}\n")),
+            "{name} is not a {kind}"
+        );
+        let sample = match kind {
+            "histogram" => format!("{name}_bucket{{"),
+            "counter" => format!("{name}_total{{"),
+            _ => format!("{name}{{"),
+        };
+        assert!(
+            exposition.lines().any(|l| l.starts_with(&sample)),
+            "no sample of {name}"
+        );
+    }
+
     // The same daemon serves the bundle, byte for byte the repository's files.
     let (status, body) = daemon.get("/alerts/mcp-exporter.rules.yml");
     assert_eq!(status, 200);
