@@ -100,7 +100,7 @@ async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
 
 /// Issue 7: no registered secret leaves the daemon through an endpoint.
 fn redact(text: String) -> String {
-    crate::security::redact::redact(&text)
+    crate::security::redact::redact_owned(text)
 }
 
 async fn not_found() -> (StatusCode, &'static str) {

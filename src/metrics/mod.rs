@@ -132,6 +132,8 @@ pub struct Metrics {
     catalog_changes: Family<ServerLabels, Counter>,
     session_starts: Family<ServerLabels, Counter>,
     cache_hit_rate: Family<ServerLabels, FloatGauge>,
+    /// Size of the last `/metrics` body, to size the next one's buffer.
+    last_exposition_bytes: std::sync::atomic::AtomicUsize,
     live: Arc<LiveCollector>,
     series: Mutex<HashMap<String, ServerSeries>>,
     /// Dependency and health-reason families (issue 4).
@@ -286,6 +288,7 @@ impl Metrics {
             catalog_changes,
             session_starts,
             cache_hit_rate,
+            last_exposition_bytes: Default::default(),
             live,
             series: Mutex::new(HashMap::new()),
             deps,
@@ -298,17 +301,31 @@ impl Metrics {
 
     /// Encodes in the Prometheus text format 0.0.4.
     pub fn encode_prometheus(&self) -> String {
-        let mut out = String::with_capacity(16 * 1024);
+        let mut out = self.output_buffer();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        self.remember_size(&out);
         out
     }
 
     /// Encodes in the OpenMetrics 1.0 text format.
     pub fn encode_openmetrics(&self) -> String {
-        let mut out = String::with_capacity(16 * 1024);
+        let mut out = self.output_buffer();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        self.remember_size(&out);
         out
+    }
+
+    /// A buffer sized for the last exposition plus an eighth, so encoding a few hundred
+    /// kilobytes does not copy them over and over while the string grows.
+    fn output_buffer(&self) -> String {
+        let last = self.last_exposition_bytes.load(Ordering::Relaxed);
+        String::with_capacity((last + last / 8).max(16 * 1024))
+    }
+
+    fn remember_size(&self, out: &str) {
+        self.last_exposition_bytes
+            .store(out.len(), Ordering::Relaxed);
     }
 
     /// Starts tracking a server: health UNKNOWN until its first probe, live counters exposed.

@@ -160,14 +160,20 @@ fn looks_secret(name: &str) -> bool {
 
 /// Replaces every registered secret in `text`.
 pub fn redact(text: &str) -> String {
+    redact_owned(text.to_string())
+}
+
+/// [`redact`] for text the caller owns: returned as it is, without a copy, when it holds no
+/// secret (the common case for a `/metrics` body of a few hundred kilobytes).
+pub fn redact_owned(text: String) -> String {
     let secrets = Arc::clone(&store().read().unwrap_or_else(|p| p.into_inner()));
-    let mut out = std::borrow::Cow::Borrowed(text);
+    let mut out = text;
     for s in secrets.iter() {
         if out.contains(s.as_str()) {
-            out = std::borrow::Cow::Owned(out.replace(s.as_str(), MASK));
+            out = out.replace(s.as_str(), MASK);
         }
     }
-    out.into_owned()
+    out
 }
 
 /// A `tracing_subscriber` writer for stderr that redacts each log line.
