@@ -404,6 +404,29 @@ expected_tools = ["list_directory"]
     );
     assert!(response.text().trim_end().ends_with("# EOF"));
 
+    // gzip when the scraper asks, as Prometheus does; the same exposition once decoded.
+    let packed = daemon.request("GET", "/metrics", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(packed.status, 200);
+    assert_eq!(packed.header("content-encoding"), Some("gzip"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(packed.body.as_slice()),
+        &mut text,
+    )
+    .expect("a gzip body");
+    let decoded = Scrape::parse(&text).expect("the decoded body is an exposition");
+    assert!(
+        decoded.value("mcp_server_up", &[("server", "everything")]) == Some(1.0),
+        "{text}"
+    );
+    assert!(
+        packed.body.len() * 4 < text.len(),
+        "{} bytes",
+        packed.body.len()
+    );
+    let plain = daemon.request("GET", "/metrics", &[], b"");
+    assert_eq!(plain.header("content-encoding"), None);
+
     // Status page and health endpoint.
     let (status, page) = daemon.get("/");
     assert_eq!(status, 200);

@@ -3,6 +3,7 @@
 //! Handlers only read what the scheduler last published; none of them probes.
 
 mod assets;
+mod compress;
 mod dependencies;
 mod status_page;
 
@@ -54,19 +55,34 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    if wants_openmetrics {
+    let (content_type, body) = if wants_openmetrics {
         (
-            [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+            OPENMETRICS_CONTENT_TYPE,
             redact(state.metrics.encode_openmetrics()),
+        )
+    } else {
+        (
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            redact(state.metrics.encode_prometheus()),
+        )
+    };
+    if compress::accepts_gzip(&headers) {
+        (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "Accept-Encoding"),
+            ],
+            compress::gzip(body.as_bytes()),
         )
             .into_response()
     } else {
         (
-            [(
-                header::CONTENT_TYPE,
-                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-            )],
-            redact(state.metrics.encode_prometheus()),
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::VARY, "Accept-Encoding"),
+            ],
+            body,
         )
             .into_response()
     }
