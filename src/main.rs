@@ -71,6 +71,9 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// A server's health transitions and availability from the history store.
     History(cli::history::HistoryArgs),
+    /// Print a configuration for the servers of an MCP client's JSON file (Claude Desktop,
+    /// Claude Code, Cursor, VS Code, ...); secrets become ${VAR} references.
+    Import(cli::import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => ExitCode::from(cli::metrics::run(args)),
         Command::Logs(args) => ExitCode::from(cli::logs::run(args)),
         Command::History(args) => ExitCode::from(cli::history::run(args)),
+        Command::Import(args) => ExitCode::from(cli::import::run(args)),
         Command::Validate { config, web_config } => match mcp_exporter::validate::report(&config) {
             Ok(report) => {
                 print!("{report}");

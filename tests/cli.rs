@@ -691,3 +691,92 @@ fn continuous_check_redraws_in_place_on_a_terminal() {
     );
     drop(child);
 }
+
+#[test]
+fn an_imported_claude_desktop_config_checks_healthy_against_real_servers() {
+    if require_tool("node").is_none() {
+        return;
+    }
+    let (_http, port) = spawn_http_everything("streamableHttp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let memory_file = dir.path().join("memory.json");
+    let client = serde_json::json!({
+        "mcpServers": {
+            "everything": {
+                "command": "node",
+                "args": [node_bin("everything").display().to_string()],
+            },
+            "memory": {
+                "command": "node",
+                "args": [node_bin("memory").display().to_string()],
+                "env": {
+                    "MEMORY_FILE_PATH": memory_file.display().to_string(),
+                    "MEMORY_API_TOKEN": "tok-literal-123456",
+                },
+            },
+            "remote everything": {
+                "type": "streamable-http",
+                "url": format!("http://127.0.0.1:{port}/mcp"),
+            },
+        }
+    });
+    let json_path = dir.path().join("claude_desktop_config.json");
+    std::fs::write(&json_path, client.to_string()).expect("write client config");
+
+    let out = cli(&["import", &json_path.display().to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    let toml = stdout(&out);
+    let notes = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!toml.contains("tok-literal-123456"), "{toml}");
+    assert!(notes.contains("export MEMORY_API_TOKEN"), "{notes}");
+    let config = dir.path().join("imported.toml");
+    std::fs::write(&config, &toml).expect("write imported config");
+
+    // The generated file validates without a literal-secret warning, and every server is
+    // HEALTHY once the variable it now references is exported.
+    let validated = cli(&["validate", &config.display().to_string()]);
+    assert!(validated.status.success(), "{validated:?}");
+    assert!(
+        !stdout(&validated).contains("literal secret"),
+        "{}",
+        stdout(&validated)
+    );
+    let checked = run_bounded(
+        Command::new(daemon_bin())
+            .args([
+                "check",
+                "--config",
+                &config.display().to_string(),
+                "--output",
+                "json",
+            ])
+            .env("MEMORY_API_TOKEN", "tok-literal-123456"),
+        CLI_TIMEOUT,
+    )
+    .expect("check");
+    let report: Value = serde_json::from_slice(&checked.stdout).expect("check json");
+    assert_eq!(checked.status.code(), Some(0), "{report}");
+    let healthy: Vec<&str> = report["servers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["status"] == "HEALTHY")
+                .filter_map(|s| s["server"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        healthy,
+        ["everything", "memory", "remote-everything"],
+        "{report}"
+    );
+
+    // A file that is not a client config is refused with exit 2 and a reason.
+    std::fs::write(&json_path, "{\"servers\": []}").expect("write");
+    let refused = cli(&["import", &json_path.display().to_string()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no `mcpServers` object"),
+        "{refused:?}"
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod history;
+pub mod import;
 pub mod logs;
 pub mod metrics;
 pub mod quantile;

@@ -124,6 +124,11 @@ pub fn register_config(config: &Config) {
     register(values);
 }
 
+/// Whether a header carries credentials (Authorization, Cookie, X-API-Key, ...).
+pub fn is_secret_header(name: &str) -> bool {
+    SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+}
+
 /// Warnings for credential headers and secret-looking env entries written literally in the
 /// config file instead of `${VAR}` / `${file:PATH}`.
 pub fn literal_secret_warnings(config: &Config) -> Vec<String> {
@@ -137,9 +142,7 @@ pub fn literal_secret_warnings(config: &Config) -> Vec<String> {
                 .collect(),
             TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. } => headers
                 .iter()
-                .filter(|(k, v)| {
-                    SECRET_HEADERS.contains(&k.to_ascii_lowercase().as_str()) && !v.contains("${")
-                })
+                .filter(|(k, v)| is_secret_header(k) && !v.contains("${"))
                 .map(|(k, _)| k)
                 .collect(),
         };
@@ -153,7 +156,8 @@ pub fn literal_secret_warnings(config: &Config) -> Vec<String> {
     out
 }
 
-fn looks_secret(name: &str) -> bool {
+/// Whether an environment variable's name suggests a secret (TOKEN, KEY, PASSWORD, ...).
+pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_NAME_HINTS.iter().any(|h| upper.contains(h))
 }
