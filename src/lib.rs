@@ -17,6 +17,7 @@ pub mod probe;
 pub mod process;
 pub mod scheduler;
 pub mod security;
+pub mod serde_seconds;
 pub mod store;
 pub mod validate;
 pub mod webconfig;

@@ -37,6 +37,7 @@ pub struct ServerStatus {
     /// `liveness` or `readiness`.
     pub check: &'static str,
     /// Probe interval.
+    #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub interval: Duration,
     /// Current health and its reasons.
     pub health: Health,

@@ -427,6 +427,28 @@ expected_tools = ["list_directory"]
     let plain = daemon.request("GET", "/metrics", &[], b"");
     assert_eq!(plain.header("content-encoding"), None);
 
+    // /api/servers gives durations in seconds, as jq users expect.
+    let (status, api) = daemon.get("/api/servers");
+    assert_eq!(status, 200);
+    let servers: serde_json::Value = serde_json::from_str(&api).expect("JSON");
+    let http = servers
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "everything-http"))
+        .expect("everything-http in /api/servers");
+    assert_eq!(http["interval"], 1.0, "{http}");
+    let probe = &http["last_probe"];
+    assert!(
+        probe["duration"].as_f64().is_some_and(|d| d > 0.0),
+        "{probe}"
+    );
+    assert!(probe["stages"][0][1].as_f64().is_some(), "{probe}");
+    assert!(
+        probe["http_phases"]["processing"]
+            .as_f64()
+            .is_some_and(|d| d > 0.0),
+        "{probe}"
+    );
+
     // Status page and health endpoint.
     let (status, page) = daemon.get("/");
     assert_eq!(status, 200);

@@ -97,6 +97,7 @@ pub struct RateLimit {
     /// Requests left in the window, when the API says.
     pub remaining: Option<u64>,
     /// How long to wait before the next request, when the API asks for it.
+    #[serde(serialize_with = "crate::serde_seconds::option")]
     pub retry_after: Option<Duration>,
 }
 
@@ -113,6 +114,7 @@ pub struct DependencyCheck {
     /// When the check started.
     pub started_at: SystemTime,
     /// How long it took.
+    #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub duration: Duration,
     /// Kind-specific facts: server version, connect/query time, free bytes, HTTP status...
     pub details: BTreeMap<&'static str, String>,
@@ -181,6 +183,7 @@ pub struct DependencyState {
     /// Whether servers depending on it are UNHEALTHY (true) or DEGRADED (false) when it is down.
     pub critical: bool,
     /// Interval between checks.
+    #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub interval: Duration,
     /// The last check, once one finished.
     pub last: Option<DependencyCheck>,

@@ -24,13 +24,17 @@ use tokio::time::Instant;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HttpPhases {
     /// Host name lookups (zero for an IP literal or when every connection was reused).
+    #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub resolve: Duration,
     /// TCP connect plus TLS handshake of the connections this probe opened.
+    #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub connect: Duration,
     /// From sending each request until its response headers, connection set-up excluded.
+    #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub processing: Duration,
     /// From the response headers until the JSON-RPC response was read (for the legacy SSE
     /// transport: until it arrived on the event stream).
+    #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub transfer: Duration,
     /// Connections opened (successfully) during the probe; 0 = all requests reused one.
     pub connections_opened: u32,

@@ -133,6 +133,7 @@ pub struct ProbeOutcome {
     #[serde(serialize_with = "serialize_time")]
     pub started_at: SystemTime,
     /// Total probe duration.
+    #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub duration: Duration,
     /// The MCP handshake (or ping on the live session) completed in time.
     pub up: bool,
@@ -146,10 +147,12 @@ pub struct ProbeOutcome {
     pub notes: Vec<String>,
     /// Latency an operator compares to thresholds: the ping RTT, or the handshake when
     /// the session was new and no ping ran.
+    #[serde(serialize_with = "crate::serde_seconds::option")]
     pub latency: Option<Duration>,
     /// Server identity, once a handshake succeeded on this or an earlier probe of the session.
     pub identity: Option<ServerIdentity>,
     /// Duration of each stage that ran.
+    #[serde(serialize_with = "crate::serde_seconds::pairs")]
     pub stages: Vec<(Stage, Duration)>,
     /// The tool catalog, for readiness probes.
     pub catalog: Option<CatalogSummary>,
