@@ -65,6 +65,10 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../docs/runbooks/MCPServerCrashLooping.md"),
     ),
     (
+        "MCPSessionChurn",
+        include_str!("../docs/runbooks/MCPSessionChurn.md"),
+    ),
+    (
         "MCPProbesNotRunning",
         include_str!("../docs/runbooks/MCPProbesNotRunning.md"),
     ),
