@@ -43,6 +43,8 @@ fi
 step "install test dependencies" scripts/install-deps.sh
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
+# The API documentation builds without a broken or private intra-doc link.
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 if command -v cargo-nextest >/dev/null; then
 	# nextest runs each test in its own process but not doctests; those run first so the
 	# test suite's summary is the last thing printed.

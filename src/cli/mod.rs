@@ -1,6 +1,6 @@
-//! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs` and
-//! `history`. `main.rs` parses arguments and calls [`run_check`] & co.; each returns the exit
-//! status.
+//! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs`,
+//! `history` and `import`. `main.rs` parses arguments and calls each module's `run`, which
+//! returns the exit status.
 
 pub mod check;
 pub mod history;

@@ -317,7 +317,7 @@ fn read_small_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
-/// Runs one check of `config` now, bounded by its timeout (plus [`CHECK_GRACE`] for cleanup).
+/// Runs one check of `config` now, bounded by its timeout (plus `CHECK_GRACE` for cleanup).
 pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> DependencyCheck {
     let started_at = SystemTime::now();
     let start = tokio::time::Instant::now();

@@ -534,7 +534,7 @@ fn unix_seconds(t: SystemTime) -> f64 {
 }
 
 /// Makes an untrusted value safe and bounded as a label value: control characters become
-/// `_`, and the value is cut at [`MAX_LABEL_VALUE_BYTES`] on a character boundary.
+/// `_`, and the value is cut at `MAX_LABEL_VALUE_BYTES` (128) on a character boundary.
 pub fn sanitize_label_value(value: &str) -> String {
     let mut out: String = value
         .chars()

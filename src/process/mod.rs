@@ -34,7 +34,7 @@ pub struct ProcessStatus {
     pub found: Option<bool>,
     /// Why it was not found.
     pub reason: Option<String>,
-    /// Pids of the tree (the first [`MAX_PIDS_SHOWN`]).
+    /// Pids of the tree (the first `MAX_PIDS_SHOWN`).
     pub pids: Vec<u32>,
     /// The last sample.
     pub usage: Option<Usage>,
