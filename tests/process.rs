@@ -104,7 +104,9 @@ fn gauges_match_proc_for_a_process_of_known_size() {
     let idle_pid_file = dir.path().join("idle.pid");
     let busy_pid_file = dir.path().join("busy.pid");
     let tag = format!("match-me-{}", std::process::id());
-    // 1 listener + 2 TCP pairs + 1 Unix pair = 7 sockets.
+    // 2 TCP pairs + 1 Unix pair = 6 connected sockets; a TCP and a Unix listener.
+    let unix_listener = dir.path().join("hog.sock");
+    let unix_listener_arg = unix_listener.display().to_string();
     let (_idle, idle) = start_hog(
         &python,
         &idle_pid_file,
@@ -117,6 +119,8 @@ fn gauges_match_proc_for_a_process_of_known_size() {
             "2",
             "--unix-pairs",
             "1",
+            "--unix-listener",
+            &unix_listener_arg,
             "--tag",
             &tag,
         ],
@@ -159,8 +163,11 @@ fn gauges_match_proc_for_a_process_of_known_size() {
             return Err(format!("fds {fds:?}, /proc says {want_fds}"));
         }
         let conns = gauge(&s, "mcp_server_connections_active", "idle");
-        if conns != Some(7.0) {
-            return Err(format!("connections {conns:?}, want 7"));
+        let listening = gauge(&s, "mcp_server_listening_sockets", "idle");
+        if conns != Some(6.0) || listening != Some(2.0) {
+            return Err(format!(
+                "connections {conns:?}, want 6; listening {listening:?}, want 2"
+            ));
         }
         let limit = gauge(&s, "mcp_server_file_descriptors_limit", "idle");
         if limit != soft_nofile(idle) {

@@ -34,6 +34,7 @@ pub struct ProcessMetrics {
     fds: Family<ServerLabels, Gauge>,
     fd_limit: Family<ServerLabels, Gauge>,
     connections: Family<ServerLabels, Gauge>,
+    listening: Family<ServerLabels, Gauge>,
     threads: Family<ServerLabels, Gauge>,
     processes: Family<ServerLabels, Gauge>,
     start_time: Family<ServerLabels, FloatGauge>,
@@ -85,7 +86,13 @@ impl ProcessMetrics {
             connections: reg(
                 registry,
                 "mcp_server_connections_active",
-                "TCP (v4 and v6, any state including listening) and Unix sockets held by the server's process tree, each counted once",
+                "TCP (v4 and v6) and Unix sockets held by the server's process tree that are not listening, each counted once",
+                Family::default(),
+            ),
+            listening: reg(
+                registry,
+                "mcp_server_listening_sockets",
+                "Listening sockets held by the server's process tree (TCP in LISTEN, bound Unix stream sockets)",
                 Family::default(),
             ),
             threads: reg(
@@ -184,6 +191,7 @@ impl ProcessMetrics {
             }
         }
         set_or_remove(&self.connections, &labels, usage.connections);
+        set_or_remove(&self.listening, &labels, usage.listening_sockets);
         set_or_remove(&self.threads, &labels, usage.threads);
         self.processes
             .get_or_create(&labels)
@@ -218,6 +226,7 @@ impl ProcessMetrics {
             &self.fds,
             &self.fd_limit,
             &self.connections,
+            &self.listening,
             &self.threads,
             &self.processes,
         ] {
@@ -291,6 +300,7 @@ mod tests {
                 file_descriptors: Some(7),
                 file_descriptors_limit: Some(1024),
                 connections: Some(3),
+                listening_sockets: Some(1),
                 threads: Some(4),
                 start_time_seconds: 1.5e9,
             }),
@@ -305,6 +315,7 @@ mod tests {
             "mcp_server_file_descriptors{server=\"s\"} 7",
             "mcp_server_file_descriptors_limit{server=\"s\"} 1024",
             "mcp_server_connections_active{server=\"s\"} 3",
+            "mcp_server_listening_sockets{server=\"s\"} 1",
             "mcp_server_processes{server=\"s\"} 2",
             "mcp_resource_usage_score{server=\"s\"} 0.25",
             "mcp_server_process_found{server=\"s\"} 1",

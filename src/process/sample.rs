@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 pub use super::usage::Usage;
+use procfs::net::{TcpState, UnixState};
 use procfs::process::{FDTarget, Process};
 
 use super::discover::Tree;
@@ -56,6 +57,7 @@ impl Sampler {
             file_descriptors: Some(0),
             file_descriptors_limit,
             connections: Some(0),
+            listening_sockets: Some(0),
             threads: Some(0),
             start_time_seconds: boot + main_stat.starttime as f64 / tps as f64,
         };
@@ -84,7 +86,9 @@ impl Sampler {
             }
         }
         if !socket_inodes.is_empty() {
-            usage.connections = Some(count_known_sockets(&main, &socket_inodes));
+            let sockets = count_known_sockets(&main, &socket_inodes);
+            usage.connections = Some(sockets.connections);
+            usage.listening_sockets = Some(sockets.listening);
         }
         if let Some((then, previous)) = &self.previous {
             let elapsed = now.duration_since(*then).as_secs_f64();
@@ -108,19 +112,40 @@ impl Sampler {
     }
 }
 
-/// How many of `inodes` are TCP or Unix sockets in the main process' network namespace.
-fn count_known_sockets(main: &Process, inodes: &HashSet<u64>) -> u64 {
-    let mut known: HashSet<u64> = HashSet::new();
+/// The tree's TCP and Unix sockets, split into connections and listeners.
+#[derive(Debug, Default, PartialEq)]
+struct SocketCounts {
+    connections: u64,
+    listening: u64,
+}
+
+/// Which of `inodes` are TCP or Unix sockets in the main process' network namespace, and
+/// whether each listens: a TCP socket in LISTEN, or a Unix stream socket bound to a path and
+/// unconnected (procfs shows no listen flag for Unix sockets; a bound, unconnected stream
+/// socket is a listener in practice).
+fn count_known_sockets(main: &Process, inodes: &HashSet<u64>) -> SocketCounts {
+    let mut listening_by_inode: HashMap<u64, bool> = HashMap::new();
     for entry in main.tcp().into_iter().flatten() {
-        known.insert(entry.inode);
+        listening_by_inode.insert(entry.inode, entry.state == TcpState::Listen);
     }
     for entry in main.tcp6().into_iter().flatten() {
-        known.insert(entry.inode);
+        listening_by_inode.insert(entry.inode, entry.state == TcpState::Listen);
     }
     for entry in main.unix().into_iter().flatten() {
-        known.insert(entry.inode);
+        let listening = entry.state == UnixState::UNCONNECTED
+            && entry.path.is_some()
+            && entry.socket_type != libc::SOCK_DGRAM as u16;
+        listening_by_inode.insert(entry.inode, listening);
     }
-    inodes.iter().filter(|i| known.contains(i)).count() as u64
+    let mut counts = SocketCounts::default();
+    for inode in inodes {
+        match listening_by_inode.get(inode) {
+            Some(true) => counts.listening += 1,
+            Some(false) => counts.connections += 1,
+            None => {}
+        }
+    }
+    counts
 }
 
 #[cfg(test)]
@@ -134,13 +159,17 @@ mod tests {
             pids: vec![std::process::id()],
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
         let mut sampler = Sampler::new();
         let first = sampler.sample(&tree).expect("first sample");
         assert_eq!(first.processes, 1);
         assert!(first.cpu_percent.is_none());
         assert!(first.memory_bytes > 1024 * 1024, "{first:?}");
         assert!(first.file_descriptors >= Some(4), "{first:?}");
-        assert!(first.connections >= Some(1), "{first:?}");
+        // The connected pair counts as connections, the listener apart.
+        assert!(first.connections >= Some(2), "{first:?}");
+        assert!(first.listening_sockets >= Some(1), "{first:?}");
         assert!(first.threads >= Some(1));
         assert!(first.start_time_seconds > 1.0e9, "{first:?}");
         let start = Instant::now();
@@ -151,7 +180,7 @@ mod tests {
         std::hint::black_box(x);
         let second = sampler.sample(&tree).expect("second sample");
         assert!(second.cpu_percent.is_some_and(|c| c > 0.0), "{second:?}");
-        drop(listener);
+        drop((listener, client, accepted));
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl SysinfoSampler {
             file_descriptors: Some(0),
             file_descriptors_limit: main.open_files_limit().map(|l| l as u64),
             connections: None,
+            listening_sockets: None,
             threads: Some(0),
             start_time_seconds: main.start_time() as f64,
         };

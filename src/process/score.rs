@@ -46,6 +46,7 @@ mod tests {
             file_descriptors: Some(fds),
             file_descriptors_limit: limit,
             connections: Some(0),
+            listening_sockets: Some(0),
             threads: Some(1),
             start_time_seconds: 0.0,
         }

@@ -18,9 +18,12 @@ pub struct Usage {
     pub file_descriptors: Option<u64>,
     /// Soft RLIMIT_NOFILE of the main process; `None` when unlimited or unreadable.
     pub file_descriptors_limit: Option<u64>,
-    /// TCP (v4, v6) and Unix sockets held by the tree, each socket counted once; `None` when
-    /// the sampler cannot see sockets (sysinfo).
+    /// TCP (v4, v6) and Unix sockets held by the tree that are not listening, each socket
+    /// counted once; `None` when the sampler cannot see sockets (sysinfo).
     pub connections: Option<u64>,
+    /// Listening sockets held by the tree (TCP in LISTEN; bound, unconnected Unix stream
+    /// sockets); `None` when the sampler cannot see sockets.
+    pub listening_sockets: Option<u64>,
     /// Threads, summed over the tree; `None` when the sampler cannot count them.
     pub threads: Option<u64>,
     /// Unix time the main process started.
