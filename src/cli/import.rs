@@ -150,6 +150,13 @@ pub fn convert(text: &str, path: &Path, check: &str) -> Result<Imported, ImportE
             notes.push(format!("server {key:?} is disabled in the client; skipped"));
             continue;
         }
+        if let Some(url) = entry.get("url").and_then(Value::as_str)
+            && url.contains("${")
+        {
+            return Err(entry_error(format!(
+                "`url` {url:?} uses a placeholder; write the URL out (the exporter expands variables in env and headers only)"
+            )));
+        }
         let name = unique_name(&sanitize_name(key), &servers);
         if &name != key {
             notes.push(format!(
@@ -285,6 +292,14 @@ fn placeholders(value: &str, server: &str, notes: &mut Vec<String>) -> String {
         out.push_str(&rest[..start]);
         let var = match inner.split_once(':') {
             Some(("env", name)) => name.to_string(),
+            // Claude Code's `${VAR:-default}`: the exporter has no defaults, so the variable
+            // must be set.
+            Some((name, default)) if default.starts_with('-') => {
+                notes.push(format!(
+                    "server {server:?}: ${{{inner}}} loses its default; set {name} before `serve`"
+                ));
+                name.to_string()
+            }
             Some((_, id)) => env_name(id),
             // `${HOME}` is already an environment reference; `${workspaceFolder}` is not.
             None if inner
@@ -431,6 +446,20 @@ mod tests {
     }
 
     #[test]
+    fn claude_code_defaults_are_dropped_with_a_note() {
+        let out = import(
+            r#"{"mcpServers": {"api": {"type": "http", "url": "https://api.example.com/mcp",
+                "headers": {"X-Team": "${TEAM:-core}"}}}}"#,
+        );
+        assert!(out.toml.contains("X-Team = \"${TEAM}\""), "{}", out.toml);
+        assert!(
+            out.notes
+                .iter()
+                .any(|n| n.contains("loses its default; set TEAM"))
+        );
+    }
+
+    #[test]
     fn problems_name_the_file_and_the_entry() {
         let err = |json: &str| {
             convert(json, Path::new("c.json"), "liveness")
@@ -450,6 +479,10 @@ mod tests {
         assert!(
             err(r#"{"mcpServers": {"x": {"command": "a", "args": "b"}}}"#)
                 .contains("`args` is \"b\", not a list")
+        );
+        assert!(
+            err(r#"{"mcpServers": {"x": {"url": "${BASE}/mcp"}}}"#)
+                .contains("`url` \"${BASE}/mcp\" uses a placeholder")
         );
     }
 
