@@ -820,6 +820,11 @@ async fn hung_http_server_times_out() {
         "{err}"
     );
     assert!(started.elapsed() < timeout + Duration::from_millis(500));
+    // The wait for headers that never came is the server's processing time; the connection
+    // was opened (and timed) by this probe.
+    let phases = session.take_http_phases().expect("HTTP phases");
+    assert!(phases.processing >= timeout / 2, "{phases:?}");
+    assert_eq!(phases.connections_opened, 1, "{phases:?}");
 }
 
 #[tokio::test]

@@ -262,8 +262,14 @@ impl HttpTransport {
         inbox: &mut Inbox,
     ) -> Result<Result<Value, RpcErrorObject>, McpError> {
         let started = Instant::now();
-        let resp = self.send(msg, h, deadline).await?;
+        let sent = self.send(msg, h, deadline).await;
         let headers_at = Instant::now();
+        // A request that got no headers (timeout, refused, reset) still spent its time: a
+        // server that never answers shows it as processing.
+        let resp = sent.inspect_err(|_| {
+            self.phases
+                .add_exchange(headers_at - started, Duration::ZERO)
+        })?;
         let outcome = self.read_response(resp, want, h, deadline, inbox).await;
         self.phases
             .add_exchange(headers_at - started, headers_at.elapsed());

@@ -93,13 +93,14 @@ impl SseTransport {
             .headers(self.headers.clone())
             .header(ACCEPT, "text/event-stream");
         let started = Instant::now();
-        let mut resp = timeout_at(deadline, req.send())
-            .await
-            .map_err(|_| timeout_marker())?
-            .map_err(|e| map_send_error(self.url.as_str(), &e))?;
+        let sent = timeout_at(deadline, req.send()).await;
         let headers_at = Instant::now();
+        // Timed whether or not headers came: a stream that never opens shows as processing.
         self.phases
             .add_exchange(headers_at - started, Duration::ZERO);
+        let mut resp = sent
+            .map_err(|_| timeout_marker())?
+            .map_err(|e| map_send_error(self.url.as_str(), &e))?;
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
             return Err(auth_error(&resp));
@@ -245,8 +246,13 @@ impl SseTransport {
             self.connect(deadline).await?;
         }
         let started = Instant::now();
-        self.post(msg, deadline).await?;
+        let posted = self.post(msg, deadline).await;
         let posted_at = Instant::now();
+        if posted.is_err() {
+            self.phases
+                .add_exchange(posted_at - started, Duration::ZERO);
+        }
+        posted?;
         let outcome = self.await_response(want, deadline, inbox).await;
         self.phases
             .add_exchange(posted_at - started, posted_at.elapsed());
