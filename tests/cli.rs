@@ -770,6 +770,19 @@ fn an_imported_claude_desktop_config_checks_healthy_against_real_servers() {
         ["everything", "memory", "remote-everything"],
         "{report}"
     );
+    // The HTTP server's row says where its time went (a new connection: connect is timed too).
+    let remote = &report["servers"][2];
+    assert!(
+        remote["http_phases"]["processing"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
+        "{remote}"
+    );
+    assert_eq!(remote["http_phases"]["connections_opened"], 1, "{remote}");
+    assert!(
+        report["servers"][0].get("http_phases").is_none(),
+        "stdio has none: {report}"
+    );
 
     // A file that is not a client config is refused with exit 2 and a reason.
     std::fs::write(&json_path, "{\"servers\": []}").expect("write");

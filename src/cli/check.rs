@@ -85,6 +85,9 @@ pub struct CheckRow {
     pub failing_dependencies: Vec<String>,
     /// Why it is not healthy; empty when healthy.
     pub reason: String,
+    /// Where the probe's HTTP time went (HTTP transports; JSON output only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_phases: Option<crate::mcp::HttpPhases>,
 }
 
 /// A whole round.
@@ -272,6 +275,7 @@ async fn round(
                 check: check_type.as_str().into(),
                 failing_dependencies: failing,
                 reason: health.reasons.join("; "),
+                http_phases: outcome.as_ref().and_then(|o| o.http_phases),
             }
         })
         .collect();
@@ -463,6 +467,7 @@ mod tests {
                 check: "readiness".into(),
                 failing_dependencies: vec![],
                 reason: "down at connect: spawn failed".into(),
+                http_phases: None,
             }],
         };
         let t = table(&report);
