@@ -29,7 +29,8 @@ pub struct HttpPhases {
     /// TCP connect plus TLS handshake of the connections this probe opened.
     #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub connect: Duration,
-    /// From sending each request until its response headers, connection set-up excluded.
+    /// From sending each request until its response headers (or until it failed without
+    /// any: a server that never answers shows its wait here), connection set-up excluded.
     #[serde(serialize_with = "crate::serde_seconds::duration")]
     pub processing: Duration,
     /// From the response headers until the JSON-RPC response was read (for the legacy SSE
