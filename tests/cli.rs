@@ -770,7 +770,8 @@ fn an_imported_claude_desktop_config_checks_healthy_against_real_servers() {
         ["everything", "memory", "remote-everything"],
         "{report}"
     );
-    // The HTTP server's row says where its time went (a new connection: connect is timed too).
+    // The HTTP server's row says where its time went (new connections: connect is timed too;
+    // server-everything may close one after a streamed response, so at least one).
     let remote = &report["servers"][2];
     assert!(
         remote["http_phases"]["processing"]
@@ -778,7 +779,12 @@ fn an_imported_claude_desktop_config_checks_healthy_against_real_servers() {
             .is_some_and(|s| s > 0.0),
         "{remote}"
     );
-    assert_eq!(remote["http_phases"]["connections_opened"], 1, "{remote}");
+    assert!(
+        remote["http_phases"]["connections_opened"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{remote}"
+    );
     assert!(
         report["servers"][0].get("http_phases").is_none(),
         "stdio has none: {report}"

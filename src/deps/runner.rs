@@ -78,8 +78,8 @@ impl DependencyRunner {
         *self.dependents.write().unwrap_or_else(|p| p.into_inner()) = map;
     }
 
-    /// A receiver that changes whenever a dependency's status changes, so servers can be
-    /// re-assessed at once instead of at their next probe.
+    /// A receiver that changes whenever a dependency's status or reason changes, so servers
+    /// can be re-assessed at once instead of at their next probe.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
@@ -212,6 +212,7 @@ async fn run(
     let mut next = Instant::now() + spread.mul_f64(rand::random_range(0.0..=1.0));
     let kind = config.spec.kind();
     let mut previous = HealthStatus::Unknown;
+    let mut previous_reason: Option<String> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -242,6 +243,11 @@ async fn run(
             record_auth_failure(&metrics, &dependents, &config.name, &check);
         }
         let changed = check.status != previous;
+        // Servers show a dependency's reason too: a new reason under the same status
+        // ("shutting down" -> "connection refused") re-assesses them, or they would show
+        // the stale one until their next probe.
+        let reason_changed = check.reason != previous_reason;
+        previous_reason = check.reason.clone();
         if changed {
             let reason = check.reason.clone().unwrap_or_default();
             if check.up() {
@@ -263,7 +269,7 @@ async fn run(
                 state.last = Some(check);
             }
         }
-        if changed {
+        if changed || reason_changed {
             changes.send_modify(|generation| *generation += 1);
         }
         next = (started + delay).max(Instant::now());

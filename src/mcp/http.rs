@@ -15,8 +15,8 @@ use tokio::time::{Instant, timeout_at};
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
 use super::http_io::{
-    auth_error, build_client, map_send_error, parse_headers, read_body, read_excerpt,
-    timeout_marker,
+    auth_error, build_client, drain_in_background, map_send_error, parse_headers, read_body,
+    read_excerpt, timeout_marker,
 };
 use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::{RpcErrorObject, error_in_body};
@@ -239,6 +239,7 @@ impl HttpTransport {
                 message: err.message,
             });
         }
+        drain_in_background(resp);
         Ok(())
     }
 
@@ -388,7 +389,10 @@ impl HttpTransport {
                 };
                 for r in routed {
                     match r {
-                        Routed::Matched(outcome) => return Ok(outcome),
+                        Routed::Matched(outcome) => {
+                            drain_in_background(resp);
+                            return Ok(outcome);
+                        }
                         Routed::Reply(reply) => {
                             self.post_untimed(&reply, self.reply_headers(h), deadline)
                                 .await?

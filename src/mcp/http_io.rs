@@ -100,6 +100,28 @@ pub(crate) async fn read_body(
     }
 }
 
+/// Longest a background drain waits for the rest of a body.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+/// Most bytes a background drain reads before giving the connection up.
+const DRAIN_BYTES: usize = 1 << 20;
+
+/// Reads what is left of a response we are done with, off the probe's path, so its keep-alive
+/// connection goes back to the pool instead of being closed (an SSE response stream the server
+/// ends right after our message, a 202's "Accepted"). A body that does not end within
+/// `DRAIN_FOR` or `DRAIN_BYTES` is dropped with its connection.
+pub(crate) fn drain_in_background(mut resp: reqwest::Response) {
+    tokio::spawn(async move {
+        let until = Instant::now() + DRAIN_FOR;
+        let mut read = 0usize;
+        while read <= DRAIN_BYTES {
+            match timeout_at(until, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => read += chunk.len(),
+                _ => break,
+            }
+        }
+    });
+}
+
 /// Reads at most `limit` bytes of a body for an error message; never fails.
 pub(crate) async fn read_excerpt(
     resp: &mut reqwest::Response,

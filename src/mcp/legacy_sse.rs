@@ -18,7 +18,8 @@ use super::WireCounters;
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
 use super::http_io::{
-    auth_error, build_client, map_send_error, parse_headers, read_excerpt, timeout_marker,
+    auth_error, build_client, drain_in_background, map_send_error, parse_headers, read_excerpt,
+    timeout_marker,
 };
 use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::RpcErrorObject;
@@ -215,6 +216,7 @@ impl SseTransport {
                 body_excerpt: String::from_utf8_lossy(&body).trim().to_string(),
             });
         }
+        drain_in_background(resp);
         Ok(())
     }
 
