@@ -486,11 +486,7 @@ fn publish(
         Some(failure) => {
             status.consecutive_failures += 1;
             status.last_failure = Some(TimedFailure {
-                at_unix: outcome
-                    .started_at
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0),
+                at_unix: crate::store::unix_seconds(outcome.started_at),
                 failure: failure.clone(),
             });
         }

@@ -198,6 +198,29 @@ impl DependencyState {
             .as_ref()
             .map_or(HealthStatus::Unknown, |c| c.status)
     }
+
+    /// What the last check observed when not healthy; "not checked yet" before the first.
+    pub fn reason(&self) -> Option<String> {
+        match &self.last {
+            Some(check) => check.reason.clone(),
+            None => Some("not checked yet".into()),
+        }
+    }
+
+    /// Unix time the last check started.
+    pub fn checked_at_unix(&self) -> Option<f64> {
+        self.last
+            .as_ref()
+            .map(|c| crate::store::unix_seconds(c.started_at))
+    }
+
+    /// Facts of the last check (server version, free space, HTTP status...).
+    pub fn details(&self) -> BTreeMap<&'static str, String> {
+        self.last
+            .as_ref()
+            .map(|c| c.details.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Shared map from dependency name to its state; written by the runner, read by server tasks
@@ -246,21 +269,9 @@ pub fn server_view(board: &DependencyBoard, names: &[String]) -> Vec<ServerDepen
                 kind: state.kind,
                 critical: state.critical,
                 status: state.status(),
-                reason: match &state.last {
-                    Some(c) => c.reason.clone(),
-                    None => Some("not checked yet".into()),
-                },
-                checked_at_unix: state.last.as_ref().map(|c| {
-                    c.started_at
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0)
-                }),
-                details: state
-                    .last
-                    .as_ref()
-                    .map(|c| c.details.clone())
-                    .unwrap_or_default(),
+                reason: state.reason(),
+                checked_at_unix: state.checked_at_unix(),
+                details: state.details(),
             },
             None => ServerDependency {
                 name: name.clone(),

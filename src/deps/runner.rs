@@ -260,12 +260,10 @@ async fn run(
         {
             let mut board = board.write().unwrap_or_else(|p| p.into_inner());
             if let Some(state) = board.get_mut(&config.name) {
-                state.backoff_until_unix = check.rate_limit.retry_after.map(|wait| {
-                    (SystemTime::now() + wait)
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0)
-                });
+                state.backoff_until_unix = check
+                    .rate_limit
+                    .retry_after
+                    .map(|wait| crate::store::unix_seconds(SystemTime::now() + wait));
                 state.last = Some(check);
             }
         }

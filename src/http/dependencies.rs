@@ -1,7 +1,6 @@
 //! `/api/dependencies`: every configured dependency, its last check and the servers using it.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -57,17 +56,10 @@ fn view(state: &DependencyState, used_by: Vec<String>) -> DependencyView {
         critical: state.critical,
         interval_seconds: state.interval.as_secs_f64(),
         status: state.status(),
-        reason: match last {
-            Some(check) => check.reason.clone(),
-            None => Some("not checked yet".into()),
-        },
-        checked_at_unix: last.map(|c| {
-            c.started_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64())
-        }),
+        reason: state.reason(),
+        checked_at_unix: state.checked_at_unix(),
         duration_seconds: last.map(|c| c.duration.as_secs_f64()),
-        details: last.map(|c| c.details.clone()).unwrap_or_default(),
+        details: state.details(),
         backoff_until_unix: state.backoff_until_unix,
         used_by,
     }

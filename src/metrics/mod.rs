@@ -10,7 +10,7 @@ pub use deps::DepMetrics;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -423,7 +423,7 @@ impl Metrics {
             .set(outcome.duration.as_secs_f64());
         self.probe_last_run
             .get_or_create(&labels)
-            .set(unix_seconds(outcome.started_at));
+            .set(crate::store::unix_seconds(outcome.started_at));
         self.probes.get_or_create(&labels).inc();
         if outcome.new_session {
             self.session_starts.get_or_create(&labels).inc();
@@ -525,12 +525,6 @@ fn server_labels(server: &str) -> ServerLabels {
     ServerLabels {
         server: server.to_string(),
     }
-}
-
-fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Makes an untrusted value safe and bounded as a label value: control characters become
@@ -720,7 +714,7 @@ mod tests {
     use crate::probe::ServerIdentity;
 
     fn outcome_with(records: Vec<RequestRecord>) -> ProbeOutcome {
-        let mut o = ProbeOutcome::started(SystemTime::now());
+        let mut o = ProbeOutcome::started(std::time::SystemTime::now());
         o.up = true;
         o.success = true;
         o.requests = records;
