@@ -141,7 +141,7 @@ pub struct ToolCallCheck {
 }
 
 /// One monitored MCP server (`[[servers]]`), validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// The `server` label value.
     pub name: String,

@@ -3,17 +3,21 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::assessment::{LogSink, Sinks};
 use crate::config::{Config, ConfigError};
 use crate::http::{AppState, router};
 use crate::mcp::Limits;
 use crate::metrics::Metrics;
-use crate::scheduler::{Scheduler, StatusBoard};
+use crate::scheduler::Scheduler;
+use crate::security::Monitor;
+use crate::status::StatusBoard;
+use crate::store::observe::HistorySink;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +38,7 @@ pub enum ServeError {
     /// A signal handler could not be installed or the server failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The `--web.config.file` is invalid (issue 7).
+    /// The `--web.config.file` is invalid.
     #[error(transparent)]
     WebConfig(#[from] crate::webconfig::WebConfigError),
 }
@@ -61,29 +65,35 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
 
     let metrics = Arc::new(Metrics::new());
-    let monitor = Arc::clone(&metrics.security.monitor);
+    let monitor = Arc::new(Monitor::new(metrics.security.clone()));
     crate::security::apply_config(&monitor, &config);
     let web = crate::webserve::WebServer::load(
         options.web_config.as_ref(),
         metrics.security.http_unauthorized.clone(),
     )?;
-    let board: StatusBoard = Arc::new(RwLock::new(Default::default()));
+    let board = StatusBoard::default();
     let history = crate::store::daemon::start(&config.store, &metrics).await;
     let history_handle = history.as_ref().map(|(handle, _)| handle.clone());
     let security_to_store = history_handle.clone().map(|store| {
-        crate::store::daemon::forward_security_events(
-            metrics.security.monitor.sink.subscribe(),
-            store,
-        )
+        crate::store::daemon::forward_security_events(monitor.sink.subscribe(), store)
     });
-    let mut dependencies =
-        crate::deps::DependencyRunner::new(Arc::clone(&metrics), Default::default());
+    let mut dependencies = crate::deps::DependencyRunner::new(
+        Arc::clone(&metrics),
+        Default::default(),
+        Arc::clone(&monitor),
+    );
     dependencies.set_history(history_handle.clone());
     dependencies.set_dependents(&config.servers);
     dependencies.apply(&config.dependencies).await;
-    let mut scheduler = Scheduler::new(Arc::clone(&metrics), Arc::clone(&board), Limits::default())
+    // Each assessment goes to these sinks, in this order (see src/assessment/mod.rs).
+    let mut sinks = Sinks::new(vec![Arc::new(board.clone()), metrics.clone()]);
+    if let Some(store) = history_handle {
+        sinks.push(Arc::new(HistorySink::new(store)));
+    }
+    sinks.push(monitor.clone());
+    sinks.push(Arc::new(LogSink));
+    let mut scheduler = Scheduler::new(sinks, Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
-    scheduler.set_history(history_handle);
     scheduler.apply(&config.servers).await;
 
     let state = AppState {

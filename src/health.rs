@@ -147,15 +147,7 @@ pub fn assess_with_dependencies(
             "no probe has completed yet".into(),
         )),
         Some(probe) => match &probe.failure {
-            Some(failure) => found.push((
-                HealthReason::ProbeFailed,
-                format!(
-                    "{} at {}: {}",
-                    failure.class,
-                    failure.stage.as_str(),
-                    failure.reason
-                ),
-            )),
+            Some(failure) => found.push((HealthReason::ProbeFailed, failure.to_string())),
             None => {
                 for warning in &probe.warnings {
                     found.push((HealthReason::Warnings, warning.clone()));

@@ -1,6 +1,7 @@
 //! mcp-exporter: probes MCP servers (stdio, Streamable HTTP, legacy SSE) on a schedule and
 //! serves what it observed as Prometheus metrics and a status page.
 
+pub mod assessment;
 pub mod bundle;
 pub mod cli;
 pub mod config;
@@ -15,9 +16,11 @@ pub mod mcp;
 pub mod metrics;
 pub mod probe;
 pub mod process;
+pub mod reconcile;
 pub mod scheduler;
 pub mod security;
 pub mod serde_seconds;
+pub mod status;
 pub mod store;
 pub mod validate;
 pub mod webconfig;

@@ -316,7 +316,10 @@ fn rate_limited_apis_are_not_hammered() {
         http_dep("limited", &format!("{base}/limited"), t),
         gentle,
     ];
-    let mut runner = DependencyRunner::new(Arc::clone(&metrics), board.clone());
+    let security = Arc::new(mcp_exporter::security::Monitor::new(
+        metrics.security.clone(),
+    ));
+    let mut runner = DependencyRunner::new(Arc::clone(&metrics), board.clone(), security);
     rt.block_on(runner.apply(&deps));
     eventually(WAIT, POLL, || {
         let control = hits.get("control");

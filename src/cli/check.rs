@@ -1,7 +1,6 @@
 //! `mcp-exporter check`: probes the configured servers directly (no daemon) and prints one row
 //! per server; the exit status follows the monitoring-plugin convention.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,14 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::assessment::ServerMemory;
 use crate::config::{CheckType, Config, ServerConfig};
-use crate::deps::{DependencyCheck, DependencyConfig};
-use crate::health::{self, DependencyHealth, Health, HealthStatus};
+use crate::deps::{DependencyBoard, DependencyConfig, DependencyState};
+use crate::health::HealthStatus;
 use crate::mcp::{Limits, WireCounters};
-use crate::probe::{ProbeOutcome, ServerProbe};
-
-/// Extra time a probe gets beyond its own timeout.
-const PROBE_GRACE: Duration = Duration::from_secs(2);
+use crate::probe::{ProbeOutcome, ServerProbe, deadline};
 
 /// Exit status: all healthy.
 pub const EXIT_OK: u8 = 0;
@@ -74,7 +71,7 @@ pub struct CheckRow {
     /// Server name.
     pub server: String,
     /// HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN.
-    pub status: String,
+    pub status: HealthStatus,
     /// 2, 1, 0, -1.
     pub code: i64,
     /// Ping (or handshake) latency, ms.
@@ -95,47 +92,12 @@ pub struct CheckRow {
 pub struct CheckReport {
     /// RFC 3339 time the round started.
     pub checked_at: String,
-    /// Worst status word.
-    pub status: String,
+    /// Worst status.
+    pub status: HealthStatus,
     /// The exit status this round maps to.
     pub exit_code: u8,
     /// Rows, in config order.
     pub servers: Vec<CheckRow>,
-}
-
-/// Combines a server's probe with the checks of the dependencies it lists in `depends_on`
-/// (the daemon's health model, [`health::assess_with_dependencies`]); returns the health and
-/// the names of the dependencies that are not healthy.
-pub fn with_dependencies(
-    server: &ServerConfig,
-    outcome: Option<&ProbeOutcome>,
-    checks: &BTreeMap<String, (bool, DependencyCheck)>,
-) -> (Health, Vec<String>) {
-    let views: Vec<DependencyHealth<'_>> = server
-        .depends_on
-        .iter()
-        .map(|name| match checks.get(name) {
-            Some((critical, check)) => DependencyHealth {
-                name,
-                critical: *critical,
-                status: check.status,
-                reason: check.reason.as_deref(),
-            },
-            None => DependencyHealth {
-                name,
-                critical: true,
-                status: HealthStatus::Unknown,
-                reason: Some("not checked"),
-            },
-        })
-        .collect();
-    let failing = views
-        .iter()
-        .filter(|d| d.status != HealthStatus::Healthy)
-        .map(|d| d.name.to_string())
-        .collect();
-    let health = health::assess_with_dependencies(outcome, server.degraded_latency, &views);
-    (health, failing)
 }
 
 /// Runs `check`; returns the exit status.
@@ -246,43 +208,67 @@ async fn round(
         })
         .cloned()
         .collect();
-    let dependency_checks = async {
-        let checks = crate::deps::check_all(&needed).await;
-        needed
-            .iter()
-            .zip(checks)
-            .map(|(d, c)| (d.name.clone(), (d.critical, c)))
-            .collect::<BTreeMap<_, _>>()
-    };
     let (outcomes, dependency_checks) = tokio::join!(
         futures_util::future::join_all(probes.iter_mut().map(|p| probe_one(p, check))),
-        dependency_checks
+        crate::deps::check_all(&needed)
     );
+    // The same board the daemon's dependency runner fills, so a server's dependencies are
+    // viewed and weighed exactly as the daemon does.
+    let board = DependencyBoard::default();
+    {
+        let mut states = board.write().unwrap_or_else(|p| p.into_inner());
+        for (dependency, check) in needed.iter().zip(dependency_checks) {
+            states.insert(
+                dependency.name.clone(),
+                DependencyState {
+                    name: dependency.name.clone(),
+                    kind: dependency.spec.kind(),
+                    critical: dependency.critical,
+                    interval: dependency.period(),
+                    last: Some(check),
+                    backoff_until_unix: None,
+                },
+            );
+        }
+    }
     let servers: Vec<CheckRow> = probes
         .iter()
         .zip(outcomes)
         .map(|(p, (check_type, outcome))| {
-            let server = p.config();
-            let (health, failing) = with_dependencies(server, outcome.as_ref(), &dependency_checks);
+            let server = Arc::clone(p.config());
+            let view = crate::deps::server_view(&board, &server.depends_on);
+            let failing = view
+                .iter()
+                .filter(|d| d.status != HealthStatus::Healthy)
+                .map(|d| d.name.clone())
+                .collect();
+            let latency_ms = outcome
+                .latency
+                .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
+            let http_phases = outcome.http_phases;
+            let assessment = ServerMemory::default().after_probe(
+                server,
+                outcome,
+                view,
+                None,
+                Default::default(),
+            );
             CheckRow {
-                server: server.name.clone(),
-                status: health.status.word().into(),
-                code: health.status.code(),
-                latency_ms: outcome
-                    .as_ref()
-                    .and_then(|o| o.latency)
-                    .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
+                server: assessment.name().to_string(),
+                status: assessment.health.status,
+                code: assessment.health.status.code(),
+                latency_ms,
                 check: check_type.as_str().into(),
                 failing_dependencies: failing,
-                reason: health.reasons.join("; "),
-                http_phases: outcome.as_ref().and_then(|o| o.http_phases),
+                reason: assessment.health.reasons.join("; "),
+                http_phases,
             }
         })
         .collect();
-    let worst = worst(servers.iter().map(|r| status_of(&r.status)));
+    let worst = worst(servers.iter().map(|r| r.status));
     CheckReport {
         checked_at: super::format_ts(crate::store::unix_seconds(started)),
-        status: worst.word().into(),
+        status: worst,
         exit_code: exit_code(worst),
         servers,
     }
@@ -291,26 +277,15 @@ async fn round(
 async fn probe_one(
     probe: &mut ServerProbe,
     check: Option<CheckTypeArg>,
-) -> (CheckType, Option<ProbeOutcome>) {
+) -> (CheckType, ProbeOutcome) {
     let check_type = match check {
         Some(CheckTypeArg::Liveness) => CheckType::Liveness,
         Some(CheckTypeArg::Readiness) => CheckType::Readiness,
         None => probe.config().check,
     };
-    let limit = probe.config().timeout + PROBE_GRACE;
-    let outcome = tokio::time::timeout(limit, probe.probe_with(check_type))
-        .await
-        .ok();
+    let config = Arc::clone(probe.config());
+    let outcome = deadline::within_deadline(&config, probe.probe_with(check_type)).await;
     (check_type, outcome)
-}
-
-fn status_of(word: &str) -> HealthStatus {
-    match word {
-        "HEALTHY" => HealthStatus::Healthy,
-        "DEGRADED" => HealthStatus::Degraded,
-        "UNHEALTHY" => HealthStatus::Unhealthy,
-        _ => HealthStatus::Unknown,
-    }
 }
 
 /// The worst status: UNHEALTHY over UNKNOWN over DEGRADED over HEALTHY (a known failure is
@@ -359,7 +334,7 @@ pub fn table(report: &CheckReport) -> String {
         .map(|r| {
             [
                 r.server.clone(),
-                r.status.clone(),
+                r.status.word().to_string(),
                 r.code.to_string(),
                 latency_text(r.latency_ms),
                 r.check.clone(),
@@ -457,11 +432,11 @@ mod tests {
     fn table_has_a_header_and_one_row_per_server() {
         let report = CheckReport {
             checked_at: "t".into(),
-            status: "UNHEALTHY".into(),
+            status: HealthStatus::Unhealthy,
             exit_code: 2,
             servers: vec![CheckRow {
                 server: "fs".into(),
-                status: "UNHEALTHY".into(),
+                status: HealthStatus::Unhealthy,
                 code: 0,
                 latency_ms: None,
                 check: "readiness".into(),

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{DependencyBoard, DependencyCheck, DependencyConfig, DependencyState, check_once};
 use crate::health::HealthStatus;
 use crate::metrics::Metrics;
+use crate::reconcile::TaskSet;
+use crate::security::{EventKind, Monitor};
 
 /// Upper bound of the random delay before a dependency's first check.
 const MAX_START_SPREAD: Duration = Duration::from_millis(500);
@@ -24,18 +25,13 @@ pub fn next_delay(period: Duration, check: &DependencyCheck) -> Duration {
     period.max(check.rate_limit.retry_after.unwrap_or(Duration::ZERO))
 }
 
-struct Task {
-    config: DependencyConfig,
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<()>,
-}
-
 /// Owns the per-dependency tasks.
 pub struct DependencyRunner {
     metrics: Arc<Metrics>,
+    security: Arc<Monitor>,
     board: DependencyBoard,
     client: reqwest::Client,
-    tasks: HashMap<String, Task>,
+    tasks: TaskSet<DependencyConfig>,
     changes: Arc<watch::Sender<u64>>,
     dependents: Dependents,
     history: Option<crate::store::writer::StoreHandle>,
@@ -46,13 +42,15 @@ pub struct DependencyRunner {
 pub type Dependents = Arc<std::sync::RwLock<HashMap<String, Vec<String>>>>;
 
 impl DependencyRunner {
-    /// A runner with no dependencies yet, publishing to `metrics` and `board`.
-    pub fn new(metrics: Arc<Metrics>, board: DependencyBoard) -> Self {
+    /// A runner with no dependencies yet, publishing to `metrics` and `board`; a dependency
+    /// refusing credentials is a security event of its servers, reported to `security`.
+    pub fn new(metrics: Arc<Metrics>, board: DependencyBoard, security: Arc<Monitor>) -> Self {
         DependencyRunner {
             metrics,
+            security,
             board,
             client: super::http::client(),
-            tasks: HashMap::new(),
+            tasks: TaskSet::new("dependency"),
             changes: Arc::new(watch::channel(0).0),
             dependents: Arc::default(),
             history: None,
@@ -97,20 +95,14 @@ impl DependencyRunner {
     /// Makes the running set match `dependencies` (reload): starts new ones, stops removed or
     /// changed ones (dropping their series), leaves unchanged ones running.
     pub async fn apply(&mut self, dependencies: &[DependencyConfig]) {
-        let wanted: HashMap<&str, &DependencyConfig> =
-            dependencies.iter().map(|d| (d.name.as_str(), d)).collect();
-        let stale: Vec<String> = self
+        let stopped = self
             .tasks
-            .iter()
-            .filter(|(name, task)| wanted.get(name.as_str()) != Some(&&task.config))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
-            if let Some(task) = self.tasks.remove(&name) {
-                let kind = task.config.spec.kind();
-                stop_task(task).await;
-                self.metrics.deps.remove_dependency(&name, kind);
-            }
+            .stop_stale(dependencies.iter().map(|d| (d.name.as_str(), d)))
+            .await;
+        for (name, config) in stopped {
+            self.metrics
+                .deps
+                .remove_dependency(&name, config.spec.kind());
             self.board
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
@@ -118,7 +110,7 @@ impl DependencyRunner {
             tracing::info!(dependency = %name, "stopped checking dependency");
         }
         for dep in dependencies {
-            if !self.tasks.contains_key(&dep.name) {
+            if !self.tasks.contains(&dep.name) {
                 self.start(dep.clone());
             }
         }
@@ -142,15 +134,14 @@ impl DependencyRunner {
         self.metrics
             .deps
             .add_dependency(&config.name, config.spec.kind());
-        let (stop, stop_rx) = watch::channel(false);
         let outputs = Outputs {
             metrics: Arc::clone(&self.metrics),
+            security: Arc::clone(&self.security),
             board: Arc::clone(&self.board),
             changes: Arc::clone(&self.changes),
             dependents: Arc::clone(&self.dependents),
             history: self.history.clone(),
         };
-        let handle = tokio::spawn(run(config.clone(), stop_rx, self.client.clone(), outputs));
         tracing::info!(
             dependency = %config.name,
             kind = config.spec.kind(),
@@ -158,37 +149,23 @@ impl DependencyRunner {
             interval_ms = config.period().as_millis() as u64,
             "started checking dependency"
         );
-        self.tasks.insert(
-            config.name.clone(),
-            Task {
-                config,
-                stop,
-                handle,
-            },
-        );
+        let client = self.client.clone();
+        self.tasks
+            .start(config.name.clone(), config.clone(), move |stop| {
+                tokio::spawn(run(config, stop, client, outputs))
+            });
     }
 
     /// Stops every task.
-    pub async fn shutdown(mut self) {
-        let tasks: Vec<Task> = self.tasks.drain().map(|(_, t)| t).collect();
-        futures_util::future::join_all(tasks.into_iter().map(stop_task)).await;
-    }
-}
-
-async fn stop_task(task: Task) {
-    let _ = task.stop.send(true);
-    let mut handle = task.handle;
-    if tokio::time::timeout(Duration::from_secs(5), &mut handle)
-        .await
-        .is_err()
-    {
-        handle.abort();
+    pub async fn shutdown(self) {
+        self.tasks.shutdown().await;
     }
 }
 
 /// Where one dependency task publishes its checks.
 struct Outputs {
     metrics: Arc<Metrics>,
+    security: Arc<Monitor>,
     board: DependencyBoard,
     changes: Arc<watch::Sender<u64>>,
     dependents: Dependents,
@@ -203,6 +180,7 @@ async fn run(
 ) {
     let Outputs {
         metrics,
+        security,
         board,
         changes,
         dependents,
@@ -240,7 +218,7 @@ async fn run(
             ));
         }
         if check.failure == Some(super::DependencyFailure::AuthFailed) {
-            record_auth_failure(&metrics, &dependents, &config.name, &check);
+            record_auth_failure(&security, &dependents, &config.name, &check);
         }
         let changed = check.status != previous;
         // Servers show a dependency's reason too: a new reason under the same status
@@ -277,7 +255,7 @@ async fn run(
 /// Counts a dependency's authentication failure as a `dependency_auth_failure` security event
 /// of each server that depends on it (or of `dependency:<name>` when none does).
 fn record_auth_failure(
-    metrics: &Metrics,
+    security: &Monitor,
     dependents: &Dependents,
     dependency: &str,
     check: &DependencyCheck,
@@ -293,11 +271,7 @@ fn record_auth_failure(
         .cloned()
         .unwrap_or_else(|| vec![format!("dependency:{dependency}")]);
     for server in servers {
-        metrics.security.record(
-            &server,
-            crate::security::EventKind::DependencyAuthFailure,
-            &evidence,
-        );
+        security.record(&server, EventKind::DependencyAuthFailure, &evidence);
     }
 }
 

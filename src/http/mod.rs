@@ -17,7 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::metrics::Metrics;
-use crate::scheduler::{ServerStatus, StatusBoard};
+use crate::status::StatusBoard;
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -89,7 +89,7 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
 }
 
 async fn health_handler(State(state): State<AppState>) -> Response {
-    let servers = snapshot(&state.board).len();
+    let servers = state.board.snapshot().len();
     axum::Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -100,7 +100,7 @@ async fn health_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn servers_handler(State(state): State<AppState>) -> Response {
-    let json = serde_json::to_string(&snapshot(&state.board)).unwrap_or_else(|_| "[]".into());
+    let json = serde_json::to_string(&state.board.snapshot()).unwrap_or_else(|_| "[]".into());
     ([(header::CONTENT_TYPE, "application/json")], redact(json)).into_response()
 }
 
@@ -111,7 +111,7 @@ async fn dependencies_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
-    Html(redact(status_page::render(&snapshot(&state.board))))
+    Html(redact(status_page::render(&state.board.snapshot())))
 }
 
 /// Issue 7: no registered secret leaves the daemon through an endpoint.
@@ -124,13 +124,4 @@ async fn not_found() -> (StatusCode, &'static str) {
         StatusCode::NOT_FOUND,
         "not found; try /metrics, /health, /api/servers, /api/dependencies or /\n",
     )
-}
-
-fn snapshot(board: &StatusBoard) -> Vec<ServerStatus> {
-    board
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect()
 }

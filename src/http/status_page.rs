@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::time::SystemTime;
 
 use crate::health::HealthStatus;
-use crate::scheduler::ServerStatus;
+use crate::status::ServerStatus;
 
 /// Renders the status page.
 pub fn render(servers: &[ServerStatus]) -> String {
@@ -35,14 +35,7 @@ pub fn render(servers: &[ServerStatus]) -> String {
         let last_error = s
             .last_failure
             .as_ref()
-            .map(|f| {
-                format!(
-                    "{} at {}: {}",
-                    f.failure.class,
-                    f.failure.stage.as_str(),
-                    f.failure.reason
-                )
-            })
+            .map(|f| f.failure.to_string())
             .unwrap_or_default();
         let class = match s.health.status {
             HealthStatus::Healthy => "healthy",

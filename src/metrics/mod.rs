@@ -4,6 +4,7 @@
 //! labels that come from a monitored server (tool names) are sanitized and capped per server.
 
 mod deps;
+mod sink;
 
 pub use deps::DepMetrics;
 
@@ -27,7 +28,6 @@ use crate::probe::ProbeOutcome;
 
 pub mod http;
 pub mod process;
-pub mod security;
 // Issue 5: history store and log-line metrics.
 pub mod store;
 
@@ -138,8 +138,8 @@ pub struct Metrics {
     series: Mutex<HashMap<String, ServerSeries>>,
     /// Dependency and health-reason families (issue 4).
     pub deps: DepMetrics,
-    /// Security events and refused requests (issue 7).
-    pub security: security::SecurityMetrics,
+    /// Security events and refused requests.
+    pub security: crate::security::metrics::SecurityMetrics,
     /// Process families (issue 3).
     pub process: process::ProcessMetrics,
     /// HTTP phase timings of the HTTP transports.
@@ -264,7 +264,7 @@ impl Metrics {
                     .to_string(),
             })
             .set(1);
-        let security = security::SecurityMetrics::register(&mut registry);
+        let security = crate::security::metrics::SecurityMetrics::register(&mut registry);
         let live = Arc::new(LiveCollector::default());
         registry.register_collector(Box::new(Arc::clone(&live)));
         let deps = DepMetrics::register(&mut registry);
@@ -332,9 +332,6 @@ impl Metrics {
     pub fn add_server(&self, server: &str, counters: Arc<WireCounters>) {
         let labels = server_labels(server);
         self.health_status.get_or_create(&labels).set(-1);
-        self.security
-            .monitor
-            .add_server(server, Arc::clone(&counters));
         self.live.add(server, counters);
         self.lock_series().entry(server.to_string()).or_default();
     }
@@ -404,7 +401,6 @@ impl Metrics {
         health: &Health,
         catalog_changed: bool,
     ) {
-        self.security.observe(server, outcome);
         if let Some(phases) = &outcome.http_phases {
             self.http.record(server, phases);
         }

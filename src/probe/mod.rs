@@ -1,6 +1,7 @@
 //! Liveness and readiness sequences; each probe returns a [`ProbeOutcome`] with stage timings.
 
 mod classify;
+pub mod deadline;
 mod outcome;
 mod run;
 

@@ -97,6 +97,19 @@ pub struct ProbeFailure {
     pub reason: String,
 }
 
+impl fmt::Display for ProbeFailure {
+    /// "class at stage: reason", the one wording of a failure in logs, tables and history.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at {}: {}",
+            self.class,
+            self.stage.as_str(),
+            self.reason
+        )
+    }
+}
+
 /// Identity of the server as the handshake reported it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerIdentity {
@@ -207,7 +220,7 @@ impl ProbeOutcome {
     /// One line for logs and tables: "ok", "ok (warnings…)" or "class at stage: reason".
     pub fn summary(&self) -> String {
         match &self.failure {
-            Some(f) => format!("{} at {}: {}", f.class, f.stage.as_str(), f.reason),
+            Some(failure) => failure.to_string(),
             None if self.warnings.is_empty() => "ok".to_string(),
             None => format!("ok with warnings: {}", self.warnings.join("; ")),
         }

@@ -44,6 +44,19 @@ pub enum Locator {
     Match(regex::Regex),
 }
 
+impl PartialEq for Locator {
+    /// Two regex locators are equal when their patterns are (a reload keeps the server running).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Locator::Child, Locator::Child) => true,
+            (Locator::PidFile(a), Locator::PidFile(b)) => a == b,
+            (Locator::SystemdUnit(a), Locator::SystemdUnit(b)) => a == b,
+            (Locator::Match(a), Locator::Match(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
 /// Budgets of `mcp_resource_usage_score`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budgets {
@@ -103,7 +116,7 @@ pub struct Remediation {
 }
 
 /// Everything about a server's process, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProcessConfig {
     /// How the process is found; `None` for http/sse servers without a locator (not sampled).
     pub locator: Option<Locator>,

@@ -7,6 +7,7 @@
 //! kept, with redacted evidence, in a bounded in-memory list and a broadcast channel that the
 //! store subscribes to ([`EventSink::subscribe`]).
 
+pub mod metrics;
 pub mod redact;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -17,8 +18,12 @@ use std::time::SystemTime;
 use regex::Regex;
 use tokio::sync::broadcast;
 
+use crate::assessment::{Assessment, Sink};
+use crate::config::ServerConfig;
 use crate::mcp::WireCounters;
 use crate::probe::{FailureClass, ProbeOutcome};
+
+use self::metrics::SecurityMetrics;
 
 /// Most events kept in memory (newest win).
 pub const MAX_EVENTS_KEPT: usize = 1000;
@@ -159,11 +164,13 @@ impl Seen {
     }
 }
 
-/// Turns probe outcomes and wire counters into events; one per daemon.
-#[derive(Debug, Default)]
+/// Turns probe outcomes and wire counters into events, keeps them and counts them; one per
+/// daemon, fed by the scheduler as a [`Sink`] and by the dependency checks.
+#[derive(Debug)]
 pub struct Monitor {
     /// Where events go.
     pub sink: EventSink,
+    counts: SecurityMetrics,
     servers: Mutex<BTreeMap<String, (Arc<WireCounters>, Seen)>>,
     patterns: RwLock<Vec<Regex>>,
 }
@@ -172,11 +179,23 @@ pub struct Monitor {
 pub type Found = Vec<(EventKind, u64, String)>;
 
 impl Monitor {
-    /// A monitor with the default patterns.
-    pub fn new() -> Self {
-        let m = Monitor::default();
+    /// A monitor with the default patterns, counting its events in `counts`.
+    pub fn new(counts: SecurityMetrics) -> Self {
+        let m = Monitor {
+            sink: EventSink::default(),
+            counts,
+            servers: Mutex::default(),
+            patterns: RwLock::default(),
+        };
         m.set_patterns(&DEFAULT_PATTERNS.map(String::from)).ok();
         m
+    }
+
+    /// Records one event found elsewhere (e.g. a dependency refusing a server's credentials,
+    /// [`EventKind::DependencyAuthFailure`]): kept with redacted evidence, logged, counted.
+    pub fn record(&self, server: &str, kind: EventKind, evidence: &str) {
+        self.sink.push(server, kind, evidence);
+        self.counts.count_event(server, kind, 1);
     }
 
     /// Replaces the patterns (case-insensitive regexes); on error the old ones stay.
@@ -271,10 +290,27 @@ impl Monitor {
                 }
             }
         }
-        for (kind, _, evidence) in &found {
+        for (kind, n, evidence) in &found {
             self.sink.push(server, *kind, evidence);
+            self.counts.count_event(server, *kind, *n);
         }
         found
+    }
+}
+
+impl Sink for Monitor {
+    fn server_added(&self, server: &ServerConfig, counters: &Arc<WireCounters>) {
+        self.add_server(&server.name, Arc::clone(counters));
+    }
+
+    fn server_removed(&self, server: &str) {
+        self.remove_server(server);
+    }
+
+    fn assessed(&self, assessment: &Assessment) {
+        if let Some(outcome) = assessment.new_probe() {
+            self.observe(assessment.name(), outcome);
+        }
     }
 }
 
@@ -318,7 +354,8 @@ mod tests {
 
     #[test]
     fn counter_deltas_and_patterns_become_events() {
-        let monitor = Monitor::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let monitor = Monitor::new(SecurityMetrics::register(&mut registry));
         let counters = Arc::new(WireCounters::default());
         monitor.add_server("s", Arc::clone(&counters));
         counters
@@ -342,6 +379,12 @@ mod tests {
             "deltas, not totals"
         );
         assert_eq!(monitor.sink.recent().len(), 3);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        assert!(
+            text.contains("mcp_security_events_total{server=\"s\",kind=\"protocol_violation\"} 3"),
+            "events are counted where they are found:\n{text}"
+        );
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! Turns what one server's probe loop observed into history rows: the probe result, health
-//! transitions (down, degraded, recovered, restarts), stderr lines, `notifications/message`
-//! and HTTP errors. Pure row-building; [`StoreHandle::record`] never blocks.
+//! The history store's sink: turns each assessment into history rows (the probe result,
+//! health transitions whatever caused them, session restarts, stderr lines,
+//! `notifications/message` and HTTP errors). Pure row-building; [`StoreHandle::record`]
+//! never blocks.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::assessment::{Assessment, Sink};
 use crate::config::ServerConfig;
-use crate::health::{Health, HealthStatus};
+use crate::health::Health;
 use crate::mcp::{Notification, TransportSpec};
 use crate::probe::ProbeOutcome;
 
@@ -17,110 +18,82 @@ use super::{Level, LogRow, LogSource, ProbeRow, Record, TransitionRow, unix_seco
 /// Longest message stored from a notification.
 const MAX_MESSAGE_BYTES: usize = 8192;
 
-/// Per-server state of the history recording (lives in the server's probe task).
-#[derive(Debug)]
-pub struct ProbeObserver {
+/// Writes assessments to the history store.
+#[derive(Debug, Clone)]
+pub struct HistorySink {
     store: StoreHandle,
-    config: Arc<ServerConfig>,
-    last: HealthStatus,
-    sessions: u64,
 }
 
-impl ProbeObserver {
-    /// Starts observing `config`'s server; its health starts UNKNOWN.
-    pub fn new(store: StoreHandle, config: Arc<ServerConfig>) -> Self {
-        ProbeObserver {
-            store,
-            config,
-            last: HealthStatus::Unknown,
-            sessions: 0,
-        }
+impl HistorySink {
+    /// A sink writing to `store`.
+    pub fn new(store: StoreHandle) -> Self {
+        HistorySink { store }
     }
+}
 
-    /// Records one probe, the health decided from it, and the server's new log lines.
-    pub fn observe(
-        &mut self,
-        outcome: &ProbeOutcome,
-        health: &Health,
-        notifications: Vec<Notification>,
-        stderr_lines: Vec<String>,
-    ) {
-        let server = self.config.name.clone();
-        let ts = unix_seconds(outcome.started_at);
-        self.store
-            .record(Record::Probe(probe_row(&self.config, outcome, health)));
-        if outcome.new_session {
-            self.sessions += 1;
-            if self.sessions > 1 {
-                self.store.record(Record::Transition(TransitionRow {
-                    ts,
-                    server: server.clone(),
-                    kind: "restart".into(),
-                    from_status: self.last.word().into(),
-                    to_status: health.status.word().into(),
-                    reason: "session re-established (server restarted or reconnected)".into(),
-                }));
-            }
+impl Sink for HistorySink {
+    fn assessed(&self, a: &Assessment) {
+        let server = a.name();
+        // A transition is stamped with the probe that showed it, or now when a dependency
+        // changed between probes.
+        let ts = match a.new_probe() {
+            Some(outcome) => unix_seconds(outcome.started_at),
+            None => unix_seconds(SystemTime::now()),
+        };
+        if let Some(outcome) = a.new_probe() {
+            self.store
+                .record(Record::Probe(probe_row(&a.server, outcome, &a.health)));
         }
-        if let Some(kind) = transition_kind(self.last, health.status) {
+        if a.session_restarted {
+            let from = a.transition.map_or(a.health.status, |t| t.from);
             self.store.record(Record::Transition(TransitionRow {
                 ts,
-                server: server.clone(),
-                kind: kind.into(),
-                from_status: self.last.word().into(),
-                to_status: health.status.word().into(),
-                reason: health.reasons.join("; "),
+                server: server.to_string(),
+                kind: "restart".into(),
+                from_status: from.word().into(),
+                to_status: a.health.status.word().into(),
+                reason: "session re-established (server restarted or reconnected)".into(),
             }));
         }
-        self.last = health.status;
+        if let Some(t) = &a.transition {
+            self.store.record(Record::Transition(TransitionRow {
+                ts,
+                server: server.to_string(),
+                kind: t.kind.as_str().into(),
+                from_status: t.from.word().into(),
+                to_status: t.to.word().into(),
+                reason: a.health.reasons.join("; "),
+            }));
+        }
         let now = unix_seconds(SystemTime::now());
-        for line in stderr_lines {
+        for line in &a.logs.stderr_lines {
             self.store.record(Record::Log(LogRow {
                 ts: now,
-                server: server.clone(),
+                server: server.to_string(),
                 source: LogSource::Stderr,
-                level: Level::guess(&line),
+                level: Level::guess(line),
                 logger: None,
-                message: line,
+                message: line.clone(),
             }));
         }
-        for n in notifications {
-            if let Some(row) = log_of_notification(&server, &n) {
+        for n in &a.logs.notifications {
+            if let Some(row) = log_of_notification(server, n) {
                 self.store.record(Record::Log(row));
             }
         }
-        if let Some(failure) = &outcome.failure
-            && !matches!(self.config.transport, TransportSpec::Stdio { .. })
+        if let Some(failure) = a.new_probe().and_then(|o| o.failure.as_ref())
+            && !matches!(a.server.transport, TransportSpec::Stdio { .. })
         {
             self.store.record(Record::Log(LogRow {
                 ts,
-                server,
+                server: server.to_string(),
                 source: LogSource::Http,
                 level: Level::Error,
                 logger: None,
-                message: format!(
-                    "{} at {}: {}",
-                    failure.class,
-                    failure.stage.as_str(),
-                    failure.reason
-                ),
+                message: failure.to_string(),
             }));
         }
     }
-}
-
-/// The transition kind of a health change, `None` when nothing changed.
-pub fn transition_kind(from: HealthStatus, to: HealthStatus) -> Option<&'static str> {
-    if from == to {
-        return None;
-    }
-    Some(match (from, to) {
-        (_, HealthStatus::Unhealthy) => "down",
-        (_, HealthStatus::Degraded) => "degraded",
-        (HealthStatus::Unhealthy | HealthStatus::Degraded, HealthStatus::Healthy) => "recovered",
-        (_, HealthStatus::Healthy) => "up",
-        (_, HealthStatus::Unknown) => "unknown",
-    })
 }
 
 /// The probe row of `outcome`.
@@ -189,17 +162,6 @@ pub fn log_of_notification(server: &str, n: &Notification) -> Option<LogRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transitions_are_named_as_operators_say_them() {
-        use HealthStatus::*;
-        assert_eq!(transition_kind(Healthy, Healthy), None);
-        assert_eq!(transition_kind(Unknown, Healthy), Some("up"));
-        assert_eq!(transition_kind(Healthy, Unhealthy), Some("down"));
-        assert_eq!(transition_kind(Healthy, Degraded), Some("degraded"));
-        assert_eq!(transition_kind(Unhealthy, Healthy), Some("recovered"));
-        assert_eq!(transition_kind(Degraded, Healthy), Some("recovered"));
-    }
 
     #[test]
     fn notification_messages_keep_level_logger_and_data() {

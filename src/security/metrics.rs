@@ -1,15 +1,12 @@
-//! Issue 7's families: `mcp_security_events_total{server,kind}` and
-//! `mcp_exporter_http_unauthorized_total`.
+//! The security families: `mcp_security_events_total{server,kind}` and
+//! `mcp_exporter_http_unauthorized_total` (documented in docs/metrics.md).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use std::sync::Arc;
-
-use crate::probe::ProbeOutcome;
-use crate::security::{EventKind, Monitor};
+use super::EventKind;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
@@ -17,14 +14,12 @@ struct EventLabels {
     kind: &'static str,
 }
 
-/// Handles of the security families.
-#[derive(Clone)]
+/// Handles of the security families (cheap to clone: clones share the series).
+#[derive(Clone, Debug)]
 pub struct SecurityMetrics {
     events: Family<EventLabels, Counter>,
     /// Requests to the exporter's own endpoints refused with 401.
     pub http_unauthorized: Counter,
-    /// Turns probe outcomes into events (and holds the event sink the store subscribes to).
-    pub monitor: Arc<Monitor>,
 }
 
 impl SecurityMetrics {
@@ -45,7 +40,6 @@ impl SecurityMetrics {
         SecurityMetrics {
             events,
             http_unauthorized,
-            monitor: Arc::new(Monitor::new()),
         }
     }
 
@@ -59,23 +53,8 @@ impl SecurityMetrics {
             .inc_by(n);
     }
 
-    /// Records one event from elsewhere (e.g. issue 4's dependency checks with
-    /// [`EventKind::DependencyAuthFailure`]): counted, logged, kept with redacted evidence.
-    pub fn record(&self, server: &str, kind: EventKind, evidence: &str) {
-        self.monitor.sink.push(server, kind, evidence);
-        self.count_event(server, kind, 1);
-    }
-
-    /// Looks at one finished probe and counts the security events it shows.
-    pub fn observe(&self, server: &str, outcome: &ProbeOutcome) {
-        for (kind, n, _) in self.monitor.observe(server, outcome) {
-            self.count_event(server, kind, n);
-        }
-    }
-
     /// Drops every series of a server that left the configuration.
     pub fn remove_server(&self, server: &str) {
-        self.monitor.remove_server(server);
         for kind in EventKind::ALL {
             self.events.remove(&EventLabels {
                 server: server.to_string(),

@@ -1,0 +1,51 @@
+//! The metrics' sink: counts what an assessment holds (metrics decide nothing).
+
+use std::sync::Arc;
+
+use crate::assessment::{Assessment, Cause, Sink};
+use crate::config::ServerConfig;
+use crate::health::HealthStatus;
+use crate::mcp::WireCounters;
+use crate::process::remediate::RemediationOutcome;
+
+use super::Metrics;
+
+impl Sink for Metrics {
+    fn server_added(&self, server: &ServerConfig, counters: &Arc<WireCounters>) {
+        self.add_server(&server.name, Arc::clone(counters));
+    }
+
+    fn server_removed(&self, server: &str) {
+        self.remove_server(server);
+    }
+
+    fn assessed(&self, a: &Assessment) {
+        if a.cause == Cause::Start {
+            // add_server already set the health gauge to UNKNOWN; nothing else exists yet.
+            return;
+        }
+        let dependencies: Vec<(&str, &str, HealthStatus)> = a
+            .dependencies
+            .iter()
+            .map(|d| (d.name.as_str(), d.kind, d.status))
+            .collect();
+        self.deps.record_server(a.name(), &dependencies, &a.health);
+        match a.new_probe() {
+            Some(outcome) => self.record_probe(
+                a.name(),
+                a.server.transport.kind(),
+                outcome,
+                &a.health,
+                a.catalog_change.is_some(),
+            ),
+            None => self.record_health(a.name(), &a.health),
+        }
+        if let Some(process) = &a.process {
+            self.process.record(a.name(), process);
+        }
+    }
+
+    fn remediation_finished(&self, server: &str, outcome: RemediationOutcome) {
+        self.process.remediation(server, outcome.as_str());
+    }
+}
