@@ -1,6 +1,6 @@
 //! The monitoring bundle compiled into the binary: the Prometheus rules, the Grafana dashboards,
 //! the runbooks the alerts link to, and the Prometheus Operator `PrometheusRule` made from the
-//! same rules file. Served by `src/http/assets.rs`; written out by `mcp-exporter bundle DIR`.
+//! same rules file. Served by `src/web/assets.rs`; written out by `mcp-exporter bundle DIR`.
 
 use std::path::{Path, PathBuf};
 

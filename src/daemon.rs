@@ -11,13 +11,13 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::assessment::{LogSink, Sinks};
 use crate::config::{Config, ConfigError};
-use crate::http::{AppState, router};
 use crate::mcp::Limits;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::security::Monitor;
 use crate::status::StatusBoard;
 use crate::store::observe::HistorySink;
+use crate::web::{AppState, router};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     /// The `--web.config.file` is invalid.
     #[error(transparent)]
-    WebConfig(#[from] crate::webconfig::WebConfigError),
+    WebConfig(#[from] crate::web::config::WebConfigError),
 }
 
 /// Options of `serve` beyond the config file.
@@ -67,7 +67,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     let monitor = Arc::new(Monitor::new(metrics.security.clone()));
     crate::security::apply_config(&monitor, &config);
-    let web = crate::webserve::WebServer::load(
+    let web = crate::web::server::WebServer::load(
         options.web_config.as_ref(),
         metrics.security.http_unauthorized.clone(),
     )?;

@@ -75,6 +75,6 @@ pub fn check_config(data: &[u8]) {
     if let Err(e) = crate::config::Config::from_toml(&text, Path::new("fuzz.toml")) {
         let _ = e.to_string();
     }
-    let _ = crate::webconfig::parse_users(&text);
+    let _ = crate::web::config::parse_users(&text);
     let _ = crate::security::redact::redact(&text);
 }

@@ -10,7 +10,6 @@ pub mod deps;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod health;
-pub mod http;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;
@@ -23,5 +22,4 @@ pub mod serde_seconds;
 pub mod status;
 pub mod store;
 pub mod validate;
-pub mod webconfig;
-pub mod webserve;
+pub mod web;

@@ -71,8 +71,8 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Issue 7: checks a `--web.config.file` (certificates and keys are loaded, hashes parsed).
-pub fn report_web(path: &Path) -> Result<String, crate::webconfig::WebConfigError> {
-    let web = crate::webconfig::WebConfig::load(path)?;
+pub fn report_web(path: &Path) -> Result<String, crate::web::config::WebConfigError> {
+    let web = crate::web::config::WebConfig::load(path)?;
     let mut out = format!(
         "{}: OK: TLS {}, {} basic-auth user(s)\n",
         path.display(),

@@ -10,7 +10,6 @@ mod dispatch;
 pub mod error;
 pub mod framing;
 mod handshake;
-pub mod http;
 mod http_io;
 pub mod http_timing;
 pub mod jsonrpc;
@@ -18,6 +17,7 @@ pub mod legacy_sse;
 pub mod session;
 pub mod sse;
 pub mod stdio;
+pub mod streamable_http;
 mod tools;
 
 use std::collections::BTreeMap;

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use super::dispatch::Inbox;
 use super::error::{Heard, McpError};
 use super::handshake::{self, UNSUPPORTED_PROTOCOL_VERSION};
-use super::http::{HttpTransport, MessageHeaders};
 use super::jsonrpc::{self, IdCounter, RpcErrorObject};
 use super::legacy_sse::SseTransport;
 use super::stdio::StdioTransport;
+use super::streamable_http::{HttpTransport, MessageHeaders};
 use super::tools;
 use super::{
     Era, HttpPhases, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestOutcome,

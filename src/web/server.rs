@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::webconfig::{WebConfig, WebConfigError};
+use super::config::{WebConfig, WebConfigError};
 
 /// How often the web config file and certificates are checked for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);

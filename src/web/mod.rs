@@ -1,10 +1,12 @@
 //! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies` and the status
-//! page at `/`.
+//! page at `/`, served with the TLS and basic-auth settings of `--web.config.file`.
 //! Handlers only read what the scheduler last published; none of them probes.
 
 mod assets;
 mod compress;
+pub mod config;
 mod dependencies;
+pub mod server;
 mod status_page;
 
 use std::sync::Arc;
