@@ -8,8 +8,8 @@
 //! - every expression of the dashboards, the recording and alerting rules and their promtool
 //!   tests;
 //! - every alert (severity, `for`, runbook), every runbook file and every dashboard;
-//! - every `docs/metrics.md#…` / `docs/probing.md#…` reference and every relative link in the
-//!   documentation.
+//! - every `docs/metrics.md#…`, `docs/probing.md#…` or `README.md#…` reference in the
+//!   repository and every relative link of the documentation.
 //!
 //! Self-contained on purpose (no shared harness): the helpers it needs are below.
 
@@ -1465,14 +1465,15 @@ fn every_dashboard_and_its_rows_are_documented() {
 
 #[test]
 fn references_to_the_docs_and_links_in_them_resolve() {
-    let docs_anchors: BTreeMap<String, BTreeSet<String>> = ["docs/metrics.md", "docs/probing.md"]
-        .iter()
-        .map(|d| (d.to_string(), anchors(&read(d))))
-        .collect();
     let mut problems = BTreeSet::new();
 
-    // `docs/metrics.md#…` and `docs/probing.md#…` anywhere in the repository's text.
-    let reference = Regex::new(r"docs/(metrics|probing)\.md#([A-Za-z0-9_-]+)").expect("regex");
+    // `docs/metrics.md#…`, `docs/probing.md#…`, `docs/README.md#…` and `README.md#…`, written
+    // repository-relative anywhere in the repository's text (in markdown, a bare `README.md#…`
+    // is a relative link, checked below instead).
+    let reference =
+        Regex::new(r"(docs/(?:metrics|probing|README)\.md|README\.md)#([A-Za-z0-9_-]+)")
+            .expect("reference regex");
+    let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut scanned = Vec::new();
     for dir in [
         "src", "tests", "scripts", "examples", "deploy", "alerts", "docs", "benches",
@@ -1487,13 +1488,21 @@ fn references_to_the_docs_and_links_in_them_resolve() {
     scanned.push(root().join("README.md"));
     for path in &scanned {
         let text = std::fs::read_to_string(path).unwrap_or_default();
+        let markdown = path.extension().is_some_and(|e| e == "md");
         for c in reference.captures_iter(&text) {
-            let doc = format!("docs/{}.md", &c[1]);
-            if !docs_anchors[&doc].contains(&c[2]) {
+            let (target, anchor) = (&c[1], &c[2]);
+            let start = c.get(0).map_or(0, |m| m.start());
+            // A bare `README.md` is the root one only when no directory precedes it.
+            if target == "README.md" && (markdown || text[..start].ends_with('/')) {
+                continue;
+            }
+            let defined = known
+                .entry(target.to_string())
+                .or_insert_with(|| anchors(&read(target)));
+            if !defined.contains(anchor) {
                 problems.insert(format!(
-                    "{}: {doc}#{} has no such section",
-                    rel(path),
-                    &c[2]
+                    "{}: {target}#{anchor} has no such section",
+                    rel(path)
                 ));
             }
         }
