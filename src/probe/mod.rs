@@ -2,6 +2,7 @@
 
 mod classify;
 mod outcome;
+mod restart;
 mod run;
 
 pub use classify::{classify, session_is_broken};
