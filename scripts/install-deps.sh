@@ -49,10 +49,24 @@ install_node_servers() {
 	log "npm ci in mcp-servers/"
 	(cd "$SERVERS" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) ||
 		die "npm ci failed in $SERVERS"
-	local pkg
-	for pkg in everything filesystem memory postgres; do
-		[[ -f "$SERVERS/node_modules/@modelcontextprotocol/server-$pkg/dist/index.js" ]] ||
-			die "server-$pkg has no dist/index.js after npm ci"
+	# Every pinned server (package.json), and the bin examples/playbook.toml runs it by.
+	local entry pkg bin
+	for entry in \
+		@modelcontextprotocol/server-everything:mcp-server-everything \
+		@modelcontextprotocol/server-filesystem:mcp-server-filesystem \
+		@modelcontextprotocol/server-memory:mcp-server-memory \
+		@modelcontextprotocol/server-postgres:mcp-server-postgres \
+		@modelcontextprotocol/server-github:mcp-server-github \
+		@modelcontextprotocol/server-brave-search:mcp-server-brave-search \
+		@modelcontextprotocol/server-slack:mcp-server-slack \
+		@modelcontextprotocol/server-puppeteer:mcp-server-puppeteer \
+		@wonderwhy-er/desktop-commander:desktop-commander; do
+		pkg="${entry%%:*}"
+		bin="${entry#*:}"
+		[[ -f "$SERVERS/node_modules/$pkg/dist/index.js" ]] ||
+			die "$pkg has no dist/index.js after npm ci"
+		[[ -x "$SERVERS/node_modules/.bin/$bin" ]] ||
+			die "$pkg installed no executable node_modules/.bin/$bin"
 	done
 	printf '%s\n' "$want" >"$stamp"
 }

@@ -3,6 +3,7 @@
 mod classify;
 pub mod deadline;
 mod outcome;
+mod restart;
 mod run;
 
 pub use classify::{classify, session_is_broken};

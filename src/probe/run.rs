@@ -5,10 +5,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{CheckType, ServerConfig};
 use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
-use crate::process::supervise::{SupervisionStatus, Supervisor};
+use crate::process::supervise::SupervisionStatus;
 
 use super::classify::{classify, session_is_broken};
 use super::outcome::{CatalogSummary, FailureClass, ProbeOutcome, ServerIdentity, Stage};
+use super::restart::ChildSupervision;
 
 /// JSON-RPC "method not found": a server without `ping` still proves it is alive by answering.
 const METHOD_NOT_FOUND: i64 = -32601;
@@ -24,8 +25,8 @@ pub struct ServerProbe {
     identity: Option<ServerIdentity>,
     notifications: Vec<Notification>,
     last_stderr: String,
-    /// Restart backoff and crash-loop detection of a stdio child (issue 3).
-    supervisor: Option<Supervisor>,
+    /// Restart backoff and crash-loop detection of a stdio child.
+    supervisor: Option<ChildSupervision>,
     stderr_lines: Vec<String>,
 }
 
@@ -41,7 +42,7 @@ impl ServerProbe {
             notifications: Vec::new(),
             last_stderr: String::new(),
             supervisor: matches!(config.transport, TransportSpec::Stdio { .. })
-                .then(|| Supervisor::new(config.process.restart)),
+                .then(|| ChildSupervision::new(config.process.restart)),
             config,
             stderr_lines: Vec::new(),
         }
@@ -57,7 +58,7 @@ impl ServerProbe {
         self.supervisor
             .as_ref()
             .filter(|s| self.session.is_none() && !s.running())
-            .and_then(Supervisor::next_spawn_at)
+            .and_then(ChildSupervision::next_spawn_at)
     }
 
     /// The server's configuration.
@@ -107,15 +108,6 @@ impl ServerProbe {
             outcome.identity = self.identity.clone();
             return outcome;
         }
-        if self.session.is_none()
-            && let Some(sup) = self.supervisor.as_mut()
-        {
-            sup.spawning();
-            let restarts = sup.status(Instant::now()).restarts;
-            if restarts > 0 {
-                tracing::info!(server = %self.config.name, restarts, "restarting the stdio child");
-            }
-        }
         self.run_stages(check, deadline, &mut outcome).await;
         self.supervise_after(&mut outcome);
         if let Some(session) = self.session.as_mut() {
@@ -151,7 +143,8 @@ impl ServerProbe {
         }
     }
 
-    /// Tells the supervisor when the child died during this probe; marks crash loops.
+    /// Tells the supervisor when the child died during this probe; marks crash loops. A child
+    /// that was never spawned (its `${VAR}` unset) is not running, so nothing is recorded.
     fn supervise_after(&mut self, outcome: &mut ProbeOutcome) {
         if let Some(sup) = self.supervisor.as_mut()
             && sup.running()
@@ -194,6 +187,11 @@ impl ServerProbe {
                 return false;
             }
         };
+        // Only now is a child really started: a server whose transport cannot be resolved is
+        // misconfigured (above), not a spawn, an exit or a restart.
+        if let Some(sup) = self.supervisor.as_mut() {
+            sup.spawning(&self.config.name);
+        }
         let t = Instant::now();
         let opened = McpSession::open(&spec, self.limits.clone(), Arc::clone(&self.counters)).await;
         outcome.stages.push((Stage::Connect, t.elapsed()));
@@ -408,4 +406,133 @@ impl ServerProbe {
 
 fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn probe_of(toml: &str) -> ServerProbe {
+        let config = Config::from_toml(toml, Path::new("t.toml")).expect("config parses");
+        let server = config.servers.into_iter().next().expect("one server");
+        ServerProbe::new(
+            Arc::new(server),
+            Limits::default(),
+            Arc::new(WireCounters::default()),
+        )
+    }
+
+    /// A probe after the restart backoff (at most `backoff_max`, 1 ms here) has expired.
+    async fn probe_after_backoff(probe: &mut ServerProbe) -> ProbeOutcome {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        probe.probe().await
+    }
+
+    #[tokio::test]
+    async fn an_unset_variable_is_misconfigured_every_interval_and_never_a_restart() {
+        const UNSET: &str = "MCP_EXPORTER_RUN_TEST_VARIABLE_NEVER_SET";
+        assert!(std::env::var_os(UNSET).is_none(), "{UNSET} must not be set");
+        let mut probe = probe_of(&format!(
+            r#"
+[[servers]]
+name = "needs-a-key"
+transport = "stdio"
+command = "sh"
+args = ["-c", "exit 1"]
+env = {{ API_KEY = "${{{UNSET}}}" }}
+restart = {{ backoff_initial = "1ms", backoff_max = "1ms", crash_loop_failures = 2 }}
+"#
+        ));
+        for attempt in 1..=6 {
+            let outcome = probe_after_backoff(&mut probe).await;
+            let failure = outcome.failure.expect("the probe fails");
+            assert_eq!(
+                failure.class,
+                FailureClass::Misconfigured,
+                "attempt {attempt}"
+            );
+            assert_eq!(failure.stage, Stage::Config, "attempt {attempt}");
+            assert!(
+                failure.reason.contains(&format!("`{UNSET}`"))
+                    && !failure.reason.contains("crash-looping")
+                    && !failure.reason.contains("restarting"),
+                "attempt {attempt}: {}",
+                failure.reason
+            );
+            assert!(
+                !outcome
+                    .stages
+                    .iter()
+                    .any(|(stage, _)| *stage == Stage::Connect),
+                "attempt {attempt}: nothing was spawned"
+            );
+            let status = probe.supervision().expect("a stdio server is supervised");
+            assert_eq!(status.restarts, 0, "attempt {attempt}");
+            assert_eq!(status.recent_exits, 0, "attempt {attempt}");
+            assert!(!status.crash_looping, "attempt {attempt}");
+            assert_eq!(status.last_exit, None, "attempt {attempt}");
+            assert_eq!(
+                probe.next_restart_at(),
+                None,
+                "attempt {attempt}: no backoff"
+            );
+            assert_eq!(probe.pid(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_child_that_exits_counts_restarts_and_then_crash_loops() {
+        let mut probe = probe_of(
+            r#"
+[[servers]]
+name = "exits"
+transport = "stdio"
+command = "sh"
+args = ["-c", "exit 3"]
+env = { KEPT = "$${literal}" }
+restart = { backoff_initial = "1ms", backoff_max = "1ms", crash_loop_failures = 3 }
+"#,
+        );
+        let mut spawned = 0;
+        let mut last = None;
+        // A probe that lands inside the backoff spawns nothing; bounded in count either way.
+        for _ in 0..50 {
+            let outcome = probe_after_backoff(&mut probe).await;
+            if outcome
+                .stages
+                .iter()
+                .any(|(stage, _)| *stage == Stage::Connect)
+            {
+                spawned += 1;
+            }
+            last = Some(outcome);
+            if spawned == 3 {
+                break;
+            }
+        }
+        assert_eq!(spawned, 3, "three children spawned");
+        let failure = last.and_then(|o| o.failure).expect("the third probe fails");
+        assert_ne!(failure.class, FailureClass::Misconfigured);
+        assert!(
+            failure
+                .reason
+                .starts_with("crash-looping: the child exited 3 times within"),
+            "{}",
+            failure.reason
+        );
+        let status = probe.supervision().expect("a stdio server is supervised");
+        assert_eq!(status.restarts, 2);
+        assert_eq!(status.recent_exits, 3);
+        assert!(status.crash_looping);
+        assert!(
+            status
+                .last_exit
+                .as_deref()
+                .is_some_and(|exit| exit.starts_with(&format!("{}: ", failure.class))),
+            "{status:?}"
+        );
+    }
 }

@@ -2,29 +2,33 @@
 //! and jitter; a child that dies `crash_loop_failures` times within `crash_loop_window` (and is
 //! not running now) is crash-looping. Pure: the caller passes the time, so it is table-tested.
 //!
-//! [`crate::probe::ServerProbe`] consults the supervisor before it spawns, tells it about every
-//! spawn and every death, and the scheduler wakes the server's task when the backoff expires.
+//! The supervisor knows nothing of probes: it counts spawns and deaths and keeps how the last
+//! child ended as whatever typed value its caller records (`Exit`). The prober
+//! (src/probe/restart.rs) translates between probe outcomes and these calls, so `probe` depends
+//! on `process` and never the other way round. Only a child that was really spawned is
+//! recorded: a server that cannot be started at all (an unset `${VAR}`) never reaches
+//! [`Supervisor::spawning`], so it has no restarts and no crash loop.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::config::RestartPolicy;
-use crate::probe::{FailureClass, ProbeOutcome, Stage};
 
 /// Lowest and highest jitter factor applied to each backoff.
 const JITTER: (f64, f64) = (0.8, 1.2);
 
-/// Restart bookkeeping of one stdio server.
+/// Restart bookkeeping of one stdio server; `Exit` is how a child ended, as its caller types it.
 #[derive(Debug, Clone)]
-pub struct Supervisor {
+pub struct Supervisor<Exit> {
     policy: RestartPolicy,
     deaths: VecDeque<Instant>,
     next_spawn: Option<Instant>,
     spawns: u64,
     running: bool,
-    last_death: Option<String>,
+    last_exit: Option<Exit>,
 }
 
 /// What the status page and metrics show about supervision.
@@ -44,7 +48,7 @@ pub struct SupervisionStatus {
     pub last_exit: Option<String>,
 }
 
-impl Supervisor {
+impl<Exit: fmt::Display> Supervisor<Exit> {
     /// A supervisor with no history.
     pub fn new(policy: RestartPolicy) -> Self {
         Supervisor {
@@ -53,7 +57,7 @@ impl Supervisor {
             next_spawn: None,
             spawns: 0,
             running: false,
-            last_death: None,
+            last_exit: None,
         }
     }
 
@@ -65,7 +69,8 @@ impl Supervisor {
         }
     }
 
-    /// Records a spawn attempt (every one after the first is a restart).
+    /// Records a spawn attempt (every one after the first is a restart). Called only when the
+    /// child is really about to be started, never for a server that cannot be started.
     pub fn spawning(&mut self) {
         self.spawns += 1;
         self.running = true;
@@ -76,16 +81,16 @@ impl Supervisor {
         self.running
     }
 
-    /// Records that the child died (or never came up); `how` is the reason shown to operators.
-    /// Schedules the next spawn after a jittered exponential backoff.
-    pub fn died(&mut self, now: Instant, how: impl Into<String>) {
+    /// Records that the child died (or never came up) and how; schedules the next spawn after
+    /// a jittered exponential backoff.
+    pub fn died(&mut self, now: Instant, exit: Exit) {
         let factor = rand::random_range(JITTER.0..=JITTER.1);
-        self.died_with_jitter(now, how, factor);
+        self.died_with_jitter(now, exit, factor);
     }
 
-    fn died_with_jitter(&mut self, now: Instant, how: impl Into<String>, factor: f64) {
+    fn died_with_jitter(&mut self, now: Instant, exit: Exit, factor: f64) {
         self.running = false;
-        self.last_death = Some(how.into());
+        self.last_exit = Some(exit);
         self.deaths.push_back(now);
         self.prune(now);
         let delay = self.backoff(self.deaths.len()).mul_f64(factor);
@@ -120,8 +125,8 @@ impl Supervisor {
     }
 
     /// How the last child ended.
-    pub fn last_death(&self) -> Option<&str> {
-        self.last_death.as_deref()
+    pub fn last_exit(&self) -> Option<&Exit> {
+        self.last_exit.as_ref()
     }
 
     fn recent(&self, now: Instant) -> usize {
@@ -147,60 +152,6 @@ impl Supervisor {
         })
     }
 
-    /// While a restart backoff is pending, fails `outcome` with the last exit's class and
-    /// reason (and the crash loop, if any) and returns false: no spawn this probe.
-    pub fn allow_probe(&self, now: Instant, outcome: &mut ProbeOutcome) -> bool {
-        let Err(wait) = self.may_spawn(now) else {
-            return true;
-        };
-        let last = self.last_death().unwrap_or("the child exited");
-        // The last exit is stored as "class: reason"; blocked probes keep its class.
-        let (class, last) = last
-            .split_once(": ")
-            .and_then(|(name, rest)| {
-                FailureClass::ALL
-                    .into_iter()
-                    .find(|c| c.as_str() == name)
-                    .map(|c| (c, rest))
-            })
-            .unwrap_or((FailureClass::Down, last));
-        let prefix = self
-            .crash_loop_reason(now)
-            .map(|r| format!("{r}; "))
-            .unwrap_or_default();
-        outcome.fail(
-            Stage::Connect,
-            class,
-            format!(
-                "{prefix}{last}; restarting in {} ms (backoff)",
-                wait.as_millis()
-            ),
-        );
-        false
-    }
-
-    /// Records the exit of the child that `outcome` observed, schedules its restart, and
-    /// prefixes the failure with the crash loop when there is one.
-    pub fn record_exit(&mut self, server: &str, now: Instant, outcome: &mut ProbeOutcome) {
-        let how = outcome
-            .failure
-            .as_ref()
-            .map(|f| format!("{}: {}", f.class, f.reason))
-            .unwrap_or_else(|| "down: the child exited".to_string());
-        self.died(now, how);
-        if let (Some(reason), Some(failure)) =
-            (self.crash_loop_reason(now), outcome.failure.as_mut())
-        {
-            failure.reason = format!("{reason}; {}", failure.reason);
-        }
-        tracing::warn!(
-            server,
-            next_restart_ms = self.may_spawn(now).err().map(|d| d.as_millis() as u64),
-            crash_looping = self.crash_looping(now),
-            "stdio child is gone; restart scheduled with backoff"
-        );
-    }
-
     /// Snapshot for the status page and metrics.
     pub fn status(&self, now: Instant) -> SupervisionStatus {
         SupervisionStatus {
@@ -209,7 +160,7 @@ impl Supervisor {
             crash_looping: self.crash_looping(now),
             crash_loop_reason: self.crash_loop_reason(now),
             next_restart_in_ms: self.may_spawn(now).err().map(|d| d.as_millis() as u64),
-            last_exit: self.last_death.clone(),
+            last_exit: self.last_exit.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -227,9 +178,25 @@ mod tests {
         }
     }
 
+    /// A caller's typed exit: the supervisor keeps it as it is and shows it through `Display`.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Exit {
+        Status(i32),
+        Killed,
+    }
+
+    impl fmt::Display for Exit {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Exit::Status(code) => write!(f, "exited with status {code}"),
+                Exit::Killed => f.write_str("killed"),
+            }
+        }
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let s = Supervisor::new(policy());
+        let s = Supervisor::<Exit>::new(policy());
         let got: Vec<u64> = (1..=6).map(|n| s.backoff(n).as_secs()).collect();
         assert_eq!(got, vec![1, 2, 4, 8, 10, 10]);
     }
@@ -241,47 +208,58 @@ mod tests {
         assert!(s.may_spawn(t0).is_ok());
         s.spawning();
         assert!(s.running());
-        s.died_with_jitter(t0, "exited with status 1", 1.0);
+        s.died_with_jitter(t0, Exit::Status(1), 1.0);
         assert_eq!(s.may_spawn(t0), Err(Duration::from_secs(1)));
         assert!(s.may_spawn(t0 + Duration::from_secs(1)).is_ok());
         assert!(!s.crash_looping(t0));
         let t1 = t0 + Duration::from_secs(1);
         s.spawning();
-        s.died_with_jitter(t1, "exited with status 1", 1.0);
+        s.died_with_jitter(t1, Exit::Status(1), 1.0);
         assert_eq!(s.may_spawn(t1), Err(Duration::from_secs(2)));
         let t2 = t1 + Duration::from_secs(2);
         s.spawning();
         assert!(!s.crash_looping(t2), "a running child is not crash-looping");
-        s.died_with_jitter(t2, "exited with status 1", 1.2);
+        s.died_with_jitter(t2, Exit::Status(2), 1.2);
         assert_eq!(s.may_spawn(t2), Err(Duration::from_millis(4800)));
         assert!(s.crash_looping(t2));
+        assert_eq!(s.last_exit(), Some(&Exit::Status(2)), "kept typed");
         let st = s.status(t2);
         assert_eq!(st.restarts, 2);
         assert_eq!(st.recent_exits, 3);
+        assert_eq!(st.next_restart_in_ms, Some(4800));
+        assert_eq!(st.last_exit.as_deref(), Some("exited with status 2"));
         assert!(
             st.crash_loop_reason
                 .unwrap_or_default()
                 .contains("3 times within 1m")
         );
-        let mut blocked = ProbeOutcome::started(std::time::SystemTime::now());
-        assert!(!s.allow_probe(t2, &mut blocked));
-        let failure = blocked.failure.expect("failed");
-        assert_eq!(failure.class, FailureClass::Down);
-        assert!(
-            failure
-                .reason
-                .starts_with("crash-looping: the child exited 3 times")
-                && failure
-                    .reason
-                    .contains("exited with status 1; restarting in 4800 ms"),
-            "{}",
-            failure.reason
-        );
         // Deaths age out of the window: no longer crash-looping, backoff starts over.
         let later = t2 + Duration::from_secs(120);
         assert!(!s.crash_looping(later));
         s.spawning();
-        s.died_with_jitter(later, "killed", 1.0);
+        s.died_with_jitter(later, Exit::Killed, 1.0);
         assert_eq!(s.may_spawn(later), Err(Duration::from_secs(1)));
+        assert_eq!(s.status(later).last_exit.as_deref(), Some("killed"));
+    }
+
+    #[test]
+    fn without_a_spawn_there_is_no_restart_exit_or_crash_loop() {
+        let t0 = Instant::now();
+        let s = Supervisor::<Exit>::new(policy());
+        // However often a prober finds it cannot start the child, it records nothing here.
+        let later = t0 + Duration::from_secs(600);
+        assert!(s.may_spawn(later).is_ok());
+        assert_eq!(s.next_spawn_at(), None);
+        assert_eq!(
+            s.status(later),
+            SupervisionStatus {
+                restarts: 0,
+                recent_exits: 0,
+                crash_looping: false,
+                crash_loop_reason: None,
+                next_restart_in_ms: None,
+                last_exit: None,
+            }
+        );
     }
 }
