@@ -33,7 +33,12 @@ pub(crate) struct Inbox {
     notifications: VecDeque<Notification>,
     max_kept: usize,
     rate: NotificationRate,
+    /// Ids of requests given up on (newest last): their late answers are expected.
+    abandoned: VecDeque<u64>,
 }
+
+/// Most abandoned request ids remembered per session.
+const MAX_ABANDONED_IDS: usize = 32;
 
 /// Most bytes of stderr and log notifications waiting for the security pattern scan.
 pub(crate) const UNSCANNED_CAP: usize = 64 * 1024;
@@ -69,7 +74,17 @@ impl Inbox {
                 window_start: std::time::Instant::now(),
                 in_window: 0,
             },
+            abandoned: VecDeque::new(),
         }
+    }
+
+    /// Remembers that the request `id` was given up on, so its answer, if it still comes, is
+    /// counted as late rather than as a response with an unknown id.
+    pub(crate) fn abandon(&mut self, id: u64) {
+        if self.abandoned.len() >= MAX_ABANDONED_IDS {
+            self.abandoned.pop_front();
+        }
+        self.abandoned.push_back(id);
     }
 
     /// Drops (and counts) notifications beyond `per_second` in any one-second window.
@@ -105,6 +120,15 @@ impl Inbox {
                         .responses_matched
                         .fetch_add(1, Ordering::Relaxed);
                     Routed::Matched(outcome)
+                } else if let Some(at) = self
+                    .abandoned
+                    .iter()
+                    .position(|gone| jsonrpc::id_matches(&id, *gone))
+                {
+                    self.abandoned.remove(at);
+                    self.counters.late_responses.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%id, want, "late response to an abandoned request skipped");
+                    Routed::Skipped
                 } else {
                     self.counters
                         .unknown_response_ids
@@ -199,5 +223,22 @@ mod tests {
         assert_eq!(counters.unknown_response_ids.load(Ordering::Relaxed), 1);
         assert_eq!(counters.server_pings_answered.load(Ordering::Relaxed), 1);
         assert_eq!(counters.server_requests_refused.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_late_answer_to_an_abandoned_request_is_not_a_violation() {
+        let counters = Arc::new(WireCounters::default());
+        let mut inbox = Inbox::new(Arc::clone(&counters), 10);
+        inbox.abandon(1);
+        let late = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+        assert!(matches!(
+            inbox.route_bytes(late, 2).as_deref(),
+            Ok([Routed::Skipped])
+        ));
+        assert_eq!(counters.late_responses.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.unknown_response_ids.load(Ordering::Relaxed), 0);
+        // Only once: a second answer with the same id is a violation.
+        inbox.route_bytes(late, 2).ok();
+        assert_eq!(counters.unknown_response_ids.load(Ordering::Relaxed), 1);
     }
 }

@@ -159,8 +159,11 @@ pub struct WireCounters {
     pub in_flight: AtomicI64,
     /// stdout lines that were not JSON (stdio only).
     pub stdout_garbage_lines: AtomicU64,
-    /// Responses whose id matched no outstanding request.
+    /// Responses whose id matched no request sent in this session (a protocol violation).
     pub unknown_response_ids: AtomicU64,
+    /// Late responses to requests the prober gave up on (e.g. the era probe's
+    /// `server/discover` answered after its window by a server slow to start); not violations.
+    pub late_responses: AtomicU64,
     /// Lines, bodies or events larger than `Limits::max_message_bytes`.
     pub oversize_messages: AtomicU64,
     /// Server->client requests answered with -32601.

@@ -259,8 +259,11 @@ impl McpSession {
                 RequestOutcome::Error
             },
         });
-        if matches!(outcome, Err(McpError::Timeout { .. })) && method != "initialize" {
-            self.cancel(id, headers, timeout).await;
+        if matches!(outcome, Err(McpError::Timeout { .. })) {
+            self.inbox.abandon(id);
+            if method != "initialize" {
+                self.cancel(id, headers, timeout).await;
+            }
         }
         outcome
     }
