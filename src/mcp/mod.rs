@@ -2,7 +2,7 @@
 //! dual-era (legacy `initialize` and modern 2026-07-28 `server/discover`).
 //!
 //! Written by hand (not rmcp) so that every stage can be timed and every malformed byte seen.
-//! Protocol reference: `shared/spec/MCP-PROBING.md`.
+//! How each era and transport is probed, and why this client is our own: `docs/probing.md`.
 
 #![warn(missing_docs)]
 

@@ -338,7 +338,7 @@ impl McpSession {
         }
     }
 
-    /// Dual-era handshake (MCP-PROBING.md §3.6). `era_hint` = the era remembered from an earlier probe:
+    /// Dual-era handshake (docs/probing.md#dual-era). `era_hint` = the era remembered from an earlier probe:
     /// `Some(Legacy)` => initialize directly; `Some(Modern)` => server/discover directly; `None` =>
     /// discover first with `limits.discover_timeout`, fall back to initialize on anything non-modern.
     pub async fn handshake(

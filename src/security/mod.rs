@@ -46,7 +46,7 @@ pub const DEFAULT_PATTERNS: [&str; 4] = [
 pub enum EventKind {
     /// The server answered 401/403 to the prober.
     AuthFailure,
-    /// A dependency refused the server's credentials (issue 4 reports these).
+    /// A dependency refused the server's credentials (docs/metrics.md#dependencies).
     DependencyAuthFailure,
     /// Invalid JSON-RPC, garbage on stdout, responses with unknown ids.
     ProtocolViolation,

@@ -116,7 +116,7 @@ async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
     Html(redact(status_page::render(&state.board.snapshot())))
 }
 
-/// Issue 7: no registered secret leaves the daemon through an endpoint.
+/// No registered secret leaves the daemon through an endpoint (README.md#security).
 fn redact(text: String) -> String {
     crate::security::redact::redact_owned(text)
 }
