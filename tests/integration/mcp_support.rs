@@ -64,9 +64,14 @@ impl ServerProcess {
 
     /// Runs a (blocking) spawn helper off the test's runtime thread.
     async fn start(spawn: impl FnOnce() -> (ChildGuard, u16) + Send + 'static) -> ServerProcess {
-        let (guard, port) = tokio::task::spawn_blocking(spawn)
-            .await
-            .unwrap_or_else(|e| panic!("starting the server panicked: {e}"));
+        let (guard, port) = match tokio::task::spawn_blocking(spawn).await {
+            Ok(started) => started,
+            // The helper's own message (the server's output) is the useful one.
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("starting the server: {e}"),
+            },
+        };
         ServerProcess {
             _guard: guard,
             port,
