@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+/// A parsed YAML document (rules, Alertmanager config, manifests).
 pub use serde_yaml_ng::Value as Yaml;
 
 use crate::common::paths::read_repo_file;
