@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target for a bounded time (default 60 s each; FUZZ_SECONDS overrides).
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`).
 # A crash leaves its input in fuzz/artifacts/<target>/: copy it to fuzz/regressions/<target>/
-# so the normal test suite (tests/fuzz_regressions.rs) replays it forever.
+# so the normal test suite (tests/integration/fuzz_regressions.rs) replays it forever.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"

@@ -4,7 +4,7 @@ Performance, System Resources).
 
 The JSON files are committed and compiled into the binary; edit this script, run it, commit both:
     python3 scripts/gen-dashboards.py [OUTPUT_DIR]
-tests/alerts.rs checks that the committed files are this script's output, that every expression
+tests/integration/alerts.rs checks that the committed files are this script's output, that every expression
 parses and that it names only emitted metrics.
 """
 import json

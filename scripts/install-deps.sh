@@ -24,7 +24,7 @@ done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVERS="$ROOT/mcp-servers"
-APT_PACKAGES=(prometheus prometheus-alertmanager postgresql procps iproute2 bsdutils)
+APT_PACKAGES=(prometheus prometheus-alertmanager postgresql procps iproute2 bsdutils systemd)
 # Services those packages may start; tests run their own instances on ephemeral ports.
 APT_SERVICES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
 

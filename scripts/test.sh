@@ -5,7 +5,11 @@
 # Environment (passed through to the tests):
 #   CI=true                         a test whose tool is missing fails instead of skipping
 #   MCP_EXPORTER_TEST_DEPS=require  the same outside CI
+#   MCP_EXPORTER_TEST_PYTHON=PATH   the Python with the MCP SDK, instead of mcp-servers/.venv
 #   MCP_EXPORTER_SKIP_APT=1         install-deps.sh leaves apt alone
+# The rule for a missing tool (node, the venv, promtool, PostgreSQL, ...) is in
+# tests/integration/common/tools.rs; without CI or =require such a test prints
+# "skipped: <tool> not found" and passes.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -3,8 +3,6 @@
 //! slow, 429 with Retry-After), filesystems (missing, read-only, free-space threshold), and the
 //! daemon monitoring the real `@modelcontextprotocol/server-postgres` with its database.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,13 +15,20 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use common::{Daemon, eventually, free_port, node_bin, spawn_postgres, tools_required};
 use mcp_exporter::deps::{
     DependencyBoard, DependencyCheck, DependencyConfig, DependencyFailure, DependencyRunner,
     DependencySpec, SecretSource, StatusRange, check_once,
 };
 use mcp_exporter::health::HealthStatus;
 use mcp_exporter::metrics::Metrics;
+
+use crate::common::daemon::{Daemon, daemon_bin};
+use crate::common::net::free_port;
+use crate::common::paths::{npm_server_js, repo_root};
+use crate::common::postgres::spawn_postgres;
+use crate::common::scrape::promtool_check_metrics;
+use crate::common::tools::{Tool, missing_tools_fail, require};
+use crate::common::wait::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
@@ -405,10 +410,12 @@ impl ReadOnlyDir {
             Ok(s) if s.success() => Some(ReadOnlyDir { dir, mounted: true }),
             other => {
                 assert!(
-                    !tools_required(),
+                    !missing_tools_fail(),
                     "mount -t tmpfs -o ro failed as root: {other:?}"
                 );
-                println!("SKIP: cannot mount a read-only tmpfs here ({other:?})");
+                eprintln!(
+                    "skipped: the read-only checks: cannot mount a read-only tmpfs here ({other:?})"
+                );
                 None
             }
         }
@@ -483,11 +490,14 @@ fn health_of(daemon: &Daemon, server: &str) -> Option<f64> {
 
 #[test]
 fn server_postgres_is_monitored_with_its_database() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let Some(mut pg) = spawn_postgres() else {
         return;
     };
     let dsn = pg.url("postgres");
-    let server_js = node_bin("postgres");
+    let server_js = npm_server_js("postgres");
     let config = format!(
         r#"
 [exporter]
@@ -564,7 +574,7 @@ interval = "1h"
         Some(2.0)
     );
     assert!(scrape.has("mcp_dependency_check_duration_seconds"));
-    common::promtool_check_metrics(scrape.text()).expect("promtool accepts the exposition");
+    promtool_check_metrics(scrape.text()).expect("promtool accepts the exposition");
 
     pg.stop();
     eventually(WAIT, POLL, || {
@@ -590,7 +600,7 @@ interval = "1h"
             && reason == Some(1.0)
             && optional_reason == Some(1.0)
         {
-            common::promtool_check_metrics(&promtool_text)
+            promtool_check_metrics(&promtool_text)
         } else {
             Err(format!(
                 "up {up:?}, pg-mcp {critical:?} ({reason:?}), pg-mcp-lists {optional:?} ({optional_reason:?})"
@@ -676,7 +686,7 @@ interval = "1h"
 fn the_playbook_example_validates() {
     let output = Command::new(env!("CARGO_BIN_EXE_mcp-exporter"))
         .arg("validate")
-        .arg(common::repo_root().join("examples/playbook.toml"))
+        .arg(repo_root().join("examples/playbook.toml"))
         .env_remove("PG_DSN")
         .output()
         .expect("run validate");
@@ -722,6 +732,12 @@ fn the_playbook_example_validates() {
 
 #[test]
 fn a_dependency_rejecting_its_password_is_a_security_event_of_its_servers() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
+    let Some(python3) = require(Tool::Python3) else {
+        return;
+    };
     let Some(pg) = spawn_postgres() else {
         return;
     };
@@ -748,7 +764,7 @@ check = "liveness"
 interval = "1s"
 depends_on = ["pg"]
 "#,
-        node_bin("memory").display()
+        npm_server_js("memory").display()
     );
     let daemon = Daemon::start_with(&config, &[], &[("PG_DSN", &dsn)]);
     eventually(WAIT, POLL, || {
@@ -778,7 +794,7 @@ depends_on = ["pg"]
     // The event is in the history store, found the way the playbook searches for it.
     let config_path = daemon.config_path().to_string_lossy().into_owned();
     let found = eventually(WAIT, POLL, || {
-        let out = std::process::Command::new(common::daemon_bin())
+        let out = std::process::Command::new(daemon_bin())
             .args([
                 "logs",
                 "--config",
@@ -808,7 +824,7 @@ depends_on = ["pg"]
     // Every check of the dependency is kept in the store too.
     let db = daemon.dir().join("mcp-exporter.db");
     eventually(WAIT, POLL, || {
-        let out = std::process::Command::new("python3")
+        let out = std::process::Command::new(&python3)
             .arg("-c")
             .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute(\"select count(*) from dependency_results where dependency='pg' and up=0 and error like '%authentication failed%'\").fetchone()[0])")
             .arg(&db)

@@ -2,16 +2,18 @@
 //! from /proc in the test (a fixture process of known size, and a real npm server behind a
 //! shell wrapper), restarts of a killed stdio child, and crash-loop detection with backoff.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{
-    ChildGuard, Daemon, Scrape, eventually, fixture, free_port, node_bin, require_tool,
-    spawn_guarded,
-};
+use crate::common::daemon::Daemon;
+use crate::common::net::free_port;
+use crate::common::paths::{fixture, npm_server_js};
+use crate::common::process_table::descendants_of;
+use crate::common::processes::{ChildGuard, kill_group, spawn_guarded};
+use crate::common::scrape::{Scrape, promtool_check_metrics};
+use crate::common::tools::{Tool, require};
+use crate::common::wait::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
@@ -97,7 +99,7 @@ fn down_http(name: &str, extra: &str) -> String {
 
 #[test]
 fn gauges_match_proc_for_a_process_of_known_size() {
-    let Some(python) = require_tool("python3") else {
+    let Some(python) = require(Tool::Python3) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -242,7 +244,7 @@ fn gauges_match_proc_for_a_process_of_known_size() {
         }
     });
     assert_eq!(gauge(&s, "mcp_server_processes", "matched"), Some(1.0));
-    if let Err(problems) = common::promtool_check_metrics(s.text()) {
+    if let Err(problems) = promtool_check_metrics(s.text()) {
         panic!("promtool check metrics: {problems}");
     }
     let status = api_status(&daemon, "matched");
@@ -259,19 +261,6 @@ fn gauges_match_proc_for_a_process_of_known_size() {
     assert!(page.contains("not found: cannot read pid_file"), "{page}");
 }
 
-/// Every descendant of `pid`, found through /proc.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        for child in common::child_pids_of(p) {
-            found.push(child);
-            frontier.push(child);
-        }
-    }
-    found
-}
-
 fn wrapped_everything(name: &str, extra: &str) -> String {
     // No `exec`: the shell stays, so the tree is sh -> node, like npx -> node.
     format!(
@@ -286,16 +275,19 @@ timeout = "10s"
 check = "liveness"
 {extra}
 "#,
-        node_bin("everything").display()
+        npm_server_js("everything").display()
     )
 }
 
 #[test]
 fn a_wrapped_npm_server_is_measured_as_a_whole_tree() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let daemon = Daemon::start(&wrapped_everything("wrapped", ""));
     eventually(WAIT, POLL, || {
         let s = daemon.scrape();
-        let tree = descendants(daemon.pid());
+        let tree = descendants_of(daemon.pid());
         let names: Vec<String> = tree
             .iter()
             .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
@@ -330,6 +322,9 @@ fn a_wrapped_npm_server_is_measured_as_a_whole_tree() {
 
 #[test]
 fn a_killed_child_is_restarted_and_counted() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let daemon = Daemon::start(&wrapped_everything(
         "restart",
         r#"restart = { backoff_initial = "200ms", backoff_max = "2s" }"#,
@@ -346,7 +341,7 @@ fn a_killed_child_is_restarted_and_counted() {
         gauge(&daemon.scrape(), "mcp_server_restarts_total", "restart"),
         Some(0.0)
     );
-    common::kill_group(first, libc::SIGKILL);
+    kill_group(first, libc::SIGKILL);
     eventually(WAIT, POLL, || {
         let s = daemon.scrape();
         let restarts = gauge(&s, "mcp_server_restarts_total", "restart").unwrap_or(0.0);
@@ -492,7 +487,7 @@ fn remediation_runs_once_per_backoff_window_when_a_server_stays_down() {
 #[test]
 fn the_sysinfo_sampler_matches_proc_for_the_fixture() {
     use mcp_exporter::process::sample_sysinfo::{SysinfoSampler, tree_of};
-    let Some(python) = require_tool("python3") else {
+    let Some(python) = require(Tool::Python3) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -524,7 +519,7 @@ fn the_sysinfo_sampler_matches_proc_for_the_fixture() {
     let tree = tree_of(&[sh]).expect("tree of the wrapper");
     assert_eq!(tree.main, sh);
     let mut want = vec![sh, idle];
-    want.extend(descendants(idle));
+    want.extend(descendants_of(idle));
     want.sort_unstable();
     assert_eq!(tree.pids, want, "descendants found by parent pid");
 
@@ -599,6 +594,9 @@ fn the_sysinfo_sampler_matches_proc_for_the_fixture() {
 /// stdio server as a whole tree; sockets are not visible to sysinfo, so that gauge is absent.
 #[test]
 fn the_daemon_forced_onto_sysinfo_measures_a_real_npm_server() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let daemon = Daemon::start_with(
         &wrapped_everything("viasysinfo", ""),
         &[],
@@ -606,7 +604,7 @@ fn the_daemon_forced_onto_sysinfo_measures_a_real_npm_server() {
     );
     eventually(WAIT, POLL, || {
         let s = daemon.scrape();
-        let tree = descendants(daemon.pid());
+        let tree = descendants_of(daemon.pid());
         if gauge(&s, "mcp_server_processes", "viasysinfo") != Some(tree.len() as f64)
             || tree.len() != 2
         {
@@ -641,7 +639,7 @@ fn the_daemon_forced_onto_sysinfo_measures_a_real_npm_server() {
         gauge(&s, "mcp_server_process_found", "viasysinfo"),
         Some(1.0)
     );
-    if let Err(problems) = common::promtool_check_metrics(s.text()) {
+    if let Err(problems) = promtool_check_metrics(s.text()) {
         panic!("promtool check metrics: {problems}");
     }
     let status = api_status(&daemon, "viasysinfo");

@@ -10,8 +10,6 @@
 //! the machine: the servers that talk to an API do so only on a tool call, and the probes'
 //! only tool call is postgres's `SELECT 1`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -20,7 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use common::{Daemon, Postgres, Scrape, daemon_bin, eventually, require_tool, spawn_postgres};
+use crate::common::daemon::{Daemon, daemon_bin};
+use crate::common::paths::{repo_root, servers_dir};
+use crate::common::postgres::{Postgres, spawn_postgres};
+use crate::common::scrape::Scrape;
+use crate::common::tools::{Tool, require, which};
+use crate::common::wait::eventually;
 
 /// The example under test.
 const EXAMPLE: &str = "examples/playbook.toml";
@@ -198,7 +201,7 @@ impl Sandbox {
 
     /// The example, parsed, edited and serialized again.
     fn playbook(&self) -> String {
-        let path = common::repo_root().join(EXAMPLE);
+        let path = repo_root().join(EXAMPLE);
         let text = std::fs::read_to_string(&path).expect("read the example");
         let mut doc: toml::Table = text.parse().unwrap_or_else(|e| panic!("{EXAMPLE}: {e}"));
 
@@ -352,8 +355,8 @@ fn set_string(table: &mut toml::Table, key: &str, value: &str) {
 
 /// node and the pinned servers' bins; `None` (SKIP) without node outside CI.
 fn node_bins() -> Option<PathBuf> {
-    require_tool("node")?;
-    let bins = common::servers_dir().join("node_modules/.bin");
+    require(Tool::Node)?;
+    let bins = servers_dir().join("node_modules/.bin");
     for bin in [
         "desktop-commander",
         "mcp-server-filesystem",
@@ -401,7 +404,7 @@ fn start_daemon(sandbox: &Sandbox, pg: &Postgres, bins: &Path, unset: &[&str]) -
         wrapper.extend(["-u", name]);
     }
     wrapper.push(&bin);
-    let env_program = common::which("env").expect("env (coreutils) on PATH");
+    let env_program = which("env").expect("env (coreutils) on PATH");
     Daemon::start_program(&env_program, &wrapper, &sandbox.playbook(), &[], &env)
 }
 

@@ -3,17 +3,20 @@
 //! `history`, `metrics` (percentiles compared with real Prometheus' `histogram_quantile`), and
 //! the store's durability when the daemon is SIGKILLed in the middle of writes.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{
-    Daemon, daemon_bin, eventually, free_port, node_bin, require_tool, run_bounded, spawn_guarded,
-    spawn_http_everything,
-};
 use serde_json::Value;
+
+use crate::common::daemon::{Daemon, daemon_bin};
+use crate::common::http::{HTTP_TIMEOUT, http_request};
+use crate::common::net::free_port;
+use crate::common::paths::npm_server_js;
+use crate::common::processes::{kill_pid, run_bounded, spawn_guarded};
+use crate::common::servers::spawn_http_everything;
+use crate::common::tools::{Tool, require};
+use crate::common::wait::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(250);
@@ -40,7 +43,7 @@ interval = "{interval}"
 timeout = "10s"
 {extra}
 "#,
-        node_bin("everything").display()
+        npm_server_js("everything").display()
     )
 }
 
@@ -68,6 +71,9 @@ fn table_rows(text: &str) -> Vec<(String, String, String, String)> {
 
 #[test]
 fn check_reports_healthy_servers_then_a_killed_one_with_exit_2_and_why() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let (http, port) = spawn_http_everything("streamableHttp");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(
@@ -157,6 +163,9 @@ fn check_reports_healthy_servers_then_a_killed_one_with_exit_2_and_why() {
 
 #[test]
 fn continuous_check_prints_plain_lines_when_piped() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &everything_stdio("local", "1s", ""));
     let child = spawn_guarded(
@@ -208,6 +217,9 @@ fn logs_json(daemon: &Daemon, args: &[&str]) -> Vec<Value> {
 
 #[test]
 fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     // The readiness call toggles server-everything's simulated logging: every other probe turns it
     // on, and it sends a random-level notifications/message at once.
     // Nothing listens on `gone`'s port: its connection errors are logged as HTTP errors.
@@ -380,13 +392,13 @@ fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
 
 fn prometheus_query(port: u16, query: &str) -> Result<Vec<Value>, String> {
     let path = format!("/api/v1/query?query={}", url_encode(query));
-    let resp = common::http_request(
+    let resp = http_request(
         &format!("127.0.0.1:{port}"),
         "GET",
         &path,
         &[],
         b"",
-        common::HTTP_TIMEOUT,
+        HTTP_TIMEOUT,
     )
     .map_err(|e| e.to_string())?;
     let json: Value = serde_json::from_str(&resp.text()).map_err(|e| e.to_string())?;
@@ -409,7 +421,10 @@ fn url_encode(s: &str) -> String {
 
 #[test]
 fn metrics_summary_percentiles_agree_with_prometheus_histogram_quantile() {
-    let Some(prometheus) = require_tool("prometheus") else {
+    if require(Tool::Node).is_none() {
+        return;
+    }
+    let Some(prometheus) = require(Tool::Prometheus) else {
         return;
     };
     // One probe per hour: after the first, the buckets stay put while Prometheus scrapes.
@@ -514,6 +529,9 @@ fn metrics_summary_percentiles_agree_with_prometheus_histogram_quantile() {
 
 #[test]
 fn sigkill_in_the_middle_of_writes_keeps_every_committed_row() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let mut daemon = Daemon::start(&format!(
         "{}{}",
         everything_stdio("a", "100ms", ""),
@@ -530,7 +548,7 @@ fn sigkill_in_the_middle_of_writes_keeps_every_committed_row() {
             Err(format!("{v} probe rows written"))
         }
     });
-    common::kill_pid(daemon.pid(), libc::SIGKILL);
+    kill_pid(daemon.pid(), libc::SIGKILL);
     let _ = daemon.stop();
     let db = daemon.dir().join("mcp-exporter.db");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -557,6 +575,9 @@ fn sigkill_in_the_middle_of_writes_keeps_every_committed_row() {
 
 #[test]
 fn json_daemon_logs_use_elastic_common_schema_names() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let daemon = Daemon::start_with(
         &everything_stdio("everything", "1s", ""),
         &["--log-format", "json"],
@@ -594,6 +615,9 @@ fn json_daemon_logs_use_elastic_common_schema_names() {
 
 #[test]
 fn check_includes_dependencies_by_criticality() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let closed_port = free_port();
     let missing = dir.path().join("no-such-dir");
@@ -661,7 +685,10 @@ depends_on = ["api-port"]
 #[test]
 fn continuous_check_redraws_in_place_on_a_terminal() {
     // util-linux `script` gives the command a pseudo-terminal and copies what it draws.
-    let Some(script) = require_tool("script") else {
+    if require(Tool::Node).is_none() {
+        return;
+    }
+    let Some(script) = require(Tool::Script) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -694,7 +721,7 @@ fn continuous_check_redraws_in_place_on_a_terminal() {
 
 #[test]
 fn an_imported_claude_desktop_config_checks_healthy_against_real_servers() {
-    if require_tool("node").is_none() {
+    if require(Tool::Node).is_none() {
         return;
     }
     let (_http, port) = spawn_http_everything("streamableHttp");
@@ -704,11 +731,11 @@ fn an_imported_claude_desktop_config_checks_healthy_against_real_servers() {
         "mcpServers": {
             "everything": {
                 "command": "node",
-                "args": [node_bin("everything").display().to_string()],
+                "args": [npm_server_js("everything").display().to_string()],
             },
             "memory": {
                 "command": "node",
-                "args": [node_bin("memory").display().to_string()],
+                "args": [npm_server_js("memory").display().to_string()],
                 "env": {
                     "MEMORY_FILE_PATH": memory_file.display().to_string(),
                     "MEMORY_API_TOKEN": "tok-literal-123456",

@@ -1,29 +1,18 @@
-//! Helpers for tests/alerts.rs and tests/alerts_e2e.rs: reading the bundled rules and dashboards,
+//! Helpers of the `alerts` and `alerts_e2e` tests: reading the bundled rules and dashboards,
 //! collecting their PromQL expressions and the metric names in them, and a webhook receiver
 //! standing in for Alertmanager's pager and Slack.
-
-#![allow(dead_code)] // each test file uses a part
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+/// A parsed YAML document (rules, Alertmanager config, manifests).
 pub use serde_yaml_ng::Value as Yaml;
 
-/// The crate root.
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Reads a file of the repository; panics naming it.
-pub fn read(rel: &str) -> String {
-    let path = root().join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
+use crate::common::paths::read_repo_file;
 
 /// The bundled rules file, parsed.
 pub fn rules() -> Yaml {
@@ -32,7 +21,8 @@ pub fn rules() -> Yaml {
 
 /// Parses a YAML file of the repository; panics naming it.
 pub fn parse_yaml(rel: &str) -> Yaml {
-    serde_yaml_ng::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"))
+    serde_yaml_ng::from_str(&read_repo_file(rel))
+        .unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"))
 }
 
 /// Every rule of every group (alerting and recording).
@@ -67,7 +57,7 @@ pub fn dashboards() -> Vec<(String, serde_json::Value)> {
         .iter()
         .map(|name| {
             let rel = format!("dashboards/{name}.json");
-            let json = serde_json::from_str(&read(&rel))
+            let json = serde_json::from_str(&read_repo_file(&rel))
                 .unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"));
             (rel, json)
         })

@@ -1,15 +1,19 @@
 //! The daemon end to end: real reference MCP servers over stdio, Streamable HTTP and SSE, a
 //! modern-era Python SDK server, and fixtures of our own for behaviour no real server shows.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{
-    Daemon, Sample, Scrape, eventually, fixture, node_bin, promtool_check_metrics,
+use crate::common::daemon::Daemon;
+use crate::common::paths::{fixture, npm_server_js, repo_root};
+use crate::common::process_table::pid_alive;
+use crate::common::processes::kill_group;
+use crate::common::scrape::{Sample, Scrape, promtool_check_metrics};
+use crate::common::servers::{
     spawn_hang_server, spawn_http_everything, spawn_http_everything_on, spawn_py_modern,
 };
+use crate::common::tools::{Tool, require, require_all};
+use crate::common::wait::eventually;
 
 /// The exposition lines of one family, for assertion messages.
 fn grep(scrape: &Scrape, family: &str) -> String {
@@ -36,7 +40,7 @@ interval = "1s"
 timeout = "10s"
 {extra}
 "#,
-        node_bin("everything").display()
+        npm_server_js("everything").display()
     )
 }
 
@@ -75,6 +79,9 @@ fn wait_up(daemon: &Daemon, server: &str, want: f64) -> Scrape {
 
 #[test]
 fn real_servers_over_every_transport_are_up_with_identity_and_metrics() {
+    if !require_all(&[Tool::Node, Tool::Python]) {
+        return;
+    }
     let (_http, http_port) = spawn_http_everything("streamableHttp");
     let (_sse, sse_port) = spawn_http_everything("sse");
     let (_py, py_port) = spawn_py_modern("http");
@@ -101,9 +108,9 @@ args = ["{}", "{}"]
 interval = "1s"
 expected_tools = ["list_directory"]
 "#,
-            node_bin("memory").display(),
+            npm_server_js("memory").display(),
             memory_file.path().display(),
-            node_bin("filesystem").display(),
+            npm_server_js("filesystem").display(),
             fs_dir.path().display()
         ),
         http_server(
@@ -476,13 +483,16 @@ expected_tools = ["list_directory"]
 
 #[test]
 fn a_killed_stdio_child_reads_down_then_is_respawned() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let daemon = Daemon::start(&everything_stdio("everything", "check = \"liveness\""));
     wait_up(&daemon, "everything", 1.0);
     let children = daemon.child_pids();
     assert!(!children.is_empty(), "the daemon has no child process");
     for pid in &children {
         // SIGKILL the child's whole process group: the server crashed.
-        common::kill_group(*pid, libc::SIGKILL);
+        kill_group(*pid, libc::SIGKILL);
     }
     let down = wait_up(&daemon, "everything", 0.0);
     let failures = down
@@ -521,6 +531,9 @@ fn a_killed_stdio_child_reads_down_then_is_respawned() {
 
 #[test]
 fn a_stopped_http_server_reads_down_and_recovers_when_restarted() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let (server, port) = spawn_http_everything("streamableHttp");
     let daemon = Daemon::start(&http_server(
         "remote",
@@ -537,6 +550,9 @@ fn a_stopped_http_server_reads_down_and_recovers_when_restarted() {
 
 #[test]
 fn a_hung_server_delays_neither_scrapes_nor_other_probes() {
+    if !require_all(&[Tool::Node, Tool::Python]) {
+        return;
+    }
     let (_hang, port) = spawn_hang_server();
     let config = format!(
         "{}{}",
@@ -592,6 +608,9 @@ fn a_hung_server_delays_neither_scrapes_nor_other_probes() {
 
 #[test]
 fn a_missing_command_is_down_with_its_reason_while_others_are_served() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let config = format!(
         "{}{}",
         everything_stdio("everything", "check = \"liveness\""),
@@ -636,6 +655,9 @@ interval = "1s"
 
 #[test]
 fn a_server_exiting_at_once_with_a_message_is_misconfigured() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     // server-postgres exits 1 with its usage on stderr when no database URL is given.
     let config = format!(
         r#"
@@ -646,7 +668,7 @@ command = "node"
 args = ["{}"]
 interval = "1s"
 "#,
-        node_bin("postgres").display()
+        npm_server_js("postgres").display()
     );
     let daemon = Daemon::start(&config);
     eventually(WAIT, POLL, || {
@@ -668,6 +690,9 @@ interval = "1s"
 
 #[test]
 fn sigterm_ends_sessions_and_leaves_no_orphan() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let config = format!(
         "{}{}",
         everything_stdio("one", "check = \"liveness\""),
@@ -687,12 +712,15 @@ fn sigterm_ends_sessions_and_leaves_no_orphan() {
         "daemon exit status {status:?}\n{}",
         daemon.stderr()
     );
-    let alive: Vec<u32> = tree.into_iter().filter(|p| common::pid_alive(*p)).collect();
+    let alive: Vec<u32> = tree.into_iter().filter(|p| pid_alive(*p)).collect();
     assert!(alive.is_empty(), "orphans left behind: {alive:?}");
 }
 
 #[test]
 fn sighup_reload_drops_the_series_of_a_removed_server() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
     let both = format!(
         "{}{}",
         everything_stdio("kept", "check = \"liveness\""),
@@ -767,7 +795,7 @@ fn validate_names_what_is_wrong_and_exits_2() {
 fn the_example_config_validates() {
     let output = Command::new(env!("CARGO_BIN_EXE_mcp-exporter"))
         .arg("validate")
-        .arg(common::repo_root().join("examples/mcp-exporter.toml"))
+        .arg(repo_root().join("examples/mcp-exporter.toml"))
         .output()
         .expect("run validate");
     assert!(

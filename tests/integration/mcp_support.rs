@@ -1,48 +1,19 @@
-//! Helpers for tests/mcp_client.rs: locating the real servers, starting HTTP servers on free
-//! loopback ports, inspecting process groups in /proc, and tiny fake HTTP servers.
+//! Helpers of the MCP client tests (`mcp_client`): transport specs for the real servers and
+//! the broken fixture, the HTTP servers they run against, and fake HTTP servers scripted byte by
+//! byte.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use mcp_exporter::mcp::TransportSpec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 
-/// The crate root (where `mcp-servers/` and `tests/fixtures/` live).
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// server-everything's entry point.
-pub fn everything_js() -> PathBuf {
-    root().join("mcp-servers/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-}
-
-/// The venv Python that has the `mcp` SDK.
-pub fn python() -> PathBuf {
-    root().join("mcp-servers/.venv/bin/python")
-}
-
-/// A fixture script path.
-pub fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures").join(name)
-}
-
-/// True when `path` exists. Missing peers fail loudly under `CI=true`, else the test is skipped.
-pub fn available(path: &Path) -> bool {
-    if path.exists() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} is missing; CI must install it", path.display());
-    }
-    eprintln!("skipping: {} is missing", path.display());
-    false
-}
+use crate::common::paths::fixture;
+use crate::common::processes::ChildGuard;
+use crate::common::servers::{spawn_http_everything, spawn_py_modern};
 
 /// A stdio transport spec.
 pub fn stdio(command: &Path, args: &[&str]) -> TransportSpec {
@@ -54,10 +25,10 @@ pub fn stdio(command: &Path, args: &[&str]) -> TransportSpec {
     }
 }
 
-/// The broken stdio fixture in `mode` (with the `BROKEN_TOKEN` it requires).
-pub fn broken(mode: &str) -> TransportSpec {
+/// The broken stdio fixture in `mode`, run by `python` (with the `BROKEN_TOKEN` it requires).
+pub fn broken(python: &Path, mode: &str) -> TransportSpec {
     let script = fixture("broken_stdio_server.py");
-    match stdio(&python(), &[&script.display().to_string(), mode]) {
+    match stdio(python, &[&script.display().to_string(), mode]) {
         TransportSpec::Stdio {
             command, args, cwd, ..
         } => TransportSpec::Stdio {
@@ -70,66 +41,41 @@ pub fn broken(mode: &str) -> TransportSpec {
     }
 }
 
-/// A loopback port that was free a moment ago.
-pub async fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-/// An HTTP server child in its own process group, killed (whole group) on drop.
+/// An HTTP MCP server child on a loopback port, killed (whole process group) on drop.
 pub struct ServerProcess {
-    child: Child,
-    /// Its loopback port.
-    pub port: u16,
+    _guard: ChildGuard,
+    port: u16,
 }
 
 impl ServerProcess {
-    /// Starts `program args` with `PORT=<free port>` and waits until the port accepts.
-    pub async fn start(program: &Path, args: &[String], port: u16) -> ServerProcess {
-        let child = Command::new(program)
-            .args(args)
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start test server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "server on port {port} did not start"
-            );
-            sleep(Duration::from_millis(50)).await;
-        }
-        ServerProcess { child, port }
-    }
-
-    /// server-everything in `mode` (`streamableHttp` or `sse`), bound to 127.0.0.1.
+    /// server-everything in `mode` (`streamableHttp` or `sse`), bound to 127.0.0.1. The test
+    /// has asked for `Tool::Node`.
     pub async fn everything(mode: &str) -> ServerProcess {
-        let port = free_port().await;
-        let args = vec![
-            "--require".to_string(),
-            fixture("loopback.cjs").display().to_string(),
-            everything_js().display().to_string(),
-            mode.to_string(),
-        ];
-        ServerProcess::start(Path::new("node"), &args, port).await
+        let mode = mode.to_string();
+        ServerProcess::start(move || spawn_http_everything(&mode)).await
     }
 
-    /// The Python dual-era server in `mode` (`http`, `stateless` or `json`).
+    /// The Python dual-era server in `mode` (`http`, `stateless` or `json`). The test has asked
+    /// for `Tool::Python`.
     pub async fn python(mode: &str) -> ServerProcess {
-        let port = free_port().await;
-        let args = vec![
-            fixture("py_modern_server.py").display().to_string(),
-            mode.to_string(),
-            port.to_string(),
-        ];
-        ServerProcess::start(&python(), &args, port).await
+        let mode = mode.to_string();
+        ServerProcess::start(move || spawn_py_modern(&mode)).await
+    }
+
+    /// Runs a (blocking) spawn helper off the test's runtime thread.
+    async fn start(spawn: impl FnOnce() -> (ChildGuard, u16) + Send + 'static) -> ServerProcess {
+        let (guard, port) = match tokio::task::spawn_blocking(spawn).await {
+            Ok(started) => started,
+            // The helper's own message (the server's output) is the useful one.
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("starting the server: {e}"),
+            },
+        };
+        ServerProcess {
+            _guard: guard,
+            port,
+        }
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -138,53 +84,11 @@ impl ServerProcess {
     }
 }
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-/// `(pid, state)` of every process in process group `pgid` (read from /proc).
-pub fn group_members(pgid: u32) -> Vec<(u32, char)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised comm: state ppid pgrp ...
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
-            let state = fields.first().and_then(|s| s.chars().next()).unwrap_or('?');
-            out.push((pid, state));
-        }
-    }
-    out
-}
-
-/// Members of the group that are still running (zombies awaiting an absent reaper count as gone).
-pub fn live_members(pgid: u32) -> Vec<u32> {
-    group_members(pgid)
-        .into_iter()
-        .filter(|(_, state)| *state != 'Z' && *state != 'X')
-        .map(|(pid, _)| pid)
-        .collect()
-}
-
 /// A one-response-per-connection HTTP server answering every request with `response`.
+///
+/// Raw on purpose, like [`scripted_http_server`]: the response bytes are exactly the test's, so
+/// a test can send what a real server library would not (a bare 401 challenge, a 404 HTML page
+/// at an MCP endpoint).
 pub async fn canned_http_server(response: String) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -233,6 +137,10 @@ pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<SeenRequest>>>;
 
 /// An HTTP/1.1 server whose answer to each request is computed by `script` (`None` = never
 /// answer, hold the connection). Returns its port and the requests it saw.
+///
+/// Raw sockets on purpose: the tests script byte-exact responses (SSE bodies with priming
+/// events and server requests mixed in, oversize bodies, foreign endpoints) and connections
+/// that are held open without an answer, which a server framework would not produce.
 pub async fn scripted_http_server<F>(script: F) -> (u16, Seen)
 where
     F: Fn(&SeenRequest) -> Option<String> + Send + Sync + 'static,

@@ -8,18 +8,19 @@
 //! bundled/deployed files with shorter `for` durations, evaluation intervals and group timers,
 //! and receivers pointed at the webhook. The bundled files are never edited.
 
-mod alerts_support;
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use alerts_support::{Webhook, Yaml, parse_yaml};
-use common::{
-    ChildGuard, Daemon, eventually, free_port, http_request, python_bin, require_tool,
-    spawn_guarded, spawn_http_everything, spawn_http_everything_on,
-};
+use crate::alerts_support::{self, Webhook, Yaml, parse_yaml};
+use crate::common::daemon::Daemon;
+use crate::common::http::http_request;
+use crate::common::net::free_port;
+use crate::common::paths::fixture;
+use crate::common::processes::{ChildGuard, spawn_guarded};
+use crate::common::servers::{spawn_http_everything, spawn_http_everything_on};
+use crate::common::tools::{Tool, located, require_all};
+use crate::common::wait::eventually;
 
 /// An MCP endpoint that demands a token it never accepts: every request gets 401 with a
 /// `WWW-Authenticate` challenge (each probe is an `auth_failure` security event). Lives until
@@ -168,25 +169,17 @@ scrape_configs:
 
 #[test]
 fn prometheus_and_alertmanager_deliver_server_down_resolved_and_slow() {
-    let Some(prometheus) = require_tool("prometheus") else {
-        return;
-    };
-    let Some(alertmanager) = require_tool("prometheus-alertmanager") else {
-        return;
-    };
-    let python = python_bin();
-    if !python.exists() {
-        assert!(
-            !common::tools_required(),
-            "{} missing in CI",
-            python.display()
-        );
-        eprintln!(
-            "SKIP: {} missing (run scripts/install-deps.sh)",
-            python.display()
-        );
+    if !require_all(&[
+        Tool::Prometheus,
+        Tool::Alertmanager,
+        Tool::Node,
+        Tool::Python,
+    ]) {
         return;
     }
+    let prometheus = located(Tool::Prometheus);
+    let alertmanager = located(Tool::Alertmanager);
+    let python = located(Tool::Python);
 
     let webhook = Webhook::start();
     let (web, web_port) = spawn_http_everything("streamableHttp");
@@ -217,7 +210,7 @@ interval = "1s"
 timeout = "3s"
 "#,
         python.display(),
-        common::fixture("slow_server.py").display()
+        fixture("slow_server.py").display()
     );
     let daemon = Daemon::start(&config);
     let dir = tempfile::tempdir().expect("tempdir");

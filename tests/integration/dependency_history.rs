@@ -3,13 +3,15 @@
 //! reopened between probes, and `mcp-exporter history` reads back the server going down and
 //! recovering, with the dependency named as the reason.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Daemon, daemon_bin, eventually, node_bin, require_tool, run_bounded};
+use crate::common::daemon::{Daemon, daemon_bin};
+use crate::common::paths::npm_server_js;
+use crate::common::processes::run_bounded;
+use crate::common::tools::{Tool, require};
+use crate::common::wait::eventually;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -57,7 +59,7 @@ fn transitions(h: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn a_dependency_going_down_between_probes_is_in_the_history() {
-    if require_tool("node").is_none() {
+    if require(Tool::Node).is_none() {
         return;
     }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
@@ -80,7 +82,7 @@ interval = "1h"
 timeout = "10s"
 depends_on = ["gate"]
 "#,
-        node_bin("everything").display()
+        npm_server_js("everything").display()
     ));
 
     // The one probe of the hour: up.

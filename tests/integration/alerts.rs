@@ -2,18 +2,20 @@
 //! every PromQL expression parses and names only metrics a live daemon emits, the PrometheusRule
 //! never drifts from the rules file, and the daemon serves (and `bundle` writes) the same bytes.
 
-mod alerts_support;
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use alerts_support::{
-    Yaml, alert_rules, dashboards, expressions, panels, parse_yaml, read, recorded_names, root,
-    rules, series_names,
+use crate::alerts_support::{
+    self, Yaml, alert_rules, dashboards, expressions, panels, parse_yaml, recorded_names, rules,
+    series_names,
 };
-use common::{Daemon, daemon_bin, eventually, node_bin, require_tool, run_bounded, which};
+use crate::common::daemon::{Daemon, daemon_bin};
+use crate::common::paths::{npm_server_js, read_repo_file, repo_root};
+use crate::common::processes::{ChildGuard, run_bounded};
+use crate::common::servers::spawn_http_everything;
+use crate::common::tools::{Tool, require};
+use crate::common::wait::eventually;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -40,19 +42,19 @@ fn str_of<'a>(v: &'a Yaml, key: &str) -> &'a str {
 
 #[test]
 fn promtool_checks_and_unit_tests_the_rules() {
-    let Some(promtool) = require_tool("promtool") else {
+    let Some(promtool) = require(Tool::Promtool) else {
         return;
     };
     let out = run_ok(
         Command::new(&promtool)
             .args(["check", "rules", "alerts/mcp-exporter.rules.yml"])
-            .current_dir(root()),
+            .current_dir(repo_root()),
     );
     assert!(out.contains("SUCCESS"), "{out}");
     let out = run_ok(
         Command::new(&promtool)
             .args(["test", "rules", "alerts/tests/mcp-exporter.test.yml"])
-            .current_dir(root()),
+            .current_dir(repo_root()),
     );
     assert!(out.contains("SUCCESS"), "{out}");
 }
@@ -130,7 +132,7 @@ fn alerts_carry_severity_summary_description_and_a_runbook_with_steps_and_comman
         }
         let url = str_of(&rule["annotations"], "runbook_url");
         assert_eq!(url, format!("docs/runbooks/{name}.md"), "{name}");
-        let runbook = read(url);
+        let runbook = read_repo_file(url);
         assert!(
             runbook.contains("## Response steps") && runbook.contains("```bash"),
             "{url} must carry response steps and commands"
@@ -178,7 +180,7 @@ fn all_recording_exprs(rules: &Yaml) -> Vec<(String, String)> {
 
 #[test]
 fn every_promql_expression_of_rules_and_dashboards_parses() {
-    let Some(promtool) = require_tool("promtool") else {
+    let Some(promtool) = require(Tool::Promtool) else {
         return;
     };
     // promtool 2.42 has no parse-only command: wrap each expression as a recording rule and let
@@ -308,8 +310,8 @@ fn rate_limited_api() -> u16 {
 /// A daemon probing a real server (with a tool call), a server that cannot start, and servers
 /// with dependencies (TCP, filesystem, a rate-limited HTTP API), so every family that main
 /// emits has series.
-fn live_daemon() -> (Daemon, common::ChildGuard) {
-    let (http, port) = common::spawn_http_everything("streamableHttp");
+fn live_daemon() -> (Daemon, ChildGuard) {
+    let (http, port) = spawn_http_everything("streamableHttp");
     let api_port = rate_limited_api();
     let config = format!(
         r#"
@@ -362,15 +364,14 @@ url = "http://127.0.0.1:{api_port}/mcp"
 interval = "1s"
 remediation = {{ command = ["true"], after = "1s", backoff = "1h" }}
 "#,
-        node_bin("everything").display()
+        npm_server_js("everything").display()
     );
     (Daemon::start(&config), http)
 }
 
 #[test]
 fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
-    if which("node").is_none() {
-        eprintln!("SKIP: node not installed");
+    if require(Tool::Node).is_none() {
         return;
     }
     let (daemon, _http) = live_daemon();
@@ -413,8 +414,7 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
         problems.join("\n")
     );
 
-    // The metric contract (METRICS.md, copied here because it lives outside the repository):
-    // every name is emitted with its type and at least one sample.
+    // The metric contract: every name is emitted with its type and at least one sample.
     const CONTRACT: [(&str, &str); 14] = [
         ("mcp_server_up", "gauge"),
         ("mcp_server_health_status", "gauge"),
@@ -456,15 +456,15 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
     // The same daemon serves the bundle, byte for byte the repository's files.
     let (status, body) = daemon.get("/alerts/mcp-exporter.rules.yml");
     assert_eq!(status, 200);
-    assert_eq!(body, read("alerts/mcp-exporter.rules.yml"));
+    assert_eq!(body, read_repo_file("alerts/mcp-exporter.rules.yml"));
     for name in ["mcp-overview", "mcp-performance", "system-resources"] {
         let (status, body) = daemon.get(&format!("/dashboards/{name}.json"));
         assert_eq!(status, 200, "{name}");
-        assert_eq!(body, read(&format!("dashboards/{name}.json")));
+        assert_eq!(body, read_repo_file(&format!("dashboards/{name}.json")));
     }
     let (status, body) = daemon.get("/runbooks/MCPServerDown.md");
     assert_eq!(status, 200);
-    assert_eq!(body, read("docs/runbooks/MCPServerDown.md"));
+    assert_eq!(body, read_repo_file("docs/runbooks/MCPServerDown.md"));
     let (status, body) = daemon.get("/dashboards/nope.json");
     assert_eq!(status, 404);
     assert!(body.contains("mcp-overview.json"), "{body}");
@@ -484,25 +484,25 @@ fn bundle_writes_the_files_and_the_prometheus_rule_matches_the_rules_file() {
     };
     assert_eq!(
         written("alerts/mcp-exporter.rules.yml"),
-        read("alerts/mcp-exporter.rules.yml")
+        read_repo_file("alerts/mcp-exporter.rules.yml")
     );
     for name in ["mcp-overview", "mcp-performance", "system-resources"] {
         let rel = format!("dashboards/{name}.json");
-        assert_eq!(written(&rel), read(&rel));
+        assert_eq!(written(&rel), read_repo_file(&rel));
     }
     assert_eq!(
         written("runbooks/MCPSlowResponseTime.md"),
-        read("docs/runbooks/MCPSlowResponseTime.md")
+        read_repo_file("docs/runbooks/MCPSlowResponseTime.md")
     );
     let generated = written("kubernetes/prometheusrule.yaml");
     assert!(
-        generated == read("deploy/kubernetes/prometheusrule.yaml"),
+        generated == read_repo_file("deploy/kubernetes/prometheusrule.yaml"),
         "deploy/kubernetes/prometheusrule.yaml drifted from the rules file; regenerate it:\n  \
          cargo run -- bundle /tmp/b && cp /tmp/b/kubernetes/prometheusrule.yaml deploy/kubernetes/"
     );
     let configmap = written("kubernetes/grafana-dashboards.yaml");
     assert!(
-        configmap == read("deploy/kubernetes/grafana-dashboards.yaml"),
+        configmap == read_repo_file("deploy/kubernetes/grafana-dashboards.yaml"),
         "deploy/kubernetes/grafana-dashboards.yaml drifted from dashboards/; regenerate it:\n  \
          cargo run -- bundle /tmp/b && cp /tmp/b/kubernetes/grafana-dashboards.yaml deploy/kubernetes/"
     );
@@ -527,12 +527,12 @@ fn bundle_writes_the_files_and_the_prometheus_rule_matches_the_rules_file() {
 
 #[test]
 fn prometheus_config_checks_with_the_bundled_rules() {
-    let Some(promtool) = require_tool("promtool") else {
+    let Some(promtool) = require(Tool::Promtool) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(
-        root().join("deploy/prometheus.yml"),
+        repo_root().join("deploy/prometheus.yml"),
         dir.path().join("prometheus.yml"),
     )
     .expect("copy prometheus.yml");
@@ -552,7 +552,7 @@ fn prometheus_config_checks_with_the_bundled_rules() {
     assert!(text.contains("1 rule files found"), "{text}");
     // The compose stack's copy, the same way.
     std::fs::copy(
-        root().join("deploy/compose/prometheus.yml"),
+        repo_root().join("deploy/compose/prometheus.yml"),
         dir.path().join("prometheus.yml"),
     )
     .expect("copy compose prometheus.yml");
@@ -565,10 +565,10 @@ fn prometheus_config_checks_with_the_bundled_rules() {
 
 #[test]
 fn alertmanager_config_checks_and_routes_by_severity() {
-    let Some(amtool) = require_tool("amtool") else {
+    let Some(amtool) = require(Tool::Amtool) else {
         return;
     };
-    let config = root().join("deploy/alertmanager.yml");
+    let config = repo_root().join("deploy/alertmanager.yml");
     let out = run_ok(Command::new(&amtool).arg("check-config").arg(&config));
     assert!(out.contains("SUCCESS"), "{out}");
     for (labels, receiver) in [
@@ -621,13 +621,12 @@ fn alertmanager_config_checks_and_routes_by_severity() {
 
 #[test]
 fn systemd_unit_verifies() {
-    let Some(analyze) = which("systemd-analyze") else {
-        eprintln!("SKIP: systemd-analyze not installed (systemd is not part of CI's dependencies)");
+    let Some(analyze) = require(Tool::SystemdAnalyze) else {
         return;
     };
     // The unit names the installed binary; verify a copy naming the built one.
     let dir = tempfile::tempdir().expect("tempdir");
-    let unit = read("deploy/mcp-exporter.service").replace(
+    let unit = read_repo_file("deploy/mcp-exporter.service").replace(
         "/usr/local/bin/mcp-exporter",
         &daemon_bin().display().to_string(),
     );
@@ -645,7 +644,7 @@ fn systemd_unit_verifies() {
 /// Every YAML document of a multi-document file.
 fn documents(rel: &str) -> Vec<Yaml> {
     use serde::Deserialize;
-    serde_yaml_ng::Deserializer::from_str(&read(rel))
+    serde_yaml_ng::Deserializer::from_str(&read_repo_file(rel))
         .map(|doc| Yaml::deserialize(doc).unwrap_or_else(|e| panic!("{rel}: {e}")))
         .collect()
 }
@@ -745,7 +744,7 @@ fn compose_stack_mounts_what_its_configs_name() {
         volumes("alertmanager")
             .contains(&"../alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro".to_string())
     );
-    let dockerfile = read("deploy/Dockerfile");
+    let dockerfile = read_repo_file("deploy/Dockerfile");
     assert!(
         dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM ")) >= 2,
         "multi-stage"
@@ -755,21 +754,20 @@ fn compose_stack_mounts_what_its_configs_name() {
 
 #[test]
 fn committed_dashboards_are_the_generator_output() {
-    let Some(python) = which("python3") else {
-        eprintln!("SKIP: python3 not installed");
+    let Some(python) = require(Tool::Python3) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     run_ok(
         Command::new(python)
-            .arg(root().join("scripts/gen-dashboards.py"))
+            .arg(repo_root().join("scripts/gen-dashboards.py"))
             .arg(dir.path()),
     );
     for name in ["mcp-overview", "mcp-performance", "system-resources"] {
         let generated = std::fs::read_to_string(dir.path().join(format!("{name}.json")))
             .expect("generated dashboard");
         assert!(
-            generated == read(&format!("dashboards/{name}.json")),
+            generated == read_repo_file(&format!("dashboards/{name}.json")),
             "dashboards/{name}.json differs from scripts/gen-dashboards.py's output: run \
              python3 scripts/gen-dashboards.py and commit both"
         );

@@ -2,8 +2,6 @@
 //! (server-everything over stdio / Streamable HTTP / legacy SSE, the Python SDK dual-era server)
 //! and deliberately broken fixtures.
 
-mod mcp_support;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,9 +9,15 @@ use std::time::Duration;
 use mcp_exporter::mcp::{
     Era, Heard, Limits, McpError, McpSession, RequestOutcome, TransportSpec, WireCounters,
 };
-use mcp_support::*;
 use serde_json::json;
 use tokio::time::Instant;
+
+use crate::common::net::free_port;
+use crate::common::paths::{fixture, npm_server_js};
+use crate::common::process_table::{group_members, live_members};
+use crate::common::processes::run_bounded;
+use crate::common::tools::{Tool, require};
+use crate::mcp_support::*;
 
 const HANDSHAKE: Duration = Duration::from_secs(20);
 const CALL: Duration = Duration::from_secs(10);
@@ -79,12 +83,12 @@ async fn exercise_everything(session: &mut McpSession, versions: &[&str]) {
 
 #[tokio::test]
 async fn everything_over_stdio() {
-    if !available(&everything_js()) {
+    if require(Tool::Node).is_none() {
         return;
     }
     let spec = stdio(
         std::path::Path::new("node"),
-        &[&everything_js().display().to_string(), "stdio"],
+        &[&npm_server_js("everything").display().to_string(), "stdio"],
     );
     let (mut session, counters) = open(&spec).await;
     let pid = session.pid().expect("child pid");
@@ -114,7 +118,7 @@ async fn everything_over_stdio() {
 
 #[tokio::test]
 async fn everything_over_streamable_http() {
-    if !available(&everything_js()) {
+    if require(Tool::Node).is_none() {
         return;
     }
     let server = ServerProcess::everything("streamableHttp").await;
@@ -138,7 +142,7 @@ async fn everything_over_streamable_http() {
 
 #[tokio::test]
 async fn everything_over_legacy_sse() {
-    if !available(&everything_js()) {
+    if require(Tool::Node).is_none() {
         return;
     }
     let server = ServerProcess::everything("sse").await;
@@ -154,7 +158,7 @@ async fn everything_over_legacy_sse() {
 
 #[tokio::test]
 async fn sse_stream_end_marks_session_dead() {
-    if !available(&everything_js()) {
+    if require(Tool::Node).is_none() {
         return;
     }
     let server = ServerProcess::everything("sse").await;
@@ -181,7 +185,7 @@ async fn sse_stream_end_marks_session_dead() {
 
 #[tokio::test]
 async fn lost_http_session_is_reinitialized_once() {
-    if !available(&everything_js()) {
+    if require(Tool::Node).is_none() {
         return;
     }
     let server = ServerProcess::everything("streamableHttp").await;
@@ -267,11 +271,11 @@ async fn exercise_python_modern(session: &mut McpSession) {
 
 #[tokio::test]
 async fn python_modern_over_stdio() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
+    };
     let spec = stdio(
-        &python(),
+        &python,
         &[&fixture("py_modern_server.py").display().to_string()],
     );
     let (mut session, _) = open(&spec).await;
@@ -283,7 +287,7 @@ async fn python_modern_over_stdio() {
 
 #[tokio::test]
 async fn python_modern_over_http() {
-    if !available(&python()) {
+    if require(Tool::Python).is_none() {
         return;
     }
     let server = ServerProcess::python("http").await;
@@ -298,7 +302,7 @@ async fn python_modern_over_http() {
 
 #[tokio::test]
 async fn python_json_responses_and_remembered_eras() {
-    if !available(&python()) {
+    if require(Tool::Python).is_none() {
         return;
     }
     let server = ServerProcess::python("json").await;
@@ -350,10 +354,10 @@ async fn missing_command_is_a_spawn_error() {
 
 #[tokio::test]
 async fn child_exiting_at_once_reports_stderr() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
-    let (mut session, _) = open(&broken("stderr_exit")).await;
+    };
+    let (mut session, _) = open(&broken(&python, "stderr_exit")).await;
     let err = session
         .handshake(None, HANDSHAKE)
         .await
@@ -378,10 +382,10 @@ async fn child_exiting_at_once_reports_stderr() {
 
 #[tokio::test]
 async fn silent_child_times_out_in_time() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
-    let (mut session, counters) = open(&broken("silent")).await;
+    };
+    let (mut session, counters) = open(&broken(&python, "silent")).await;
     let timeout = Duration::from_millis(800);
     let started = Instant::now();
     let err = session
@@ -403,7 +407,7 @@ async fn silent_child_times_out_in_time() {
         discover_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
-    let (mut second, _) = open_with(&broken("silent"), limits).await;
+    let (mut second, _) = open_with(&broken(&python, "silent"), limits).await;
     let started = Instant::now();
     let err = second
         .handshake(None, timeout)
@@ -418,10 +422,10 @@ async fn silent_child_times_out_in_time() {
 
 #[tokio::test]
 async fn garbage_lines_are_counted_and_skipped() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
-    let (mut session, counters) = open(&broken("garbage")).await;
+    };
+    let (mut session, counters) = open(&broken(&python, "garbage")).await;
     let hs = session
         .handshake(Some(Era::Legacy), HANDSHAKE)
         .await
@@ -434,10 +438,10 @@ async fn garbage_lines_are_counted_and_skipped() {
 
 #[tokio::test]
 async fn server_requests_are_answered() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
-    let (mut session, counters) = open(&broken("server_requests")).await;
+    };
+    let (mut session, counters) = open(&broken(&python, "server_requests")).await;
     session.handshake(None, HANDSHAKE).await.expect("handshake");
     let tools = session.list_tools(CALL).await.expect("tools/list");
     assert_eq!(tools.names, ["replies-ok"]);
@@ -448,10 +452,10 @@ async fn server_requests_are_answered() {
 
 #[tokio::test]
 async fn wrong_response_id_is_counted_and_skipped() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
-    let (mut session, counters) = open(&broken("wrong_id")).await;
+    };
+    let (mut session, counters) = open(&broken(&python, "wrong_id")).await;
     session
         .handshake(Some(Era::Legacy), HANDSHAKE)
         .await
@@ -463,14 +467,14 @@ async fn wrong_response_id_is_counted_and_skipped() {
 
 #[tokio::test]
 async fn oversize_line_is_a_protocol_error() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
+    };
     let limits = Limits {
         max_message_bytes: 4096,
         ..Limits::default()
     };
-    let (mut session, counters) = open_with(&broken("oversize"), limits).await;
+    let (mut session, counters) = open_with(&broken(&python, "oversize"), limits).await;
     session
         .handshake(Some(Era::Legacy), HANDSHAKE)
         .await
@@ -491,10 +495,10 @@ async fn oversize_line_is_a_protocol_error() {
 
 #[tokio::test]
 async fn unknown_protocol_version_is_rejected() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
-    let (mut session, _) = open(&broken("bad_version")).await;
+    };
+    let (mut session, _) = open(&broken(&python, "bad_version")).await;
     let err = session
         .handshake(None, HANDSHAKE)
         .await
@@ -508,14 +512,14 @@ async fn unknown_protocol_version_is_rejected() {
 
 #[tokio::test]
 async fn shutdown_kills_a_stubborn_process_tree() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
+    };
     let limits = Limits {
         shutdown_grace: Duration::from_millis(300),
         ..Limits::default()
     };
-    let (mut session, _) = open_with(&broken("stubborn"), limits).await;
+    let (mut session, _) = open_with(&broken(&python, "stubborn"), limits).await;
     session
         .handshake(Some(Era::Legacy), HANDSHAKE)
         .await
@@ -566,7 +570,7 @@ async fn http_401_carries_the_challenge() {
 
 #[tokio::test]
 async fn refused_connection_is_a_connect_error() {
-    let port = free_port().await;
+    let port = free_port();
     let spec = TransportSpec::Http {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
         headers: vec![],
@@ -602,13 +606,13 @@ async fn initialize_rejected_by_http_status_suggests_sse() {
 
 #[tokio::test]
 async fn env_and_cwd_reach_the_child() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(TransportSpec::Stdio {
         command, args, env, ..
-    }) = Some(broken("normal"))
+    }) = Some(broken(&python, "normal"))
     else {
         unreachable!()
     };
@@ -643,10 +647,10 @@ async fn env_and_cwd_reach_the_child() {
 
 #[tokio::test]
 async fn timed_out_request_is_cancelled() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
-    let (mut session, counters) = open(&broken("ignore_ping")).await;
+    };
+    let (mut session, counters) = open(&broken(&python, "ignore_ping")).await;
     session
         .handshake(Some(Era::Legacy), HANDSHAKE)
         .await
@@ -886,9 +890,9 @@ async fn sse_endpoint_on_another_origin_is_refused() {
 
 #[tokio::test]
 async fn slow_modern_server_is_recognised_after_a_discover_timeout() {
-    if !available(&python()) {
+    let Some(python) = require(Tool::Python) else {
         return;
-    }
+    };
     // A discover window far shorter than Python's start-up: discover times out, the server then
     // commits to the modern era and refuses initialize with -32022, and discover is retried.
     let limits = Limits {
@@ -896,7 +900,7 @@ async fn slow_modern_server_is_recognised_after_a_discover_timeout() {
         ..Limits::default()
     };
     let spec = stdio(
-        &python(),
+        &python,
         &[&fixture("py_modern_server.py").display().to_string()],
     );
     let (mut session, counters) = open_with(&spec, limits).await;
@@ -911,4 +915,110 @@ async fn slow_modern_server_is_recognised_after_a_discover_timeout() {
     assert!(counters.unknown_response_ids.load(Ordering::Relaxed) >= 1);
     session.list_tools(CALL).await.expect("tools/list");
     session.shutdown().await;
+}
+
+/// Set in the environment of the child run by
+/// `without_node_and_python_the_tests_skip_locally_and_fail_when_required`, so that test does not
+/// start itself again in the child.
+const CHILD_RUN_VAR: &str = "MCP_EXPORTER_TEST_SKIP_RULE_CHILD";
+
+/// What a child run of this module's tests printed, and how it ended.
+struct ChildRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl ChildRun {
+    /// Lines of stderr starting with `prefix`.
+    fn stderr_lines(&self, prefix: &str) -> usize {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
+}
+
+/// Runs this module's tests again in a child process of this test binary with node and the venv
+/// python out of reach: `PATH` is an empty directory (nothing these tests start comes from
+/// `PATH` but node), `MCP_EXPORTER_TEST_PYTHON` names a file that does not exist, `CI` is unset,
+/// and `MCP_EXPORTER_TEST_DEPS` is `deps`.
+fn run_without_node_and_python(deps: Option<&str>) -> ChildRun {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("the path of this test binary");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["mcp_client::", "--nocapture"])
+        .env(CHILD_RUN_VAR, "1")
+        .env("PATH", empty.path())
+        .env(
+            crate::common::tools::PYTHON_OVERRIDE_VAR,
+            empty.path().join("no-python"),
+        )
+        .env_remove("CI")
+        .env_remove("MCP_EXPORTER_TEST_DEPS");
+    if let Some(deps) = deps {
+        cmd.env("MCP_EXPORTER_TEST_DEPS", deps);
+    }
+    let out = run_bounded(&mut cmd, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("the child test run: {e}"));
+    ChildRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The one rule for missing tools (tests/integration/common/tools.rs), end to end: without node
+/// and python, `MCP_EXPORTER_TEST_DEPS=require` fails every test that needs one, naming the
+/// tool; without it those tests print a skip and pass. No test passes silently either way.
+#[test]
+fn without_node_and_python_the_tests_skip_locally_and_fail_when_required() {
+    if std::env::var_os(CHILD_RUN_VAR).is_some() {
+        return; // the child run: do not start another
+    }
+    let required = run_without_node_and_python(Some("require"));
+    let report = |run: &ChildRun| format!("stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_ne!(required.code, Some(0), "{}", report(&required));
+    let failed = required
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("test mcp_client::") && l.ends_with(" FAILED"))
+        .count();
+    let named = required.stderr.matches("required tool missing: ").count();
+    assert!(failed > 0, "{}", report(&required));
+    assert_eq!(
+        named,
+        failed,
+        "every failure names its missing tool\n{}",
+        report(&required)
+    );
+    for tool in ["node", "python"] {
+        assert!(
+            required
+                .stderr
+                .contains(&format!("required tool missing: {tool} (")),
+            "{tool} is not named\n{}",
+            report(&required)
+        );
+    }
+    assert!(
+        required.stderr.contains("scripts/install-deps.sh"),
+        "{}",
+        report(&required)
+    );
+
+    let local = run_without_node_and_python(None);
+    assert_eq!(local.code, Some(0), "{}", report(&local));
+    assert!(
+        local.stderr_lines("skipped: node not found") > 0
+            && local.stderr_lines("skipped: python not found") > 0,
+        "{}",
+        report(&local)
+    );
+    assert_eq!(
+        local.stderr_lines("skipped: "),
+        failed,
+        "the tests that skip here are the ones that failed when tools were required\n{}",
+        report(&local)
+    );
 }

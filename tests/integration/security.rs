@@ -1,11 +1,15 @@
-//! Issue 7: hostile servers, secrets that never leak, protected endpoints.
-
-mod common;
+//! Hostile servers, secrets that never leak, protected endpoints.
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Daemon, eventually, fixture, free_port, require_tool, spawn_guarded};
+use crate::common::daemon::{Daemon, daemon_bin};
+use crate::common::http::http_request;
+use crate::common::net::free_port;
+use crate::common::paths::fixture;
+use crate::common::processes::{ChildGuard, spawn_guarded, spawn_listening};
+use crate::common::tools::{Tool, require};
+use crate::common::wait::eventually;
 
 /// RSS bound of the daemon while hostile servers run (one of them sends a 100 MB line).
 const RSS_BOUND_BYTES: u64 = 200 * 1024 * 1024;
@@ -33,25 +37,20 @@ fn stdio_server(name: &str, mode: &str, python: &str) -> String {
     )
 }
 
-fn spawn_http_hostile(mode: &str, python: &str) -> (common::ChildGuard, u16) {
-    let port = free_port();
-    let mut cmd = Command::new(python);
-    cmd.arg(fixture("hostile_server.py"))
-        .arg("http")
-        .arg(mode)
-        .arg(port.to_string());
-    let guard = spawn_guarded(&format!("hostile http {mode}"), &mut cmd);
-    eventually(Duration::from_secs(20), Duration::from_millis(50), || {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
-    (guard, port)
+fn spawn_http_hostile(mode: &str, python: &str) -> (ChildGuard, u16) {
+    spawn_listening(&format!("hostile http {mode}"), |port| {
+        let mut cmd = Command::new(python);
+        cmd.arg(fixture("hostile_server.py"))
+            .arg("http")
+            .arg(mode)
+            .arg(port.to_string());
+        cmd
+    })
 }
 
 #[test]
 fn hostile_servers_leave_the_daemon_and_other_servers_unharmed() {
-    let Some(python) = require_tool("python3") else {
+    let Some(python) = require(Tool::Python3) else {
         return;
     };
     let python = python.display().to_string();
@@ -434,7 +433,7 @@ fn an_invalid_web_config_stops_start_up_with_a_precise_error() {
     std::fs::write(&web, "basic_auth_users:\n  prom: notahash\n").expect("write");
     let config = dir.path().join("c.toml");
     std::fs::write(&config, "").expect("write");
-    let out = Command::new(common::daemon_bin())
+    let out = Command::new(daemon_bin())
         .args(["serve", "--config"])
         .arg(&config)
         .args(["--listen", "127.0.0.1:0", "--web.config.file"])
@@ -447,7 +446,7 @@ fn an_invalid_web_config_stops_start_up_with_a_precise_error() {
         err.contains("`basic_auth_users.prom`") && err.contains("bcrypt"),
         "{err}"
     );
-    let out = Command::new(common::daemon_bin())
+    let out = Command::new(daemon_bin())
         .arg("validate")
         .arg(&config)
         .arg("--web.config.file")
@@ -461,7 +460,7 @@ fn an_invalid_web_config_stops_start_up_with_a_precise_error() {
 
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth() {
-    let Some(prometheus) = require_tool("prometheus") else {
+    let Some(prometheus) = require(Tool::Prometheus) else {
         return;
     };
     let dir = tempfile::tempdir().expect("dir");
@@ -504,7 +503,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
     let _prom = spawn_guarded("prometheus", &mut cmd);
     let query = |q: &str| -> Result<String, String> {
         let path = format!("/api/v1/query?query={q}");
-        common::http_request(
+        http_request(
             &format!("127.0.0.1:{prom_port}"),
             "GET",
             &path,

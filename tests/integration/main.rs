@@ -1,0 +1,25 @@
+//! The integration tests: one test binary, one module per subject. Tests are named by module
+//! path, e.g. `daemon::sigterm_ends_sessions_and_leaves_no_orphan`; run one subject with
+//! `cargo nextest run --test integration -E 'test(/^mcp_client::/)'`.
+//!
+//! One binary links once (the crate and its dependencies are not linked into a dozen test
+//! executables), which keeps `target/` small and the build short. The shared harness is
+//! [`common`]; the programs a test needs outside the Rust toolchain go through
+//! [`common::tools::require`].
+
+mod alerts;
+mod alerts_e2e;
+mod alerts_support;
+mod cli;
+mod common;
+mod daemon;
+mod dependency_history;
+mod deps;
+mod fuzz_regressions;
+mod mcp_client;
+mod mcp_support;
+mod metrics_contract;
+mod playbook;
+mod process;
+mod security;
+mod store;
