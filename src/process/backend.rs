@@ -6,8 +6,8 @@
 
 use std::sync::OnceLock;
 
-use super::discover::Tree;
 use super::sample_sysinfo::{self, SysinfoSampler};
+use super::tree::Tree;
 use super::usage::Usage;
 
 /// The environment variable that forces a sampler.
@@ -46,7 +46,7 @@ impl Backend {
     pub fn tree_of(self, roots: &[u32]) -> Result<Tree, String> {
         match self {
             #[cfg(target_os = "linux")]
-            Backend::Procfs => super::discover::tree_of(roots),
+            Backend::Procfs => super::procfs_table::tree_of(roots),
             _ => sample_sysinfo::tree_of(roots),
         }
     }
@@ -55,7 +55,7 @@ impl Backend {
     pub fn matching_pids(self, re: &regex::Regex) -> Vec<u32> {
         match self {
             #[cfg(target_os = "linux")]
-            Backend::Procfs => super::discover::matching_pids(re),
+            Backend::Procfs => super::procfs_table::matching_pids(re),
             _ => sample_sysinfo::matching_pids(re),
         }
     }

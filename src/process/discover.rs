@@ -1,11 +1,9 @@
 //! Finds the processes of a server: the stdio child and its descendants, or for servers we do
 //! not spawn the process named by a pid file, a systemd unit or a command-line regex, again
-//! with all descendants. The process table is read by the selected [`Backend`] (procfs here,
-//! or sysinfo); the procfs readers and the systemd/cgroup lookup are Linux-only. Everything is
-//! blocking except the `systemctl` call, which runs under a deadline.
+//! with all descendants. The process table is read by the selected [`Backend`] (procfs_table.rs
+//! or sysinfo); the systemd/cgroup lookup is Linux-only. Everything is blocking except the
+//! `systemctl` call, which runs under a deadline.
 
-#[cfg(target_os = "linux")]
-use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::Path;
 #[cfg(target_os = "linux")]
@@ -14,6 +12,9 @@ use std::time::Duration;
 
 use super::backend::Backend;
 use super::config::Locator;
+#[cfg(target_os = "linux")]
+use super::tree::MAX_TREE_PROCESSES;
+use super::tree::Tree;
 
 /// Largest pid file read.
 const MAX_PID_FILE_BYTES: u64 = 64;
@@ -23,17 +24,6 @@ const MAX_LIST_BYTES: usize = 1024 * 1024;
 /// The program asked for a unit's processes.
 #[cfg(target_os = "linux")]
 const SYSTEMCTL: &str = "systemctl";
-/// Most processes one server's tree may have; the rest are ignored.
-pub const MAX_TREE_PROCESSES: usize = 4096;
-
-/// The processes of one server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tree {
-    /// The main process: its start time, fd limit and network namespace are reported.
-    pub main: u32,
-    /// The main process, every other root found and all their descendants (sorted, unique).
-    pub pids: Vec<u32>,
-}
 
 /// Finds the processes `locator` names through `backend`; `child` is the stdio child's pid, if
 /// one runs. The error is the reason shown to operators.
@@ -81,72 +71,6 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(format!("process discovery task failed: {e}")))
 }
 
-/// The roots and all their descendants, from procfs; the first root (if alive) is the main
-/// process.
-#[cfg(target_os = "linux")]
-pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
-    assemble_tree(roots, is_alive, &children_map())
-}
-
-/// The tree of the live `roots` and their descendants through `children` (parent pid -> child
-/// pids), bounded by [`MAX_TREE_PROCESSES`]; the first live root is the main process. Shared by
-/// the procfs and sysinfo backends, which differ only in how they list processes.
-pub(crate) fn assemble_tree(
-    roots: &[u32],
-    is_alive: impl Fn(u32) -> bool,
-    children: &HashMap<u32, Vec<u32>>,
-) -> Result<Tree, String> {
-    let alive: Vec<u32> = roots.iter().copied().filter(|p| is_alive(*p)).collect();
-    let Some(&main) = alive.first() else {
-        return Err(match roots {
-            [] => "no process matched".to_string(),
-            [one] => format!("process {one} does not exist"),
-            many => format!("none of the processes {many:?} exists"),
-        });
-    };
-    let mut found: BTreeSet<u32> = BTreeSet::new();
-    let mut frontier = alive;
-    while let Some(pid) = frontier.pop() {
-        if found.len() >= MAX_TREE_PROCESSES {
-            break;
-        }
-        if found.insert(pid)
-            && let Some(kids) = children.get(&pid)
-        {
-            frontier.extend(kids.iter().copied());
-        }
-    }
-    Ok(Tree {
-        main,
-        pids: found.into_iter().collect(),
-    })
-}
-
-#[cfg(target_os = "linux")]
-fn is_alive(pid: u32) -> bool {
-    procfs::process::Process::new(pid as i32)
-        .and_then(|p| p.stat())
-        .is_ok_and(|s| s.state != 'Z')
-}
-
-/// parent pid -> child pids, from every `/proc/<pid>/stat`.
-#[cfg(target_os = "linux")]
-fn children_map() -> HashMap<u32, Vec<u32>> {
-    let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
-    let Ok(all) = procfs::process::all_processes() else {
-        return map;
-    };
-    for stat in all.flatten().filter_map(|p| p.stat().ok()) {
-        if stat.state == 'Z' {
-            continue;
-        }
-        map.entry(stat.ppid as u32)
-            .or_default()
-            .push(stat.pid as u32);
-    }
-    map
-}
-
 fn read_pid_file(path: &Path) -> Result<Vec<u32>, String> {
     let file = std::fs::File::open(path)
         .map_err(|e| format!("cannot read pid_file {}: {e}", path.display()))?;
@@ -165,30 +89,6 @@ fn read_pid_file(path: &Path) -> Result<Vec<u32>, String> {
         return Err(format!("pid_file {} holds 0", path.display()));
     }
     Ok(vec![pid])
-}
-
-/// Processes whose arguments, joined by spaces, match `re`; never the exporter itself.
-/// Sorted by start time, oldest first, so the main process is the one started first.
-#[cfg(target_os = "linux")]
-pub fn matching_pids(re: &regex::Regex) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(all) = procfs::process::all_processes() else {
-        return Vec::new();
-    };
-    let mut found: Vec<(u64, u32)> = all
-        .flatten()
-        .filter(|p| p.pid() as u32 != me)
-        .filter_map(|p| {
-            let cmdline = p.cmdline().ok()?;
-            if cmdline.is_empty() || !re.is_match(&cmdline.join(" ")) {
-                return None;
-            }
-            let stat = p.stat().ok()?;
-            Some((stat.starttime, p.pid() as u32))
-        })
-        .collect();
-    found.sort_unstable();
-    found.into_iter().map(|(_, pid)| pid).collect()
 }
 
 #[cfg(target_os = "linux")]
@@ -274,37 +174,8 @@ async fn systemctl_show(
 mod tests {
     use super::*;
 
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_tree_of_a_shell_includes_its_child() {
-        use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30; exit 0"])
-            .process_group(0)
-            .spawn()
-            .expect("spawn sh");
-        let sh = child.id();
-        let mut tree = None;
-        for _ in 0..100 {
-            let t = tree_of(&[sh]).expect("tree");
-            if t.pids.len() == 2 {
-                tree = Some(t);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // SAFETY: signals the process group this test created (sh and its sleep).
-        unsafe { libc::kill(-(sh as i32), libc::SIGKILL) };
-        let _ = child.wait();
-        let tree = tree.expect("sh and sleep");
-        assert_eq!(tree.main, sh);
-        assert!(tree.pids.contains(&sh));
-    }
-
     #[test]
     fn missing_processes_and_pid_files_give_reasons() {
-        #[cfg(target_os = "linux")]
-        assert!(tree_of(&[]).unwrap_err().contains("no process"));
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.pid");
         assert!(read_pid_file(&path).unwrap_err().contains("cannot read"));
@@ -349,29 +220,5 @@ mod tests {
             .await
             .expect_err("slow");
         assert!(err.contains("did not answer within 200 ms"), "{err}");
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_regex_finds_a_process_but_never_the_exporter() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("31.123")
-            .spawn()
-            .expect("spawn sleep");
-        let re = regex::Regex::new(r"^sleep 31\.123$").expect("regex");
-        // The child may not have exec'd yet: look again for a bounded time.
-        let mut found = Vec::new();
-        for _ in 0..100 {
-            found = matching_pids(&re);
-            if !found.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        assert_eq!(found, vec![child.id()]);
-        let me = regex::Regex::new(".").expect("regex");
-        assert!(!matching_pids(&me).contains(&std::process::id()));
     }
 }

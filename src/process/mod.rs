@@ -5,12 +5,15 @@
 pub mod backend;
 pub mod config;
 pub mod discover;
+#[cfg(target_os = "linux")]
+pub mod procfs_table;
 pub mod remediate;
 #[cfg(target_os = "linux")]
 pub mod sample;
 pub mod sample_sysinfo;
 pub mod score;
 pub mod supervise;
+pub mod tree;
 pub mod usage;
 
 use std::time::Duration;

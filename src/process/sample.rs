@@ -9,7 +9,7 @@ pub use super::usage::Usage;
 use procfs::net::{TcpState, UnixState};
 use procfs::process::{FDTarget, Process};
 
-use super::discover::Tree;
+use super::tree::Tree;
 
 /// CPU ticks (user + system) per process, keyed by (pid, start time) so a reused pid is a new key.
 type CpuTicks = HashMap<(u32, u64), u64>;

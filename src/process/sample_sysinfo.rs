@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
-use super::discover::Tree;
+use super::tree::{Tree, assemble_tree};
 use super::usage::Usage;
 
 /// Accumulated CPU milliseconds per process, keyed by (pid, start time) so a reused pid is new.
@@ -160,7 +160,7 @@ pub fn tree_of(roots: &[u32]) -> Result<Tree, String> {
                 .push(pid.as_u32());
         }
     }
-    super::discover::assemble_tree(roots, live, &children)
+    assemble_tree(roots, live, &children)
 }
 
 /// Processes whose arguments, joined by spaces, match `re`; never the exporter itself.
