@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::assessment::{LogSink, Sinks};
-use crate::config::{Config, ConfigError};
 use crate::mcp::Limits;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::security::Monitor;
+use crate::settings::{Config, ConfigError};
 use crate::status::StatusBoard;
 use crate::store::observe::HistorySink;
 use crate::web::{AppState, router};
@@ -57,7 +57,7 @@ pub struct ServeOptions {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let config = Config::load(&options.config_path)?;
-    crate::security::redact::register_config(&config);
+    config.register_secrets();
     let addr = options.listen.unwrap_or(config.exporter.listen);
     let listener = TcpListener::bind(addr)
         .await
@@ -66,7 +66,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
 
     let metrics = Arc::new(Metrics::new());
     let monitor = Arc::new(Monitor::new(metrics.security.clone()));
-    crate::security::apply_config(&monitor, &config);
+    crate::security::apply_config(&monitor, &config.security);
     let web = crate::web::server::WebServer::load(
         options.web_config.as_ref(),
         metrics.security.http_unauthorized.clone(),
@@ -123,8 +123,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             _ = hangup.recv() => {
                 match Config::load(&options.config_path) {
                     Ok(new_config) => {
-                        crate::security::redact::register_config(&new_config);
-                        crate::security::apply_config(&monitor, &new_config);
+                        new_config.register_secrets();
+                        crate::security::apply_config(&monitor, &new_config.security);
                         tracing::info!(servers = new_config.servers.len(), "SIGHUP: configuration reloaded");
                         dependencies.set_dependents(&new_config.servers);
                         dependencies.apply(&new_config.dependencies).await;

@@ -72,7 +72,7 @@ pub fn check_sse(data: &[u8]) {
 /// Config files (TOML) and web config files (YAML): no panic; errors render.
 pub fn check_config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Err(e) = crate::config::Config::from_toml(&text, Path::new("fuzz.toml")) {
+    if let Err(e) = crate::settings::Config::from_toml(&text, Path::new("fuzz.toml")) {
         let _ = e.to_string();
     }
     let _ = crate::web::config::parse_users(&text);

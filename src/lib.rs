@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod scheduler;
 pub mod security;
 pub mod serde_seconds;
+pub mod settings;
 pub mod status;
 pub mod store;
 pub mod validate;

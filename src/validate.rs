@@ -3,13 +3,13 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::config::{Config, ConfigError};
 use crate::mcp::TransportSpec;
+use crate::settings::{Config, ConfigError};
 
 /// The report of a valid file: one line per server, then warnings.
 pub fn report(path: &Path) -> Result<String, ConfigError> {
     let config = Config::load(path)?;
-    crate::security::redact::register_config(&config);
+    config.register_secrets();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -63,7 +63,7 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
             );
         }
     }
-    for warning in crate::security::redact::literal_secret_warnings(&config) {
+    for warning in config.literal_secret_warnings() {
         let _ = writeln!(out, "warning: {}: {warning}", path.display());
     }
     // Issue 7: a secret written literally into args never reaches the terminal.

@@ -21,11 +21,10 @@ pub use sink::{Sink, Sinks};
 
 use std::sync::Arc;
 
-use crate::config::ServerConfig;
 use crate::deps::ServerDependency;
 use crate::health::{self, DependencyHealth, Health, HealthStatus};
 use crate::mcp::Notification;
-use crate::probe::ProbeOutcome;
+use crate::probe::{ProbeOutcome, ServerConfig};
 use crate::process::ProcessStatus;
 
 /// What led to an assessment.

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::config::ServerConfig;
 use crate::mcp::WireCounters;
+use crate::probe::ServerConfig;
 use crate::process::remediate::RemediationOutcome;
 
 use super::Assessment;

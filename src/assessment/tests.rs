@@ -7,7 +7,7 @@ use crate::probe::{CatalogSummary, FailureClass, Stage};
 
 fn server() -> Arc<ServerConfig> {
     let text = "[[servers]]\nname = \"s\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/mcp\"\ndegraded_latency = \"1s\"\n";
-    let config = crate::config::Config::from_toml(text, Path::new("t.toml")).expect("config");
+    let config = crate::settings::Config::from_toml(text, Path::new("t.toml")).expect("config");
     Arc::new(config.servers[0].clone())
 }
 

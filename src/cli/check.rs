@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::assessment::ServerMemory;
-use crate::config::{CheckType, Config, ServerConfig};
 use crate::deps::{DependencyBoard, DependencyConfig, DependencyState};
 use crate::health::HealthStatus;
 use crate::mcp::{Limits, WireCounters};
-use crate::probe::{ProbeOutcome, ServerProbe, deadline};
+use crate::probe::{CheckType, ProbeOutcome, ServerConfig, ServerProbe, deadline};
+use crate::settings::Config;
 
 /// Exit status: all healthy.
 pub const EXIT_OK: u8 = 0;

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::security::redact::{is_secret_header, looks_secret};
+use crate::config::secret::{is_secret_header, looks_secret};
+use crate::settings::Config;
 
 /// Arguments of `import`.
 #[derive(Debug, Clone, clap::Args)]
@@ -415,7 +415,7 @@ mod tests {
                 .any(|n| n.contains("export GITHUB_PERSONAL_ACCESS_TOKEN"))
         );
         assert!(out.notes.iter().any(|n| n.contains("\"off\" is disabled")));
-        assert!(crate::security::redact::literal_secret_warnings(&config).is_empty());
+        assert!(config.literal_secret_warnings().is_empty());
     }
 
     #[test]

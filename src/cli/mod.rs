@@ -12,7 +12,7 @@ pub mod quantile;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::config::Config;
+use crate::settings::Config;
 use crate::store::StoreConfig;
 
 /// Default config file of every subcommand (same as `serve`).
@@ -33,7 +33,7 @@ pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     match text.trim().parse::<u64>() {
         Ok(0) => Err("duration must be greater than zero".to_string()),
         Ok(seconds) => Ok(Duration::from_secs(seconds)),
-        Err(_) => crate::config::parse_duration(text),
+        Err(_) => crate::config::parse_duration(text).map_err(|e| e.to_string()),
     }
 }
 

@@ -10,19 +10,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::reference;
+use crate::config::{KeyError, SecretSource, SourceText};
+
 /// Default interval of a dependency check.
 pub const DEFAULT_DEPENDENCY_INTERVAL: Duration = Duration::from_secs(30);
 /// Default deadline of one dependency check.
 pub const DEFAULT_DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Where a secret is read from at check time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// An environment variable of the daemon.
-    Env(String),
-    /// A file whose content (trimmed) is the secret; re-read at every check, so rotation works.
-    File(PathBuf),
-}
 
 /// An inclusive range of HTTP status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +34,14 @@ impl StatusRange {
     }
 
     /// Parses `"200"`, `"200-299"` or `"2xx"`.
-    pub fn parse(text: &str) -> Result<StatusRange, String> {
+    pub fn parse(text: &str) -> Result<StatusRange, StatusRangeError> {
         let text = text.trim();
-        let code = |s: &str| -> Result<u16, String> {
+        let code = |s: &str| -> Result<u16, StatusRangeError> {
             s.trim()
                 .parse::<u16>()
                 .ok()
                 .filter(|c| (100..=599).contains(c))
-                .ok_or_else(|| format!("{s:?} is not an HTTP status code (100-599)"))
+                .ok_or_else(|| StatusRangeError::NotACode(s.to_string()))
         };
         let range = if let Some(class) = text.strip_suffix("xx") {
             let digit = code(&format!("{class}00"))?;
@@ -65,10 +59,21 @@ impl StatusRange {
             StatusRange { low: c, high: c }
         };
         if range.low > range.high {
-            return Err(format!("{text:?}: the first code is above the second"));
+            return Err(StatusRangeError::Reversed(text.to_string()));
         }
         Ok(range)
     }
+}
+
+/// Why an `expect_status` text is not a range of status codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusRangeError {
+    /// A part is not a code from 100 to 599.
+    #[error("{0:?} is not an HTTP status code (100-599)")]
+    NotACode(String),
+    /// `high-low` instead of `low-high`.
+    #[error("{0:?}: the first code is above the second")]
+    Reversed(String),
 }
 
 /// What a dependency is and how it is checked.
@@ -194,7 +199,10 @@ impl DependencyConfig {
             }
             DependencySpec::Http { headers, .. } => {
                 for (_, value) in headers {
-                    if let Err(name) = crate::config::expand_env(value, &lookup) {
+                    let expanded = reference::expand(value, |name| {
+                        lookup(name).ok_or_else(|| name.to_string())
+                    });
+                    if let Err(name) = expanded {
                         unset.push(name);
                     }
                 }
@@ -209,14 +217,14 @@ impl DependencyConfig {
 /// not apply to the entry's kind).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawDependency {
+pub struct RawDependency {
     name: Option<Spanned<String>>,
     kind: Option<Spanned<String>>,
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     interval: Option<Duration>,
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     timeout: Option<Duration>,
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     min_interval: Option<Duration>,
     critical: Option<bool>,
     dsn: Option<Spanned<String>>,
@@ -238,22 +246,21 @@ pub(crate) struct RawDependency {
     min_free_inodes_percent: Option<Spanned<f64>>,
 }
 
-/// A validation failure: byte offset in the text, dotted key, message.
-pub(crate) type Invalid = (usize, String, String);
-
+/// The source of the secret `what` (`dsn`, `password`) from its `*_env` / `*_file` keys.
 fn secret(
+    src: &SourceText<'_>,
     key: &dyn Fn(&str) -> String,
     table_start: usize,
     what: &str,
     env: Option<Spanned<String>>,
     file: Option<Spanned<PathBuf>>,
     required: bool,
-) -> Result<Option<SecretSource>, Invalid> {
+) -> Result<Option<SecretSource>, KeyError> {
     match (env, file) {
         (Some(env), None) => {
             let name = env.get_ref().trim();
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err((
+                return Err(src.key_error(
                     env.span().start,
                     key(&format!("{what}_env")),
                     format!(
@@ -265,12 +272,12 @@ fn secret(
             Ok(Some(SecretSource::Env(name.to_string())))
         }
         (None, Some(file)) => Ok(Some(SecretSource::File(file.into_inner()))),
-        (Some(_), Some(file)) => Err((
+        (Some(_), Some(file)) => Err(src.key_error(
             file.span().start,
             key(&format!("{what}_file")),
             format!("set either `{what}_env` or `{what}_file`, not both"),
         )),
-        (None, None) if required => Err((
+        (None, None) if required => Err(src.key_error(
             table_start,
             key(&format!("{what}_env")),
             format!(
@@ -281,16 +288,40 @@ fn secret(
     }
 }
 
-/// Validates one entry; `default_interval` is the exporter's probe interval.
-pub(crate) fn validate(
+/// Validates every `[[dependencies]]` entry, in file order, and that names are unique.
+pub fn validate_all(
+    raw: Vec<Spanned<RawDependency>>,
+    src: &SourceText<'_>,
+) -> Result<Vec<DependencyConfig>, KeyError> {
+    let mut out: Vec<DependencyConfig> = Vec::with_capacity(raw.len());
+    for (index, spanned) in raw.into_iter().enumerate() {
+        let start = spanned.span().start;
+        let dep = validate(index, start, spanned.into_inner(), src)?;
+        if out.iter().any(|d| d.name == dep.name) {
+            return Err(src.key_error(
+                start,
+                format!("dependencies[{index}].name"),
+                format!(
+                    "duplicate dependency name {:?}; every dependency needs a unique name",
+                    dep.name
+                ),
+            ));
+        }
+        out.push(dep);
+    }
+    Ok(out)
+}
+
+/// Validates entry `index`, whose table starts at byte `table_start`.
+fn validate(
     index: usize,
     table_start: usize,
     raw: RawDependency,
-    line: usize,
-) -> Result<DependencyConfig, Invalid> {
+    src: &SourceText<'_>,
+) -> Result<DependencyConfig, KeyError> {
     let key = |k: &str| format!("dependencies[{index}].{k}");
     let name = raw.name.ok_or_else(|| {
-        (
+        src.key_error(
             table_start,
             key("name"),
             "missing; every dependency needs a name (servers refer to it in `depends_on`)"
@@ -304,7 +335,7 @@ pub(crate) fn validate(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err((
+        return Err(src.key_error(
             name.span().start,
             key("name"),
             format!(
@@ -313,7 +344,7 @@ pub(crate) fn validate(
         ));
     }
     let kind = raw.kind.ok_or_else(|| {
-        (
+        src.key_error(
             table_start,
             key("kind"),
             format!("missing for dependency {name_text:?}; expected \"postgres\", \"http\", \"tcp\" or \"filesystem\""),
@@ -322,7 +353,7 @@ pub(crate) fn validate(
     let kind_span = kind.span().start;
     if let Some(secret) = raw.dsn.as_ref().or(raw.password.as_ref()) {
         let which = if raw.dsn.is_some() { "dsn" } else { "password" };
-        return Err((
+        return Err(src.key_error(
             secret.span().start,
             key(which),
             format!(
@@ -406,7 +437,7 @@ pub(crate) fn validate(
     ];
     let kind_text = kind.get_ref().as_str();
     if !matches!(kind_text, "postgres" | "http" | "tcp" | "filesystem") {
-        return Err((
+        return Err(src.key_error(
             kind_span,
             key("kind"),
             format!(
@@ -418,7 +449,7 @@ pub(crate) fn validate(
         if let Some(span) = span
             && *owner != kind_text
         {
-            return Err((
+            return Err(src.key_error(
                 *span,
                 key(k),
                 format!("`{k}` applies to kind = \"{owner}\", not to this {kind_text} dependency"),
@@ -427,9 +458,10 @@ pub(crate) fn validate(
     }
     let spec = match kind_text {
         "postgres" => {
-            let dsn = secret(&key, kind_span, "dsn", raw.dsn_env, raw.dsn_file, true)?
-                .ok_or_else(|| (kind_span, key("dsn_env"), "missing".to_string()))?;
+            let dsn = secret(src, &key, kind_span, "dsn", raw.dsn_env, raw.dsn_file, true)?
+                .ok_or_else(|| src.key_error(kind_span, key("dsn_env"), "missing"))?;
             let password = secret(
+                src,
                 &key,
                 kind_span,
                 "password",
@@ -441,7 +473,7 @@ pub(crate) fn validate(
         }
         "http" => {
             let url = raw.url.ok_or_else(|| {
-                (
+                src.key_error(
                     kind_span,
                     key("url"),
                     format!("missing for http dependency {name_text:?}; expected e.g. \"https://api.github.com\""),
@@ -451,7 +483,7 @@ pub(crate) fn validate(
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| {
-                    (
+                    src.key_error(
                         url.span().start,
                         key("url"),
                         format!("{:?} is not an http:// or https:// URL", url.get_ref()),
@@ -462,7 +494,7 @@ pub(crate) fn validate(
                 Some(m) => {
                     let upper = m.get_ref().to_ascii_uppercase();
                     if !matches!(upper.as_str(), "GET" | "HEAD" | "POST" | "OPTIONS") {
-                        return Err((
+                        return Err(src.key_error(
                             m.span().start,
                             key("method"),
                             format!(
@@ -480,7 +512,7 @@ pub(crate) fn validate(
                     high: 299,
                 },
                 Some(s) => StatusRange::parse(s.get_ref()).map_err(|e| {
-                    (
+                    src.key_error(
                         s.span().start,
                         key("expect_status"),
                         format!("{e}; expected \"200\", \"200-299\" or \"2xx\""),
@@ -501,7 +533,7 @@ pub(crate) fn validate(
         }
         "tcp" => {
             let address = raw.address.ok_or_else(|| {
-                (
+                src.key_error(
                     kind_span,
                     key("address"),
                     format!("missing for tcp dependency {name_text:?}; expected \"host:port\""),
@@ -512,7 +544,7 @@ pub(crate) fn validate(
                 !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
             });
             if !port_ok {
-                return Err((
+                return Err(src.key_error(
                     address.span().start,
                     key("address"),
                     format!(
@@ -526,14 +558,14 @@ pub(crate) fn validate(
         }
         _ => {
             let path = raw.path.ok_or_else(|| {
-                (
+                src.key_error(
                     kind_span,
                     key("path"),
                     format!("missing for filesystem dependency {name_text:?}; expected e.g. \"/var/log/mcp-servers\""),
                 )
             })?;
             if !path.get_ref().is_absolute() {
-                return Err((
+                return Err(src.key_error(
                     path.span().start,
                     key("path"),
                     format!(
@@ -552,7 +584,7 @@ pub(crate) fn validate(
                 if let Some(v) = value
                     && !(0.0..=100.0).contains(v.get_ref())
                 {
-                    return Err((
+                    return Err(src.key_error(
                         v.span().start,
                         key(k),
                         format!("{} is not a percentage; expected 0 to 100", v.get_ref()),
@@ -575,16 +607,13 @@ pub(crate) fn validate(
         timeout: raw.timeout.unwrap_or(DEFAULT_DEPENDENCY_TIMEOUT),
         min_interval: raw.min_interval,
         critical: raw.critical.unwrap_or(true),
-        line,
+        line: src.line_of(table_start),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::config::Config;
 
     const ISSUE_SHAPE: &str = r#"
 [[dependencies]]
@@ -599,26 +628,28 @@ path = "/var/log/mcp-servers"
 writable = true
 min_free_percent = 10
 critical = false
-
-[[servers]]
-name = "postgres"
-transport = "stdio"
-command = "mcp-server-postgres"
-args = ["postgresql://localhost/mcp"]
-depends_on = ["pg", "logs-dir"]
 "#;
 
+    /// Validates the `[[dependencies]]` of `text`.
+    fn validated(text: &str) -> Result<Vec<DependencyConfig>, KeyError> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            dependencies: Vec<Spanned<RawDependency>>,
+        }
+        let file: File = toml::from_str(text).expect("dependencies parse");
+        validate_all(file.dependencies, &SourceText::new(text))
+    }
+
     fn error_of(text: &str) -> String {
-        Config::from_toml(text, Path::new("t.toml"))
-            .expect_err("should be rejected")
-            .to_string()
+        validated(text).expect_err("should be rejected").to_string()
     }
 
     #[test]
     fn the_shape_of_the_issue_parses() {
-        let c = Config::from_toml(ISSUE_SHAPE, Path::new("t.toml")).expect("valid");
-        assert_eq!(c.dependencies.len(), 2);
-        let pg = &c.dependencies[0];
+        let deps = validated(ISSUE_SHAPE).expect("valid");
+        assert_eq!(deps.len(), 2);
+        let pg = &deps[0];
         assert_eq!(
             pg.spec,
             DependencySpec::Postgres {
@@ -628,29 +659,12 @@ depends_on = ["pg", "logs-dir"]
         );
         assert!(pg.critical);
         assert_eq!(pg.line, 2);
-        let logs = &c.dependencies[1];
+        assert_eq!(pg.interval, DEFAULT_DEPENDENCY_INTERVAL);
+        let logs = &deps[1];
         assert!(!logs.critical);
         assert!(
             matches!(&logs.spec, DependencySpec::Filesystem { writable: true, min_free_percent: Some(p), .. } if *p == 10.0)
         );
-        assert_eq!(
-            c.servers[0].depends_on,
-            vec!["pg".to_string(), "logs-dir".to_string()]
-        );
-    }
-
-    #[test]
-    fn unknown_depends_on_names_the_key_and_line() {
-        let text = ISSUE_SHAPE.replace(
-            r#"depends_on = ["pg", "logs-dir"]"#,
-            r#"depends_on = ["pg", "redis"]"#,
-        );
-        let err = error_of(&text);
-        assert!(
-            err.starts_with("t.toml:20: `servers[0].depends_on`: unknown dependency \"redis\""),
-            "{err}"
-        );
-        assert!(err.contains("pg, logs-dir"), "{err}");
     }
 
     #[test]
@@ -659,7 +673,7 @@ depends_on = ["pg", "logs-dir"]
             "[[dependencies]]\nname = \"pg\"\nkind = \"postgres\"\ndsn = \"postgres://u:pw@h/db\"\n",
         );
         assert!(
-            err.starts_with("t.toml:4: `dependencies[0].dsn`: secrets are not read"),
+            err.starts_with("4: `dependencies[0].dsn`: secrets are not read"),
             "{err}"
         );
         assert!(!err.contains("pw@"), "{err}");
@@ -667,16 +681,21 @@ depends_on = ["pg", "logs-dir"]
             "[[dependencies]]\nname = \"api\"\nkind = \"http\"\nurl = \"https://x/\"\npath = \"/tmp\"\n",
         );
         assert!(
-            err.starts_with(
-                "t.toml:5: `dependencies[0].path`: `path` applies to kind = \"filesystem\""
-            ),
+            err.starts_with("5: `dependencies[0].path`: `path` applies to kind = \"filesystem\""),
             "{err}"
         );
         let err = error_of("[[dependencies]]\nname = \"pg\"\nkind = \"postgres\"\n");
         assert!(err.contains("`dependencies[0].dsn_env`: missing"), "{err}");
+        let err = error_of(
+            "[[dependencies]]\nname = \"pg\"\nkind = \"postgres\"\ndsn_env = \"PG_DSN\"\ndsn_file = \"/run/dsn\"\n",
+        );
+        assert!(
+            err.starts_with("5: `dependencies[0].dsn_file`: set either `dsn_env` or `dsn_file`"),
+            "{err}"
+        );
         let err = error_of("[[dependencies]]\nname = \"x\"\nkind = \"redis\"\n");
         assert!(
-            err.starts_with("t.toml:3: `dependencies[0].kind`: unknown kind \"redis\""),
+            err.starts_with("3: `dependencies[0].kind`: unknown kind \"redis\""),
             "{err}"
         );
         let err =
@@ -686,7 +705,7 @@ depends_on = ["pg", "logs-dir"]
             "[[dependencies]]\nname = \"t\"\nkind = \"tcp\"\naddress = \"h:1\"\n\n[[dependencies]]\nname = \"t\"\nkind = \"tcp\"\naddress = \"h:2\"\n",
         );
         assert!(
-            err.starts_with("t.toml:6: `dependencies[1].name`: duplicate"),
+            err.starts_with("6: `dependencies[1].name`: duplicate"),
             "{err}"
         );
     }
@@ -694,8 +713,8 @@ depends_on = ["pg", "logs-dir"]
     #[test]
     fn http_settings_parse() {
         let text = "[[dependencies]]\nname = \"brave\"\nkind = \"http\"\nurl = \"https://api.search.brave.com/res/v1/web/search?q=mcp\"\nheaders = { X-Subscription-Token = \"${BRAVE_API_KEY}\" }\nexpect_status = \"200-299\"\nmin_interval = \"5m\"\ninterval = \"1m\"\ntimeout = \"3s\"\n";
-        let c = Config::from_toml(text, Path::new("t.toml")).expect("valid");
-        let d = &c.dependencies[0];
+        let deps = validated(text).expect("valid");
+        let d = &deps[0];
         assert_eq!(d.period(), Duration::from_secs(300));
         assert_eq!(d.timeout, Duration::from_secs(3));
         match &d.spec {
@@ -713,6 +732,15 @@ depends_on = ["pg", "logs-dir"]
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(d.unset_variables(|_| None), ["BRAVE_API_KEY"]);
+        assert!(d.unset_variables(|_| Some("k".into())).is_empty());
+        let err = error_of(
+            "[[dependencies]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x/\"\nexpect_status = \"9xx\"\n",
+        );
+        assert_eq!(
+            err,
+            "5: `dependencies[0].expect_status`: \"900\" is not an HTTP status code (100-599); expected \"200\", \"200-299\" or \"2xx\""
+        );
     }
 
     #[test]
@@ -738,8 +766,17 @@ depends_on = ["pg", "logs-dir"]
                 high: 401
             })
         );
-        assert!(StatusRange::parse("299-200").is_err());
-        assert!(StatusRange::parse("ok").is_err());
-        assert!(StatusRange::parse("9xx").is_err());
+        assert_eq!(
+            StatusRange::parse("299-200"),
+            Err(StatusRangeError::Reversed("299-200".into()))
+        );
+        assert_eq!(
+            StatusRange::parse("ok"),
+            Err(StatusRangeError::NotACode("ok".into()))
+        );
+        assert_eq!(
+            StatusRange::parse("9xx"),
+            Err(StatusRangeError::NotACode("900".into()))
+        );
     }
 }

@@ -4,20 +4,19 @@
 
 pub mod config;
 mod filesystem;
-mod http;
+mod http_check;
 mod postgres;
 mod runner;
 mod tcp;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-pub use config::{DependencyConfig, DependencySpec, SecretSource, StatusRange};
+pub use config::{DependencyConfig, DependencySpec, StatusRange, StatusRangeError};
 pub use runner::{DependencyRunner, Dependents, next_delay};
 
 use crate::health::HealthStatus;
@@ -25,8 +24,6 @@ use crate::health::HealthStatus;
 /// Time a check gets beyond its timeout for cleanup (closing a connection) before it is
 /// abandoned and reported timed out.
 const CHECK_GRACE: Duration = Duration::from_secs(2);
-/// Longest secret file read (a DSN or password).
-const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Why a dependency check did not pass, in words an operator acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -286,48 +283,6 @@ pub fn server_view(board: &DependencyBoard, names: &[String]) -> Vec<ServerDepen
         .collect()
 }
 
-/// Reads a secret from its source; the error says which variable or file and what to do.
-pub fn read_secret(source: &SecretSource) -> Result<String, String> {
-    read_secret_with(source, |name| std::env::var(name).ok())
-}
-
-/// [`read_secret`] with an explicit environment lookup (for tests).
-pub fn read_secret_with(
-    source: &SecretSource,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, String> {
-    match source {
-        SecretSource::Env(name) => lookup(name)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| v.trim().to_string())
-            .ok_or_else(|| {
-                format!("environment variable `{name}` is not set; export it for the daemon")
-            }),
-        SecretSource::File(path) => read_small_file(path),
-    }
-}
-
-fn read_small_file(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
-    if text.len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(format!(
-            "secret file {} is larger than {MAX_SECRET_FILE_BYTES} bytes",
-            path.display()
-        ));
-    }
-    let text = text.trim().to_string();
-    if text.is_empty() {
-        return Err(format!("secret file {} is empty", path.display()));
-    }
-    Ok(text)
-}
-
 /// Runs one check of `config` now, bounded by its timeout (plus `CHECK_GRACE` for cleanup).
 pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> DependencyCheck {
     let started_at = SystemTime::now();
@@ -339,7 +294,7 @@ pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> De
                 postgres::check(dsn, password.as_ref(), timeout, started_at).await
             }
             DependencySpec::Http { .. } => {
-                http::check(&config.spec, http, timeout, started_at).await
+                http_check::check(&config.spec, http, timeout, started_at).await
             }
             DependencySpec::Tcp { address } => tcp::check(address, timeout, started_at).await,
             DependencySpec::Filesystem { .. } => {
@@ -364,7 +319,7 @@ pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> De
 /// Checks every dependency once, concurrently (for one-shot commands such as `check`); results
 /// in the order of `dependencies`.
 pub async fn check_all(dependencies: &[DependencyConfig]) -> Vec<DependencyCheck> {
-    let client = http::client();
+    let client = http_check::client();
     futures_util::future::join_all(dependencies.iter().map(|d| check_once(d, &client))).await
 }
 
@@ -376,30 +331,6 @@ fn ms(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_come_from_env_or_file() {
-        let env = SecretSource::Env("PG_DSN".into());
-        assert_eq!(
-            read_secret_with(&env, |_| Some(" postgres://x \n".into())),
-            Ok("postgres://x".into())
-        );
-        let err = read_secret_with(&env, |_| None).expect_err("unset");
-        assert!(err.contains("`PG_DSN` is not set"), "{err}");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("pw");
-        std::fs::write(&path, "s3cret\n").expect("write");
-        assert_eq!(
-            read_secret_with(&SecretSource::File(path.clone()), |_| None),
-            Ok("s3cret".into())
-        );
-        let missing = read_secret_with(&SecretSource::File(dir.path().join("nope")), |_| None);
-        assert!(
-            missing
-                .expect_err("missing")
-                .contains("cannot read secret file")
-        );
-    }
 
     #[test]
     fn first_failure_wins_and_misconfigured_is_unknown() {

@@ -9,7 +9,8 @@ use sqlx::{ConnectOptions, Connection};
 
 use tokio::time::Instant;
 
-use super::{DependencyCheck, DependencyFailure, SecretSource, ms, read_secret};
+use super::{DependencyCheck, DependencyFailure, ms};
+use crate::config::secret::{SecretSource, read_secret};
 
 /// One check: connect (timed), `SELECT 1` (timed), `SHOW server_version`, close.
 pub(super) async fn check(
@@ -86,7 +87,8 @@ fn options(
     dsn: &SecretSource,
     password: Option<&SecretSource>,
 ) -> Result<PgConnectOptions, String> {
-    let dsn = read_secret(dsn)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let dsn = read_secret(dsn, env).map_err(|e| e.to_string())?;
     let mut options = PgConnectOptions::from_str(&dsn).map_err(|e| {
         // The DSN may contain a password: never echo it.
         let kind = match e {
@@ -96,7 +98,7 @@ fn options(
         format!("the PostgreSQL DSN is {kind}; expected postgres://user@host:port/database")
     })?;
     if let Some(source) = password {
-        options = options.password(&read_secret(source)?);
+        options = options.password(&read_secret(source, env).map_err(|e| e.to_string())?);
     }
     Ok(options.application_name("mcp-exporter"))
 }

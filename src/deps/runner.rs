@@ -49,7 +49,7 @@ impl DependencyRunner {
             metrics,
             security,
             board,
-            client: super::http::client(),
+            client: super::http_check::client(),
             tasks: TaskSet::new("dependency"),
             changes: Arc::new(watch::channel(0).0),
             dependents: Arc::default(),
@@ -64,7 +64,7 @@ impl DependencyRunner {
 
     /// Records which servers use which dependency, so a dependency's authentication failure
     /// is counted as a security event of every server that relies on it.
-    pub fn set_dependents(&self, servers: &[crate::config::ServerConfig]) {
+    pub fn set_dependents(&self, servers: &[crate::probe::ServerConfig]) {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for server in servers {
             for dep in &server.depends_on {

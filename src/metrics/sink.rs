@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::assessment::{Assessment, Cause, Sink};
-use crate::config::ServerConfig;
 use crate::health::HealthStatus;
 use crate::mcp::WireCounters;
+use crate::probe::ServerConfig;
 use crate::process::remediate::RemediationOutcome;
 
 use super::Metrics;

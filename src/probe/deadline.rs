@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use crate::config::ServerConfig;
+use super::config::ServerConfig;
 
 use super::outcome::{FailureClass, ProbeOutcome, Stage};
 

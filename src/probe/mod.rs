@@ -1,13 +1,17 @@
 //! Liveness and readiness sequences; each probe returns a [`ProbeOutcome`] with stage timings.
 
 mod classify;
+pub mod config;
 pub mod deadline;
 mod outcome;
+mod references;
 mod restart;
 mod run;
 
 pub use classify::{classify, session_is_broken};
+pub use config::{CheckType, ServerConfig, ToolCallCheck, TransportKind};
 pub use outcome::{
     CatalogSummary, FailureClass, ProbeFailure, ProbeOutcome, ServerIdentity, Stage,
 };
+pub use references::UnsetVariable;
 pub use run::ServerProbe;

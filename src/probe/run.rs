@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{CheckType, ServerConfig};
 use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
 use crate::process::supervise::SupervisionStatus;
 
 use super::classify::{classify, session_is_broken};
+use super::config::{CheckType, ServerConfig};
 use super::outcome::{CatalogSummary, FailureClass, ProbeOutcome, ServerIdentity, Stage};
 use super::restart::ChildSupervision;
 
@@ -413,7 +413,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::Config;
+    use crate::settings::Config;
 
     fn probe_of(toml: &str) -> ServerProbe {
         let config = Config::from_toml(toml, Path::new("t.toml")).expect("config parses");

@@ -1,14 +1,17 @@
 //! Per-server process settings: how to find a server's process, resource budgets, the restart
 //! policy of stdio children and the opt-in remediation command of servers we do not spawn.
 //!
-//! `config.rs` parses these keys into [`RawProcessKeys`] and calls [`validate`], which checks
-//! them and returns a [`ProcessConfig`] or the offending key with what is expected.
+//! A server entry (`src/probe/config.rs`) parses these keys into [`RawProcessKeys`] and calls
+//! [`validate`], which checks them and returns a [`ProcessConfig`] or a [`KeyError`] whose key is
+//! relative to the server's table (`budgets.cpu_cores`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::config::{KeyError, SourceText};
 
 /// Default CPU budget of the resource score: one core.
 pub const DEFAULT_CPU_CORES: f64 = 1.0;
@@ -129,7 +132,8 @@ pub struct ProcessConfig {
 }
 
 /// The raw per-server keys of this module, as serde parses them inside `[[servers]]`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawProcessKeys {
     /// `pid_file`
     pub pid_file: Option<Spanned<PathBuf>>,
@@ -158,12 +162,12 @@ pub struct RawBudgets {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRestart {
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     backoff_initial: Option<Duration>,
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     backoff_max: Option<Duration>,
     crash_loop_failures: Option<u32>,
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     crash_loop_window: Option<Duration>,
 }
 
@@ -172,35 +176,20 @@ pub struct RawRestart {
 #[serde(deny_unknown_fields)]
 pub struct RawRemediation {
     command: Vec<String>,
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     after: Option<Duration>,
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     backoff: Option<Duration>,
-    #[serde(default, with = "crate::config::opt_duration")]
+    #[serde(default, with = "crate::config::duration::opt_duration")]
     timeout: Option<Duration>,
 }
 
-/// A rejected key: byte offset in the file, key relative to the server table, and the message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyError {
-    /// Byte offset of the key's value.
-    pub offset: usize,
-    /// Key name inside the server table, e.g. `budgets.cpu_cores`.
-    pub key: String,
-    /// What is wrong and what is expected.
-    pub message: String,
-}
-
-fn err(offset: usize, key: &str, message: impl Into<String>) -> KeyError {
-    KeyError {
-        offset,
-        key: key.to_string(),
-        message: message.into(),
-    }
-}
-
 /// Validates the process keys of one server; `stdio` says whether the exporter spawns it.
-pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyError> {
+pub fn validate(
+    raw: RawProcessKeys,
+    stdio: bool,
+    src: &SourceText<'_>,
+) -> Result<ProcessConfig, KeyError> {
     let mut locators = Vec::new();
     if let Some(p) = raw.pid_file {
         let offset = p.span().start;
@@ -210,7 +199,7 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
         let offset = u.span().start;
         let unit = u.into_inner();
         if unit.trim().is_empty() || unit.starts_with('-') || unit.contains(char::is_whitespace) {
-            return Err(err(
+            return Err(src.key_error(
                 offset,
                 "systemd_unit",
                 format!("{unit:?} is not a unit name; expected e.g. \"mcp-github.service\""),
@@ -221,7 +210,7 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
     if let Some(m) = raw.process_match {
         let offset = m.span().start;
         let re = regex::Regex::new(m.get_ref()).map_err(|e| {
-            err(
+            src.key_error(
                 offset,
                 "process_match",
                 format!("not a valid regular expression: {e}"),
@@ -231,15 +220,15 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
     }
     if locators.len() > 1 {
         let (key, offset, _) = &locators[1];
-        return Err(err(
+        return Err(src.key_error(
             *offset,
-            key,
+            *key,
             "set only one of `pid_file`, `systemd_unit` and `process_match`",
         ));
     }
     let locator = match locators.pop() {
         Some((key, offset, _)) if stdio => {
-            return Err(err(
+            return Err(src.key_error(
                 offset,
                 key,
                 "a stdio server's process is the child the exporter spawns (with its descendants); this key is for http and sse servers",
@@ -260,21 +249,21 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
                 fd_fraction: b.fd_fraction.unwrap_or(DEFAULT_FD_FRACTION),
             };
             if !(budgets.cpu_cores.is_finite() && budgets.cpu_cores > 0.0) {
-                return Err(err(
+                return Err(src.key_error(
                     offset,
                     "budgets.cpu_cores",
                     "must be a number of cores greater than 0, e.g. 1.0",
                 ));
             }
             if budgets.memory_bytes == 0 {
-                return Err(err(
+                return Err(src.key_error(
                     offset,
                     "budgets.memory_bytes",
                     "must be greater than 0, e.g. 2000000000",
                 ));
             }
             if !(budgets.fd_fraction > 0.0 && budgets.fd_fraction <= 1.0) {
-                return Err(err(
+                return Err(src.key_error(
                     offset,
                     "budgets.fd_fraction",
                     "must be a fraction of the fd limit in (0, 1], e.g. 0.8",
@@ -288,7 +277,7 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
         Some(r) => {
             let offset = r.span().start;
             if !stdio {
-                return Err(err(
+                return Err(src.key_error(
                     offset,
                     "restart",
                     "only stdio servers are restarted by the exporter; use `remediation` for others",
@@ -302,14 +291,14 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
                 crash_loop_window: r.crash_loop_window.unwrap_or(DEFAULT_CRASH_LOOP_WINDOW),
             };
             if policy.backoff_max < policy.backoff_initial {
-                return Err(err(
+                return Err(src.key_error(
                     offset,
                     "restart.backoff_max",
                     "must not be shorter than `backoff_initial`",
                 ));
             }
             if policy.crash_loop_failures == 0 {
-                return Err(err(
+                return Err(src.key_error(
                     offset,
                     "restart.crash_loop_failures",
                     "must be at least 1",
@@ -323,7 +312,7 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
         Some(r) => {
             let offset = r.span().start;
             if stdio {
-                return Err(err(
+                return Err(src.key_error(
                     offset,
                     "remediation",
                     "a stdio server is restarted by the exporter itself (see `restart`); remediation is for http and sse servers",
@@ -331,7 +320,7 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
             }
             let r = r.into_inner();
             if r.command.first().is_none_or(|c| c.trim().is_empty()) {
-                return Err(err(
+                return Err(src.key_error(
                     offset,
                     "remediation.command",
                     "must name a program, e.g. [\"systemctl\", \"restart\", \"mcp-{name}\"]",
@@ -355,52 +344,40 @@ pub fn validate(raw: RawProcessKeys, stdio: bool) -> Result<ProcessConfig, KeyEr
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::config::Config;
-
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, String> {
-        Config::from_toml(text, Path::new("t.toml")).map_err(|e| e.to_string())
+    /// Validates the process keys written in `text` (the keys of one server table).
+    fn check(text: &str, stdio: bool) -> Result<ProcessConfig, KeyError> {
+        let raw: RawProcessKeys = toml::from_str(text).expect("process keys");
+        validate(raw, stdio, &SourceText::new(text))
     }
 
     #[test]
     fn stdio_servers_are_children_with_defaults() {
-        let c = parse("[[servers]]\nname = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n")
-            .expect("config");
-        let p = &c.servers[0].process;
+        let p = check("", true).expect("stdio");
         assert!(matches!(p.locator, Some(Locator::Child)));
         assert_eq!(p.budgets, Budgets::default());
         assert_eq!(p.restart, RestartPolicy::default());
         assert!(p.remediation.is_none());
+        let p = check("", false).expect("http");
+        assert!(p.locator.is_none());
     }
 
     #[test]
     fn every_key_parses() {
-        let c = parse(
-            r#"
-[[servers]]
-name = "a"
-transport = "stdio"
-command = "x"
-budgets = { cpu_cores = 2.0, memory_bytes = 1000, fd_fraction = 0.5 }
-restart = { backoff_initial = "200ms", backoff_max = "10s", crash_loop_failures = 3, crash_loop_window = "1m" }
-
-[[servers]]
-name = "b"
-transport = "http"
-url = "http://127.0.0.1:1/mcp"
-process_match = "node .*server-b"
-remediation = { command = ["systemctl", "restart", "mcp-{name}"], after = "30s", backoff = "5m" }
-"#,
+        let a = check(
+            "budgets = { cpu_cores = 2.0, memory_bytes = 1000, fd_fraction = 0.5 }\nrestart = { backoff_initial = \"200ms\", backoff_max = \"10s\", crash_loop_failures = 3, crash_loop_window = \"1m\" }\n",
+            true,
         )
-        .expect("config");
-        let a = &c.servers[0].process;
+        .expect("stdio keys");
         assert_eq!(a.budgets.cpu_cores, 2.0);
         assert_eq!(a.restart.backoff_initial, Duration::from_millis(200));
         assert_eq!(a.restart.crash_loop_failures, 3);
-        let b = &c.servers[1].process;
+        let b = check(
+            "process_match = \"node .*server-b\"\nremediation = { command = [\"systemctl\", \"restart\", \"mcp-{name}\"], after = \"30s\", backoff = \"5m\" }\n",
+            false,
+        )
+        .expect("http keys");
         assert!(matches!(&b.locator, Some(Locator::Match(re)) if re.is_match("node /x/server-b")));
         let r = b.remediation.as_ref().expect("remediation");
         assert_eq!(r.after, Duration::from_secs(30));
@@ -408,39 +385,71 @@ remediation = { command = ["systemctl", "restart", "mcp-{name}"], after = "30s",
     }
 
     #[test]
-    fn mistakes_name_the_key_and_line() {
+    fn mistakes_name_the_key_relative_to_the_server_and_its_line() {
         let cases = [
             (
-                "[[servers]]\nname = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\npid_file = \"/run/a.pid\"\n",
-                "t.toml:5: `servers[0].pid_file`: a stdio server's process",
+                "pid_file = \"/run/a.pid\"\n",
+                true,
+                "1: `pid_file`: a stdio server's process",
             ),
             (
-                "[[servers]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://h/\"\nprocess_match = \"(\"\n",
-                "t.toml:5: `servers[0].process_match`: not a valid regular expression",
+                "\nprocess_match = \"(\"\n",
+                false,
+                "2: `process_match`: not a valid regular expression",
             ),
             (
-                "[[servers]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://h/\"\npid_file = \"/p\"\nsystemd_unit = \"u\"\n",
-                "t.toml:6: `servers[0].systemd_unit`: set only one of",
+                "pid_file = \"/p\"\nsystemd_unit = \"u\"\n",
+                false,
+                "2: `systemd_unit`: set only one of",
             ),
             (
-                "[[servers]]\nname = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\nbudgets = { fd_fraction = 1.5 }\n",
-                "t.toml:5: `servers[0].budgets.fd_fraction`",
+                "systemd_unit = \"-x\"\n",
+                false,
+                "1: `systemd_unit`: \"-x\" is not a unit name",
             ),
             (
-                "[[servers]]\nname = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\nremediation = { command = [\"true\"] }\n",
-                "t.toml:5: `servers[0].remediation`: a stdio server is restarted",
+                "budgets = { fd_fraction = 1.5 }\n",
+                true,
+                "1: `budgets.fd_fraction`: must be a fraction",
             ),
             (
-                "[[servers]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://h/\"\nrestart = { crash_loop_failures = 2 }\n",
-                "t.toml:5: `servers[0].restart`: only stdio servers",
+                "budgets = { cpu_cores = 0.0 }\n",
+                true,
+                "1: `budgets.cpu_cores`: must be a number of cores",
             ),
             (
-                "[[servers]]\nname = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\nrestart = { backoff = \"1s\" }\n",
-                "t.toml:5: ",
+                "budgets = { memory_bytes = 0 }\n",
+                true,
+                "1: `budgets.memory_bytes`: must be greater than 0",
+            ),
+            (
+                "remediation = { command = [\"true\"] }\n",
+                true,
+                "1: `remediation`: a stdio server is restarted",
+            ),
+            (
+                "remediation = { command = [\" \"] }\n",
+                false,
+                "1: `remediation.command`: must name a program",
+            ),
+            (
+                "restart = { crash_loop_failures = 2 }\n",
+                false,
+                "1: `restart`: only stdio servers",
+            ),
+            (
+                "restart = { crash_loop_failures = 0 }\n",
+                true,
+                "1: `restart.crash_loop_failures`: must be at least 1",
+            ),
+            (
+                "restart = { backoff_initial = \"10s\", backoff_max = \"1s\" }\n",
+                true,
+                "1: `restart.backoff_max`: must not be shorter",
             ),
         ];
-        for (text, want) in cases {
-            let err = parse(text).expect_err(text);
+        for (text, stdio, want) in cases {
+            let err = check(text, stdio).expect_err(text).to_string();
             assert!(err.starts_with(want), "{err}\nwant prefix: {want}");
         }
     }

@@ -11,10 +11,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::assessment::{ServerMemory, Sink, Sinks};
-use crate::config::ServerConfig;
 use crate::deps::{self, DependencyBoard};
 use crate::mcp::{Limits, WireCounters};
-use crate::probe::ServerProbe;
+use crate::probe::{ServerConfig, ServerProbe};
 use crate::reconcile::TaskSet;
 
 /// Owns the per-server tasks.

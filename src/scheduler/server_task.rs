@@ -9,9 +9,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::assessment::{ServerLogs, ServerMemory, Sink, Sinks};
-use crate::config::ServerConfig;
 use crate::deps::{self, DependencyBoard};
-use crate::probe::{ProbeOutcome, ServerProbe, deadline};
+use crate::probe::{ProbeOutcome, ServerConfig, ServerProbe, deadline};
 use crate::process::supervise::SupervisionStatus;
 use crate::process::{ProcessMonitor, ProcessStatus, remediate::Remediator};
 

@@ -7,6 +7,7 @@
 //! kept, with redacted evidence, in a bounded in-memory list and a broadcast channel that the
 //! store subscribes to ([`EventSink::subscribe`]).
 
+pub mod config;
 pub mod metrics;
 pub mod redact;
 
@@ -19,10 +20,10 @@ use regex::Regex;
 use tokio::sync::broadcast;
 
 use crate::assessment::{Assessment, Sink};
-use crate::config::ServerConfig;
 use crate::mcp::WireCounters;
-use crate::probe::{FailureClass, ProbeOutcome};
+use crate::probe::{FailureClass, ProbeOutcome, ServerConfig};
 
+use self::config::{MAX_PATTERN_SIZE, SecurityConfig};
 use self::metrics::SecurityMetrics;
 
 /// Most events kept in memory (newest win).
@@ -205,7 +206,7 @@ impl Monitor {
             .map(|p| {
                 regex::RegexBuilder::new(p)
                     .case_insensitive(true)
-                    .size_limit(1 << 20)
+                    .size_limit(MAX_PATTERN_SIZE)
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -314,27 +315,10 @@ impl Sink for Monitor {
     }
 }
 
-/// Largest secret file read for a `${file:PATH}` reference.
-pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
-
-/// Reads a secret file (at most [`MAX_SECRET_FILE_BYTES`]); trailing newlines are dropped.
-/// `None` when it is unreadable or empty.
-pub fn read_secret_file(path: &std::path::Path) -> Option<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(MAX_SECRET_FILE_BYTES)
-        .read_to_string(&mut text)
-        .ok()?;
-    let value = text.trim_end_matches(['\n', '\r']).to_string();
-    (!value.is_empty()).then_some(value)
-}
-
-/// Applies `[security]` of a (validated) configuration to the monitor.
-pub fn apply_config(monitor: &Monitor, config: &crate::config::Config) {
+/// Applies a (validated) `[security]` to the monitor.
+pub fn apply_config(monitor: &Monitor, config: &SecurityConfig) {
     let defaults: Vec<String> = DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect();
-    let patterns = config.security.patterns.as_ref().unwrap_or(&defaults);
+    let patterns = config.patterns.as_ref().unwrap_or(&defaults);
     if let Err(err) = monitor.set_patterns(patterns) {
         tracing::error!(error = %err, "security patterns rejected; keeping the previous ones");
     }
@@ -384,40 +368,6 @@ mod tests {
         assert!(
             text.contains("mcp_security_events_total{server=\"s\",kind=\"protocol_violation\"} 3"),
             "events are counted where they are found:\n{text}"
-        );
-    }
-
-    #[test]
-    fn secrets_come_from_files_and_literal_ones_are_flagged() {
-        let dir = tempfile::tempdir().expect("dir");
-        let file = dir.path().join("token");
-        std::fs::write(&file, "file-secret-123\n").expect("write");
-        let text = format!(
-            "[[servers]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/mcp\"\nheaders = {{ Authorization = \"Bearer ${{file:{}}}\" }}\n\n[[servers]]\nname = \"b\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/mcp\"\nheaders = {{ Authorization = \"Bearer literal-123456\" }}\n",
-            file.display()
-        );
-        let config = crate::config::Config::from_toml(&text, std::path::Path::new("t.toml"))
-            .expect("config");
-        match config.servers[0].resolve_transport().expect("resolved") {
-            crate::mcp::TransportSpec::Http { headers, .. } => {
-                assert_eq!(headers[0].1, "Bearer file-secret-123")
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        let warnings = redact::literal_secret_warnings(&config);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("\"b\""), "{warnings:?}");
-        redact::register_config(&config);
-        assert_eq!(
-            redact::redact("x file-secret-123 literal-123456"),
-            "x [REDACTED] [REDACTED]"
-        );
-        let missing = config.servers[0]
-            .resolve_transport_with(|_| None)
-            .expect_err("unset");
-        assert!(
-            missing.to_string().starts_with("secret file `"),
-            "{missing}"
         );
     }
 

@@ -1,8 +1,9 @@
 //! Redaction of secret values from everything the daemon says.
 //!
 //! The daemon registers the secret values it resolves at run time (header and env values that
-//! come from `${VAR}` references, literal credential headers, and its own environment variables
-//! whose names look like secrets); [`redact`] replaces every occurrence (also JSON- and
+//! come from `${VAR}` references and literal credential headers, listed by
+//! `ServerConfig::secret_values` in src/probe/references.rs, and its own environment variables
+//! whose names look like secrets, [`environment_secrets`]); [`redact`] replaces every occurrence (also JSON- and
 //! HTML-escaped forms) with `[REDACTED]`. Used by the log writer, the HTTP handlers and event
 //! evidence.
 
@@ -10,8 +11,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::config::Config;
-use crate::mcp::TransportSpec;
+use crate::config::secret::looks_secret;
 
 /// What a secret is replaced with.
 pub const MASK: &str = "[REDACTED]";
@@ -20,25 +20,6 @@ pub const MIN_SECRET_LEN: usize = 6;
 
 /// Shortest value of a daemon environment variable treated as secret because of its name.
 pub const MIN_GUESSED_SECRET_LEN: usize = 12;
-/// Environment variable names that mark a value as secret (substring, case-insensitive).
-const SECRET_NAME_HINTS: [&str; 8] = [
-    "TOKEN",
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "API_KEY",
-    "APIKEY",
-    "DSN",
-    "CREDENTIAL",
-];
-/// Header names whose literal values are secrets.
-const SECRET_HEADERS: [&str; 5] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-    "api-key",
-];
 
 fn store() -> &'static RwLock<Arc<Vec<String>>> {
     static SECRETS: OnceLock<RwLock<Arc<Vec<String>>>> = OnceLock::new();
@@ -82,84 +63,15 @@ pub fn register<I: IntoIterator<Item = String>>(values: I) {
     *lock = Arc::new(list);
 }
 
-/// Registers the secrets of a configuration (resolved from the environment) and of the
-/// daemon's own environment.
-pub fn register_config(config: &Config) {
-    let mut values = Vec::new();
-    for server in &config.servers {
-        let refs = !server.referenced_variables().is_empty();
-        let Ok(spec) = server.resolve_transport() else {
-            continue;
-        };
-        match (&server.transport, spec) {
-            (TransportSpec::Stdio { env: raw, .. }, TransportSpec::Stdio { env, .. }) => {
-                for (k, v) in env {
-                    if raw.get(&k).is_some_and(|r| r.contains("${")) || looks_secret(&k) {
-                        values.push(v);
-                    }
-                }
-            }
-            (
-                TransportSpec::Http { headers: raw, .. } | TransportSpec::Sse { headers: raw, .. },
-                TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. },
-            ) => {
-                for ((k, v), (_, r)) in headers.into_iter().zip(raw.iter()) {
-                    if (refs && r.contains("${"))
-                        || SECRET_HEADERS.contains(&k.to_ascii_lowercase().as_str())
-                    {
-                        values.push(v);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    // Guessed from the variable's name only: require a longer value, so a short ordinary word
-    // (PGPASSWORD=postgres) does not mask that word everywhere.
-    values.extend(
-        std::env::vars()
-            .filter(|(k, v)| looks_secret(k) && v.len() >= MIN_GUESSED_SECRET_LEN)
-            .map(|(_, v)| v),
-    );
-    register(values);
-}
-
-/// Whether a header carries credentials (Authorization, Cookie, X-API-Key, ...).
-pub fn is_secret_header(name: &str) -> bool {
-    SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str())
-}
-
-/// Warnings for credential headers and secret-looking env entries written literally in the
-/// config file instead of `${VAR}` / `${file:PATH}`.
-pub fn literal_secret_warnings(config: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    for server in &config.servers {
-        let literal: Vec<&String> = match &server.transport {
-            TransportSpec::Stdio { env, .. } => env
-                .iter()
-                .filter(|(k, v)| looks_secret(k) && !v.contains("${"))
-                .map(|(k, _)| k)
-                .collect(),
-            TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. } => headers
-                .iter()
-                .filter(|(k, v)| is_secret_header(k) && !v.contains("${"))
-                .map(|(k, _)| k)
-                .collect(),
-        };
-        for key in literal {
-            out.push(format!(
-                "server {:?}: `{key}` holds a literal secret; use \"${{VAR}}\" or \"${{file:/path}}\" so it stays out of the file",
-                server.name
-            ));
-        }
-    }
-    out
-}
-
-/// Whether an environment variable's name suggests a secret (TOKEN, KEY, PASSWORD, ...).
-pub fn looks_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_NAME_HINTS.iter().any(|h| upper.contains(h))
+/// Values of the daemon's own environment variables whose names look secret (TOKEN, KEY,
+/// PASSWORD, ...). Guessed from the name only, so a value must be at least
+/// [`MIN_GUESSED_SECRET_LEN`] long: a short ordinary word (PGPASSWORD=postgres) is not masked
+/// everywhere.
+pub fn environment_secrets() -> Vec<String> {
+    std::env::vars()
+        .filter(|(k, v)| looks_secret(k) && v.len() >= MIN_GUESSED_SECRET_LEN)
+        .map(|(_, v)| v)
+        .collect()
 }
 
 /// Replaces every registered secret in `text`.

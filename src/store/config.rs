@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::{KeyError, SourceText, parse_duration};
+
 /// File name of the default database, created beside the configuration file.
 pub const DEFAULT_FILE_NAME: &str = "mcp-exporter.db";
 /// Default age after which rows are deleted.
@@ -52,41 +54,48 @@ impl StoreConfig {
         }
     }
 
-    /// Validates `[store]`; the error is (key, message).
+    /// Validates `[store]`; a rejected key is reported at the line of the `[store]` header.
     pub fn from_raw(
         raw: RawStoreConfig,
         config_path: &Path,
-    ) -> Result<StoreConfig, (String, String)> {
+        src: &SourceText<'_>,
+    ) -> Result<StoreConfig, KeyError> {
+        let invalid = |key: &str, message: String| {
+            src.key_error(
+                src.text().find("[store]").unwrap_or(0),
+                format!("store.{key}"),
+                message,
+            )
+        };
         let mut cfg = StoreConfig::defaults_for(config_path);
         if let Some(enabled) = raw.enabled {
             cfg.enabled = enabled;
         }
         if let Some(path) = raw.path {
             if path.as_os_str().is_empty() {
-                return Err((
-                    "path".into(),
+                return Err(invalid(
+                    "path",
                     "must not be empty; omit it for the default beside the config file".into(),
                 ));
             }
             cfg.path = beside(config_path, &path);
         }
         if let Some(text) = raw.max_age {
-            cfg.max_age =
-                crate::config::parse_duration(&text).map_err(|m| ("max_age".to_string(), m))?;
+            cfg.max_age = parse_duration(&text).map_err(|e| invalid("max_age", e.to_string()))?;
         }
         if let Some(text) = raw.retention_interval {
-            cfg.retention_interval = crate::config::parse_duration(&text)
-                .map_err(|m| ("retention_interval".to_string(), m))?;
+            cfg.retention_interval =
+                parse_duration(&text).map_err(|e| invalid("retention_interval", e.to_string()))?;
         }
         if let Some(value) = raw.max_size {
             cfg.max_size = match value {
                 toml::Value::Integer(n) if n > 0 => n as u64,
                 toml::Value::String(text) => {
-                    parse_size(&text).map_err(|m| ("max_size".to_string(), m))?
+                    parse_size(&text).map_err(|e| invalid("max_size", e.to_string()))?
                 }
                 other => {
-                    return Err((
-                        "max_size".into(),
+                    return Err(invalid(
+                        "max_size",
                         format!(
                             "expected a size such as \"256MiB\", \"1GB\" or a positive number of bytes, found `{other}`"
                         ),
@@ -108,16 +117,35 @@ fn beside(config_path: &Path, path: &Path) -> PathBuf {
     }
 }
 
+/// Why a size text was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// No number in front.
+    #[error("invalid size {0:?}; expected a number with a unit, like \"256MiB\"")]
+    NotANumber(String),
+    /// A unit that is not B, KB, KiB, MB, MiB, GB or GiB.
+    #[error("unknown size unit {unit:?} in {text:?}; use B, KB, KiB, MB, MiB, GB or GiB")]
+    UnknownUnit {
+        /// The unit as written (lowercased).
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// Zero bytes.
+    #[error("size {0:?} must be greater than zero")]
+    Zero(String),
+}
+
 /// Parses `"512KiB"`, `"100MB"`, `"1GiB"`, `"4096"` into bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| {
-        format!("invalid size {text:?}; expected a number with a unit, like \"256MiB\"")
-    })?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| SizeError::NotANumber(text.to_string()))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" | "k" => 1000,
@@ -127,14 +155,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gb" | "g" => 1000 * 1000 * 1000,
         "gib" => 1024 * 1024 * 1024,
         other => {
-            return Err(format!(
-                "unknown size unit {other:?} in {text:?}; use B, KB, KiB, MB, MiB, GB or GiB"
-            ));
+            return Err(SizeError::UnknownUnit {
+                unit: other.to_string(),
+                text: text.to_string(),
+            });
         }
     };
     let bytes = (n * mult as f64) as u64;
     if bytes == 0 {
-        return Err(format!("size {text:?} must be greater than zero"));
+        return Err(SizeError::Zero(text.to_string()));
     }
     Ok(bytes)
 }
@@ -148,8 +177,15 @@ mod tests {
         assert_eq!(parse_size("256MiB"), Ok(256 * 1024 * 1024));
         assert_eq!(parse_size("1 GB"), Ok(1_000_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("0MB").is_err());
+        assert_eq!(
+            parse_size("12 parsecs"),
+            Err(SizeError::UnknownUnit {
+                unit: "parsecs".into(),
+                text: "12 parsecs".into()
+            })
+        );
+        assert_eq!(parse_size("0MB"), Err(SizeError::Zero("0MB".into())));
+        assert_eq!(parse_size("MB"), Err(SizeError::NotANumber("MB".into())));
     }
 
     #[test]
@@ -162,33 +198,37 @@ mod tests {
             path: Some("history/x.db".into()),
             ..Default::default()
         };
-        let c = StoreConfig::from_raw(raw, Path::new("/srv/a.toml")).unwrap();
+        let c = StoreConfig::from_raw(raw, Path::new("/srv/a.toml"), &SourceText::new(""))
+            .expect("valid");
         assert_eq!(c.path, PathBuf::from("/srv/history/x.db"));
     }
 
     #[test]
-    fn store_table_of_a_config_file_is_validated_with_its_line() {
-        use crate::config::Config;
-        let path = Path::new("/srv/mcp/c.toml");
-        let c = Config::from_toml(
-            "[store]\nmax_size = \"1MiB\"\nmax_age = \"1h\"\nenabled = false\n",
-            path,
-        )
-        .unwrap();
-        assert_eq!(c.store.max_size, 1024 * 1024);
-        assert_eq!(c.store.max_age, Duration::from_secs(3600));
-        assert!(!c.store.enabled);
-        assert_eq!(c.store.path, PathBuf::from("/srv/mcp/mcp-exporter.db"));
-        let err = Config::from_toml("[store]\nbogus = 1\n", path)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("bogus") && err.contains("c.toml:2"), "{err}");
-        let err = Config::from_toml("\n[store]\nmax_size = \"12 parsecs\"\n", path)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("store.max_size") && err.contains("c.toml:2"),
-            "{err}"
+    fn mistakes_are_reported_at_the_store_table() {
+        let check = |text: &str| {
+            #[derive(Deserialize)]
+            struct File {
+                store: RawStoreConfig,
+            }
+            let file: File = toml::from_str(text).expect("store parses");
+            StoreConfig::from_raw(file.store, Path::new("/srv/c.toml"), &SourceText::new(text))
+        };
+        let c = check("[store]\nmax_size = \"1MiB\"\nmax_age = \"1h\"\nenabled = false\n")
+            .expect("valid");
+        assert_eq!(c.max_size, 1024 * 1024);
+        assert_eq!(c.max_age, Duration::from_secs(3600));
+        assert!(!c.enabled);
+        let err = check("\n[store]\nmax_size = \"12 parsecs\"\n").expect_err("unit");
+        assert_eq!(
+            err.to_string(),
+            "2: `store.max_size`: unknown size unit \"parsecs\" in \"12 parsecs\"; use B, KB, KiB, MB, MiB, GB or GiB"
         );
+        let err = check("[store]\nmax_size = -1\n").expect_err("negative");
+        assert!(err.message.contains("found `-1`"), "{err}");
+        let err = check("[store]\nretention_interval = \"0s\"\n").expect_err("zero");
+        assert_eq!(err.key, "store.retention_interval");
+        assert!(err.message.contains("greater than zero"), "{err}");
+        let err = check("[store]\npath = \"\"\n").expect_err("empty path");
+        assert_eq!(err.key, "store.path");
     }
 }

@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::assessment::{Assessment, Sink};
-use crate::config::ServerConfig;
 use crate::health::Health;
 use crate::mcp::{Notification, TransportSpec};
-use crate::probe::ProbeOutcome;
+use crate::probe::{ProbeOutcome, ServerConfig};
 
 use super::writer::StoreHandle;
 use super::{Level, LogRow, LogSource, ProbeRow, Record, TransitionRow, unix_seconds};

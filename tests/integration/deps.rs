@@ -15,9 +15,10 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use mcp_exporter::config::SecretSource;
 use mcp_exporter::deps::{
     DependencyBoard, DependencyCheck, DependencyConfig, DependencyFailure, DependencyRunner,
-    DependencySpec, SecretSource, StatusRange, check_once,
+    DependencySpec, StatusRange, check_once,
 };
 use mcp_exporter::health::HealthStatus;
 use mcp_exporter::metrics::Metrics;

@@ -90,7 +90,7 @@ fn server() -> Arc<ServerConfig> {
     let text = "[[dependencies]]\nname = \"pg\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n\n\
                 [[servers]]\nname = \"s\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/mcp\"\n\
                 interval = \"10s\"\ntimeout = \"3s\"\ndepends_on = [\"pg\"]\n";
-    let config = crate::config::Config::from_toml(text, Path::new("t.toml")).expect("config");
+    let config = crate::settings::Config::from_toml(text, Path::new("t.toml")).expect("config");
     Arc::new(config.servers[0].clone())
 }
 

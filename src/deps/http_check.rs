@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 
 use super::{DependencyCheck, DependencyFailure, DependencySpec, RateLimit, ms};
-use crate::config::expand_env;
+use crate::config::reference;
 
 /// Most of a body read for `body_contains`.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -48,7 +48,7 @@ pub(super) async fn check(
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut request = client.request(method, url.clone()).timeout(timeout);
     for (name, value) in headers {
-        match expand_env(value, |v| std::env::var(v).ok()) {
+        match reference::expand(value, |v| std::env::var(v).map_err(|_| v.to_string())) {
             Ok(v) => request = request.header(name.as_str(), v),
             Err(var) => {
                 result.fail(
@@ -106,7 +106,7 @@ pub(super) async fn check(
                 return result;
             }
             Err(reason) => {
-                result.fail(DependencyFailure::Error, reason);
+                result.fail(DependencyFailure::Error, reason.to_string());
                 return result;
             }
         }
@@ -167,28 +167,36 @@ fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// Why the body could not be read for `body_contains`.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// The connection failed while reading.
+    #[error("reading the body: {0}")]
+    Read(#[source] reqwest::Error),
+    /// The body did not arrive within the check's timeout.
+    #[error("timed out after {} reading the body", ms(*.0))]
+    TimedOut(Duration),
+}
+
+/// Reads at most `MAX_BODY_BYTES` of the body within `timeout`.
 async fn read_bounded(
     mut response: reqwest::Response,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, BodyError> {
     let mut body = Vec::new();
     let read = tokio::time::timeout(timeout, async {
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("reading the body: {e}"))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
             let room = MAX_BODY_BYTES.saturating_sub(body.len());
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if body.len() >= MAX_BODY_BYTES {
                 break;
             }
         }
-        Ok::<_, String>(())
+        Ok::<_, BodyError>(())
     })
     .await;
     match read {
-        Err(_) => Err(format!("timed out after {} reading the body", ms(timeout))),
+        Err(_) => Err(BodyError::TimedOut(timeout)),
         Ok(Err(e)) => Err(e),
         Ok(Ok(())) => Ok(String::from_utf8_lossy(&body).into_owned()),
     }

@@ -1,0 +1,157 @@
+//! The `${VAR}` and `${file:PATH}` references of a server's header and env values: resolved at
+//! probe time, listed for `validate`, and which of the values are secrets to redact.
+
+use std::fmt;
+
+use crate::config::reference::{self, FILE_PREFIX};
+use crate::config::secret::{SecretError, is_secret_header, looks_secret};
+use crate::mcp::TransportSpec;
+
+use super::config::ServerConfig;
+
+/// A `${…}` reference of a server that has no value.
+#[derive(Debug, thiserror::Error)]
+pub struct UnsetVariable {
+    /// What the reference names: an environment variable, or `file:PATH`.
+    pub variable: String,
+    /// The config key holding the reference, e.g. `headers.Authorization`.
+    pub key: String,
+    /// Why it has no value.
+    pub cause: SecretError,
+}
+
+impl fmt::Display for UnsetVariable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = &self.key;
+        match (self.variable.strip_prefix(FILE_PREFIX), &self.cause) {
+            (Some(path), SecretError::TooLarge { .. }) => write!(
+                f,
+                "secret file `{path}` is larger than {} bytes, so it (referenced by `{key}`) is not set",
+                crate::config::secret::MAX_SECRET_FILE_BYTES
+            ),
+            (Some(path), _) => write!(
+                f,
+                "secret file `{path}` is unreadable or empty, so it (referenced by `{key}`) is not set"
+            ),
+            (None, _) => write!(
+                f,
+                "environment variable `{}` (referenced by `{key}`) is not set",
+                self.variable
+            ),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The transport with every `${VAR}` in header and env values replaced from the process
+    /// environment and every `${file:PATH}` from its secret file, or the first reference that
+    /// has no value.
+    pub fn resolve_transport(&self) -> Result<TransportSpec, UnsetVariable> {
+        self.resolve_transport_with(|name| reference::resolve(name, |v| std::env::var(v).ok()))
+    }
+
+    /// [`ServerConfig::resolve_transport`] with an explicit lookup of references (for tests).
+    pub fn resolve_transport_with(
+        &self,
+        lookup: impl Fn(&str) -> Result<String, SecretError>,
+    ) -> Result<TransportSpec, UnsetVariable> {
+        let resolve = |value: &str, key: String| {
+            let mut variable = String::new();
+            reference::expand(value, |name| {
+                variable = name.to_string();
+                lookup(name)
+            })
+            .map_err(|cause| UnsetVariable {
+                variable: variable.clone(),
+                key,
+                cause,
+            })
+        };
+        let mut spec = self.transport.clone();
+        match &mut spec {
+            TransportSpec::Stdio { env, .. } => {
+                for (key, value) in env.iter_mut() {
+                    *value = resolve(value, format!("env.{key}"))?;
+                }
+            }
+            TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. } => {
+                for (key, value) in headers.iter_mut() {
+                    *value = resolve(value, format!("headers.{key}"))?;
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Names of the environment variables (and `file:PATH` secret files) this server's headers
+    /// and env refer to.
+    pub fn referenced_variables(&self) -> Vec<String> {
+        self.raw_values()
+            .iter()
+            .flat_map(|(_, value)| reference::referenced_names(value))
+            .collect()
+    }
+
+    /// The resolved values that are secrets: env entries that come from a reference or whose
+    /// name looks secret, header values that come from a reference or are credentials. Empty
+    /// when a reference has no value.
+    pub fn secret_values(&self) -> Vec<String> {
+        let refs = !self.referenced_variables().is_empty();
+        let Ok(spec) = self.resolve_transport() else {
+            return Vec::new();
+        };
+        let mut values = Vec::new();
+        match (&self.transport, spec) {
+            (TransportSpec::Stdio { env: raw, .. }, TransportSpec::Stdio { env, .. }) => {
+                for (k, v) in env {
+                    if raw.get(&k).is_some_and(|r| r.contains("${")) || looks_secret(&k) {
+                        values.push(v);
+                    }
+                }
+            }
+            (
+                TransportSpec::Http { headers: raw, .. } | TransportSpec::Sse { headers: raw, .. },
+                TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. },
+            ) => {
+                for ((k, v), (_, r)) in headers.into_iter().zip(raw.iter()) {
+                    if (refs && r.contains("${")) || is_secret_header(&k) {
+                        values.push(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+        values
+    }
+
+    /// Keys (`env` names, header names) whose values are secrets written literally in the file
+    /// instead of `${VAR}` / `${file:PATH}`.
+    pub fn literal_secret_keys(&self) -> Vec<String> {
+        let stdio = matches!(self.transport, TransportSpec::Stdio { .. });
+        self.raw_values()
+            .into_iter()
+            .filter(|(k, v)| {
+                let secret = if stdio {
+                    looks_secret(k)
+                } else {
+                    is_secret_header(k)
+                };
+                secret && !v.contains("${")
+            })
+            .map(|(k, _)| k.to_string())
+            .collect()
+    }
+
+    /// The env entries (stdio) or headers (http, sse) as written in the file.
+    fn raw_values(&self) -> Vec<(&str, &str)> {
+        match &self.transport {
+            TransportSpec::Stdio { env, .. } => {
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+            }
+            TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. } => headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        }
+    }
+}

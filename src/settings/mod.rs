@@ -1,0 +1,153 @@
+//! The configuration file: parsed once, each part validated by the component that owns its keys,
+//! and assembled into a [`Config`].
+//!
+//! Parsing happens in two steps: serde turns the text into the components' raw shapes (unknown
+//! keys, wrong types and bad durations are reported by `toml` with their line), then each
+//! component validates what serde cannot (`[exporter]` in exporter.rs, `[[dependencies]]` in
+//! src/deps/config.rs, `[[servers]]` in src/probe/config.rs with their process keys in
+//! src/process/config.rs, `[store]` in src/store/config.rs, `[security]` in
+//! src/security/config.rs) and returns a [`KeyError`] naming the key, its line and what is
+//! expected. The first error in file order is reported.
+
+mod exporter;
+mod secrets;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::position::{key_at_line, line_of};
+use crate::config::{KeyError, SourceText};
+use crate::deps::DependencyConfig;
+use crate::deps::config::RawDependency;
+use crate::probe::ServerConfig;
+use crate::probe::config::RawServer;
+use crate::security::config::{RawSecurity, SecurityConfig};
+use crate::store::{RawStoreConfig, StoreConfig};
+
+pub use exporter::{
+    DEFAULT_DEGRADED_LATENCY, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_TIMEOUT, ExporterConfig,
+};
+
+/// A configuration error; Display gives `file:line: key: what is wrong (what is expected)`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read configuration: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a type error found while parsing.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, 0 when unknown.
+        line: usize,
+        /// The parser's message (names the key and what was expected).
+        message: String,
+    },
+    /// A component rejected a key.
+    #[error("{path}:{error}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key, its line and what is wrong.
+        error: KeyError,
+    },
+}
+
+/// The whole configuration after validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Daemon-wide settings.
+    pub exporter: ExporterConfig,
+    /// Monitored MCP servers, in file order.
+    pub servers: Vec<ServerConfig>,
+    /// Declared dependencies (`[[dependencies]]`), in file order.
+    pub dependencies: Vec<DependencyConfig>,
+    /// The history store (`[store]`).
+    pub store: StoreConfig,
+    /// `[security]` (patterns matched in stderr and log notifications).
+    pub security: SecurityConfig,
+}
+
+/// The file as serde parses it: each table in the shape of the component that owns it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    exporter: exporter::RawExporter,
+    #[serde(default)]
+    servers: Vec<Spanned<RawServer>>,
+    #[serde(default)]
+    dependencies: Vec<Spanned<RawDependency>>,
+    #[serde(default)]
+    store: RawStoreConfig,
+    #[serde(default)]
+    security: RawSecurity,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` is used in messages and to place a relative
+    /// `[store] path`.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| {
+            let line = err.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            let message = err.message().trim().to_string();
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                message: match key_at_line(text, line) {
+                    Some(key) => format!("`{key}`: {message}"),
+                    None => message,
+                },
+            }
+        })?;
+        let src = SourceText::new(text);
+        Config::assemble(raw, path, &src).map_err(|error| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            error,
+        })
+    }
+
+    /// Validates each part with its component, in the order they depend on each other:
+    /// `[exporter]` (servers take its defaults), `[[dependencies]]` (servers refer to them),
+    /// `[[servers]]`, then `[store]` and `[security]`.
+    fn assemble(raw: RawConfig, path: &Path, src: &SourceText<'_>) -> Result<Config, KeyError> {
+        let exporter = ExporterConfig::from_raw(raw.exporter, src)?;
+        let dependencies = crate::deps::config::validate_all(raw.dependencies, src)?;
+        let declared: Vec<&str> = dependencies.iter().map(|d| d.name.as_str()).collect();
+        let servers = crate::probe::config::validate_servers(
+            raw.servers,
+            &exporter.server_defaults(),
+            &declared,
+            src,
+        )?;
+        let store = StoreConfig::from_raw(raw.store, path, src)?;
+        let security = SecurityConfig::from_raw(raw.security, src)?;
+        Ok(Config {
+            exporter,
+            servers,
+            dependencies,
+            store,
+            security,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
