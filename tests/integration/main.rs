@@ -16,6 +16,7 @@ mod daemon;
 mod dependency_history;
 mod deps;
 mod fuzz_regressions;
+mod import_graph;
 mod mcp_client;
 mod mcp_support;
 mod metrics_contract;
