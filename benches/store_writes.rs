@@ -6,7 +6,8 @@
 use std::time::{Instant, SystemTime};
 
 use mcp_exporter::store::writer::write_batch;
-use mcp_exporter::store::{Level, LogRow, LogSource, Record, Store, unix_seconds};
+use mcp_exporter::store::{Level, LogRow, LogSource, Record, Store};
+use mcp_exporter::wall_clock::unix_seconds;
 
 const ROWS: usize = 20_000;
 /// Rows of the smoke run under `cargo test`.

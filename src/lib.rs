@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deps;
+pub mod excerpt;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod health;
@@ -23,4 +24,5 @@ pub mod settings;
 pub mod status;
 pub mod store;
 pub mod validate;
+pub mod wall_clock;
 pub mod web;

@@ -103,7 +103,7 @@ impl Sink for StatusBoard {
                 Some(failure) => {
                     status.consecutive_failures += 1;
                     status.last_failure = Some(TimedFailure {
-                        at_unix: crate::store::unix_seconds(outcome.started_at),
+                        at_unix: crate::wall_clock::unix_seconds(outcome.started_at),
                         failure: failure.clone(),
                     });
                 }

@@ -267,7 +267,7 @@ async fn round(
         .collect();
     let worst = worst(servers.iter().map(|r| r.status));
     CheckReport {
-        checked_at: super::format_ts(crate::store::unix_seconds(started)),
+        checked_at: super::format_ts(crate::wall_clock::unix_seconds(started)),
         status: worst,
         exit_code: exit_code(worst),
         servers,

@@ -71,7 +71,7 @@ pub fn store_and_runtime(
 
 /// Unix seconds `ago` before now.
 pub fn unix_ago(ago: Duration) -> f64 {
-    crate::store::unix_seconds(SystemTime::now()) - ago.as_secs_f64()
+    crate::wall_clock::unix_seconds(SystemTime::now()) - ago.as_secs_f64()
 }
 
 /// `2026-11-28T16:33:12Z` (UTC, seconds) for a Unix time.

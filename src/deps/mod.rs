@@ -208,7 +208,7 @@ impl DependencyState {
     pub fn checked_at_unix(&self) -> Option<f64> {
         self.last
             .as_ref()
-            .map(|c| crate::store::unix_seconds(c.started_at))
+            .map(|c| crate::wall_clock::unix_seconds(c.started_at))
     }
 
     /// Facts of the last check (server version, free space, HTTP status...).

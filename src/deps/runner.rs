@@ -206,7 +206,7 @@ async fn run(
         if let Some(store) = &history {
             store.record(crate::store::Record::Dependency(
                 crate::store::DependencyRow {
-                    ts: crate::store::unix_seconds(check.started_at),
+                    ts: crate::wall_clock::unix_seconds(check.started_at),
                     server: None,
                     dependency: config.name.clone(),
                     kind: kind.to_string(),
@@ -241,7 +241,7 @@ async fn run(
                 state.backoff_until_unix = check
                     .rate_limit
                     .retry_after
-                    .map(|wait| crate::store::unix_seconds(SystemTime::now() + wait));
+                    .map(|wait| crate::wall_clock::unix_seconds(SystemTime::now() + wait));
                 state.last = Some(check);
             }
         }

@@ -419,7 +419,7 @@ impl Metrics {
             .set(outcome.duration.as_secs_f64());
         self.probe_last_run
             .get_or_create(&labels)
-            .set(crate::store::unix_seconds(outcome.started_at));
+            .set(crate::wall_clock::unix_seconds(outcome.started_at));
         self.probes.get_or_create(&labels).inc();
         if outcome.new_session {
             self.session_starts.get_or_create(&labels).inc();

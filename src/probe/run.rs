@@ -350,7 +350,7 @@ impl ServerProbe {
                     format!(
                         "tool `{}` reported an error (isError): {}",
                         call.tool,
-                        crate::security::cut(&res.text, 200)
+                        crate::excerpt::cut(&res.text, 200)
                     ),
                 );
                 false
@@ -363,7 +363,7 @@ impl ServerProbe {
                         format!(
                             "tool `{}` answered {:?}, which does not contain {:?}",
                             call.tool,
-                            crate::security::cut(&res.text, 200),
+                            crate::excerpt::cut(&res.text, 200),
                             want
                         ),
                     );

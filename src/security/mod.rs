@@ -116,7 +116,7 @@ impl Default for EventSink {
 impl EventSink {
     /// Records one event (evidence is redacted and cut here).
     pub fn push(&self, server: &str, kind: EventKind, evidence: &str) {
-        let evidence = cut(&redact::redact(evidence), MAX_EVIDENCE_BYTES);
+        let evidence = crate::excerpt::cut(&redact::redact(evidence), MAX_EVIDENCE_BYTES);
         tracing::warn!(server, kind = kind.as_str(), %evidence, "security event");
         let event = SecurityEvent {
             server: server.to_string(),
@@ -324,14 +324,6 @@ pub fn apply_config(monitor: &Monitor, config: &SecurityConfig) {
     }
 }
 
-/// Cuts `text` to at most `max` bytes on a character boundary.
-pub fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    format!("{}…", &text[..text.floor_char_boundary(max)])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,10 +361,5 @@ mod tests {
             text.contains("mcp_security_events_total{server=\"s\",kind=\"protocol_violation\"} 3"),
             "events are counted where they are found:\n{text}"
         );
-    }
-
-    #[test]
-    fn evidence_is_cut() {
-        assert_eq!(cut("ééé", 3), "é…");
     }
 }

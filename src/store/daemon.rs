@@ -60,7 +60,7 @@ pub fn forward_security_events(
                 _ => super::Level::Warning,
             };
             store.record(super::records::Record::Log(super::records::LogRow {
-                ts: super::unix_seconds(event.at),
+                ts: crate::wall_clock::unix_seconds(event.at),
                 server: event.server.clone(),
                 source: super::records::LogSource::Security,
                 level,

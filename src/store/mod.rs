@@ -166,13 +166,6 @@ impl Store {
     }
 }
 
-/// Unix seconds of a wall-clock time (0 before the epoch).
-pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

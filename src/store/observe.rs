@@ -12,7 +12,8 @@ use crate::mcp::{Notification, TransportSpec};
 use crate::probe::{ProbeOutcome, ServerConfig};
 
 use super::writer::StoreHandle;
-use super::{Level, LogRow, LogSource, ProbeRow, Record, TransitionRow, unix_seconds};
+use super::{Level, LogRow, LogSource, ProbeRow, Record, TransitionRow};
+use crate::wall_clock::unix_seconds;
 
 /// Longest message stored from a notification.
 const MAX_MESSAGE_BYTES: usize = 8192;
@@ -139,15 +140,12 @@ pub fn log_of_notification(server: &str, n: &Notification) -> Option<LogRow> {
         .get("logger")
         .and_then(|l| l.as_str())
         .map(str::to_string);
-    let mut message = match n.params.get("data") {
+    let data = match n.params.get("data") {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
         None => String::new(),
     };
-    if message.len() > MAX_MESSAGE_BYTES {
-        message.truncate(message.floor_char_boundary(MAX_MESSAGE_BYTES));
-        message.push('…');
-    }
+    let message = crate::excerpt::cut(&data, MAX_MESSAGE_BYTES);
     Some(LogRow {
         ts: unix_seconds(n.received_at),
         server: server.to_string(),

@@ -155,7 +155,7 @@ pub async fn history(store: &Store, server: &str, since: f64) -> Result<History,
             .iter()
             .map(|r| (r.get::<f64, _>("ts"), r.get::<i64, _>("up") != 0))
             .collect();
-    let now = super::unix_seconds(std::time::SystemTime::now());
+    let now = crate::wall_clock::unix_seconds(std::time::SystemTime::now());
     let rows = sqlx::query(
         "SELECT ts, kind, from_status, to_status, reason FROM health_transitions WHERE server = ? AND ts >= ? ORDER BY id",
     )

@@ -6,8 +6,9 @@ use std::time::SystemTime;
 use sqlx::AssertSqlSafe;
 
 // Table names in these statements come from the `TABLES` constant, never from input.
-use super::{Store, StoreConfig, unix_seconds};
+use super::{Store, StoreConfig};
 use crate::metrics::store::StoreMetrics;
+use crate::wall_clock::unix_seconds;
 
 /// Tables pruned by retention.
 const TABLES: [&str; 4] = [

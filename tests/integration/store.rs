@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use mcp_exporter::store::query::{self, LogQuery};
 use mcp_exporter::store::writer::write_batch;
-use mcp_exporter::store::{Level, LogRow, LogSource, Record, Store, StoreConfig, unix_seconds};
+use mcp_exporter::store::{Level, LogRow, LogSource, Record, Store, StoreConfig};
+use mcp_exporter::wall_clock::unix_seconds;
 
 fn log(ts: f64, n: usize) -> Record {
     Record::Log(LogRow {
