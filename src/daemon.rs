@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::assessment::{LogSink, Sinks};
+use crate::deps::sink::CheckSinks;
 use crate::mcp::Limits;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
@@ -77,21 +78,21 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let security_to_store = history_handle.clone().map(|store| {
         crate::store::daemon::forward_security_events(monitor.sink.subscribe(), store)
     });
-    let mut dependencies = crate::deps::DependencyRunner::new(
-        Arc::clone(&metrics),
-        Default::default(),
-        Arc::clone(&monitor),
-    );
-    dependencies.set_history(history_handle.clone());
-    dependencies.set_dependents(&config.servers);
-    dependencies.apply(&config.dependencies).await;
-    // Each assessment goes to these sinks, in this order (see src/assessment/mod.rs).
+    // Each dependency check and each assessment go to these sinks, in this order (see
+    // src/deps/sink.rs and src/assessment/mod.rs).
+    let history_sink = history_handle.map(HistorySink::new).map(Arc::new);
+    let mut check_sinks = CheckSinks::new(vec![metrics.clone()]);
     let mut sinks = Sinks::new(vec![Arc::new(board.clone()), metrics.clone()]);
-    if let Some(store) = history_handle {
-        sinks.push(Arc::new(HistorySink::new(store)));
+    if let Some(history) = &history_sink {
+        check_sinks.push(history.clone());
+        sinks.push(history.clone());
     }
+    check_sinks.push(monitor.clone());
     sinks.push(monitor.clone());
     sinks.push(Arc::new(LogSink));
+    let mut dependencies = crate::deps::DependencyRunner::new(Default::default(), check_sinks);
+    dependencies.set_dependents(&config.servers);
+    dependencies.apply(&config.dependencies).await;
     let mut scheduler = Scheduler::new(sinks, Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
     scheduler.apply(&config.servers).await;

@@ -7,6 +7,7 @@ mod filesystem;
 mod http_check;
 mod postgres;
 mod runner;
+pub mod sink;
 mod tcp;
 
 use std::collections::BTreeMap;

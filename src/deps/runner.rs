@@ -9,11 +9,10 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::sink::{CheckSink, CheckSinks};
 use super::{DependencyBoard, DependencyCheck, DependencyConfig, DependencyState, check_once};
 use crate::health::HealthStatus;
-use crate::metrics::Metrics;
 use crate::reconcile::TaskSet;
-use crate::security::{EventKind, Monitor};
 
 /// Upper bound of the random delay before a dependency's first check.
 const MAX_START_SPREAD: Duration = Duration::from_millis(500);
@@ -27,14 +26,12 @@ pub fn next_delay(period: Duration, check: &DependencyCheck) -> Duration {
 
 /// Owns the per-dependency tasks.
 pub struct DependencyRunner {
-    metrics: Arc<Metrics>,
-    security: Arc<Monitor>,
+    sinks: CheckSinks,
     board: DependencyBoard,
     client: reqwest::Client,
     tasks: TaskSet<DependencyConfig>,
     changes: Arc<watch::Sender<u64>>,
     dependents: Dependents,
-    history: Option<crate::store::writer::StoreHandle>,
 }
 
 /// Dependency name -> the servers whose `depends_on` lists it (for attributing security events
@@ -42,24 +39,17 @@ pub struct DependencyRunner {
 pub type Dependents = Arc<std::sync::RwLock<HashMap<String, Vec<String>>>>;
 
 impl DependencyRunner {
-    /// A runner with no dependencies yet, publishing to `metrics` and `board`; a dependency
-    /// refusing credentials is a security event of its servers, reported to `security`.
-    pub fn new(metrics: Arc<Metrics>, board: DependencyBoard, security: Arc<Monitor>) -> Self {
+    /// A runner with no dependencies yet, writing each dependency's latest check to `board`
+    /// and handing every check to `sinks` (metrics, history store, security monitor).
+    pub fn new(board: DependencyBoard, sinks: CheckSinks) -> Self {
         DependencyRunner {
-            metrics,
-            security,
+            sinks,
             board,
             client: super::http_check::client(),
             tasks: TaskSet::new("dependency"),
             changes: Arc::new(watch::channel(0).0),
             dependents: Arc::default(),
-            history: None,
         }
-    }
-
-    /// Writes every check of dependencies started from now on to the history store.
-    pub fn set_history(&mut self, history: Option<crate::store::writer::StoreHandle>) {
-        self.history = history;
     }
 
     /// Records which servers use which dependency, so a dependency's authentication failure
@@ -100,9 +90,7 @@ impl DependencyRunner {
             .stop_stale(dependencies.iter().map(|d| (d.name.as_str(), d)))
             .await;
         for (name, config) in stopped {
-            self.metrics
-                .deps
-                .remove_dependency(&name, config.spec.kind());
+            self.sinks.dependency_removed(&config);
             self.board
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
@@ -131,16 +119,12 @@ impl DependencyRunner {
                     backoff_until_unix: None,
                 },
             );
-        self.metrics
-            .deps
-            .add_dependency(&config.name, config.spec.kind());
+        self.sinks.dependency_added(&config);
         let outputs = Outputs {
-            metrics: Arc::clone(&self.metrics),
-            security: Arc::clone(&self.security),
+            sinks: self.sinks.clone(),
             board: Arc::clone(&self.board),
             changes: Arc::clone(&self.changes),
             dependents: Arc::clone(&self.dependents),
-            history: self.history.clone(),
         };
         tracing::info!(
             dependency = %config.name,
@@ -164,12 +148,10 @@ impl DependencyRunner {
 
 /// Where one dependency task publishes its checks.
 struct Outputs {
-    metrics: Arc<Metrics>,
-    security: Arc<Monitor>,
+    sinks: CheckSinks,
     board: DependencyBoard,
     changes: Arc<watch::Sender<u64>>,
     dependents: Dependents,
-    history: Option<crate::store::writer::StoreHandle>,
 }
 
 async fn run(
@@ -179,12 +161,10 @@ async fn run(
     outputs: Outputs,
 ) {
     let Outputs {
-        metrics,
-        security,
+        sinks,
         board,
         changes,
         dependents,
-        history,
     } = outputs;
     let spread = config.period().min(MAX_START_SPREAD);
     let mut next = Instant::now() + spread.mul_f64(rand::random_range(0.0..=1.0));
@@ -202,24 +182,13 @@ async fn run(
             c = check_once(&config, &client) => c,
         };
         let delay = next_delay(config.period(), &check);
-        metrics.deps.record_check(&config.name, kind, &check);
-        if let Some(store) = &history {
-            store.record(crate::store::Record::Dependency(
-                crate::store::DependencyRow {
-                    ts: crate::wall_clock::unix_seconds(check.started_at),
-                    server: None,
-                    dependency: config.name.clone(),
-                    kind: kind.to_string(),
-                    up: check.up(),
-                    status: check.status.word().to_string(),
-                    duration_ms: Some(check.duration.as_secs_f64() * 1000.0),
-                    error: check.reason.clone(),
-                },
-            ));
-        }
-        if check.failure == Some(super::DependencyFailure::AuthFailed) {
-            record_auth_failure(&security, &dependents, &config.name, &check);
-        }
+        let servers = dependents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&config.name)
+            .cloned()
+            .unwrap_or_default();
+        sinks.checked(&config, &check, &servers);
         let changed = check.status != previous;
         // Servers show a dependency's reason too: a new reason under the same status
         // ("shutting down" -> "connection refused") re-assesses them, or they would show
@@ -249,29 +218,6 @@ async fn run(
             changes.send_modify(|generation| *generation += 1);
         }
         next = (started + delay).max(Instant::now());
-    }
-}
-
-/// Counts a dependency's authentication failure as a `dependency_auth_failure` security event
-/// of each server that depends on it (or of `dependency:<name>` when none does).
-fn record_auth_failure(
-    security: &Monitor,
-    dependents: &Dependents,
-    dependency: &str,
-    check: &DependencyCheck,
-) {
-    let evidence = format!(
-        "dependency {dependency}: {}",
-        check.reason.as_deref().unwrap_or("authentication failed")
-    );
-    let servers = dependents
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(dependency)
-        .cloned()
-        .unwrap_or_else(|| vec![format!("dependency:{dependency}")]);
-    for server in servers {
-        security.record(&server, EventKind::DependencyAuthFailure, &evidence);
     }
 }
 

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use crate::assessment::{Assessment, Cause, Sink};
+use crate::deps::sink::CheckSink;
+use crate::deps::{DependencyCheck, DependencyConfig};
 use crate::health::HealthStatus;
 use crate::mcp::WireCounters;
 use crate::probe::ServerConfig;
@@ -47,5 +49,22 @@ impl Sink for Metrics {
 
     fn remediation_finished(&self, server: &str, outcome: RemediationOutcome) {
         self.process.remediation(server, outcome.as_str());
+    }
+}
+
+impl CheckSink for Metrics {
+    fn dependency_added(&self, dependency: &DependencyConfig) {
+        self.deps
+            .add_dependency(&dependency.name, dependency.spec.kind());
+    }
+
+    fn dependency_removed(&self, dependency: &DependencyConfig) {
+        self.deps
+            .remove_dependency(&dependency.name, dependency.spec.kind());
+    }
+
+    fn checked(&self, dependency: &DependencyConfig, check: &DependencyCheck, _: &[String]) {
+        self.deps
+            .record_check(&dependency.name, dependency.spec.kind(), check);
     }
 }

@@ -20,6 +20,8 @@ use regex::Regex;
 use tokio::sync::broadcast;
 
 use crate::assessment::{Assessment, Sink};
+use crate::deps::sink::CheckSink;
+use crate::deps::{DependencyCheck, DependencyConfig, DependencyFailure};
 use crate::mcp::WireCounters;
 use crate::probe::{FailureClass, ProbeOutcome, ServerConfig};
 
@@ -296,6 +298,33 @@ impl Monitor {
             self.counts.count_event(server, *kind, *n);
         }
         found
+    }
+}
+
+impl CheckSink for Monitor {
+    /// A dependency refusing its credentials is a `dependency_auth_failure` event of each server
+    /// that depends on it (or of `dependency:<name>` when none does).
+    fn checked(
+        &self,
+        dependency: &DependencyConfig,
+        check: &DependencyCheck,
+        dependents: &[String],
+    ) {
+        if check.failure != Some(DependencyFailure::AuthFailed) {
+            return;
+        }
+        let evidence = format!(
+            "dependency {}: {}",
+            dependency.name,
+            check.reason.as_deref().unwrap_or("authentication failed")
+        );
+        if dependents.is_empty() {
+            let server = format!("dependency:{}", dependency.name);
+            self.record(&server, EventKind::DependencyAuthFailure, &evidence);
+        }
+        for server in dependents {
+            self.record(server, EventKind::DependencyAuthFailure, &evidence);
+        }
     }
 }
 

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::assessment::{Assessment, Sink};
+use crate::deps::sink::CheckSink;
+use crate::deps::{DependencyCheck, DependencyConfig};
 use crate::health::Health;
 use crate::mcp::{Notification, TransportSpec};
 use crate::probe::{ProbeOutcome, ServerConfig};
@@ -93,6 +95,21 @@ impl Sink for HistorySink {
                 message: failure.to_string(),
             }));
         }
+    }
+}
+
+impl CheckSink for HistorySink {
+    fn checked(&self, dependency: &DependencyConfig, check: &DependencyCheck, _: &[String]) {
+        self.store.record(Record::Dependency(super::DependencyRow {
+            ts: unix_seconds(check.started_at),
+            server: None,
+            dependency: dependency.name.clone(),
+            kind: dependency.spec.kind().to_string(),
+            up: check.up(),
+            status: check.status.word().to_string(),
+            duration_ms: Some(check.duration.as_secs_f64() * 1000.0),
+            error: check.reason.clone(),
+        }));
     }
 }
 

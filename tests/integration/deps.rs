@@ -322,10 +322,8 @@ fn rate_limited_apis_are_not_hammered() {
         http_dep("limited", &format!("{base}/limited"), t),
         gentle,
     ];
-    let security = Arc::new(mcp_exporter::security::Monitor::new(
-        metrics.security.clone(),
-    ));
-    let mut runner = DependencyRunner::new(Arc::clone(&metrics), board.clone(), security);
+    let sinks = mcp_exporter::deps::sink::CheckSinks::new(vec![metrics.clone()]);
+    let mut runner = DependencyRunner::new(board.clone(), sinks);
     rt.block_on(runner.apply(&deps));
     eventually(WAIT, POLL, || {
         let control = hits.get("control");
