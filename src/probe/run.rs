@@ -307,6 +307,12 @@ impl ServerProbe {
                 catalog.invalid_items
             ));
         }
+        for rejected in &catalog.rejected {
+            outcome.warnings.push(format!(
+                "tools/list: tool `{}` left out, its definition breaks the protocol: {}",
+                rejected.name, rejected.reason
+            ));
+        }
         if catalog.truncated {
             outcome.warnings.push(format!(
                 "tools/list stopped at {} tools / {} pages (limits)",
@@ -343,6 +349,16 @@ impl ServerProbe {
             .await;
         outcome.stages.push((Stage::ToolCall, t.elapsed()));
         match result {
+            Ok(res) if res.needs_input.is_some() => {
+                // An answer, not a failure: the server works, but the canary stops at a question
+                // only a user (or a model) could answer, so its result cannot be checked.
+                outcome.warnings.push(format!(
+                    "tool `{}` asked for input the prober cannot give ({}); its result was not checked: choose a canary tool that needs no input",
+                    call.tool,
+                    res.needs_input.unwrap_or_default().join(", ")
+                ));
+                true
+            }
             Ok(res) if res.is_error => {
                 outcome.fail(
                     Stage::ToolCall,
