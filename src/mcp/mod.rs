@@ -19,6 +19,8 @@ pub mod session;
 pub mod sse;
 pub mod stdio;
 pub mod streamable_http;
+#[cfg(test)]
+pub(crate) mod test_server;
 mod tools;
 
 use std::collections::BTreeMap;

@@ -785,4 +785,191 @@ mod tests {
             "{text}"
         );
     }
+
+    mod against_a_scripted_server {
+        use super::super::super::test_server::{
+            json_response, rpc_error_response, scripted_server,
+        };
+        use super::*;
+
+        const WITHIN: Duration = Duration::from_secs(5);
+
+        async fn open(url: &url::Url) -> McpSession {
+            let spec = TransportSpec::Http {
+                url: url.clone(),
+                headers: Vec::new(),
+            };
+            McpSession::open(&spec, Limits::default(), Arc::default())
+                .await
+                .expect("session opens")
+        }
+
+        fn result(id: u64, result: Value) -> String {
+            json_response(&json!({"jsonrpc": "2.0", "id": id, "result": result}))
+        }
+
+        fn discovered(id: u64) -> String {
+            result(
+                id,
+                json!({"resultType": "complete", "supportedVersions": [MODERN_VERSION],
+                       "capabilities": {"tools": {}},
+                       "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "s", "version": "1"}}}),
+            )
+        }
+
+        fn methods(seen: &[super::super::super::test_server::Seen]) -> Vec<String> {
+            seen.iter()
+                .map(|s| s.body["method"].as_str().unwrap_or_default().to_string())
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn a_refused_version_the_server_lists_is_asked_for_again() {
+            let refusal = json!({"supported": [MODERN_VERSION], "requested": MODERN_VERSION});
+            let (url, seen) = scripted_server(vec![
+                rpc_error_response(400, 1, -32022, refusal),
+                discovered(2),
+            ])
+            .await;
+            let handshake = open(&url).await.handshake(None, WITHIN).await;
+            let handshake = handshake.expect("modern after the retry");
+            assert_eq!(handshake.era, Era::Modern);
+            assert!(
+                handshake.notes.iter().any(|n| n.contains("asked again")),
+                "{:?}",
+                handshake.notes
+            );
+            let seen = seen.lock().expect("log");
+            assert_eq!(methods(&seen), ["server/discover", "server/discover"]);
+            for request in seen.iter() {
+                assert_eq!(request.header("mcp-protocol-version"), Some(MODERN_VERSION));
+                let meta = &request.body["params"]["_meta"];
+                assert_eq!(
+                    meta["io.modelcontextprotocol/protocolVersion"],
+                    MODERN_VERSION
+                );
+                assert!(meta["io.modelcontextprotocol/clientCapabilities"].is_object());
+                assert!(meta["io.modelcontextprotocol/clientInfo"].is_object());
+            }
+        }
+
+        #[tokio::test]
+        async fn no_version_in_common_ends_the_handshake_without_initialize() {
+            let refusal = json!({"supported": ["2099-01-01"]});
+            let (url, seen) =
+                scripted_server(vec![rpc_error_response(400, 1, -32022, refusal)]).await;
+            let outcome = open(&url).await.handshake(None, WITHIN).await;
+            assert!(
+                matches!(&outcome, Err(McpError::NoCommonVersion { supported }) if supported == &["2099-01-01"]),
+                "{outcome:?}"
+            );
+            assert_eq!(seen.lock().expect("log").len(), 1);
+        }
+
+        #[tokio::test]
+        async fn initialize_refused_with_a_modern_error_means_the_server_is_modern_after_all() {
+            let not_json =
+                "HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno";
+            let (url, seen) = scripted_server(vec![
+                not_json.to_string(),
+                rpc_error_response(400, 2, -32020, Value::Null),
+                discovered(3),
+            ])
+            .await;
+            let handshake = open(&url).await.handshake(None, WITHIN).await;
+            assert_eq!(handshake.map(|h| h.era).ok(), Some(Era::Modern));
+            assert_eq!(
+                methods(&seen.lock().expect("log")),
+                ["server/discover", "initialize", "server/discover"]
+            );
+        }
+
+        /// A session past a modern handshake (request id 1) with `script` after it.
+        async fn modern(
+            script: Vec<String>,
+        ) -> (
+            McpSession,
+            Arc<std::sync::Mutex<Vec<super::super::super::test_server::Seen>>>,
+        ) {
+            let mut all = vec![discovered(1)];
+            all.extend(script);
+            let (url, seen) = scripted_server(all).await;
+            let mut session = open(&url).await;
+            let handshake = session.handshake(Some(Era::Modern), WITHIN).await;
+            assert_eq!(handshake.map(|h| h.era).ok(), Some(Era::Modern));
+            (session, seen)
+        }
+
+        #[tokio::test]
+        async fn an_answer_asking_only_for_its_state_is_retried_with_that_state() {
+            let (mut session, seen) = modern(vec![
+                result(2, json!({"resultType": "input_required", "requestState": "opaque \"1\""})),
+                result(3, json!({"resultType": "complete", "content": [{"type": "text", "text": "done"}]})),
+            ])
+            .await;
+            let outcome = session.call_tool("t", json!({"x": 1}), WITHIN).await;
+            let outcome = outcome.expect("the retry completes");
+            assert_eq!((outcome.text.as_str(), outcome.needs_input), ("done", None));
+            let seen = seen.lock().expect("log");
+            let (first, retry) = (&seen[1].body, &seen[2].body);
+            assert_ne!(first["id"], retry["id"]);
+            assert_eq!(first["params"].get("requestState"), None);
+            assert_eq!(retry["params"]["requestState"], "opaque \"1\"");
+            assert_eq!(retry["params"]["arguments"], json!({"x": 1}));
+            assert_eq!(retry["params"].get("inputResponses"), None);
+        }
+
+        #[tokio::test]
+        async fn input_a_prober_cannot_give_ends_the_call_as_needing_input() {
+            let (mut session, seen) = modern(vec![result(
+                2,
+                json!({"resultType": "input_required", "requestState": "s",
+                       "inputRequests": {"confirm": {"method": "elicitation/create", "params": {}}}}),
+            )])
+            .await;
+            let outcome = session.call_tool("t", json!({}), WITHIN).await;
+            assert_eq!(
+                outcome.ok().and_then(|o| o.needs_input),
+                Some(vec!["elicitation/create".to_string()])
+            );
+            assert_eq!(seen.lock().expect("log").len(), 2, "no retry");
+        }
+
+        #[tokio::test]
+        async fn rejected_tools_are_never_called_and_annotated_parameters_are_mirrored() {
+            let tools = json!({"resultType": "complete", "tools": [
+                {"name": "valid_tool", "inputSchema": {"type": "object", "properties": {
+                    "region": {"type": "string", "x-mcp-header": "Region"},
+                    "query": {"type": "string"}}}},
+                {"name": "bad", "inputSchema": {"type": "object", "properties": {
+                    "v": {"type": "string", "x-mcp-header": ""}}}}]});
+            let (mut session, seen) = modern(vec![
+                result(2, tools),
+                result(3, json!({"resultType": "complete", "content": []})),
+            ])
+            .await;
+            let catalog = session.list_tools(WITHIN).await.expect("tools/list");
+            assert_eq!(catalog.names, ["valid_tool"]);
+            let refused = session.call_tool("bad", json!({"v": "x"}), WITHIN).await;
+            assert!(
+                matches!(&refused, Err(McpError::ToolRejected { tool, .. }) if tool == "bad"),
+                "{refused:?}"
+            );
+            let args = json!({"region": "us-west1", "query": "SELECT 1"});
+            session
+                .call_tool("valid_tool", args, WITHIN)
+                .await
+                .expect("tools/call");
+            let seen = seen.lock().expect("log");
+            assert_eq!(
+                methods(&seen),
+                ["server/discover", "tools/list", "tools/call"],
+                "the rejected tool was never sent"
+            );
+            let call = &seen[2];
+            assert_eq!(call.header("mcp-name"), Some("valid_tool"));
+            assert_eq!(call.header("mcp-param-region"), Some("us-west1"));
+            assert_eq!(call.header("mcp-param-query"), None);
+        }
+    }
 }

@@ -538,6 +538,7 @@ impl HttpTransport {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_server::{event_stream, scripted_server};
     use super::*;
 
     fn built(h: MessageHeaders<'_>) -> HeaderMap {
@@ -595,88 +596,6 @@ mod tests {
         for name in ["mcp-protocol-version", "mcp-method", "mcp-name"] {
             assert_eq!(header(&headers, name), None, "{name}");
         }
-    }
-
-    /// One request a [`scripted_server`] saw: its method, lowercased headers and arrival time.
-    struct Seen {
-        method: String,
-        headers: Vec<(String, String)>,
-        at: Instant,
-    }
-
-    impl Seen {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        }
-    }
-
-    /// A loopback server answering its n-th connection's one request with `script[n]` (raw
-    /// HTTP/1.1, the connection closed after it, so an event stream ends there).
-    async fn scripted_server(script: Vec<String>) -> (url::Url, Arc<std::sync::Mutex<Vec<Seen>>>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
-        tokio::spawn(async move {
-            for response in script {
-                let Ok((mut conn, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut raw = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => raw.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&raw).into_owned();
-                let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-                let mut lines = head.lines();
-                let method = lines
-                    .next()
-                    .and_then(|l| l.split(' ').next())
-                    .unwrap_or_default()
-                    .to_string();
-                let headers: Vec<(String, String)> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
-                let length = headers
-                    .iter()
-                    .find(|(k, _)| k == "content-length")
-                    .and_then(|(_, v)| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let mut have = body.len();
-                while have < length {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => have += n,
-                    }
-                }
-                log.lock().expect("log").push(Seen {
-                    method,
-                    headers,
-                    at: Instant::now(),
-                });
-                let _ = conn.write_all(response.as_bytes()).await;
-                let _ = conn.shutdown().await;
-            }
-        });
-        let url = url::Url::parse(&format!("http://{addr}/mcp")).expect("url");
-        (url, seen)
-    }
-
-    fn event_stream(events: &str) -> String {
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{events}"
-        )
     }
 
     /// Sends request id 1 (`tools/call`) to `url` as `era` and returns the outcome.

@@ -551,4 +551,60 @@ restart = { backoff_initial = "1ms", backoff_max = "1ms", crash_loop_failures = 
             "{status:?}"
         );
     }
+
+    #[tokio::test]
+    async fn a_canary_that_asks_for_input_is_a_warning_and_a_rejected_tool_is_named() {
+        use crate::mcp::test_server::{json_response, scripted_server};
+        let result = |id: u64, result: serde_json::Value| {
+            json_response(&serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}))
+        };
+        let discover = serde_json::json!({"resultType": "complete",
+            "supportedVersions": [crate::mcp::MODERN_VERSION], "capabilities": {"tools": {}}});
+        let tools = serde_json::json!({"resultType": "complete", "tools": [
+            {"name": "confirm", "inputSchema": {"type": "object"}},
+            {"name": "bad", "inputSchema": {"type": "object", "properties": {
+                "v": {"type": "string", "x-mcp-header": "A B"}}}}]});
+        let (url, _) = scripted_server(vec![
+            result(1, discover.clone()),
+            result(2, discover),
+            result(3, tools),
+            result(
+                4,
+                serde_json::json!({"resultType": "input_required",
+                    "inputRequests": {"ok": {"method": "elicitation/create", "params": {}}}}),
+            ),
+        ])
+        .await;
+        let mut probe = probe_of(&format!(
+            r#"
+[[servers]]
+name = "asks"
+transport = "http"
+url = "{url}"
+timeout = "5s"
+call = {{ tool = "confirm", expect_text = "never checked" }}
+"#
+        ));
+        let outcome = probe.probe().await;
+        assert!(outcome.success, "{:?}", outcome.failure);
+        assert!(
+            outcome.warnings.iter().any(|w| w.contains(
+                "tool `confirm` asked for input the prober cannot give (elicitation/create)"
+            )),
+            "{:?}",
+            outcome.warnings
+        );
+        assert!(
+            outcome
+                .warnings
+                .iter()
+                .any(|w| w.contains("tool `bad` left out")),
+            "{:?}",
+            outcome.warnings
+        );
+        assert_eq!(
+            outcome.catalog.map(|c| c.names),
+            Some(vec!["confirm".to_string()])
+        );
+    }
 }
