@@ -912,7 +912,9 @@ async fn slow_modern_server_is_recognised_after_a_discover_timeout() {
             .any(|n| n.contains("server/discover retried")),
         "{hs:?}"
     );
-    assert!(counters.unknown_response_ids.load(Ordering::Relaxed) >= 1);
+    // The late answer to the abandoned discover is counted as late, not as a violation.
+    assert!(counters.late_responses.load(Ordering::Relaxed) >= 1);
+    assert_eq!(counters.unknown_response_ids.load(Ordering::Relaxed), 0);
     session.list_tools(CALL).await.expect("tools/list");
     session.shutdown().await;
 }
