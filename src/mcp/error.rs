@@ -86,6 +86,20 @@ pub enum McpError {
         /// The version the server answered.
         version: String,
     },
+    /// A modern server refused our protocol version and supports none this client speaks.
+    #[error("server supports only protocol versions {supported:?}, none of which this client speaks ({})", crate::mcp::KNOWN_VERSIONS.join(", "))]
+    NoCommonVersion {
+        /// The versions the server listed (`-32022` error data).
+        supported: Vec<String>,
+    },
+    /// The tool's definition breaks the protocol, so the client must not call it.
+    #[error("tool `{tool}` cannot be called: its definition breaks the protocol ({reason})")]
+    ToolRejected {
+        /// The tool's name.
+        tool: String,
+        /// What is wrong with its definition.
+        reason: String,
+    },
     /// The server broke the protocol (malformed result, bad content type, oversize message, ...).
     #[error("protocol violation: {detail}")]
     Protocol {

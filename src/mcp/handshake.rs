@@ -8,6 +8,57 @@ use super::{Era, KNOWN_VERSIONS, MODERN_VERSION};
 
 /// JSON-RPC code of a modern-era "unsupported protocol version" error.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// JSON-RPC code of a modern-era "HTTP headers do not match the body, or are missing" error.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// JSON-RPC code of a modern-era "a required client capability was not declared" error.
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+
+/// True for the JSON-RPC errors only a modern server sends: one of them answering `initialize`
+/// means the server is modern (it checks the headers and `_meta` every modern request carries).
+pub(crate) fn is_modern_error(code: i64) -> bool {
+    matches!(
+        code,
+        UNSUPPORTED_PROTOCOL_VERSION | HEADER_MISMATCH | MISSING_REQUIRED_CLIENT_CAPABILITY
+    )
+}
+
+/// What to do after a modern server refused our protocol version with `-32022`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Negotiation {
+    /// It lists the modern version this client speaks: ask again with it.
+    RetryModern,
+    /// It lists only legacy versions this client knows (or none at all): use `initialize`.
+    Legacy,
+    /// It lists only versions this client does not speak.
+    NoCommonVersion(Vec<String>),
+}
+
+/// Picks the next step from the `supported` list of a `-32022` error's data.
+pub(crate) fn negotiate(error: &RpcErrorObject) -> Negotiation {
+    let supported: Vec<String> = error
+        .data
+        .as_ref()
+        .and_then(|d| d.get("supported"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if supported.iter().any(|v| v == MODERN_VERSION) {
+        Negotiation::RetryModern
+    } else if supported.is_empty()
+        || supported
+            .iter()
+            .any(|v| KNOWN_VERSIONS.contains(&v.as_str()))
+    {
+        Negotiation::Legacy
+    } else {
+        Negotiation::NoCommonVersion(supported)
+    }
+}
 
 /// The result of a successful handshake.
 #[derive(Clone, Debug, PartialEq)]
@@ -178,6 +229,40 @@ mod tests {
         let h = from_discover(Ok(r)).ok();
         assert_eq!(h.as_ref().map(|h| h.server_name.as_str()), Some("py"));
         assert_eq!(h.map(|h| h.era), Some(Era::Modern));
+    }
+
+    fn unsupported(data: Option<Value>) -> RpcErrorObject {
+        RpcErrorObject {
+            code: UNSUPPORTED_PROTOCOL_VERSION,
+            message: "Unsupported protocol version".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn a_refused_version_is_negotiated_from_the_supported_list() {
+        let with = |list: Value| negotiate(&unsupported(Some(json!({"supported": list}))));
+        assert_eq!(with(json!(["2026-07-28"])), Negotiation::RetryModern);
+        assert_eq!(
+            with(json!(["2027-01-01", "2026-07-28", "2025-11-25"])),
+            Negotiation::RetryModern
+        );
+        assert_eq!(with(json!(["2025-06-18"])), Negotiation::Legacy);
+        assert_eq!(negotiate(&unsupported(None)), Negotiation::Legacy);
+        assert_eq!(
+            with(json!(["2027-01-01"])),
+            Negotiation::NoCommonVersion(vec!["2027-01-01".into()])
+        );
+    }
+
+    #[test]
+    fn only_modern_error_codes_identify_a_modern_server() {
+        for code in [-32020, -32021, -32022] {
+            assert!(is_modern_error(code), "{code}");
+        }
+        for code in [-32600, -32601, -32602, -32603, -32000, 0] {
+            assert!(!is_modern_error(code), "{code}");
+        }
     }
 
     #[test]

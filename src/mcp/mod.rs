@@ -14,10 +14,13 @@ mod http_io;
 pub mod http_timing;
 pub mod jsonrpc;
 pub mod legacy_sse;
+pub mod mirrored_headers;
 pub mod session;
 pub mod sse;
 pub mod stdio;
 pub mod streamable_http;
+#[cfg(test)]
+pub(crate) mod test_server;
 mod tools;
 
 use std::collections::BTreeMap;
@@ -30,7 +33,7 @@ pub use error::{Heard, McpError};
 pub use handshake::Handshake;
 pub use http_timing::HttpPhases;
 pub use session::McpSession;
-pub use tools::{ToolCallOutcome, ToolCatalog};
+pub use tools::{RejectedTool, ToolCallOutcome, ToolCatalog};
 
 /// Protocol revisions this client accepts from a server (legacy ones from `initialize`).
 pub const KNOWN_VERSIONS: [&str; 6] = [

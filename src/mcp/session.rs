@@ -1,7 +1,7 @@
 //! `McpSession`: the dual-era MCP protocol (legacy `initialize` / modern `server/discover`)
 //! on top of the stdio, Streamable HTTP and legacy SSE transports.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,9 +11,10 @@ use tokio::time::Instant;
 
 use super::dispatch::Inbox;
 use super::error::{Heard, McpError};
-use super::handshake::{self, UNSUPPORTED_PROTOCOL_VERSION};
+use super::handshake::{self, Negotiation, UNSUPPORTED_PROTOCOL_VERSION};
 use super::jsonrpc::{self, IdCounter, RpcErrorObject};
 use super::legacy_sse::SseTransport;
+use super::mirrored_headers::{self, ParamHeader};
 use super::stdio::StdioTransport;
 use super::streamable_http::{HttpTransport, MessageHeaders};
 use super::tools;
@@ -63,7 +64,23 @@ pub struct McpSession {
     handshake: Option<Handshake>,
     /// Sessions re-established after the server lost one, since the last take.
     reinitializations: u64,
+    /// What the last `tools/list` of a modern server over HTTP said about its tools'
+    /// `x-mcp-header` annotations, for the `Mcp-Param-*` headers of later calls.
+    tool_headers: ToolHeaders,
 }
+
+/// The mirrored-header view of the last tool catalog (modern HTTP only).
+#[derive(Debug, Default)]
+struct ToolHeaders {
+    /// Annotated parameters of each valid tool.
+    params: HashMap<String, Vec<ParamHeader>>,
+    /// Tools whose definitions were rejected, and why: they must not be called.
+    rejected: HashMap<String, String>,
+}
+
+/// Most `tools/call` retries of one call whose `input_required` answer asks only for its
+/// `requestState` to be echoed (docs/probing.md#mrtr).
+const MAX_STATE_ROUNDS: usize = 3;
 
 fn client_info() -> Value {
     json!({"name": "mcp-exporter", "version": env!("CARGO_PKG_VERSION")})
@@ -122,6 +139,7 @@ fn ends_dual_era_probe(e: &McpError) -> bool {
             | McpError::Exited { .. }
             | McpError::AuthRequired { .. }
             | McpError::StreamClosed { .. }
+            | McpError::NoCommonVersion { .. }
     )
 }
 
@@ -169,7 +187,14 @@ impl McpSession {
             records: VecDeque::new(),
             handshake: None,
             reinitializations: 0,
+            tool_headers: ToolHeaders::default(),
         })
+    }
+
+    /// True when tool definitions' `x-mcp-header` annotations apply: a modern server over
+    /// Streamable HTTP (other transports may ignore them).
+    fn mirrors_params(&self) -> bool {
+        self.modern() && matches!(self.transport, Transport::Http(_))
     }
 
     fn modern(&self) -> bool {
@@ -215,11 +240,20 @@ impl McpSession {
         } else {
             params
         };
+        let mirrored = match (tool, &params) {
+            (Some(tool), Some(params)) if modern && method == "tools/call" => {
+                let annotated = self.tool_headers.params.get(tool);
+                let arguments = params.get("arguments").unwrap_or(&Value::Null);
+                annotated.map_or_else(Vec::new, |a| mirrored_headers::param_headers(a, arguments))
+            }
+            _ => Vec::new(),
+        };
         let msg = jsonrpc::request(id, method, params);
         let headers = MessageHeaders {
             modern,
             method,
             name: tool,
+            params: &mirrored,
         };
         let before_handshake = self.handshake.is_none();
         let started = Instant::now();
@@ -277,6 +311,7 @@ impl McpSession {
         let headers = MessageHeaders {
             method: "notifications/cancelled",
             name: None,
+            params: &[],
             ..headers
         };
         match &mut self.transport {
@@ -330,6 +365,7 @@ impl McpSession {
             modern: false,
             method,
             name: None,
+            params: &[],
         };
         match &mut self.transport {
             Transport::Stdio(t) => t.send(&msg, deadline, true).await,
@@ -414,10 +450,11 @@ impl McpSession {
             .legacy_initialize(deadline, timeout, notes.clone())
             .await
         {
-            // A modern server that answered discover late (slow start) now refuses initialize
-            // with -32022: it is modern after all, so ask again with the time left.
+            // A modern server that answered discover late (slow start, load) now refuses
+            // initialize with a modern error (over HTTP typically -32020: the modern headers are
+            // missing): it is modern after all, so ask again with the time left.
             Err(McpError::Rpc { code, message, .. })
-                if code == UNSUPPORTED_PROTOCOL_VERSION && !sse =>
+                if handshake::is_modern_error(code) && !sse =>
             {
                 notes.push(format!(
                     "initialize refused ({message}); server/discover retried"
@@ -438,16 +475,42 @@ impl McpSession {
         }
     }
 
-    /// `server/discover`; succeeds only for a server that supports the modern version.
+    /// `server/discover`; succeeds only for a server that supports the modern version. A
+    /// refusal of our version (`-32022`) is negotiated from the versions the server lists: it is
+    /// asked once more when it lists ours, and the probe ends when it lists none we speak.
     async fn discover(
         &mut self,
         deadline: Instant,
         window: Duration,
     ) -> Result<Handshake, McpError> {
-        let outcome = self
+        let mut outcome = self
             .exchange("server/discover", None, None, true, deadline, window)
             .await?;
-        handshake::from_discover(outcome)
+        let mut notes = Vec::new();
+        if let Err(refusal) = &outcome
+            && refusal.code == UNSUPPORTED_PROTOCOL_VERSION
+        {
+            match handshake::negotiate(refusal) {
+                Negotiation::RetryModern => {
+                    notes.push(format!(
+                        "server/discover: {MODERN_VERSION} refused ({}) though the server lists it; asked again",
+                        refusal.message
+                    ));
+                    outcome = self
+                        .exchange("server/discover", None, None, true, deadline, window)
+                        .await?;
+                }
+                Negotiation::NoCommonVersion(supported) => {
+                    return Err(McpError::NoCommonVersion { supported });
+                }
+                // `from_discover` reports it and the caller falls back to `initialize`.
+                Negotiation::Legacy => {}
+            }
+        }
+        let mut handshake = handshake::from_discover(outcome)?;
+        notes.append(&mut handshake.notes);
+        handshake.notes = notes;
+        Ok(handshake)
     }
 
     /// `initialize` + `notifications/initialized` (legacy era).
@@ -504,11 +567,16 @@ impl McpSession {
         Ok(started.elapsed())
     }
 
-    /// tools/list following nextCursor (modern: with _meta + Mcp-Method headers).
+    /// tools/list following nextCursor (modern: with _meta + Mcp-Method headers; over HTTP the
+    /// tools with invalid `x-mcp-header` annotations are rejected, and the annotations of the
+    /// others kept for the `Mcp-Param-*` headers of their calls).
     pub async fn list_tools(&mut self, timeout: Duration) -> Result<ToolCatalog, McpError> {
         let deadline = Instant::now() + timeout;
         let mut pages =
             tools::PageCollector::new(self.limits.max_tools, self.limits.max_tool_pages);
+        if self.mirrors_params() {
+            pages = pages.with_param_headers();
+        }
         let mut cursor: Option<String> = None;
         loop {
             let params = match &cursor {
@@ -523,11 +591,27 @@ impl McpSession {
                 None => break,
             }
         }
-        Ok(pages.finish())
+        let catalog = pages.finish();
+        self.tool_headers = ToolHeaders {
+            params: catalog
+                .param_headers
+                .iter()
+                .map(|(name, params)| (name.clone(), params.clone()))
+                .collect(),
+            rejected: catalog
+                .rejected
+                .iter()
+                .map(|r| (r.name.clone(), r.reason.clone()))
+                .collect(),
+        };
+        Ok(catalog)
     }
 
     /// tools/call name+arguments. A JSON-RPC error is `Err(McpError::Rpc{..})`; isError:true is
-    /// `Ok(is_error=true)`.
+    /// `Ok(is_error=true)`. A tool the last `tools/list` rejected is not called
+    /// (`Err(McpError::ToolRejected{..})`). An `input_required` answer (docs/probing.md#mrtr) is
+    /// retried with its `requestState` echoed when it asks for nothing else, and is
+    /// `Ok(needs_input=Some(methods))` when it asks for input a prober cannot give.
     pub async fn call_tool(
         &mut self,
         name: &str,
@@ -535,11 +619,51 @@ impl McpSession {
         timeout: Duration,
     ) -> Result<ToolCallOutcome, McpError> {
         let deadline = Instant::now() + timeout;
-        let params = json!({"name": name, "arguments": arguments});
-        let result = self
-            .request("tools/call", Some(params), Some(name), deadline, timeout)
-            .await?;
-        tools::call_outcome(&result)
+        if self.mirrors_params()
+            && let Some(reason) = self.tool_headers.rejected.get(name)
+        {
+            return Err(McpError::ToolRejected {
+                tool: name.to_string(),
+                reason: reason.clone(),
+            });
+        }
+        let mut params = json!({"name": name, "arguments": arguments});
+        let mut rounds = 0;
+        loop {
+            let result = self
+                .request(
+                    "tools/call",
+                    Some(params.clone()),
+                    Some(name),
+                    deadline,
+                    timeout,
+                )
+                .await?;
+            let Some(asked) = tools::input_required(&result)? else {
+                return tools::call_outcome(&result);
+            };
+            match asked.request_state {
+                Some(state) if asked.methods.is_empty() && rounds < MAX_STATE_ROUNDS => {
+                    rounds += 1;
+                    params = json!({"name": name, "arguments": params["arguments"].take(), "requestState": state});
+                }
+                _ => {
+                    let methods = if asked.methods.is_empty() {
+                        vec![format!(
+                            "requestState echoed {rounds} times, still input_required"
+                        )]
+                    } else {
+                        asked.methods
+                    };
+                    return Ok(ToolCallOutcome {
+                        is_error: false,
+                        text: String::new(),
+                        structured: None,
+                        needs_input: Some(methods),
+                    });
+                }
+            }
+        }
     }
 
     /// False once the child exited / the SSE stream closed / the transport is known broken. HTTP: true.
@@ -660,5 +784,192 @@ mod tests {
             text.contains("7 bytes arrived but no complete message"),
             "{text}"
         );
+    }
+
+    mod against_a_scripted_server {
+        use super::super::super::test_server::{
+            json_response, rpc_error_response, scripted_server,
+        };
+        use super::*;
+
+        const WITHIN: Duration = Duration::from_secs(5);
+
+        async fn open(url: &url::Url) -> McpSession {
+            let spec = TransportSpec::Http {
+                url: url.clone(),
+                headers: Vec::new(),
+            };
+            McpSession::open(&spec, Limits::default(), Arc::default())
+                .await
+                .expect("session opens")
+        }
+
+        fn result(id: u64, result: Value) -> String {
+            json_response(&json!({"jsonrpc": "2.0", "id": id, "result": result}))
+        }
+
+        fn discovered(id: u64) -> String {
+            result(
+                id,
+                json!({"resultType": "complete", "supportedVersions": [MODERN_VERSION],
+                       "capabilities": {"tools": {}},
+                       "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "s", "version": "1"}}}),
+            )
+        }
+
+        fn methods(seen: &[super::super::super::test_server::Seen]) -> Vec<String> {
+            seen.iter()
+                .map(|s| s.body["method"].as_str().unwrap_or_default().to_string())
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn a_refused_version_the_server_lists_is_asked_for_again() {
+            let refusal = json!({"supported": [MODERN_VERSION], "requested": MODERN_VERSION});
+            let (url, seen) = scripted_server(vec![
+                rpc_error_response(400, 1, -32022, refusal),
+                discovered(2),
+            ])
+            .await;
+            let handshake = open(&url).await.handshake(None, WITHIN).await;
+            let handshake = handshake.expect("modern after the retry");
+            assert_eq!(handshake.era, Era::Modern);
+            assert!(
+                handshake.notes.iter().any(|n| n.contains("asked again")),
+                "{:?}",
+                handshake.notes
+            );
+            let seen = seen.lock().expect("log");
+            assert_eq!(methods(&seen), ["server/discover", "server/discover"]);
+            for request in seen.iter() {
+                assert_eq!(request.header("mcp-protocol-version"), Some(MODERN_VERSION));
+                let meta = &request.body["params"]["_meta"];
+                assert_eq!(
+                    meta["io.modelcontextprotocol/protocolVersion"],
+                    MODERN_VERSION
+                );
+                assert!(meta["io.modelcontextprotocol/clientCapabilities"].is_object());
+                assert!(meta["io.modelcontextprotocol/clientInfo"].is_object());
+            }
+        }
+
+        #[tokio::test]
+        async fn no_version_in_common_ends_the_handshake_without_initialize() {
+            let refusal = json!({"supported": ["2099-01-01"]});
+            let (url, seen) =
+                scripted_server(vec![rpc_error_response(400, 1, -32022, refusal)]).await;
+            let outcome = open(&url).await.handshake(None, WITHIN).await;
+            assert!(
+                matches!(&outcome, Err(McpError::NoCommonVersion { supported }) if supported == &["2099-01-01"]),
+                "{outcome:?}"
+            );
+            assert_eq!(seen.lock().expect("log").len(), 1);
+        }
+
+        #[tokio::test]
+        async fn initialize_refused_with_a_modern_error_means_the_server_is_modern_after_all() {
+            let not_json =
+                "HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno";
+            let (url, seen) = scripted_server(vec![
+                not_json.to_string(),
+                rpc_error_response(400, 2, -32020, Value::Null),
+                discovered(3),
+            ])
+            .await;
+            let handshake = open(&url).await.handshake(None, WITHIN).await;
+            assert_eq!(handshake.map(|h| h.era).ok(), Some(Era::Modern));
+            assert_eq!(
+                methods(&seen.lock().expect("log")),
+                ["server/discover", "initialize", "server/discover"]
+            );
+        }
+
+        /// A session past a modern handshake (request id 1) with `script` after it.
+        async fn modern(
+            script: Vec<String>,
+        ) -> (
+            McpSession,
+            Arc<std::sync::Mutex<Vec<super::super::super::test_server::Seen>>>,
+        ) {
+            let mut all = vec![discovered(1)];
+            all.extend(script);
+            let (url, seen) = scripted_server(all).await;
+            let mut session = open(&url).await;
+            let handshake = session.handshake(Some(Era::Modern), WITHIN).await;
+            assert_eq!(handshake.map(|h| h.era).ok(), Some(Era::Modern));
+            (session, seen)
+        }
+
+        #[tokio::test]
+        async fn an_answer_asking_only_for_its_state_is_retried_with_that_state() {
+            let (mut session, seen) = modern(vec![
+                result(2, json!({"resultType": "input_required", "requestState": "opaque \"1\""})),
+                result(3, json!({"resultType": "complete", "content": [{"type": "text", "text": "done"}]})),
+            ])
+            .await;
+            let outcome = session.call_tool("t", json!({"x": 1}), WITHIN).await;
+            let outcome = outcome.expect("the retry completes");
+            assert_eq!((outcome.text.as_str(), outcome.needs_input), ("done", None));
+            let seen = seen.lock().expect("log");
+            let (first, retry) = (&seen[1].body, &seen[2].body);
+            assert_ne!(first["id"], retry["id"]);
+            assert_eq!(first["params"].get("requestState"), None);
+            assert_eq!(retry["params"]["requestState"], "opaque \"1\"");
+            assert_eq!(retry["params"]["arguments"], json!({"x": 1}));
+            assert_eq!(retry["params"].get("inputResponses"), None);
+        }
+
+        #[tokio::test]
+        async fn input_a_prober_cannot_give_ends_the_call_as_needing_input() {
+            let (mut session, seen) = modern(vec![result(
+                2,
+                json!({"resultType": "input_required", "requestState": "s",
+                       "inputRequests": {"confirm": {"method": "elicitation/create", "params": {}}}}),
+            )])
+            .await;
+            let outcome = session.call_tool("t", json!({}), WITHIN).await;
+            assert_eq!(
+                outcome.ok().and_then(|o| o.needs_input),
+                Some(vec!["elicitation/create".to_string()])
+            );
+            assert_eq!(seen.lock().expect("log").len(), 2, "no retry");
+        }
+
+        #[tokio::test]
+        async fn rejected_tools_are_never_called_and_annotated_parameters_are_mirrored() {
+            let tools = json!({"resultType": "complete", "tools": [
+                {"name": "valid_tool", "inputSchema": {"type": "object", "properties": {
+                    "region": {"type": "string", "x-mcp-header": "Region"},
+                    "query": {"type": "string"}}}},
+                {"name": "bad", "inputSchema": {"type": "object", "properties": {
+                    "v": {"type": "string", "x-mcp-header": ""}}}}]});
+            let (mut session, seen) = modern(vec![
+                result(2, tools),
+                result(3, json!({"resultType": "complete", "content": []})),
+            ])
+            .await;
+            let catalog = session.list_tools(WITHIN).await.expect("tools/list");
+            assert_eq!(catalog.names, ["valid_tool"]);
+            let refused = session.call_tool("bad", json!({"v": "x"}), WITHIN).await;
+            assert!(
+                matches!(&refused, Err(McpError::ToolRejected { tool, .. }) if tool == "bad"),
+                "{refused:?}"
+            );
+            let args = json!({"region": "us-west1", "query": "SELECT 1"});
+            session
+                .call_tool("valid_tool", args, WITHIN)
+                .await
+                .expect("tools/call");
+            let seen = seen.lock().expect("log");
+            assert_eq!(
+                methods(&seen),
+                ["server/discover", "tools/list", "tools/call"],
+                "the rejected tool was never sent"
+            );
+            let call = &seen[2];
+            assert_eq!(call.header("mcp-name"), Some("valid_tool"));
+            assert_eq!(call.header("mcp-param-region"), Some("us-west1"));
+            assert_eq!(call.header("mcp-param-query"), None);
+        }
     }
 }

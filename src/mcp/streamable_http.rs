@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
@@ -20,6 +20,7 @@ use super::http_io::{
 };
 use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::{RpcErrorObject, error_in_body};
+use super::mirrored_headers;
 use super::sse::{SseItem, SseParser};
 use super::{MODERN_VERSION, WireCounters};
 
@@ -29,6 +30,31 @@ const ERROR_BODY_BYTES: usize = 4096;
 const DETACHED_POST_TIMEOUT: Duration = Duration::from_secs(1);
 /// Header carrying the legacy session id.
 pub const SESSION_HEADER: &str = "mcp-session-id";
+/// Most times one legacy response stream is resumed before the request fails.
+const MAX_RESUMPTIONS: usize = 5;
+/// Wait before resuming a stream whose server sent no `retry` field.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+
+/// How one SSE response stream ended.
+enum StreamEnd {
+    /// With the awaited response.
+    Answered(Result<Value, RpcErrorObject>),
+    /// Before it (cleanly or by a broken connection).
+    Closed {
+        /// What ended, for the error when it is not resumed.
+        detail: String,
+        /// What the stream said about resuming it.
+        resume: Resumption,
+    },
+}
+
+/// The `id` and `retry` fields a closed stream carried.
+struct Resumption {
+    /// The last event id: the `Last-Event-ID` of a resumption.
+    last_event_id: Option<String>,
+    /// The last `retry` delay.
+    retry: Option<Duration>,
+}
 
 /// Per-message header choices.
 #[derive(Clone, Copy, Debug)]
@@ -39,36 +65,9 @@ pub(crate) struct MessageHeaders<'a> {
     pub method: &'a str,
     /// Tool name for `tools/call` (modern `Mcp-Name`).
     pub name: Option<&'a str>,
-}
-
-/// Encodes an `Mcp-Name` value: verbatim when printable ASCII, else `=?base64?...?=`.
-fn header_safe(name: &str) -> String {
-    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        name.to_string()
-    } else {
-        format!("=?base64?{}?=", base64(name.as_bytes()))
-    }
-}
-
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    /// Mirrored tool parameters of a modern `tools/call`: `(name, encoded value)`, sent as
+    /// `Mcp-Param-{name}`.
+    pub params: &'a [(String, String)],
 }
 
 fn text_excerpt(body: &[u8]) -> String {
@@ -154,7 +153,16 @@ impl HttpTransport {
                 .header("mcp-protocol-version", MODERN_VERSION)
                 .header("mcp-method", h.method);
             if let Some(name) = h.name {
-                req = req.header("mcp-name", header_safe(name));
+                req = req.header("mcp-name", mirrored_headers::encode_value(name));
+            }
+            for (name, value) in h.params {
+                // Names are HTTP tokens and values encoded (mirrored_headers), so both parse.
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::try_from(format!("mcp-param-{name}")),
+                    HeaderValue::try_from(value.as_str()),
+                ) {
+                    req = req.header(n, v);
+                }
             }
         } else if let Some(v) = &self.protocol_version {
             req = req.header("mcp-protocol-version", v);
@@ -342,9 +350,17 @@ impl HttpTransport {
     }
 
     fn reply_headers<'a>(&self, h: MessageHeaders<'a>) -> MessageHeaders<'a> {
-        MessageHeaders { name: None, ..h }
+        MessageHeaders {
+            name: None,
+            params: &[],
+            ..h
+        }
     }
 
+    /// Reads an SSE response up to the response with id `want`. A legacy server may end the
+    /// stream before the response once it has sent an event id: the stream is then resumed
+    /// with a GET carrying `Last-Event-ID`, after the server's `retry` delay
+    /// (docs/probing.md#streamable-http). Modern streams are not resumable.
     async fn read_sse(
         &mut self,
         mut resp: reqwest::Response,
@@ -353,23 +369,72 @@ impl HttpTransport {
         deadline: Instant,
         inbox: &mut Inbox,
     ) -> Result<Result<Value, RpcErrorObject>, McpError> {
+        let mut last_event_id: Option<String> = None;
+        let mut retry: Option<Duration> = None;
+        let mut resumed = 0;
+        loop {
+            let (detail, resume) = match self.read_stream(resp, want, h, deadline, inbox).await? {
+                StreamEnd::Answered(outcome) => return Ok(outcome),
+                StreamEnd::Closed { detail, resume } => (detail, resume),
+            };
+            last_event_id = resume.last_event_id.or(last_event_id);
+            retry = resume.retry.or(retry);
+            let resumable = last_event_id.clone().filter(|id| {
+                !h.modern && resumed < MAX_RESUMPTIONS && HeaderValue::from_str(id).is_ok()
+            });
+            let Some(id) = resumable else {
+                return Err(McpError::StreamClosed { detail });
+            };
+            resumed += 1;
+            let wake = Instant::now() + retry.unwrap_or(DEFAULT_RETRY);
+            tokio::time::sleep_until(wake.min(deadline)).await;
+            if wake > deadline {
+                return Err(timeout_marker());
+            }
+            tracing::debug!(method = h.method, last_event_id = %id, "resuming the SSE response stream");
+            resp = self.resume(&id, h, deadline).await?;
+        }
+    }
+
+    /// Reads one SSE stream until the response with id `want` or the stream's end.
+    async fn read_stream(
+        &mut self,
+        mut resp: reqwest::Response,
+        want: u64,
+        h: MessageHeaders<'_>,
+        deadline: Instant,
+        inbox: &mut Inbox,
+    ) -> Result<StreamEnd, McpError> {
         let mut parser = SseParser::new(self.max_body);
         let mut items = Vec::new();
         loop {
             let chunk = timeout_at(deadline, resp.chunk())
                 .await
-                .map_err(|_| timeout_marker())?
-                .map_err(|e| map_send_error(self.url.as_str(), &e))?;
-            let Some(chunk) = chunk else {
-                return Err(McpError::StreamClosed {
-                    detail: format!(
-                        "SSE response to `{}` ended before the response with id {want}",
-                        h.method
-                    ),
-                });
+                .map_err(|_| timeout_marker())?;
+            let detail = match chunk {
+                Ok(Some(chunk)) => {
+                    self.counters.count_bytes(chunk.len());
+                    parser.push(&chunk, &mut items);
+                    None
+                }
+                Ok(None) => Some(format!(
+                    "SSE response to `{}` ended before the response with id {want}",
+                    h.method
+                )),
+                Err(e) => match map_send_error(self.url.as_str(), &e) {
+                    McpError::StreamClosed { detail } => Some(detail),
+                    other => return Err(other),
+                },
             };
-            self.counters.count_bytes(chunk.len());
-            parser.push(&chunk, &mut items);
+            if let Some(detail) = detail {
+                return Ok(StreamEnd::Closed {
+                    detail,
+                    resume: Resumption {
+                        last_event_id: parser.last_event_id().map(str::to_string),
+                        retry: parser.retry_ms().map(Duration::from_millis),
+                    },
+                });
+            }
             for item in std::mem::take(&mut items) {
                 let event = match item {
                     SseItem::Oversize { limit } => {
@@ -391,7 +456,7 @@ impl HttpTransport {
                     match r {
                         Routed::Matched(outcome) => {
                             drain_in_background(resp);
-                            return Ok(outcome);
+                            return Ok(StreamEnd::Answered(outcome));
                         }
                         Routed::Reply(reply) => {
                             self.post_untimed(&reply, self.reply_headers(h), deadline)
@@ -402,6 +467,56 @@ impl HttpTransport {
                 }
             }
         }
+    }
+
+    /// Resumes a legacy response stream: GET the endpoint with `Last-Event-ID`, the session and
+    /// the negotiated version. Anything but an event stream ends the request.
+    async fn resume(
+        &self,
+        last_event_id: &str,
+        h: MessageHeaders<'_>,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, McpError> {
+        let mut req = self
+            .client
+            .get(self.url.clone())
+            .headers(self.headers.clone())
+            .header(ACCEPT, "text/event-stream")
+            .header("last-event-id", last_event_id);
+        if let Some(sid) = &self.session_id {
+            req = req.header(SESSION_HEADER, sid);
+        }
+        if let Some(v) = &self.protocol_version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        let resp = timeout_at(deadline, req.send())
+            .await
+            .map_err(|_| timeout_marker())?
+            .map_err(|e| map_send_error(self.url.as_str(), &e))?;
+        let status = resp.status();
+        if status.as_u16() == 401 || status.as_u16() == 403 {
+            return Err(auth_error(&resp));
+        }
+        let is_stream = resp.headers().get(CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes()
+                .to_ascii_lowercase()
+                .starts_with(b"text/event-stream")
+        });
+        if status.is_success() && is_stream {
+            return Ok(resp);
+        }
+        Err(McpError::StreamClosed {
+            detail: format!(
+                "the server ended the SSE response to `{}` before answering and did not resume it (GET with Last-Event-ID {last_event_id:?} answered HTTP {}{})",
+                h.method,
+                status.as_u16(),
+                if is_stream {
+                    ""
+                } else {
+                    ", not an event stream"
+                }
+            ),
+        })
     }
 
     /// Ends a legacy session with DELETE (405 and errors ignored), bounded by `deadline`.
@@ -423,26 +538,148 @@ impl HttpTransport {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_server::{event_stream, scripted_server};
     use super::*;
 
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (plain, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), enc);
-        }
+    fn built(h: MessageHeaders<'_>) -> HeaderMap {
+        let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("url");
+        let transport = HttpTransport::new(&url, &[], 1024, Arc::default()).expect("transport");
+        let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": h.method});
+        let request = transport
+            .post(&msg, h)
+            .and_then(|r| r.build().map_err(|e| McpError::protocol(e.to_string())));
+        request.expect("request builds").headers().clone()
+    }
+
+    fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+        headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     #[test]
-    fn mcp_name_is_encoded_only_when_needed() {
-        assert_eq!(header_safe("echo"), "echo");
-        assert_eq!(header_safe("é"), "=?base64?w6k=?=");
+    fn modern_calls_carry_the_mirrored_headers() {
+        let params = [
+            ("Region".to_string(), "us-west1".to_string()),
+            (
+                "Greeting".to_string(),
+                "=?base64?SGVsbG8sIOS4lueVjA==?=".to_string(),
+            ),
+            ("EmptyVal".to_string(), String::new()),
+        ];
+        let headers = built(MessageHeaders {
+            modern: true,
+            method: "tools/call",
+            name: Some("é"),
+            params: &params,
+        });
+        assert_eq!(
+            header(&headers, "mcp-protocol-version"),
+            Some(MODERN_VERSION)
+        );
+        assert_eq!(header(&headers, "mcp-method"), Some("tools/call"));
+        assert_eq!(header(&headers, "mcp-name"), Some("=?base64?w6k=?="));
+        assert_eq!(header(&headers, "mcp-param-region"), Some("us-west1"));
+        assert_eq!(
+            header(&headers, "mcp-param-greeting"),
+            Some("=?base64?SGVsbG8sIOS4lueVjA==?=")
+        );
+        assert_eq!(header(&headers, "mcp-param-emptyval"), Some(""));
+    }
+
+    #[test]
+    fn legacy_requests_carry_no_modern_headers() {
+        let headers = built(MessageHeaders {
+            modern: false,
+            method: "tools/call",
+            name: Some("echo"),
+            params: &[],
+        });
+        for name in ["mcp-protocol-version", "mcp-method", "mcp-name"] {
+            assert_eq!(header(&headers, name), None, "{name}");
+        }
+    }
+
+    /// Sends request id 1 (`tools/call`) to `url` as `era` and returns the outcome.
+    async fn call(url: &url::Url, modern: bool) -> Result<Result<Value, RpcErrorObject>, McpError> {
+        let counters = Arc::new(WireCounters::default());
+        let mut transport =
+            HttpTransport::new(url, &[], 1 << 20, Arc::clone(&counters)).expect("transport");
+        transport.set_protocol_version("2025-11-25");
+        let mut inbox = Inbox::new(counters, 16);
+        let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
+        let h = MessageHeaders {
+            modern,
+            method: "tools/call",
+            name: Some("t"),
+            params: &[],
+        };
+        transport
+            .roundtrip(
+                &msg,
+                1,
+                h,
+                Instant::now() + Duration::from_secs(5),
+                &mut inbox,
+            )
+            .await
+    }
+
+    const PRIMED_THEN_CLOSED: &str = "id: event-1\nretry: 300\ndata: \n\n";
+
+    #[tokio::test]
+    async fn a_legacy_stream_closed_after_its_priming_event_is_resumed_after_the_retry_delay() {
+        let answer = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+        let (url, seen) = scripted_server(vec![
+            event_stream(PRIMED_THEN_CLOSED),
+            event_stream(&format!("event: message\nid: event-2\ndata: {answer}\n\n")),
+        ])
+        .await;
+        let outcome = call(&url, false).await;
+        assert_eq!(
+            outcome.ok().and_then(Result::ok),
+            Some(serde_json::json!({"content": []}))
+        );
+        let seen = seen.lock().expect("log");
+        assert_eq!(
+            seen.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(),
+            ["POST", "GET"]
+        );
+        let resumed = &seen[1];
+        assert_eq!(resumed.header("last-event-id"), Some("event-1"));
+        assert_eq!(resumed.header("accept"), Some("text/event-stream"));
+        assert_eq!(resumed.header("mcp-protocol-version"), Some("2025-11-25"));
+        let waited = resumed.at - seen[0].at;
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_not_resumed_when_modern_unprimed_or_refused() {
+        // Modern streams are not resumable.
+        let (url, seen) = scripted_server(vec![event_stream(PRIMED_THEN_CLOSED)]).await;
+        let outcome = call(&url, true).await;
+        assert!(
+            matches!(outcome, Err(McpError::StreamClosed { .. })),
+            "{outcome:?}"
+        );
+        assert_eq!(seen.lock().expect("log").len(), 1);
+        // Without an event id there is nothing to resume from.
+        let (url, seen) = scripted_server(vec![event_stream("retry: 10\n\n")]).await;
+        let outcome = call(&url, false).await;
+        assert!(
+            matches!(outcome, Err(McpError::StreamClosed { .. })),
+            "{outcome:?}"
+        );
+        assert_eq!(seen.lock().expect("log").len(), 1);
+        // A server that refuses the GET ends the request.
+        let (url, _) = scripted_server(vec![
+            event_stream("id: e\nretry: 10\ndata: \n\n"),
+            "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                .into(),
+        ])
+        .await;
+        let outcome = call(&url, false).await;
+        assert!(
+            matches!(&outcome, Err(McpError::StreamClosed { detail }) if detail.contains("HTTP 405")),
+            "{outcome:?}"
+        );
     }
 }

@@ -1,8 +1,11 @@
 //! Tool catalog assembly (tools/list pages) and tools/call result reading; pure functions.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::error::McpError;
+use super::mirrored_headers::{self, ParamHeader};
 
 /// Most bytes of tool text content kept in a [`ToolCallOutcome`].
 pub const MAX_TOOL_TEXT_BYTES: usize = 64 * 1024;
@@ -20,6 +23,20 @@ pub struct ToolCatalog {
     pub content_hash: u64,
     /// True when `max_tools` or `max_tool_pages` cut the listing short.
     pub truncated: bool,
+    /// Tools excluded because their definition breaks the protocol (an invalid `x-mcp-header`
+    /// annotation, checked for modern servers over HTTP only); not in `names`.
+    pub rejected: Vec<RejectedTool>,
+    /// The `Mcp-Param-*` headers of each valid tool that annotates parameters (modern HTTP).
+    pub param_headers: BTreeMap<String, Vec<ParamHeader>>,
+}
+
+/// A tool left out of the catalog, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedTool {
+    /// The tool's name.
+    pub name: String,
+    /// What is wrong with its definition.
+    pub reason: String,
 }
 
 /// The result of one tools/call.
@@ -31,6 +48,19 @@ pub struct ToolCallOutcome {
     pub text: String,
     /// `structuredContent`, if any.
     pub structured: Option<Value>,
+    /// The server answered `input_required` and asked for input a prober cannot give (the
+    /// methods it asked for, e.g. `elicitation/create`): the tool did not run to completion.
+    pub needs_input: Option<Vec<String>>,
+}
+
+/// An `input_required` result of a multi round-trip request (docs/probing.md#mrtr).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct InputRequired {
+    /// The methods of the input requests (`elicitation/create`, `sampling/createMessage`,
+    /// `roots/list`), in the server's order; empty when it asked for none.
+    pub methods: Vec<String>,
+    /// The opaque `requestState`, echoed verbatim on the retry.
+    pub request_state: Option<Value>,
 }
 
 /// FNV-1a, 64 bit: stable across builds and platforms (unlike `DefaultHasher`).
@@ -58,6 +88,9 @@ pub(crate) struct PageCollector {
     truncated: bool,
     max_tools: usize,
     max_pages: usize,
+    check_param_headers: bool,
+    rejected: Vec<RejectedTool>,
+    param_headers: BTreeMap<String, Vec<ParamHeader>>,
 }
 
 impl PageCollector {
@@ -70,7 +103,39 @@ impl PageCollector {
             truncated: false,
             max_tools,
             max_pages,
+            check_param_headers: false,
+            rejected: Vec::new(),
+            param_headers: BTreeMap::new(),
         }
+    }
+
+    /// Reads `x-mcp-header` annotations and rejects the tools whose annotations are invalid, as
+    /// a client of a modern server over Streamable HTTP must.
+    pub(crate) fn with_param_headers(mut self) -> Self {
+        self.check_param_headers = true;
+        self
+    }
+
+    /// Adds one valid tool (a string name and an object `inputSchema`).
+    fn add_valid(&mut self, name: &str, tool: &Value) {
+        if self.check_param_headers {
+            let schema = tool.get("inputSchema").unwrap_or(&Value::Null);
+            match mirrored_headers::annotations(schema) {
+                Err(reason) => {
+                    tracing::debug!(tool = %name, %reason, "tool definition rejected");
+                    self.rejected.push(RejectedTool {
+                        name: name.to_string(),
+                        reason,
+                    });
+                    return;
+                }
+                Ok(params) if !params.is_empty() => {
+                    self.param_headers.insert(name.to_string(), params);
+                }
+                Ok(_) => {}
+            }
+        }
+        self.names.push(name.to_string());
     }
 
     /// Adds one page; returns the cursor of the next page to fetch, if any.
@@ -91,7 +156,7 @@ impl PageCollector {
             }
             if is_valid_tool(tool) {
                 if let Some(name) = tool.get("name").and_then(Value::as_str) {
-                    self.names.push(name.to_string());
+                    self.add_valid(name, tool);
                 }
             } else {
                 self.invalid_items += 1;
@@ -126,8 +191,53 @@ impl PageCollector {
             pages: self.pages,
             content_hash: fnv1a64(&canonical),
             truncated: self.truncated,
+            rejected: self.rejected,
+            param_headers: self.param_headers,
         }
     }
+}
+
+/// Reads the `resultType` of a tools/call result: `None` for a complete result (the default
+/// when absent), the input it asks for when `input_required`.
+pub(crate) fn input_required(result: &Value) -> Result<Option<InputRequired>, McpError> {
+    if result.get("resultType").and_then(Value::as_str) != Some("input_required") {
+        return Ok(None);
+    }
+    let methods = match result.get("inputRequests") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(requests)) => requests
+            .values()
+            .map(|r| {
+                r.get("method")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no method)")
+                    .to_string()
+            })
+            .collect(),
+        Some(other) => {
+            return Err(McpError::protocol(format!(
+                "input_required result: inputRequests is not an object: {other}"
+            )));
+        }
+    };
+    let request_state = match result.get("requestState") {
+        None | Some(Value::Null) => None,
+        Some(state @ Value::String(_)) => Some(state.clone()),
+        Some(other) => {
+            return Err(McpError::protocol(format!(
+                "input_required result: requestState is not a string: {other}"
+            )));
+        }
+    };
+    if methods.is_empty() && request_state.is_none() {
+        return Err(McpError::protocol(
+            "input_required result carries neither inputRequests nor requestState",
+        ));
+    }
+    Ok(Some(InputRequired {
+        methods,
+        request_state,
+    }))
 }
 
 /// Reads a tools/call result.
@@ -159,6 +269,7 @@ pub(crate) fn call_outcome(result: &Value) -> Result<ToolCallOutcome, McpError> 
         is_error: result.get("isError").and_then(Value::as_bool) == Some(true),
         text,
         structured: result.get("structuredContent").cloned(),
+        needs_input: None,
     })
 }
 
@@ -245,6 +356,87 @@ mod tests {
         assert_eq!(a.finish().content_hash, b.finish().content_hash);
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn modern_http_catalogs_reject_tools_with_invalid_header_annotations() {
+        let page = json!({"tools": [
+            {"name": "valid_tool", "inputSchema": {"type": "object", "properties": {
+                "region": {"type": "string", "x-mcp-header": "Region"}}}},
+            {"name": "invalid_empty_header", "inputSchema": {"type": "object", "properties": {
+                "value": {"type": "string", "x-mcp-header": ""}}}},
+            tool("plain"),
+        ]});
+        let mut checked = PageCollector::new(100, 10).with_param_headers();
+        checked.add_page(&page, None).ok();
+        let cat = checked.finish();
+        assert_eq!(cat.names, ["valid_tool", "plain"]);
+        assert_eq!(cat.invalid_items, 0);
+        assert_eq!(
+            cat.rejected
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["invalid_empty_header"]
+        );
+        assert!(
+            cat.rejected[0].reason.contains("empty"),
+            "{:?}",
+            cat.rejected
+        );
+        assert_eq!(
+            cat.param_headers.get("valid_tool"),
+            Some(&vec![ParamHeader {
+                path: vec!["region".into()],
+                name: "Region".into()
+            }])
+        );
+        // Other eras and transports keep every tool and mirror nothing.
+        let mut unchecked = PageCollector::new(100, 10);
+        unchecked.add_page(&page, None).ok();
+        let cat = unchecked.finish();
+        assert_eq!(cat.names, ["valid_tool", "invalid_empty_header", "plain"]);
+        assert!(cat.rejected.is_empty() && cat.param_headers.is_empty());
+    }
+
+    #[test]
+    fn input_required_results_are_answers_not_errors() {
+        assert_eq!(input_required(&json!({"content": []})).ok(), Some(None));
+        assert_eq!(
+            input_required(&json!({"resultType": "complete", "content": []})).ok(),
+            Some(None)
+        );
+        let asked = input_required(&json!({
+            "resultType": "input_required",
+            "inputRequests": {"confirm": {"method": "elicitation/create", "params": {}}},
+            "requestState": "{\"nonce\":1}"
+        }));
+        assert_eq!(
+            asked.ok().flatten(),
+            Some(InputRequired {
+                methods: vec!["elicitation/create".into()],
+                request_state: Some(json!("{\"nonce\":1}")),
+            })
+        );
+        let state_only =
+            input_required(&json!({"resultType": "input_required", "requestState": "s"}));
+        assert_eq!(
+            state_only
+                .ok()
+                .flatten()
+                .map(|i| (i.methods.len(), i.request_state)),
+            Some((0, Some(json!("s"))))
+        );
+        for bad in [
+            json!({"resultType": "input_required"}),
+            json!({"resultType": "input_required", "requestState": 5}),
+            json!({"resultType": "input_required", "inputRequests": []}),
+        ] {
+            assert!(
+                matches!(input_required(&bad), Err(McpError::Protocol { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -63,9 +63,10 @@ pub fn classify(stage: Stage, err: &McpError) -> (FailureClass, String) {
             };
             (class, err.to_string())
         }
-        McpError::UnknownProtocolVersion { .. } | McpError::Protocol { .. } => {
-            (FailureClass::ProtocolError, err.to_string())
-        }
+        McpError::UnknownProtocolVersion { .. }
+        | McpError::NoCommonVersion { .. }
+        | McpError::ToolRejected { .. }
+        | McpError::Protocol { .. } => (FailureClass::ProtocolError, err.to_string()),
     }
 }
 
@@ -81,6 +82,7 @@ pub fn session_is_broken(err: &McpError) -> bool {
             | McpError::AuthRequired { .. }
             | McpError::HttpStatus { .. }
             | McpError::UnknownProtocolVersion { .. }
+            | McpError::NoCommonVersion { .. }
     )
 }
 
@@ -177,6 +179,25 @@ mod tests {
         };
         assert_eq!(
             classify(Stage::Handshake, &version).0,
+            FailureClass::ProtocolError
+        );
+    }
+
+    #[test]
+    fn a_rejected_tool_is_a_protocol_error_of_that_tool_only() {
+        let rejected = McpError::ToolRejected {
+            tool: "invalid_empty_header".into(),
+            reason: "x-mcp-header of `value` is empty".into(),
+        };
+        let (class, reason) = classify(Stage::ToolCall, &rejected);
+        assert_eq!(class, FailureClass::ProtocolError);
+        assert!(reason.contains("`invalid_empty_header`"), "{reason}");
+        assert!(!session_is_broken(&rejected));
+        let versions = McpError::NoCommonVersion {
+            supported: vec!["2099-01-01".into()],
+        };
+        assert_eq!(
+            classify(Stage::Handshake, &versions).0,
             FailureClass::ProtocolError
         );
     }

