@@ -843,19 +843,126 @@ mod tests {
     #[test]
     fn removing_a_server_drops_all_its_series() {
         let m = Metrics::new();
-        m.add_server("gone", Arc::new(WireCounters::default()));
-        m.add_server("kept", Arc::new(WireCounters::default()));
-        let mut o = outcome_with(vec![record("tools/call", Some("echo"))]);
-        o.http_phases = Some(crate::mcp::HttpPhases {
-            connections_opened: 1,
-            ..Default::default()
-        });
-        m.record_probe("gone", "http", &o, &healthy(), true);
-        m.record_probe("kept", "http", &o, &healthy(), false);
+        record_every_family(&m, "gone");
+        record_every_family(&m, "kept");
+        let before = m.encode_prometheus();
+        let families_of = |text: &str, server: &str| -> BTreeSet<String> {
+            let needle = format!("server=\"{server}\"");
+            text.lines()
+                .filter(|l| !l.starts_with('#') && l.contains(&needle))
+                .filter_map(|l| l.split('{').next().map(String::from))
+                .collect()
+        };
+        let recorded = families_of(&before, "gone");
+        assert!(recorded.len() >= 40, "{recorded:#?}");
         m.remove_server("gone");
         let text = m.encode_prometheus();
         assert!(!text.contains("server=\"gone\""), "{text}");
-        assert!(text.contains("server=\"kept\""), "{text}");
+        assert_eq!(families_of(&text, "kept"), recorded, "{text}");
+    }
+
+    /// Records into `m` a probe of `server` with every optional part (HTTP phases, identity,
+    /// tools, a failure), its dependencies, its process, store log lines and a security event,
+    /// so every family that carries a `server` label has a series of it.
+    fn record_every_family(m: &Metrics, server: &str) {
+        use crate::health::HealthReason;
+        use crate::probe::{CatalogSummary, FailureClass, Stage};
+        use crate::process::{ProcessStatus, supervise::SupervisionStatus, usage::Usage};
+        m.add_server(server, Arc::new(WireCounters::default()));
+        let mut o = outcome_with(vec![
+            record("initialize", None),
+            record("ping", None),
+            record("tools/list", None),
+            record("tools/call", Some("echo")),
+        ]);
+        o.new_session = true;
+        o.catalog = Some(CatalogSummary {
+            count: 2,
+            content_hash: 7,
+            names: vec!["echo".into(), "get-sum".into()],
+        });
+        o.http_phases = Some(crate::mcp::HttpPhases {
+            resolve: Duration::from_millis(1),
+            connect: Duration::from_millis(2),
+            processing: Duration::from_millis(3),
+            transfer: Duration::from_millis(4),
+            connections_opened: 1,
+        });
+        o.fail(
+            Stage::ToolCall,
+            FailureClass::CheckFailed,
+            "unexpected text",
+        );
+        let health = Health {
+            status: HealthStatus::Unhealthy,
+            reasons: vec!["probe failed".into()],
+            codes: vec![HealthReason::ProbeFailed, HealthReason::DependencyDown],
+        };
+        m.deps.record_server(
+            server,
+            &[("pg", "postgres", HealthStatus::Unhealthy)],
+            &health,
+        );
+        m.record_probe(server, "http", &o, &health, true);
+        m.record_health(server, &health);
+        m.process.record(
+            server,
+            &ProcessStatus {
+                found: Some(true),
+                usage: Some(Usage {
+                    processes: 2,
+                    main_pid: 1,
+                    cpu_percent: Some(1.5),
+                    memory_bytes: 1000,
+                    file_descriptors: Some(7),
+                    file_descriptors_limit: Some(1024),
+                    connections: Some(3),
+                    listening_sockets: Some(1),
+                    threads: Some(4),
+                    start_time_seconds: 1.5e9,
+                }),
+                resource_score: Some(0.25),
+                supervision: Some(SupervisionStatus {
+                    restarts: 2,
+                    recent_exits: 2,
+                    crash_looping: true,
+                    crash_loop_reason: None,
+                    next_restart_in_ms: None,
+                    last_exit: None,
+                }),
+                ..ProcessStatus::default()
+            },
+        );
+        m.process.remediation(server, "success");
+        m.store.log_line(server, crate::store::Level::Error);
+        m.security
+            .count_event(server, crate::security::EventKind::AuthFailure, 1);
+    }
+
+    /// Time of `encode_prometheus` with 1,000 fully recorded servers; run with
+    /// `cargo test --release --lib -- --ignored --nocapture encode_time_for_1000_servers`.
+    #[test]
+    #[ignore = "a timing, not a check; run by hand to compare exposition speed"]
+    fn encode_time_for_1000_servers() {
+        let m = Metrics::new();
+        for i in 0..1000 {
+            record_every_family(&m, &format!("server-{i:04}"));
+        }
+        let bytes = m.encode_prometheus().len();
+        let mut took: Vec<Duration> = (0..30)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                std::hint::black_box(m.encode_prometheus());
+                start.elapsed()
+            })
+            .collect();
+        took.sort();
+        println!(
+            "encode_prometheus, 1000 servers, {bytes} bytes: min {:?}, median {:?}, max {:?}",
+            took[0],
+            took[took.len() / 2],
+            took[took.len() - 1]
+        );
     }
 
     #[test]
