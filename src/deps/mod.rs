@@ -5,6 +5,7 @@
 pub mod config;
 mod filesystem;
 mod http_check;
+pub mod metrics;
 mod postgres;
 mod runner;
 pub mod sink;

@@ -11,6 +11,7 @@ pub mod error;
 pub mod framing;
 mod handshake;
 mod http_io;
+pub mod http_phase_metrics;
 pub mod http_timing;
 pub mod jsonrpc;
 pub mod legacy_sse;
@@ -22,6 +23,7 @@ pub mod streamable_http;
 #[cfg(test)]
 pub(crate) mod test_server;
 mod tools;
+pub mod wire_metrics;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -31,7 +31,7 @@ impl Sink for Metrics {
             .iter()
             .map(|d| (d.name.as_str(), d.kind, d.status))
             .collect();
-        self.deps.record_server(a.name(), &dependencies, &a.health);
+        self.deps.record_server(a.name(), &dependencies);
         match a.new_probe() {
             Some(outcome) => self.record_probe(
                 a.name(),

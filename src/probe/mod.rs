@@ -3,6 +3,7 @@
 mod classify;
 pub mod config;
 pub mod deadline;
+pub mod metrics;
 mod outcome;
 mod references;
 mod restart;

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod config;
 pub mod discover;
+pub mod metrics;
 #[cfg(target_os = "linux")]
 pub mod procfs_table;
 pub mod remediate;

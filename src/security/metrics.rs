@@ -1,65 +1,64 @@
 //! The security families: `mcp_security_events_total{server,kind}` and
 //! `mcp_exporter_http_unauthorized_total` (documented in docs/metrics.md).
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 
 use super::EventKind;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EventLabels {
-    server: String,
-    kind: &'static str,
-}
+use crate::metrics::labels::ServerKindLabels;
+use crate::metrics::registry::MetricsRegistry;
+use crate::metrics::server_family::ServerFamily;
 
 /// Handles of the security families (cheap to clone: clones share the series).
 #[derive(Clone, Debug)]
 pub struct SecurityMetrics {
-    events: Family<EventLabels, Counter>,
+    events: ServerFamily<ServerKindLabels, Counter>,
     /// Requests to the exporter's own endpoints refused with 401.
     pub http_unauthorized: Counter,
 }
 
 impl SecurityMetrics {
-    /// Registers the families.
-    pub fn register(registry: &mut Registry) -> Self {
-        let events = Family::<EventLabels, Counter>::default();
-        registry.register(
-            "mcp_security_events",
-            "Security-relevant events per server (kind: auth_failure, dependency_auth_failure, protocol_violation, oversize_message, unexpected_request, pattern_match)",
-            events.clone(),
-        );
-        let http_unauthorized = Counter::default();
-        registry.register(
-            "mcp_exporter_http_unauthorized",
-            "Requests to the exporter's endpoints refused with 401 (missing or wrong basic-auth credentials, --web.config.file)",
-            http_unauthorized.clone(),
-        );
+    /// Registers the security families in `registry`.
+    pub fn register(registry: &mut MetricsRegistry) -> Self {
         SecurityMetrics {
-            events,
-            http_unauthorized,
+            events: registry.server_family(
+                "mcp_security_events",
+                "Security-relevant events per server (kind: auth_failure, dependency_auth_failure, protocol_violation, oversize_message, unexpected_request, pattern_match)",
+            ),
+            http_unauthorized: registry.register(
+                "mcp_exporter_http_unauthorized",
+                "Requests to the exporter's endpoints refused with 401 (missing or wrong basic-auth credentials, --web.config.file)",
+                Counter::default(),
+            ),
         }
     }
 
     /// Counts `n` events of `kind` for `server`.
     pub fn count_event(&self, server: &str, kind: EventKind, n: u64) {
         self.events
-            .get_or_create(&EventLabels {
-                server: server.to_string(),
-                kind: kind.as_str(),
-            })
+            .get_or_create(&ServerKindLabels::new(server, kind.as_str()))
             .inc_by(n);
     }
+}
 
-    /// Drops every series of a server that left the configuration.
-    pub fn remove_server(&self, server: &str) {
-        for kind in EventKind::ALL {
-            self.events.remove(&EventLabels {
-                server: server.to_string(),
-                kind: kind.as_str(),
-            });
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_counted_per_server_and_kind() {
+        let mut registry = MetricsRegistry::default();
+        let m = SecurityMetrics::register(&mut registry);
+        m.count_event("s", EventKind::AuthFailure, 2);
+        m.count_event("s", EventKind::AuthFailure, 1);
+        m.http_unauthorized.inc();
+        let text = registry.encode();
+        for needle in [
+            "mcp_security_events_total{server=\"s\",kind=\"auth_failure\"} 3",
+            "mcp_exporter_http_unauthorized_total 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        registry.remove_server("s");
+        assert!(!registry.encode().contains("server=\"s\""));
     }
 }

@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn counter_deltas_and_patterns_become_events() {
-        let mut registry = prometheus_client::registry::Registry::default();
+        let mut registry = crate::metrics::registry::MetricsRegistry::default();
         let monitor = Monitor::new(SecurityMetrics::register(&mut registry));
         let counters = Arc::new(WireCounters::default());
         monitor.add_server("s", Arc::clone(&counters));
@@ -384,8 +384,7 @@ mod tests {
             "deltas, not totals"
         );
         assert_eq!(monitor.sink.recent().len(), 3);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let text = registry.encode();
         assert!(
             text.contains("mcp_security_events_total{server=\"s\",kind=\"protocol_violation\"} 3"),
             "events are counted where they are found:\n{text}"

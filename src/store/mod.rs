@@ -6,6 +6,7 @@ pub mod availability;
 mod config;
 pub mod daemon;
 mod level;
+pub mod metrics;
 pub mod observe;
 pub mod query;
 mod records;

@@ -7,7 +7,7 @@ use sqlx::AssertSqlSafe;
 
 // Table names in these statements come from the `TABLES` constant, never from input.
 use super::{Store, StoreConfig};
-use crate::metrics::store::StoreMetrics;
+use crate::store::metrics::StoreMetrics;
 use crate::wall_clock::unix_seconds;
 
 /// Tables pruned by retention.

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{Record, Store, StoreConfig, retention};
-use crate::metrics::store::StoreMetrics;
+use crate::store::metrics::StoreMetrics;
 
 /// Rows waiting to be written; beyond this, new rows are dropped.
 pub const QUEUE_CAPACITY: usize = 8192;

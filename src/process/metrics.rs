@@ -1,157 +1,112 @@
-//! Families of the server's process (issue 3): resources of the process tree, the resource
+//! Families of the server's process: resources of the process tree, the resource
 //! score, restarts, crash loops and remediation. Gauges of a server whose process is not
 //! found are removed (absent, not 0); `mcp_server_process_found` says so.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
+use crate::metrics::labels::{ServerLabels, impl_server_label_set};
+use crate::metrics::registry::MetricsRegistry;
+use crate::metrics::server_family::ServerFamily;
 use crate::process::ProcessStatus;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServerLabels {
-    server: String,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     server: String,
-    outcome: String,
+    outcome: &'static str,
 }
+
+impl_server_label_set!(OutcomeLabels);
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Handles to the process families.
 pub struct ProcessMetrics {
-    cpu: Family<ServerLabels, FloatGauge>,
-    memory: Family<ServerLabels, Gauge>,
-    fds: Family<ServerLabels, Gauge>,
-    fd_limit: Family<ServerLabels, Gauge>,
-    connections: Family<ServerLabels, Gauge>,
-    listening: Family<ServerLabels, Gauge>,
-    threads: Family<ServerLabels, Gauge>,
-    processes: Family<ServerLabels, Gauge>,
-    start_time: Family<ServerLabels, FloatGauge>,
-    score: Family<ServerLabels, FloatGauge>,
-    found: Family<ServerLabels, Gauge>,
-    restarts: Family<ServerLabels, Counter>,
-    crash_looping: Family<ServerLabels, Gauge>,
-    remediation: Family<OutcomeLabels, Counter>,
-    outcomes: Mutex<HashMap<String, BTreeSet<&'static str>>>,
+    cpu: ServerFamily<ServerLabels, FloatGauge>,
+    memory: ServerFamily<ServerLabels, Gauge>,
+    fds: ServerFamily<ServerLabels, Gauge>,
+    fd_limit: ServerFamily<ServerLabels, Gauge>,
+    connections: ServerFamily<ServerLabels, Gauge>,
+    listening: ServerFamily<ServerLabels, Gauge>,
+    threads: ServerFamily<ServerLabels, Gauge>,
+    processes: ServerFamily<ServerLabels, Gauge>,
+    start_time: ServerFamily<ServerLabels, FloatGauge>,
+    score: ServerFamily<ServerLabels, FloatGauge>,
+    found: ServerFamily<ServerLabels, Gauge>,
+    restarts: ServerFamily<ServerLabels, Counter>,
+    crash_looping: ServerFamily<ServerLabels, Gauge>,
+    remediation: ServerFamily<OutcomeLabels, Counter>,
 }
 
 impl ProcessMetrics {
     /// Registers every process family in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        fn reg<M: prometheus_client::registry::Metric + Clone>(
-            registry: &mut Registry,
-            name: &str,
-            help: &str,
-            metric: M,
-        ) -> M {
-            registry.register(name, help, metric.clone());
-            metric
-        }
+    pub fn register(registry: &mut MetricsRegistry) -> Self {
         ProcessMetrics {
-            cpu: reg(
-                registry,
+            cpu: registry.server_family(
                 "mcp_server_cpu_usage_percent",
                 "CPU use of the server's process tree between the last two samples, percent of one core (100 = one core busy)",
-                Family::default(),
             ),
-            memory: reg(
-                registry,
+            memory: registry.server_family(
                 "mcp_server_memory_usage_bytes",
                 "Resident memory (RSS) summed over the server's process tree",
-                Family::default(),
             ),
-            fds: reg(
-                registry,
+            fds: registry.server_family(
                 "mcp_server_file_descriptors",
                 "Open file descriptors summed over the server's process tree",
-                Family::default(),
             ),
-            fd_limit: reg(
-                registry,
+            fd_limit: registry.server_family(
                 "mcp_server_file_descriptors_limit",
                 "Soft RLIMIT_NOFILE of the server's main process (absent when unlimited)",
-                Family::default(),
             ),
-            connections: reg(
-                registry,
+            connections: registry.server_family(
                 "mcp_server_connections_active",
                 "TCP (v4 and v6) and Unix sockets held by the server's process tree that are not listening, each counted once",
-                Family::default(),
             ),
-            listening: reg(
-                registry,
+            listening: registry.server_family(
                 "mcp_server_listening_sockets",
                 "Listening sockets held by the server's process tree (TCP in LISTEN, bound Unix stream sockets)",
-                Family::default(),
             ),
-            threads: reg(
-                registry,
+            threads: registry.server_family(
                 "mcp_server_threads",
                 "Threads summed over the server's process tree",
-                Family::default(),
             ),
-            processes: reg(
-                registry,
+            processes: registry.server_family(
                 "mcp_server_processes",
                 "Processes in the server's process tree (e.g. npx and node)",
-                Family::default(),
             ),
-            start_time: reg(
-                registry,
+            start_time: registry.server_family(
                 "mcp_server_process_start_time_seconds",
                 "Unix time the server's main process started",
-                Family::default(),
             ),
-            score: reg(
-                registry,
+            score: registry.server_family(
                 "mcp_resource_usage_score",
                 "0..1: max of cpu/cpu_cores, memory/memory_bytes and fds/(fd_fraction x fd limit) against the server's budgets (defaults 1 core, 2 GB, 80%)",
-                Family::default(),
             ),
-            found: reg(
-                registry,
+            found: registry.server_family(
                 "mcp_server_process_found",
                 "1 when the server's process was found and sampled, 0 when not (the resource gauges are then absent; the reason is on the status page)",
-                Family::default(),
             ),
-            restarts: reg(
-                registry,
+            restarts: registry.server_family(
                 "mcp_server_restarts",
                 "Restarts of the server's stdio child by the exporter (spawn attempts after the first)",
-                Family::default(),
             ),
-            crash_looping: reg(
-                registry,
+            crash_looping: registry.server_family(
                 "mcp_server_crash_looping",
                 "1 when the stdio child exited crash_loop_failures times within crash_loop_window and is not running",
-                Family::default(),
             ),
-            remediation: reg(
-                registry,
+            remediation: registry.server_family(
                 "mcp_remediation",
                 "Runs of the server's remediation command by outcome (success, failure, timeout, error)",
-                Family::default(),
             ),
-            outcomes: Mutex::new(HashMap::new()),
         }
     }
 
     /// Publishes what is known about a server's process.
     pub fn record(&self, server: &str, status: &ProcessStatus) {
-        let labels = ServerLabels {
-            server: server.to_string(),
-        };
+        let labels = ServerLabels::new(server);
         if let Some(sup) = &status.supervision {
             let counter = self.restarts.get_or_create(&labels);
             let have = counter.get();
@@ -209,12 +164,9 @@ impl ProcessMetrics {
         self.remediation
             .get_or_create(&OutcomeLabels {
                 server: server.to_string(),
-                outcome: outcome.to_string(),
+                outcome,
             })
             .inc();
-        if let Ok(mut o) = self.outcomes.lock() {
-            o.entry(server.to_string()).or_default().insert(outcome);
-        }
     }
 
     fn remove_resources(&self, labels: &ServerLabels) {
@@ -233,34 +185,15 @@ impl ProcessMetrics {
             family.remove(labels);
         }
     }
-
-    /// Removes every series of a server that left the configuration.
-    pub fn remove_server(&self, server: &str) {
-        let labels = ServerLabels {
-            server: server.to_string(),
-        };
-        self.remove_resources(&labels);
-        self.found.remove(&labels);
-        self.crash_looping.remove(&labels);
-        self.restarts.remove(&labels);
-        let outcomes = self
-            .outcomes
-            .lock()
-            .ok()
-            .and_then(|mut o| o.remove(server))
-            .unwrap_or_default();
-        for outcome in outcomes {
-            self.remediation.remove(&OutcomeLabels {
-                server: server.to_string(),
-                outcome: outcome.to_string(),
-            });
-        }
-    }
 }
 
 /// Sets the gauge of `labels` to `value`, or removes it when the sampler cannot read the figure
 /// (absent, never 0).
-fn set_or_remove(family: &Family<ServerLabels, Gauge>, labels: &ServerLabels, value: Option<u64>) {
+fn set_or_remove(
+    family: &ServerFamily<ServerLabels, Gauge>,
+    labels: &ServerLabels,
+    value: Option<u64>,
+) {
     match value {
         Some(v) => {
             family.get_or_create(labels).set(clamp(v));
@@ -280,15 +213,9 @@ mod tests {
     use super::*;
     use crate::process::usage::Usage;
 
-    fn encode(registry: &Registry) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, registry);
-        out
-    }
-
     #[test]
     fn found_fills_gauges_and_not_found_removes_them() {
-        let mut registry = Registry::default();
+        let mut registry = MetricsRegistry::default();
         let m = ProcessMetrics::register(&mut registry);
         let mut status = ProcessStatus {
             found: Some(true),
@@ -308,7 +235,7 @@ mod tests {
             ..ProcessStatus::default()
         };
         m.record("s", &status);
-        let text = encode(&registry);
+        let text = registry.encode();
         for needle in [
             "mcp_server_cpu_usage_percent{server=\"s\"} 12.5",
             "mcp_server_memory_usage_bytes{server=\"s\"} 1000",
@@ -329,7 +256,7 @@ mod tests {
             u.threads = None;
         }
         m.record("s", &status);
-        let text = encode(&registry);
+        let text = registry.encode();
         for gone in [
             "mcp_server_file_descriptors{",
             "mcp_server_connections_active{",
@@ -342,14 +269,14 @@ mod tests {
         status.found = Some(false);
         status.usage = None;
         m.record("s", &status);
-        let text = encode(&registry);
+        let text = registry.encode();
         assert!(
             text.contains("mcp_server_process_found{server=\"s\"} 0"),
             "{text}"
         );
         assert!(!text.contains("mcp_server_memory_usage_bytes{"), "{text}");
         m.remediation("s", "success");
-        m.remove_server("s");
-        assert!(!encode(&registry).contains("server=\"s\""));
+        registry.remove_server("s");
+        assert!(!registry.encode().contains("server=\"s\""));
     }
 }

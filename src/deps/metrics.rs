@@ -1,0 +1,215 @@
+//! Dependency families: the state of every dependency check and each server's view of its
+//! dependencies (the health reasons they lead to are in `src/metrics/health.rs`).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::deps::DependencyCheck;
+use crate::health::HealthStatus;
+use crate::metrics::labels::impl_server_label_set;
+use crate::metrics::per_server::ServerState;
+use crate::metrics::registry::MetricsRegistry;
+use crate::metrics::server_family::ServerFamily;
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DepLabels {
+    dependency: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DepNameLabels {
+    dependency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerDepLabels {
+    server: String,
+    dependency: String,
+    kind: String,
+}
+
+impl_server_label_set!(ServerDepLabels);
+
+/// Handles to the dependency families.
+pub struct DepMetrics {
+    server_dependency_status: ServerFamily<ServerDepLabels, Gauge>,
+    dependency_up: Family<DepLabels, Gauge>,
+    check_duration: Family<DepLabels, FloatGauge>,
+    dependency_status: Family<DepLabels, Gauge>,
+    rate_limit_remaining: Family<DepNameLabels, Gauge>,
+    retry_after: Family<DepNameLabels, FloatGauge>,
+    /// The (dependency, kind) pairs each server listed last time.
+    listed: ServerState<Vec<(String, String)>>,
+}
+
+impl DepMetrics {
+    /// Registers the dependency families in `registry`.
+    pub fn register(registry: &mut MetricsRegistry) -> Self {
+        DepMetrics {
+            server_dependency_status: registry.server_family(
+                "mcp_server_dependency_status",
+                "Status of a dependency as the server sees it, on the health scale: 2 healthy, 1 degraded, 0 down, -1 unknown (not checked yet or the check could not run)",
+            ),
+            dependency_up: registry.register(
+                "mcp_dependency_up",
+                "1 when the last check of the dependency passed (healthy or degraded), else 0",
+                Family::default(),
+            ),
+            check_duration: registry.register(
+                "mcp_dependency_check_duration_seconds",
+                "Duration of the last check of the dependency",
+                Family::default(),
+            ),
+            dependency_status: registry.register(
+                "mcp_dependency_status",
+                "Status of the dependency check itself: 2 healthy, 1 degraded (low space, rate limited), 0 down, -1 unknown (not checked yet or could not run)",
+                Family::default(),
+            ),
+            rate_limit_remaining: registry.register(
+                "mcp_dependency_rate_limit_remaining",
+                "Requests left in the API's rate-limit window, as its last answer said (X-RateLimit-Remaining / RateLimit-Remaining)",
+                Family::default(),
+            ),
+            retry_after: registry.register(
+                "mcp_dependency_retry_after_seconds",
+                "Wait the API asked for before the next request (Retry-After or an exhausted rate limit), honoured by the checker; 0 when none",
+                Family::default(),
+            ),
+            listed: registry.server_state(),
+        }
+    }
+
+    /// A dependency started: UNKNOWN until its first check.
+    pub fn add_dependency(&self, dependency: &str, kind: &str) {
+        let labels = dep_labels(dependency, kind);
+        self.dependency_status.get_or_create(&labels).set(-1);
+        self.dependency_up.get_or_create(&labels).set(0);
+    }
+
+    /// Records one check; `next_in` is the wait before the next one.
+    pub fn record_check(&self, dependency: &str, kind: &str, check: &DependencyCheck) {
+        let labels = dep_labels(dependency, kind);
+        self.dependency_up
+            .get_or_create(&labels)
+            .set(i64::from(check.up()));
+        self.dependency_status
+            .get_or_create(&labels)
+            .set(check.status.code());
+        self.check_duration
+            .get_or_create(&labels)
+            .set(check.duration.as_secs_f64());
+        let name = DepNameLabels {
+            dependency: dependency.to_string(),
+        };
+        match check.rate_limit.remaining {
+            Some(r) => {
+                self.rate_limit_remaining
+                    .get_or_create(&name)
+                    .set(i64::try_from(r).unwrap_or(i64::MAX));
+            }
+            None => {
+                self.rate_limit_remaining.remove(&name);
+            }
+        }
+        self.retry_after.get_or_create(&name).set(
+            check
+                .rate_limit
+                .retry_after
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+    }
+
+    /// Drops every series of a dependency that left the configuration.
+    pub fn remove_dependency(&self, dependency: &str, kind: &str) {
+        let labels = dep_labels(dependency, kind);
+        self.dependency_up.remove(&labels);
+        self.dependency_status.remove(&labels);
+        self.check_duration.remove(&labels);
+        let name = DepNameLabels {
+            dependency: dependency.to_string(),
+        };
+        self.rate_limit_remaining.remove(&name);
+        self.retry_after.remove(&name);
+    }
+
+    /// Records a server's view of its dependencies; series of dependencies it no longer
+    /// lists are removed.
+    pub fn record_server(&self, server: &str, dependencies: &[(&str, &str, HealthStatus)]) {
+        self.listed.with(server, |listed| {
+            for (dependency, kind) in listed.iter() {
+                if !dependencies
+                    .iter()
+                    .any(|(d, k, _)| d == dependency && k == kind)
+                {
+                    self.server_dependency_status
+                        .remove(&server_dep_labels(server, dependency, kind));
+                }
+            }
+            listed.clear();
+            for (dependency, kind, status) in dependencies {
+                self.server_dependency_status
+                    .get_or_create(&server_dep_labels(server, dependency, kind))
+                    .set(status.code());
+                listed.push((dependency.to_string(), kind.to_string()));
+            }
+        });
+    }
+}
+
+fn server_dep_labels(server: &str, dependency: &str, kind: &str) -> ServerDepLabels {
+    ServerDepLabels {
+        server: server.to_string(),
+        dependency: dependency.to_string(),
+        kind: kind.to_string(),
+    }
+}
+
+fn dep_labels(dependency: &str, kind: &str) -> DepLabels {
+    DepLabels {
+        dependency: dependency.to_string(),
+        kind: kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::deps::DependencyFailure;
+
+    #[test]
+    fn checks_and_servers_are_recorded_and_removed() {
+        let mut registry = MetricsRegistry::default();
+        let m = DepMetrics::register(&mut registry);
+        m.add_dependency("pg", "postgres");
+        let mut c = DependencyCheck::healthy(SystemTime::now());
+        c.fail(DependencyFailure::Refused, "connection refused");
+        c.rate_limit.retry_after = Some(Duration::from_secs(3));
+        m.record_check("pg", "postgres", &c);
+        m.record_server("s", &[("pg", "postgres", HealthStatus::Unhealthy)]);
+        let text = registry.encode();
+        for needle in [
+            "mcp_dependency_up{dependency=\"pg\",kind=\"postgres\"} 0",
+            "mcp_dependency_status{dependency=\"pg\",kind=\"postgres\"} 0",
+            "mcp_server_dependency_status{server=\"s\",dependency=\"pg\",kind=\"postgres\"} 0",
+            "mcp_dependency_retry_after_seconds{dependency=\"pg\"} 3",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        m.record_server("s", &[]);
+        let text = registry.encode();
+        assert!(!text.contains("mcp_server_dependency_status{"), "{text}");
+        m.record_server("s", &[("pg", "postgres", HealthStatus::Healthy)]);
+        registry.remove_server("s");
+        m.remove_dependency("pg", "postgres");
+        let text = registry.encode();
+        assert!(!text.contains("pg"), "{text}");
+    }
+}

@@ -1,0 +1,210 @@
+//! The registry every component registers its families in (`fn register(registry: &mut
+//! MetricsRegistry) -> Self`), and that `/metrics` encodes. Families with a `server` label
+//! (`server_family.rs`) are created through it so that the per-server tracker (`per_server.rs`)
+//! knows them.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::registry::{Metric, Registry};
+
+use super::labels::ServerLabelSet;
+use super::per_server::{ServerScoped, ServerSeriesTracker, ServerState};
+use super::server_family::ServerFamily;
+
+/// prometheus-client's registry plus the per-server tracker.
+#[derive(Default)]
+pub struct MetricsRegistry {
+    registry: Registry,
+    servers: ServerSeriesTracker,
+    /// Names of the families registered with a `server` label, so a test can check that it
+    /// recorded a series in each.
+    #[cfg(test)]
+    server_family_names: Vec<String>,
+}
+
+impl MetricsRegistry {
+    /// Registers a metric or a family without a `server` label and returns the handle to
+    /// record in.
+    pub fn register<M: Metric + Clone>(
+        &mut self,
+        name: &str,
+        help: impl Into<String>,
+        metric: M,
+    ) -> M {
+        self.registry.register(name, help, metric.clone());
+        metric
+    }
+
+    /// Registers a family with a `server` label whose metrics start at their default.
+    pub fn server_family<S, M>(&mut self, name: &str, help: impl Into<String>) -> ServerFamily<S, M>
+    where
+        S: ServerLabelSet,
+        M: Default + Clone + Send + Sync + 'static,
+        ServerFamily<S, M>: Metric,
+    {
+        self.server_family_with_constructor(name, help, M::default as fn() -> M)
+    }
+
+    /// Registers a family with a `server` label whose metrics `constructor` builds (histograms
+    /// with their buckets).
+    pub fn server_family_with_constructor<S, M, C>(
+        &mut self,
+        name: &str,
+        help: impl Into<String>,
+        constructor: C,
+    ) -> ServerFamily<S, M, C>
+    where
+        S: ServerLabelSet,
+        M: Clone + Send + Sync + 'static,
+        C: Fn() -> M + Send + Sync + 'static,
+        ServerFamily<S, M, C>: Metric,
+    {
+        let family = ServerFamily::new(constructor);
+        self.registry.register(name, help, family.clone());
+        #[cfg(test)]
+        self.server_family_names.push(name.to_string());
+        self.servers.track(Arc::new(family.clone()));
+        family
+    }
+
+    /// Per-server bookkeeping of a component, forgotten with the server.
+    pub fn server_state<T: Default + Send + 'static>(&mut self) -> ServerState<T> {
+        let (state, member) = ServerState::new();
+        self.servers.track(member);
+        state
+    }
+
+    /// Registers a collector that encodes per-server values read at scrape time; it forgets a
+    /// removed server like the families do.
+    pub fn server_collector<T: Collector + ServerScoped>(&mut self, collector: &Arc<T>) {
+        self.registry
+            .register_collector(Box::new(Arc::clone(collector)));
+        self.servers
+            .track(Arc::clone(collector) as Arc<dyn ServerScoped>);
+    }
+
+    /// Removes every series of `server` from every family, collector and state.
+    pub fn remove_server(&self, server: &str) {
+        self.servers.remove_server(server);
+    }
+
+    /// Appends the Prometheus text format 0.0.4 to `out`.
+    pub fn encode_prometheus(&self, out: &mut String) {
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(out, &self.registry);
+    }
+
+    /// Appends the OpenMetrics 1.0 text format to `out`.
+    pub fn encode_openmetrics(&self, out: &mut String) {
+        let _ = prometheus_client::encoding::text::encode(out, &self.registry);
+    }
+
+    /// Names of the families registered with a `server` label (collectors not included).
+    #[cfg(test)]
+    pub(crate) fn server_family_names(&self) -> &[String] {
+        &self.server_family_names
+    }
+
+    /// The Prometheus text format, for tests of one component.
+    #[cfg(test)]
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        self.encode_prometheus(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use prometheus_client::encoding::EncodeLabelSet;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::gauge::Gauge;
+
+    use super::*;
+    use crate::metrics::labels::ServerLabels;
+
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct ColourLabels {
+        server: String,
+        colour: String,
+    }
+
+    impl ServerLabelSet for ColourLabels {
+        fn server(&self) -> &str {
+            &self.server
+        }
+    }
+
+    fn series_of(text: &str, server: &str) -> BTreeSet<String> {
+        let needle = format!("server=\"{server}\"");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&needle))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn a_new_family_created_through_the_tracker_loses_a_removed_servers_series() {
+        let mut registry = MetricsRegistry::default();
+        let colours: ServerFamily<ColourLabels, Counter> =
+            registry.server_family("test_colours", "Colours seen");
+        let size: ServerFamily<ServerLabels, Gauge> = registry.server_family("test_size", "Size");
+        let seen: ServerState<u32> = registry.server_state();
+        for server in ["a", "b"] {
+            for colour in ["red", "green", "blue"] {
+                colours
+                    .get_or_create(&ColourLabels {
+                        server: server.into(),
+                        colour: colour.into(),
+                    })
+                    .inc();
+            }
+            size.get_or_create(&ServerLabels::new(server)).set(3);
+            seen.with(server, |n| *n += 1);
+        }
+        let before = registry.encode();
+        assert_eq!(series_of(&before, "a").len(), 4, "{before}");
+        let kept = series_of(&before, "b");
+        assert_eq!(kept.len(), 4, "{before}");
+
+        registry.remove_server("a");
+        let after = registry.encode();
+        assert!(series_of(&after, "a").is_empty(), "{after}");
+        assert_eq!(series_of(&after, "b"), kept, "{after}");
+        assert_eq!(
+            seen.with("a", |n| *n),
+            0,
+            "state of a removed server is forgotten"
+        );
+        assert_eq!(seen.with("b", |n| *n), 1);
+    }
+
+    #[test]
+    fn retained_and_removed_series_are_gone_and_a_recreated_one_goes_with_its_server() {
+        let mut registry = MetricsRegistry::default();
+        let colours: ServerFamily<ColourLabels, Gauge> =
+            registry.server_family("test_colours", "Colours seen");
+        let labels = |colour: &str| ColourLabels {
+            server: "a".into(),
+            colour: colour.into(),
+        };
+        for colour in ["red", "green", "blue"] {
+            colours.get_or_create(&labels(colour)).set(1);
+        }
+        colours.retain_server("a", |l| l.colour != "red");
+        colours.remove(&labels("green"));
+        let text = registry.encode();
+        assert_eq!(
+            series_of(&text, "a"),
+            BTreeSet::from(["test_colours{server=\"a\",colour=\"blue\"} 1".to_string()]),
+            "{text}"
+        );
+        // A series created again after its removal is removed with the server.
+        colours.get_or_create(&labels("red")).set(2);
+        registry.remove_server("a");
+        assert!(series_of(&registry.encode(), "a").is_empty());
+    }
+}

@@ -1,0 +1,384 @@
+//! The families a probe fills: up, success, duration and time of the last probe, counts of
+//! probes, failures and sessions, the session cache hit rate, the JSON-RPC requests and tool
+//! calls it made, the tool catalog and the identity the server reported.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::metrics::labels::{ServerLabels, impl_server_label_set, sanitize_label_value};
+use crate::metrics::per_server::ServerState;
+use crate::metrics::registry::MetricsRegistry;
+use crate::metrics::server_family::ServerFamily;
+use crate::probe::ProbeOutcome;
+
+/// Most distinct `tool` label values one server can create; the rest are folded into `other`.
+pub const MAX_TOOL_LABELS_PER_SERVER: usize = 100;
+/// Probes `mcp_cache_hit_rate` looks back over.
+pub const SESSION_REUSE_WINDOW: usize = 20;
+
+/// Buckets of the request and tool histograms (seconds); 5 s is a boundary because the
+/// playbook's MCPSlowResponseTime alert fires on a p95 above 5 s.
+const DURATION_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Appended to the HELP of the families a scrape-time reader could misread (prometheus-client
+/// ends every HELP text with a period of its own, so none of ours ends with one).
+const SCHEDULE_NOTE: &str = "Probes run on the exporter's own schedule (per-server interval), not at scrape time: stdio MCP servers are long-lived sessions, so this departs on purpose from Prometheus' 'writing exporters' guide; see mcp_probe_last_run_timestamp_seconds";
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+type DurationFamily<S> = ServerFamily<S, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    server: String,
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    server: String,
+    method: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolLabels {
+    server: String,
+    tool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    server: String,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InfoLabels {
+    server: String,
+    server_name: String,
+    server_version: String,
+    protocol_version: String,
+    era: String,
+    transport: String,
+}
+
+impl_server_label_set!(
+    MethodLabels,
+    RequestLabels,
+    ToolLabels,
+    FailureLabels,
+    InfoLabels
+);
+
+/// What the probe families remember of a server between probes.
+#[derive(Default)]
+struct ProbeHistory {
+    /// The last probes, newest last: did each reuse the cached session?
+    session_reuse: VecDeque<bool>,
+    /// `tool` label values created (capped at `MAX_TOOL_LABELS_PER_SERVER` plus `other`).
+    tools: BTreeSet<String>,
+}
+
+/// Handles to the probe families.
+pub struct ProbeMetrics {
+    server_up: ServerFamily<ServerLabels, Gauge>,
+    server_info: ServerFamily<InfoLabels, Gauge>,
+    request_duration: DurationFamily<MethodLabels>,
+    tool_duration: DurationFamily<ToolLabels>,
+    requests: ServerFamily<RequestLabels, Counter>,
+    probe_success: ServerFamily<ServerLabels, Gauge>,
+    probe_duration: ServerFamily<ServerLabels, FloatGauge>,
+    probe_last_run: ServerFamily<ServerLabels, FloatGauge>,
+    probes: ServerFamily<ServerLabels, Counter>,
+    probe_failures: ServerFamily<FailureLabels, Counter>,
+    tools: ServerFamily<ServerLabels, Gauge>,
+    catalog_changes: ServerFamily<ServerLabels, Counter>,
+    session_starts: ServerFamily<ServerLabels, Counter>,
+    cache_hit_rate: ServerFamily<ServerLabels, FloatGauge>,
+    history: ServerState<ProbeHistory>,
+}
+
+impl ProbeMetrics {
+    /// Registers the probe families in `registry`.
+    pub fn register(registry: &mut MetricsRegistry) -> Self {
+        ProbeMetrics {
+            server_up: registry.server_family(
+                "mcp_server_up",
+                format!("1 when the last probe completed the MCP handshake (or ping) in time, else 0. {SCHEDULE_NOTE}"),
+            ),
+            server_info: registry.server_family(
+                "mcp_server_info",
+                "Identity the server reported in its handshake (serverInfo name and version, negotiated protocol version and era) and the transport; value is always 1",
+            ),
+            request_duration: registry.server_family_with_constructor(
+                "mcp_request_duration_seconds",
+                "JSON-RPC round trip per MCP method (initialize, server/discover, ping, tools/list, tools/call)",
+                duration_histogram as fn() -> Histogram,
+            ),
+            tool_duration: registry.server_family_with_constructor(
+                "mcp_tool_execution_duration_seconds",
+                "Duration of tools/call per tool (tool names are sanitized and capped per server; excess is 'other')",
+                duration_histogram as fn() -> Histogram,
+            ),
+            requests: registry.server_family(
+                "mcp_requests",
+                "JSON-RPC requests sent to the server by the prober, by method and outcome (ok: a result came back; unsupported: the era probe's server/discover refused by a legacy server; error: anything else)",
+            ),
+            probe_success: registry.server_family(
+                "mcp_probe_success",
+                "1 when every stage of the last probe passed (blackbox_exporter's probe_success), else 0",
+            ),
+            probe_duration: registry.server_family(
+                "mcp_probe_duration_seconds",
+                "Duration of the last probe, all stages",
+            ),
+            probe_last_run: registry.server_family(
+                "mcp_probe_last_run_timestamp_seconds",
+                format!("Unix time the last probe of the server started. {SCHEDULE_NOTE}"),
+            ),
+            probes: registry.server_family("mcp_probes", "Probes run"),
+            probe_failures: registry.server_family(
+                "mcp_probe_failures",
+                "Failed probes by class: down, auth_required, misconfigured, protocol_error, check_failed",
+            ),
+            tools: registry.server_family(
+                "mcp_server_tools",
+                "Number of tools the server listed in the last tools/list",
+            ),
+            catalog_changes: registry.server_family(
+                "mcp_tool_catalog_changes",
+                "Times the content hash of the tool catalog changed between probes (schema drift)",
+            ),
+            session_starts: registry.server_family(
+                "mcp_sessions_started",
+                "Sessions established by the prober (stdio child spawned or HTTP session initialized)",
+            ),
+            cache_hit_rate: registry.server_family(
+                "mcp_cache_hit_rate",
+                format!("Session cache: share of the last {SESSION_REUSE_WINDOW} probes served by the prober's cached session (kept stdio child, HTTP session, remembered modern-era discovery) rather than a new handshake; low means the server loses sessions (restarts, expiry, a load balancer without affinity). PromQL equivalent: 1 - rate(mcp_sessions_started_total[5m]) / rate(mcp_probes_total[5m])"),
+            ),
+            history: registry.server_state(),
+        }
+    }
+
+    /// Records one probe of `server` over `transport`; `catalog_changed` when its tool catalog
+    /// differs from the previous probe's.
+    pub fn record(
+        &self,
+        server: &str,
+        transport: &str,
+        outcome: &ProbeOutcome,
+        catalog_changed: bool,
+    ) {
+        let labels = ServerLabels::new(server);
+        self.server_up
+            .get_or_create(&labels)
+            .set(i64::from(outcome.up));
+        self.probe_success
+            .get_or_create(&labels)
+            .set(i64::from(outcome.success));
+        self.probe_duration
+            .get_or_create(&labels)
+            .set(outcome.duration.as_secs_f64());
+        self.probe_last_run
+            .get_or_create(&labels)
+            .set(crate::wall_clock::unix_seconds(outcome.started_at));
+        self.probes.get_or_create(&labels).inc();
+        if outcome.new_session {
+            self.session_starts.get_or_create(&labels).inc();
+        }
+        if let Some(catalog) = &outcome.catalog {
+            self.tools.get_or_create(&labels).set(catalog.count as i64);
+        }
+        if catalog_changed {
+            self.catalog_changes.get_or_create(&labels).inc();
+        }
+        if let Some(failure) = &outcome.failure {
+            self.probe_failures
+                .get_or_create(&FailureLabels {
+                    server: server.to_string(),
+                    class: failure.class.as_str(),
+                })
+                .inc();
+        }
+        self.history.with(server, |history| {
+            let hit_rate = history.session_reused(outcome.up && !outcome.new_session);
+            self.cache_hit_rate.get_or_create(&labels).set(hit_rate);
+            self.record_requests(server, outcome, &mut history.tools);
+        });
+        if let Some(identity) = &outcome.identity {
+            let info = InfoLabels {
+                server: server.to_string(),
+                server_name: sanitize_label_value(&identity.name),
+                server_version: sanitize_label_value(&identity.version),
+                protocol_version: sanitize_label_value(&identity.protocol_version),
+                era: identity.era.to_string(),
+                transport: transport.to_string(),
+            };
+            if !self.server_info.contains(&info) {
+                self.server_info.retain_server(server, |old| *old == info);
+                self.server_info.get_or_create(&info).set(1);
+            }
+        }
+    }
+
+    fn record_requests(&self, server: &str, outcome: &ProbeOutcome, tools: &mut BTreeSet<String>) {
+        for record in &outcome.requests {
+            let method = sanitize_label_value(&record.method);
+            let took = record.duration.as_secs_f64();
+            self.requests
+                .get_or_create(&RequestLabels {
+                    server: server.to_string(),
+                    method: method.clone(),
+                    outcome: record.outcome.as_str(),
+                })
+                .inc();
+            self.request_duration
+                .get_or_create(&MethodLabels {
+                    server: server.to_string(),
+                    method,
+                })
+                .observe(took);
+            if let Some(tool) = &record.tool {
+                self.tool_duration
+                    .get_or_create(&ToolLabels {
+                        server: server.to_string(),
+                        tool: capped_tool_label(tools, tool),
+                    })
+                    .observe(took);
+            }
+        }
+    }
+}
+
+impl ProbeHistory {
+    /// Remembers whether the latest probe reused the cached session; returns the share of the
+    /// last `SESSION_REUSE_WINDOW` probes that did.
+    fn session_reused(&mut self, reused: bool) -> f64 {
+        if self.session_reuse.len() >= SESSION_REUSE_WINDOW {
+            self.session_reuse.pop_front();
+        }
+        self.session_reuse.push_back(reused);
+        let hits = self.session_reuse.iter().filter(|hit| **hit).count();
+        hits as f64 / self.session_reuse.len() as f64
+    }
+}
+
+/// Returns the label to use for `tool`: itself while the server has fewer than the cap,
+/// `other` once the cap is reached.
+fn capped_tool_label(seen: &mut BTreeSet<String>, tool: &str) -> String {
+    let tool = sanitize_label_value(tool);
+    if seen.contains(&tool) {
+        return tool;
+    }
+    if seen.len() >= MAX_TOOL_LABELS_PER_SERVER {
+        seen.insert("other".to_string());
+        return "other".to_string();
+    }
+    seen.insert(tool.clone());
+    tool
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::mcp::{Era, RequestOutcome, RequestRecord};
+    use crate::probe::ServerIdentity;
+
+    fn outcome() -> ProbeOutcome {
+        let mut o = ProbeOutcome::started(SystemTime::now());
+        o.up = true;
+        o.success = true;
+        o.requests = vec![RequestRecord {
+            method: "tools/call".into(),
+            tool: Some("echo".into()),
+            duration: Duration::from_millis(3),
+            outcome: RequestOutcome::Ok,
+        }];
+        o.identity = Some(ServerIdentity {
+            name: "mcp-servers/everything".into(),
+            version: "2.0.0".into(),
+            protocol_version: "2025-11-25".into(),
+            era: Era::Legacy,
+        });
+        o
+    }
+
+    #[test]
+    fn cache_hit_rate_is_the_share_of_recent_probes_on_the_cached_session() {
+        let mut registry = MetricsRegistry::default();
+        let m = ProbeMetrics::register(&mut registry);
+        let rate = |registry: &MetricsRegistry| {
+            registry
+                .encode()
+                .lines()
+                .find_map(|l| l.strip_prefix("mcp_cache_hit_rate{server=\"c\"} "))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        let mut o = outcome();
+        o.new_session = true;
+        m.record("c", "stdio", &o, false);
+        assert_eq!(rate(&registry), Some(0.0));
+        o.new_session = false;
+        for _ in 0..3 {
+            m.record("c", "stdio", &o, false);
+        }
+        assert_eq!(rate(&registry), Some(0.75));
+        // A probe that found the server down could not use the cached session.
+        o.up = false;
+        m.record("c", "stdio", &o, false);
+        assert_eq!(rate(&registry), Some(0.6));
+        // The window keeps the last SESSION_REUSE_WINDOW probes.
+        o.up = true;
+        for _ in 0..SESSION_REUSE_WINDOW {
+            m.record("c", "stdio", &o, false);
+        }
+        assert_eq!(rate(&registry), Some(1.0));
+        // A server removed and added again starts a new window.
+        registry.remove_server("c");
+        o.new_session = true;
+        m.record("c", "stdio", &o, false);
+        assert_eq!(rate(&registry), Some(0.0));
+    }
+
+    #[test]
+    fn info_changes_replace_the_old_series() {
+        let mut registry = MetricsRegistry::default();
+        let m = ProbeMetrics::register(&mut registry);
+        let mut o = outcome();
+        m.record("e", "stdio", &o, false);
+        if let Some(id) = o.identity.as_mut() {
+            id.version = "2.0.1".into();
+        }
+        m.record("e", "stdio", &o, false);
+        let text = registry.encode();
+        assert!(!text.contains("server_version=\"2.0.0\""), "{text}");
+        assert!(text.contains("server_version=\"2.0.1\""), "{text}");
+    }
+
+    #[test]
+    fn tool_labels_are_capped_per_server() {
+        let mut seen = BTreeSet::new();
+        for i in 0..MAX_TOOL_LABELS_PER_SERVER {
+            assert_eq!(
+                capped_tool_label(&mut seen, &format!("t{i}")),
+                format!("t{i}")
+            );
+        }
+        assert_eq!(capped_tool_label(&mut seen, "one-too-many"), "other");
+        assert_eq!(capped_tool_label(&mut seen, "t3"), "t3");
+        assert_eq!(seen.len(), MAX_TOOL_LABELS_PER_SERVER + 1);
+    }
+}
