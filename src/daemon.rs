@@ -73,7 +73,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         metrics.security.http_unauthorized.clone(),
     )?;
     let board = StatusBoard::default();
-    let history = crate::store::daemon::start(&config.store, &metrics).await;
+    let history = crate::store::daemon::start(&config.store, &metrics.store).await;
     let history_handle = history.as_ref().map(|(handle, _)| handle.clone());
     let security_to_store = history_handle.clone().map(|store| {
         crate::store::daemon::forward_security_events(monitor.sink.subscribe(), store)

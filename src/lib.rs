@@ -13,6 +13,7 @@ pub mod fuzz_checks;
 pub mod health;
 pub mod logging;
 pub mod mcp;
+pub mod metric_registry;
 pub mod metrics;
 pub mod probe;
 pub mod process;

@@ -9,10 +9,10 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::deps::DependencyCheck;
 use crate::health::HealthStatus;
-use crate::metrics::labels::impl_server_label_set;
-use crate::metrics::per_server::ServerState;
-use crate::metrics::registry::MetricsRegistry;
-use crate::metrics::server_family::ServerFamily;
+use crate::metric_registry::MetricsRegistry;
+use crate::metric_registry::labels::impl_server_label_set;
+use crate::metric_registry::per_server::ServerState;
+use crate::metric_registry::server_family::ServerFamily;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 

@@ -14,9 +14,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::WireCounters;
-use crate::metrics::labels::{ServerKindLabels, ServerLabels};
-use crate::metrics::per_server::ServerScoped;
-use crate::metrics::registry::MetricsRegistry;
+use crate::metric_registry::MetricsRegistry;
+use crate::metric_registry::labels::{ServerKindLabels, ServerLabels};
+use crate::metric_registry::per_server::ServerScoped;
 
 /// Window of `mcp_throughput_requests_per_second`.
 pub const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);

@@ -4,10 +4,10 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::labels::{ServerLabels, impl_server_label_set};
-use super::registry::MetricsRegistry;
-use super::server_family::ServerFamily;
 use crate::health::{Health, HealthReason, HealthStatus};
+use crate::metric_registry::MetricsRegistry;
+use crate::metric_registry::labels::{ServerLabels, impl_server_label_set};
+use crate::metric_registry::server_family::ServerFamily;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {

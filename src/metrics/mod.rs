@@ -1,4 +1,4 @@
-//! Every metric family the exporter emits, and the registry `/metrics` encodes.
+//! Every metric family the exporter emits, gathered into the registry `/metrics` encodes.
 //!
 //! Each family is registered by the component that records it, beside that component's code
 //! (`fn register(registry: &mut MetricsRegistry) -> Self`): probe families in
@@ -6,15 +6,12 @@
 //! `src/mcp/wire_metrics.rs`, HTTP phases in `src/mcp/http_phase_metrics.rs`, dependencies in
 //! `src/deps/metrics.rs`, processes in `src/process/metrics.rs`, the history store and log lines
 //! in `src/store/metrics.rs`, security counters in `src/security/metrics.rs`. Families with a
-//! `server` label (`server_family.rs`) are created through the per-server tracker (`per_server.rs`), so removing a
-//! server removes all of its series. Names, types and labels are listed in docs/metrics.md.
+//! `server` label are created through the per-server tracker of `src/metric_registry/`, so
+//! removing a server removes all of its series. Names, types and labels are listed in
+//! docs/metrics.md.
 
 pub mod build_info;
 pub mod health;
-pub mod labels;
-pub mod per_server;
-pub mod registry;
-pub mod server_family;
 mod sink;
 
 use std::sync::Arc;
@@ -25,17 +22,15 @@ use crate::health::Health;
 use crate::mcp::WireCounters;
 use crate::mcp::http_phase_metrics::HttpPhaseMetrics;
 use crate::mcp::wire_metrics::WireMetrics;
+use crate::metric_registry::MetricsRegistry;
 use crate::probe::ProbeOutcome;
 use crate::probe::metrics::ProbeMetrics;
 use crate::process::metrics::ProcessMetrics;
 use crate::security::metrics::SecurityMetrics;
 use crate::store::metrics::StoreMetrics;
 
-pub use labels::sanitize_label_value;
-
 use self::build_info::BuildInfo;
 use self::health::HealthMetrics;
-use self::registry::MetricsRegistry;
 
 /// The registry and a handle to every component's families; cheap to share behind an `Arc`.
 pub struct Metrics {

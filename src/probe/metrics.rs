@@ -10,10 +10,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::metrics::labels::{ServerLabels, impl_server_label_set, sanitize_label_value};
-use crate::metrics::per_server::ServerState;
-use crate::metrics::registry::MetricsRegistry;
-use crate::metrics::server_family::ServerFamily;
+use crate::metric_registry::MetricsRegistry;
+use crate::metric_registry::labels::{ServerLabels, impl_server_label_set, sanitize_label_value};
+use crate::metric_registry::per_server::ServerState;
+use crate::metric_registry::server_family::ServerFamily;
 use crate::probe::ProbeOutcome;
 
 /// Most distinct `tool` label values one server can create; the rest are folded into `other`.

@@ -8,9 +8,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::metrics::labels::{ServerLabels, impl_server_label_set};
-use crate::metrics::registry::MetricsRegistry;
-use crate::metrics::server_family::ServerFamily;
+use crate::metric_registry::MetricsRegistry;
+use crate::metric_registry::labels::{ServerLabels, impl_server_label_set};
+use crate::metric_registry::server_family::ServerFamily;
 use crate::process::ProcessStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

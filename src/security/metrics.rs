@@ -4,9 +4,9 @@
 use prometheus_client::metrics::counter::Counter;
 
 use super::EventKind;
-use crate::metrics::labels::ServerKindLabels;
-use crate::metrics::registry::MetricsRegistry;
-use crate::metrics::server_family::ServerFamily;
+use crate::metric_registry::MetricsRegistry;
+use crate::metric_registry::labels::ServerKindLabels;
+use crate::metric_registry::server_family::ServerFamily;
 
 /// Handles of the security families (cheap to clone: clones share the series).
 #[derive(Clone, Debug)]

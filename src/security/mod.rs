@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn counter_deltas_and_patterns_become_events() {
-        let mut registry = crate::metrics::registry::MetricsRegistry::default();
+        let mut registry = crate::metric_registry::MetricsRegistry::default();
         let monitor = Monitor::new(SecurityMetrics::register(&mut registry));
         let counters = Arc::new(WireCounters::default());
         monitor.add_server("s", Arc::clone(&counters));

@@ -139,7 +139,7 @@ mod tests {
     use prometheus_client::registry::Registry;
 
     use super::*;
-    use crate::metrics::labels::impl_server_label_set;
+    use crate::metric_registry::labels::impl_server_label_set;
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
     struct ColourLabels {

@@ -3,7 +3,7 @@
 //! member, so removing a server from the tracker removes all of its series (there is no list
 //! of families to keep in step).
 //!
-//! Members are created through [`MetricsRegistry`](super::registry::MetricsRegistry).
+//! Members are created through [`MetricsRegistry`](super::MetricsRegistry).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -22,7 +22,7 @@ pub trait ServerLabelSet:
 /// Implements [`ServerLabelSet`] for label sets whose `server` field holds the server.
 macro_rules! impl_server_label_set {
     ($($labels:ty),+ $(,)?) => {$(
-        impl $crate::metrics::labels::ServerLabelSet for $labels {
+        impl $crate::metric_registry::labels::ServerLabelSet for $labels {
             fn server(&self) -> &str {
                 &self.server
             }

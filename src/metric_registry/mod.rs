@@ -1,16 +1,22 @@
 //! The registry every component registers its families in (`fn register(registry: &mut
-//! MetricsRegistry) -> Self`), and that `/metrics` encodes. Families with a `server` label
-//! (`server_family.rs`) are created through it so that the per-server tracker (`per_server.rs`)
-//! knows them.
+//! MetricsRegistry) -> Self`) and that `/metrics` encodes, with what families built on it share:
+//! label sets (`labels.rs`), the family whose series all carry a `server` label
+//! (`server_family.rs`) and the per-server tracker that removes a server from every family
+//! (`per_server.rs`). It depends on no other module of the crate, so every component can
+//! register its own families; `src/metrics/` gathers them.
+
+pub mod labels;
+pub mod per_server;
+pub mod server_family;
 
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::registry::{Metric, Registry};
 
-use super::labels::ServerLabelSet;
-use super::per_server::{ServerScoped, ServerSeriesTracker, ServerState};
-use super::server_family::ServerFamily;
+use self::labels::ServerLabelSet;
+use self::per_server::{ServerScoped, ServerSeriesTracker, ServerState};
+use self::server_family::ServerFamily;
 
 /// prometheus-client's registry plus the per-server tracker.
 #[derive(Default)]
@@ -124,7 +130,7 @@ mod tests {
     use prometheus_client::metrics::gauge::Gauge;
 
     use super::*;
-    use crate::metrics::labels::ServerLabels;
+    use crate::metric_registry::labels::ServerLabels;
 
     #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
     struct ColourLabels {
