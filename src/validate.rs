@@ -36,7 +36,7 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
             target
         );
     }
-    // Dependencies (issue 4).
+    // Dependencies (README.md#dependencies-and-the-health-model).
     for d in &config.dependencies {
         let _ = writeln!(out, "  dependency {}", d.describe());
     }
@@ -66,11 +66,11 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
     for warning in config.literal_secret_warnings() {
         let _ = writeln!(out, "warning: {}: {warning}", path.display());
     }
-    // Issue 7: a secret written literally into args never reaches the terminal.
+    // A secret written literally into args never reaches the terminal (README.md#security).
     Ok(crate::security::redact::redact(&out))
 }
 
-/// Issue 7: checks a `--web.config.file` (certificates and keys are loaded, hashes parsed).
+/// Checks a `--web.config.file` (certificates and keys are loaded, hashes parsed).
 pub fn report_web(path: &Path) -> Result<String, crate::web::config::WebConfigError> {
     let web = crate::web::config::WebConfig::load(path)?;
     let mut out = format!(
