@@ -1,7 +1,7 @@
 //! What every component's configuration is built from; imports nothing else of the crate.
 //!
 //! - [`duration`]: human durations (`"15s"`) and their serde helper;
-//! - [`reference`]: `${VAR}` and `${file:PATH}` references inside values;
+//! - [`reference`](mod@reference): `${VAR}` and `${file:PATH}` references inside values;
 //! - [`secret`]: secrets read at run time from an environment variable or a file (`*_env` /
 //!   `*_file`), with one rule for secret files;
 //! - [`position`]: byte offsets to lines, and the key a line assigns;
