@@ -3,8 +3,8 @@
 //! JSON-RPC errors from failed tool calls, follows cancellations and sessions, and keeps
 //! counters until the reporter takes them as a delta. Pure: the caller passes the time.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::mcp::Era;
 use crate::metrics::sanitize_label_value;
@@ -17,6 +17,12 @@ use super::totals::{
 /// Most requests awaiting an answer that are remembered (both directions together); when
 /// full, the oldest is dropped and counted as evicted.
 pub const MAX_PENDING_REQUESTS: usize = 4096;
+
+/// Most answers kept while their request has not been read yet (see [`Ledger`]); past it,
+/// the oldest is counted as unmatched.
+pub const MAX_EARLY_ANSWERS: usize = 64;
+/// How long an answer may wait for its request to be read before it counts as unmatched.
+pub const EARLY_ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// The method that opens a legacy-era session.
 const INITIALIZE: &str = "initialize";
@@ -96,6 +102,44 @@ impl PendingTable {
     }
 }
 
+/// How a response ended its request, owned (it may wait for the request).
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Result {
+        is_error: bool,
+        protocol_version: Option<String>,
+    },
+    Error {
+        code: Option<i64>,
+    },
+}
+
+impl From<Outcome<'_>> for Answer {
+    fn from(outcome: Outcome<'_>) -> Self {
+        match outcome {
+            Outcome::Result {
+                is_error,
+                protocol_version,
+            } => Answer::Result {
+                is_error,
+                protocol_version: protocol_version.map(|v| v.into_owned()),
+            },
+            Outcome::Error { code } => Answer::Error { code },
+        }
+    }
+}
+
+/// A response read before its request: the two directions are read by two threads, each
+/// after forwarding, so a fast answer can be read first. It waits here for its request.
+#[derive(Debug)]
+struct EarlyAnswer {
+    asker: Peer,
+    id: RequestId,
+    answer: Answer,
+    size: u64,
+    at: Instant,
+}
+
 #[derive(Debug, Default)]
 struct Displaced {
     reused: Option<RequestKey>,
@@ -103,10 +147,16 @@ struct Displaced {
 }
 
 /// Counters and in-flight requests of one wrapped server.
+///
+/// Frames are stamped with the time their last chunk was read, before it was forwarded; so a
+/// request's stamp always precedes its answer's, even when the answer (read by the other
+/// direction's thread) is recorded first. Such an early answer waits, bounded in number and
+/// time, for its request.
 #[derive(Debug)]
 pub struct Ledger {
     totals: TrafficTotals,
     pending: PendingTable,
+    early: VecDeque<EarlyAnswer>,
     labels: LabelCaps,
     session_started: Option<Instant>,
     era: Option<Era>,
@@ -125,6 +175,7 @@ impl Ledger {
         Ledger {
             totals: TrafficTotals::default(),
             pending: PendingTable::new(max_pending),
+            early: VecDeque::new(),
             labels: LabelCaps::default(),
             session_started: None,
             era: None,
@@ -144,8 +195,8 @@ impl Ledger {
         stream.oversized += 1;
     }
 
-    /// A frame of `size` bytes from `sender` was read (see [`super::parse::parse_frame`]),
-    /// complete at `at`.
+    /// A frame of `size` bytes from `sender` was read (see [`super::parse::parse_frame`]);
+    /// `at` is when its last chunk was read, before it was forwarded.
     pub fn record_frame(
         &mut self,
         sender: Peer,
@@ -196,6 +247,15 @@ impl Ledger {
                 let stats = self.totals.requests.entry(key.clone()).or_default();
                 stats.started += 1;
                 stats.request_bytes += size;
+                if let Some(early) = self.take_early(sender, &id) {
+                    let pending = Pending {
+                        key,
+                        started: at,
+                        seq: 0,
+                    };
+                    self.complete(pending, early.answer, early.size, early.at);
+                    return;
+                }
                 let displaced = self.pending.insert(sender, id, key, at);
                 if let Some(key) = displaced.reused {
                     self.stats(key).unanswered += 1;
@@ -218,41 +278,82 @@ impl Ledger {
                 *self.totals.notifications.entry(key).or_default() += 1;
             }
             Message::Response { id, outcome } => {
-                let Some(pending) = id.and_then(|id| self.pending.remove(sender.other(), &id))
-                else {
+                self.expire_early(at);
+                let Some(id) = id else {
                     self.totals.stream_mut(sender).unmatched_responses += 1;
                     return;
                 };
-                if pending.key.method == INITIALIZE
-                    && let Outcome::Result {
-                        protocol_version: Some(version),
-                        ..
-                    } = &outcome
-                {
-                    self.protocol_version = Some(sanitize_label_value(version));
-                }
-                let is_tool_call = pending.key.method == TOOLS_CALL;
-                let elapsed = at.saturating_duration_since(pending.started).as_secs_f64();
-                let code_label = match &outcome {
-                    Outcome::Error { code } => Some(
-                        code.map(|c| self.labels.error_code(&c.to_string()))
-                            .unwrap_or_else(|| super::totals::OTHER.to_string()),
-                    ),
-                    Outcome::Result { .. } => None,
-                };
-                let stats = self.stats(pending.key);
-                stats.duration.observe(elapsed);
-                stats.response_bytes += size;
-                match (outcome, code_label) {
-                    (Outcome::Error { .. }, Some(code)) => {
-                        *stats.errors.entry(code).or_default() += 1
+                let asker = sender.other();
+                match self.pending.remove(asker, &id) {
+                    Some(pending) => self.complete(pending, outcome.into(), size, at),
+                    None => {
+                        if self.early.len() >= MAX_EARLY_ANSWERS
+                            && let Some(oldest) = self.early.pop_front()
+                        {
+                            self.totals
+                                .stream_mut(oldest.asker.other())
+                                .unmatched_responses += 1;
+                        }
+                        self.early.push_back(EarlyAnswer {
+                            asker,
+                            id,
+                            answer: outcome.into(),
+                            size,
+                            at,
+                        });
                     }
-                    (Outcome::Result { is_error: true, .. }, _) if is_tool_call => {
-                        stats.tool_errors += 1
-                    }
-                    _ => stats.ok += 1,
                 }
             }
+        }
+    }
+
+    /// Counts the answer to `pending`, read at `at`.
+    fn complete(&mut self, pending: Pending, answer: Answer, size: u64, at: Instant) {
+        if pending.key.method == INITIALIZE
+            && let Answer::Result {
+                protocol_version: Some(version),
+                ..
+            } = &answer
+        {
+            self.protocol_version = Some(sanitize_label_value(version));
+        }
+        let is_tool_call = pending.key.method == TOOLS_CALL;
+        let elapsed = at.saturating_duration_since(pending.started).as_secs_f64();
+        let code_label = match &answer {
+            Answer::Error { code } => Some(
+                code.map(|c| self.labels.error_code(&c.to_string()))
+                    .unwrap_or_else(|| super::totals::OTHER.to_string()),
+            ),
+            Answer::Result { .. } => None,
+        };
+        let stats = self.stats(pending.key);
+        stats.duration.observe(elapsed);
+        stats.response_bytes += size;
+        match (answer, code_label) {
+            (Answer::Error { .. }, Some(code)) => *stats.errors.entry(code).or_default() += 1,
+            (Answer::Result { is_error: true, .. }, _) if is_tool_call => stats.tool_errors += 1,
+            _ => stats.ok += 1,
+        }
+    }
+
+    /// The early answer to `asker`'s request `id`, if one is waiting.
+    fn take_early(&mut self, asker: Peer, id: &RequestId) -> Option<EarlyAnswer> {
+        let index = self
+            .early
+            .iter()
+            .position(|e| e.asker == asker && &e.id == id)?;
+        self.early.remove(index)
+    }
+
+    /// Early answers whose request never came within the grace are unmatched.
+    fn expire_early(&mut self, now: Instant) {
+        while let Some(oldest) = self.early.front() {
+            if now.saturating_duration_since(oldest.at) < EARLY_ANSWER_GRACE {
+                break;
+            }
+            let answerer = oldest.asker.other();
+            self.early.pop_front();
+            self.totals.stream_mut(answerer).unmatched_responses += 1;
         }
     }
 
@@ -298,6 +399,11 @@ impl Ledger {
     /// The server exited: the session ends and every pending request stays unanswered.
     pub fn server_exited(&mut self, at: Instant) {
         self.end_session(at);
+        for early in std::mem::take(&mut self.early) {
+            self.totals
+                .stream_mut(early.asker.other())
+                .unmatched_responses += 1;
+        }
         let orphans: Vec<RequestKey> = self.pending.drain().map(|p| p.key).collect();
         for key in orphans {
             self.stats(key).unanswered += 1;
@@ -492,10 +598,57 @@ mod tests {
         );
         assert_eq!(f.ledger.pending_len(), 0);
         f.send(Peer::Server, 9, r#"{"jsonrpc":"2.0","id":"a","result":{}}"#);
+        // The late answer waits out the grace for a request that never comes.
+        f.send(
+            Peer::Server,
+            2000,
+            r#"{"jsonrpc":"2.0","id":"b","result":{}}"#,
+        );
         let t = f.ledger.take_delta();
         let slow = &t.requests[&key(Peer::Client, "tools/call", Some("slow"))];
         assert_eq!((slow.cancelled, slow.ok), (1, 0));
         assert_eq!(t.server_to_client.unmatched_responses, 1);
+    }
+
+    #[test]
+    fn an_answer_read_before_its_request_still_matches_with_the_right_duration() {
+        let mut f = Feed::new(100);
+        // The client's thread read the request at 0 ms but recorded it after the server's
+        // thread recorded the answer (read at 3 ms).
+        f.send(
+            Peer::Server,
+            3,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+        );
+        assert_eq!(f.ledger.pending_len(), 0);
+        f.send(
+            Peer::Client,
+            0,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fast"}}"#,
+        );
+        let t = f.ledger.take_delta();
+        let fast = &t.requests[&key(Peer::Client, "tools/call", Some("fast"))];
+        assert_eq!((fast.started, fast.ok), (1, 1));
+        assert!((fast.duration.sum_seconds - 0.003).abs() < 1e-9);
+        assert_eq!(t.server_to_client.unmatched_responses, 0);
+        assert!(f.ledger.state().in_flight.is_empty());
+    }
+
+    #[test]
+    fn early_answers_are_bounded() {
+        let mut f = Feed::new(100);
+        for id in 0..(MAX_EARLY_ANSWERS as u64 + 10) {
+            f.send(
+                Peer::Server,
+                1,
+                &format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#),
+            );
+        }
+        assert_eq!(f.ledger.early.len(), MAX_EARLY_ANSWERS);
+        assert_eq!(
+            f.ledger.take_delta().server_to_client.unmatched_responses,
+            10
+        );
     }
 
     #[test]
@@ -511,14 +664,18 @@ mod tests {
         assert_eq!(f.ledger.pending_len(), 2);
         f.send(Peer::Server, 9, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
         f.send(Peer::Server, 9, r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
-        let t = f.ledger.take_delta();
-        let ping = &t.requests[&key(Peer::Client, "ping", None)];
-        assert_eq!((ping.started, ping.evicted, ping.ok), (3, 1, 1));
-        assert_eq!(t.server_to_client.unmatched_responses, 1);
         assert_eq!(
             f.ledger.state().in_flight[&key(Peer::Client, "ping", None)],
             1
         );
+        f.ledger.server_exited(f.t0 + Duration::from_millis(10));
+        let t = f.ledger.take_delta();
+        let ping = &t.requests[&key(Peer::Client, "ping", None)];
+        assert_eq!(
+            (ping.started, ping.evicted, ping.ok, ping.unanswered),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(t.server_to_client.unmatched_responses, 1);
     }
 
     #[test]

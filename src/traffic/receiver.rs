@@ -646,7 +646,216 @@ impl Budget {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncWriteExt;
+
     use super::*;
+    use crate::traffic::book::TrafficBook;
+    use crate::traffic::wire::{Report, encode};
+
+    struct Running {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+        book: Arc<TrafficBook>,
+        handle: ReceiverHandle,
+        stop: watch::Sender<bool>,
+    }
+
+    fn start(tune: impl FnOnce(&mut ReceiverOptions)) -> Running {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub").join("traffic.sock");
+        let mut options = ReceiverOptions::new(&path);
+        tune(&mut options);
+        let book = Arc::new(TrafficBook::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let handle = Receiver::bind(options)
+            .expect("binds")
+            .spawn(book.clone(), stop_rx);
+        Running {
+            _dir: dir,
+            path,
+            book,
+            handle,
+            stop,
+        }
+    }
+
+    async fn connect(path: &Path) -> UnixStream {
+        UnixStream::connect(path).await.expect("connects")
+    }
+
+    fn hello_line(name: &str) -> Vec<u8> {
+        encode(&WireMessage::Hello(Hello::new(name, "node", &[], "1-1")))
+    }
+
+    /// Waits until the peer has been disconnected (reads EOF or an error).
+    async fn disconnected(stream: &mut UnixStream) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 16];
+        let read = timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("disconnected in time");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+
+    async fn eventually(mut check: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if check() {
+                return;
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        panic!("condition not met in 5 s");
+    }
+
+    #[tokio::test]
+    async fn the_socket_gets_its_mode_and_a_private_directory_and_goes_at_stop() {
+        let r = start(|_| {});
+        let dir_mode = std::fs::metadata(r.path.parent().expect("dir"))
+            .expect("dir")
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        let sock_mode = std::fs::symlink_metadata(&r.path).expect("sock").mode();
+        assert_eq!(sock_mode & 0o777, DEFAULT_SOCKET_MODE);
+        r.stop.send(true).expect("stop");
+        r.handle.join().await;
+        assert!(!r.path.exists(), "the socket file is removed");
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_a_live_or_foreign_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("traffic.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("stale"));
+        let live = Receiver::bind(ReceiverOptions::new(&path)).expect("replaces the stale one");
+        assert!(matches!(
+            Receiver::bind(ReceiverOptions::new(&path)),
+            Err(ReceiverError::InUse(_))
+        ));
+        drop(live);
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "keep me").expect("write");
+        assert!(matches!(
+            Receiver::bind(ReceiverOptions::new(&file)),
+            Err(ReceiverError::NotASocket(_))
+        ));
+        assert_eq!(std::fs::read_to_string(&file).expect("kept"), "keep me");
+    }
+
+    #[tokio::test]
+    async fn hostile_peers_are_disconnected_and_a_good_one_still_reports() {
+        let r = start(|o| o.hello_timeout = Duration::from_millis(200));
+        // Garbage instead of hello.
+        let mut garbage = connect(&r.path).await;
+        garbage.write_all(b"GET / HTTP/1.1\n").await.expect("write");
+        disconnected(&mut garbage).await;
+        // A line longer than the limit, never ending.
+        let mut flood = connect(&r.path).await;
+        flood.write_all(&hello_line("flood")).await.expect("hello");
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..(MAX_LINE_BYTES / chunk.len() + 2) {
+            if flood.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        disconnected(&mut flood).await;
+        // Silence.
+        let mut silent = connect(&r.path).await;
+        disconnected(&mut silent).await;
+        // A future protocol.
+        let mut future = connect(&r.path).await;
+        let line = String::from_utf8(hello_line("future")).expect("utf8");
+        future
+            .write_all(line.replace("\"protocol\":1", "\"protocol\":9").as_bytes())
+            .await
+            .expect("write");
+        disconnected(&mut future).await;
+
+        let mut good = connect(&r.path).await;
+        good.write_all(&hello_line("good")).await.expect("hello");
+        let mut totals = TrafficTotals::default();
+        totals.client_to_server.messages = 2;
+        let report = encode(&WireMessage::Report(Report::new(
+            &totals,
+            &TrafficState::default(),
+        )));
+        good.write_all(&report).await.expect("report");
+        eventually(|| {
+            r.book
+                .server("good")
+                .is_some_and(|s| s.totals.client_to_server.messages == 2)
+        })
+        .await;
+        assert_eq!(r.handle.stats().protocol_errors, 4);
+    }
+
+    #[tokio::test]
+    async fn a_line_cut_short_by_the_end_of_the_stream_is_dropped() {
+        let r = start(|_| {});
+        let mut peer = connect(&r.path).await;
+        peer.write_all(&hello_line("cut")).await.expect("hello");
+        let mut totals = TrafficTotals::default();
+        totals.client_to_server.messages = 5;
+        let report = encode(&WireMessage::Report(Report::new(
+            &totals,
+            &TrafficState::default(),
+        )));
+        peer.write_all(&report).await.expect("report");
+        peer.write_all(&report[..report.len() - 1])
+            .await
+            .expect("cut");
+        drop(peer);
+        eventually(|| r.book.server("cut").is_some_and(|s| s.wrappers == 0)).await;
+        assert_eq!(
+            r.book
+                .server("cut")
+                .expect("cut")
+                .totals
+                .client_to_server
+                .messages,
+            5
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_cap_are_refused() {
+        let r = start(|o| o.max_connections = 1);
+        let mut first = connect(&r.path).await;
+        first.write_all(&hello_line("first")).await.expect("hello");
+        eventually(|| r.book.server("first").is_some_and(|s| s.wrappers == 1)).await;
+        let mut second = connect(&r.path).await;
+        disconnected(&mut second).await;
+        assert_eq!(r.handle.stats().refused, 1);
+    }
+
+    #[tokio::test]
+    async fn a_peer_sending_too_fast_is_disconnected() {
+        let r = start(|o| o.max_messages_per_second = 5);
+        let mut peer = connect(&r.path).await;
+        peer.write_all(&hello_line("fast")).await.expect("hello");
+        let report = encode(&WireMessage::Report(Report::default()));
+        for _ in 0..50 {
+            if peer.write_all(&report).await.is_err() {
+                break;
+            }
+        }
+        disconnected(&mut peer).await;
+        assert_eq!(r.handle.stats().protocol_errors, 1);
+    }
+
+    #[tokio::test]
+    async fn wrappers_are_joined_to_configured_servers() {
+        let r = start(|_| {});
+        r.handle.set_servers(vec![StdioServer {
+            name: "configured".into(),
+            command: "node".into(),
+            args: vec![],
+        }]);
+        let mut peer = connect(&r.path).await;
+        peer.write_all(&hello_line("whatever"))
+            .await
+            .expect("hello");
+        eventually(|| r.book.server("configured").is_some_and(|s| s.wrappers == 1)).await;
+    }
 
     #[test]
     fn the_budget_allows_bursts_then_the_rate() {

@@ -43,9 +43,10 @@ impl Tap {
         }
     }
 
-    /// Accounts for a chunk that was just forwarded.
-    pub fn observe(&mut self, chunk: &[u8]) {
-        let at = Instant::now();
+    /// Accounts for a chunk that was just forwarded; `read_at` is when it was read (before
+    /// it was forwarded), the time its frames are stamped with.
+    pub fn observe(&mut self, chunk: &[u8], read_at: Instant) {
+        let at = read_at;
         let (sender, ledger, wake) = (self.sender, &self.ledger, &self.wake);
         lock(ledger).record_bytes(sender, chunk.len());
         self.splitter
@@ -90,9 +91,10 @@ mod tests {
         let ledger: SharedLedger = Arc::new(Mutex::new(Ledger::default()));
         let mut client = Tap::new(Peer::Client, ledger.clone(), None);
         let mut server = Tap::new(Peer::Server, ledger.clone(), None);
-        client.observe(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"met");
-        client.observe(b"hod\":\"ping\"}\n");
-        server.observe(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n");
+        let now = Instant::now();
+        client.observe(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"met", now);
+        client.observe(b"hod\":\"ping\"}\n", now);
+        server.observe(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n", now);
         let totals = lock(&ledger).take_delta();
         let key = RequestKey {
             origin: Peer::Client,
@@ -109,7 +111,10 @@ mod tests {
         let ledger: SharedLedger = Arc::new(Mutex::new(Ledger::default()));
         let wake = Arc::new(Notify::new());
         let mut client = Tap::new(Peer::Client, ledger.clone(), Some(wake));
-        client.observe(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+        client.observe(
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
+            Instant::now(),
+        );
         assert_eq!(lock(&ledger).take_delta().client_to_server.messages, 0);
         client.finish();
         let totals = lock(&ledger).take_delta();

@@ -258,10 +258,12 @@ fn pump(mut from: File, mut to: File, tap: &mut Tap) -> PumpEnd {
             }
             Err(_) => return PumpEnd::ReadFailed,
         };
+        // Stamped before forwarding: the answer to a request can only be read after this.
+        let read_at = Instant::now();
         if write_all(&mut to, &buf[..n]).is_err() {
             return PumpEnd::WriteFailed;
         }
-        tap.observe(&buf[..n]);
+        tap.observe(&buf[..n], read_at);
     }
 }
 
