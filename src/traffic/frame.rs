@@ -6,8 +6,10 @@
 /// Largest frame kept for accounting (16 MiB, the probes' message limit); longer frames are
 /// forwarded but only counted.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
-/// Buffer capacity kept between frames; a larger one left by a big frame is released.
-const KEEP_CAPACITY: usize = 64 * 1024;
+/// Buffer capacity kept between frames, so that frames up to about a megabyte reuse memory
+/// instead of faulting in fresh pages each time; a larger one left by a bigger frame is
+/// released.
+const KEEP_CAPACITY: usize = 2 * 1024 * 1024;
 
 /// A complete frame, or the size of one that was too long to keep.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,7 +48,7 @@ impl FrameSplitter {
     /// Feeds the next chunk of the stream; `on_frame` is called for every frame it
     /// completes. Blank frames (empty or whitespace) are not reported.
     pub fn push(&mut self, mut chunk: &[u8], mut on_frame: impl FnMut(FrameEvent<'_>)) {
-        while let Some(newline) = chunk.iter().position(|&b| b == b'\n') {
+        while let Some(newline) = find_newline(chunk) {
             let (line, rest) = (&chunk[..newline], &chunk[newline + 1..]);
             chunk = rest;
             if let Some(skipped) = self.skipping.take() {
@@ -97,6 +99,31 @@ impl FrameSplitter {
             self.partial.clear();
         }
     }
+}
+
+/// The first `\n` in `bytes`, eight bytes at a time (a plain byte loop costs a quarter of a
+/// millisecond per megabyte of tool result).
+pub fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in words.by_ref() {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_ne_bytes(eight) ^ NEWLINES;
+        // Non-zero exactly when one of the eight bytes of `x` is zero.
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            return word.iter().position(|&b| b == b'\n').map(|i| offset + i);
+        }
+        offset += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| offset + i)
 }
 
 fn emit(line: &[u8], max_frame: usize, on_frame: &mut impl FnMut(FrameEvent<'_>)) {
@@ -182,6 +209,24 @@ mod tests {
         let mut seen = Vec::new();
         s.finish(|e| seen.push(to_seen(e)));
         assert_eq!(seen, vec![Seen::Oversized(409_600)]);
+    }
+
+    #[test]
+    fn the_newline_is_found_wherever_it_is() {
+        for len in 0..40 {
+            let mut bytes = vec![b'x'; len];
+            assert_eq!(find_newline(&bytes), None);
+            for at in 0..len {
+                bytes.fill(b'x');
+                bytes[at] = b'\n';
+                if at + 1 < len {
+                    bytes[len - 1] = b'\n';
+                }
+                assert_eq!(find_newline(&bytes), Some(at), "len {len} at {at}");
+            }
+        }
+        // Bytes that differ from '\n' only in the high bit or by one are not newlines.
+        assert_eq!(find_newline(&[0x8a, 0x0b, 0x09, 0x8a, 0x0a]), Some(4));
     }
 
     #[test]
