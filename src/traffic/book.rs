@@ -258,7 +258,7 @@ mod tests {
         let s = book.server("s").expect("s");
         assert_eq!(
             s.totals.requests.len(),
-            crate::metrics::MAX_TOOL_LABELS_PER_SERVER + 1
+            crate::probe::metrics::MAX_TOOL_LABELS_PER_SERVER + 1
         );
         let started: u64 = s.totals.requests.values().map(|r| r.started).sum();
         assert_eq!(started, 160, "nothing is lost to the cap, only folded");

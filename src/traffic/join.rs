@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::config::ServerConfig;
 use crate::mcp::TransportSpec;
+use crate::probe::ServerConfig;
 
 /// A configured stdio server, as far as joining cares.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::mcp::Era;
-use crate::metrics::sanitize_label_value;
+use crate::metric_registry::labels::sanitize_label_value;
 
 use super::parse::{Message, Outcome, RequestId};
 use super::totals::{

@@ -33,7 +33,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::metrics::sanitize_label_value;
+use crate::metric_registry::labels::sanitize_label_value;
 
 use super::join::{Join, StdioServer, join};
 use super::totals::{TrafficState, TrafficTotals};

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::mcp::Era;
-use crate::metrics::{MAX_TOOL_LABELS_PER_SERVER, sanitize_label_value};
+use crate::metric_registry::labels::sanitize_label_value;
+use crate::probe::metrics::MAX_TOOL_LABELS_PER_SERVER;
 
 /// Upper bounds (seconds) of the request duration histogram; the last bucket is `+Inf`. The
 /// same boundaries as the probes' request histograms, so real and synthetic latency read alike.

@@ -25,3 +25,4 @@ mod playbook;
 mod process;
 mod security;
 mod store;
+mod traffic_wrap;

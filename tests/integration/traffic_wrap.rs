@@ -3,8 +3,6 @@
 //! through the wrapper, recorded on both sides of it byte for byte, and the daemon-side
 //! receiver (src/traffic/receiver.rs) running in this process, killed and restarted.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,6 +18,11 @@ use mcp_exporter::traffic::{
     Peer, Receiver, ReceiverOptions, ServerTraffic, StdioServer, TrafficBook,
 };
 use serde_json::{Value, json};
+
+use crate::common::paths::{fixture, npm_server_js};
+use crate::common::process_table::child_pids_of;
+use crate::common::processes::{kill_group, kill_pid};
+use crate::common::tools::{Tool, located, require, require_all};
 
 /// Longest wait for anything in these tests.
 const WAIT: Duration = Duration::from_secs(30);
@@ -42,10 +45,15 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
     }
 }
 
-/// The python of mcp-servers/.venv and node, or `None` (skipped) when the tools are missing.
-fn tools() -> Option<(PathBuf, PathBuf)> {
-    let node = common::require_tool("node")?;
-    Some((common::python_bin(), node))
+/// The Python SDK venv's interpreter, or `None` (the test returns) when it or Node.js with the
+/// npm servers is missing (see `common::tools`).
+fn tools() -> Option<PathBuf> {
+    require_all(&[Tool::Node, Tool::Python]).then(|| located(Tool::Python))
+}
+
+/// The Python SDK venv's interpreter (the test asked [`tools`] or `require` first).
+fn python() -> PathBuf {
+    located(Tool::Python)
 }
 
 fn tempdir() -> tempfile::TempDir {
@@ -278,10 +286,10 @@ struct SdkSession {
 impl SdkSession {
     /// Starts the client; `wrap_args` go between `wrap` and `--`.
     fn start(dir: &Path, wrap_args: &[&str], server: &[OsString], recorded: bool) -> SdkSession {
-        let python = common::python_bin();
-        let recorder = common::fixture("stdio_recorder.py");
+        let python = python();
+        let recorder = fixture("stdio_recorder.py");
         let mut cmd = Command::new(&python);
-        cmd.arg(common::fixture("traffic_client.py")).arg("--");
+        cmd.arg(fixture("traffic_client.py")).arg("--");
         if recorded {
             cmd.arg(&python).arg(&recorder).arg(dir.join("a")).arg("--");
         }
@@ -386,10 +394,10 @@ impl SdkSession {
 impl Drop for SdkSession {
     fn drop(&mut self) {
         // The SDK starts the server side in a session of its own: end those groups too.
-        for pid in common::child_pids_of(self.child.id()) {
-            common::kill_group(pid, libc::SIGKILL);
+        for pid in child_pids_of(self.child.id()) {
+            kill_group(pid, libc::SIGKILL);
         }
-        common::kill_group(self.child.id(), libc::SIGKILL);
+        kill_group(self.child.id(), libc::SIGKILL);
         let _ = self.child.wait();
     }
 }
@@ -405,11 +413,9 @@ fn check_session(
     let sock = dir.path().join("traffic.sock");
     // Join the wrapper to a "configured" server by the command line it runs (recorder b and
     // the server), so its traffic lands under that server's name, not its --name.
-    let python = common::python_bin();
+    let python = python();
     let mut joined_args = vec![
-        common::fixture("stdio_recorder.py")
-            .to_string_lossy()
-            .into_owned(),
+        fixture("stdio_recorder.py").to_string_lossy().into_owned(),
         dir.path().join("b").to_string_lossy().into_owned(),
         "--".to_string(),
     ];
@@ -458,10 +464,7 @@ fn check_session(
 }
 
 fn node_server(name: &str, args: &[&str]) -> Vec<OsString> {
-    let mut cmd = vec![
-        OsString::from("node"),
-        common::node_bin(name).into_os_string(),
-    ];
+    let mut cmd = vec![OsString::from("node"), npm_server_js(name).into_os_string()];
     cmd.extend(args.iter().map(OsString::from));
     cmd
 }
@@ -595,14 +598,14 @@ fn server_filesystem_through_the_wrapper_is_unchanged_and_counted() {
 
 #[test]
 fn a_10_mb_result_passes_intact_and_a_frame_over_16_mib_is_forwarded_uncounted() {
-    let Some((python, _)) = tools() else { return };
+    let Some(python) = tools() else { return };
     let dir = tempdir();
     let sock = dir.path().join("traffic.sock");
     let receiver = TestReceiver::start(&sock, vec![]);
     let sock_arg = sock.to_string_lossy().into_owned();
     let server = vec![
         python.into_os_string(),
-        common::fixture("traffic_server.py").into_os_string(),
+        fixture("traffic_server.py").into_os_string(),
     ];
     let mut session = SdkSession::start(
         dir.path(),
@@ -640,14 +643,14 @@ fn a_10_mb_result_passes_intact_and_a_frame_over_16_mib_is_forwarded_uncounted()
 
 #[test]
 fn killing_the_receiver_leaves_the_session_alone_and_the_new_one_counts_what_followed() {
-    let Some((python, _)) = tools() else { return };
+    let Some(python) = tools() else { return };
     let dir = tempdir();
     let sock = dir.path().join("traffic.sock");
     let first = TestReceiver::start(&sock, vec![]);
     let sock_arg = sock.to_string_lossy().into_owned();
     let server = vec![
         python.into_os_string(),
-        common::fixture("traffic_server.py").into_os_string(),
+        fixture("traffic_server.py").into_os_string(),
     ];
     let mut session = SdkSession::start(
         dir.path(),
@@ -807,7 +810,7 @@ impl RawWrapper {
     }
 
     fn signal(&self, signal: libc::c_int) {
-        common::kill_pid(self.child.id(), signal);
+        kill_pid(self.child.id(), signal);
     }
 
     fn wait(&mut self) -> ExitStatus {
@@ -969,13 +972,13 @@ fn signals_are_forwarded_to_the_server() {
 
 #[test]
 fn a_server_exiting_mid_call_gives_its_status_and_the_call_stays_unanswered() {
-    let Some((python, _)) = tools() else { return };
+    let Some(python) = tools() else { return };
     let dir = tempdir();
     let sock = dir.path().join("traffic.sock");
     let receiver = TestReceiver::start(&sock, vec![]);
     let server = vec![
         python.into_os_string(),
-        common::fixture("traffic_server.py").into_os_string(),
+        fixture("traffic_server.py").into_os_string(),
     ];
     let mut w = RawWrapper::start(&sock, "crashy", &server);
     w.write(INITIALIZE);
@@ -1005,7 +1008,7 @@ fn a_server_exiting_mid_call_gives_its_status_and_the_call_stays_unanswered() {
 
 #[test]
 fn a_server_killed_with_sigkill_gives_137() {
-    let Some(_) = tools() else { return };
+    let Some(_) = require(Tool::Node) else { return };
     let dir = tempdir();
     let sock = dir.path().join("traffic.sock");
     let receiver = TestReceiver::start(&sock, vec![]);
@@ -1017,19 +1020,18 @@ fn a_server_killed_with_sigkill_gives_137() {
             "env".into(),
             format!("MEMORY_FILE_PATH={}", memory_file.display()).into(),
             "node".into(),
-            common::node_bin("memory").into_os_string(),
+            npm_server_js("memory").into_os_string(),
         ],
     );
     w.write(INITIALIZE);
     assert!(w.read_line().get("result").is_some());
-    let children = wait_for(
-        "the wrapped server's pid",
-        || match common::child_pids_of(w.pid()).as_slice() {
+    let children = wait_for("the wrapped server's pid", || {
+        match child_pids_of(w.pid()).as_slice() {
             [pid] => Ok(*pid),
             other => Err(format!("children {other:?}")),
-        },
-    );
-    common::kill_pid(children, libc::SIGKILL);
+        }
+    });
+    kill_pid(children, libc::SIGKILL);
     assert_eq!(w.wait().code(), Some(137));
     receiver.wait_until("memory", |t| {
         if t.exits.get(&137) == Some(&1) {
