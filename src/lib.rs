@@ -24,6 +24,7 @@ pub mod serde_seconds;
 pub mod settings;
 pub mod status;
 pub mod store;
+pub mod traffic;
 pub mod validate;
 pub mod wall_clock;
 pub mod web;

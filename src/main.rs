@@ -74,6 +74,10 @@ enum Command {
     /// Print a configuration for the servers of an MCP client's JSON file (Claude Desktop,
     /// Claude Code, Cursor, VS Code, ...); secrets become ${VAR} references.
     Import(cli::import::ImportArgs),
+    /// Run a stdio MCP server, passing its traffic through unchanged, and report what real
+    /// clients experience to the daemon: put `mcp-exporter wrap --` before the server's
+    /// command in the client's configuration.
+    Wrap(cli::wrap::WrapArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +100,10 @@ fn main() -> ExitCode {
         Command::Logs(args) => ExitCode::from(cli::logs::run(args)),
         Command::History(args) => ExitCode::from(cli::history::run(args)),
         Command::Import(args) => ExitCode::from(cli::import::run(args)),
+        Command::Wrap(args) => {
+            logging::init(cli.log_format, &cli.log_level);
+            ExitCode::from(cli::wrap::run(args))
+        }
         Command::Validate { config, web_config } => match mcp_exporter::validate::report(&config) {
             Ok(report) => {
                 print!("{report}");

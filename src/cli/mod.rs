@@ -1,5 +1,5 @@
 //! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs`,
-//! `history` and `import`. `main.rs` parses arguments and calls each module's `run`, which
+//! `history`, `import` and `wrap`. `main.rs` parses arguments and calls each module's `run`, which
 //! returns the exit status.
 
 pub mod check;
@@ -8,6 +8,7 @@ pub mod import;
 pub mod logs;
 pub mod metrics;
 pub mod quantile;
+pub mod wrap;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

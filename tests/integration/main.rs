@@ -26,3 +26,4 @@ mod process;
 mod security;
 mod store;
 mod toolchain_pins;
+mod traffic_wrap;
