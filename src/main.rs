@@ -19,11 +19,16 @@ const EXIT_CONFIG: u8 = 2;
     about = "Probes MCP servers and serves Prometheus metrics"
 )]
 struct Cli {
-    /// Log format of the daemon's own logs (stderr).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    /// Log format of the daemon's own logs (stderr); also `--log.format`.
+    #[arg(long, visible_alias = "log.format", global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
-    /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter.
-    #[arg(long, global = true, default_value = "info")]
+    /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter; also `--log.level`.
+    #[arg(
+        long,
+        visible_alias = "log.level",
+        global = true,
+        default_value = "info"
+    )]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -33,17 +38,26 @@ struct Cli {
 enum Command {
     /// Run the daemon: probe every configured server and serve /metrics.
     Serve {
-        /// Configuration file.
+        /// Configuration file; also `--config.file`.
         #[arg(
             long,
             short,
+            visible_alias = "config.file",
             env = "MCP_EXPORTER_CONFIG",
             default_value = "mcp-exporter.toml"
         )]
         config: PathBuf,
-        /// Listen address, overriding `exporter.listen` (e.g. 127.0.0.1:8931, or port 0 for any free port).
-        #[arg(long)]
+        /// Listen address, overriding `exporter.listen` (e.g. 127.0.0.1:8931, or port 0 for any
+        /// free port); also `--web.listen-address`.
+        #[arg(long, visible_alias = "web.listen-address")]
         listen: Option<SocketAddr>,
+        /// Path under which the metrics are served.
+        #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = mcp_exporter::web::DEFAULT_TELEMETRY_PATH, value_parser = telemetry_path)]
+        telemetry_path: String,
+        /// Serve `POST /-/reload` (re-read the configuration), as Prometheus' flag of the same
+        /// name does; off by default.
+        #[arg(long = "web.enable-lifecycle")]
+        enable_lifecycle: bool,
         /// Web configuration file (Prometheus exporter-toolkit format): TLS, client
         /// certificates and basic auth for every endpoint; re-read on SIGHUP and on change.
         #[arg(long = "web.config.file", value_name = "FILE")]
@@ -78,6 +92,28 @@ enum Command {
     /// clients experience to the daemon: put `mcp-exporter wrap --` before the server's
     /// command in the client's configuration.
     Wrap(cli::wrap::WrapArgs),
+}
+
+/// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
+fn telemetry_path(value: &str) -> Result<String, String> {
+    const TAKEN: [&str; 5] = [
+        "/",
+        "/health",
+        "/api/servers",
+        "/api/dependencies",
+        "/-/reload",
+    ];
+    if !value.starts_with('/') || value.contains(['?', '#', '{', '}', ' ']) {
+        return Err(format!(
+            "`{value}` is not a URL path; expected e.g. /metrics"
+        ));
+    }
+    if TAKEN.contains(&value) {
+        return Err(format!(
+            "`{value}` is already another endpoint of the exporter"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 fn main() -> ExitCode {
@@ -127,6 +163,8 @@ fn main() -> ExitCode {
             config,
             listen,
             web_config,
+            telemetry_path,
+            enable_lifecycle,
         } => {
             logging::init(cli.log_format, &cli.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -144,6 +182,8 @@ fn main() -> ExitCode {
                 config_path: config,
                 listen,
                 web_config,
+                telemetry_path,
+                enable_lifecycle,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(ServeError::WebConfig(err)) => {

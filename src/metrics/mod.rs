@@ -12,6 +12,7 @@
 
 pub mod build_info;
 pub mod health;
+pub mod reload;
 mod sink;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Metrics {
     pub http: HttpPhaseMetrics,
     /// History store and log-line families.
     pub store: Arc<StoreMetrics>,
+    /// The exporter's configuration reloads.
+    pub reload: self::reload::ReloadMetrics,
 }
 
 impl Default for Metrics {
@@ -71,6 +74,7 @@ impl Metrics {
         let process = ProcessMetrics::register(&mut registry);
         let http = HttpPhaseMetrics::register(&mut registry);
         let store = Arc::new(StoreMetrics::register(&mut registry));
+        let reload = self::reload::ReloadMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -82,6 +86,7 @@ impl Metrics {
             process,
             http,
             store,
+            reload,
         }
     }
 

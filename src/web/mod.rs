@@ -6,6 +6,7 @@ mod assets;
 mod compress;
 pub mod config;
 mod dependencies;
+pub mod lifecycle;
 pub mod server;
 mod status_page;
 
@@ -16,7 +17,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
@@ -36,13 +37,19 @@ pub struct AppState {
     pub dependencies: crate::deps::DependencyBoard,
     /// Which servers use which dependency.
     pub dependents: crate::deps::Dependents,
+    /// Where `POST /-/reload` sends its requests; `None` unless `--web.enable-lifecycle`.
+    pub reload: Option<lifecycle::ReloadRequests>,
 }
 
-/// Builds the router.
-pub fn router(state: AppState) -> Router {
+/// Where `/metrics` is served unless `--web.telemetry-path` says otherwise.
+pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
+
+/// Builds the router; the metrics are served at `telemetry_path` (e.g. `/metrics`).
+pub fn router(state: AppState, telemetry_path: &str) -> Router {
     Router::new()
         .route("/", get(status_page_handler))
-        .route("/metrics", get(metrics_handler))
+        .route(telemetry_path, get(metrics_handler))
+        .route("/-/reload", post(lifecycle::reload_handler))
         .route("/health", get(health_handler))
         .route("/api/servers", get(servers_handler))
         .route("/api/dependencies", get(dependencies_handler))

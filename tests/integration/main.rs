@@ -23,6 +23,7 @@ mod mcp_support;
 mod metrics_contract;
 mod playbook;
 mod process;
+mod reload;
 mod security;
 mod store;
 mod toolchain_pins;

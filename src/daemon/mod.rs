@@ -1,5 +1,7 @@
-//! `serve`: runs the scheduler and the HTTP server until SIGTERM/SIGINT; SIGHUP reloads
-//! the configuration (servers that left it are stopped and their series dropped).
+//! `serve`: runs the scheduler and the HTTP server until SIGTERM/SIGINT; SIGHUP and
+//! `POST /-/reload` reload the configuration (src/daemon/reload.rs).
+
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +21,8 @@ use crate::settings::{Config, ConfigError};
 use crate::status::StatusBoard;
 use crate::store::observe::HistorySink;
 use crate::web::{AppState, router};
+
+use self::reload::Reloadable;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,10 @@ pub struct ServeOptions {
     pub listen: Option<SocketAddr>,
     /// `--web.config.file`: TLS and basic auth of the endpoint (exporter-toolkit format).
     pub web_config: Option<PathBuf>,
+    /// `--web.telemetry-path`: where the metrics are served.
+    pub telemetry_path: String,
+    /// `--web.enable-lifecycle`: serve `POST /-/reload`.
+    pub enable_lifecycle: bool,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -103,9 +111,20 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         started: Instant::now(),
         dependencies: dependencies.board(),
         dependents: dependencies.dependents(),
+        reload: None,
     };
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
+    let state = AppState {
+        reload: options.enable_lifecycle.then_some(reload_tx),
+        ..state
+    };
+    let reload_metrics = state.metrics.reload.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let http = web.spawn(listener, router(state), stop_rx.clone())?;
+    let http = web.spawn(
+        listener,
+        router(state, &options.telemetry_path),
+        stop_rx.clone(),
+    )?;
     tracing::info!(
         servers = config.servers.len(),
         config = %options.config_path.display(),
@@ -122,18 +141,28 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             _ = terminate.recv() => { tracing::info!("SIGTERM received; shutting down"); break; }
             _ = interrupt.recv() => { tracing::info!("SIGINT received; shutting down"); break; }
             _ = hangup.recv() => {
-                match Config::load(&options.config_path) {
-                    Ok(new_config) => {
-                        new_config.register_secrets();
-                        crate::security::apply_config(&monitor, &new_config.security);
-                        tracing::info!(servers = new_config.servers.len(), "SIGHUP: configuration reloaded");
-                        dependencies.set_dependents(&new_config.servers);
-                        dependencies.apply(&new_config.dependencies).await;
-                        scheduler.apply(&new_config.servers).await;
-                    }
-                    Err(err) => tracing::error!(error = %err, "SIGHUP: configuration rejected; keeping the running one"),
-                }
+                let target = Reloadable {
+                    path: &options.config_path,
+                    monitor: &monitor,
+                    dependencies: &mut dependencies,
+                    scheduler: &mut scheduler,
+                    metrics: &reload_metrics,
+                };
+                // The outcome is logged and counted by reload().
+                let _ = reload::reload(target, "SIGHUP").await;
                 web.reload();
+            }
+            Some(reply) = reload_rx.recv() => {
+                let target = Reloadable {
+                    path: &options.config_path,
+                    monitor: &monitor,
+                    dependencies: &mut dependencies,
+                    scheduler: &mut scheduler,
+                    metrics: &reload_metrics,
+                };
+                let outcome = reload::reload(target, "POST /-/reload").await;
+                web.reload();
+                let _ = reply.send(outcome.map_err(|err| err.to_string()));
             }
         }
     }

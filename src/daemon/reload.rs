@@ -1,0 +1,56 @@
+//! Re-reading the configuration while running (SIGHUP, `POST /-/reload`): the new file is
+//! validated whole before anything changes; a bad file keeps the running configuration and says
+//! why. Servers and dependencies whose entry did not change keep their tasks, sessions and
+//! children (src/reconcile.rs). Counted as Prometheus counts its own reloads.
+
+use std::path::Path;
+
+use crate::deps::DependencyRunner;
+use crate::metrics::reload::ReloadMetrics;
+use crate::scheduler::Scheduler;
+use crate::security::Monitor;
+use crate::settings::{Config, ConfigError};
+
+/// What a reload changes: the parts of the daemon that follow the configuration.
+pub struct Reloadable<'a> {
+    /// The configuration file.
+    pub path: &'a Path,
+    /// Applies `[security]` patterns.
+    pub monitor: &'a Monitor,
+    /// Dependency tasks.
+    pub dependencies: &'a mut DependencyRunner,
+    /// Server tasks.
+    pub scheduler: &'a mut Scheduler,
+    /// Counts the outcome.
+    pub metrics: &'a ReloadMetrics,
+}
+
+/// Re-reads the file and applies it; `Err` leaves everything as it was. `trigger` names what
+/// asked (for the log).
+pub async fn reload(target: Reloadable<'_>, trigger: &str) -> Result<String, ConfigError> {
+    let config = match Config::load(target.path) {
+        Ok(config) => config,
+        Err(err) => {
+            target.metrics.failed();
+            tracing::error!(error = %err, "{trigger}: configuration rejected; keeping the running one");
+            return Err(err);
+        }
+    };
+    config.register_secrets();
+    crate::security::apply_config(target.monitor, &config.security);
+    target.dependencies.set_dependents(&config.servers);
+    target.dependencies.apply(&config.dependencies).await;
+    target.scheduler.apply(&config.servers).await;
+    target.metrics.succeeded();
+    let summary = format!(
+        "configuration reloaded: {} servers, {} dependencies",
+        config.servers.len(),
+        config.dependencies.len()
+    );
+    tracing::info!(
+        servers = config.servers.len(),
+        dependencies = config.dependencies.len(),
+        "{trigger}: configuration reloaded"
+    );
+    Ok(summary)
+}
