@@ -105,20 +105,17 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         .with_dependencies(dependencies.board(), dependencies.changes());
     scheduler.apply(&config.servers).await;
 
+    // `POST /-/reload` asks the loop below, which owns the scheduler, to reload.
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
+    let reload_metrics = metrics.reload.clone();
     let state = AppState {
         metrics,
         board,
         started: Instant::now(),
         dependencies: dependencies.board(),
         dependents: dependencies.dependents(),
-        reload: None,
-    };
-    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
-    let state = AppState {
         reload: options.enable_lifecycle.then_some(reload_tx),
-        ..state
     };
-    let reload_metrics = state.metrics.reload.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http = web.spawn(
         listener,
