@@ -14,7 +14,7 @@ use crate::common::http::{HTTP_TIMEOUT, http_request};
 use crate::common::net::free_port;
 use crate::common::paths::npm_server_js;
 use crate::common::processes::{kill_pid, run_bounded, spawn_guarded};
-use crate::common::servers::spawn_http_everything;
+use crate::common::servers::{everything_stdio_entry, spawn_http_everything};
 use crate::common::tools::{Tool, require};
 use crate::common::wait::eventually;
 
@@ -32,19 +32,7 @@ fn stdout(out: &Output) -> String {
 }
 
 fn everything_stdio(name: &str, interval: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[servers]]
-name = "{name}"
-transport = "stdio"
-command = "node"
-args = ["{}", "stdio"]
-interval = "{interval}"
-timeout = "10s"
-{extra}
-"#,
-        npm_server_js("everything").display()
-    )
+    everything_stdio_entry(name, interval, extra)
 }
 
 fn write_config(dir: &Path, text: &str) -> String {

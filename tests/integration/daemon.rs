@@ -29,19 +29,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
 
 fn everything_stdio(name: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[servers]]
-name = "{name}"
-transport = "stdio"
-command = "node"
-args = ["{}", "stdio"]
-interval = "1s"
-timeout = "10s"
-{extra}
-"#,
-        npm_server_js("everything").display()
-    )
+    crate::common::servers::everything_stdio_entry(name, "1s", extra)
 }
 
 fn http_server(name: &str, transport: &str, url: &str, extra: &str) -> String {

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::daemon::{Daemon, daemon_bin};
-use crate::common::paths::npm_server_js;
 use crate::common::processes::run_bounded;
+use crate::common::servers::everything_stdio_entry;
 use crate::common::tools::{Tool, require};
 use crate::common::wait::eventually;
 use serde_json::Value;
@@ -72,17 +72,8 @@ kind = "tcp"
 address = "{address}"
 interval = "1s"
 timeout = "1s"
-
-[[servers]]
-name = "rare"
-transport = "stdio"
-command = "node"
-args = ["{}", "stdio"]
-interval = "1h"
-timeout = "10s"
-depends_on = ["gate"]
-"#,
-        npm_server_js("everything").display()
+{}"#,
+        everything_stdio_entry("rare", "1h", r#"depends_on = ["gate"]"#)
     ));
 
     // The one probe of the hour: up.

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use crate::common::daemon::{Daemon, daemon_bin, parse_listen_addr};
 use crate::common::http::{HTTP_TIMEOUT, http_request};
-use crate::common::paths::npm_server_js;
 use crate::common::processes::spawn_guarded;
 use crate::common::scrape::Scrape;
+use crate::common::servers::everything_stdio_entry;
 use crate::common::tools::{Tool, require};
 use crate::common::wait::eventually;
 
@@ -19,19 +19,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(250);
 
 fn server(name: &str, check: &str) -> String {
-    format!(
-        r#"
-[[servers]]
-name = "{name}"
-transport = "stdio"
-command = "node"
-args = ["{}", "stdio"]
-interval = "1s"
-timeout = "10s"
-check = "{check}"
-"#,
-        npm_server_js("everything").display()
-    )
+    everything_stdio_entry(name, "1s", &format!("check = \"{check}\""))
 }
 
 fn post_reload(daemon: &Daemon) -> (u16, String) {

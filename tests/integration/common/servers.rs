@@ -90,6 +90,25 @@ pub fn spawn_py_modern(mode: &str) -> (ChildGuard, u16) {
     })
 }
 
+/// A `[[servers]]` entry for the npm "everything" server over stdio (`node .../index.js stdio`),
+/// probed every `interval` with a 10 s timeout; `extra` is appended inside the table (e.g.
+/// `check = "liveness"`).
+pub fn everything_stdio_entry(name: &str, interval: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[servers]]
+name = "{name}"
+transport = "stdio"
+command = "node"
+args = ["{}", "stdio"]
+interval = "{interval}"
+timeout = "10s"
+{extra}
+"#,
+        super::paths::npm_server_js("everything").display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
