@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need: the pinned npm reference MCP servers (and the MCP conformance
 # suite), the pinned Python SDK peer in a venv, the pinned Node.js the conformance suite runs on,
-# and (as root or with passwordless sudo) the Debian packages the end-to-end tests use.
+# the pinned Kubernetes and Prometheus Operator schemas (tests/schemas/), and (as root or with
+# passwordless sudo) the Debian packages the end-to-end tests and the install-path checks use,
+# and cargo-deb.
 #
 # Idempotent and fast when already done: each part keeps a stamp with the hash of its lockfile
 # and is skipped while the stamp matches; apt-get runs only when a package is missing.
@@ -26,7 +28,10 @@ done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVERS="$ROOT/mcp-servers"
-APT_PACKAGES=(prometheus prometheus-alertmanager postgresql procps iproute2 bsdutils systemd)
+APT_PACKAGES=(prometheus prometheus-alertmanager postgresql procps iproute2 bsdutils systemd
+	buildah debootstrap adduser)
+# The Debian package builder scripts/package.sh uses (scripts/check-install-paths.sh in CI).
+CARGO_DEB_VERSION=3.6.3
 # Services those packages may start; tests run their own instances on ephemeral ports.
 APT_SERVICES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
 
@@ -124,6 +129,39 @@ install_conformance_node() {
 	printf '%s\n' "$want" >"$stamp"
 }
 
+# tests/schemas/: kubernetes-validate in its own venv and the Prometheus Operator's CRD models
+# from npm, both pinned there, for tests/integration/kubernetes.rs.
+install_schema_tools() {
+	local python="${PYTHON:-python3}"
+	local dir="$ROOT/tests/schemas"
+	local stamp="$dir/.venv/.mcp-exporter-stamp"
+	local want
+	want="$(hash_of "$dir/requirements.txt" "$dir/package.json" "$dir/package-lock.json")"
+	if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$dir/.venv/bin/kubernetes-validate" ]]; then
+		log "deploy schemas up to date"
+		return
+	fi
+	log "kubernetes-validate and the Prometheus Operator schemas in tests/schemas/"
+	rm -rf "$dir/.venv"
+	"$python" -m venv "$dir/.venv" || die "python3 -m venv failed in tests/schemas"
+	"$dir/.venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
+		-r "$dir/requirements.txt" || die "pip install failed in tests/schemas"
+	(cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) ||
+		die "npm ci failed in tests/schemas"
+	printf '%s\n' "$want" >"$stamp"
+}
+
+# cargo-deb, at the pinned version, for scripts/package.sh.
+install_cargo_deb() {
+	if [[ "$(cargo deb --version 2>/dev/null)" == *"$CARGO_DEB_VERSION"* ]]; then
+		log "cargo-deb $CARGO_DEB_VERSION present"
+		return
+	fi
+	log "cargo install cargo-deb $CARGO_DEB_VERSION"
+	cargo install --quiet --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
+		die "cargo install cargo-deb failed"
+}
+
 apt_missing() {
 	local pkg
 	for pkg in "${APT_PACKAGES[@]}"; do
@@ -194,6 +232,8 @@ install_node_servers
 install_python_peer
 if [[ "$SERVERS_ONLY" -eq 0 ]]; then
 	install_conformance_node
+	install_schema_tools
 	install_apt_packages
+	install_cargo_deb
 fi
 log "done"

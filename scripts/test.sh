@@ -57,6 +57,9 @@ if command -v cargo-nextest >/dev/null; then
 else
 	step "cargo test" cargo test --all-targets --locked --no-fail-fast
 fi
+# The .deb and the container image, installed and run as an operator would (needs root; without
+# CI it skips, naming what is missing). One release build serves both.
+step "install paths (.deb, container image)" scripts/check-install-paths.sh
 
 printf '\ntest.sh: all steps passed in %ds; build on disk: %s\n' "$((SECONDS - TOTAL_START))" \
 	"$(du -sh "${CARGO_TARGET_DIR:-$ROOT/target}" 2>/dev/null | cut -f1)"

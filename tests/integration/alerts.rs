@@ -626,10 +626,8 @@ fn systemd_unit_verifies() {
     };
     // The unit names the installed binary; verify a copy naming the built one.
     let dir = tempfile::tempdir().expect("tempdir");
-    let unit = read_repo_file("deploy/mcp-exporter.service").replace(
-        "/usr/local/bin/mcp-exporter",
-        &daemon_bin().display().to_string(),
-    );
+    let unit = read_repo_file("deploy/mcp-exporter.service")
+        .replace("/usr/bin/mcp-exporter", &daemon_bin().display().to_string());
     let path = dir.path().join("mcp-exporter.service");
     std::fs::write(&path, unit).expect("write unit");
     let out = run_bounded(Command::new(analyze).arg("verify").arg(&path), TOOL_TIMEOUT)

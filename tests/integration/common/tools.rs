@@ -56,6 +56,11 @@ pub enum Tool {
     /// `mcp-servers/node_modules` and the Node.js 22+ it runs on, `mcp-servers/.conformance-node`
     /// (or `$MCP_CONFORMANCE_NODE`).
     Conformance,
+    /// The schemas `deploy/kubernetes/` is validated against: `kubernetes-validate` in
+    /// `tests/schemas/.venv` and `@kubernetes-models/prometheus-operator` in
+    /// `tests/schemas/node_modules` (with `node` on `PATH` to run it). Locates the
+    /// `kubernetes-validate` program.
+    DeploySchemas,
 }
 
 impl fmt::Display for Tool {
@@ -72,6 +77,7 @@ impl fmt::Display for Tool {
             Tool::Script => "script",
             Tool::SystemdAnalyze => "systemd-analyze",
             Tool::Conformance => "conformance suite",
+            Tool::DeploySchemas => "Kubernetes schemas",
         })
     }
 }
@@ -102,6 +108,10 @@ impl Tool {
             Tool::Conformance => {
                 "run scripts/install-deps.sh (npm ci in mcp-servers/ and Node.js 22+ from PyPI in \
                  mcp-servers/.conformance-node)"
+            }
+            Tool::DeploySchemas => {
+                "run scripts/install-deps.sh (kubernetes-validate in tests/schemas/.venv, npm ci in \
+                 tests/schemas/)"
             }
         }
     }
@@ -159,8 +169,27 @@ impl Tool {
                     Err(format!("{} does not exist", node.display()))
                 }
             }
+            Tool::DeploySchemas => {
+                on_path("node")?;
+                let models = schemas_dir()
+                    .join("node_modules/@kubernetes-models/prometheus-operator/package.json");
+                if !models.is_file() {
+                    return Err(format!("{} is missing", models.display()));
+                }
+                let validate = schemas_dir().join(".venv/bin/kubernetes-validate");
+                if is_executable(&validate) {
+                    Ok(validate)
+                } else {
+                    Err(format!("{} does not exist", validate.display()))
+                }
+            }
         }
     }
+}
+
+/// `tests/schemas/`: the pinned schema packages of [`Tool::DeploySchemas`].
+pub fn schemas_dir() -> PathBuf {
+    super::paths::repo_root().join("tests/schemas")
 }
 
 /// The interpreter of the MCP SDK venv: `override_path` (the value of
