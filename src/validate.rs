@@ -40,6 +40,9 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
     for d in &config.dependencies {
         let _ = writeln!(out, "  dependency {}", d.describe());
     }
+    for (name, module) in config.modules.iter() {
+        let _ = writeln!(out, "  module {name}: {}", module.describe());
+    }
     for d in &config.dependencies {
         for variable in d.unset_variables(|name| std::env::var(name).ok()) {
             let _ = writeln!(

@@ -108,6 +108,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     // `POST /-/reload` asks the loop below, which owns the scheduler, to reload.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     let reload_metrics = metrics.reload.clone();
+    let modules = crate::probe::module::ModuleTable::new(config.modules.clone());
     let state = AppState {
         metrics,
         board,
@@ -115,6 +116,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         dependencies: dependencies.board(),
         dependents: dependencies.dependents(),
         reload: options.enable_lifecycle.then_some(reload_tx),
+        modules: modules.clone(),
+        probe_slots: crate::web::probe_endpoint::probe_slots(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http = web.spawn(
@@ -143,6 +146,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     monitor: &monitor,
                     dependencies: &mut dependencies,
                     scheduler: &mut scheduler,
+                    modules: &modules,
                     metrics: &reload_metrics,
                 };
                 // The outcome is logged and counted by reload().
@@ -155,6 +159,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     monitor: &monitor,
                     dependencies: &mut dependencies,
                     scheduler: &mut scheduler,
+                    modules: &modules,
                     metrics: &reload_metrics,
                 };
                 let outcome = reload::reload(target, "POST /-/reload").await;

@@ -412,3 +412,96 @@ fn toml_to_json(value: toml::Value) -> serde_json::Value {
         }
     }
 }
+
+/// Validates one `[modules.NAME]` table: the keys of an http/sse `[[servers]]` entry without the
+/// ones a `/probe` request supplies or that belong to a long-lived server (`name`, `url`, the
+/// process and restart keys, `depends_on`, `interval`). Returns the entry as a server named
+/// after the module, whose `url` the request replaces (src/probe/module.rs).
+pub fn validate_module(
+    name: &str,
+    spanned: Spanned<RawServer>,
+    defaults: &ServerDefaults,
+    src: &SourceText<'_>,
+) -> Result<ServerConfig, KeyError> {
+    let table_start = spanned.span().start;
+    let mut raw = spanned.into_inner();
+    let key = |k: &str| format!("modules.{name}.{k}");
+    let refuse = |offset: usize, k: &str, why: &str| src.key_error(offset, key(k), why.to_string());
+    if let Some(n) = &raw.name {
+        return Err(refuse(
+            n.span().start,
+            "name",
+            "a module has no name key; its table name is its name",
+        ));
+    }
+    if let Some(url) = &raw.url {
+        return Err(refuse(
+            url.span().start,
+            "url",
+            "a module has no url; each /probe request names its target (?target=URL)",
+        ));
+    }
+    if raw.interval.is_some() {
+        return Err(refuse(
+            table_start,
+            "interval",
+            "a module is probed when /probe is requested, not on an interval",
+        ));
+    }
+    if let Some(d) = &raw.depends_on {
+        return Err(refuse(
+            d.span().start,
+            "depends_on",
+            "dependencies apply to [[servers]], not to /probe modules",
+        ));
+    }
+    let process_key = [
+        raw.pid_file.as_ref().map(|s| ("pid_file", s.span().start)),
+        raw.systemd_unit
+            .as_ref()
+            .map(|s| ("systemd_unit", s.span().start)),
+        raw.process_match
+            .as_ref()
+            .map(|s| ("process_match", s.span().start)),
+        raw.budgets.as_ref().map(|s| ("budgets", s.span().start)),
+        raw.restart.as_ref().map(|s| ("restart", s.span().start)),
+        raw.remediation
+            .as_ref()
+            .map(|s| ("remediation", s.span().start)),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    if let Some((k, offset)) = process_key {
+        return Err(refuse(
+            offset,
+            k,
+            "process keys apply to [[servers]], not to /probe modules",
+        ));
+    }
+    let transport = raw
+        .transport
+        .get_or_insert_with(|| Spanned::new(table_start..table_start, TransportKind::Http));
+    if *transport.get_ref() == TransportKind::Stdio {
+        return Err(refuse(
+            transport.span().start,
+            "transport",
+            "/probe reaches targets by URL: expected \"http\" or \"sse\"",
+        ));
+    }
+    raw.name = Some(Spanned::new(table_start..table_start, name.to_string()));
+    // Replaced by each request's target; validated here so the rest of the entry is checked.
+    raw.url = Some(Spanned::new(
+        table_start..table_start,
+        MODULE_URL_PLACEHOLDER.to_string(),
+    ));
+    validate_server(0, table_start, raw, defaults, src).map_err(|e| KeyError {
+        key: e
+            .key
+            .replacen("servers[0].", &format!("modules.{name}."), 1),
+        ..e
+    })
+}
+
+/// The URL a module's server carries until a request supplies its target.
+pub const MODULE_URL_PLACEHOLDER: &str = "http://module.invalid/";

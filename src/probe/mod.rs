@@ -4,6 +4,8 @@ mod classify;
 pub mod config;
 pub mod deadline;
 pub mod metrics;
+pub mod module;
+pub mod narrative;
 mod outcome;
 mod references;
 mod restart;

@@ -23,6 +23,7 @@ use crate::deps::DependencyConfig;
 use crate::deps::config::RawDependency;
 use crate::probe::ServerConfig;
 use crate::probe::config::RawServer;
+use crate::probe::module::Modules;
 use crate::security::config::{RawSecurity, SecurityConfig};
 use crate::store::{RawStoreConfig, StoreConfig};
 
@@ -74,6 +75,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[security]` (patterns matched in stderr and log notifications).
     pub security: SecurityConfig,
+    /// `[modules.NAME]`: how `/probe?target=URL&module=NAME` probes (src/probe/module.rs).
+    pub modules: Modules,
 }
 
 /// The file as serde parses it: each table in the shape of the component that owns it.
@@ -90,6 +93,8 @@ struct RawConfig {
     store: RawStoreConfig,
     #[serde(default)]
     security: RawSecurity,
+    #[serde(default)]
+    modules: std::collections::BTreeMap<String, Spanned<RawServer>>,
 }
 
 impl Config {
@@ -126,7 +131,7 @@ impl Config {
 
     /// Validates each part with its component, in the order they depend on each other:
     /// `[exporter]` (servers take its defaults), `[[dependencies]]` (servers refer to them),
-    /// `[[servers]]`, then `[store]` and `[security]`.
+    /// `[[servers]]`, then `[store]`, `[security]` and `[modules]`.
     fn assemble(raw: RawConfig, path: &Path, src: &SourceText<'_>) -> Result<Config, KeyError> {
         let exporter = ExporterConfig::from_raw(raw.exporter, src)?;
         let dependencies = crate::deps::config::validate_all(raw.dependencies, src)?;
@@ -139,12 +144,15 @@ impl Config {
         )?;
         let store = StoreConfig::from_raw(raw.store, path, src)?;
         let security = SecurityConfig::from_raw(raw.security, src)?;
+        let modules =
+            crate::probe::module::validate_modules(raw.modules, &exporter.server_defaults(), src)?;
         Ok(Config {
             exporter,
             servers,
             dependencies,
             store,
             security,
+            modules,
         })
     }
 }

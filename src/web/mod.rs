@@ -7,6 +7,7 @@ mod compress;
 pub mod config;
 mod dependencies;
 pub mod lifecycle;
+pub mod probe_endpoint;
 pub mod server;
 mod status_page;
 
@@ -39,6 +40,10 @@ pub struct AppState {
     pub dependents: crate::deps::Dependents,
     /// Where `POST /-/reload` sends its requests; `None` unless `--web.enable-lifecycle`.
     pub reload: Option<lifecycle::ReloadRequests>,
+    /// The `[modules.NAME]` `/probe` uses (replaced at each reload).
+    pub modules: crate::probe::module::ModuleTable,
+    /// Bounds the `/probe` requests running at once.
+    pub probe_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Where `/metrics` is served unless `--web.telemetry-path` says otherwise.
@@ -53,6 +58,7 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
         .route("/health", get(health_handler))
         .route("/api/servers", get(servers_handler))
         .route("/api/dependencies", get(dependencies_handler))
+        .route("/probe", get(probe_endpoint::probe_handler))
         .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)

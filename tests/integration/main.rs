@@ -23,6 +23,7 @@ mod mcp_client;
 mod mcp_support;
 mod metrics_contract;
 mod playbook;
+mod probe_endpoint;
 mod process;
 mod reload;
 mod security;

@@ -11,6 +11,7 @@ pub mod paths;
 pub mod postgres;
 pub mod process_table;
 pub mod processes;
+pub mod prometheus;
 pub mod scrape;
 pub mod servers;
 pub mod tools;
