@@ -29,7 +29,7 @@ done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVERS="$ROOT/mcp-servers"
 APT_PACKAGES=(prometheus prometheus-alertmanager postgresql procps iproute2 bsdutils systemd
-	buildah debootstrap adduser)
+	buildah debootstrap adduser chromium)
 # The Debian package builder scripts/package.sh uses (scripts/check-install-paths.sh in CI).
 CARGO_DEB_VERSION=3.6.3
 # Services those packages may start; tests run their own instances on ephemeral ports.

@@ -10,6 +10,12 @@ use crate::settings::{Config, ConfigError};
 pub fn report(path: &Path) -> Result<String, ConfigError> {
     let config = Config::load(path)?;
     config.register_secrets();
+    Ok(describe(path, &config))
+}
+
+/// The report of a loaded `config` read from `path`: what `validate` prints and `/config` shows
+/// for the running configuration (defaults applied, secrets redacted).
+pub fn describe(path: &Path, config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -70,7 +76,7 @@ pub fn report(path: &Path) -> Result<String, ConfigError> {
         let _ = writeln!(out, "warning: {}: {warning}", path.display());
     }
     // A secret written literally into args never reaches the terminal (README.md#security).
-    Ok(crate::security::redact::redact(&out))
+    crate::security::redact::redact(&out)
 }
 
 /// Checks a `--web.config.file` (certificates and keys are loaded, hashes parsed).

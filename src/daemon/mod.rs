@@ -90,7 +90,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     // src/deps/sink.rs and src/assessment/mod.rs).
     let history_sink = history_handle.map(HistorySink::new).map(Arc::new);
     let mut check_sinks = CheckSinks::new(vec![metrics.clone()]);
-    let mut sinks = Sinks::new(vec![Arc::new(board.clone()), metrics.clone()]);
+    let recent = crate::recent_probes::RecentProbes::default();
+    let mut sinks = Sinks::new(vec![
+        Arc::new(board.clone()),
+        Arc::new(recent.clone()),
+        metrics.clone(),
+    ]);
     if let Some(history) = &history_sink {
         check_sinks.push(history.clone());
         sinks.push(history.clone());
@@ -109,6 +114,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     let reload_metrics = metrics.reload.clone();
     let modules = crate::probe::module::ModuleTable::new(config.modules.clone());
+    let running_config = crate::web::RunningConfig::default();
+    running_config.set(crate::validate::describe(&options.config_path, &config));
     let state = AppState {
         metrics,
         board,
@@ -118,6 +125,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         reload: options.enable_lifecycle.then_some(reload_tx),
         modules: modules.clone(),
         probe_slots: crate::web::probe_endpoint::probe_slots(),
+        recent,
+        store: history.as_ref().map(|(_, writer)| writer.store()),
+        running_config: running_config.clone(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http = web.spawn(
@@ -147,6 +157,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     dependencies: &mut dependencies,
                     scheduler: &mut scheduler,
                     modules: &modules,
+                    running_config: &running_config,
                     metrics: &reload_metrics,
                 };
                 // The outcome is logged and counted by reload().
@@ -160,6 +171,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     dependencies: &mut dependencies,
                     scheduler: &mut scheduler,
                     modules: &modules,
+                    running_config: &running_config,
                     metrics: &reload_metrics,
                 };
                 let outcome = reload::reload(target, "POST /-/reload").await;

@@ -23,6 +23,8 @@ pub struct Reloadable<'a> {
     pub scheduler: &'a mut Scheduler,
     /// The `/probe` modules.
     pub modules: &'a crate::probe::module::ModuleTable,
+    /// What `/config` shows.
+    pub running_config: &'a crate::web::RunningConfig,
     /// Counts the outcome.
     pub metrics: &'a ReloadMetrics,
 }
@@ -43,6 +45,9 @@ pub async fn reload(target: Reloadable<'_>, trigger: &str) -> Result<String, Con
     target.dependencies.set_dependents(&config.servers);
     target.dependencies.apply(&config.dependencies).await;
     target.scheduler.apply(&config.servers).await;
+    target
+        .running_config
+        .set(crate::validate::describe(target.path, &config));
     target.modules.replace(config.modules);
     target.metrics.succeeded();
     let summary = format!(

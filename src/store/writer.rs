@@ -61,6 +61,11 @@ impl StoreWriter {
         (StoreHandle { tx, metrics }, StoreWriter { writer, store })
     }
 
+    /// The store this writer writes, for readers (the server pages read history from it).
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
     /// Writes what is queued (the task ends once every handle is dropped) and closes the pool.
     /// Bounded by `limit`.
     pub async fn shutdown(self, limit: Duration) {

@@ -9,6 +9,7 @@ mod dependencies;
 pub mod lifecycle;
 pub mod probe_endpoint;
 pub mod server;
+mod server_page;
 mod status_page;
 
 use std::sync::Arc;
@@ -44,6 +45,28 @@ pub struct AppState {
     pub modules: crate::probe::module::ModuleTable,
     /// Bounds the `/probe` requests running at once.
     pub probe_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Each server's recent probes, for its page.
+    pub recent: crate::recent_probes::RecentProbes,
+    /// The history store, read by the server pages; `None` when disabled.
+    pub store: Option<crate::store::Store>,
+    /// What `/config` shows: the running configuration as `validate` reports it.
+    pub running_config: RunningConfig,
+}
+
+/// The running configuration's report (src/validate.rs), replaced at each reload.
+#[derive(Debug, Clone, Default)]
+pub struct RunningConfig(std::sync::Arc<std::sync::RwLock<String>>);
+
+impl RunningConfig {
+    /// Replaces the report.
+    pub fn set(&self, report: String) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = report;
+    }
+
+    /// The report as it is now.
+    pub fn get(&self) -> String {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Where `/metrics` is served unless `--web.telemetry-path` says otherwise.
@@ -59,6 +82,8 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
         .route("/api/servers", get(servers_handler))
         .route("/api/dependencies", get(dependencies_handler))
         .route("/probe", get(probe_endpoint::probe_handler))
+        .route("/servers/{name}", get(server_page_handler))
+        .route("/config", get(config_handler))
         .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)
@@ -125,6 +150,44 @@ async fn dependencies_handler(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], redact(json)).into_response()
 }
 
+async fn server_page_handler(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let Some(status) = state.board.get(&name) else {
+        let known: Vec<String> = state.board.snapshot().into_iter().map(|s| s.name).collect();
+        return (
+            StatusCode::NOT_FOUND,
+            redact(format!(
+                "no server named {name:?}; configured servers: {}\n",
+                known.join(", ")
+            )),
+        )
+            .into_response();
+    };
+    let history = match &state.store {
+        None => server_page::HistoryView::Disabled,
+        Some(store) => {
+            let since = crate::wall_clock::unix_seconds(std::time::SystemTime::now())
+                - server_page::HISTORY_SECONDS;
+            match crate::store::query::history(store, &name, since).await {
+                Ok(h) => server_page::HistoryView::Found(h),
+                Err(err) => server_page::HistoryView::Failed(err.to_string()),
+            }
+        }
+    };
+    let probes = state.recent.of(&name);
+    Html(redact(server_page::render(&status, &history, &probes))).into_response()
+}
+
+async fn config_handler(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        redact(state.running_config.get()),
+    )
+        .into_response()
+}
+
 async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
     Html(redact(status_page::render(&state.board.snapshot())))
 }
@@ -137,6 +200,6 @@ fn redact(text: String) -> String {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /health, /api/servers, /api/dependencies or /\n",
+        "not found; try /metrics, /health, /api/servers, /api/dependencies, /servers/NAME, /config, /probe or /\n",
     )
 }

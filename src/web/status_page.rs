@@ -6,6 +6,12 @@ use std::time::SystemTime;
 use crate::health::HealthStatus;
 use crate::status::ServerStatus;
 
+/// The style the exporter's pages share.
+pub(super) const STYLE: &str = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}\
+.healthy .word,li.ok summary{color:#1a7f37}.degraded .word{color:#9a6700}\
+.unhealthy .word,li.failed summary{color:#cf222e}.unknown .word{color:#6e7781}pre{margin:4px 0 8px 1em;white-space:pre-wrap}";
+
 /// Renders the status page.
 pub fn render(servers: &[ServerStatus]) -> String {
     let mut rows = String::new();
@@ -46,7 +52,8 @@ pub fn render(servers: &[ServerStatus]) -> String {
         let dependencies = dependency_cell(s);
         let _ = writeln!(
             rows,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\"><td><a href=\"/servers/{}\">{}</a></td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&s.name),
             escape(&s.name),
             s.transport,
             s.check,
@@ -63,17 +70,16 @@ pub fn render(servers: &[ServerStatus]) -> String {
         );
     }
     format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>mcp-exporter</title>\n<style>\
-body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>mcp-exporter</title>\n<style>{STYLE}\
 tr.healthy td:nth-child(4){{color:#1a7f37}}tr.degraded td:nth-child(4){{color:#9a6700}}tr.unhealthy td:nth-child(4){{color:#cf222e}}tr.unknown td:nth-child(4){{color:#6e7781}}\
-</style></head><body>\n<h1>mcp-exporter {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/api/servers\">/api/servers</a></p>\n\
+</style></head><body>\n<h1>mcp-exporter {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/api/servers\">/api/servers</a> · <a href=\"/config\">/config</a></p>\n\
 <table><tr><th>server</th><th>transport</th><th>check</th><th>health</th><th>up</th><th>latency</th><th>last probe</th><th>server info</th><th>reasons</th><th>dependencies</th><th>last error</th><th>process</th></tr>\n{rows}</table>\n</body></html>\n",
         env!("CARGO_PKG_VERSION")
     )
 }
 
 /// One line per dependency: name, kind, criticality, status and what its last check saw.
-fn dependency_cell(s: &ServerStatus) -> String {
+pub(super) fn dependency_cell(s: &ServerStatus) -> String {
     s.dependencies
         .iter()
         .map(|d| {
@@ -95,7 +101,7 @@ fn dependency_cell(s: &ServerStatus) -> String {
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -22,6 +22,7 @@ mod kubernetes;
 mod mcp_client;
 mod mcp_support;
 mod metrics_contract;
+mod pages;
 mod playbook;
 mod probe_endpoint;
 mod process;

@@ -61,6 +61,8 @@ pub enum Tool {
     /// `tests/schemas/node_modules` (with `node` on `PATH` to run it). Locates the
     /// `kubernetes-validate` program.
     DeploySchemas,
+    /// Debian's `chromium`, for headless page tests.
+    Chromium,
 }
 
 impl fmt::Display for Tool {
@@ -78,6 +80,7 @@ impl fmt::Display for Tool {
             Tool::SystemdAnalyze => "systemd-analyze",
             Tool::Conformance => "conformance suite",
             Tool::DeploySchemas => "Kubernetes schemas",
+            Tool::Chromium => "chromium",
         })
     }
 }
@@ -113,6 +116,7 @@ impl Tool {
                 "run scripts/install-deps.sh (kubernetes-validate in tests/schemas/.venv, npm ci in \
                  tests/schemas/)"
             }
+            Tool::Chromium => "run scripts/install-deps.sh as root (Debian package chromium)",
         }
     }
 
@@ -169,6 +173,7 @@ impl Tool {
                     Err(format!("{} does not exist", node.display()))
                 }
             }
+            Tool::Chromium => on_path("chromium"),
             Tool::DeploySchemas => {
                 on_path("node")?;
                 let models = schemas_dir()
