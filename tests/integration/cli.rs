@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::daemon::{Daemon, daemon_bin};
-use crate::common::http::{HTTP_TIMEOUT, http_request};
 use crate::common::net::free_port;
 use crate::common::paths::npm_server_js;
 use crate::common::processes::{kill_pid, run_bounded, spawn_guarded};
+use crate::common::prometheus::Prometheus;
 use crate::common::servers::{everything_stdio_entry, spawn_http_everything};
 use crate::common::tools::{Tool, require};
 use crate::common::wait::eventually;
@@ -378,35 +378,6 @@ fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
     assert_eq!(h["transitions"][0]["kind"], "up", "{h}");
 }
 
-fn prometheus_query(port: u16, query: &str) -> Result<Vec<Value>, String> {
-    let path = format!("/api/v1/query?query={}", url_encode(query));
-    let resp = http_request(
-        &format!("127.0.0.1:{port}"),
-        "GET",
-        &path,
-        &[],
-        b"",
-        HTTP_TIMEOUT,
-    )
-    .map_err(|e| e.to_string())?;
-    let json: Value = serde_json::from_str(&resp.text()).map_err(|e| e.to_string())?;
-    Ok(json["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 fn metrics_summary_percentiles_agree_with_prometheus_histogram_quantile() {
     if require(Tool::Node).is_none() {
@@ -431,25 +402,13 @@ fn metrics_summary_percentiles_agree_with_prometheus_histogram_quantile() {
         }
     });
     let dir = tempfile::tempdir().expect("tempdir");
-    let prom_port = free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let prom = Prometheus::start(
+        &prometheus,
+        dir.path(),
+        &format!(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mcp\n    static_configs:\n      - targets: ['{}']\n",
             daemon.addr()
         ),
-    )
-    .expect("write prometheus.yml");
-    let _prom = spawn_guarded(
-        "prometheus",
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
     );
     let out = cli(&[
         "metrics",
@@ -477,7 +436,7 @@ fn metrics_summary_percentiles_agree_with_prometheus_histogram_quantile() {
             "histogram_quantile({q}, mcp_request_duration_seconds_bucket{{server=\"everything\"}})"
         );
         let result = eventually(WAIT, POLL, || {
-            let r = prometheus_query(prom_port, &query)?;
+            let r = prom.query(&query)?;
             if r.len() == methods.len() {
                 Ok(r)
             } else {
