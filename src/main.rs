@@ -85,6 +85,9 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// A server's health transitions and availability from the history store.
     History(cli::history::HistoryArgs),
+    /// The review of a period for every server (or one): availability, outages, latency against
+    /// the previous period, security events, store capacity; Markdown, HTML or JSON.
+    Report(cli::report::ReportArgs),
     /// Print a configuration for the servers of an MCP client's JSON file (Claude Desktop,
     /// Claude Code, Cursor, VS Code, ...); secrets become ${VAR} references.
     Import(cli::import::ImportArgs),
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => ExitCode::from(cli::metrics::run(args)),
         Command::Logs(args) => ExitCode::from(cli::logs::run(args)),
         Command::History(args) => ExitCode::from(cli::history::run(args)),
+        Command::Report(args) => ExitCode::from(cli::report::run(args)),
         Command::Import(args) => ExitCode::from(cli::import::run(args)),
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);

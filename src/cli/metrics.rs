@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::quantile::{Bucket, histogram_quantile};
 use crate::health::HealthStatus;
+use crate::quantile::{Bucket, histogram_quantile};
 
 /// Deadline of the whole scrape.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,7 +7,7 @@ pub mod history;
 pub mod import;
 pub mod logs;
 pub mod metrics;
-pub mod quantile;
+pub mod report;
 pub mod wrap;
 
 use std::path::{Path, PathBuf};

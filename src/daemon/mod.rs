@@ -127,6 +127,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         probe_slots: crate::web::probe_endpoint::probe_slots(),
         recent,
         store: history.as_ref().map(|(_, writer)| writer.store()),
+        store_max_bytes: config.store.max_size,
         running_config: running_config.clone(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -23,7 +23,7 @@ pub const SESSION_REUSE_WINDOW: usize = 20;
 
 /// Buckets of the request and tool histograms (seconds); 5 s is a boundary because the
 /// playbook's MCPSlowResponseTime alert fires on a p95 above 5 s.
-const DURATION_BUCKETS: [f64; 15] = [
+pub const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 /// Appended to the HELP of the families a scrape-time reader could misread (prometheus-client

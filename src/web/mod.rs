@@ -47,8 +47,10 @@ pub struct AppState {
     pub probe_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// Each server's recent probes, for its page.
     pub recent: crate::recent_probes::RecentProbes,
-    /// The history store, read by the server pages; `None` when disabled.
+    /// The history store, read by the server pages and `/reports`; `None` when disabled.
     pub store: Option<crate::store::Store>,
+    /// The store's `max_size`, for the capacity part of `/reports`.
+    pub store_max_bytes: u64,
     /// What `/config` shows: the running configuration as `validate` reports it.
     pub running_config: RunningConfig,
 }
@@ -84,6 +86,7 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
         .route("/probe", get(probe_endpoint::probe_handler))
         .route("/servers/{name}", get(server_page_handler))
         .route("/config", get(config_handler))
+        .route("/reports", get(reports_handler))
         .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)
@@ -180,6 +183,64 @@ async fn server_page_handler(
     Html(redact(server_page::render(&status, &history, &probes))).into_response()
 }
 
+/// `/reports?since=24h[&server=NAME][&format=html|markdown|json]`: `mcp-exporter report`
+/// served (src/report/), HTML by default.
+async fn reports_handler(
+    State(state): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    use crate::cli::report::ReportOutput;
+    let Some(store) = &state.store else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reports are made from the history store, which is disabled ([store] enabled = false)\n",
+        )
+            .into_response();
+    };
+    let since = params.get("since").map(String::as_str).unwrap_or("24h");
+    let Ok(period) = humantime::parse_duration(since) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("since={since:?} is not a duration; expected e.g. 24h or 7d\n"),
+        )
+            .into_response();
+    };
+    let (output, content_type) = match params.get("format").map(String::as_str) {
+        None | Some("html") => (ReportOutput::Html, "text/html; charset=utf-8"),
+        Some("markdown") => (ReportOutput::Markdown, "text/markdown; charset=utf-8"),
+        Some("json") => (ReportOutput::Json, "application/json"),
+        Some(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("format={other:?} is unknown; expected html, markdown or json\n"),
+            )
+                .into_response();
+        }
+    };
+    let until = crate::wall_clock::unix_seconds(std::time::SystemTime::now());
+    let server = params.get("server").map(String::as_str);
+    match crate::report::build(
+        store,
+        until - period.as_secs_f64(),
+        until,
+        server,
+        state.store_max_bytes,
+    )
+    .await
+    {
+        Ok(report) => (
+            [(header::CONTENT_TYPE, content_type)],
+            crate::cli::report::rendered(&report, output),
+        )
+            .into_response(),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the history store could not be read: {err}\n"),
+        )
+            .into_response(),
+    }
+}
+
 async fn config_handler(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -200,6 +261,6 @@ fn redact(text: String) -> String {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /health, /api/servers, /api/dependencies, /servers/NAME, /config, /probe or /\n",
+        "not found; try /metrics, /health, /api/servers, /api/dependencies, /servers/NAME, /config, /reports, /probe or /\n",
     )
 }

@@ -72,7 +72,7 @@ pub fn render(servers: &[ServerStatus]) -> String {
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>mcp-exporter</title>\n<style>{STYLE}\
 tr.healthy td:nth-child(4){{color:#1a7f37}}tr.degraded td:nth-child(4){{color:#9a6700}}tr.unhealthy td:nth-child(4){{color:#cf222e}}tr.unknown td:nth-child(4){{color:#6e7781}}\
-</style></head><body>\n<h1>mcp-exporter {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/api/servers\">/api/servers</a> · <a href=\"/config\">/config</a></p>\n\
+</style></head><body>\n<h1>mcp-exporter {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/api/servers\">/api/servers</a> · <a href=\"/config\">/config</a> · <a href=\"/reports\">/reports</a></p>\n\
 <table><tr><th>server</th><th>transport</th><th>check</th><th>health</th><th>up</th><th>latency</th><th>last probe</th><th>server info</th><th>reasons</th><th>dependencies</th><th>last error</th><th>process</th></tr>\n{rows}</table>\n</body></html>\n",
         env!("CARGO_PKG_VERSION")
     )

@@ -27,6 +27,7 @@ mod playbook;
 mod probe_endpoint;
 mod process;
 mod reload;
+mod report;
 mod security;
 mod store;
 mod toolchain_pins;

@@ -1,0 +1,234 @@
+//! The report as Markdown (for a terminal or a ticket) and as HTML (`/reports`, or a file to
+//! mail); JSON is the [`Report`] serialized (docs/report.schema.json).
+
+use std::fmt::Write;
+
+use super::{Percentiles, Report};
+
+fn ts(unix: f64) -> String {
+    crate::cli::format_ts(unix)
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1} ms"))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.3}%")).unwrap_or_else(|| "-".into())
+}
+
+fn duration(seconds: f64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(seconds.max(0.0) as u64)).to_string()
+}
+
+fn latency_row(label: &str, p: &Percentiles) -> [String; 5] {
+    [
+        label.to_string(),
+        p.observations.to_string(),
+        ms(p.p50_ms),
+        ms(p.p95_ms),
+        ms(p.p99_ms),
+    ]
+}
+
+/// A Markdown table.
+fn md_table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out.push('\n');
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# MCP fleet report\n\n{} to {} ({}), made {}\n",
+        ts(r.since),
+        ts(r.until),
+        duration(r.until - r.since),
+        ts(r.generated_at)
+    );
+    let _ = writeln!(
+        out,
+        "**Fleet:** {} servers, {} probes, {} outages, {} security events, worst availability {}\n",
+        r.fleet.servers,
+        r.fleet.probes,
+        r.fleet.outages,
+        r.fleet.security_events,
+        percent(r.fleet.worst_availability_percent)
+    );
+    for s in &r.servers {
+        let _ = writeln!(out, "## {}\n", s.server);
+        let _ = writeln!(
+            out,
+            "Availability {} (time-weighted); {} probes, {} up, {} passed the full check; {} restarts.\n",
+            percent(s.history.availability.as_ref().map(|a| a.percent)),
+            s.history.probes,
+            s.history.probes_up,
+            s.history.probes_successful,
+            s.history.restarts
+        );
+        if s.outages.is_empty() {
+            out.push_str("No outage.\n\n");
+        } else {
+            let rows: Vec<Vec<String>> = s
+                .outages
+                .iter()
+                .map(|o| {
+                    vec![
+                        ts(o.start),
+                        o.end.map(ts).unwrap_or_else(|| "ongoing".into()),
+                        duration(o.duration_seconds),
+                        format!("{:?}", o.cause).to_lowercase(),
+                        o.reason.clone(),
+                    ]
+                })
+                .collect();
+            md_table(
+                &mut out,
+                &["start", "end", "duration", "cause", "reason"],
+                &rows,
+            );
+        }
+        md_table(
+            &mut out,
+            &["latency", "probes", "p50", "p95", "p99"],
+            &[
+                latency_row("this period", &s.latency.current).to_vec(),
+                latency_row("previous period", &s.latency.previous).to_vec(),
+            ],
+        );
+        if !s.security_events.is_empty() {
+            let rows: Vec<Vec<String>> = s
+                .security_events
+                .iter()
+                .map(|e| vec![ts(e.ts), e.kind.clone(), e.message.clone()])
+                .collect();
+            md_table(&mut out, &["time", "security event", "what"], &rows);
+        }
+    }
+    let c = &r.capacity;
+    let _ = writeln!(
+        out,
+        "## Capacity\n\n{:.3} probes/s; store {:.1} MiB of {:.1} MiB, growing {:.1} MiB/day; full in {}.",
+        c.probes_per_second,
+        c.store_bytes as f64 / 1048576.0,
+        c.store_max_bytes as f64 / 1048576.0,
+        c.bytes_per_day / 1048576.0,
+        c.days_until_full
+            .map(|d| format!("{d:.0} days"))
+            .unwrap_or_else(|| "never at this rate".into())
+    );
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn html_table(out: &mut String, id: &str, header: &[&str], rows: &[Vec<String>]) {
+    let _ = write!(out, "<table id=\"{id}\"><tr>");
+    for h in header {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", escape(cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+/// The report as a standalone HTML page (no script).
+pub fn html(r: &Report) -> String {
+    let mut out = String::from(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>MCP fleet report</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>\n",
+    );
+    let _ = writeln!(
+        out,
+        "<h1>MCP fleet report</h1>\n<p id=\"period\">{} to {} ({})</p>\n<p id=\"fleet\">{} servers, {} probes, {} outages, {} security events, worst availability {}</p>",
+        ts(r.since),
+        ts(r.until),
+        duration(r.until - r.since),
+        r.fleet.servers,
+        r.fleet.probes,
+        r.fleet.outages,
+        r.fleet.security_events,
+        percent(r.fleet.worst_availability_percent)
+    );
+    for s in &r.servers {
+        let id = escape(&s.server);
+        let _ = writeln!(
+            out,
+            "<section class=\"server\" id=\"server-{id}\"><h2>{id}</h2>\n<p class=\"availability\">availability {}; {} probes, {} restarts</p>",
+            percent(s.history.availability.as_ref().map(|a| a.percent)),
+            s.history.probes,
+            s.history.restarts
+        );
+        let outages: Vec<Vec<String>> = s
+            .outages
+            .iter()
+            .map(|o| {
+                vec![
+                    ts(o.start),
+                    o.end.map(ts).unwrap_or_else(|| "ongoing".into()),
+                    duration(o.duration_seconds),
+                    format!("{:?}", o.cause).to_lowercase(),
+                    o.reason.clone(),
+                ]
+            })
+            .collect();
+        html_table(
+            &mut out,
+            &format!("outages-{id}"),
+            &["start", "end", "duration", "cause", "reason"],
+            &outages,
+        );
+        html_table(
+            &mut out,
+            &format!("latency-{id}"),
+            &["latency", "probes", "p50", "p95", "p99"],
+            &[
+                latency_row("this period", &s.latency.current).to_vec(),
+                latency_row("previous period", &s.latency.previous).to_vec(),
+            ],
+        );
+        let events: Vec<Vec<String>> = s
+            .security_events
+            .iter()
+            .map(|e| vec![ts(e.ts), e.kind.clone(), e.message.clone()])
+            .collect();
+        html_table(
+            &mut out,
+            &format!("security-{id}"),
+            &["time", "security event", "what"],
+            &events,
+        );
+        out.push_str("</section>\n");
+    }
+    let c = &r.capacity;
+    let _ = writeln!(
+        out,
+        "<h2>Capacity</h2>\n<p id=\"capacity\">{:.3} probes/s; store {} of {} bytes, growing {:.0} bytes/day; full in {}</p>\n</body></html>",
+        c.probes_per_second,
+        c.store_bytes,
+        c.store_max_bytes,
+        c.bytes_per_day,
+        c.days_until_full
+            .map(|d| format!("{d:.0} days"))
+            .unwrap_or_else(|| "never at this rate".into())
+    );
+    out
+}
