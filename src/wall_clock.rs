@@ -8,3 +8,10 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+/// `2026-11-28T16:33:12Z` (UTC, seconds) for a Unix time: how the CLI, the pages and the
+/// reports print times.
+pub fn format_rfc3339(unix: f64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_secs_f64(unix.max(0.0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}

@@ -77,8 +77,7 @@ pub fn unix_ago(ago: Duration) -> f64 {
 
 /// `2026-11-28T16:33:12Z` (UTC, seconds) for a Unix time.
 pub fn format_ts(unix: f64) -> String {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0));
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::wall_clock::format_rfc3339(unix)
 }
 
 #[cfg(test)]

@@ -4,20 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::report::render::ReportOutput;
 use crate::report::{self, render};
 use crate::settings::Config;
 use crate::store::{Store, StoreConfig};
-
-/// `--output` of `report`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportOutput {
-    /// Markdown.
-    Markdown,
-    /// A standalone HTML page.
-    Html,
-    /// JSON (schema: docs/report.schema.json).
-    Json,
-}
 
 /// Arguments of `report`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,16 +27,6 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportOutput::Markdown)]
     pub output: ReportOutput,
-}
-
-/// The report in `output`'s format.
-pub fn rendered(report: &report::Report, output: ReportOutput) -> String {
-    let text = match output {
-        ReportOutput::Markdown => render::markdown(report),
-        ReportOutput::Html => render::html(report),
-        ReportOutput::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
-    };
-    crate::security::redact::redact(&text)
 }
 
 /// Runs `report`; returns the exit status.
@@ -75,7 +55,7 @@ pub fn run(args: ReportArgs) -> u8 {
         .await;
         match result {
             Ok(report) => {
-                print!("{}", rendered(&report, args.output));
+                print!("{}", render::rendered(&report, args.output));
                 0
             }
             Err(err) => {

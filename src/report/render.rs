@@ -5,8 +5,29 @@ use std::fmt::Write;
 
 use super::{Percentiles, Report};
 
+/// The formats a report is rendered in (`--output` of `report`, `format=` of `/reports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportOutput {
+    /// Markdown.
+    Markdown,
+    /// A standalone HTML page.
+    Html,
+    /// JSON (schema: docs/report.schema.json).
+    Json,
+}
+
+/// The report in `output`'s format, secrets redacted.
+pub fn rendered(report: &Report, output: ReportOutput) -> String {
+    let text = match output {
+        ReportOutput::Markdown => markdown(report),
+        ReportOutput::Html => html(report),
+        ReportOutput::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+    };
+    crate::security::redact::redact(&text)
+}
+
 fn ts(unix: f64) -> String {
-    crate::cli::format_ts(unix)
+    crate::wall_clock::format_rfc3339(unix)
 }
 
 fn ms(v: Option<f64>) -> String {

@@ -189,7 +189,7 @@ async fn reports_handler(
     State(state): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<std::collections::BTreeMap<String, String>>,
 ) -> Response {
-    use crate::cli::report::ReportOutput;
+    use crate::report::render::ReportOutput;
     let Some(store) = &state.store else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -230,7 +230,7 @@ async fn reports_handler(
     {
         Ok(report) => (
             [(header::CONTENT_TYPE, content_type)],
-            crate::cli::report::rendered(&report, output),
+            crate::report::render::rendered(&report, output),
         )
             .into_response(),
         Err(err) => (

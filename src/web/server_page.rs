@@ -56,7 +56,13 @@ pub fn render(status: &ServerStatus, history: &HistoryView, probes: &[RecentProb
     let last_error = status
         .last_failure
         .as_ref()
-        .map(|f| format!("{} ({})", f.failure, crate::cli::format_ts(f.at_unix)))
+        .map(|f| {
+            format!(
+                "{} ({})",
+                f.failure,
+                crate::wall_clock::format_rfc3339(f.at_unix)
+            )
+        })
         .unwrap_or_else(|| "-".into());
     let _ = write!(
         html,
@@ -98,7 +104,7 @@ pub fn render(status: &ServerStatus, history: &HistoryView, probes: &[RecentProb
                 let _ = writeln!(
                     html,
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    crate::cli::format_ts(t.ts),
+                    crate::wall_clock::format_rfc3339(t.ts),
                     escape(&t.kind),
                     escape(&t.from),
                     escape(&t.to),
@@ -120,7 +126,7 @@ pub fn render(status: &ServerStatus, history: &HistoryView, probes: &[RecentProb
             "<li class=\"probe {}\"><details{}><summary>{} · {} · {:.1} ms</summary><pre>{}</pre></details></li>",
             if probe.success { "ok" } else { "failed" },
             if probe.success { "" } else { " open" },
-            crate::cli::format_ts(probe.at_unix),
+            crate::wall_clock::format_rfc3339(probe.at_unix),
             escape(&probe.summary),
             probe.duration_seconds * 1e3,
             escape(&probe.steps.join("\n"))
