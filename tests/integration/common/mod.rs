@@ -13,5 +13,6 @@ pub mod process_table;
 pub mod processes;
 pub mod scrape;
 pub mod servers;
+pub mod tls;
 pub mod tools;
 pub mod wait;
