@@ -73,6 +73,18 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../docs/runbooks/MCPProbesNotRunning.md"),
     ),
     (
+        "MCPCertificateExpiringSoon",
+        include_str!("../docs/runbooks/MCPCertificateExpiringSoon.md"),
+    ),
+    (
+        "MCPDependencyCertificateExpiringSoon",
+        include_str!("../docs/runbooks/MCPDependencyCertificateExpiringSoon.md"),
+    ),
+    (
+        "MCPCredentialExpiringSoon",
+        include_str!("../docs/runbooks/MCPCredentialExpiringSoon.md"),
+    ),
+    (
         "MCPExporterAbsent",
         include_str!("../docs/runbooks/MCPExporterAbsent.md"),
     ),

@@ -65,14 +65,18 @@ pub enum HealthReason {
     Slow,
     /// The probe succeeded with warnings (e.g. ping unsupported).
     Warnings,
+    /// The server refused (HTTP 401) the credential it had accepted before: expired, revoked
+    /// or rotated on one side only.
+    CredentialRejected,
     /// No complete observation: no probe yet, or a dependency not (yet) checkable.
     NoObservation,
 }
 
 impl HealthReason {
     /// Every reason, for label bookkeeping.
-    pub const ALL: [HealthReason; 7] = [
+    pub const ALL: [HealthReason; 8] = [
         HealthReason::ProbeFailed,
+        HealthReason::CredentialRejected,
         HealthReason::CriticalDependencyDown,
         HealthReason::DependencyDown,
         HealthReason::DependencyDegraded,
@@ -90,6 +94,7 @@ impl HealthReason {
             HealthReason::DependencyDegraded => "dependency_degraded",
             HealthReason::Slow => "slow",
             HealthReason::Warnings => "warnings",
+            HealthReason::CredentialRejected => "credential_rejected",
             HealthReason::NoObservation => "no_observation",
         }
     }
@@ -140,6 +145,20 @@ pub fn assess_with_dependencies(
     degraded_latency: Duration,
     dependencies: &[DependencyHealth<'_>],
 ) -> Health {
+    assess_remembering(last_probe, false, degraded_latency, dependencies)
+}
+
+/// [`assess_with_dependencies`] with what only a server's memory knows:
+/// `credential_rejected` when the last probe's 401 refused a credential that earlier probes
+/// got through with (decided in `src/assessment/mod.rs`). A failed probe whose credential was
+/// rejected reports `credential_rejected` beside `probe_failed`; the status is UNHEALTHY either
+/// way.
+pub fn assess_remembering(
+    last_probe: Option<&ProbeOutcome>,
+    credential_rejected: bool,
+    degraded_latency: Duration,
+    dependencies: &[DependencyHealth<'_>],
+) -> Health {
     let mut found: Vec<(HealthReason, String)> = Vec::new();
     match last_probe {
         None => found.push((
@@ -147,7 +166,15 @@ pub fn assess_with_dependencies(
             "no probe has completed yet".into(),
         )),
         Some(probe) => match &probe.failure {
-            Some(failure) => found.push((HealthReason::ProbeFailed, failure.to_string())),
+            Some(failure) => {
+                found.push((HealthReason::ProbeFailed, failure.to_string()));
+                if credential_rejected {
+                    found.push((
+                        HealthReason::CredentialRejected,
+                        "credential rejected: the server answered 401 to the credential it accepted before (expired, revoked or rotated); renew it".into(),
+                    ));
+                }
+            }
             None => {
                 for warning in &probe.warnings {
                     found.push((HealthReason::Warnings, warning.clone()));
@@ -193,7 +220,10 @@ pub fn assess_with_dependencies(
         }
     }
     let has = |code: HealthReason| found.iter().any(|(c, _)| *c == code);
-    let status = if has(HealthReason::ProbeFailed) || has(HealthReason::CriticalDependencyDown) {
+    let status = if has(HealthReason::ProbeFailed)
+        || has(HealthReason::CredentialRejected)
+        || has(HealthReason::CriticalDependencyDown)
+    {
         HealthStatus::Unhealthy
     } else if has(HealthReason::NoObservation) {
         HealthStatus::Unknown
@@ -432,6 +462,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_rejected_credential_is_named_beside_the_failure_only_when_the_probe_failed() {
+        let threshold = Duration::from_millis(100);
+        let mut refused = probe(false, &[], 10);
+        refused.fail(
+            Stage::Handshake,
+            FailureClass::AuthRequired,
+            "server requires authorization (HTTP 401)",
+        );
+        let got = assess_remembering(Some(&refused), true, threshold, &[]);
+        assert_eq!(got.status, HealthStatus::Unhealthy);
+        assert_eq!(
+            got.codes,
+            vec![HealthReason::ProbeFailed, HealthReason::CredentialRejected]
+        );
+        assert!(got.reasons[1].contains("credential rejected"), "{got:?}");
+        let first_time = assess_remembering(Some(&refused), false, threshold, &[]);
+        assert_eq!(first_time.codes, vec![HealthReason::ProbeFailed]);
+        let ok = assess_remembering(Some(&probe(true, &[], 10)), true, threshold, &[]);
+        assert_eq!(
+            ok.status,
+            HealthStatus::Healthy,
+            "a passing probe has no failure to explain"
+        );
+        assert_eq!(
+            HealthReason::CredentialRejected.as_str(),
+            "credential_rejected"
+        );
     }
 
     #[test]

@@ -161,6 +161,10 @@ pub struct ServerMemory {
     last_status: Option<HealthStatus>,
     catalog_hash: Option<u64>,
     sessions: u64,
+    /// A probe presenting a credential got past the handshake: the server accepted it.
+    credential_accepted: bool,
+    /// The last probe's 401 refused a credential accepted before.
+    credential_rejected: bool,
 }
 
 impl ServerMemory {
@@ -195,7 +199,13 @@ impl ServerMemory {
         process: Option<ProcessStatus>,
         logs: ServerLogs,
     ) -> Assessment {
-        let health = decide(&server, Some(&outcome), &dependencies);
+        self.credential_rejected = self.judge_credential(&outcome);
+        let health = decide_remembering(
+            &server,
+            Some(&outcome),
+            self.credential_rejected,
+            &dependencies,
+        );
         let transition = self.transition_to(health.status);
         let catalog_change = self.catalog_change(&outcome);
         let session_restarted = outcome.new_session && {
@@ -226,7 +236,12 @@ impl ServerMemory {
         dependencies: Vec<ServerDependency>,
     ) -> Option<Assessment> {
         let outcome = Arc::clone(self.last_probe.as_ref()?);
-        let health = decide(&server, Some(&outcome), &dependencies);
+        let health = decide_remembering(
+            &server,
+            Some(&outcome),
+            self.credential_rejected,
+            &dependencies,
+        );
         let transition = self.transition_to(health.status);
         Some(Assessment {
             server,
@@ -240,6 +255,19 @@ impl ServerMemory {
             process: None,
             logs: ServerLogs::default(),
         })
+    }
+
+    /// Whether `outcome`'s 401 refused a credential an earlier probe got through with; notes
+    /// an accepted credential.
+    fn judge_credential(&mut self, outcome: &ProbeOutcome) -> bool {
+        let credentials = &outcome.credentials;
+        if credentials.refused {
+            return self.credential_accepted;
+        }
+        if credentials.presented && outcome.up {
+            self.credential_accepted = true;
+        }
+        false
     }
 
     fn transition_to(&mut self, status: HealthStatus) -> Option<Transition> {
@@ -272,11 +300,26 @@ pub fn decide(
     outcome: Option<&ProbeOutcome>,
     dependencies: &[ServerDependency],
 ) -> Health {
+    decide_remembering(server, outcome, false, dependencies)
+}
+
+/// [`decide`] with what the server's memory adds: a credential rejected after it had worked.
+fn decide_remembering(
+    server: &ServerConfig,
+    outcome: Option<&ProbeOutcome>,
+    credential_rejected: bool,
+    dependencies: &[ServerDependency],
+) -> Health {
     let views: Vec<DependencyHealth<'_>> = dependencies
         .iter()
         .map(ServerDependency::as_health)
         .collect();
-    health::assess_with_dependencies(outcome, server.degraded_latency, &views)
+    health::assess_remembering(
+        outcome,
+        credential_rejected,
+        server.degraded_latency,
+        &views,
+    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::health::HealthReason;
 use crate::probe::{CatalogSummary, FailureClass, Stage};
 
 fn server() -> Arc<ServerConfig> {
@@ -183,4 +184,53 @@ fn a_slow_probe_is_degraded_by_the_servers_threshold() {
     slow.latency = Some(Duration::from_millis(1500));
     let health = decide(&server(), Some(&slow), &[]);
     assert_eq!(health.status, HealthStatus::Degraded);
+}
+
+fn with_credential(mut outcome: ProbeOutcome, refused: bool) -> ProbeOutcome {
+    outcome.credentials.presented = true;
+    outcome.credentials.refused = refused;
+    if refused {
+        outcome.fail(
+            Stage::Handshake,
+            FailureClass::AuthRequired,
+            "server requires authorization (HTTP 401)",
+        );
+    }
+    outcome
+}
+
+#[test]
+fn a_credential_refused_after_it_worked_is_rejected_until_one_works_again() {
+    let codes = |a: &Assessment| a.health.codes.clone();
+    let mut never_worked = ServerMemory::default();
+    let first = probe(&mut never_worked, with_credential(failed_probe(), true));
+    assert_eq!(
+        codes(&first),
+        vec![HealthReason::ProbeFailed],
+        "never accepted"
+    );
+
+    let mut memory = ServerMemory::default();
+    probe(&mut memory, with_credential(ok_probe(), false));
+    let refused = probe(&mut memory, with_credential(failed_probe(), true));
+    assert_eq!(
+        codes(&refused),
+        vec![HealthReason::ProbeFailed, HealthReason::CredentialRejected]
+    );
+    let down = probe(&mut memory, failed_probe());
+    assert_eq!(codes(&down), vec![HealthReason::ProbeFailed], "not a 401");
+    probe(&mut memory, with_credential(failed_probe(), true));
+    let again = memory
+        .after_dependencies(server(), vec![dependency(HealthStatus::Healthy, None)])
+        .expect("after a probe");
+    assert!(
+        again
+            .health
+            .codes
+            .contains(&HealthReason::CredentialRejected),
+        "a re-assessment keeps it: {:?}",
+        again.health
+    );
+    let renewed = probe(&mut memory, with_credential(ok_probe(), false));
+    assert_eq!(renewed.health.status, HealthStatus::Healthy);
 }

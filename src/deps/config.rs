@@ -12,6 +12,8 @@ use toml::Spanned;
 
 use crate::config::reference;
 use crate::config::{KeyError, SecretSource, SourceText};
+use crate::tls::TlsSettings;
+use crate::tls::config::RawTls;
 
 /// Default interval of a dependency check.
 pub const DEFAULT_DEPENDENCY_INTERVAL: Duration = Duration::from_secs(30);
@@ -98,6 +100,8 @@ pub enum DependencySpec {
         expect_status: StatusRange,
         /// Text the body must contain.
         body_contains: Option<String>,
+        /// Whom to trust and which name to verify for an `https` URL.
+        tls: TlsSettings,
     },
     /// `kind = "tcp"`: connect within the timeout.
     Tcp {
@@ -238,6 +242,7 @@ pub struct RawDependency {
     headers: Option<Spanned<BTreeMap<String, String>>>,
     expect_status: Option<Spanned<String>>,
     body_contains: Option<Spanned<String>>,
+    tls: Option<Spanned<RawTls>>,
     address: Option<Spanned<String>>,
     path: Option<Spanned<PathBuf>>,
     writable: Option<Spanned<bool>>,
@@ -404,6 +409,7 @@ fn validate(
             raw.body_contains.as_ref().map(|s| s.span().start),
             "http",
         ),
+        ("tls", raw.tls.as_ref().map(|s| s.span().start), "http"),
         (
             "address",
             raw.address.as_ref().map(|s| s.span().start),
@@ -523,12 +529,18 @@ fn validate(
                 .headers
                 .map(|h| h.into_inner().into_iter().collect())
                 .unwrap_or_default();
+            let tls = match raw.tls {
+                Some(raw_tls) => crate::tls::config::validate(raw_tls, &parsed, src)
+                    .map_err(|e| e.within(&format!("dependencies[{index}]")))?,
+                None => TlsSettings::default(),
+            };
             DependencySpec::Http {
                 method,
                 url: parsed,
                 headers,
                 expect_status,
                 body_contains: raw.body_contains.map(Spanned::into_inner),
+                tls,
             }
         }
         "tcp" => {

@@ -2,12 +2,15 @@
 //! Search checks): status range, optional body match, header values from the environment, and
 //! the API's rate-limit signals (`Retry-After`, `X-RateLimit-*`, `RateLimit-*`) read and exposed.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 
 use super::{DependencyCheck, DependencyFailure, DependencySpec, RateLimit, ms};
 use crate::config::reference;
+use crate::tls::{ChainBook, TlsError, TlsSettings};
 
 /// Most of a body read for `body_contains`.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -16,20 +19,50 @@ pub(super) const DEFAULT_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(60);
 /// Longest back-off honoured, whatever the API asks.
 const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 
-/// The client every HTTP dependency shares: no redirects (a moved API is reported), a
-/// recognisable User-Agent (GitHub requires one).
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("mcp-exporter/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// The clients HTTP dependencies share: one per distinct `tls` setting, each with the book its
+/// verifier notes certificate chains in. No redirects (a moved API is reported), a recognisable
+/// User-Agent (GitHub requires one).
+#[derive(Debug, Default)]
+pub struct HttpClients {
+    clients: Mutex<HashMap<TlsSettings, (reqwest::Client, Arc<ChainBook>)>>,
+}
+
+impl HttpClients {
+    /// The client for `tls` (built on first use) and its chain book.
+    pub fn client_for(
+        &self,
+        tls: &TlsSettings,
+    ) -> Result<(reqwest::Client, Arc<ChainBook>), TlsError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((client, book)) = clients.get(tls) {
+            return Ok((client.clone(), Arc::clone(book)));
+        }
+        let book = Arc::new(ChainBook::default());
+        let config = crate::tls::client_config(tls, &book)?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mcp-exporter/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(config)
+            .tls_info(true)
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        clients.insert(tls.clone(), (client.clone(), Arc::clone(&book)));
+        Ok((client, book))
+    }
+
+    /// Forgets every client, so the next checks build new ones (and read CA files again).
+    pub fn clear(&self) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
 }
 
 /// Sends the request and judges the answer.
 pub(super) async fn check(
     spec: &DependencySpec,
-    client: &reqwest::Client,
+    clients: &HttpClients,
     timeout: Duration,
     started_at: SystemTime,
 ) -> DependencyCheck {
@@ -40,10 +73,18 @@ pub(super) async fn check(
         headers,
         expect_status,
         body_contains,
+        tls,
     } = spec
     else {
         result.fail(DependencyFailure::Misconfigured, "not an http dependency");
         return result;
+    };
+    let (client, book) = match clients.client_for(tls) {
+        Ok(pair) => pair,
+        Err(err) => {
+            result.fail(DependencyFailure::Misconfigured, err.to_string());
+            return result;
+        }
     };
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut request = client.request(method, url.clone()).timeout(timeout);
@@ -67,6 +108,7 @@ pub(super) async fn check(
             return result;
         }
     };
+    result.tls = crate::tls::observe::observe(&response, &book);
     let status = response.status().as_u16();
     result.details.insert("status", status.to_string());
     result.rate_limit = rate_limit(response.headers(), SystemTime::now());

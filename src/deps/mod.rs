@@ -19,9 +19,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 pub use config::{DependencyConfig, DependencySpec, StatusRange, StatusRangeError};
+pub use http_check::HttpClients;
 pub use runner::{DependencyRunner, Dependents, next_delay};
 
 use crate::health::HealthStatus;
+use crate::tls::TlsObservation;
 
 /// Time a check gets beyond its timeout for cleanup (closing a connection) before it is
 /// abandoned and reported timed out.
@@ -119,6 +121,8 @@ pub struct DependencyCheck {
     pub details: BTreeMap<&'static str, String>,
     /// Rate-limit state (HTTP).
     pub rate_limit: RateLimit,
+    /// What the TLS of an `https` answer showed (certificate expiry, version).
+    pub tls: Option<TlsObservation>,
 }
 
 impl DependencyCheck {
@@ -132,6 +136,7 @@ impl DependencyCheck {
             duration: Duration::ZERO,
             details: BTreeMap::new(),
             rate_limit: RateLimit::default(),
+            tls: None,
         }
     }
 
@@ -286,7 +291,7 @@ pub fn server_view(board: &DependencyBoard, names: &[String]) -> Vec<ServerDepen
 }
 
 /// Runs one check of `config` now, bounded by its timeout (plus `CHECK_GRACE` for cleanup).
-pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> DependencyCheck {
+pub async fn check_once(config: &DependencyConfig, http: &HttpClients) -> DependencyCheck {
     let started_at = SystemTime::now();
     let start = tokio::time::Instant::now();
     let timeout = config.timeout;
@@ -321,8 +326,8 @@ pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> De
 /// Checks every dependency once, concurrently (for one-shot commands such as `check`); results
 /// in the order of `dependencies`.
 pub async fn check_all(dependencies: &[DependencyConfig]) -> Vec<DependencyCheck> {
-    let client = http_check::client();
-    futures_util::future::join_all(dependencies.iter().map(|d| check_once(d, &client))).await
+    let clients = HttpClients::default();
+    futures_util::future::join_all(dependencies.iter().map(|d| check_once(d, &clients))).await
 }
 
 /// Formats a duration as whole milliseconds, for reasons.

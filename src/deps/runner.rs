@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::http_check::HttpClients;
 use super::sink::{CheckSink, CheckSinks};
 use super::{DependencyBoard, DependencyCheck, DependencyConfig, DependencyState, check_once};
 use crate::health::HealthStatus;
@@ -28,7 +29,7 @@ pub fn next_delay(period: Duration, check: &DependencyCheck) -> Duration {
 pub struct DependencyRunner {
     sinks: CheckSinks,
     board: DependencyBoard,
-    client: reqwest::Client,
+    clients: Arc<HttpClients>,
     tasks: TaskSet<DependencyConfig>,
     changes: Arc<watch::Sender<u64>>,
     dependents: Dependents,
@@ -45,7 +46,7 @@ impl DependencyRunner {
         DependencyRunner {
             sinks,
             board,
-            client: super::http_check::client(),
+            clients: Arc::default(),
             tasks: TaskSet::new("dependency"),
             changes: Arc::new(watch::channel(0).0),
             dependents: Arc::default(),
@@ -85,6 +86,8 @@ impl DependencyRunner {
     /// Makes the running set match `dependencies` (reload): starts new ones, stops removed or
     /// changed ones (dropping their series), leaves unchanged ones running.
     pub async fn apply(&mut self, dependencies: &[DependencyConfig]) {
+        // A reload reads every `tls.ca_file` again (a renewed CA takes effect).
+        self.clients.clear();
         let stopped = self
             .tasks
             .stop_stale(dependencies.iter().map(|d| (d.name.as_str(), d)))
@@ -133,10 +136,10 @@ impl DependencyRunner {
             interval_ms = config.period().as_millis() as u64,
             "started checking dependency"
         );
-        let client = self.client.clone();
+        let clients = Arc::clone(&self.clients);
         self.tasks
             .start(config.name.clone(), config.clone(), move |stop| {
-                tokio::spawn(run(config, stop, client, outputs))
+                tokio::spawn(run(config, stop, clients, outputs))
             });
     }
 
@@ -157,7 +160,7 @@ struct Outputs {
 async fn run(
     config: DependencyConfig,
     mut stop: watch::Receiver<bool>,
-    client: reqwest::Client,
+    clients: Arc<HttpClients>,
     outputs: Outputs,
 ) {
     let Outputs {
@@ -179,7 +182,7 @@ async fn run(
         let started = Instant::now();
         let check = tokio::select! {
             _ = stop.changed() => break,
-            c = check_once(&config, &client) => c,
+            c = check_once(&config, &clients) => c,
         };
         let delay = next_delay(config.period(), &check);
         let servers = dependents

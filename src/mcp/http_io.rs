@@ -9,10 +9,22 @@ use tokio::time::{Instant, timeout_at};
 use super::WireCounters;
 use super::error::{Heard, McpError};
 use super::http_timing::PhaseRecorder;
+use crate::tls::{TlsSettings, TlsWatch};
 
 /// Builds the reqwest client of one HTTP transport (no overall timeout: every call carries its
-/// own deadline); its lookups and new connections are timed into `phases`.
-pub(crate) fn build_client(phases: &PhaseRecorder) -> Result<reqwest::Client, McpError> {
+/// own deadline); its lookups and new connections are timed into `phases`, and the certificate
+/// chains its TLS connections verify (under `tls`) are noted in `watch`'s book.
+pub(crate) fn build_client(
+    url: &url::Url,
+    phases: &PhaseRecorder,
+    tls: &TlsSettings,
+    watch: &TlsWatch,
+) -> Result<reqwest::Client, McpError> {
+    let tls_config =
+        crate::tls::client_config(tls, watch.book()).map_err(|e| McpError::Connect {
+            url: url.to_string(),
+            detail: e.to_string(),
+        })?;
     // Redirects are not followed: a probe reports what the configured URL answers, and
     // configured credentials never travel to another URL.
     reqwest::Client::builder()
@@ -20,6 +32,8 @@ pub(crate) fn build_client(phases: &PhaseRecorder) -> Result<reqwest::Client, Mc
         .connector_layer(phases.connector_layer())
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
+        .tls_backend_preconfigured(tls_config)
+        .tls_info(true)
         .build()
         .map_err(|e| McpError::protocol(format!("cannot build the HTTP client: {e}")))
 }

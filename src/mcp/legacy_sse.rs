@@ -24,6 +24,7 @@ use super::http_io::{
 use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::RpcErrorObject;
 use super::sse::{SseEvent, SseItem, SseParser};
+use crate::tls::{TlsObservation, TlsSettings, TlsWatch};
 
 /// What the stream reader hands over.
 #[derive(Debug)]
@@ -46,6 +47,7 @@ pub struct SseTransport {
     max_event: usize,
     counters: Arc<WireCounters>,
     phases: PhaseRecorder,
+    tls: TlsWatch,
 }
 
 impl SseTransport {
@@ -53,12 +55,15 @@ impl SseTransport {
     pub fn new(
         url: &url::Url,
         headers: &[(String, String)],
+        tls: &TlsSettings,
         max_event: usize,
         counters: Arc<WireCounters>,
     ) -> Result<Self, McpError> {
         let phases = PhaseRecorder::default();
+        let watch = TlsWatch::default();
         Ok(SseTransport {
-            client: build_client(&phases)?,
+            client: build_client(url, &phases, tls, &watch)?,
+            tls: watch,
             url: url.clone(),
             headers: parse_headers(headers)?,
             endpoint: None,
@@ -75,6 +80,11 @@ impl SseTransport {
     /// in the probe that opened it).
     pub fn take_phases(&self) -> HttpPhases {
         self.phases.take()
+    }
+
+    /// What the TLS of the responses since the last call showed (`None` for plain HTTP).
+    pub fn take_tls(&self) -> Option<TlsObservation> {
+        self.tls.take()
     }
 
     /// False once the event stream ended.
@@ -102,6 +112,7 @@ impl SseTransport {
         let mut resp = sent
             .map_err(|_| timeout_marker())?
             .map_err(|e| map_send_error(self.url.as_str(), &e))?;
+        self.tls.note(&resp);
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
             return Err(auth_error(&resp));
@@ -197,7 +208,10 @@ impl SseTransport {
             .await
             .map_err(|_| timeout_marker())?;
         let mut resp = match sent {
-            Ok(resp) => resp,
+            Ok(resp) => {
+                self.tls.note(&resp);
+                resp
+            }
             Err(e) => {
                 // Refused or reset: the server is gone, and with it the stream.
                 self.close();

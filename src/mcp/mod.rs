@@ -37,6 +37,8 @@ pub use http_timing::HttpPhases;
 pub use session::McpSession;
 pub use tools::{RejectedTool, ToolCallOutcome, ToolCatalog};
 
+use crate::tls::TlsSettings;
+
 /// Protocol revisions this client accepts from a server (legacy ones from `initialize`).
 pub const KNOWN_VERSIONS: [&str; 6] = [
     "2024-10-07",
@@ -91,6 +93,8 @@ pub enum TransportSpec {
         url: url::Url,
         /// Extra headers sent on every request (values already resolved from env).
         headers: Vec<(String, String)>,
+        /// Whom to trust and which name to verify for an `https` URL.
+        tls: TlsSettings,
     },
     /// Legacy HTTP+SSE (2024-11-05): GET an event stream, POST to the announced endpoint.
     Sse {
@@ -98,6 +102,8 @@ pub enum TransportSpec {
         url: url::Url,
         /// Extra headers sent on every request (values already resolved from env).
         headers: Vec<(String, String)>,
+        /// Whom to trust and which name to verify for an `https` URL.
+        tls: TlsSettings,
     },
 }
 

@@ -22,6 +22,7 @@ use super::{
     Era, HttpPhases, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestOutcome,
     RequestRecord, TransportSpec, WireCounters,
 };
+use crate::tls::TlsObservation;
 
 pub use super::handshake::Handshake;
 pub use super::tools::{ToolCallOutcome, ToolCatalog};
@@ -164,15 +165,17 @@ impl McpSession {
                 &limits,
                 counters.clone(),
             )?),
-            TransportSpec::Http { url, headers } => Transport::Http(HttpTransport::new(
+            TransportSpec::Http { url, headers, tls } => Transport::Http(HttpTransport::new(
                 url,
                 headers,
+                tls,
                 limits.max_message_bytes,
                 counters.clone(),
             )?),
-            TransportSpec::Sse { url, headers } => Transport::Sse(SseTransport::new(
+            TransportSpec::Sse { url, headers, tls } => Transport::Sse(SseTransport::new(
                 url,
                 headers,
+                tls,
                 limits.max_message_bytes,
                 counters.clone(),
             )?),
@@ -690,6 +693,16 @@ impl McpSession {
         self.records.drain(..).collect()
     }
 
+    /// What the TLS of the HTTP responses since the last call showed (drains); `None` for
+    /// stdio and plain HTTP.
+    pub fn take_tls(&self) -> Option<TlsObservation> {
+        match &self.transport {
+            Transport::Http(t) => t.take_tls(),
+            Transport::Sse(t) => t.take_tls(),
+            Transport::Stdio(_) => None,
+        }
+    }
+
     /// Where the time of the HTTP requests since the last call went (drains); `None` for stdio.
     pub fn take_http_phases(&self) -> Option<HttpPhases> {
         match &self.transport {
@@ -798,6 +811,7 @@ mod tests {
             let spec = TransportSpec::Http {
                 url: url.clone(),
                 headers: Vec::new(),
+                tls: Default::default(),
             };
             McpSession::open(&spec, Limits::default(), Arc::default())
                 .await

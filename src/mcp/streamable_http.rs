@@ -23,6 +23,7 @@ use super::jsonrpc::{RpcErrorObject, error_in_body};
 use super::mirrored_headers;
 use super::sse::{SseItem, SseParser};
 use super::{MODERN_VERSION, WireCounters};
+use crate::tls::{TlsObservation, TlsSettings, TlsWatch};
 
 /// Most bytes of an error body kept for messages.
 const ERROR_BODY_BYTES: usize = 4096;
@@ -87,19 +88,23 @@ pub struct HttpTransport {
     max_body: usize,
     counters: Arc<WireCounters>,
     phases: PhaseRecorder,
+    tls: TlsWatch,
 }
 
 impl HttpTransport {
-    /// Prepares a client for `url`; no request is made yet.
+    /// Prepares a client for `url` (TLS under `tls` for https); no request is made yet.
     pub fn new(
         url: &url::Url,
         headers: &[(String, String)],
+        tls: &TlsSettings,
         max_body: usize,
         counters: Arc<WireCounters>,
     ) -> Result<Self, McpError> {
         let phases = PhaseRecorder::default();
+        let watch = TlsWatch::default();
         Ok(HttpTransport {
-            client: build_client(&phases)?,
+            client: build_client(url, &phases, tls, &watch)?,
+            tls: watch,
             url: url.clone(),
             headers: parse_headers(headers)?,
             session_id: None,
@@ -113,6 +118,11 @@ impl HttpTransport {
     /// Where the time of the HTTP requests since the last call went.
     pub fn take_phases(&self) -> HttpPhases {
         self.phases.take()
+    }
+
+    /// What the TLS of the responses since the last call showed (`None` for plain HTTP).
+    pub fn take_tls(&self) -> Option<TlsObservation> {
+        self.tls.take()
     }
 
     /// The legacy session id, once the server assigned one.
@@ -182,6 +192,7 @@ impl HttpTransport {
             .map_err(|_| timeout_marker())?
             .map_err(|e| map_send_error(self.url.as_str(), &e))?;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        self.tls.note(&resp);
         Ok(resp)
     }
 
@@ -543,7 +554,9 @@ mod tests {
 
     fn built(h: MessageHeaders<'_>) -> HeaderMap {
         let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("url");
-        let transport = HttpTransport::new(&url, &[], 1024, Arc::default()).expect("transport");
+        let transport =
+            HttpTransport::new(&url, &[], &TlsSettings::default(), 1024, Arc::default())
+                .expect("transport");
         let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": h.method});
         let request = transport
             .post(&msg, h)
@@ -601,8 +614,14 @@ mod tests {
     /// Sends request id 1 (`tools/call`) to `url` as `era` and returns the outcome.
     async fn call(url: &url::Url, modern: bool) -> Result<Result<Value, RpcErrorObject>, McpError> {
         let counters = Arc::new(WireCounters::default());
-        let mut transport =
-            HttpTransport::new(url, &[], 1 << 20, Arc::clone(&counters)).expect("transport");
+        let mut transport = HttpTransport::new(
+            url,
+            &[],
+            &TlsSettings::default(),
+            1 << 20,
+            Arc::clone(&counters),
+        )
+        .expect("transport");
         transport.set_protocol_version("2025-11-25");
         let mut inbox = Inbox::new(counters, 16);
         let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});

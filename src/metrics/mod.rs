@@ -5,7 +5,8 @@
 //! `src/probe/metrics.rs`, health in `health.rs`, live wire counters in
 //! `src/mcp/wire_metrics.rs`, HTTP phases in `src/mcp/http_phase_metrics.rs`, dependencies in
 //! `src/deps/metrics.rs`, processes in `src/process/metrics.rs`, the history store and log lines
-//! in `src/store/metrics.rs`, security counters in `src/security/metrics.rs`. Families with a
+//! in `src/store/metrics.rs`, security counters in `src/security/metrics.rs`, certificates in
+//! `src/tls/metrics.rs`, credential expiry in `src/credentials/metrics.rs`. Families with a
 //! `server` label are created through the per-server tracker of `src/metric_registry/`, so
 //! removing a server removes all of its series. Names, types and labels are listed in
 //! docs/metrics.md.
@@ -18,6 +19,7 @@ mod sink;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::credentials::metrics::CredentialMetrics;
 use crate::deps::metrics::DepMetrics;
 use crate::health::Health;
 use crate::mcp::WireCounters;
@@ -29,6 +31,7 @@ use crate::probe::metrics::ProbeMetrics;
 use crate::process::metrics::ProcessMetrics;
 use crate::security::metrics::SecurityMetrics;
 use crate::store::metrics::StoreMetrics;
+use crate::tls::metrics::TlsMetrics;
 
 use self::build_info::BuildInfo;
 use self::health::HealthMetrics;
@@ -53,6 +56,10 @@ pub struct Metrics {
     pub store: Arc<StoreMetrics>,
     /// The exporter's configuration reloads.
     pub reload: self::reload::ReloadMetrics,
+    /// Certificate expiry and TLS version of HTTPS servers and dependencies.
+    pub tls: TlsMetrics,
+    /// Expiry of the credentials probes present.
+    pub credentials: CredentialMetrics,
 }
 
 impl Default for Metrics {
@@ -75,6 +82,8 @@ impl Metrics {
         let http = HttpPhaseMetrics::register(&mut registry);
         let store = Arc::new(StoreMetrics::register(&mut registry));
         let reload = self::reload::ReloadMetrics::register(&mut registry);
+        let tls = TlsMetrics::register(&mut registry);
+        let credentials = CredentialMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -87,6 +96,8 @@ impl Metrics {
             http,
             store,
             reload,
+            tls,
+            credentials,
         }
     }
 
@@ -144,6 +155,8 @@ impl Metrics {
         }
         self.probe
             .record(server, transport, outcome, catalog_changed);
+        self.tls.record_server(server, outcome.tls.as_ref());
+        self.credentials.record(server, &outcome.credentials);
         self.health.record(server, health);
         self.wire.record_requests(server, outcome.requests.len());
     }
@@ -300,6 +313,17 @@ mod tests {
             transfer: Duration::from_millis(4),
             connections_opened: 1,
         });
+        o.tls = Some(crate::tls::TlsObservation {
+            cert_not_after: 1_900_000_000,
+            leaf_not_after: 1_900_000_000,
+            certificates: 2,
+            version: "TLS 1.3",
+        });
+        o.credentials.presented = true;
+        o.credentials.expiries = vec![crate::credentials::CredentialExpiry {
+            kind: crate::credentials::CredentialKind::Bearer,
+            expires_at: 1_900_000_000,
+        }];
         o.fail(
             Stage::ToolCall,
             FailureClass::CheckFailed,

@@ -61,10 +61,13 @@ impl CheckSink for Metrics {
     fn dependency_removed(&self, dependency: &DependencyConfig) {
         self.deps
             .remove_dependency(&dependency.name, dependency.spec.kind());
+        self.tls.remove_dependency(&dependency.name);
     }
 
     fn checked(&self, dependency: &DependencyConfig, check: &DependencyCheck, _: &[String]) {
         self.deps
             .record_check(&dependency.name, dependency.spec.kind(), check);
+        self.tls
+            .record_dependency(&dependency.name, check.tls.as_ref());
     }
 }

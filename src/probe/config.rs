@@ -15,6 +15,8 @@ use crate::mcp::TransportSpec;
 use crate::process::config::{
     ProcessConfig, RawBudgets, RawProcessKeys, RawRemediation, RawRestart,
 };
+use crate::tls::TlsSettings;
+use crate::tls::config::RawTls;
 
 /// What a probe checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -124,6 +126,7 @@ pub struct RawServer {
     url: Option<Spanned<String>>,
     #[serde(default)]
     headers: Option<Spanned<BTreeMap<String, String>>>,
+    tls: Option<Spanned<RawTls>>,
     #[serde(default, with = "crate::config::duration::opt_duration")]
     interval: Option<Duration>,
     #[serde(default, with = "crate::config::duration::opt_duration")]
@@ -285,6 +288,13 @@ fn validate_server(
                     "headers apply to http and sse servers; pass secrets to a stdio server with `env`",
                 ));
             }
+            if let Some(t) = &raw.tls {
+                return Err(src.key_error(
+                    t.span().start,
+                    key("tls"),
+                    "tls applies to https servers (transport = \"http\" or \"sse\")",
+                ));
+            }
             let command = raw.command.ok_or_else(|| {
                 src.key_error(
                     transport_span,
@@ -343,15 +353,22 @@ fn validate_server(
                     ),
                 ));
             }
+            let tls = match raw.tls {
+                Some(raw_tls) => crate::tls::config::validate(raw_tls, &parsed, src)
+                    .map_err(|e| e.within(&format!("servers[{index}]")))?,
+                None => TlsSettings::default(),
+            };
             if kind == TransportKind::Http {
                 TransportSpec::Http {
                     url: parsed,
                     headers,
+                    tls,
                 }
             } else {
                 TransportSpec::Sse {
                     url: parsed,
                     headers,
+                    tls,
                 }
             }
         }

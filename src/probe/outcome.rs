@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::credentials::CredentialReport;
 use crate::mcp::{Era, HttpPhases, RequestRecord};
+use crate::tls::TlsObservation;
 
 /// Why a probe failed, in the words an operator acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -176,6 +178,10 @@ pub struct ProbeOutcome {
     pub new_session: bool,
     /// Where the time of the probe's HTTP requests went (HTTP transports only).
     pub http_phases: Option<HttpPhases>,
+    /// What the TLS of the probe's HTTPS responses showed (certificate expiry, version).
+    pub tls: Option<TlsObservation>,
+    /// The credentials the probe presented: expiry, refusal (never their contents).
+    pub credentials: CredentialReport,
 }
 
 fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -204,6 +210,8 @@ impl ProbeOutcome {
             requests: Vec::new(),
             new_session: false,
             http_phases: None,
+            tls: None,
+            credentials: CredentialReport::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::credentials::CredentialReport;
 use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
 use crate::process::supervise::SupervisionStatus;
 
@@ -28,6 +29,8 @@ pub struct ServerProbe {
     /// Restart backoff and crash-loop detection of a stdio child.
     supervisor: Option<ChildSupervision>,
     stderr_lines: Vec<String>,
+    /// The credentials of the live session (or of the last attempt to open one).
+    credentials: CredentialReport,
 }
 
 impl ServerProbe {
@@ -45,6 +48,7 @@ impl ServerProbe {
                 .then(|| ChildSupervision::new(config.process.restart)),
             config,
             stderr_lines: Vec::new(),
+            credentials: CredentialReport::default(),
         }
     }
 
@@ -113,6 +117,7 @@ impl ServerProbe {
         if let Some(session) = self.session.as_mut() {
             outcome.requests.extend(session.take_records());
             outcome.http_phases = session.take_http_phases();
+            outcome.tls = outcome.tls.or(session.take_tls());
             if session.take_reinitializations() > 0 {
                 outcome.new_session = true;
             }
@@ -131,6 +136,8 @@ impl ServerProbe {
             .saturating_sub(self.limits.max_notifications_kept);
         self.notifications.drain(..excess);
         outcome.identity = self.identity.clone();
+        outcome.credentials.presented = self.credentials.presented;
+        outcome.credentials.expiries = self.credentials.expiries.clone();
         outcome.duration = started.elapsed();
         outcome
     }
@@ -179,6 +186,7 @@ impl ServerProbe {
         let spec = match self.config.resolve_transport() {
             Ok(spec) => spec,
             Err(unset) => {
+                self.credentials = CredentialReport::default();
                 outcome.fail(
                     Stage::Config,
                     FailureClass::Misconfigured,
@@ -189,6 +197,7 @@ impl ServerProbe {
         };
         // Only now is a child really started: a server whose transport cannot be resolved is
         // misconfigured (above), not a spawn, an exit or a restart.
+        self.credentials = CredentialReport::of_transport(&spec);
         if let Some(sup) = self.supervisor.as_mut() {
             sup.spawning(&self.config.name);
         }
@@ -237,10 +246,12 @@ impl ServerProbe {
             Err(err) => {
                 let (class, reason) = classify(Stage::Handshake, &err);
                 outcome.fail(Stage::Handshake, class, reason);
+                note_refusal(outcome, &err);
                 // A remembered era may be stale (the server was upgraded): ask again next time.
                 self.era_hint = None;
                 outcome.requests.extend(session.take_records());
                 outcome.http_phases = session.take_http_phases();
+                outcome.tls = session.take_tls();
                 self.stderr_lines.extend(session.take_stderr_lines());
                 self.last_stderr = session.stderr_tail(self.limits.stderr_keep_bytes);
                 self.retire(session);
@@ -275,6 +286,7 @@ impl ServerProbe {
                 outcome.up = false;
                 let (class, reason) = classify(Stage::Ping, &err);
                 outcome.fail(Stage::Ping, class, reason);
+                note_refusal(outcome, &err);
                 if session_is_broken(&err) {
                     self.drop_session();
                 }
@@ -295,6 +307,7 @@ impl ServerProbe {
             Err(err) => {
                 let (class, reason) = classify(Stage::ListTools, &err);
                 outcome.fail(Stage::ListTools, class, reason);
+                note_refusal(outcome, &err);
                 if session_is_broken(&err) {
                     self.drop_session();
                 }
@@ -390,6 +403,7 @@ impl ServerProbe {
             Err(err) => {
                 let (class, reason) = classify(Stage::ToolCall, &err);
                 outcome.fail(Stage::ToolCall, class, reason);
+                note_refusal(outcome, &err);
                 if session_is_broken(&err) {
                     self.drop_session();
                 }
@@ -417,6 +431,14 @@ impl ServerProbe {
         if let Some(session) = self.session.take() {
             session.shutdown().await;
         }
+    }
+}
+
+/// Marks the probe's credentials refused when the server answered 401 (a 403 is a credential
+/// accepted without the right scope).
+fn note_refusal(outcome: &mut ProbeOutcome, err: &McpError) {
+    if matches!(err, McpError::AuthRequired { status: 401, .. }) {
+        outcome.credentials.refused = true;
     }
 }
 

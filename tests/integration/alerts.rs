@@ -14,6 +14,7 @@ use crate::common::daemon::{Daemon, daemon_bin};
 use crate::common::paths::{npm_server_js, read_repo_file, repo_root};
 use crate::common::processes::{ChildGuard, run_bounded};
 use crate::common::servers::spawn_http_everything;
+use crate::common::tls::{TestPki, TlsFront};
 use crate::common::tools::{Tool, require};
 use crate::common::wait::eventually;
 
@@ -121,9 +122,15 @@ fn alerts_carry_severity_summary_description_and_a_runbook_with_steps_and_comman
         let description = str_of(&rule["annotations"], "description");
         assert!(!summary.is_empty() && !description.is_empty(), "{name}");
         if name != "MCPExporterAbsent" {
+            // Alerts on a dependency's own families name the dependency instead.
+            let subject = if str_of(rule, "expr").contains("mcp_dependency_") {
+                "$labels.dependency"
+            } else {
+                "$labels.server"
+            };
             assert!(
-                summary.contains("$labels.server") && description.contains("$labels.server"),
-                "{name}: summary and description must name the server"
+                summary.contains(subject) && description.contains(subject),
+                "{name}: summary and description must name {subject}"
             );
             assert!(
                 description.contains("$value"),
@@ -307,12 +314,39 @@ fn rate_limited_api() -> u16 {
     port
 }
 
-/// A daemon probing a real server (with a tool call), a server that cannot start, and servers
-/// with dependencies (TCP, filesystem, a rate-limited HTTP API), so every family that main
-/// emits has series.
-fn live_daemon() -> (Daemon, ChildGuard) {
+/// What [`live_daemon`] starts besides the daemon, kept alive with it.
+struct LivePeers {
+    _http: ChildGuard,
+    _front: TlsFront,
+    _pki: TestPki,
+}
+
+/// A JWT whose `exp` is 30 days away (its signature is made up: the server does not check it).
+fn bearer_jwt() -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 30 * 86_400)
+        .unwrap_or(0);
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#))
+    )
+}
+
+/// A daemon probing a real server (with a tool call), the same server over https behind a
+/// private CA with a JWT bearer token, a server that cannot start, and servers with
+/// dependencies (TCP, filesystem, a rate-limited HTTP API, an https API), so every family that
+/// main emits has series.
+fn live_daemon() -> (Daemon, LivePeers) {
     let (http, port) = spawn_http_everything("streamableHttp");
     let api_port = rate_limited_api();
+    let pki = TestPki::new(&["127.0.0.1"], Duration::from_secs(20 * 86_400));
+    let front = TlsFront::start(&pki, port);
+    let tls_port = front.port;
+    let ca = format!("{:?}", pki.ca_file.display().to_string());
     let config = format!(
         r#"
 [[dependencies]]
@@ -363,10 +397,35 @@ transport = "http"
 url = "http://127.0.0.1:{api_port}/mcp"
 interval = "1s"
 remediation = {{ command = ["true"], after = "1s", backoff = "1h" }}
+
+[[servers]]
+name = "tls"
+transport = "http"
+url = "https://127.0.0.1:{tls_port}/mcp"
+interval = "1s"
+headers = {{ Authorization = "Bearer ${{LIVE_BEARER}}" }}
+tls = {{ ca_file = {ca} }}
+
+[[dependencies]]
+name = "tls-api"
+kind = "http"
+url = "https://127.0.0.1:{tls_port}/mcp"
+expect_status = "200-499"
+interval = "1s"
+critical = false
+tls = {{ ca_file = {ca} }}
 "#,
         npm_server_js("everything").display()
     );
-    (Daemon::start(&config), http)
+    let daemon = Daemon::start_with(&config, &[], &[("LIVE_BEARER", &bearer_jwt())]);
+    (
+        daemon,
+        LivePeers {
+            _http: http,
+            _front: front,
+            _pki: pki,
+        },
+    )
 }
 
 #[test]
@@ -387,7 +446,10 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
             && scrape.has("mcp_security_events_total")
             && scrape.has("mcp_remediation_total")
             && scrape.has("mcp_server_restarts_total")
-            && scrape.has("mcp_server_cpu_usage_percent");
+            && scrape.has("mcp_server_cpu_usage_percent")
+            && scrape.has("mcp_tls_cert_not_after_timestamp_seconds")
+            && scrape.has("mcp_dependency_tls_cert_not_after_timestamp_seconds")
+            && scrape.has("mcp_credential_expiry_timestamp_seconds");
         if ready {
             Ok(scrape.text().to_string())
         } else {

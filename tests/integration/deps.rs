@@ -18,7 +18,7 @@ use axum::routing::get;
 use mcp_exporter::config::SecretSource;
 use mcp_exporter::deps::{
     DependencyBoard, DependencyCheck, DependencyConfig, DependencyFailure, DependencyRunner,
-    DependencySpec, StatusRange, check_once,
+    DependencySpec, HttpClients, StatusRange, check_once,
 };
 use mcp_exporter::health::HealthStatus;
 use mcp_exporter::metrics::Metrics;
@@ -46,11 +46,8 @@ fn dependency(name: &str, spec: DependencySpec, timeout: Duration) -> Dependency
     }
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+fn client() -> HttpClients {
+    HttpClients::default()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -248,6 +245,7 @@ fn http_dep(name: &str, url: &str, timeout: Duration) -> DependencyConfig {
                 high: 299,
             },
             body_contains: None,
+            tls: Default::default(),
         },
         timeout,
     )

@@ -13,6 +13,7 @@ mod alerts_support;
 mod cli;
 mod common;
 mod conformance;
+mod credentials;
 mod daemon;
 mod dependency_history;
 mod deps;

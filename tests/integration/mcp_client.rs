@@ -125,6 +125,7 @@ async fn everything_over_streamable_http() {
     let spec = TransportSpec::Http {
         url: server.url("/mcp"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     exercise_everything(&mut session, &["2025-11-25"]).await;
@@ -149,6 +150,7 @@ async fn everything_over_legacy_sse() {
     let spec = TransportSpec::Sse {
         url: server.url("/sse"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     exercise_everything(&mut session, &["2025-11-25", "2024-11-05"]).await;
@@ -165,6 +167,7 @@ async fn sse_stream_end_marks_session_dead() {
     let spec = TransportSpec::Sse {
         url: server.url("/sse"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     session
@@ -193,6 +196,7 @@ async fn lost_http_session_is_reinitialized_once() {
     let spec = TransportSpec::Http {
         url: url.clone(),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     let first = session
@@ -294,6 +298,7 @@ async fn python_modern_over_http() {
     let spec = TransportSpec::Http {
         url: server.url("/mcp"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     exercise_python_modern(&mut session).await;
@@ -309,6 +314,7 @@ async fn python_json_responses_and_remembered_eras() {
     let spec = TransportSpec::Http {
         url: server.url("/mcp"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     let hs = session
@@ -553,6 +559,7 @@ async fn http_401_carries_the_challenge() {
     let spec = TransportSpec::Http {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
         headers: vec![("Authorization".into(), "Bearer wrong".into())],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     let err = session.handshake(None, CALL).await.expect_err("401");
@@ -574,6 +581,7 @@ async fn refused_connection_is_a_connect_error() {
     let spec = TransportSpec::Http {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     let err = session
@@ -594,6 +602,7 @@ async fn initialize_rejected_by_http_status_suggests_sse() {
     let spec = TransportSpec::Http {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/sse")).expect("url"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     let err = session.handshake(None, CALL).await.expect_err("404");
@@ -709,6 +718,7 @@ async fn session_lost_twice_is_session_lost() {
     let spec = TransportSpec::Http {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     let hs = session.handshake(None, CALL).await.expect("handshake");
@@ -784,6 +794,7 @@ async fn sse_response_with_priming_and_server_ping() {
     let spec = TransportSpec::Http {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
         headers: vec![("X-Probe".into(), "yes".into())],
+        tls: Default::default(),
     };
     let (mut session, counters) = open(&spec).await;
     session
@@ -811,6 +822,7 @@ async fn hung_http_server_times_out() {
     let spec = TransportSpec::Http {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
         headers: vec![],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     let timeout = Duration::from_millis(600);
@@ -845,6 +857,7 @@ async fn oversize_http_body_is_a_protocol_error() {
     let spec = TransportSpec::Http {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
         headers: vec![],
+        tls: Default::default(),
     };
     let limits = Limits {
         max_message_bytes: 4096,
@@ -875,6 +888,7 @@ async fn sse_endpoint_on_another_origin_is_refused() {
     let spec = TransportSpec::Sse {
         url: url::Url::parse(&format!("http://127.0.0.1:{port}/sse")).expect("url"),
         headers: vec![("Authorization".into(), "Bearer secret".into())],
+        tls: Default::default(),
     };
     let (mut session, _) = open(&spec).await;
     let err = session

@@ -841,7 +841,7 @@ fn spawn_listening(name: &str, make: impl Fn(u16) -> Command) -> (Guarded, u16) 
 // ---------------------------------------------------------------------------------------------
 
 /// Reads one HTTP request (head and a `Content-Length` body, bounded).
-fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+fn read_request(conn: &mut impl Read) -> Option<(String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -915,9 +915,36 @@ fn drifting_mcp(body: &[u8], listings: &AtomicU64) -> Vec<u8> {
     )
 }
 
-/// Serves, on one loopback port until the test ends: `POST /drifting` (see [`drifting_mcp`]),
-/// `POST /locked` (an MCP endpoint that always answers 401 with a challenge: auth failure,
-/// security event, remediation) and `GET /api` (an API announcing its rate limit).
+/// Answers one request of the contract peer on `conn`: `POST /drifting` (see
+/// [`drifting_mcp`]), `POST /locked` (an MCP endpoint that always answers 401 with a challenge:
+/// auth failure, security event, remediation) and `GET /api` (an API announcing its rate limit).
+fn answer_peer(conn: &mut (impl Read + Write), listings: &AtomicU64) {
+    let Some((head, body)) = read_request(conn) else {
+        return;
+    };
+    let mut request_line = head.split_whitespace();
+    let reply = match (request_line.next(), request_line.next()) {
+        (Some("POST"), Some("/drifting")) => drifting_mcp(&body, listings),
+        (Some("POST"), Some("/locked")) => http_response(
+            "401 Unauthorized",
+            &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")],
+            b"",
+        ),
+        (Some("GET"), Some("/api")) => http_response(
+            "200 OK",
+            &[
+                ("X-RateLimit-Remaining", "42"),
+                ("Content-Type", "text/plain"),
+            ],
+            b"ok",
+        ),
+        _ => http_response("404 Not Found", &[], b""),
+    };
+    let _ = conn.write_all(&reply);
+    let _ = conn.flush();
+}
+
+/// Serves the contract peer ([`answer_peer`]) on one loopback port until the test ends.
 fn start_peer() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind peer: {e}"));
     let port = listener
@@ -930,28 +957,59 @@ fn start_peer() -> u16 {
             let listings = Arc::clone(&listings);
             thread::spawn(move || {
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                let Some((head, body)) = read_request(&mut conn) else {
+                answer_peer(&mut conn, &listings);
+            });
+        }
+    });
+    port
+}
+
+/// The contract peer over https: a CA made here signs a leaf for 127.0.0.1; the CA's PEM is
+/// written to `ca_file`. Certificate, TLS version and the credential families get series from
+/// it.
+fn start_tls_peer(ca_file: &Path) -> u16 {
+    let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("CA key: {e}"));
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap_or_else(|e| panic!("CA parameters: {e}"));
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)
+        .unwrap_or_else(|e| panic!("CA: {e}"));
+    std::fs::write(ca_file, ca.pem()).unwrap_or_else(|e| panic!("write the CA: {e}"));
+    let leaf_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("leaf key: {e}"));
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .and_then(|params| params.signed_by(&leaf_key, &ca))
+        .unwrap_or_else(|e| panic!("leaf: {e}"));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_no_client_auth().with_single_cert(
+                vec![leaf.der().clone(), ca.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+        })
+        .unwrap_or_else(|e| panic!("TLS server config: {e}"));
+    let config = Arc::new(config);
+    let listener =
+        TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind TLS peer: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("TLS peer address: {e}"))
+        .port();
+    let listings = Arc::new(AtomicU64::new(0));
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let listings = Arc::clone(&listings);
+            let config = Arc::clone(&config);
+            thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(session) = rustls::ServerConnection::new(config) else {
                     return;
                 };
-                let mut request_line = head.split_whitespace();
-                let reply = match (request_line.next(), request_line.next()) {
-                    (Some("POST"), Some("/drifting")) => drifting_mcp(&body, &listings),
-                    (Some("POST"), Some("/locked")) => http_response(
-                        "401 Unauthorized",
-                        &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")],
-                        b"",
-                    ),
-                    (Some("GET"), Some("/api")) => http_response(
-                        "200 OK",
-                        &[
-                            ("X-RateLimit-Remaining", "42"),
-                            ("Content-Type", "text/plain"),
-                        ],
-                        b"ok",
-                    ),
-                    _ => http_response("404 Not Found", &[], b""),
-                };
-                let _ = conn.write_all(&reply);
+                let mut stream = rustls::StreamOwned::new(session, conn);
+                answer_peer(&mut stream, &listings);
+                stream.conn.send_close_notify();
+                let _ = stream.flush();
             });
         }
     });
@@ -975,7 +1033,13 @@ fn replace_required(text: &str, from: &str, to: &str) -> String {
 /// The example configuration, runnable from a temp directory: absolute server paths, the HTTP
 /// servers on the ports they got, the memory server's file in the temp directory, every
 /// interval 1 s; plus the contract peer's servers and API.
-fn contract_config(dir: &Path, http_port: u16, py_port: u16, peer_port: u16) -> String {
+fn contract_config(
+    dir: &Path,
+    http_port: u16,
+    py_port: u16,
+    peer_port: u16,
+    tls_port: u16,
+) -> String {
     let example = read("examples/mcp-exporter.toml");
     let root = root().display().to_string();
     let text = replace_required(
@@ -1024,7 +1088,40 @@ kind = "http"
 url = "http://127.0.0.1:{peer_port}/api"
 interval = "1s"
 critical = false
-"#
+
+[[servers]]
+name = "contract-tls"
+transport = "http"
+url = "https://127.0.0.1:{tls_port}/drifting"
+interval = "1s"
+headers = {{ Authorization = "Bearer {jwt}" }}
+tls = {{ ca_file = {ca} }}
+
+[[dependencies]]
+name = "contract-tls-api"
+kind = "http"
+url = "https://127.0.0.1:{tls_port}/api"
+interval = "1s"
+critical = false
+tls = {{ ca_file = {ca} }}
+"#,
+        ca = format!("{:?}", dir.join("contract-ca.pem").display().to_string()),
+        jwt = contract_jwt(),
+    )
+}
+
+/// A JWT whose `exp` is 30 days away, for the credential family (the peer does not check it).
+fn contract_jwt() -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 30 * 86_400)
+        .unwrap_or(0);
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#))
     )
 }
 
@@ -1168,7 +1265,8 @@ fn the_exporter_exposes_exactly_the_documented_families() {
         .prefix("mcp-exporter-contract-")
         .tempdir()
         .unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let config = contract_config(dir.path(), http_port, py_port, peer_port);
+    let tls_port = start_tls_peer(&dir.path().join("contract-ca.pem"));
+    let config = contract_config(dir.path(), http_port, py_port, peer_port, tls_port);
     let daemon = Daemon::start(dir, &config);
 
     // Wait (bounded) until every documented family has a series.

@@ -14,5 +14,6 @@ pub mod processes;
 pub mod prometheus;
 pub mod scrape;
 pub mod servers;
+pub mod tls;
 pub mod tools;
 pub mod wait;
