@@ -520,5 +520,6 @@ pub fn validate_module(
     })
 }
 
-/// The URL a module's server carries until a request supplies its target.
-pub const MODULE_URL_PLACEHOLDER: &str = "http://module.invalid/";
+/// The URL a module's server carries until a request supplies its target (https, so a
+/// module's `tls` key validates).
+pub const MODULE_URL_PLACEHOLDER: &str = "https://module.invalid/";

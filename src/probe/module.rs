@@ -66,8 +66,8 @@ impl ProbeModule {
         let mut server = self.template.clone();
         server.name = target.to_string();
         server.transport = match server.transport {
-            TransportSpec::Sse { headers, .. } => TransportSpec::Sse { url, headers },
-            TransportSpec::Http { headers, .. } => TransportSpec::Http { url, headers },
+            TransportSpec::Sse { headers, tls, .. } => TransportSpec::Sse { url, headers, tls },
+            TransportSpec::Http { headers, tls, .. } => TransportSpec::Http { url, headers, tls },
             // validate_module refuses stdio modules.
             stdio @ TransportSpec::Stdio { .. } => stdio,
         };
@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(server.name, "http://127.0.0.1:3001/sse");
         assert_eq!(server.timeout, Duration::from_secs(3));
         match &server.transport {
-            TransportSpec::Sse { url, headers } => {
+            TransportSpec::Sse { url, headers, .. } => {
                 assert_eq!(url.as_str(), "http://127.0.0.1:3001/sse");
                 assert_eq!(headers, &[("X-Team".to_string(), "a".to_string())]);
             }
