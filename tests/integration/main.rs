@@ -10,6 +10,7 @@
 mod alerts;
 mod alerts_e2e;
 mod alerts_support;
+mod backup_restore;
 mod cli;
 mod common;
 mod conformance;
