@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 pub use config::{DependencyConfig, DependencySpec, StatusRange, StatusRangeError};
+pub use postgres::{CONNECTION_STATES, PostgresStats};
 pub use runner::{DependencyRunner, Dependents, next_delay};
 
 use crate::health::HealthStatus;
@@ -119,6 +120,9 @@ pub struct DependencyCheck {
     pub details: BTreeMap<&'static str, String>,
     /// Rate-limit state (HTTP).
     pub rate_limit: RateLimit,
+    /// PostgreSQL's own figures (connections, long queries, checksum failures), read after a
+    /// passing `SELECT 1`.
+    pub postgres: Option<PostgresStats>,
 }
 
 impl DependencyCheck {
@@ -132,6 +136,7 @@ impl DependencyCheck {
             duration: Duration::ZERO,
             details: BTreeMap::new(),
             rate_limit: RateLimit::default(),
+            postgres: None,
         }
     }
 
@@ -292,8 +297,19 @@ pub async fn check_once(config: &DependencyConfig, http: &reqwest::Client) -> De
     let timeout = config.timeout;
     let work = async {
         match &config.spec {
-            DependencySpec::Postgres { dsn, password } => {
-                postgres::check(dsn, password.as_ref(), timeout, started_at).await
+            DependencySpec::Postgres {
+                dsn,
+                password,
+                long_query_threshold,
+            } => {
+                postgres::check(
+                    dsn,
+                    password.as_ref(),
+                    *long_query_threshold,
+                    timeout,
+                    started_at,
+                )
+                .await
             }
             DependencySpec::Http { .. } => {
                 http_check::check(&config.spec, http, timeout, started_at).await
