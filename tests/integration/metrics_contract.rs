@@ -975,7 +975,13 @@ fn replace_required(text: &str, from: &str, to: &str) -> String {
 /// The example configuration, runnable from a temp directory: absolute server paths, the HTTP
 /// servers on the ports they got, the memory server's file in the temp directory, every
 /// interval 1 s; plus the contract peer's servers and API.
-fn contract_config(dir: &Path, http_port: u16, py_port: u16, peer_port: u16) -> String {
+fn contract_config(
+    dir: &Path,
+    http_port: u16,
+    py_port: u16,
+    peer_port: u16,
+    pg_dsn: &str,
+) -> String {
     let example = read("examples/mcp-exporter.toml");
     let root = root().display().to_string();
     let text = replace_required(
@@ -1001,6 +1007,10 @@ fn contract_config(dir: &Path, http_port: u16, py_port: u16, peer_port: u16) -> 
     let interval = Regex::new(r#"(?m)^(\s*)interval = "[^"]*""#).expect("interval regex");
     assert!(interval.is_match(&text), "the example sets no interval");
     let text = interval.replace_all(&text, r#"${1}interval = "1s""#);
+    let dsn_file = dir.join("pg-dsn");
+    std::fs::write(&dsn_file, pg_dsn)
+        .unwrap_or_else(|e| panic!("write {}: {e}", dsn_file.display()));
+    let dsn_file = dsn_file.display();
     format!(
         r#"{text}
 
@@ -1022,6 +1032,13 @@ remediation = {{ command = ["true"], after = "1s", backoff = "1h" }}
 name = "contract-api"
 kind = "http"
 url = "http://127.0.0.1:{peer_port}/api"
+interval = "1s"
+critical = false
+
+[[dependencies]]
+name = "contract-pg"
+kind = "postgres"
+dsn_file = "{dsn_file}"
 interval = "1s"
 critical = false
 "#
@@ -1164,11 +1181,22 @@ fn the_exporter_exposes_exactly_the_documented_families() {
         cmd
     });
     let peer_port = start_peer();
+    // The mcp_dependency_postgres_* families need a real PostgreSQL (with data checksums, so
+    // it reports checksum failures).
+    let Some(pg) = crate::common::postgres::spawn_postgres_with_checksums() else {
+        return;
+    };
     let dir = tempfile::Builder::new()
         .prefix("mcp-exporter-contract-")
         .tempdir()
         .unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let config = contract_config(dir.path(), http_port, py_port, peer_port);
+    let config = contract_config(
+        dir.path(),
+        http_port,
+        py_port,
+        peer_port,
+        &pg.url("postgres"),
+    );
     let daemon = Daemon::start(dir, &config);
 
     // Wait (bounded) until every documented family has a series.
