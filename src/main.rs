@@ -96,6 +96,9 @@ enum Command {
     Backup(cli::backup::BackupArgs),
     /// Replace the history store with a backup (checked first; the daemon must be stopped).
     Restore(cli::restore::RestoreArgs),
+    /// Collect the evidence of an incident (history, processes, metrics, config, timeline) into
+    /// one redacted tar.gz with a SHA256SUMS manifest.
+    Incident(cli::incident::IncidentArgs),
 }
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
         Command::Import(args) => ExitCode::from(cli::import::run(args)),
         Command::Backup(args) => ExitCode::from(cli::backup::run(args)),
         Command::Restore(args) => ExitCode::from(cli::restore::run(args)),
+        Command::Incident(args) => ExitCode::from(cli::incident::run(args)),
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);
             ExitCode::from(cli::wrap::run(args))

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod check;
 pub mod history;
 pub mod import;
+pub mod incident;
 pub mod logs;
 pub mod metrics;
 pub mod quantile;
