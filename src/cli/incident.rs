@@ -55,10 +55,7 @@ pub fn run(args: IncidentArgs) -> u8 {
     }
     // The same secrets the daemon masks: resolved from this environment and the secret files.
     config.register_secrets();
-    let store_path = args
-        .db
-        .clone()
-        .unwrap_or_else(|| config.store.path.clone());
+    let store_path = args.db.clone().unwrap_or_else(|| config.store.path.clone());
     let metrics_url = args
         .url
         .clone()

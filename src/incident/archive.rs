@@ -43,7 +43,12 @@ pub fn manifest(files: &[BundleFile]) -> String {
 }
 
 /// Writes `files` and their manifest under `top/` into the tar.gz `out` (replaced if present).
-pub fn write(out: &Path, top: &str, files: &[BundleFile], at: SystemTime) -> Result<(), ArchiveError> {
+pub fn write(
+    out: &Path,
+    top: &str,
+    files: &[BundleFile],
+    at: SystemTime,
+) -> Result<(), ArchiveError> {
     let err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ArchiveError { path, source }
@@ -140,7 +145,11 @@ mod tests {
         }
         assert_eq!(seen[0], ("incident-1/summary.md".into(), "# hi\n".into()));
         assert_eq!(seen[2].0, "incident-1/SHA256SUMS");
-        assert!(seen[2].1.contains("  history/logs.jsonl\n"), "{}", seen[2].1);
+        assert!(
+            seen[2].1.contains("  history/logs.jsonl\n"),
+            "{}",
+            seen[2].1
+        );
         assert!(!PathBuf::from(format!("{}.partial", out.display())).exists());
     }
 }

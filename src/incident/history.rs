@@ -283,7 +283,12 @@ mod tests {
                 log(10.0, "a", LogSource::Stderr, "too old"),
                 log(100.0, "a", LogSource::Stderr, "in the period"),
                 log(101.0, "b", LogSource::Stderr, "other server"),
-                log(102.0, "a", LogSource::Security, "security event pattern_match"),
+                log(
+                    102.0,
+                    "a",
+                    LogSource::Security,
+                    "security event pattern_match",
+                ),
                 Record::Transition(TransitionRow {
                     ts: 103.0,
                     server: "a".into(),
@@ -303,10 +308,7 @@ mod tests {
         };
         let h = read(&store, &scope).await.unwrap();
         let messages: Vec<&str> = h.logs.iter().map(|l| l.message.as_str()).collect();
-        assert_eq!(
-            messages,
-            ["in the period", "security event pattern_match"]
-        );
+        assert_eq!(messages, ["in the period", "security event pattern_match"]);
         assert_eq!(h.security_events().count(), 1);
         assert_eq!(h.transitions.len(), 1);
         assert_eq!(h.logs[0].level, "error");

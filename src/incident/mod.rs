@@ -109,7 +109,10 @@ pub async fn collect(request: &Request, daemon: &DaemonView, now: SystemTime) ->
             json_lines(&h.security_events().collect::<Vec<_>>()),
         );
         add("history/probes.jsonl".into(), json_lines(&h.probes));
-        add("history/transitions.jsonl".into(), json_lines(&h.transitions));
+        add(
+            "history/transitions.jsonl".into(),
+            json_lines(&h.transitions),
+        );
         add(
             "history/dependency-checks.jsonl".into(),
             json_lines(&h.dependencies),
@@ -171,7 +174,9 @@ async fn read_history(path: &Path, scope: &Scope) -> Result<History, String> {
     let store = Store::open_existing(path)
         .await
         .map_err(|e| e.to_string())?;
-    let history = history::read(&store, scope).await.map_err(|e| e.to_string());
+    let history = history::read(&store, scope)
+        .await
+        .map_err(|e| e.to_string());
     store.close().await;
     history
 }
@@ -212,14 +217,9 @@ async fn server_processes(
                 Locator::Match(re) => format!("process_match {}", re.as_str()),
                 Locator::Child => String::new(),
             };
-            crate::process::discover::discover(
-                Backend::selected(),
-                other,
-                None,
-                DISCOVERY_DEADLINE,
-            )
-            .await
-            .map(|tree| tree.pids)
+            crate::process::discover::discover(Backend::selected(), other, None, DISCOVERY_DEADLINE)
+                .await
+                .map(|tree| tree.pids)
         }
     };
     match pids {

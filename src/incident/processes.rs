@@ -138,29 +138,35 @@ fn connections(
     }
     for (protocol, table) in [("tcp", process.tcp()), ("tcp6", process.tcp6())] {
         match table {
-            Ok(entries) => out.extend(entries.into_iter().filter(|e| sockets.contains(&e.inode)).map(
-                |e| Connection {
-                    protocol,
-                    local: e.local_address.to_string(),
-                    remote: e.remote_address.to_string(),
-                    state: tcp_state(&e.state).to_string(),
-                    inode: e.inode,
-                },
-            )),
+            Ok(entries) => out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| sockets.contains(&e.inode))
+                    .map(|e| Connection {
+                        protocol,
+                        local: e.local_address.to_string(),
+                        remote: e.remote_address.to_string(),
+                        state: tcp_state(&e.state).to_string(),
+                        inode: e.inode,
+                    }),
+            ),
             Err(err) => errors.push(format!("net/{protocol}: {err}")),
         }
     }
     for (protocol, table) in [("udp", process.udp()), ("udp6", process.udp6())] {
         match table {
-            Ok(entries) => out.extend(entries.into_iter().filter(|e| sockets.contains(&e.inode)).map(
-                |e| Connection {
-                    protocol,
-                    local: e.local_address.to_string(),
-                    remote: e.remote_address.to_string(),
-                    state: format!("{:?}", e.state).to_ascii_uppercase(),
-                    inode: e.inode,
-                },
-            )),
+            Ok(entries) => out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| sockets.contains(&e.inode))
+                    .map(|e| Connection {
+                        protocol,
+                        local: e.local_address.to_string(),
+                        remote: e.remote_address.to_string(),
+                        state: format!("{:?}", e.state).to_ascii_uppercase(),
+                        inode: e.inode,
+                    }),
+            ),
             Err(err) => errors.push(format!("net/{protocol}: {err}")),
         }
     }
@@ -171,10 +177,7 @@ fn connections(
                 .filter(|e| sockets.contains(&e.inode))
                 .map(|e| Connection {
                     protocol: "unix",
-                    local: e
-                        .path
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
+                    local: e.path.map(|p| p.display().to_string()).unwrap_or_default(),
                     remote: String::new(),
                     state: format!("{:?}", e.state).to_ascii_uppercase(),
                     inode: e.inode,

@@ -212,6 +212,9 @@ mod tests {
             ]
         );
         let md = markdown(&entries, |ts| format!("t{ts}"));
-        assert!(md.contains("| t5 | s | security event pattern_match: a\\|b |"), "{md}");
+        assert!(
+            md.contains("| t5 | s | security event pattern_match: a\\|b |"),
+            "{md}"
+        );
     }
 }

@@ -19,6 +19,7 @@ mod dependency_history;
 mod deps;
 mod fuzz_regressions;
 mod import_graph;
+mod incident;
 mod mcp_client;
 mod mcp_support;
 mod metrics_contract;
