@@ -236,9 +236,12 @@ pub struct BackupRun {
     pub error: Option<String>,
 }
 
+/// A `backup_runs` row as read: ts, trigger, file, ok, bytes, error.
+type RunRow = (f64, String, String, bool, Option<i64>, Option<String>);
+
 /// The runs recorded since `since` (Unix seconds), oldest first.
 pub async fn runs_since(store: &Store, since: f64) -> Result<Vec<BackupRun>, sqlx::Error> {
-    let rows: Vec<(f64, String, String, bool, Option<i64>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<RunRow> = sqlx::query_as(
         "SELECT ts, trigger, file, ok, bytes, error FROM backup_runs WHERE ts >= ? ORDER BY ts",
     )
     .bind(since)
