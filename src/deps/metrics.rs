@@ -161,6 +161,9 @@ impl DepMetrics {
         };
         if let Some(pg) = &check.postgres {
             self.record_postgres(dependency, pg);
+        } else if !check.up() {
+            // A server that cannot be reached has no figures: none rather than stale ones.
+            self.remove_postgres(&name);
         }
         match check.rate_limit.remaining {
             Some(r) => {
@@ -180,7 +183,8 @@ impl DepMetrics {
         );
     }
 
-    /// Records PostgreSQL's own figures; the last ones stay while a check cannot read them.
+    /// Records PostgreSQL's own figures; the last ones stay while a passing check cannot read
+    /// them (a statement timeout, a missing view).
     fn record_postgres(&self, dependency: &str, pg: &PostgresStats) {
         for (state, n) in &pg.connections {
             self.pg_connections
@@ -222,15 +226,19 @@ impl DepMetrics {
         };
         self.rate_limit_remaining.remove(&name);
         self.retry_after.remove(&name);
+        self.remove_postgres(&name);
+    }
+
+    fn remove_postgres(&self, name: &DepNameLabels) {
         for state in CONNECTION_STATES {
             self.pg_connections.remove(&PgStateLabels {
-                dependency: dependency.to_string(),
+                dependency: name.dependency.clone(),
                 state,
             });
         }
-        self.pg_max_connections.remove(&name);
-        self.pg_long_running.remove(&name);
-        self.pg_checksum_failures.remove(&name);
+        self.pg_max_connections.remove(name);
+        self.pg_long_running.remove(name);
+        self.pg_checksum_failures.remove(name);
     }
 
     /// Records a server's view of its dependencies; series of dependencies it no longer
@@ -315,6 +323,13 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        let mut down = DependencyCheck::healthy(SystemTime::now());
+        down.fail(DependencyFailure::Refused, "connection refused");
+        m.record_check("pg", "postgres", &down);
+        assert!(
+            !registry.encode().contains("dependency_postgres_"),
+            "a server that is down has no figures"
+        );
         m.record_server("s", &[]);
         let text = registry.encode();
         assert!(!text.contains("mcp_server_dependency_status{"), "{text}");
