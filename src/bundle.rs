@@ -88,6 +88,18 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         "MCPExporterAbsent",
         include_str!("../docs/runbooks/MCPExporterAbsent.md"),
     ),
+    (
+        "MCPServerMemoryLeak",
+        include_str!("../docs/runbooks/MCPServerMemoryLeak.md"),
+    ),
+    (
+        "MCPServerProcessGrowth",
+        include_str!("../docs/runbooks/MCPServerProcessGrowth.md"),
+    ),
+    (
+        "MCPStoreBackupTooOld",
+        include_str!("../docs/runbooks/MCPStoreBackupTooOld.md"),
+    ),
 ];
 
 /// Header of the generated `PrometheusRule`; the rules file follows under `spec:`.

@@ -12,6 +12,7 @@ pub mod excerpt;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod health;
+pub mod incident;
 pub mod logging;
 pub mod mcp;
 pub mod metric_registry;

@@ -95,6 +95,13 @@ enum Command {
     /// clients experience to the daemon: put `mcp-exporter wrap --` before the server's
     /// command in the client's configuration.
     Wrap(cli::wrap::WrapArgs),
+    /// Write a consistent, checked copy of the history store (safe while the daemon runs).
+    Backup(cli::backup::BackupArgs),
+    /// Replace the history store with a backup (checked first; the daemon must be stopped).
+    Restore(cli::restore::RestoreArgs),
+    /// Collect the evidence of an incident (history, processes, metrics, config, timeline) into
+    /// one redacted tar.gz with a SHA256SUMS manifest.
+    Incident(cli::incident::IncidentArgs),
 }
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
@@ -140,6 +147,9 @@ fn main() -> ExitCode {
         Command::History(args) => ExitCode::from(cli::history::run(args)),
         Command::Report(args) => ExitCode::from(cli::report::run(args)),
         Command::Import(args) => ExitCode::from(cli::import::run(args)),
+        Command::Backup(args) => ExitCode::from(cli::backup::run(args)),
+        Command::Restore(args) => ExitCode::from(cli::restore::run(args)),
+        Command::Incident(args) => ExitCode::from(cli::incident::run(args)),
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);
             ExitCode::from(cli::wrap::run(args))

@@ -1,13 +1,16 @@
 //! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs`,
-//! `history`, `import` and `wrap`. `main.rs` parses arguments and calls each module's `run`, which
+//! `history`, `import`, `wrap`, `backup`, `restore` and `incident`. `main.rs` parses arguments and calls each module's `run`, which
 //! returns the exit status.
 
+pub mod backup;
 pub mod check;
 pub mod history;
 pub mod import;
+pub mod incident;
 pub mod logs;
 pub mod metrics;
 pub mod report;
+pub mod restore;
 pub mod wrap;
 
 use std::path::{Path, PathBuf};

@@ -19,6 +19,8 @@ use crate::tls::config::RawTls;
 pub const DEFAULT_DEPENDENCY_INTERVAL: Duration = Duration::from_secs(30);
 /// Default deadline of one dependency check.
 pub const DEFAULT_DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `long_query_threshold` of a postgres dependency.
+pub const DEFAULT_LONG_QUERY_THRESHOLD: Duration = Duration::from_secs(300);
 
 /// An inclusive range of HTTP status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,9 @@ pub enum DependencySpec {
         dsn: SecretSource,
         /// Optional password overriding the DSN's.
         password: Option<SecretSource>,
+        /// Active queries running longer than this are counted in
+        /// `mcp_dependency_postgres_long_running_queries`.
+        long_query_threshold: Duration,
     },
     /// `kind = "http"`: one request, status range and optional body match.
     Http {
@@ -192,7 +197,7 @@ impl DependencyConfig {
     pub fn unset_variables(&self, lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
         let mut unset = Vec::new();
         match &self.spec {
-            DependencySpec::Postgres { dsn, password } => {
+            DependencySpec::Postgres { dsn, password, .. } => {
                 for source in std::iter::once(dsn).chain(password.as_ref()) {
                     if let SecretSource::Env(name) = source
                         && lookup(name).is_none()
@@ -237,6 +242,7 @@ pub struct RawDependency {
     password: Option<Spanned<String>>,
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<PathBuf>>,
+    long_query_threshold: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
     method: Option<Spanned<String>>,
     headers: Option<Spanned<BTreeMap<String, String>>>,
@@ -388,6 +394,11 @@ fn validate(
             raw.password_file.as_ref().map(|s| s.span().start),
             "postgres",
         ),
+        (
+            "long_query_threshold",
+            raw.long_query_threshold.as_ref().map(|s| s.span().start),
+            "postgres",
+        ),
         ("url", raw.url.as_ref().map(|s| s.span().start), "http"),
         (
             "method",
@@ -475,7 +486,21 @@ fn validate(
                 raw.password_file,
                 false,
             )?;
-            DependencySpec::Postgres { dsn, password }
+            let long_query_threshold = match raw.long_query_threshold {
+                None => DEFAULT_LONG_QUERY_THRESHOLD,
+                Some(text) => crate::config::parse_duration(text.get_ref()).map_err(|e| {
+                    src.key_error(
+                        text.span().start,
+                        key("long_query_threshold"),
+                        e.to_string(),
+                    )
+                })?,
+            };
+            DependencySpec::Postgres {
+                dsn,
+                password,
+                long_query_threshold,
+            }
         }
         "http" => {
             let url = raw.url.ok_or_else(|| {
@@ -666,7 +691,8 @@ critical = false
             pg.spec,
             DependencySpec::Postgres {
                 dsn: SecretSource::Env("PG_DSN".into()),
-                password: None
+                password: None,
+                long_query_threshold: DEFAULT_LONG_QUERY_THRESHOLD,
             }
         );
         assert!(pg.critical);
@@ -677,6 +703,29 @@ critical = false
         assert!(
             matches!(&logs.spec, DependencySpec::Filesystem { writable: true, min_free_percent: Some(p), .. } if *p == 10.0)
         );
+    }
+
+    #[test]
+    fn long_query_threshold_belongs_to_postgres() {
+        let deps = validated(
+            "[[dependencies]]\nname = \"pg\"\nkind = \"postgres\"\ndsn_env = \"PG_DSN\"\nlong_query_threshold = \"30s\"\n",
+        )
+        .expect("valid");
+        assert!(matches!(
+            deps[0].spec,
+            DependencySpec::Postgres { long_query_threshold, .. } if long_query_threshold == Duration::from_secs(30)
+        ));
+        let err = error_of(
+            "[[dependencies]]\nname = \"pg\"\nkind = \"postgres\"\ndsn_env = \"PG_DSN\"\nlong_query_threshold = \"soon\"\n",
+        );
+        assert!(
+            err.starts_with("5: `dependencies[0].long_query_threshold`"),
+            "{err}"
+        );
+        let err = error_of(
+            "[[dependencies]]\nname = \"t\"\nkind = \"tcp\"\naddress = \"h:1\"\nlong_query_threshold = \"1m\"\n",
+        );
+        assert!(err.contains("applies to kind = \"postgres\""), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 pub use config::{DependencyConfig, DependencySpec, StatusRange, StatusRangeError};
 pub use http_check::HttpClients;
+pub use postgres::{CONNECTION_STATES, PostgresStats};
 pub use runner::{DependencyRunner, Dependents, next_delay};
 
 use crate::health::HealthStatus;
@@ -123,6 +124,9 @@ pub struct DependencyCheck {
     pub rate_limit: RateLimit,
     /// What the TLS of an `https` answer showed (certificate expiry, version).
     pub tls: Option<TlsObservation>,
+    /// PostgreSQL's own figures (connections, long queries, checksum failures), read after a
+    /// passing `SELECT 1`.
+    pub postgres: Option<PostgresStats>,
 }
 
 impl DependencyCheck {
@@ -137,6 +141,7 @@ impl DependencyCheck {
             details: BTreeMap::new(),
             rate_limit: RateLimit::default(),
             tls: None,
+            postgres: None,
         }
     }
 
@@ -297,8 +302,19 @@ pub async fn check_once(config: &DependencyConfig, http: &HttpClients) -> Depend
     let timeout = config.timeout;
     let work = async {
         match &config.spec {
-            DependencySpec::Postgres { dsn, password } => {
-                postgres::check(dsn, password.as_ref(), timeout, started_at).await
+            DependencySpec::Postgres {
+                dsn,
+                password,
+                long_query_threshold,
+            } => {
+                postgres::check(
+                    dsn,
+                    password.as_ref(),
+                    *long_query_threshold,
+                    timeout,
+                    started_at,
+                )
+                .await
             }
             DependencySpec::Http { .. } => {
                 http_check::check(&config.spec, http, timeout, started_at).await

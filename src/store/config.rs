@@ -25,6 +25,32 @@ pub struct RawStoreConfig {
     max_age: Option<String>,
     max_size: Option<toml::Value>,
     retention_interval: Option<String>,
+    backup: Option<RawBackupSchedule>,
+}
+
+/// `[store] backup = { every = "24h", dir = "...", keep = 7 }` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackupSchedule {
+    every: Option<String>,
+    dir: Option<PathBuf>,
+    keep: Option<i64>,
+}
+
+/// Default number of scheduled backups kept in the backup directory.
+pub const DEFAULT_BACKUP_KEEP: usize = 7;
+
+/// The daemon's backup schedule (src/store/backup.rs): a consistent copy of the store every
+/// `every` into `dir`, the newest `keep` kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSchedule {
+    /// Time between backups.
+    pub every: Duration,
+    /// Where the backups are written; a relative `dir` is resolved against the configuration
+    /// file's directory.
+    pub dir: PathBuf,
+    /// How many scheduled backups are kept; older ones are deleted after each run.
+    pub keep: usize,
 }
 
 /// The history store's settings, validated.
@@ -40,6 +66,8 @@ pub struct StoreConfig {
     pub max_size: u64,
     /// How often retention runs.
     pub retention_interval: Duration,
+    /// The backup schedule, when `[store] backup` is set.
+    pub backup: Option<BackupSchedule>,
 }
 
 impl StoreConfig {
@@ -51,6 +79,7 @@ impl StoreConfig {
             max_age: DEFAULT_MAX_AGE,
             max_size: DEFAULT_MAX_SIZE,
             retention_interval: DEFAULT_RETENTION_INTERVAL,
+            backup: None,
         }
     }
 
@@ -103,8 +132,42 @@ impl StoreConfig {
                 }
             };
         }
+        if let Some(raw) = raw.backup {
+            cfg.backup = Some(
+                backup_schedule(raw, config_path)
+                    .map_err(|(key, message)| invalid(&format!("backup.{key}"), message))?,
+            );
+        }
         Ok(cfg)
     }
+}
+
+/// Validates `[store] backup`; the error names the key (`every`, `dir`, `keep`).
+fn backup_schedule(
+    raw: RawBackupSchedule,
+    config_path: &Path,
+) -> Result<BackupSchedule, (&'static str, String)> {
+    let every = raw
+        .every
+        .ok_or(("every", "is required, e.g. every = \"24h\"".to_string()))?;
+    let every = parse_duration(&every).map_err(|e| ("every", e.to_string()))?;
+    let dir = raw.dir.ok_or((
+        "dir",
+        "is required: the directory the backups are written to".to_string(),
+    ))?;
+    if dir.as_os_str().is_empty() {
+        return Err(("dir", "must not be empty".to_string()));
+    }
+    let keep = match raw.keep {
+        None => DEFAULT_BACKUP_KEEP,
+        Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(n) => return Err(("keep", format!("must be at least 1, found {n}"))),
+    };
+    Ok(BackupSchedule {
+        every,
+        dir: beside(config_path, &dir),
+        keep,
+    })
 }
 
 fn beside(config_path: &Path, path: &Path) -> PathBuf {
@@ -230,5 +293,46 @@ mod tests {
         assert!(err.message.contains("greater than zero"), "{err}");
         let err = check("[store]\npath = \"\"\n").expect_err("empty path");
         assert_eq!(err.key, "store.path");
+    }
+
+    #[test]
+    fn backup_schedule_is_validated_and_its_dir_resolved() {
+        let check = |text: &str| {
+            #[derive(Deserialize)]
+            struct File {
+                store: RawStoreConfig,
+            }
+            let file: File = toml::from_str(text).expect("store parses");
+            StoreConfig::from_raw(file.store, Path::new("/srv/c.toml"), &SourceText::new(text))
+        };
+        let c = check("[store]\nbackup = { every = \"24h\", dir = \"backups\" }\n").expect("valid");
+        assert_eq!(
+            c.backup,
+            Some(BackupSchedule {
+                every: Duration::from_secs(24 * 3600),
+                dir: PathBuf::from("/srv/backups"),
+                keep: DEFAULT_BACKUP_KEEP,
+            })
+        );
+        assert_eq!(check("[store]\n").expect("valid").backup, None);
+        let err = check("[store]\nbackup = { dir = \"b\" }\n").expect_err("no every");
+        assert_eq!(err.key, "store.backup.every");
+        let err = check("[store]\nbackup = { every = \"1h\", dir = \"b\", keep = 0 }\n")
+            .expect_err("keep 0");
+        assert_eq!(err.key, "store.backup.keep");
+        let err = check("[store]\nbackup = { every = \"1h\" }\n").expect_err("no dir");
+        assert_eq!(err.key, "store.backup.dir");
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Strict {
+            store: RawStoreConfig,
+        }
+        assert!(
+            toml::from_str::<Strict>(
+                "[store]\nbackup = { every = \"1h\", dir = \"b\", often = 1 }\n"
+            )
+            .is_err(),
+            "unknown backup keys are rejected"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! bounded channel drained by one background task ([`writer`]); the CLI reads ([`query`]).
 
 pub mod availability;
+pub mod backup;
 mod config;
 pub mod daemon;
 mod level;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod observe;
 pub mod query;
 mod records;
+pub mod restore;
 mod retention;
 pub mod writer;
 
@@ -25,7 +27,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-pub use config::{RawStoreConfig, StoreConfig, parse_size};
+pub use config::{BackupSchedule, RawStoreConfig, StoreConfig, parse_size};
 pub use level::{Level, UnknownLevel};
 pub use records::{DependencyRow, LogRow, LogSource, ProbeRow, Record, TransitionRow};
 pub use retention::enforce as retention_pass;
@@ -70,13 +72,24 @@ pub enum StoreError {
 /// drivers for the host), which doubled the build's size for one file. The checksum is
 /// sqlx's own, so databases created by either way validate alike.
 fn embedded_migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("history"),
-        MigrationType::Simple,
-        SqlStr::from_static(include_str!("../../migrations/0001_history.sql")),
-        false,
-    )])
+    // Versions need not be consecutive: sqlx applies every version a database has not
+    // recorded yet, in order.
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("history"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!("../../migrations/0001_history.sql")),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("backup runs"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!("../../migrations/0003_backup_runs.sql")),
+            false,
+        ),
+    ])
 }
 
 /// An open history database.

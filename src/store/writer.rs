@@ -41,11 +41,13 @@ impl StoreHandle {
 /// The running writer task (it also runs retention, so one connection at a time writes).
 pub struct StoreWriter {
     writer: JoinHandle<()>,
+    backups: Option<JoinHandle<()>>,
     store: Store,
 }
 
 impl StoreWriter {
-    /// Starts the writer (with retention every `config.retention_interval`) on `store`.
+    /// Starts the writer (with retention every `config.retention_interval`) on `store`, and
+    /// the backup schedule when `config.backup` is set (src/store/backup.rs).
     pub fn start(
         store: Store,
         config: &StoreConfig,
@@ -58,7 +60,17 @@ impl StoreWriter {
             rx,
             Arc::clone(&metrics),
         ));
-        (StoreHandle { tx, metrics }, StoreWriter { writer, store })
+        let backups = config.backup.clone().map(|schedule| {
+            super::backup::spawn_schedule(store.clone(), schedule, Arc::clone(&metrics))
+        });
+        (
+            StoreHandle { tx, metrics },
+            StoreWriter {
+                writer,
+                backups,
+                store,
+            },
+        )
     }
 
     /// The store this writer writes, for readers (the server pages read history from it).
@@ -69,6 +81,10 @@ impl StoreWriter {
     /// Writes what is queued (the task ends once every handle is dropped) and closes the pool.
     /// Bounded by `limit`.
     pub async fn shutdown(self, limit: Duration) {
+        if let Some(backups) = &self.backups {
+            // A backup cut short leaves only its `.partial` file, removed by the next run.
+            backups.abort();
+        }
         if tokio::time::timeout(limit, self.writer).await.is_err() {
             tracing::warn!("history store writer did not finish in time; unwritten rows are lost");
         }

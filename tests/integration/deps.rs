@@ -80,6 +80,7 @@ fn pg_dependency(dir: &Path, dsn: &str, password: Option<&str>) -> DependencyCon
         DependencySpec::Postgres {
             dsn: SecretSource::File(dsn_file),
             password,
+            long_query_threshold: Duration::from_secs(300),
         },
         Duration::from_secs(5),
     )
@@ -157,6 +158,7 @@ fn postgres_outcomes_are_told_apart() {
         DependencySpec::Postgres {
             dsn: SecretSource::Env("MCP_EXPORTER_TEST_UNSET_DSN".into()),
             password: None,
+            long_query_threshold: Duration::from_secs(300),
         },
         Duration::from_secs(2),
     );
@@ -844,4 +846,135 @@ depends_on = ["pg"]
         !status.contains("wrong-password"),
         "the password leaked into /api/servers"
     );
+}
+
+/// PostgreSQL's own figures from a real server with connections the test holds: 4 idle, 1 idle
+/// in a transaction, 1 running `pg_sleep` past a 1 s threshold. The figures go to the metrics
+/// as `mcp_dependency_postgres_*`, and each check's time to the latency histogram.
+#[test]
+fn postgres_connections_by_state_and_long_queries_are_read() {
+    use sqlx::Connection;
+    use sqlx::postgres::PgConnection;
+
+    let Some(pg) = spawn_postgres() else { return };
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let rt = runtime();
+    let http = client();
+    let url = pg.url("postgres");
+    let held = rt.block_on(async {
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            idle.push(PgConnection::connect(&url).await.expect("connect"));
+        }
+        let mut in_tx = PgConnection::connect(&url).await.expect("connect");
+        sqlx::query("BEGIN")
+            .execute(&mut in_tx)
+            .await
+            .expect("begin");
+        sqlx::query("SELECT 1")
+            .execute(&mut in_tx)
+            .await
+            .expect("select");
+        let mut sleeper = PgConnection::connect(&url).await.expect("connect");
+        let sleeping = tokio::spawn(async move {
+            let _ = sqlx::query("SELECT pg_sleep(120)")
+                .execute(&mut sleeper)
+                .await;
+        });
+        (idle, in_tx, sleeping)
+    });
+    let mut config = pg_dependency(secrets.path(), &url, None);
+    if let DependencySpec::Postgres {
+        long_query_threshold,
+        ..
+    } = &mut config.spec
+    {
+        *long_query_threshold = Duration::from_secs(1);
+    }
+    let metrics = Metrics::new();
+    let stats = eventually(WAIT, POLL, || {
+        let check = rt.block_on(check_once(&config, &http));
+        metrics.deps.record_check("pg", "postgres", &check);
+        let stats = check
+            .postgres
+            .clone()
+            .ok_or(format!("no stats: {check:?}"))?;
+        if stats.long_running_queries == 1 {
+            Ok(stats)
+        } else {
+            Err(format!("pg_sleep not counted yet: {stats:?}"))
+        }
+    });
+    let state = |name: &str| {
+        stats
+            .connections
+            .iter()
+            .find(|(s, _)| *s == name)
+            .map(|(_, n)| *n)
+    };
+    // The checker's own connection is the other active one.
+    assert_eq!(state("active"), Some(2), "{stats:?}");
+    assert_eq!(state("idle"), Some(4), "{stats:?}");
+    assert_eq!(state("idle_in_transaction"), Some(1), "{stats:?}");
+    assert_eq!(state("unknown"), Some(0), "{stats:?}");
+    let max: u64 = pg
+        .psql("SHOW max_connections")
+        .expect("psql")
+        .parse()
+        .expect("number");
+    assert_eq!(stats.max_connections, max);
+    // initdb ran without --data-checksums: the server reports no checksum figure.
+    let checksums = pg
+        .psql("SELECT sum(checksum_failures) FROM pg_stat_database")
+        .expect("psql");
+    assert_eq!(
+        stats.checksum_failures,
+        checksums.parse().ok(),
+        "{checksums:?}"
+    );
+
+    let text = metrics.encode_prometheus();
+    for needle in [
+        "mcp_dependency_postgres_connections{dependency=\"pg\",state=\"idle\"} 4".to_string(),
+        "mcp_dependency_postgres_connections{dependency=\"pg\",state=\"idle_in_transaction\"} 1"
+            .to_string(),
+        format!("mcp_dependency_postgres_max_connections{{dependency=\"pg\"}} {max}"),
+        "mcp_dependency_postgres_long_running_queries{dependency=\"pg\"} 1".to_string(),
+    ] {
+        assert!(text.contains(&needle), "missing {needle} in\n{text}");
+    }
+    let checks = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "mcp_dependency_check_latency_seconds_count{dependency=\"pg\",kind=\"postgres\"} ",
+            )
+        })
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("latency histogram");
+    assert!(checks >= 1, "{text}");
+
+    // Released connections are no longer counted.
+    let (idle, in_tx, sleeping) = held;
+    sleeping.abort();
+    rt.block_on(async {
+        for conn in idle {
+            let _ = conn.close().await;
+        }
+        let _ = in_tx.close().await;
+    });
+    let _ = pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()");
+    eventually(WAIT, POLL, || {
+        let check = rt.block_on(check_once(&config, &http));
+        let stats = check
+            .postgres
+            .clone()
+            .ok_or(format!("no stats: {check:?}"))?;
+        let idle = stats.connections.iter().find(|(s, _)| *s == "idle");
+        if idle == Some(&("idle", 0)) && stats.long_running_queries == 0 {
+            Ok(())
+        } else {
+            Err(format!("still held: {stats:?}"))
+        }
+    });
 }

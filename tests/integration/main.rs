@@ -10,6 +10,7 @@
 mod alerts;
 mod alerts_e2e;
 mod alerts_support;
+mod backup_restore;
 mod cli;
 mod common;
 mod conformance;
@@ -20,6 +21,7 @@ mod deps;
 mod fuzz_regressions;
 mod import_graph;
 mod kubernetes;
+mod incident;
 mod mcp_client;
 mod mcp_support;
 mod metrics_contract;

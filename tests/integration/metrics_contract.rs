@@ -1039,6 +1039,7 @@ fn contract_config(
     py_port: u16,
     peer_port: u16,
     tls_port: u16,
+    pg_dsn: &str,
 ) -> String {
     let example = read("examples/mcp-exporter.toml");
     let root = root().display().to_string();
@@ -1065,6 +1066,10 @@ fn contract_config(
     let interval = Regex::new(r#"(?m)^(\s*)interval = "[^"]*""#).expect("interval regex");
     assert!(interval.is_match(&text), "the example sets no interval");
     let text = interval.replace_all(&text, r#"${1}interval = "1s""#);
+    let dsn_file = dir.join("pg-dsn");
+    std::fs::write(&dsn_file, pg_dsn)
+        .unwrap_or_else(|e| panic!("write {}: {e}", dsn_file.display()));
+    let dsn_file = dsn_file.display();
     format!(
         r#"{text}
 
@@ -1086,6 +1091,13 @@ remediation = {{ command = ["true"], after = "1s", backoff = "1h" }}
 name = "contract-api"
 kind = "http"
 url = "http://127.0.0.1:{peer_port}/api"
+interval = "1s"
+critical = false
+
+[[dependencies]]
+name = "contract-pg"
+kind = "postgres"
+dsn_file = "{dsn_file}"
 interval = "1s"
 critical = false
 
@@ -1261,12 +1273,24 @@ fn the_exporter_exposes_exactly_the_documented_families() {
         cmd
     });
     let peer_port = start_peer();
+    // The mcp_dependency_postgres_* families need a real PostgreSQL (with data checksums, so
+    // it reports checksum failures).
+    let Some(pg) = crate::common::postgres::spawn_postgres_with_checksums() else {
+        return;
+    };
     let dir = tempfile::Builder::new()
         .prefix("mcp-exporter-contract-")
         .tempdir()
         .unwrap_or_else(|e| panic!("temp dir: {e}"));
     let tls_port = start_tls_peer(&dir.path().join("contract-ca.pem"));
-    let config = contract_config(dir.path(), http_port, py_port, peer_port, tls_port);
+    let config = contract_config(
+        dir.path(),
+        http_port,
+        py_port,
+        peer_port,
+        tls_port,
+        &pg.url("postgres"),
+    );
     let daemon = Daemon::start(dir, &config);
 
     // Wait (bounded) until every documented family has a series.

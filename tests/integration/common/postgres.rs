@@ -28,6 +28,16 @@ pub struct Postgres {
 /// PostgreSQL goes through [`require`]: `None` (with a printed skip line) when it is missing
 /// and tools are not required; the test then returns.
 pub fn spawn_postgres() -> Option<Postgres> {
+    spawn_postgres_initdb(&[])
+}
+
+/// [`spawn_postgres`] with data checksums on (`initdb --data-checksums`), so the server reports
+/// `pg_stat_database.checksum_failures`.
+pub fn spawn_postgres_with_checksums() -> Option<Postgres> {
+    spawn_postgres_initdb(&["--data-checksums"])
+}
+
+fn spawn_postgres_initdb(initdb_args: &[&str]) -> Option<Postgres> {
     let postgres = require(Tool::Postgres)?;
     let initdb = program("initdb");
     let dir = tempfile::Builder::new()
@@ -52,6 +62,7 @@ pub fn spawn_postgres() -> Option<Postgres> {
             .arg("-D")
             .arg(&data)
             .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .args(initdb_args)
             .current_dir(dir.path()),
         Duration::from_secs(60),
     )
