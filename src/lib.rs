@@ -12,6 +12,7 @@ pub mod excerpt;
 pub mod fuzz_checks;
 pub mod health;
 pub mod logging;
+pub mod maintenance;
 pub mod mcp;
 pub mod metric_registry;
 pub mod metrics;

@@ -5,7 +5,8 @@
 //! `src/probe/metrics.rs`, health in `health.rs`, live wire counters in
 //! `src/mcp/wire_metrics.rs`, HTTP phases in `src/mcp/http_phase_metrics.rs`, dependencies in
 //! `src/deps/metrics.rs`, processes in `src/process/metrics.rs`, the history store and log lines
-//! in `src/store/metrics.rs`, security counters in `src/security/metrics.rs`. Families with a
+//! in `src/store/metrics.rs` (its integrity check in `src/store/integrity.rs`), security counters
+//! in `src/security/metrics.rs`, maintenance windows in `src/maintenance/metrics.rs`. Families with a
 //! `server` label are created through the per-server tracker of `src/metric_registry/`, so
 //! removing a server removes all of its series. Names, types and labels are listed in
 //! docs/metrics.md.
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::deps::metrics::DepMetrics;
 use crate::health::Health;
+use crate::maintenance::metrics::MaintenanceMetrics;
 use crate::mcp::WireCounters;
 use crate::mcp::http_phase_metrics::HttpPhaseMetrics;
 use crate::mcp::wire_metrics::WireMetrics;
@@ -28,6 +30,7 @@ use crate::probe::ProbeOutcome;
 use crate::probe::metrics::ProbeMetrics;
 use crate::process::metrics::ProcessMetrics;
 use crate::security::metrics::SecurityMetrics;
+use crate::store::integrity::IntegrityMetrics;
 use crate::store::metrics::StoreMetrics;
 
 use self::build_info::BuildInfo;
@@ -53,6 +56,10 @@ pub struct Metrics {
     pub store: Arc<StoreMetrics>,
     /// The exporter's configuration reloads.
     pub reload: self::reload::ReloadMetrics,
+    /// Maintenance windows and the Alertmanager requests they make (src/maintenance/).
+    pub maintenance: MaintenanceMetrics,
+    /// The history store's integrity check (src/store/integrity.rs).
+    pub integrity: IntegrityMetrics,
 }
 
 impl Default for Metrics {
@@ -75,6 +82,8 @@ impl Metrics {
         let http = HttpPhaseMetrics::register(&mut registry);
         let store = Arc::new(StoreMetrics::register(&mut registry));
         let reload = self::reload::ReloadMetrics::register(&mut registry);
+        let maintenance = MaintenanceMetrics::register(&mut registry);
+        let integrity = IntegrityMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -87,6 +96,8 @@ impl Metrics {
             http,
             store,
             reload,
+            maintenance,
+            integrity,
         }
     }
 
@@ -346,6 +357,7 @@ mod tests {
         m.store.log_line(server, crate::store::Level::Error);
         m.security
             .count_event(server, crate::security::EventKind::AuthFailure, 1);
+        m.maintenance.set(server, true);
     }
 
     /// Time of `encode_prometheus` with 1,000 fully recorded servers; run with

@@ -6,9 +6,10 @@
 //! component validates what serde cannot (`[exporter]` in exporter.rs, `[[dependencies]]` in
 //! src/deps/config.rs, `[[servers]]` in src/probe/config.rs with their process keys in
 //! src/process/config.rs, `[store]` in src/store/config.rs, `[security]` in
-//! src/security/config.rs) and returns a [`KeyError`] naming the key, its line and what is
+//! src/security/config.rs, `[alertmanager]` in alertmanager.rs) and returns a [`KeyError`] naming the key, its line and what is
 //! expected. The first error in file order is reported.
 
+mod alertmanager;
 mod exporter;
 mod secrets;
 
@@ -26,6 +27,7 @@ use crate::probe::config::RawServer;
 use crate::security::config::{RawSecurity, SecurityConfig};
 use crate::store::{RawStoreConfig, StoreConfig};
 
+pub use alertmanager::{AlertmanagerConfig, DEFAULT_ALERTMANAGER_TIMEOUT};
 pub use exporter::{
     DEFAULT_DEGRADED_LATENCY, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_TIMEOUT, ExporterConfig,
 };
@@ -74,6 +76,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[security]` (patterns matched in stderr and log notifications).
     pub security: SecurityConfig,
+    /// `[alertmanager]`: where maintenance windows create silences; `None` when not set.
+    pub alertmanager: Option<AlertmanagerConfig>,
 }
 
 /// The file as serde parses it: each table in the shape of the component that owns it.
@@ -90,6 +94,8 @@ struct RawConfig {
     store: RawStoreConfig,
     #[serde(default)]
     security: RawSecurity,
+    #[serde(default)]
+    alertmanager: alertmanager::RawAlertmanager,
 }
 
 impl Config {
@@ -126,7 +132,7 @@ impl Config {
 
     /// Validates each part with its component, in the order they depend on each other:
     /// `[exporter]` (servers take its defaults), `[[dependencies]]` (servers refer to them),
-    /// `[[servers]]`, then `[store]` and `[security]`.
+    /// `[[servers]]`, then `[store]`, `[security]` and `[alertmanager]`.
     fn assemble(raw: RawConfig, path: &Path, src: &SourceText<'_>) -> Result<Config, KeyError> {
         let exporter = ExporterConfig::from_raw(raw.exporter, src)?;
         let dependencies = crate::deps::config::validate_all(raw.dependencies, src)?;
@@ -139,12 +145,14 @@ impl Config {
         )?;
         let store = StoreConfig::from_raw(raw.store, path, src)?;
         let security = SecurityConfig::from_raw(raw.security, src)?;
+        let alertmanager = AlertmanagerConfig::from_raw(raw.alertmanager, src)?;
         Ok(Config {
             exporter,
             servers,
             dependencies,
             store,
             security,
+            alertmanager,
         })
     }
 }

@@ -5,7 +5,9 @@
 pub mod availability;
 mod config;
 pub mod daemon;
+pub mod integrity;
 mod level;
+pub mod maintenance;
 pub mod metrics;
 pub mod observe;
 pub mod query;
@@ -70,13 +72,24 @@ pub enum StoreError {
 /// drivers for the host), which doubled the build's size for one file. The checksum is
 /// sqlx's own, so databases created by either way validate alike.
 fn embedded_migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("history"),
-        MigrationType::Simple,
-        SqlStr::from_static(include_str!("../../migrations/0001_history.sql")),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("history"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!("../../migrations/0001_history.sql")),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("maintenance windows"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!(
+                "../../migrations/0002_maintenance_windows.sql"
+            )),
+            false,
+        ),
+    ])
 }
 
 /// An open history database.

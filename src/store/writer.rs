@@ -61,6 +61,12 @@ impl StoreWriter {
         (StoreHandle { tx, metrics }, StoreWriter { writer, store })
     }
 
+    /// The store it writes to (for readers that share its pool: maintenance windows, the
+    /// integrity check).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Writes what is queued (the task ends once every handle is dropped) and closes the pool.
     /// Bounded by `limit`.
     pub async fn shutdown(self, limit: Duration) {

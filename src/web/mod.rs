@@ -1,5 +1,5 @@
-//! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies` and the status
-//! page at `/`, served with the TLS and basic-auth settings of `--web.config.file`.
+//! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies`,
+//! `/api/maintenance` (src/web/maintenance.rs) and the status page at `/`, served with the TLS and basic-auth settings of `--web.config.file`.
 //! Handlers only read what the scheduler last published; none of them probes.
 
 mod assets;
@@ -7,8 +7,10 @@ mod compress;
 pub mod config;
 mod dependencies;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod server;
 mod status_page;
+pub mod write_access;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +19,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub dependents: crate::deps::Dependents,
     /// Where `POST /-/reload` sends its requests; `None` unless `--web.enable-lifecycle`.
     pub reload: Option<lifecycle::ReloadRequests>,
+    /// The maintenance windows behind `/api/maintenance`; `None` answers 503.
+    pub maintenance: Option<maintenance::MaintenanceApi>,
 }
 
 /// Where `/metrics` is served unless `--web.telemetry-path` says otherwise.
@@ -53,6 +57,11 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
         .route("/health", get(health_handler))
         .route("/api/servers", get(servers_handler))
         .route("/api/dependencies", get(dependencies_handler))
+        .route(
+            "/api/maintenance",
+            get(maintenance::list).post(maintenance::start),
+        )
+        .route("/api/maintenance/{id}", delete(maintenance::end))
         .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)
@@ -131,6 +140,6 @@ fn redact(text: String) -> String {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /health, /api/servers, /api/dependencies or /\n",
+        "not found; try /metrics, /health, /api/servers, /api/dependencies, /api/maintenance or /\n",
     )
 }
