@@ -85,6 +85,10 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// A server's health transitions and availability from the history store.
     History(cli::history::HistoryArgs),
+    /// Planned downtime through the running daemon: `maintenance start --server NAME --for 1h
+    /// --reason TEXT` (or `--all`), `maintenance list`, `maintenance end ID`. Alerts of the
+    /// server stay silent, `history` counts the window as planned downtime.
+    Maintenance(cli::maintenance::MaintenanceArgs),
     /// Print a configuration for the servers of an MCP client's JSON file (Claude Desktop,
     /// Claude Code, Cursor, VS Code, ...); secrets become ${VAR} references.
     Import(cli::import::ImportArgs),
@@ -96,11 +100,12 @@ enum Command {
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
 fn telemetry_path(value: &str) -> Result<String, String> {
-    const TAKEN: [&str; 5] = [
+    const TAKEN: [&str; 6] = [
         "/",
         "/health",
         "/api/servers",
         "/api/dependencies",
+        "/api/maintenance",
         "/-/reload",
     ];
     if !value.starts_with('/') || value.contains(['?', '#', '{', '}', ' ']) {
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => ExitCode::from(cli::metrics::run(args)),
         Command::Logs(args) => ExitCode::from(cli::logs::run(args)),
         Command::History(args) => ExitCode::from(cli::history::run(args)),
+        Command::Maintenance(args) => ExitCode::from(cli::maintenance::run(args)),
         Command::Import(args) => ExitCode::from(cli::import::run(args)),
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);

@@ -1,11 +1,12 @@
 //! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs`,
-//! `history`, `import` and `wrap`. `main.rs` parses arguments and calls each module's `run`, which
+//! `history`, `maintenance`, `import` and `wrap`. `main.rs` parses arguments and calls each module's `run`, which
 //! returns the exit status.
 
 pub mod check;
 pub mod history;
 pub mod import;
 pub mod logs;
+pub mod maintenance;
 pub mod metrics;
 pub mod quantile;
 pub mod wrap;
