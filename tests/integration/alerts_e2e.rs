@@ -63,7 +63,7 @@ fn fast_rules() -> String {
 
 /// deploy/alertmanager.yml with its routing tree and inhibit rules kept, group timers cut to
 /// 1 s, and each receiver replaced by a webhook to `http://127.0.0.1:<port>/<receiver name>`.
-fn test_alertmanager_config(webhook_port: u16) -> String {
+pub(crate) fn test_alertmanager_config(webhook_port: u16) -> String {
     let mut am = parse_yaml("deploy/alertmanager.yml");
     fn fast_route(route: &mut Yaml) {
         route["group_wait"] = Yaml::from("1s");
@@ -110,7 +110,11 @@ fn wait_ready(name: &str, guard: &mut ChildGuard, addr: &str, path: &str) {
     });
 }
 
-fn start_alertmanager(bin: &Path, dir: &Path, webhook_port: u16) -> (ChildGuard, String) {
+pub(crate) fn start_alertmanager(
+    bin: &Path,
+    dir: &Path,
+    webhook_port: u16,
+) -> (ChildGuard, String) {
     let config = dir.join("alertmanager.yml");
     std::fs::write(&config, test_alertmanager_config(webhook_port)).expect("write am config");
     let addr = format!("127.0.0.1:{}", free_port());
@@ -288,8 +292,9 @@ timeout = "3s"
         "the fast server is not slow: {}",
         webhook.summary()
     );
-    // A server refusing the prober's credentials: MCPSecurityIncident reaches the pager, and
-    // its own MCPServerDown does not inhibit it (the deployed inhibit rule spares it).
+    // A server refusing the prober's credentials: MCPSecurityIncident (escalation L2) reaches
+    // the L2 receiver, and its own MCPServerDown does not inhibit it (the deployed inhibit rule
+    // spares it).
     let incident = eventually(WAIT, POLL, || {
         webhook
             .find(
@@ -299,7 +304,10 @@ timeout = "3s"
             )
             .ok_or_else(|| format!("webhook got: {}", webhook.summary()))
     });
-    assert_eq!(incident.path, "/pager", "critical goes to the pager");
+    assert_eq!(
+        incident.path, "/escalation-l2",
+        "a security incident goes to L2 at once"
+    );
     assert_eq!(
         incident.annotations["summary"],
         "Security events (auth_failure) on MCP server locked"

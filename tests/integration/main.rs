@@ -18,6 +18,7 @@ mod dependency_history;
 mod deps;
 mod fuzz_regressions;
 mod import_graph;
+mod maintenance;
 mod mcp_client;
 mod mcp_support;
 mod metrics_contract;
