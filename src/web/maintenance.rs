@@ -5,7 +5,10 @@
 //!   "reason": "TEXT"}`: starts a window now (201 and the window);
 //! - `DELETE /api/maintenance/{id}`: ends a window now (200 and the window).
 //!
-//! Writes follow src/web/write_access.rs; a refusal is 403 with the reason.
+//! Writes follow src/web/write_access.rs; a refusal is 403 with the reason. `POST` takes only
+//! `Content-Type: application/json`: a web page in the operator's browser cannot send that to
+//! the daemon across origins without a CORS preflight (which the daemon never grants), so a
+//! page cannot open a window through a loopback-only daemon.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +83,15 @@ fn peer(request: &Request) -> Option<SocketAddr> {
         .map(|c| c.0)
 }
 
+/// Whether the request says its body is JSON.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// Parses the start body into a request.
 fn start_request(body: &[u8]) -> Result<StartRequest, String> {
     let body: StartBody = serde_json::from_slice(body).map_err(|e| {
@@ -115,6 +127,12 @@ pub(super) async fn start(State(state): State<AppState>, request: Request) -> Re
     };
     if let Err(reason) = api.access.check(peer(&request)) {
         return text(StatusCode::FORBIDDEN, reason);
+    }
+    if !is_json(request.headers()) {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the window as JSON with Content-Type: application/json",
+        );
     }
     let body = match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
         Ok(body) => body,
@@ -155,6 +173,19 @@ pub(super) async fn end(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_bodies_are_taken() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert!(!is_json(&headers));
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(!is_json(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        assert!(is_json(&headers));
+    }
 
     #[test]
     fn start_bodies_name_one_server_or_all() {

@@ -169,6 +169,15 @@ fn a_window_silences_its_server_in_alertmanager_survives_a_restart_and_ends_earl
         }
     });
 
+    // A body that is not declared JSON (what a web page could send across origins) is refused.
+    let r = daemon.request(
+        "POST",
+        "/api/maintenance",
+        &[("content-type", "text/plain")],
+        br#"{"server":"db","duration_seconds":60,"reason":"csrf"}"#,
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
+
     // Start a window for `db` with the CLI: the daemon answers with the silence it made.
     let (code, out, err) = cli(
         &[
