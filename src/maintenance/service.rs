@@ -68,6 +68,8 @@ struct State {
     last_memory_id: i64,
     /// When a missing silence was last asked for.
     last_silence_retry: Option<f64>,
+    /// Windows whose silence request is in flight (so a retry never makes a second one).
+    silencing: BTreeSet<i64>,
 }
 
 /// The maintenance windows of a running daemon.
@@ -207,15 +209,28 @@ impl Maintenance {
     }
 
     /// Asks Alertmanager for the silence of `window` and records it; `None` when there is no
-    /// Alertmanager or it failed (logged and counted).
+    /// Alertmanager, a request for it is already in flight, or it failed (logged and counted).
+    /// A window ended while its silence was being made gets the silence expired at once.
     async fn silence(&self, window: &Window) -> Option<String> {
         let alertmanager = self.alertmanager.as_ref()?;
-        match alertmanager.create_silence(window).await {
-            Ok(id) => {
-                tracing::info!(window = window.id, silence = %id, "Alertmanager silence created");
-                if let Some(open) = self.lock().open.iter_mut().find(|w| w.id == window.id) {
+        if !self.lock().silencing.insert(window.id) {
+            return None;
+        }
+        let created = alertmanager.create_silence(window).await;
+        let still_open = {
+            let mut state = self.lock();
+            state.silencing.remove(&window.id);
+            match (&created, state.open.iter_mut().find(|w| w.id == window.id)) {
+                (Ok(id), Some(open)) => {
                     open.silence_id = Some(id.clone());
+                    true
                 }
+                _ => false,
+            }
+        };
+        match created {
+            Ok(id) if still_open => {
+                tracing::info!(window = window.id, silence = %id, "Alertmanager silence created");
                 if let Some(store) = &self.store
                     && let Err(err) = rows::set_silence(store, window.id, &id).await
                 {
@@ -223,11 +238,24 @@ impl Maintenance {
                 }
                 Some(id)
             }
+            Ok(id) => {
+                // Ended while the silence was made: it must not outlive the window.
+                self.expire(alertmanager, window.id, &id).await;
+                None
+            }
             Err(err) => {
                 self.metrics.alertmanager_failed(Operation::CreateSilence);
                 tracing::warn!(error = %err, window = window.id, "maintenance window holds without an Alertmanager silence; retried every {} s", SILENCE_RETRY_INTERVAL.as_secs());
                 None
             }
+        }
+    }
+
+    /// Expires `silence` of window `id`; a failure is logged and counted.
+    async fn expire(&self, alertmanager: &Alertmanager, id: i64, silence: &str) {
+        if let Err(err) = alertmanager.expire_silence(silence).await {
+            self.metrics.alertmanager_failed(Operation::ExpireSilence);
+            tracing::warn!(error = %err, window = id, silence = %silence, "cannot expire the Alertmanager silence; it ends at the window's planned end");
         }
     }
 
@@ -253,11 +281,8 @@ impl Maintenance {
             rows::end_early(store, id, window.ends_at).await?;
         }
         tracing::info!(id, scope = %window.scope(), "maintenance window ended early");
-        if let (Some(alertmanager), Some(silence)) = (&self.alertmanager, &window.silence_id)
-            && let Err(err) = alertmanager.expire_silence(silence).await
-        {
-            self.metrics.alertmanager_failed(Operation::ExpireSilence);
-            tracing::warn!(error = %err, window = id, silence = %silence, "cannot expire the Alertmanager silence; it ends at the window's planned end");
+        if let (Some(alertmanager), Some(silence)) = (&self.alertmanager, &window.silence_id) {
+            self.expire(alertmanager, id, silence).await;
         }
         Ok(window)
     }
@@ -290,7 +315,7 @@ impl Maintenance {
             state
                 .open
                 .iter()
-                .filter(|w| w.silence_id.is_none())
+                .filter(|w| w.silence_id.is_none() && !state.silencing.contains(&w.id))
                 .cloned()
                 .collect()
         };
