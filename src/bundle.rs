@@ -100,6 +100,30 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         "MCPStoreBackupTooOld",
         include_str!("../docs/runbooks/MCPStoreBackupTooOld.md"),
     ),
+    (
+        "MCPMultipleServersDown",
+        include_str!("../docs/runbooks/MCPMultipleServersDown.md"),
+    ),
+    (
+        "MCPServerDownFor30m",
+        include_str!("../docs/runbooks/MCPServerDownFor30m.md"),
+    ),
+    (
+        "MCPServerDownFor2h",
+        include_str!("../docs/runbooks/MCPServerDownFor2h.md"),
+    ),
+    (
+        "MCPServerDownFor4h",
+        include_str!("../docs/runbooks/MCPServerDownFor4h.md"),
+    ),
+    (
+        "MCPStoreCorrupted",
+        include_str!("../docs/runbooks/MCPStoreCorrupted.md"),
+    ),
+    (
+        "MCPMajorSecurityIncident",
+        include_str!("../docs/runbooks/MCPMajorSecurityIncident.md"),
+    ),
 ];
 
 /// Header of the generated `PrometheusRule`; the rules file follows under `spec:`.

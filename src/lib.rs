@@ -14,6 +14,7 @@ pub mod fuzz_checks;
 pub mod health;
 pub mod incident;
 pub mod logging;
+pub mod maintenance;
 pub mod mcp;
 pub mod metric_registry;
 pub mod metrics;

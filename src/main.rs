@@ -88,6 +88,10 @@ enum Command {
     /// The review of a period for every server (or one): availability, outages, latency against
     /// the previous period, security events, store capacity; Markdown, HTML or JSON.
     Report(cli::report::ReportArgs),
+    /// Planned downtime through the running daemon: `maintenance start --server NAME --for 1h
+    /// --reason TEXT` (or `--all`), `maintenance list`, `maintenance end ID`. Alerts of the
+    /// server stay silent, `history` counts the window as planned downtime.
+    Maintenance(cli::maintenance::MaintenanceArgs),
     /// Print a configuration for the servers of an MCP client's JSON file (Claude Desktop,
     /// Claude Code, Cursor, VS Code, ...); secrets become ${VAR} references.
     Import(cli::import::ImportArgs),
@@ -106,11 +110,12 @@ enum Command {
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
 fn telemetry_path(value: &str) -> Result<String, String> {
-    const TAKEN: [&str; 5] = [
+    const TAKEN: [&str; 6] = [
         "/",
         "/health",
         "/api/servers",
         "/api/dependencies",
+        "/api/maintenance",
         "/-/reload",
     ];
     if !value.starts_with('/') || value.contains(['?', '#', '{', '}', ' ']) {
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => ExitCode::from(cli::logs::run(args)),
         Command::History(args) => ExitCode::from(cli::history::run(args)),
         Command::Report(args) => ExitCode::from(cli::report::run(args)),
+        Command::Maintenance(args) => ExitCode::from(cli::maintenance::run(args)),
         Command::Import(args) => ExitCode::from(cli::import::run(args)),
         Command::Backup(args) => ExitCode::from(cli::backup::run(args)),
         Command::Restore(args) => ExitCode::from(cli::restore::run(args)),

@@ -74,7 +74,16 @@ fn text(h: &query::History, since: Duration) -> String {
     };
     let observed = h.availability.map_or_else(String::new, |a| {
         let secs = Duration::from_secs(a.observed_seconds.round() as u64);
-        format!(" of {} observed", humantime::format_duration(secs))
+        let planned = if a.planned_seconds > 0.0 {
+            let planned = Duration::from_secs(a.planned_seconds.round() as u64);
+            format!(
+                ", {} of planned downtime left out",
+                humantime::format_duration(planned)
+            )
+        } else {
+            String::new()
+        };
+        format!(" of {} observed{planned}", humantime::format_duration(secs))
     });
     let mut out = format!(
         "{} over the last {} (since {})\n  availability {}{} (by time); {} of {} probes up ({}), checks passed {}, restarts {}\n",
@@ -89,12 +98,22 @@ fn text(h: &query::History, since: Duration) -> String {
         pct(h.success_percent),
         h.restarts
     );
+    for w in &h.maintenance {
+        out.push_str(&format!(
+            "  maintenance {} -> {} (window {}{}): planned downtime, not an outage: {}\n",
+            super::format_ts(w.starts_at),
+            super::format_ts(w.ends_at),
+            w.id,
+            if w.ended_early { ", ended early" } else { "" },
+            w.reason
+        ));
+    }
     if h.transitions.is_empty() {
         out.push_str("  no transitions\n");
     }
     for t in &h.transitions {
         out.push_str(&format!(
-            "  {} {:<9} {} -> {}{}\n",
+            "  {} {:<9} {} -> {}{}{}\n",
             super::format_ts(t.ts),
             t.kind,
             t.from,
@@ -103,6 +122,10 @@ fn text(h: &query::History, since: Duration) -> String {
                 String::new()
             } else {
                 format!(": {}", t.reason)
+            },
+            match h.planned_at(t.ts) {
+                Some(w) => format!(" [planned: maintenance window {}]", w.id),
+                None => String::new(),
             }
         ));
     }

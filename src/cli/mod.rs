@@ -1,5 +1,5 @@
 //! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs`,
-//! `history`, `import`, `wrap`, `backup`, `restore` and `incident`. `main.rs` parses arguments and calls each module's `run`, which
+//! `history`, `report`, `maintenance`, `import`, `wrap`, `backup`, `restore` and `incident`. `main.rs` parses arguments and calls each module's `run`, which
 //! returns the exit status.
 
 pub mod backup;
@@ -8,6 +8,7 @@ pub mod history;
 pub mod import;
 pub mod incident;
 pub mod logs;
+pub mod maintenance;
 pub mod metrics;
 pub mod report;
 pub mod restore;

@@ -13,6 +13,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::assessment::{LogSink, Sinks};
 use crate::deps::sink::CheckSinks;
+use crate::maintenance::Maintenance;
+use crate::maintenance::alertmanager::Alertmanager;
+use crate::maintenance::sink::MaintenanceSink;
 use crate::mcp::Limits;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
@@ -20,6 +23,8 @@ use crate::security::Monitor;
 use crate::settings::{Config, ConfigError};
 use crate::status::StatusBoard;
 use crate::store::observe::HistorySink;
+use crate::web::maintenance::MaintenanceApi;
+use crate::web::write_access::WriteAccess;
 use crate::web::{AppState, router};
 
 use self::reload::Reloadable;
@@ -88,6 +93,15 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     });
     // Each dependency check and each assessment go to these sinks, in this order (see
     // src/deps/sink.rs and src/assessment/mod.rs).
+    let history_store = history.as_ref().map(|(_, writer)| writer.store().clone());
+    let integrity = history_store.clone().map(|store| {
+        crate::store::integrity::spawn_periodic(
+            store,
+            crate::store::integrity::CHECK_INTERVAL,
+            metrics.integrity.clone(),
+        )
+    });
+    let maintenance = Arc::new(start_maintenance(&config, history_store.clone(), &metrics).await);
     let history_sink = history_handle.map(HistorySink::new).map(Arc::new);
     let mut check_sinks = CheckSinks::new(vec![metrics.clone()]);
     let recent = crate::recent_probes::RecentProbes::default();
@@ -103,6 +117,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     check_sinks.push(monitor.clone());
     sinks.push(monitor.clone());
     sinks.push(Arc::new(LogSink));
+    sinks.push(Arc::new(MaintenanceSink(Arc::clone(&maintenance))));
     let mut dependencies = crate::deps::DependencyRunner::new(Default::default(), check_sinks);
     dependencies.set_dependents(&config.servers);
     dependencies.apply(&config.dependencies).await;
@@ -126,11 +141,19 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         modules: modules.clone(),
         probe_slots: crate::web::probe_endpoint::probe_slots(),
         recent,
-        store: history.as_ref().map(|(_, writer)| writer.store()),
+        store: history_store.clone(),
         store_max_bytes: config.store.max_size,
         running_config: running_config.clone(),
+        maintenance: Some(MaintenanceApi {
+            windows: Arc::clone(&maintenance),
+            access: WriteAccess {
+                listen: local,
+                web: web.clone(),
+            },
+        }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let maintenance_refresh = Arc::clone(&maintenance).spawn_refresh(stop_rx.clone());
     let http = web.spawn(
         listener,
         router(state, &options.telemetry_path),
@@ -188,6 +211,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     if let Some(task) = security_to_store {
         task.abort();
     }
+    if let Some(task) = integrity {
+        task.abort();
+    }
+    maintenance_refresh.abort();
+    drop(maintenance);
     if let Some((handle, writer)) = history {
         drop(handle);
         writer.shutdown(std::time::Duration::from_secs(5)).await;
@@ -198,4 +226,27 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The maintenance windows: restored from the history store when there is one, silenced in
+/// the Alertmanager of `[alertmanager]` when configured.
+async fn start_maintenance(
+    config: &Config,
+    store: Option<crate::store::Store>,
+    metrics: &Metrics,
+) -> Maintenance {
+    let alertmanager = config
+        .alertmanager
+        .as_ref()
+        .and_then(|am| match Alertmanager::new(am) {
+            Ok(client) => Some(client),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot build the Alertmanager client; maintenance windows make no silences");
+                None
+            }
+        });
+    if store.is_none() {
+        tracing::info!("maintenance windows are kept in memory only (no history store)");
+    }
+    Maintenance::open(store, metrics.maintenance.clone(), alertmanager).await
 }

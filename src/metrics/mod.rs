@@ -7,6 +7,8 @@
 //! `src/deps/metrics.rs`, processes in `src/process/metrics.rs`, the history store and log lines
 //! in `src/store/metrics.rs`, security counters in `src/security/metrics.rs`, certificates in
 //! `src/tls/metrics.rs`, credential expiry in `src/credentials/metrics.rs`. Families with a
+//! in `src/store/metrics.rs` (its integrity check in `src/store/integrity.rs`), security counters
+//! in `src/security/metrics.rs`, maintenance windows in `src/maintenance/metrics.rs`. Families with a
 //! `server` label are created through the per-server tracker of `src/metric_registry/`, so
 //! removing a server removes all of its series. Names, types and labels are listed in
 //! docs/metrics.md.
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::credentials::metrics::CredentialMetrics;
 use crate::deps::metrics::DepMetrics;
 use crate::health::Health;
+use crate::maintenance::metrics::MaintenanceMetrics;
 use crate::mcp::WireCounters;
 use crate::mcp::http_phase_metrics::HttpPhaseMetrics;
 use crate::mcp::wire_metrics::WireMetrics;
@@ -30,6 +33,7 @@ use crate::probe::ProbeOutcome;
 use crate::probe::metrics::ProbeMetrics;
 use crate::process::metrics::ProcessMetrics;
 use crate::security::metrics::SecurityMetrics;
+use crate::store::integrity::IntegrityMetrics;
 use crate::store::metrics::StoreMetrics;
 use crate::tls::metrics::TlsMetrics;
 
@@ -60,6 +64,10 @@ pub struct Metrics {
     pub tls: TlsMetrics,
     /// Expiry of the credentials probes present.
     pub credentials: CredentialMetrics,
+    /// Maintenance windows and the Alertmanager requests they make (src/maintenance/).
+    pub maintenance: MaintenanceMetrics,
+    /// The history store's integrity check (src/store/integrity.rs).
+    pub integrity: IntegrityMetrics,
 }
 
 impl Default for Metrics {
@@ -84,6 +92,8 @@ impl Metrics {
         let reload = self::reload::ReloadMetrics::register(&mut registry);
         let tls = TlsMetrics::register(&mut registry);
         let credentials = CredentialMetrics::register(&mut registry);
+        let maintenance = MaintenanceMetrics::register(&mut registry);
+        let integrity = IntegrityMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -98,6 +108,8 @@ impl Metrics {
             reload,
             tls,
             credentials,
+            maintenance,
+            integrity,
         }
     }
 
@@ -370,6 +382,7 @@ mod tests {
         m.store.log_line(server, crate::store::Level::Error);
         m.security
             .count_event(server, crate::security::EventKind::AuthFailure, 1);
+        m.maintenance.set(server, true);
     }
 
     /// Time of `encode_prometheus` with 1,000 fully recorded servers; run with

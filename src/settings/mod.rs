@@ -6,9 +6,10 @@
 //! component validates what serde cannot (`[exporter]` in exporter.rs, `[[dependencies]]` in
 //! src/deps/config.rs, `[[servers]]` in src/probe/config.rs with their process keys in
 //! src/process/config.rs, `[store]` in src/store/config.rs, `[security]` in
-//! src/security/config.rs) and returns a [`KeyError`] naming the key, its line and what is
+//! src/security/config.rs, `[alertmanager]` in alertmanager.rs) and returns a [`KeyError`] naming the key, its line and what is
 //! expected. The first error in file order is reported.
 
+mod alertmanager;
 mod exporter;
 mod secrets;
 
@@ -27,6 +28,7 @@ use crate::probe::module::Modules;
 use crate::security::config::{RawSecurity, SecurityConfig};
 use crate::store::{RawStoreConfig, StoreConfig};
 
+pub use alertmanager::{AlertmanagerConfig, DEFAULT_ALERTMANAGER_TIMEOUT};
 pub use exporter::{
     DEFAULT_DEGRADED_LATENCY, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_TIMEOUT, ExporterConfig,
 };
@@ -77,6 +79,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// `[modules.NAME]`: how `/probe?target=URL&module=NAME` probes (src/probe/module.rs).
     pub modules: Modules,
+    /// `[alertmanager]`: where maintenance windows create silences; `None` when not set.
+    pub alertmanager: Option<AlertmanagerConfig>,
 }
 
 /// The file as serde parses it: each table in the shape of the component that owns it.
@@ -95,6 +99,7 @@ struct RawConfig {
     security: RawSecurity,
     #[serde(default)]
     modules: std::collections::BTreeMap<String, Spanned<RawServer>>,
+    alertmanager: alertmanager::RawAlertmanager,
 }
 
 impl Config {
@@ -132,6 +137,7 @@ impl Config {
     /// Validates each part with its component, in the order they depend on each other:
     /// `[exporter]` (servers take its defaults), `[[dependencies]]` (servers refer to them),
     /// `[[servers]]`, then `[store]`, `[security]` and `[modules]`.
+    /// `[[servers]]`, then `[store]`, `[security]` and `[alertmanager]`.
     fn assemble(raw: RawConfig, path: &Path, src: &SourceText<'_>) -> Result<Config, KeyError> {
         let exporter = ExporterConfig::from_raw(raw.exporter, src)?;
         let dependencies = crate::deps::config::validate_all(raw.dependencies, src)?;
@@ -146,6 +152,7 @@ impl Config {
         let security = SecurityConfig::from_raw(raw.security, src)?;
         let modules =
             crate::probe::module::validate_modules(raw.modules, &exporter.server_defaults(), src)?;
+        let alertmanager = AlertmanagerConfig::from_raw(raw.alertmanager, src)?;
         Ok(Config {
             exporter,
             servers,
@@ -153,6 +160,7 @@ impl Config {
             store,
             security,
             modules,
+            alertmanager,
         })
     }
 }

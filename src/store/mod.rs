@@ -6,7 +6,9 @@ pub mod availability;
 pub mod backup;
 mod config;
 pub mod daemon;
+pub mod integrity;
 mod level;
+pub mod maintenance;
 pub mod metrics;
 pub mod observe;
 pub mod query;
@@ -72,14 +74,21 @@ pub enum StoreError {
 /// drivers for the host), which doubled the build's size for one file. The checksum is
 /// sqlx's own, so databases created by either way validate alike.
 fn embedded_migrator() -> Migrator {
-    // Versions need not be consecutive: sqlx applies every version a database has not
-    // recorded yet, in order.
     Migrator::with_migrations(vec![
         Migration::new(
             1,
             Cow::Borrowed("history"),
             MigrationType::Simple,
             SqlStr::from_static(include_str!("../../migrations/0001_history.sql")),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("maintenance windows"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!(
+                "../../migrations/0002_maintenance_windows.sql"
+            )),
             false,
         ),
         Migration::new(

@@ -3,7 +3,8 @@
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::availability::{TimeWeighted, time_weighted};
+use super::availability::{TimeWeighted, time_weighted_with_planned};
+use super::maintenance::{self as windows, MaintenanceRow};
 use super::{Level, Store};
 
 /// Filters of a log search.
@@ -132,6 +133,18 @@ pub struct History {
     pub restarts: i64,
     /// Transitions, oldest first.
     pub transitions: Vec<Transition>,
+    /// Maintenance windows of the server (its own and `--all` ones) in the period: planned
+    /// downtime, left out of `availability`.
+    pub maintenance: Vec<MaintenanceRow>,
+}
+
+impl History {
+    /// The maintenance window holding at `ts`, if any.
+    pub fn planned_at(&self, ts: f64) -> Option<&MaintenanceRow> {
+        self.maintenance
+            .iter()
+            .find(|w| w.starts_at <= ts && ts < w.ends_at)
+    }
 }
 
 /// The history of `server` since `since` (Unix seconds).
@@ -173,6 +186,15 @@ pub async fn history(store: &Store, server: &str, since: f64) -> Result<History,
             reason: r.get("reason"),
         })
         .collect();
+    let maintenance = if windows::table_exists(store).await? {
+        windows::covering(store, server, since, now).await?
+    } else {
+        Vec::new()
+    };
+    let planned: Vec<(f64, f64)> = maintenance
+        .iter()
+        .map(|w| (w.starts_at, w.ends_at))
+        .collect();
     let percent = |n: i64| (probes > 0).then(|| n as f64 * 100.0 / probes as f64);
     Ok(History {
         server: server.to_string(),
@@ -181,10 +203,11 @@ pub async fn history(store: &Store, server: &str, since: f64) -> Result<History,
         probes_up,
         probes_successful,
         uptime_percent: percent(probes_up),
-        availability: time_weighted(&samples, now),
+        availability: time_weighted_with_planned(&samples, now, &planned),
         success_percent: percent(probes_successful),
         restarts: transitions.iter().filter(|t| t.kind == "restart").count() as i64,
         transitions,
+        maintenance,
     })
 }
 
@@ -250,5 +273,25 @@ mod tests {
         let a = h.availability.expect("availability");
         assert!((a.percent - 50.0).abs() < 0.5, "{a:?}");
         assert!((a.observed_seconds - 200.0).abs() < 1.0, "{a:?}");
+
+        // The down half was a maintenance window: planned, so availability is 100%.
+        crate::store::maintenance::insert(
+            &store,
+            &crate::store::maintenance::NewMaintenance {
+                server: Some("s".into()),
+                starts_at: start + 100.0,
+                ends_at: now + 60.0,
+                reason: "upgrade".into(),
+                created_at: start + 100.0,
+            },
+        )
+        .await
+        .unwrap();
+        let h = history(&store, "s", now - 3600.0).await.unwrap();
+        let a = h.availability.expect("availability");
+        assert!((a.percent - 100.0).abs() < 1e-9, "{a:?}");
+        assert!((a.planned_seconds - 100.0).abs() < 1.0, "{a:?}");
+        assert_eq!(h.maintenance.len(), 1);
+        assert!(h.planned_at(start + 150.0).is_some() && h.planned_at(start + 50.0).is_none());
     }
 }

@@ -73,9 +73,10 @@ impl StoreWriter {
         )
     }
 
-    /// The store this writer writes, for readers (the server pages read history from it).
-    pub fn store(&self) -> Store {
-        self.store.clone()
+    /// The store it writes to (for readers that share its pool: maintenance windows, the
+    /// integrity check, the server pages and reports).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Writes what is queued (the task ends once every handle is dropped) and closes the pool.

@@ -1,5 +1,5 @@
-//! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies` and the status
-//! page at `/`, served with the TLS and basic-auth settings of `--web.config.file`.
+//! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies`,
+//! `/api/maintenance` (src/web/maintenance.rs) and the status page at `/`, served with the TLS and basic-auth settings of `--web.config.file`.
 //! Handlers only read what the scheduler last published; none of them probes.
 
 mod assets;
@@ -7,10 +7,12 @@ mod compress;
 pub mod config;
 mod dependencies;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod probe_endpoint;
 pub mod server;
 mod server_page;
 mod status_page;
+pub mod write_access;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +21,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub store_max_bytes: u64,
     /// What `/config` shows: the running configuration as `validate` reports it.
     pub running_config: RunningConfig,
+    /// The maintenance windows behind `/api/maintenance`; `None` answers 503.
+    pub maintenance: Option<maintenance::MaintenanceApi>,
 }
 
 /// The running configuration's report (src/validate.rs), replaced at each reload.
@@ -87,6 +91,11 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
         .route("/servers/{name}", get(server_page_handler))
         .route("/config", get(config_handler))
         .route("/reports", get(reports_handler))
+        .route(
+            "/api/maintenance",
+            get(maintenance::list).post(maintenance::start),
+        )
+        .route("/api/maintenance/{id}", delete(maintenance::end))
         .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)
@@ -261,6 +270,6 @@ fn redact(text: String) -> String {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /health, /api/servers, /api/dependencies, /servers/NAME, /config, /reports, /probe or /\n",
+        "not found; try /metrics, /health, /api/servers, /api/dependencies, /api/maintenance, /servers/NAME, /config, /reports, /probe or /\n",
     )
 }

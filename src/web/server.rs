@@ -96,6 +96,11 @@ impl WebServer {
         self.tls.is_some()
     }
 
+    /// True when `--web.config.file` sets `basic_auth_users` (every request is authenticated).
+    pub fn requires_authentication(&self) -> bool {
+        !self.config().users.is_empty()
+    }
+
     fn config(&self) -> Arc<WebConfig> {
         Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
     }
@@ -151,11 +156,14 @@ impl WebServer {
         });
         match &self.tls {
             None => Ok(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await
             })),
             Some(tls) => {
                 let std_listener = listener.into_std()?;
@@ -167,7 +175,9 @@ impl WebServer {
                     handle.graceful_shutdown(Some(Duration::from_secs(5)));
                 });
                 Ok(tokio::spawn(async move {
-                    server.serve(app.into_make_service()).await
+                    server
+                        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                        .await
                 }))
             }
         }

@@ -41,6 +41,23 @@ fn str_of<'a>(v: &'a Yaml, key: &str) -> &'a str {
     v.get(key).and_then(Yaml::as_str).unwrap_or_default()
 }
 
+/// The promtool unit test files, `alerts/tests/*.test.yml` (repository-relative), sorted.
+fn rule_test_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo_root().join("alerts/tests"))
+        .expect("alerts/tests")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".test.yml"))
+        .map(|name| format!("alerts/tests/{name}"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 3,
+        "expected mcp-exporter, escalation and maintenance tests: {files:?}"
+    );
+    files
+}
+
 #[test]
 fn promtool_checks_and_unit_tests_the_rules() {
     let Some(promtool) = require(Tool::Promtool) else {
@@ -62,25 +79,12 @@ fn promtool_checks_and_unit_tests_the_rules() {
     }
 }
 
-/// The promtool test files under `alerts/tests/` (relative to the repository root), sorted.
-fn rule_test_files() -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(repo_root().join("alerts/tests"))
-        .expect("alerts/tests")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".test.yml"))
-        .map(|name| format!("alerts/tests/{name}"))
-        .collect();
-    files.sort();
-    assert!(
-        files.contains(&"alerts/tests/mcp-exporter.test.yml".to_string()),
-        "{files:?}"
-    );
-    files
-}
-
 /// Alerts about the exporter itself rather than one server: their texts need not name one.
-const EXPORTER_WIDE_ALERTS: [&str; 2] = ["MCPExporterAbsent", "MCPStoreBackupTooOld"];
+const EXPORTER_WIDE_ALERTS: [&str; 3] = [
+    "MCPExporterAbsent",
+    "MCPStoreBackupTooOld",
+    "MCPStoreCorrupted",
+];
 
 #[test]
 fn every_alert_has_unit_tests_firing_and_not_firing() {
@@ -172,9 +176,10 @@ fn alerts_carry_severity_summary_description_and_a_runbook_with_steps_and_comman
     }
     // The playbook's four, as it states them.
     let by_name = |n: &str| *alerts.iter().find(|r| str_of(r, "alert") == n).unwrap();
+    // As the playbook states it, with the maintenance windows left out.
     assert_eq!(
         str_of(by_name("MCPServerDown"), "expr"),
-        "mcp_server_up == 0"
+        "mcp_server_up == 0 unless on(server) mcp_server_maintenance == 1"
     );
     for (name, severity) in [
         ("MCPServerDown", "critical"),
@@ -186,7 +191,10 @@ fn alerts_carry_severity_summary_description_and_a_runbook_with_steps_and_comman
     }
     assert!(str_of(by_name("MCPSecurityIncident"), "expr").contains("mcp_security_events_total"));
     let slow = str_of(by_name("MCPSlowResponseTime"), "expr");
-    assert!(slow.ends_with("> 5"), "{slow}");
+    assert!(
+        slow.ends_with("> 5 unless on(server) mcp_server_maintenance == 1"),
+        "{slow}"
+    );
     let recorded = all_recording_exprs(&rules);
     let p95 = slow.split_whitespace().next().unwrap_or_default();
     assert!(
@@ -704,6 +712,103 @@ fn alertmanager_config_checks_and_routes_by_severity() {
     let inhibit = &am["inhibit_rules"][0];
     assert_eq!(inhibit["source_matchers"][0], "alertname=\"MCPServerDown\"");
     assert_eq!(inhibit["equal"][0], "server");
+}
+
+/// The receiver each escalation tier pages (deploy/alertmanager.yml).
+const TIER_RECEIVERS: [(&str, &str); 4] = [
+    ("L1", "pager"),
+    ("L2", "escalation-l2"),
+    ("L3", "escalation-l3"),
+    ("L4", "escalation-l4"),
+];
+
+/// The first line amtool prints for `config routes test` of `labels`: the receiver.
+fn amtool_receiver(amtool: &std::path::Path, labels: &[String]) -> String {
+    let config = repo_root().join("deploy/alertmanager.yml");
+    let out = run_ok(
+        Command::new(amtool)
+            .args(["config", "routes", "test"])
+            .arg(format!("--config.file={}", config.display()))
+            .args(labels),
+    );
+    out.lines().next().unwrap_or_default().trim().to_string()
+}
+
+#[test]
+fn every_escalation_tier_has_alerts_and_amtool_routes_them_to_its_receiver() {
+    let Some(amtool) = require(Tool::Amtool) else {
+        return;
+    };
+    let rules = rules();
+    let mut tiers_seen = BTreeSet::new();
+    for rule in alert_rules(&rules) {
+        let labels = &rule["labels"];
+        let Some(tier) = labels.get("escalation").and_then(Yaml::as_str) else {
+            continue;
+        };
+        let name = str_of(rule, "alert");
+        let (_, receiver) = TIER_RECEIVERS
+            .iter()
+            .find(|(t, _)| *t == tier)
+            .unwrap_or_else(|| panic!("{name}: unknown escalation tier {tier:?}"));
+        // Exactly the labels the alert carries, as Prometheus would send them.
+        let mut args = vec![format!("alertname={name}"), "server=a".to_string()];
+        for (key, value) in labels.as_mapping().expect("labels") {
+            args.push(format!(
+                "{}={}",
+                key.as_str().unwrap_or_default(),
+                value.as_str().unwrap_or_default()
+            ));
+        }
+        assert_eq!(
+            &amtool_receiver(&amtool, &args),
+            receiver,
+            "{name} ({tier}) must page {receiver}"
+        );
+        tiers_seen.insert(tier.to_string());
+    }
+    assert_eq!(
+        tiers_seen,
+        TIER_RECEIVERS.iter().map(|(t, _)| t.to_string()).collect(),
+        "every tier has at least one alert"
+    );
+    // An alert without a tier still routes by severity.
+    let plain = [
+        "alertname=MCPServerDegraded",
+        "severity=warning",
+        "server=a",
+    ]
+    .map(String::from);
+    assert_eq!(amtool_receiver(&amtool, &plain), "slack-mcp-alerts");
+}
+
+#[test]
+fn a_higher_tier_inhibits_the_lower_ones_of_the_same_server() {
+    let am = parse_yaml("deploy/alertmanager.yml");
+    let inhibits = am["inhibit_rules"].as_sequence().expect("inhibit_rules");
+    let targets_of = |source: &str| -> Vec<String> {
+        inhibits
+            .iter()
+            .filter(|r| {
+                r["source_matchers"]
+                    .as_sequence()
+                    .is_some_and(|m| m.iter().any(|m| m.as_str() == Some(source)))
+            })
+            .inspect(|r| assert_eq!(r["equal"][0], "server", "{r:?}"))
+            .flat_map(|r| {
+                r["target_matchers"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m.as_str().map(String::from))
+            })
+            .collect()
+    };
+    assert!(targets_of("escalation=\"L2\"").contains(&"escalation=\"L1\"".to_string()));
+    assert!(targets_of("escalation=\"L3\"").contains(&"escalation=~\"L1|L2\"".to_string()));
+    assert!(targets_of("escalation=\"L4\"").contains(&"escalation=~\"L1|L2|L3\"".to_string()));
+    // MCPServerDown never hides an escalated alert.
+    assert!(targets_of("alertname=\"MCPServerDown\"").contains(&"escalation=\"\"".to_string()));
 }
 
 #[test]

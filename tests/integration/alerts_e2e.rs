@@ -1,8 +1,10 @@
 //! End to end with the real programs: Prometheus (Debian package) scrapes a live daemon and
 //! evaluates the bundled rules; Alertmanager routes what fires to a webhook this test listens on.
-//! Stopping a real MCP server delivers MCPServerDown (to the pager route), starting it again
-//! delivers the resolved notification; a server made slow delivers MCPSlowResponseTime (to the
-//! Slack route).
+//! Stopping a real MCP server while another one is down too delivers the L2 escalation
+//! MCPMultipleServersDown (to its tier's route) and the real Alertmanager inhibits the server's
+//! L1 MCPServerDown; starting it again delivers the resolved notification; a server made slow
+//! delivers MCPSlowResponseTime (to the Slack route). The L1 route itself is exercised in
+//! maintenance.rs.
 //!
 //! The rules and Alertmanager configuration are the test's own copies, generated from the
 //! bundled/deployed files with shorter `for` durations, evaluation intervals and group timers,
@@ -47,13 +49,22 @@ const POLL: Duration = Duration::from_millis(250);
 /// Seconds the slow fixture's tool sleeps: its p95 lands in the (5, 10] s bucket.
 const SLOW_SECONDS: &str = "6";
 
-/// The bundled rules with every group evaluated each second and every `for` cut to 1 s.
+/// `for` durations at least this long are kept as they are in the test's copy: the escalation
+/// tiers by outage length (30m, 2h, 4h) must not fire at once and replace the lower tiers.
+const KEPT_FOR: [&str; 3] = ["30m", "2h", "4h"];
+
+/// The bundled rules with every group evaluated each second and every `for` cut to 1 s, except
+/// the [`KEPT_FOR`] ones.
 fn fast_rules() -> String {
     let mut rules = alerts_support::rules();
     for group in rules["groups"].as_sequence_mut().expect("groups") {
         group["interval"] = Yaml::from("1s");
         for rule in group["rules"].as_sequence_mut().expect("rules") {
-            if rule.get("for").is_some() {
+            let kept = rule
+                .get("for")
+                .and_then(Yaml::as_str)
+                .is_some_and(|f| KEPT_FOR.contains(&f));
+            if rule.get("for").is_some() && !kept {
                 rule["for"] = Yaml::from("1s");
             }
         }
@@ -63,7 +74,7 @@ fn fast_rules() -> String {
 
 /// deploy/alertmanager.yml with its routing tree and inhibit rules kept, group timers cut to
 /// 1 s, and each receiver replaced by a webhook to `http://127.0.0.1:<port>/<receiver name>`.
-fn test_alertmanager_config(webhook_port: u16) -> String {
+pub(crate) fn test_alertmanager_config(webhook_port: u16) -> String {
     let mut am = parse_yaml("deploy/alertmanager.yml");
     fn fast_route(route: &mut Yaml) {
         route["group_wait"] = Yaml::from("1s");
@@ -110,7 +121,11 @@ fn wait_ready(name: &str, guard: &mut ChildGuard, addr: &str, path: &str) {
     });
 }
 
-fn start_alertmanager(bin: &Path, dir: &Path, webhook_port: u16) -> (ChildGuard, String) {
+pub(crate) fn start_alertmanager(
+    bin: &Path,
+    dir: &Path,
+    webhook_port: u16,
+) -> (ChildGuard, String) {
     let config = dir.join("alertmanager.yml");
     std::fs::write(&config, test_alertmanager_config(webhook_port)).expect("write am config");
     let addr = format!("127.0.0.1:{}", free_port());
@@ -233,29 +248,64 @@ timeout = "3s"
         }
     });
 
-    // Stop the real server: MCPServerDown for `web` reaches the pager route.
+    // Stop the real server. `locked` (below) is down all along, so two servers are down: the
+    // L2 escalation MCPMultipleServersDown reaches its tier's route, and the real Alertmanager
+    // inhibits web's L1 MCPServerDown with it (deploy/alertmanager.yml).
     drop(web);
     let down = eventually(WAIT, POLL, || {
         webhook
-            .find("MCPServerDown", "firing", &[("server", "web")])
+            .find("MCPMultipleServersDown", "firing", &[("server", "web")])
             .ok_or_else(|| format!("webhook got: {}", webhook.summary()))
     });
-    assert_eq!(down.path, "/pager", "critical goes to the pager");
+    assert_eq!(down.path, "/escalation-l2", "several servers down is L2");
     assert_eq!(down.labels["severity"], "critical");
-    assert_eq!(down.annotations["summary"], "MCP server web is down");
+    assert_eq!(down.labels["escalation"], "L2");
+    assert_eq!(
+        down.annotations["summary"],
+        "MCP server web is down with others (L2)"
+    );
     assert_eq!(
         down.annotations["runbook_url"],
-        "docs/runbooks/MCPServerDown.md"
+        "docs/runbooks/MCPMultipleServersDown.md"
     );
+    eventually(WAIT, POLL, || {
+        let r = http_request(
+            &am_addr,
+            "GET",
+            "/api/v2/alerts",
+            &[],
+            b"",
+            Duration::from_secs(5),
+        )
+        .map_err(|e| e.to_string())?;
+        let alerts: serde_json::Value =
+            serde_json::from_str(&r.text()).map_err(|e| e.to_string())?;
+        let l1 = alerts.as_array().and_then(|list| {
+            list.iter().find(|a| {
+                a["labels"]["alertname"] == "MCPServerDown" && a["labels"]["server"] == "web"
+            })
+        });
+        match l1 {
+            Some(a)
+                if a["status"]["state"] == "suppressed"
+                    && a["status"]["inhibitedBy"]
+                        .as_array()
+                        .is_some_and(|i| !i.is_empty()) =>
+            {
+                Ok(())
+            }
+            other => Err(format!("web's MCPServerDown in Alertmanager: {other:?}")),
+        }
+    });
 
     // Start it again where it was: the resolved notification follows.
     let _web_again = spawn_http_everything_on("streamableHttp", web_port);
     let resolved = eventually(WAIT, POLL, || {
         webhook
-            .find("MCPServerDown", "resolved", &[("server", "web")])
+            .find("MCPMultipleServersDown", "resolved", &[("server", "web")])
             .ok_or_else(|| format!("webhook got: {}", webhook.summary()))
     });
-    assert_eq!(resolved.path, "/pager");
+    assert_eq!(resolved.path, "/escalation-l2");
 
     // The slow server's tools/call p95 is over 5 s: MCPSlowResponseTime reaches Slack's route.
     let slow = eventually(WAIT, POLL, || {
@@ -288,8 +338,9 @@ timeout = "3s"
         "the fast server is not slow: {}",
         webhook.summary()
     );
-    // A server refusing the prober's credentials: MCPSecurityIncident reaches the pager, and
-    // its own MCPServerDown does not inhibit it (the deployed inhibit rule spares it).
+    // A server refusing the prober's credentials: MCPSecurityIncident (escalation L2) reaches
+    // the L2 receiver, and its own MCPServerDown does not inhibit it (the deployed inhibit rule
+    // spares it).
     let incident = eventually(WAIT, POLL, || {
         webhook
             .find(
@@ -299,7 +350,10 @@ timeout = "3s"
             )
             .ok_or_else(|| format!("webhook got: {}", webhook.summary()))
     });
-    assert_eq!(incident.path, "/pager", "critical goes to the pager");
+    assert_eq!(
+        incident.path, "/escalation-l2",
+        "a security incident goes to L2 at once"
+    );
     assert_eq!(
         incident.annotations["summary"],
         "Security events (auth_failure) on MCP server locked"
