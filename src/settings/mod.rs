@@ -99,6 +99,7 @@ struct RawConfig {
     security: RawSecurity,
     #[serde(default)]
     modules: std::collections::BTreeMap<String, Spanned<RawServer>>,
+    #[serde(default)]
     alertmanager: alertmanager::RawAlertmanager,
 }
 
