@@ -5,6 +5,7 @@
 //! (`per_server.rs`). It depends on no other module of the crate, so every component can
 //! register its own families; `src/metrics/` gathers them.
 
+pub mod histogram;
 pub mod labels;
 pub mod per_server;
 pub mod server_family;
