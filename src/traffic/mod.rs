@@ -16,6 +16,7 @@ pub mod book;
 pub mod frame;
 pub mod join;
 pub mod ledger;
+pub mod metrics;
 pub mod parse;
 pub mod receiver;
 pub mod reporter;
