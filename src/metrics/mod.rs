@@ -367,7 +367,10 @@ mod tests {
     /// and a JSON-RPC error, with sizes and semantic-convention durations.
     fn record_traffic(m: &Metrics, server: &str) {
         use crate::traffic::totals::{OPERATION_BUCKETS, SIZE_BUCKETS};
-        use crate::traffic::{Peer, RequestKey, RequestStats, TrafficConsumer, TrafficState, TrafficTotals, WrapperInfo};
+        use crate::traffic::{
+            Peer, RequestKey, RequestStats, TrafficConsumer, TrafficState, TrafficTotals,
+            WrapperInfo,
+        };
         let wrapper = WrapperInfo {
             connection: 1,
             name: "w".into(),
@@ -443,7 +446,10 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
-        assert!(!text.contains("mcp_traffic_socket_up"), "not before the daemon tried");
+        assert!(
+            !text.contains("mcp_traffic_socket_up"),
+            "not before the daemon tried"
+        );
         m.traffic.receiver_down();
         assert!(m.encode_prometheus().contains("mcp_traffic_socket_up 0"));
     }

@@ -6,7 +6,7 @@
 //! component validates what serde cannot (`[exporter]` in exporter.rs, `[[dependencies]]` in
 //! src/deps/config.rs, `[[servers]]` in src/probe/config.rs with their process keys in
 //! src/process/config.rs, `[store]` in src/store/config.rs, `[security]` in
-//! src/security/config.rs) and returns a [`KeyError`] naming the key, its line and what is
+//! src/security/config.rs, `[traffic]` in src/traffic/config.rs) and returns a [`KeyError`] naming the key, its line and what is
 //! expected. The first error in file order is reported.
 
 mod exporter;
@@ -25,6 +25,7 @@ use crate::probe::ServerConfig;
 use crate::probe::config::RawServer;
 use crate::security::config::{RawSecurity, SecurityConfig};
 use crate::store::{RawStoreConfig, StoreConfig};
+use crate::traffic::config::{RawTrafficConfig, TrafficConfig};
 
 pub use exporter::{
     DEFAULT_DEGRADED_LATENCY, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_TIMEOUT, ExporterConfig,
@@ -74,6 +75,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[security]` (patterns matched in stderr and log notifications).
     pub security: SecurityConfig,
+    /// `[traffic]`: the socket wrappers report to (src/traffic/config.rs).
+    pub traffic: TrafficConfig,
 }
 
 /// The file as serde parses it: each table in the shape of the component that owns it.
@@ -90,6 +93,8 @@ struct RawConfig {
     store: RawStoreConfig,
     #[serde(default)]
     security: RawSecurity,
+    #[serde(default)]
+    traffic: RawTrafficConfig,
 }
 
 impl Config {
@@ -126,7 +131,7 @@ impl Config {
 
     /// Validates each part with its component, in the order they depend on each other:
     /// `[exporter]` (servers take its defaults), `[[dependencies]]` (servers refer to them),
-    /// `[[servers]]`, then `[store]` and `[security]`.
+    /// `[[servers]]`, then `[store]`, `[security]` and `[traffic]`.
     fn assemble(raw: RawConfig, path: &Path, src: &SourceText<'_>) -> Result<Config, KeyError> {
         let exporter = ExporterConfig::from_raw(raw.exporter, src)?;
         let dependencies = crate::deps::config::validate_all(raw.dependencies, src)?;
@@ -139,12 +144,14 @@ impl Config {
         )?;
         let store = StoreConfig::from_raw(raw.store, path, src)?;
         let security = SecurityConfig::from_raw(raw.security, src)?;
+        let traffic = TrafficConfig::from_raw(raw.traffic, src)?;
         Ok(Config {
             exporter,
             servers,
             dependencies,
             store,
             security,
+            traffic,
         })
     }
 }

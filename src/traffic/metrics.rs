@@ -210,10 +210,7 @@ fn outcomes(stats: &RequestStats) -> [(&'static str, u64); 5] {
         ("tool_error", stats.tool_errors),
         ("error", stats.error_count()),
         ("cancelled", stats.cancelled),
-        (
-            "unanswered",
-            stats.unanswered.saturating_add(stats.evicted),
-        ),
+        ("unanswered", stats.unanswered.saturating_add(stats.evicted)),
     ]
 }
 

@@ -13,6 +13,7 @@
 //! docs/traffic.md is the operator's and the integrator's guide.
 
 pub mod book;
+pub mod config;
 pub mod frame;
 pub mod join;
 pub mod ledger;

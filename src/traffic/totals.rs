@@ -539,8 +539,15 @@ mod tests {
         sum.merge(&one, |code| caps.error_code(code));
         let keys: Vec<&str> = sum.operations.keys().map(String::as_str).collect();
         assert_eq!(keys, vec!["", "-32602", OTHER, TOOL_ERROR]);
-        assert_eq!(sum.operations[OTHER].count(), 4, "two codes past the cap, twice");
-        assert_eq!(sum.operations[""].counts[1], 2, "0.015 s is in (0.01, 0.02]");
+        assert_eq!(
+            sum.operations[OTHER].count(),
+            4,
+            "two codes past the cap, twice"
+        );
+        assert_eq!(
+            sum.operations[""].counts[1], 2,
+            "0.015 s is in (0.01, 0.02]"
+        );
         assert_eq!(sum.request_sizes.counts[2], 2, "600 B is in (512, 2048]");
         assert!((sum.request_sizes.sum - 1200.0).abs() < 1e-9);
     }

@@ -21,8 +21,7 @@ use crate::mcp::Era;
 
 use super::totals::{
     Buckets, DURATION_BUCKETS, DurationHistogram, NotificationKey, OPERATION_BUCKETS, Peer,
-    RequestKey, RequestStats, SIZE_BUCKETS, SessionStats, StreamStats, TrafficState,
-    TrafficTotals,
+    RequestKey, RequestStats, SIZE_BUCKETS, SessionStats, StreamStats, TrafficState, TrafficTotals,
 };
 
 /// The protocol version a `hello` names; a daemon refuses any other.
@@ -527,10 +526,13 @@ impl RequestEntry {
             check_text("error_type", &entry.error_type)?;
             check_buckets("operations.counts", &entry.counts, OPERATION_BUCKETS.len())?;
             check_seconds("operations.sum", entry.sum)?;
-            operations.entry(entry.error_type).or_default().merge(&Buckets {
-                counts: entry.counts,
-                sum: entry.sum,
-            });
+            operations
+                .entry(entry.error_type)
+                .or_default()
+                .merge(&Buckets {
+                    counts: entry.counts,
+                    sum: entry.sum,
+                });
         }
         let key = RequestKey {
             origin: self.origin.into(),
