@@ -53,7 +53,7 @@ pub fn recorded_names(rules: &Yaml) -> BTreeSet<String> {
 
 /// The dashboards: (file name, parsed JSON).
 pub fn dashboards() -> Vec<(String, serde_json::Value)> {
-    ["mcp-overview", "mcp-performance", "system-resources"]
+    ["mcp-overview", "mcp-performance", "system-resources", "mcp-traffic"]
         .iter()
         .map(|name| {
             let rel = format!("dashboards/{name}.json");
