@@ -369,12 +369,42 @@ remediation = {{ command = ["true"], after = "1s", backoff = "1h" }}
     (Daemon::start(&config), http)
 }
 
+/// A real client's session through `mcp-exporter wrap` reporting to `daemon` (its traffic
+/// socket is in its directory, see common/daemon.rs): initialize and a tool call, then the
+/// session stays open until the guard drops, so the traffic families have series.
+fn wrapped_client(daemon: &Daemon) -> ChildGuard {
+    let requests = daemon.dir().join("client-requests.jsonl");
+    std::fs::write(
+        &requests,
+        concat!(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"alerts-test","version":"1"}}}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#,
+            "\n",
+        ),
+    )
+    .expect("write the client's requests");
+    crate::common::processes::spawn_guarded(
+        "wrapped client",
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"(cat "$0"; exec sleep 3600) | "$1" wrap --exporter "$2" --report-interval 100ms -- node "$3" stdio"#)
+            .arg(&requests)
+            .arg(daemon_bin())
+            .arg(daemon.dir().join("traffic.sock"))
+            .arg(npm_server_js("everything")),
+    )
+}
+
 #[test]
 fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
     if require(Tool::Node).is_none() {
         return;
     }
     let (daemon, _http) = live_daemon();
+    let _client = wrapped_client(&daemon);
     let exposition = eventually(Duration::from_secs(60), Duration::from_millis(200), || {
         let scrape = daemon.scrape();
         let ready = scrape.value("mcp_server_up", &[("server", "web")]) == Some(1.0)
@@ -387,7 +417,9 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
             && scrape.has("mcp_security_events_total")
             && scrape.has("mcp_remediation_total")
             && scrape.has("mcp_server_restarts_total")
-            && scrape.has("mcp_server_cpu_usage_percent");
+            && scrape.has("mcp_server_cpu_usage_percent")
+            && scrape.has("mcp_response_size_bytes_bucket")
+            && scrape.has("mcp_traffic_wrappers_connected");
         if ready {
             Ok(scrape.text().to_string())
         } else {
