@@ -24,7 +24,10 @@ pub const DASHBOARDS: &[(&str, &str)] = &[
         "system-resources",
         include_str!("../dashboards/system-resources.json"),
     ),
-    ("mcp-traffic", include_str!("../dashboards/mcp-traffic.json")),
+    (
+        "mcp-traffic",
+        include_str!("../dashboards/mcp-traffic.json"),
+    ),
 ];
 
 /// The runbooks: (alert name, Markdown text), one per alert of the rules file.

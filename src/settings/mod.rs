@@ -6,8 +6,8 @@
 //! component validates what serde cannot (`[exporter]` in exporter.rs, `[[dependencies]]` in
 //! src/deps/config.rs, `[[servers]]` in src/probe/config.rs with their process keys in
 //! src/process/config.rs, `[store]` in src/store/config.rs, `[security]` in
-//! src/security/config.rs, `[traffic]` in src/traffic/config.rs) and returns a [`KeyError`] naming the key, its line and what is
-//! expected. The first error in file order is reported.
+//! src/security/config.rs, `[traffic]` in src/traffic/config.rs) and returns a [`KeyError`]
+//! naming the key, its line and what is expected. The first error in file order is reported.
 
 mod exporter;
 mod secrets;

@@ -280,7 +280,12 @@ fn dashboards_have_variables_units_health_words_and_server_links() {
         .collect();
     assert_eq!(
         titles,
-        ["MCP Overview", "MCP Performance", "System Resources", "MCP Traffic"]
+        [
+            "MCP Overview",
+            "MCP Performance",
+            "System Resources",
+            "MCP Traffic"
+        ]
     );
 }
 
@@ -489,7 +494,12 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
     let (status, body) = daemon.get("/alerts/mcp-exporter.rules.yml");
     assert_eq!(status, 200);
     assert_eq!(body, read_repo_file("alerts/mcp-exporter.rules.yml"));
-    for name in ["mcp-overview", "mcp-performance", "system-resources", "mcp-traffic"] {
+    for name in [
+        "mcp-overview",
+        "mcp-performance",
+        "system-resources",
+        "mcp-traffic",
+    ] {
         let (status, body) = daemon.get(&format!("/dashboards/{name}.json"));
         assert_eq!(status, 200, "{name}");
         assert_eq!(body, read_repo_file(&format!("dashboards/{name}.json")));
@@ -518,7 +528,12 @@ fn bundle_writes_the_files_and_the_prometheus_rule_matches_the_rules_file() {
         written("alerts/mcp-exporter.rules.yml"),
         read_repo_file("alerts/mcp-exporter.rules.yml")
     );
-    for name in ["mcp-overview", "mcp-performance", "system-resources", "mcp-traffic"] {
+    for name in [
+        "mcp-overview",
+        "mcp-performance",
+        "system-resources",
+        "mcp-traffic",
+    ] {
         let rel = format!("dashboards/{name}.json");
         assert_eq!(written(&rel), read_repo_file(&rel));
     }
@@ -795,7 +810,12 @@ fn committed_dashboards_are_the_generator_output() {
             .arg(repo_root().join("scripts/gen-dashboards.py"))
             .arg(dir.path()),
     );
-    for name in ["mcp-overview", "mcp-performance", "system-resources", "mcp-traffic"] {
+    for name in [
+        "mcp-overview",
+        "mcp-performance",
+        "system-resources",
+        "mcp-traffic",
+    ] {
         let generated = std::fs::read_to_string(dir.path().join(format!("{name}.json")))
             .expect("generated dashboard");
         assert!(

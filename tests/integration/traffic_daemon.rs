@@ -58,9 +58,11 @@ fn everything_command() -> Vec<OsString> {
 fn start_daemon(sock: &Path) -> Daemon {
     let daemon = Daemon::start(&config(sock));
     eventually(WAIT, Duration::from_millis(100), || {
-        match daemon.scrape().value("mcp_traffic_socket_up", &[]) {
-            Some(up) if up == 1.0 => Ok(()),
-            other => Err(format!("mcp_traffic_socket_up {other:?}")),
+        let up = daemon.scrape().value("mcp_traffic_socket_up", &[]);
+        if up == Some(1.0) {
+            Ok(())
+        } else {
+            Err(format!("mcp_traffic_socket_up {up:?}"))
         }
     });
     daemon
@@ -321,9 +323,13 @@ fn a_killed_daemon_leaves_the_session_alone_and_a_restarted_one_counts_what_foll
             &[("tool", "echo"), ("outcome", "ok")],
         )
     };
-    eventually(WAIT, Duration::from_millis(100), || match echo_ok(&first) {
-        n if n == 5.0 => Ok(()),
-        n => Err(format!("echo ok {n}")),
+    eventually(WAIT, Duration::from_millis(100), || {
+        let n = echo_ok(&first);
+        if n == 5.0 {
+            Ok(())
+        } else {
+            Err(format!("echo ok {n}"))
+        }
     });
     first.signal(libc::SIGKILL);
     drop(first);
@@ -337,9 +343,11 @@ fn a_killed_daemon_leaves_the_session_alone_and_a_restarted_one_counts_what_foll
         client.echo(i);
     }
     eventually(WAIT, Duration::from_millis(100), || {
-        match echo_ok(&second) {
-            n if n == 10.0 => Ok(()),
-            n => Err(format!("echo ok {n}, 7 + 3 made since the kill")),
+        let n = echo_ok(&second);
+        if n == 10.0 {
+            Ok(())
+        } else {
+            Err(format!("echo ok {n}, 7 + 3 made since the kill"))
         }
     });
     // Nothing more arrives: exactly what was made since the kill, nothing the first had.
