@@ -362,3 +362,63 @@ fn a_killed_daemon_leaves_the_session_alone_and_a_restarted_one_counts_what_foll
         0.0
     );
 }
+
+#[test]
+fn a_reload_joins_new_wrappers_to_the_reloaded_stdio_servers() {
+    let Some(_) = require(Tool::Node) else { return };
+    let (_dir, sock) = socket_dir();
+    let without_servers = format!("[traffic]\npath = \"{}\"\n", sock.display());
+    let daemon = Daemon::start(&without_servers);
+    let counted = |label: &str| {
+        daemon.scrape().sum(
+            "mcp_requests_total",
+            &[("server", label), ("source", "traffic")],
+        )
+    };
+    let mut before = Client::start(&sock);
+    before.echo(0);
+    eventually(WAIT, Duration::from_millis(100), || {
+        let n = counted("unjoined");
+        if n == 2.0 {
+            Ok(())
+        } else {
+            Err(format!("{n} requests under the wrapper's name"))
+        }
+    });
+
+    daemon.rewrite_config(&config(&sock));
+    daemon.signal(libc::SIGHUP);
+    eventually(WAIT, Duration::from_millis(100), || {
+        let scrape = daemon.scrape();
+        if scrape
+            .value("mcp_server_up", &[("server", SERVER)])
+            .is_some()
+        {
+            Ok(())
+        } else {
+            Err("the reloaded server is not probed yet".to_string())
+        }
+    });
+    let mut after = Client::start(&sock);
+    after.echo(1);
+    after.echo(2);
+    eventually(WAIT, Duration::from_millis(100), || {
+        let n = counted(SERVER);
+        if n == 3.0 {
+            Ok(())
+        } else {
+            Err(format!("{n} requests under {SERVER}"))
+        }
+    });
+    // The wrapper connected before the reload keeps the label it was given.
+    before.echo(3);
+    eventually(WAIT, Duration::from_millis(100), || {
+        let n = counted("unjoined");
+        if n == 3.0 {
+            Ok(())
+        } else {
+            Err(format!("{n} requests under the wrapper's name"))
+        }
+    });
+    assert_eq!(counted(SERVER), 3.0);
+}
