@@ -152,7 +152,7 @@ impl OperationLabels {
 
 /// The families both the probes and real traffic fill, told apart by their `source` label
 /// (docs/metrics.md#sources); cheap to clone, clones share the series.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RequestFamilies {
     /// `mcp_requests_total`.
     pub requests: ServerFamily<RequestLabels, Counter>,

@@ -9,13 +9,14 @@ use std::sync::{Arc, RwLock};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::mcp::wire_metrics::{ExtraWireSeries, ExtraWireServer, WireMetrics};
 use crate::metric_registry::MetricsRegistry;
-use crate::metric_registry::labels::{ServerLabels, Source};
+use crate::metric_registry::labels::{ServerLabelSet, ServerLabels, Source};
 use crate::metric_registry::per_server::ServerScoped;
+use crate::metric_registry::server_family::ServerFamily;
 use crate::probe::metrics::{
     HistogramFamily, MethodLabels, OperationLabels, RequestFamilies, RequestLabels, SizeLabels,
     SourceLabels, ToolCallLabels, ToolLabels, semconv_family,
@@ -37,15 +38,10 @@ pub struct TrafficMetrics {
     receiver: ReceiverHealth,
 }
 
+#[derive(Debug)]
 struct Families {
     shared: RequestFamilies,
     server_operations: Option<HistogramFamily<OperationLabels>>,
-}
-
-impl std::fmt::Debug for Families {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Families")
-    }
 }
 
 /// What the receiver's own health families read at scrape time.
@@ -214,16 +210,8 @@ fn outcomes(stats: &RequestStats) -> [(&'static str, u64); 5] {
     ]
 }
 
-fn add<S>(
-    family: &crate::metric_registry::server_family::ServerFamily<
-        S,
-        prometheus_client::metrics::counter::Counter,
-    >,
-    labels: &S,
-    count: u64,
-) where
-    S: crate::metric_registry::labels::ServerLabelSet,
-{
+/// Adds `count` to the counter of `labels`, creating its series only for a count above 0.
+fn add<S: ServerLabelSet>(family: &ServerFamily<S, Counter>, labels: &S, count: u64) {
     if count > 0 {
         family.get_or_create(labels).inc_by(count);
     }
