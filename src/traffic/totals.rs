@@ -7,22 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::mcp::Era;
 use crate::metric_registry::labels::sanitize_label_value;
 use crate::probe::metrics::MAX_TOOL_LABELS_PER_SERVER;
+/// The bounds of the OpenTelemetry operation and the message size histograms: the daemon's
+/// families' own (src/probe/metrics.rs), so a wrapper's buckets add up exactly.
+pub use crate::probe::metrics::{OPERATION_BUCKETS, SIZE_BUCKETS};
 
 /// Upper bounds (seconds) of the request duration histogram; the last bucket is `+Inf`. The
 /// same boundaries as the probes' request histograms, so real and synthetic latency read alike.
 pub const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
-/// Upper bounds (seconds) of the OpenTelemetry MCP operation duration histograms
-/// (`mcp_server_operation_duration_seconds`, docs/metrics.md#opentelemetry-histograms); the
-/// semantic convention's advice, wider than [`DURATION_BUCKETS`] at the slow end.
-pub const OPERATION_BUCKETS: [f64; 14] = [
-    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-];
-/// Upper bounds (bytes) of the message size histograms (`mcp_request_size_bytes`,
-/// `mcp_response_size_bytes`): powers of four from 128 B to 8 MiB.
-pub const SIZE_BUCKETS: [f64; 9] = [
-    128.0, 512.0, 2048.0, 8192.0, 32768.0, 131072.0, 524288.0, 2097152.0, 8388608.0,
 ];
 /// The `error_type` of a `tools/call` answered with `isError: true` (the semantic
 /// convention's value); JSON-RPC errors use their code.
