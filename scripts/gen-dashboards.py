@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the three Grafana dashboards of the playbook into dashboards/ (MCP Overview, MCP
-Performance, System Resources).
+"""Writes the Grafana dashboards into dashboards/: the three of the playbook (MCP Overview, MCP
+Performance, System Resources) and MCP Traffic (real clients' traffic through mcp-exporter wrap).
+
+Every query of a family that both the probes and real traffic fill names its `source` label
+(docs/metrics.md#sources).
 
 The JSON files are committed and compiled into the binary; edit this script, run it, commit both:
     python3 scripts/gen-dashboards.py [OUTPUT_DIR]
@@ -14,6 +17,11 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'server=~"$server"'
+PROBE = SEL + ',source="probe"'
+TRAFFIC = SEL + ',source="traffic"'
+BOTH = SEL + ',source=~"probe|traffic"'
+SERVERS_PROBED = "label_values(mcp_server_up, server)"
+SERVERS_WITH_TRAFFIC = 'label_values(mcp_requests_total{source="traffic"}, server)'
 
 # The health scale of every *_status gauge: words and colours.
 HEALTH_MAPPINGS = [
@@ -43,8 +51,9 @@ def steps(*pairs):
 
 
 class Board:
-    def __init__(self, uid, title, description):
+    def __init__(self, uid, title, description, servers=SERVERS_PROBED):
         self.uid, self.title, self.description = uid, title, description
+        self.servers = servers
         self.panels, self.x, self.y, self.row_h, self.next_id = [], 0, 0, 0, 1
 
     def _place(self, w, h):
@@ -122,8 +131,8 @@ class Board:
                  "query": "prometheus", "current": {}, "hide": 0, "refresh": 1,
                  "regex": "", "options": []},
                 {"name": "server", "label": "MCP server", "type": "query", "datasource": DS,
-                 "definition": "label_values(mcp_server_up, server)",
-                 "query": {"query": "label_values(mcp_server_up, server)", "refId": "server"},
+                 "definition": self.servers,
+                 "query": {"query": self.servers, "refId": "server"},
                  "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
                  "current": {}, "hide": 0, "sort": 1, "regex": "", "options": []},
             ]},
@@ -137,7 +146,7 @@ def dash_links(own_uid):
          "icon": "dashboard", "targetBlank": False, "tooltip": t, "keepTime": True,
          "includeVars": False, "asDropdown": False, "tags": []}
         for u, t in [("mcp-overview", "MCP Overview"), ("mcp-performance", "MCP Performance"),
-                     ("system-resources", "System Resources")]
+                     ("system-resources", "System Resources"), ("mcp-traffic", "MCP Traffic")]
         if u != own_uid
     ]
 
@@ -230,12 +239,13 @@ def overview():
             overrides=[col("server", links=server_links())],
             description="Why a server is not HEALTHY (probe_failed, dependency_down, slow, ...).")
     b.panel("timeseries", "Sessions started",
-            [(f"sum by (server) (increase(mcp_sessions_started_total{{{SEL}}}[$__rate_interval]))",
-              "{{server}}")], "short",
-            description="A new session means a reconnect or a respawned stdio child.")
+            [(f"sum by (server, source) (increase(mcp_sessions_started_total{{{BOTH}}}[$__rate_interval]))",
+              "{{server}} ({{source}})")], "short",
+            description="probe: a reconnect or a respawned stdio child; traffic: a real client's "
+                        "initialize through a wrapper.")
     b.panel("timeseries", "Messages processed",
-            [(f"sum by (server, direction) (rate(mcp_messages_processed_total{{{SEL}}}[$__rate_interval]))",
-              "{{server}} {{direction}}")], "ops")
+            [(f"sum by (server, direction, source) (rate(mcp_messages_processed_total{{{BOTH}}}[$__rate_interval]))",
+              "{{server}} {{direction}} ({{source}})")], "ops")
     return b.json(dash_links("mcp-overview"))
 
 
@@ -274,13 +284,15 @@ def performance():
                         "means the server or a proxy closes them.")
     b.row("Throughput and errors")
     b.panel("timeseries", "Requests per second by method",
-            [(f"sum by (server, method) (rate(mcp_requests_total{{{SEL}}}[$__rate_interval]))",
-              "{{server}} {{method}}")], "reqps")
+            [(f"sum by (server, method) (rate(mcp_requests_total{{{PROBE}}}[$__rate_interval]))",
+              "{{server}} {{method}}")], "reqps",
+            description="The probes' requests; real clients' are on the MCP Traffic dashboard.")
     b.panel("timeseries", "Error ratio",
             [(f"server:mcp_request_errors:ratio_rate5m{{{SEL}}}", "{{server}}")], "percentunit",
             minimum=0, maximum=1)
     b.panel("timeseries", "Concurrent operations",
-            [(f"mcp_concurrent_operations{{{SEL}}}", "{{server}}")], "short")
+            [(f"mcp_concurrent_operations{{{BOTH}}}", "{{server}} ({{source}})")], "short",
+            description="Requests awaiting their response: the prober's and real clients'.")
     b.panel("timeseries", "Throughput (sliding window)",
             [(f"mcp_throughput_requests_per_second{{{SEL}}}", "{{server}}")], "reqps")
     b.panel("timeseries", "Probe success ratio",
@@ -356,11 +368,69 @@ def resources():
     return b.json(dash_links("system-resources"))
 
 
+def traffic():
+    b = Board("mcp-traffic", "MCP Traffic",
+              "What real MCP clients experience: requests reported by mcp-exporter wrap "
+              "(source=\"traffic\"), per tool and method.", servers=SERVERS_WITH_TRAFFIC)
+    b.row("Tools")
+    b.panel("timeseries", "Tool calls per second",
+            [(f"server_tool:mcp_traffic_tool_calls:rate5m{{{SEL}}}", "{{server}} {{tool}}")], "reqps")
+    b.panel("timeseries", "Tool error ratio",
+            [(f"server_tool:mcp_traffic_tool_errors:ratio_rate5m{{{SEL}}}", "{{server}} {{tool}}")],
+            "percentunit", minimum=0, maximum=1,
+            thresholds=steps((None, "green"), (0.1, "red")), custom={"thresholdsStyle": {"mode": "line"}},
+            description="JSON-RPC errors and isError results over all calls; MCPToolHighErrorRatio "
+                        "fires above 10% (at least 10 calls in 5 minutes) for 10m.")
+    b.panel("timeseries", "Tool failures by outcome",
+            [(f"sum by (server, tool, outcome) (rate(mcp_tool_calls_total{{{TRAFFIC},outcome!=\"ok\"}}[$__rate_interval]))",
+              "{{server}} {{tool}} {{outcome}}")], "reqps",
+            description="tool_error: the tool reported a failure (isError); error: a JSON-RPC "
+                        "error; cancelled; unanswered: the server exited first.")
+    b.panel("timeseries", "Tool p95",
+            [(f"server_tool:mcp_traffic_tool_duration_seconds:p95_5m{{{SEL}}}", "{{server}} {{tool}}")],
+            "s", thresholds=steps((None, "green"), (5, "red")), custom={"thresholdsStyle": {"mode": "line"}},
+            description="MCPToolSlowResponseTime fires above 5 s for 10m.")
+    b.row("Requests")
+    b.panel("timeseries", "Requests per second by method",
+            [(f"sum by (server, method) (rate(mcp_requests_total{{{TRAFFIC}}}[$__rate_interval]))",
+              "{{server}} {{method}}")], "reqps", w=8)
+    b.panel("timeseries", "Request p95 by method",
+            [(f"server_method:mcp_traffic_request_duration_seconds:p95_5m{{{SEL}}}", "{{server}} {{method}}")],
+            "s", w=8)
+    b.panel("timeseries", "Requests in flight",
+            [(f"mcp_concurrent_operations{{{TRAFFIC}}}", "{{server}}")], "short", w=8,
+            description="Requests of real clients awaiting their response now, over the "
+                        "connected wrappers.")
+    b.panel("timeseries", "Response size p95 by method",
+            [(f"histogram_quantile(0.95, sum by (server, method, le) (rate(mcp_response_size_bytes_bucket{{{TRAFFIC}}}[5m])))",
+              "{{server}} {{method}}")], "bytes", w=8)
+    b.panel("timeseries", "Wrappers and sessions",
+            [(f"mcp_traffic_wrappers_connected{{{SEL}}}", "{{server}} wrappers"),
+             (f"mcp_traffic_sessions_active{{{SEL}}}", "{{server}} sessions")], "short", w=8)
+    b.panel("timeseries", "Messages per second",
+            [(f"sum by (server, direction) (rate(mcp_messages_processed_total{{{TRAFFIC}}}[$__rate_interval]))",
+              "{{server}} {{direction}}")], "ops", w=8)
+    b.row("Receiver")
+    b.panel("stat", "Traffic socket", [("max(mcp_traffic_socket_up)", "up")], "none", w=8, h=6,
+            mappings=UP_MAPPINGS, thresholds=steps((None, "red"), (1, "green")),
+            options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                     "colorMode": "background", "graphMode": "none", "textMode": "auto",
+                     "justifyMode": "auto", "orientation": "auto"},
+            description="DOWN: the daemon could not bind the socket (see its log); wrappers "
+                        "pass traffic through uncounted.")
+    b.panel("timeseries", "Wrapper connections",
+            [("sum by (outcome) (increase(mcp_traffic_connections_total[$__rate_interval]))", "{{outcome}}")],
+            "short", w=8, h=6)
+    b.panel("timeseries", "Reports received",
+            [("sum(rate(mcp_traffic_reports_total[$__rate_interval]))", "reports")], "ops", w=8, h=6)
+    return b.json(dash_links("mcp-traffic"))
+
+
 if __name__ == "__main__":
     # Optional argument: the output directory (tests write to a temp dir and compare).
     out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "dashboards"
     out.mkdir(exist_ok=True)
     for name, board in [("mcp-overview", overview()), ("mcp-performance", performance()),
-                        ("system-resources", resources())]:
+                        ("system-resources", resources()), ("mcp-traffic", traffic())]:
         (out / f"{name}.json").write_text(json.dumps(board, indent=2) + "\n")
         print(f"wrote {out / name}.json")

@@ -24,6 +24,10 @@ pub const DASHBOARDS: &[(&str, &str)] = &[
         "system-resources",
         include_str!("../dashboards/system-resources.json"),
     ),
+    (
+        "mcp-traffic",
+        include_str!("../dashboards/mcp-traffic.json"),
+    ),
 ];
 
 /// The runbooks: (alert name, Markdown text), one per alert of the rules file.
@@ -83,6 +87,14 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
     (
         "MCPCredentialExpiringSoon",
         include_str!("../docs/runbooks/MCPCredentialExpiringSoon.md"),
+    ),
+    (
+        "MCPToolHighErrorRatio",
+        include_str!("../docs/runbooks/MCPToolHighErrorRatio.md"),
+    ),
+    (
+        "MCPToolSlowResponseTime",
+        include_str!("../docs/runbooks/MCPToolSlowResponseTime.md"),
     ),
     (
         "MCPExporterAbsent",

@@ -1,7 +1,9 @@
-//! `serve`: runs the scheduler and the HTTP server until SIGTERM/SIGINT; SIGHUP and
-//! `POST /-/reload` reload the configuration (src/daemon/reload.rs).
+//! `serve`: runs the scheduler, the traffic socket (src/daemon/traffic.rs) and the HTTP server
+//! until SIGTERM/SIGINT; SIGHUP and `POST /-/reload` reload the configuration
+//! (src/daemon/reload.rs).
 
 pub mod reload;
+pub mod traffic;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +30,7 @@ use crate::web::write_access::WriteAccess;
 use crate::web::{AppState, router};
 
 use self::reload::Reloadable;
+use self::traffic::TrafficSocket;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +127,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let mut scheduler = Scheduler::new(sinks, Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
     scheduler.apply(&config.servers).await;
+    // Wrappers' reports (docs/traffic.md); a socket that cannot be bound is logged and counted.
+    let traffic = TrafficSocket::start(&config.traffic, &config.servers, metrics.traffic.clone());
 
     // `POST /-/reload` asks the loop below, which owns the scheduler, to reload.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
@@ -182,6 +187,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     scheduler: &mut scheduler,
                     modules: &modules,
                     running_config: &running_config,
+                    traffic: &traffic,
                     metrics: &reload_metrics,
                 };
                 // The outcome is logged and counted by reload().
@@ -196,6 +202,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     scheduler: &mut scheduler,
                     modules: &modules,
                     running_config: &running_config,
+                    traffic: &traffic,
                     metrics: &reload_metrics,
                 };
                 let outcome = reload::reload(target, "POST /-/reload").await;
@@ -206,6 +213,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     }
     let _ = stop_tx.send(true);
     drop(stop_rx);
+    traffic.stop().await;
     scheduler.shutdown().await;
     dependencies.shutdown().await;
     if let Some(task) = security_to_store {

@@ -25,6 +25,8 @@ pub struct Reloadable<'a> {
     pub modules: &'a crate::probe::module::ModuleTable,
     /// What `/config` shows.
     pub running_config: &'a crate::web::RunningConfig,
+    /// The traffic socket: wrappers join the reloaded stdio servers.
+    pub traffic: &'a super::traffic::TrafficSocket,
     /// Counts the outcome.
     pub metrics: &'a ReloadMetrics,
 }
@@ -49,6 +51,7 @@ pub async fn reload(target: Reloadable<'_>, trigger: &str) -> Result<String, Con
         .running_config
         .set(crate::validate::describe(target.path, &config));
     target.modules.replace(config.modules);
+    target.traffic.reload(&config.traffic, &config.servers);
     target.metrics.succeeded();
     let summary = format!(
         "configuration reloaded: {} servers, {} dependencies",

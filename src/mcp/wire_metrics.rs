@@ -21,10 +21,42 @@ use crate::metric_registry::per_server::ServerScoped;
 /// Window of `mcp_throughput_requests_per_second`.
 pub const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
 
+/// `source` of the series the probes' counters give (docs/metrics.md#sources).
+const PROBE: &str = "probe";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabels {
     server: String,
     direction: &'static str,
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    server: String,
+    source: &'static str,
+}
+
+/// One server's figures of the wire families from a source other than the probes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtraWireServer {
+    /// The server label.
+    pub server: String,
+    /// Messages the client side sent to the server.
+    pub sent: u64,
+    /// Messages the server sent to the client side.
+    pub received: u64,
+    /// Requests to the server awaiting their response now.
+    pub in_flight: u64,
+}
+
+/// Another source of `mcp_messages_processed_total` and `mcp_concurrent_operations` series
+/// (real traffic, src/traffic/metrics.rs), read at scrape time.
+pub trait ExtraWireSeries: Send + Sync + std::fmt::Debug {
+    /// The `source` label of its series.
+    fn source(&self) -> &'static str;
+    /// Its figures now, one entry per server label.
+    fn servers(&self) -> Vec<ExtraWireServer>;
 }
 
 /// Handle to the live wire families; cheap to clone.
@@ -37,6 +69,7 @@ pub struct WireMetrics {
 #[derive(Debug, Default)]
 struct LiveServers {
     servers: RwLock<BTreeMap<String, LiveServer>>,
+    extra: RwLock<Vec<Arc<dyn ExtraWireSeries>>>,
 }
 
 #[derive(Debug)]
@@ -65,6 +98,15 @@ impl WireMetrics {
                 since: Instant::now(),
             },
         );
+    }
+
+    /// Adds a source of series beside the probes' (encoded after them in the same families).
+    pub fn add_source(&self, source: Arc<dyn ExtraWireSeries>) {
+        self.live
+            .extra
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
     }
 
     /// Counts `count` requests of one probe of `server` towards its throughput.
@@ -116,10 +158,17 @@ impl Collector for LiveServers {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let servers = self.servers.read().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        let extra: Vec<(&'static str, Vec<ExtraWireServer>)> = self
+            .extra
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|source| (source.source(), source.servers()))
+            .collect();
 
         let mut family = encoder.encode_descriptor(
             "mcp_messages_processed",
-            "JSON-RPC messages exchanged with the server (direction: sent, received), including notifications and replies to server requests",
+            "JSON-RPC messages exchanged with the server (direction: sent to it, received from it), including notifications and replies to server requests, by source (probe: the prober's; traffic: real clients' through wrappers)",
             None,
             MetricType::Counter,
         )?;
@@ -131,21 +180,47 @@ impl Collector for LiveServers {
                 let labels = DirectionLabels {
                     server: server.clone(),
                     direction,
+                    source: PROBE,
                 };
                 ConstCounter::new(value.load(Ordering::Relaxed))
                     .encode(family.encode_family(&labels)?)?;
             }
         }
+        for (source, figures) in &extra {
+            for figure in figures {
+                for (direction, value) in [("sent", figure.sent), ("received", figure.received)] {
+                    let labels = DirectionLabels {
+                        server: figure.server.clone(),
+                        direction,
+                        source,
+                    };
+                    ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
 
         let mut family = encoder.encode_descriptor(
             "mcp_concurrent_operations",
-            "Requests from the prober to the server in flight right now",
+            "Requests to the server in flight right now, by source (probe: from the prober; traffic: from real clients through wrappers)",
             None,
             MetricType::Gauge,
         )?;
         for (server, live) in servers.iter() {
+            let labels = SourceLabels {
+                server: server.clone(),
+                source: PROBE,
+            };
             ConstGauge::new(live.counters.in_flight.load(Ordering::Relaxed))
-                .encode(family.encode_family(&ServerLabels::new(server))?)?;
+                .encode(family.encode_family(&labels)?)?;
+        }
+        for (source, figures) in &extra {
+            for figure in figures {
+                let labels = SourceLabels {
+                    server: figure.server.clone(),
+                    source,
+                };
+                ConstGauge::new(figure.in_flight as i64).encode(family.encode_family(&labels)?)?;
+            }
         }
 
         let mut family = encoder.encode_descriptor(
@@ -185,6 +260,24 @@ impl Collector for LiveServers {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl ExtraWireSeries for Fixed {
+        fn source(&self) -> &'static str {
+            "traffic"
+        }
+
+        fn servers(&self) -> Vec<ExtraWireServer> {
+            vec![ExtraWireServer {
+                server: "real".into(),
+                sent: 5,
+                received: 6,
+                in_flight: 2,
+            }]
+        }
+    }
+
     #[test]
     fn counters_are_read_at_scrape_time_and_forgotten_with_the_server() {
         let mut registry = MetricsRegistry::default();
@@ -195,11 +288,14 @@ mod tests {
         counters.in_flight.fetch_add(1, Ordering::Relaxed);
         counters.oversize_messages.fetch_add(2, Ordering::Relaxed);
         m.record_requests("w", 4);
+        m.add_source(Arc::new(Fixed));
         let text = registry.encode();
         for needle in [
-            "mcp_messages_processed_total{server=\"w\",direction=\"sent\"} 3",
-            "mcp_messages_processed_total{server=\"w\",direction=\"received\"} 0",
-            "mcp_concurrent_operations{server=\"w\"} 1",
+            "mcp_messages_processed_total{server=\"w\",direction=\"sent\",source=\"probe\"} 3",
+            "mcp_messages_processed_total{server=\"w\",direction=\"received\",source=\"probe\"} 0",
+            "mcp_concurrent_operations{server=\"w\",source=\"probe\"} 1",
+            "mcp_messages_processed_total{server=\"real\",direction=\"received\",source=\"traffic\"} 6",
+            "mcp_concurrent_operations{server=\"real\",source=\"traffic\"} 2",
             "mcp_protocol_violations_total{server=\"w\",kind=\"oversize_message\"} 2",
             "mcp_throughput_requests_per_second{server=\"w\"} ",
         ] {

@@ -69,6 +69,26 @@ impl ServerKindLabels {
 
 impl_server_label_set!(ServerLabels, ServerKindLabels);
 
+/// The `source` label of the families both the probes and real traffic fill
+/// (docs/metrics.md#sources): who made the requests counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The exporter's own probes, on its schedule.
+    Probe,
+    /// Real MCP clients, as `mcp-exporter wrap` reports them (docs/traffic.md).
+    Traffic,
+}
+
+impl Source {
+    /// The label value: `probe` or `traffic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Probe => "probe",
+            Source::Traffic => "traffic",
+        }
+    }
+}
+
 /// Makes an untrusted value safe and bounded as a label value: control characters become
 /// `_`, and the value is cut at `MAX_LABEL_VALUE_BYTES` (128) on a character boundary.
 pub fn sanitize_label_value(value: &str) -> String {

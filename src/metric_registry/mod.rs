@@ -5,6 +5,7 @@
 //! (`per_server.rs`). It depends on no other module of the crate, so every component can
 //! register its own families; `src/metrics/` gathers them.
 
+pub mod histogram;
 pub mod labels;
 pub mod per_server;
 pub mod server_family;
@@ -18,11 +19,31 @@ use self::labels::ServerLabelSet;
 use self::per_server::{ServerScoped, ServerSeriesTracker, ServerState};
 use self::server_family::ServerFamily;
 
+/// Which optional groups of families are registered: the one place a metrics profile (such as
+/// a later `[exporter] metrics = "full" | "fleet"`) switches them. docs/metrics.md says what
+/// each switch covers and why it has its default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FamilySwitches {
+    /// The OpenTelemetry MCP semantic-convention histograms
+    /// (`mcp_client_operation_duration_seconds`, `mcp_server_operation_duration_seconds`).
+    pub semconv_histograms: bool,
+}
+
+impl Default for FamilySwitches {
+    /// Everything on: the full profile.
+    fn default() -> Self {
+        FamilySwitches {
+            semconv_histograms: true,
+        }
+    }
+}
+
 /// prometheus-client's registry plus the per-server tracker.
 #[derive(Default)]
 pub struct MetricsRegistry {
     registry: Registry,
     servers: ServerSeriesTracker,
+    switches: FamilySwitches,
     /// Names of the families registered with a `server` label, so a test can check that it
     /// recorded a series in each.
     #[cfg(test)]
@@ -30,6 +51,19 @@ pub struct MetricsRegistry {
 }
 
 impl MetricsRegistry {
+    /// An empty registry whose components register the families `switches` turn on.
+    pub fn with_switches(switches: FamilySwitches) -> Self {
+        MetricsRegistry {
+            switches,
+            ..MetricsRegistry::default()
+        }
+    }
+
+    /// Which optional families components should register.
+    pub fn switches(&self) -> FamilySwitches {
+        self.switches
+    }
+
     /// Registers a metric or a family without a `server` label and returns the handle to
     /// record in.
     pub fn register<M: Metric + Clone>(

@@ -5,10 +5,10 @@
 //! `src/probe/metrics.rs`, health in `health.rs`, live wire counters in
 //! `src/mcp/wire_metrics.rs`, HTTP phases in `src/mcp/http_phase_metrics.rs`, dependencies in
 //! `src/deps/metrics.rs`, processes in `src/process/metrics.rs`, the history store and log lines
-//! in `src/store/metrics.rs`, security counters in `src/security/metrics.rs`, certificates in
-//! `src/tls/metrics.rs`, credential expiry in `src/credentials/metrics.rs`. Families with a
 //! in `src/store/metrics.rs` (its integrity check in `src/store/integrity.rs`), security counters
-//! in `src/security/metrics.rs`, maintenance windows in `src/maintenance/metrics.rs`. Families with a
+//! in `src/security/metrics.rs`, certificates in `src/tls/metrics.rs`, credential expiry in
+//! `src/credentials/metrics.rs`, maintenance windows in `src/maintenance/metrics.rs`, real traffic
+//! in `src/traffic/metrics.rs` (into the probe families too, with `source="traffic"`). Families with a
 //! `server` label are created through the per-server tracker of `src/metric_registry/`, so
 //! removing a server removes all of its series. Names, types and labels are listed in
 //! docs/metrics.md.
@@ -28,7 +28,7 @@ use crate::maintenance::metrics::MaintenanceMetrics;
 use crate::mcp::WireCounters;
 use crate::mcp::http_phase_metrics::HttpPhaseMetrics;
 use crate::mcp::wire_metrics::WireMetrics;
-use crate::metric_registry::MetricsRegistry;
+use crate::metric_registry::{FamilySwitches, MetricsRegistry};
 use crate::probe::ProbeOutcome;
 use crate::probe::metrics::ProbeMetrics;
 use crate::process::metrics::ProcessMetrics;
@@ -36,6 +36,7 @@ use crate::security::metrics::SecurityMetrics;
 use crate::store::integrity::IntegrityMetrics;
 use crate::store::metrics::StoreMetrics;
 use crate::tls::metrics::TlsMetrics;
+use crate::traffic::metrics::TrafficMetrics;
 
 use self::build_info::BuildInfo;
 use self::health::HealthMetrics;
@@ -68,6 +69,8 @@ pub struct Metrics {
     pub maintenance: MaintenanceMetrics,
     /// The history store's integrity check (src/store/integrity.rs).
     pub integrity: IntegrityMetrics,
+    /// Real traffic reported by wrappers: the receiver's consumer (src/traffic/metrics.rs).
+    pub traffic: Arc<TrafficMetrics>,
 }
 
 impl Default for Metrics {
@@ -77,9 +80,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Builds the registry: each component registers its families.
+    /// Builds the registry with every family (the full profile).
     pub fn new() -> Self {
-        let mut registry = MetricsRegistry::default();
+        Metrics::with_switches(FamilySwitches::default())
+    }
+
+    /// Builds the registry: each component registers its families, the optional ones as
+    /// `switches` say.
+    pub fn with_switches(switches: FamilySwitches) -> Self {
+        let mut registry = MetricsRegistry::with_switches(switches);
         let probe = ProbeMetrics::register(&mut registry);
         let health = HealthMetrics::register(&mut registry);
         BuildInfo::register(&mut registry);
@@ -94,6 +103,7 @@ impl Metrics {
         let credentials = CredentialMetrics::register(&mut registry);
         let maintenance = MaintenanceMetrics::register(&mut registry);
         let integrity = IntegrityMetrics::register(&mut registry);
+        let traffic = TrafficMetrics::register(&mut registry, probe.shared(), &wire);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -110,6 +120,7 @@ impl Metrics {
             credentials,
             maintenance,
             integrity,
+            traffic,
         }
     }
 
@@ -233,11 +244,13 @@ mod tests {
         for needle in [
             "mcp_server_up{server=\"e\"} 1",
             "mcp_server_health_status{server=\"e\"} 2",
-            "mcp_request_duration_seconds_count{server=\"e\",method=\"ping\"} 1",
-            "mcp_tool_execution_duration_seconds_count{server=\"e\",tool=\"echo\"} 1",
-            "mcp_requests_total{server=\"e\",method=\"ping\",outcome=\"ok\"} 1",
-            "mcp_messages_processed_total{server=\"e\",direction=\"sent\"} 0",
-            "mcp_concurrent_operations{server=\"e\"} 0",
+            "mcp_request_duration_seconds_count{server=\"e\",method=\"ping\",source=\"probe\"} 1",
+            "mcp_tool_execution_duration_seconds_count{server=\"e\",tool=\"echo\",source=\"probe\"} 1",
+            "mcp_requests_total{server=\"e\",method=\"ping\",outcome=\"ok\",source=\"probe\"} 1",
+            "mcp_tool_calls_total{server=\"e\",tool=\"echo\",outcome=\"ok\",source=\"probe\"} 1",
+            "mcp_client_operation_duration_seconds_count{server=\"e\",mcp_method_name=\"tools/call\",gen_ai_tool_name=\"echo\",error_type=\"\",network_transport=\"pipe\",mcp_protocol_version=\"2025-11-25\"} 1",
+            "mcp_messages_processed_total{server=\"e\",direction=\"sent\",source=\"probe\"} 0",
+            "mcp_concurrent_operations{server=\"e\",source=\"probe\"} 0",
             "mcp_server_info{server=\"e\",server_name=\"mcp-servers/everything\",server_version=\"2.0.0\",protocol_version=\"2025-11-25\",era=\"legacy\",transport=\"stdio\"} 1",
             "# TYPE mcp_exporter_build_info gauge",
         ] {
@@ -383,6 +396,109 @@ mod tests {
         m.security
             .count_event(server, crate::security::EventKind::AuthFailure, 1);
         m.maintenance.set(server, true);
+        record_traffic(m, server);
+    }
+
+    /// Reports through `m`'s traffic consumer one wrapper's session of `server`: a tool call
+    /// and a JSON-RPC error, with sizes and semantic-convention durations.
+    fn record_traffic(m: &Metrics, server: &str) {
+        use crate::traffic::totals::{OPERATION_BUCKETS, SIZE_BUCKETS};
+        use crate::traffic::{
+            Peer, RequestKey, RequestStats, TrafficConsumer, TrafficState, TrafficTotals,
+            WrapperInfo,
+        };
+        let wrapper = WrapperInfo {
+            connection: 1,
+            name: "w".into(),
+            server: Some(server.into()),
+            command: "node".into(),
+            args: vec![],
+            wrapper_version: "0".into(),
+            instance: "1".into(),
+            peer_uid: None,
+            peer_pid: None,
+        };
+        m.traffic.connected(&wrapper).expect("admitted");
+        let mut delta = TrafficTotals::default();
+        let mut stats = RequestStats {
+            started: 2,
+            ok: 1,
+            errors: std::collections::BTreeMap::from([("-32602".to_string(), 1)]),
+            request_bytes: 100,
+            ..RequestStats::default()
+        };
+        stats.duration.observe(0.02);
+        stats.duration.observe(0.04);
+        stats.request_sizes.observe(&SIZE_BUCKETS, 50.0);
+        stats.request_sizes.observe(&SIZE_BUCKETS, 50.0);
+        stats.response_sizes.observe(&SIZE_BUCKETS, 70.0);
+        for error_type in ["", "-32602"] {
+            stats
+                .operations
+                .entry(error_type.into())
+                .or_default()
+                .observe(&OPERATION_BUCKETS, 0.03);
+        }
+        delta.requests.insert(
+            RequestKey {
+                origin: Peer::Client,
+                method: "tools/call".into(),
+                tool: Some("echo".into()),
+            },
+            stats,
+        );
+        delta.sessions.started = 1;
+        delta.client_to_server.messages = 3;
+        m.traffic.report(
+            &wrapper,
+            &delta,
+            &TrafficState {
+                session_active: true,
+                protocol_version: Some("2025-06-18".into()),
+                ..TrafficState::default()
+            },
+        );
+    }
+
+    #[test]
+    fn traffic_reports_fill_the_shared_families_with_their_source() {
+        let m = Metrics::new();
+        record_traffic(&m, "t");
+        let text = m.encode_prometheus();
+        for needle in [
+            "mcp_requests_total{server=\"t\",method=\"tools/call\",outcome=\"ok\",source=\"traffic\"} 1",
+            "mcp_requests_total{server=\"t\",method=\"tools/call\",outcome=\"error\",source=\"traffic\"} 1",
+            "mcp_tool_calls_total{server=\"t\",tool=\"echo\",outcome=\"error\",source=\"traffic\"} 1",
+            "mcp_request_duration_seconds_count{server=\"t\",method=\"tools/call\",source=\"traffic\"} 2",
+            "mcp_tool_execution_duration_seconds_bucket{server=\"t\",tool=\"echo\",source=\"traffic\",le=\"0.025\"} 1",
+            "mcp_request_size_bytes_sum{server=\"t\",method=\"tools/call\",tool=\"echo\",source=\"traffic\"} 100",
+            "mcp_response_size_bytes_count{server=\"t\",method=\"tools/call\",tool=\"echo\",source=\"traffic\"} 1",
+            "mcp_server_operation_duration_seconds_count{server=\"t\",mcp_method_name=\"tools/call\",gen_ai_tool_name=\"echo\",error_type=\"-32602\",network_transport=\"pipe\",mcp_protocol_version=\"2025-06-18\"} 1",
+            "mcp_sessions_started_total{server=\"t\",source=\"traffic\"} 1",
+            "mcp_messages_processed_total{server=\"t\",direction=\"sent\",source=\"traffic\"} 3",
+            "mcp_concurrent_operations{server=\"t\",source=\"traffic\"} 0",
+            "mcp_traffic_wrappers_connected{server=\"t\"} 1",
+            "mcp_traffic_sessions_active{server=\"t\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        assert!(
+            !text.contains("mcp_traffic_socket_up"),
+            "not before the daemon tried"
+        );
+        m.traffic.receiver_down();
+        assert!(m.encode_prometheus().contains("mcp_traffic_socket_up 0"));
+    }
+
+    #[test]
+    fn the_semconv_switch_leaves_out_both_histograms() {
+        let m = Metrics::with_switches(FamilySwitches {
+            semconv_histograms: false,
+        });
+        record_every_family(&m, "s");
+        let text = m.encode_prometheus();
+        assert!(!text.contains("operation_duration_seconds"), "{text}");
+        assert!(text.contains("mcp_request_duration_seconds_count"));
     }
 
     /// Time of `encode_prometheus` with 1,000 fully recorded servers; run with

@@ -8,10 +8,13 @@ use std::sync::atomic::AtomicU64;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 
+use crate::mcp::RequestOutcome;
 use crate::metric_registry::MetricsRegistry;
-use crate::metric_registry::labels::{ServerLabels, impl_server_label_set, sanitize_label_value};
+use crate::metric_registry::histogram::BucketHistogram;
+use crate::metric_registry::labels::{
+    ServerLabels, Source, impl_server_label_set, sanitize_label_value,
+};
 use crate::metric_registry::per_server::ServerState;
 use crate::metric_registry::server_family::ServerFamily;
 use crate::probe::ProbeOutcome;
@@ -26,34 +29,219 @@ pub const SESSION_REUSE_WINDOW: usize = 20;
 pub const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
+/// Upper bounds (seconds) of the OpenTelemetry MCP operation duration histograms, the
+/// semantic convention's advice (docs/metrics.md#opentelemetry-histograms).
+pub const OPERATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Upper bounds (bytes) of the message size histograms: powers of four from 128 B to 8 MiB.
+pub const SIZE_BUCKETS: [f64; 9] = [
+    128.0, 512.0, 2048.0, 8192.0, 32768.0, 131072.0, 524288.0, 2097152.0, 8388608.0,
+];
+/// `error_type` of a probe request that failed: the probe keeps no JSON-RPC code, so it is the
+/// semantic convention's fallback value.
+const PROBE_ERROR_TYPE: &str = "_OTHER";
 /// Appended to the HELP of the families a scrape-time reader could misread (prometheus-client
 /// ends every HELP text with a period of its own, so none of ours ends with one).
 const SCHEDULE_NOTE: &str = "Probes run on the exporter's own schedule (per-server interval), not at scrape time: stdio MCP servers are long-lived sessions, so this departs on purpose from Prometheus' 'writing exporters' guide; see mcp_probe_last_run_timestamp_seconds";
 
 type FloatGauge = Gauge<f64, AtomicU64>;
-type DurationFamily<S> = ServerFamily<S, Histogram, fn() -> Histogram>;
+/// A histogram family over fixed bounds.
+pub type HistogramFamily<S> = ServerFamily<S, BucketHistogram, fn() -> BucketHistogram>;
 
-fn duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS)
+fn duration_histogram() -> BucketHistogram {
+    BucketHistogram::new(&DURATION_BUCKETS)
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MethodLabels {
-    server: String,
-    method: String,
+fn operation_histogram() -> BucketHistogram {
+    BucketHistogram::new(&OPERATION_BUCKETS)
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    server: String,
-    method: String,
-    outcome: &'static str,
+fn size_histogram() -> BucketHistogram {
+    BucketHistogram::new(&SIZE_BUCKETS)
 }
 
+/// `{server, method, source}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ToolLabels {
-    server: String,
-    tool: String,
+pub struct MethodLabels {
+    /// The server label.
+    pub server: String,
+    /// The JSON-RPC method (sanitized).
+    pub method: String,
+    /// `probe` or `traffic`.
+    pub source: &'static str,
+}
+
+/// `{server, method, outcome, source}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The server label.
+    pub server: String,
+    /// The JSON-RPC method (sanitized).
+    pub method: String,
+    /// How the request ended (docs/metrics.md#label-values).
+    pub outcome: &'static str,
+    /// `probe` or `traffic`.
+    pub source: &'static str,
+}
+
+/// `{server, tool, source}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabels {
+    /// The server label.
+    pub server: String,
+    /// The tool (sanitized, capped).
+    pub tool: String,
+    /// `probe` or `traffic`.
+    pub source: &'static str,
+}
+
+/// `{server, tool, outcome, source}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolCallLabels {
+    /// The server label.
+    pub server: String,
+    /// The tool (sanitized, capped).
+    pub tool: String,
+    /// How the call ended: `ok`, `tool_error` (`isError`), `error` (JSON-RPC error or, for a
+    /// probe, any failure), `cancelled`, `unanswered`.
+    pub outcome: &'static str,
+    /// `probe` or `traffic`.
+    pub source: &'static str,
+}
+
+/// `{server, method, tool, source}` of the message size histograms; `tool` is empty for
+/// methods other than `tools/call`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SizeLabels {
+    /// The server label.
+    pub server: String,
+    /// The JSON-RPC method (sanitized).
+    pub method: String,
+    /// The tool of a `tools/call`, else empty.
+    pub tool: String,
+    /// `probe` or `traffic`.
+    pub source: &'static str,
+}
+
+/// The labels of the OpenTelemetry MCP semantic-convention histograms (attribute names with
+/// dots as underscores) plus `server`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// The server label.
+    pub server: String,
+    /// `mcp.method.name`.
+    pub mcp_method_name: String,
+    /// `gen_ai.tool.name`: the tool of a `tools/call`, else empty.
+    pub gen_ai_tool_name: String,
+    /// `error.type`: empty on success, `tool_error` for an `isError` result, the JSON-RPC error
+    /// code, or `_OTHER`.
+    pub error_type: String,
+    /// `network.transport`: `pipe` (stdio) or `tcp` (Streamable HTTP, SSE).
+    pub network_transport: &'static str,
+    /// `mcp.protocol.version`: the negotiated revision, empty when unknown.
+    pub mcp_protocol_version: String,
+}
+
+impl OperationLabels {
+    /// `network.transport` of an exporter transport (`stdio`, `http`, `sse`).
+    pub fn network_transport(transport: &str) -> &'static str {
+        if transport == "stdio" { "pipe" } else { "tcp" }
+    }
+}
+
+/// The families both the probes and real traffic fill, told apart by their `source` label
+/// (docs/metrics.md#sources); cheap to clone, clones share the series.
+#[derive(Clone, Debug)]
+pub struct RequestFamilies {
+    /// `mcp_requests_total`.
+    pub requests: ServerFamily<RequestLabels, Counter>,
+    /// `mcp_request_duration_seconds`.
+    pub request_duration: HistogramFamily<MethodLabels>,
+    /// `mcp_tool_execution_duration_seconds`.
+    pub tool_duration: HistogramFamily<ToolLabels>,
+    /// `mcp_tool_calls_total`.
+    pub tool_calls: ServerFamily<ToolCallLabels, Counter>,
+    /// `mcp_sessions_started_total`.
+    pub session_starts: ServerFamily<SourceLabels, Counter>,
+    /// `mcp_request_size_bytes`.
+    pub request_size: HistogramFamily<SizeLabels>,
+    /// `mcp_response_size_bytes`.
+    pub response_size: HistogramFamily<SizeLabels>,
+}
+
+/// `{server, source}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The server label.
+    pub server: String,
+    /// `probe` or `traffic`.
+    pub source: &'static str,
+}
+
+impl SourceLabels {
+    /// The label set of `server` from `source`.
+    pub fn new(server: &str, source: Source) -> Self {
+        SourceLabels {
+            server: server.to_string(),
+            source: source.as_str(),
+        }
+    }
+}
+
+impl RequestFamilies {
+    fn register(registry: &mut MetricsRegistry) -> Self {
+        RequestFamilies {
+            request_duration: registry.server_family_with_constructor(
+                "mcp_request_duration_seconds",
+                "JSON-RPC round trip per MCP method, by source (probe: the exporter's probes; traffic: real clients through mcp-exporter wrap)",
+                duration_histogram as fn() -> BucketHistogram,
+            ),
+            tool_duration: registry.server_family_with_constructor(
+                "mcp_tool_execution_duration_seconds",
+                "Duration of tools/call per tool and source (tool names are sanitized and capped per server; excess is 'other')",
+                duration_histogram as fn() -> BucketHistogram,
+            ),
+            requests: registry.server_family(
+                "mcp_requests",
+                "JSON-RPC requests to the server by method, outcome and source (ok: a result came back; error: a JSON-RPC error or, for probes, any failure; tool_error: a tools/call result with isError (traffic); unsupported: the era probe's server/discover refused by a legacy server; cancelled, unanswered: traffic only)",
+            ),
+            tool_calls: registry.server_family(
+                "mcp_tool_calls",
+                "tools/call requests per tool, outcome (ok, tool_error, error, cancelled, unanswered) and source",
+            ),
+            session_starts: registry.server_family(
+                "mcp_sessions_started",
+                "Sessions established, by source (probe: stdio child spawned or HTTP session initialized by the prober; traffic: an initialize through a wrapper)",
+            ),
+            request_size: registry.server_family_with_constructor(
+                "mcp_request_size_bytes",
+                "Size of each JSON-RPC request frame per method and tool (empty for methods other than tools/call), by source",
+                size_histogram as fn() -> BucketHistogram,
+            ),
+            response_size: registry.server_family_with_constructor(
+                "mcp_response_size_bytes",
+                "Size of each JSON-RPC response frame per method and tool (empty for methods other than tools/call), by source",
+                size_histogram as fn() -> BucketHistogram,
+            ),
+        }
+    }
+}
+
+/// Registers `mcp_client_operation_duration_seconds` or `mcp_server_operation_duration_seconds`
+/// when the registry's switches turn the semantic-convention histograms on.
+pub fn semconv_family(
+    registry: &mut MetricsRegistry,
+    name: &str,
+    help: &str,
+) -> Option<HistogramFamily<OperationLabels>> {
+    registry.switches().semconv_histograms.then(|| {
+        registry.server_family_with_constructor(
+            name,
+            help,
+            operation_histogram as fn() -> BucketHistogram,
+        )
+    })
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +264,10 @@ impl_server_label_set!(
     MethodLabels,
     RequestLabels,
     ToolLabels,
+    ToolCallLabels,
+    SizeLabels,
+    SourceLabels,
+    OperationLabels,
     FailureLabels,
     InfoLabels
 );
@@ -93,9 +285,8 @@ struct ProbeHistory {
 pub struct ProbeMetrics {
     server_up: ServerFamily<ServerLabels, Gauge>,
     server_info: ServerFamily<InfoLabels, Gauge>,
-    request_duration: DurationFamily<MethodLabels>,
-    tool_duration: DurationFamily<ToolLabels>,
-    requests: ServerFamily<RequestLabels, Counter>,
+    shared: RequestFamilies,
+    client_operations: Option<HistogramFamily<OperationLabels>>,
     probe_success: ServerFamily<ServerLabels, Gauge>,
     probe_duration: ServerFamily<ServerLabels, FloatGauge>,
     probe_last_run: ServerFamily<ServerLabels, FloatGauge>,
@@ -103,7 +294,6 @@ pub struct ProbeMetrics {
     probe_failures: ServerFamily<FailureLabels, Counter>,
     tools: ServerFamily<ServerLabels, Gauge>,
     catalog_changes: ServerFamily<ServerLabels, Counter>,
-    session_starts: ServerFamily<ServerLabels, Counter>,
     cache_hit_rate: ServerFamily<ServerLabels, FloatGauge>,
     history: ServerState<ProbeHistory>,
 }
@@ -120,19 +310,11 @@ impl ProbeMetrics {
                 "mcp_server_info",
                 "Identity the server reported in its handshake (serverInfo name and version, negotiated protocol version and era) and the transport; value is always 1",
             ),
-            request_duration: registry.server_family_with_constructor(
-                "mcp_request_duration_seconds",
-                "JSON-RPC round trip per MCP method (initialize, server/discover, ping, tools/list, tools/call)",
-                duration_histogram as fn() -> Histogram,
-            ),
-            tool_duration: registry.server_family_with_constructor(
-                "mcp_tool_execution_duration_seconds",
-                "Duration of tools/call per tool (tool names are sanitized and capped per server; excess is 'other')",
-                duration_histogram as fn() -> Histogram,
-            ),
-            requests: registry.server_family(
-                "mcp_requests",
-                "JSON-RPC requests sent to the server by the prober, by method and outcome (ok: a result came back; unsupported: the era probe's server/discover refused by a legacy server; error: anything else)",
+            shared: RequestFamilies::register(registry),
+            client_operations: semconv_family(
+                registry,
+                "mcp_client_operation_duration_seconds",
+                "OpenTelemetry MCP semantic convention: duration of each MCP request the prober sent, as a client sees it (mcp.method.name, gen_ai.tool.name, error.type, network.transport, mcp.protocol.version)",
             ),
             probe_success: registry.server_family(
                 "mcp_probe_success",
@@ -159,16 +341,17 @@ impl ProbeMetrics {
                 "mcp_tool_catalog_changes",
                 "Times the content hash of the tool catalog changed between probes (schema drift)",
             ),
-            session_starts: registry.server_family(
-                "mcp_sessions_started",
-                "Sessions established by the prober (stdio child spawned or HTTP session initialized)",
-            ),
             cache_hit_rate: registry.server_family(
                 "mcp_cache_hit_rate",
                 format!("Session cache: share of the last {SESSION_REUSE_WINDOW} probes served by the prober's cached session (kept stdio child, HTTP session, remembered modern-era discovery) rather than a new handshake; low means the server loses sessions (restarts, expiry, a load balancer without affinity). PromQL equivalent: 1 - rate(mcp_sessions_started_total[5m]) / rate(mcp_probes_total[5m])"),
             ),
             history: registry.server_state(),
         }
+    }
+
+    /// The families real traffic fills too (src/traffic/metrics.rs).
+    pub fn shared(&self) -> RequestFamilies {
+        self.shared.clone()
     }
 
     /// Records one probe of `server` over `transport`; `catalog_changed` when its tool catalog
@@ -195,7 +378,10 @@ impl ProbeMetrics {
             .set(crate::wall_clock::unix_seconds(outcome.started_at));
         self.probes.get_or_create(&labels).inc();
         if outcome.new_session {
-            self.session_starts.get_or_create(&labels).inc();
+            self.shared
+                .session_starts
+                .get_or_create(&SourceLabels::new(server, Source::Probe))
+                .inc();
         }
         if let Some(catalog) = &outcome.catalog {
             self.tools.get_or_create(&labels).set(catalog.count as i64);
@@ -214,7 +400,7 @@ impl ProbeMetrics {
         self.history.with(server, |history| {
             let hit_rate = history.session_reused(outcome.up && !outcome.new_session);
             self.cache_hit_rate.get_or_create(&labels).set(hit_rate);
-            self.record_requests(server, outcome, &mut history.tools);
+            self.record_requests(server, transport, outcome, &mut history.tools);
         });
         if let Some(identity) = &outcome.identity {
             let info = InfoLabels {
@@ -232,28 +418,77 @@ impl ProbeMetrics {
         }
     }
 
-    fn record_requests(&self, server: &str, outcome: &ProbeOutcome, tools: &mut BTreeSet<String>) {
+    fn record_requests(
+        &self,
+        server: &str,
+        transport: &str,
+        outcome: &ProbeOutcome,
+        tools: &mut BTreeSet<String>,
+    ) {
+        let source = Source::Probe.as_str();
+        let protocol_version = outcome
+            .identity
+            .as_ref()
+            .map(|identity| sanitize_label_value(&identity.protocol_version))
+            .unwrap_or_default();
         for record in &outcome.requests {
             let method = sanitize_label_value(&record.method);
             let took = record.duration.as_secs_f64();
-            self.requests
+            self.shared
+                .requests
                 .get_or_create(&RequestLabels {
                     server: server.to_string(),
                     method: method.clone(),
                     outcome: record.outcome.as_str(),
+                    source,
                 })
                 .inc();
-            self.request_duration
+            self.shared
+                .request_duration
                 .get_or_create(&MethodLabels {
                     server: server.to_string(),
-                    method,
+                    method: method.clone(),
+                    source,
                 })
                 .observe(took);
-            if let Some(tool) = &record.tool {
-                self.tool_duration
+            let tool = record
+                .tool
+                .as_deref()
+                .map(|tool| capped_tool_label(tools, tool));
+            if let Some(tool) = &tool {
+                self.shared
+                    .tool_duration
                     .get_or_create(&ToolLabels {
                         server: server.to_string(),
-                        tool: capped_tool_label(tools, tool),
+                        tool: tool.clone(),
+                        source,
+                    })
+                    .observe(took);
+                self.shared
+                    .tool_calls
+                    .get_or_create(&ToolCallLabels {
+                        server: server.to_string(),
+                        tool: tool.clone(),
+                        outcome: match record.outcome {
+                            RequestOutcome::Ok => "ok",
+                            _ => "error",
+                        },
+                        source,
+                    })
+                    .inc();
+            }
+            if let Some(family) = &self.client_operations {
+                family
+                    .get_or_create(&OperationLabels {
+                        server: server.to_string(),
+                        mcp_method_name: method,
+                        gen_ai_tool_name: tool.unwrap_or_default(),
+                        error_type: match record.outcome {
+                            RequestOutcome::Ok => String::new(),
+                            _ => PROBE_ERROR_TYPE.to_string(),
+                        },
+                        network_transport: OperationLabels::network_transport(transport),
+                        mcp_protocol_version: protocol_version.clone(),
                     })
                     .observe(took);
             }

@@ -6,8 +6,9 @@
 //! component validates what serde cannot (`[exporter]` in exporter.rs, `[[dependencies]]` in
 //! src/deps/config.rs, `[[servers]]` in src/probe/config.rs with their process keys in
 //! src/process/config.rs, `[store]` in src/store/config.rs, `[security]` in
-//! src/security/config.rs, `[alertmanager]` in alertmanager.rs) and returns a [`KeyError`] naming the key, its line and what is
-//! expected. The first error in file order is reported.
+//! src/security/config.rs, `[alertmanager]` in alertmanager.rs, `[traffic]` in
+//! src/traffic/config.rs, `[modules.NAME]` in src/probe/module.rs) and returns a [`KeyError`]
+//! naming the key, its line and what is expected. The first error in file order is reported.
 
 mod alertmanager;
 mod exporter;
@@ -27,6 +28,7 @@ use crate::probe::config::RawServer;
 use crate::probe::module::Modules;
 use crate::security::config::{RawSecurity, SecurityConfig};
 use crate::store::{RawStoreConfig, StoreConfig};
+use crate::traffic::config::{RawTrafficConfig, TrafficConfig};
 
 pub use alertmanager::{AlertmanagerConfig, DEFAULT_ALERTMANAGER_TIMEOUT};
 pub use exporter::{
@@ -81,6 +83,8 @@ pub struct Config {
     pub modules: Modules,
     /// `[alertmanager]`: where maintenance windows create silences; `None` when not set.
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// `[traffic]`: the socket wrappers report to (src/traffic/config.rs).
+    pub traffic: TrafficConfig,
 }
 
 /// The file as serde parses it: each table in the shape of the component that owns it.
@@ -101,6 +105,8 @@ struct RawConfig {
     modules: std::collections::BTreeMap<String, Spanned<RawServer>>,
     #[serde(default)]
     alertmanager: alertmanager::RawAlertmanager,
+    #[serde(default)]
+    traffic: RawTrafficConfig,
 }
 
 impl Config {
@@ -137,8 +143,7 @@ impl Config {
 
     /// Validates each part with its component, in the order they depend on each other:
     /// `[exporter]` (servers take its defaults), `[[dependencies]]` (servers refer to them),
-    /// `[[servers]]`, then `[store]`, `[security]` and `[modules]`.
-    /// `[[servers]]`, then `[store]`, `[security]` and `[alertmanager]`.
+    /// `[[servers]]`, then `[store]`, `[security]`, `[modules]`, `[alertmanager]` and `[traffic]`.
     fn assemble(raw: RawConfig, path: &Path, src: &SourceText<'_>) -> Result<Config, KeyError> {
         let exporter = ExporterConfig::from_raw(raw.exporter, src)?;
         let dependencies = crate::deps::config::validate_all(raw.dependencies, src)?;
@@ -154,6 +159,7 @@ impl Config {
         let modules =
             crate::probe::module::validate_modules(raw.modules, &exporter.server_defaults(), src)?;
         let alertmanager = AlertmanagerConfig::from_raw(raw.alertmanager, src)?;
+        let traffic = TrafficConfig::from_raw(raw.traffic, src)?;
         Ok(Config {
             exporter,
             servers,
@@ -162,6 +168,7 @@ impl Config {
             security,
             modules,
             alertmanager,
+            traffic,
         })
     }
 }

@@ -100,6 +100,38 @@ impl TrafficBook {
         out
     }
 
+    /// Adds a wrapper's report to its server label's totals and returns the delta and the state
+    /// as added, every label passed through the server's caps (what a consumer that also
+    /// records elsewhere, such as src/traffic/metrics.rs, must use); `None` when the wrapper
+    /// was never admitted.
+    pub fn record(
+        &self,
+        wrapper: &WrapperInfo,
+        delta: &TrafficTotals,
+        state: &TrafficState,
+    ) -> Option<(TrafficTotals, TrafficState)> {
+        let mut inner = self.lock();
+        let Inner { servers, live } = &mut *inner;
+        let live = live.get_mut(&wrapper.connection)?;
+        if !servers.contains_key(&live.server) && servers.len() >= MAX_SERVERS {
+            return None;
+        }
+        // A label forgotten while its wrapper stayed connected starts again from zero.
+        let book = servers.entry(live.server.clone()).or_default();
+        let mut capped = TrafficTotals::default();
+        capped.merge_capped(delta, &mut book.caps);
+        book.totals.merge(&capped);
+        let state = state.capped(&mut book.caps);
+        live.state = state.clone();
+        Some((capped, state))
+    }
+
+    /// Drops the totals of `label` (a configured server that left the configuration); its
+    /// connected wrappers stay, and their next reports count from zero.
+    pub fn forget(&self, label: &str) {
+        self.lock().servers.remove(label);
+    }
+
     /// One server label's traffic now.
     pub fn server(&self, label: &str) -> Option<ServerTraffic> {
         self.snapshot().remove(label)
@@ -129,15 +161,7 @@ impl TrafficConsumer for TrafficBook {
     }
 
     fn report(&self, wrapper: &WrapperInfo, delta: &TrafficTotals, state: &TrafficState) {
-        let mut inner = self.lock();
-        let Inner { servers, live } = &mut *inner;
-        let Some(book) = servers.get_mut(wrapper.label()) else {
-            return;
-        };
-        book.totals.merge_capped(delta, &mut book.caps);
-        if let Some(live) = live.get_mut(&wrapper.connection) {
-            live.state = state.capped(&mut book.caps);
-        }
+        self.record(wrapper, delta, state);
     }
 
     fn exited(&self, wrapper: &WrapperInfo, status: i32) {
@@ -219,6 +243,21 @@ mod tests {
         assert!(memory.in_flight.is_empty(), "gauges go with the wrapper");
         assert_eq!(memory.wrappers, 1);
         assert_eq!(memory.exits[&0], 1);
+    }
+
+    #[test]
+    fn a_forgotten_label_counts_again_from_zero() {
+        let book = TrafficBook::default();
+        let w = wrapper(1, "claude", Some("memory"));
+        book.connected(&w).expect("admitted");
+        book.report(&w, &call("echo", 3), &TrafficState::default());
+        book.forget("memory");
+        assert!(book.server("memory").is_none());
+        book.report(&w, &call("echo", 2), &TrafficState::default());
+        let key = call("echo", 0).requests.into_keys().next().expect("key");
+        let memory = book.server("memory").expect("memory");
+        assert_eq!(memory.totals.requests[&key].started, 2);
+        assert_eq!(memory.wrappers, 1);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::metric_registry::labels::sanitize_label_value;
 
 use super::parse::{Message, Outcome, RequestId};
 use super::totals::{
-    LabelCaps, NotificationKey, Peer, RequestKey, RequestStats, TrafficState, TrafficTotals,
+    LabelCaps, NotificationKey, OPERATION_BUCKETS, Peer, RequestKey, RequestStats, SIZE_BUCKETS,
+    TOOL_ERROR, TrafficState, TrafficTotals,
 };
 
 /// Most requests awaiting an answer that are remembered (both directions together); when
@@ -247,6 +248,7 @@ impl Ledger {
                 let stats = self.totals.requests.entry(key.clone()).or_default();
                 stats.started += 1;
                 stats.request_bytes += size;
+                stats.request_sizes.observe(&SIZE_BUCKETS, size as f64);
                 if let Some(early) = self.take_early(sender, &id) {
                     let pending = Pending {
                         key,
@@ -329,11 +331,26 @@ impl Ledger {
         let stats = self.stats(pending.key);
         stats.duration.observe(elapsed);
         stats.response_bytes += size;
-        match (answer, code_label) {
-            (Answer::Error { .. }, Some(code)) => *stats.errors.entry(code).or_default() += 1,
-            (Answer::Result { is_error: true, .. }, _) if is_tool_call => stats.tool_errors += 1,
-            _ => stats.ok += 1,
-        }
+        stats.response_sizes.observe(&SIZE_BUCKETS, size as f64);
+        let error_type = match (answer, code_label) {
+            (Answer::Error { .. }, Some(code)) => {
+                *stats.errors.entry(code.clone()).or_default() += 1;
+                code
+            }
+            (Answer::Result { is_error: true, .. }, _) if is_tool_call => {
+                stats.tool_errors += 1;
+                TOOL_ERROR.to_string()
+            }
+            _ => {
+                stats.ok += 1;
+                String::new()
+            }
+        };
+        stats
+            .operations
+            .entry(error_type)
+            .or_default()
+            .observe(&OPERATION_BUCKETS, elapsed);
     }
 
     /// The early answer to `asker`'s request `id`, if one is waiting.
@@ -531,6 +548,20 @@ mod tests {
         let nope = &t.requests[&key(Peer::Client, "tools/call", Some("nope"))];
         assert_eq!(nope.errors.get("-32602"), Some(&1));
         assert_eq!(nope.tool_errors, 0);
+        // The semantic-convention histograms tell the three outcomes apart by error_type.
+        let error_types = |stats: &RequestStats| -> Vec<(String, u64)> {
+            stats
+                .operations
+                .iter()
+                .map(|(k, b)| (k.clone(), b.count()))
+                .collect()
+        };
+        assert_eq!(error_types(echo), vec![(String::new(), 1)]);
+        assert_eq!(error_types(fail), vec![(TOOL_ERROR.to_string(), 1)]);
+        assert_eq!(error_types(nope), vec![("-32602".to_string(), 1)]);
+        assert_eq!(echo.request_sizes.count(), 1);
+        assert_eq!(echo.response_sizes.count(), 1);
+        assert!((echo.request_sizes.sum - echo.request_bytes as f64).abs() < 1e-9);
         let init = &t.requests[&key(Peer::Client, "initialize", None)];
         assert_eq!(init.ok, 1);
         assert_eq!(

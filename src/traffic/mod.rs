@@ -9,13 +9,18 @@
 //! daemon, a [`receiver::Receiver`] takes the reports of many wrappers, joins each wrapper to a
 //! configured stdio server by its command line ([`join()`](join::join)) and hands the updates to a
 //! [`receiver::TrafficConsumer`], such as the [`book::TrafficBook`] that sums them per server.
+//! The daemon's consumer is [`metrics::TrafficMetrics`]: a book plus the `/metrics` families each
+//! report is written into (`source="traffic"`); `[traffic]` ([`config`]) says where the socket is
+//! and who may connect.
 //!
 //! docs/traffic.md is the operator's and the integrator's guide.
 
 pub mod book;
+pub mod config;
 pub mod frame;
 pub mod join;
 pub mod ledger;
+pub mod metrics;
 pub mod parse;
 pub mod receiver;
 pub mod reporter;

@@ -292,6 +292,11 @@ impl ReceiverHandle {
         self.counters.snapshot()
     }
 
+    /// The live counters behind [`ReceiverHandle::stats`], for reading at scrape time.
+    pub fn counters(&self) -> Arc<ReceiverCounters> {
+        Arc::clone(&self.counters)
+    }
+
     /// Waits until the receiver has stopped (after `stop`) and removed its socket file.
     pub async fn join(self) {
         if let Err(err) = self.task.await {

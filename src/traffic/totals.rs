@@ -7,12 +7,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::mcp::Era;
 use crate::metric_registry::labels::sanitize_label_value;
 use crate::probe::metrics::MAX_TOOL_LABELS_PER_SERVER;
+/// The bounds of the OpenTelemetry operation and the message size histograms: the daemon's
+/// families' own (src/probe/metrics.rs), so a wrapper's buckets add up exactly.
+pub use crate::probe::metrics::{OPERATION_BUCKETS, SIZE_BUCKETS};
 
 /// Upper bounds (seconds) of the request duration histogram; the last bucket is `+Inf`. The
 /// same boundaries as the probes' request histograms, so real and synthetic latency read alike.
 pub const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
+/// The `error_type` of a `tools/call` answered with `isError: true` (the semantic
+/// convention's value); JSON-RPC errors use their code.
+pub const TOOL_ERROR: &str = "tool_error";
 /// Most distinct method label values per wrapper (and per server in the daemon); the rest
 /// are counted as `other`. MCP defines about thirty methods.
 pub const MAX_METHOD_LABELS: usize = 64;
@@ -115,6 +121,50 @@ impl DurationHistogram {
     }
 }
 
+/// Counts per bucket of some fixed bounds (not cumulative; one more than the bounds, the last
+/// `+Inf`) and the sum of the values; empty until the first value (a report leaves it out).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Buckets {
+    /// `bounds.len() + 1` counts, or none.
+    pub counts: Vec<u64>,
+    /// Sum of the values counted.
+    pub sum: f64,
+}
+
+impl Buckets {
+    /// Counts `value` over `bounds`.
+    pub fn observe(&mut self, bounds: &[f64], value: f64) {
+        if self.counts.len() != bounds.len() + 1 {
+            self.counts = vec![0; bounds.len() + 1];
+        }
+        let index = crate::metric_registry::histogram::bucket_index(bounds, value);
+        add(&mut self.counts[index], 1);
+        self.sum += value;
+    }
+
+    /// Number of values counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Adds `other` (an empty side takes the other's length; different lengths keep ours).
+    pub fn merge(&mut self, other: &Buckets) {
+        if other.counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.counts = vec![0; other.counts.len()];
+        }
+        if self.counts.len() != other.counts.len() {
+            return;
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            add(mine, *theirs);
+        }
+        self.sum += other.sum;
+    }
+}
+
 /// Counters of one request series.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestStats {
@@ -139,6 +189,14 @@ pub struct RequestStats {
     pub request_bytes: u64,
     /// Sum of the response frames' sizes (bytes, without the newline).
     pub response_bytes: u64,
+    /// Request frame sizes over [`SIZE_BUCKETS`] (its sum is `request_bytes`).
+    pub request_sizes: Buckets,
+    /// Response frame sizes over [`SIZE_BUCKETS`].
+    pub response_sizes: Buckets,
+    /// Durations over [`OPERATION_BUCKETS`] per `error_type`: empty for a success,
+    /// [`TOOL_ERROR`] for an `isError` result, the error code (as in `errors`) for a
+    /// JSON-RPC error.
+    pub operations: BTreeMap<String, Buckets>,
 }
 
 impl RequestStats {
@@ -162,6 +220,15 @@ impl RequestStats {
         self.duration.merge(&other.duration);
         add(&mut self.request_bytes, other.request_bytes);
         add(&mut self.response_bytes, other.response_bytes);
+        self.request_sizes.merge(&other.request_sizes);
+        self.response_sizes.merge(&other.response_sizes);
+        for (error_type, buckets) in &other.operations {
+            let label = match error_type.as_str() {
+                "" | TOOL_ERROR => error_type.clone(),
+                code => code_label(code),
+            };
+            self.operations.entry(label).or_default().merge(buckets);
+        }
     }
 }
 
@@ -438,10 +505,43 @@ mod tests {
         let merged = &a.requests[&key("tools/call", Some("echo"))];
         assert_eq!((merged.started, merged.ok, merged.error_count()), (4, 2, 2));
         assert_eq!(merged.request_bytes, 20);
+        assert!(merged.operations.is_empty() && merged.request_sizes.counts.is_empty());
         assert_eq!(a.client_to_server.messages, 6);
         assert_eq!(a.sessions.started, 2);
         assert!(!a.is_empty());
         assert!(TrafficTotals::default().is_empty());
+    }
+
+    #[test]
+    fn operations_keep_success_and_tool_errors_and_cap_codes() {
+        let mut one = RequestStats::default();
+        for error_type in ["", TOOL_ERROR, "-32602", "7", "8"] {
+            one.operations
+                .entry(error_type.to_string())
+                .or_default()
+                .observe(&OPERATION_BUCKETS, 0.015);
+        }
+        one.request_sizes.observe(&SIZE_BUCKETS, 600.0);
+        let mut caps = LabelCaps::default();
+        for i in 0..MAX_ERROR_CODES - 1 {
+            caps.error_code(&(1000 + i).to_string());
+        }
+        let mut sum = RequestStats::default();
+        sum.merge(&one, |code| caps.error_code(code));
+        sum.merge(&one, |code| caps.error_code(code));
+        let keys: Vec<&str> = sum.operations.keys().map(String::as_str).collect();
+        assert_eq!(keys, vec!["", "-32602", OTHER, TOOL_ERROR]);
+        assert_eq!(
+            sum.operations[OTHER].count(),
+            4,
+            "two codes past the cap, twice"
+        );
+        assert_eq!(
+            sum.operations[""].counts[1], 2,
+            "0.015 s is in (0.01, 0.02]"
+        );
+        assert_eq!(sum.request_sizes.counts[2], 2, "600 B is in (512, 2048]");
+        assert!((sum.request_sizes.sum - 1200.0).abs() < 1e-9);
     }
 
     #[test]

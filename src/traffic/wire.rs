@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::mcp::Era;
 
 use super::totals::{
-    DURATION_BUCKETS, DurationHistogram, NotificationKey, Peer, RequestKey, RequestStats,
-    SessionStats, StreamStats, TrafficState, TrafficTotals,
+    Buckets, DURATION_BUCKETS, DurationHistogram, NotificationKey, OPERATION_BUCKETS, Peer,
+    RequestKey, RequestStats, SIZE_BUCKETS, SessionStats, StreamStats, TrafficState, TrafficTotals,
 };
 
 /// The protocol version a `hello` names; a daemon refuses any other.
@@ -186,6 +186,29 @@ pub struct RequestEntry {
     /// Response bytes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub response_bytes: u64,
+    /// Request sizes per [`SIZE_BUCKETS`] bucket (not cumulative, `+Inf` last); their sum is
+    /// `request_bytes`. Optional: a wrapper may leave it out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_sizes: Vec<u64>,
+    /// Response sizes per [`SIZE_BUCKETS`] bucket; their sum is `response_bytes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_sizes: Vec<u64>,
+    /// Durations per [`OPERATION_BUCKETS`] bucket by `error_type`. Optional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<OperationEntry>,
+}
+
+/// Durations of one request series' answers of one `error_type`, over [`OPERATION_BUCKETS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationEntry {
+    /// Left out for a success; `tool_error` for an `isError` result; the JSON-RPC error code.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_type: String,
+    /// Counts per bucket (not cumulative, `+Inf` last).
+    pub counts: Vec<u64>,
+    /// Sum of the durations, seconds.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub sum: f64,
 }
 
 /// Notifications of one method from one side.
@@ -490,6 +513,27 @@ impl RequestEntry {
         }
         check_seconds("duration_sum", self.duration_sum)?;
         duration.sum_seconds = self.duration_sum;
+        let request_sizes = sizes("request_sizes", self.request_sizes, self.request_bytes)?;
+        let response_sizes = sizes("response_sizes", self.response_sizes, self.response_bytes)?;
+        if self.operations.len() > MAX_CODES_PER_ENTRY + 2 {
+            return Err(WireError::Invalid(format!(
+                "more than {} operation entries in one entry",
+                MAX_CODES_PER_ENTRY + 2
+            )));
+        }
+        let mut operations: BTreeMap<String, Buckets> = BTreeMap::new();
+        for entry in self.operations {
+            check_text("error_type", &entry.error_type)?;
+            check_buckets("operations.counts", &entry.counts, OPERATION_BUCKETS.len())?;
+            check_seconds("operations.sum", entry.sum)?;
+            operations
+                .entry(entry.error_type)
+                .or_default()
+                .merge(&Buckets {
+                    counts: entry.counts,
+                    sum: entry.sum,
+                });
+        }
         let key = RequestKey {
             origin: self.origin.into(),
             method: self.method,
@@ -506,6 +550,9 @@ impl RequestEntry {
             duration,
             request_bytes: self.request_bytes,
             response_bytes: self.response_bytes,
+            request_sizes,
+            response_sizes,
+            operations,
         };
         Ok((key, stats))
     }
@@ -532,7 +579,37 @@ fn request_entry(key: &RequestKey, stats: &RequestStats) -> RequestEntry {
         duration_sum: stats.duration.sum_seconds,
         request_bytes: stats.request_bytes,
         response_bytes: stats.response_bytes,
+        request_sizes: stats.request_sizes.counts.clone(),
+        response_sizes: stats.response_sizes.counts.clone(),
+        operations: stats
+            .operations
+            .iter()
+            .map(|(error_type, buckets)| OperationEntry {
+                error_type: error_type.clone(),
+                counts: buckets.counts.clone(),
+                sum: buckets.sum,
+            })
+            .collect(),
     }
+}
+
+/// Checks that `counts` is empty or holds `bounds + 1` buckets.
+fn check_buckets(field: &str, counts: &[u64], bounds: usize) -> Result<(), WireError> {
+    if counts.is_empty() || counts.len() == bounds + 1 {
+        return Ok(());
+    }
+    Err(WireError::Invalid(format!(
+        "{field} has {} buckets, not {}",
+        counts.len(),
+        bounds + 1
+    )))
+}
+
+/// A size histogram from its bucket counts and the byte total that is its sum.
+fn sizes(field: &str, counts: Vec<u64>, total: u64) -> Result<Buckets, WireError> {
+    check_buckets(field, &counts, SIZE_BUCKETS.len())?;
+    let sum = if counts.is_empty() { 0.0 } else { total as f64 };
+    Ok(Buckets { counts, sum })
 }
 
 fn wire_stream(s: &StreamStats) -> WireStream {
@@ -578,6 +655,15 @@ mod tests {
         // Exactly representable, so the text round trip is exact.
         stats.duration.observe(0.125);
         stats.duration.observe(0.5);
+        stats.request_sizes.observe(&SIZE_BUCKETS, 300.0);
+        stats.response_sizes.observe(&SIZE_BUCKETS, 900.0);
+        for error_type in ["", "tool_error"] {
+            stats
+                .operations
+                .entry(error_type.to_string())
+                .or_default()
+                .observe(&OPERATION_BUCKETS, 0.25);
+        }
         totals.requests.insert(key.clone(), stats);
         totals.notifications.insert(
             NotificationKey {
@@ -651,6 +737,9 @@ mod tests {
         let bad = [
             r#"{"report":{"requests":[{"origin":"client","method":"m","durations":[1,2]}]}}"#,
             r#"{"report":{"requests":[{"origin":"client","method":"m","duration_sum":-1}]}}"#,
+            r#"{"report":{"requests":[{"origin":"client","method":"m","request_sizes":[1]}]}}"#,
+            r#"{"report":{"requests":[{"origin":"client","method":"m","operations":[{"counts":[1]}]}]}}"#,
+            r#"{"report":{"requests":[{"origin":"client","method":"m","operations":[{"counts":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,1],"sum":-2}]}]}}"#,
             r#"{"report":{"requests":[{"origin":"robot","method":"m"}]}}"#,
             r#"{"report":{"requests":[{"origin":"client","method":"m","started":-1}]}}"#,
             r#"{"report":{"state":{"era":"future"}}}"#,

@@ -294,8 +294,8 @@ fn dashboards_have_variables_units_health_words_and_server_links() {
             }
         }
         assert!(
-            dash["links"].as_array().is_some_and(|l| l.len() == 2),
-            "{file}: links to the two other dashboards"
+            dash["links"].as_array().is_some_and(|l| l.len() == 3),
+            "{file}: links to the three other dashboards"
         );
     }
     let (_, overview) = &dashboards()[0];
@@ -320,7 +320,12 @@ fn dashboards_have_variables_units_health_words_and_server_links() {
         .collect();
     assert_eq!(
         titles,
-        ["MCP Overview", "MCP Performance", "System Resources"]
+        [
+            "MCP Overview",
+            "MCP Performance",
+            "System Resources",
+            "MCP Traffic"
+        ]
     );
 }
 
@@ -461,12 +466,42 @@ tls = {{ ca_file = {ca} }}
     )
 }
 
+/// A real client's session through `mcp-exporter wrap` reporting to `daemon` (its traffic
+/// socket is in its directory, see common/daemon.rs): initialize and a tool call, then the
+/// session stays open until the guard drops, so the traffic families have series.
+fn wrapped_client(daemon: &Daemon) -> ChildGuard {
+    let requests = daemon.dir().join("client-requests.jsonl");
+    std::fs::write(
+        &requests,
+        concat!(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"alerts-test","version":"1"}}}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#,
+            "\n",
+        ),
+    )
+    .expect("write the client's requests");
+    crate::common::processes::spawn_guarded(
+        "wrapped client",
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"(cat "$0"; exec sleep 3600) | "$1" wrap --exporter "$2" --report-interval 100ms -- node "$3" stdio"#)
+            .arg(&requests)
+            .arg(daemon_bin())
+            .arg(daemon.dir().join("traffic.sock"))
+            .arg(npm_server_js("everything")),
+    )
+}
+
 #[test]
 fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
     if require(Tool::Node).is_none() {
         return;
     }
     let (daemon, _http) = live_daemon();
+    let _client = wrapped_client(&daemon);
     let exposition = eventually(Duration::from_secs(60), Duration::from_millis(200), || {
         let scrape = daemon.scrape();
         let ready = scrape.value("mcp_server_up", &[("server", "web")]) == Some(1.0)
@@ -482,7 +517,9 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
             && scrape.has("mcp_server_cpu_usage_percent")
             && scrape.has("mcp_tls_cert_not_after_timestamp_seconds")
             && scrape.has("mcp_dependency_tls_cert_not_after_timestamp_seconds")
-            && scrape.has("mcp_credential_expiry_timestamp_seconds");
+            && scrape.has("mcp_credential_expiry_timestamp_seconds")
+            && scrape.has("mcp_response_size_bytes_bucket")
+            && scrape.has("mcp_traffic_wrappers_connected");
         if ready {
             Ok(scrape.text().to_string())
         } else {
@@ -552,7 +589,12 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
     let (status, body) = daemon.get("/alerts/mcp-exporter.rules.yml");
     assert_eq!(status, 200);
     assert_eq!(body, read_repo_file("alerts/mcp-exporter.rules.yml"));
-    for name in ["mcp-overview", "mcp-performance", "system-resources"] {
+    for name in [
+        "mcp-overview",
+        "mcp-performance",
+        "system-resources",
+        "mcp-traffic",
+    ] {
         let (status, body) = daemon.get(&format!("/dashboards/{name}.json"));
         assert_eq!(status, 200, "{name}");
         assert_eq!(body, read_repo_file(&format!("dashboards/{name}.json")));
@@ -581,7 +623,12 @@ fn bundle_writes_the_files_and_the_prometheus_rule_matches_the_rules_file() {
         written("alerts/mcp-exporter.rules.yml"),
         read_repo_file("alerts/mcp-exporter.rules.yml")
     );
-    for name in ["mcp-overview", "mcp-performance", "system-resources"] {
+    for name in [
+        "mcp-overview",
+        "mcp-performance",
+        "system-resources",
+        "mcp-traffic",
+    ] {
         let rel = format!("dashboards/{name}.json");
         assert_eq!(written(&rel), read_repo_file(&rel));
     }
@@ -953,7 +1000,12 @@ fn committed_dashboards_are_the_generator_output() {
             .arg(repo_root().join("scripts/gen-dashboards.py"))
             .arg(dir.path()),
     );
-    for name in ["mcp-overview", "mcp-performance", "system-resources"] {
+    for name in [
+        "mcp-overview",
+        "mcp-performance",
+        "system-resources",
+        "mcp-traffic",
+    ] {
         let generated = std::fs::read_to_string(dir.path().join(format!("{name}.json")))
             .expect("generated dashboard");
         assert!(

@@ -53,15 +53,20 @@ pub fn recorded_names(rules: &Yaml) -> BTreeSet<String> {
 
 /// The dashboards: (file name, parsed JSON).
 pub fn dashboards() -> Vec<(String, serde_json::Value)> {
-    ["mcp-overview", "mcp-performance", "system-resources"]
-        .iter()
-        .map(|name| {
-            let rel = format!("dashboards/{name}.json");
-            let json = serde_json::from_str(&read_repo_file(&rel))
-                .unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"));
-            (rel, json)
-        })
-        .collect()
+    [
+        "mcp-overview",
+        "mcp-performance",
+        "system-resources",
+        "mcp-traffic",
+    ]
+    .iter()
+    .map(|name| {
+        let rel = format!("dashboards/{name}.json");
+        let json = serde_json::from_str(&read_repo_file(&rel))
+            .unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"));
+        (rel, json)
+    })
+    .collect()
 }
 
 /// The panels of a dashboard, rows excluded (panels nested in collapsed rows included).

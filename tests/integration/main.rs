@@ -35,4 +35,5 @@ mod report;
 mod security;
 mod store;
 mod toolchain_pins;
+mod traffic_daemon;
 mod traffic_wrap;

@@ -1116,7 +1116,11 @@ url = "https://127.0.0.1:{tls_port}/api"
 interval = "1s"
 critical = false
 tls = {{ ca_file = {ca} }}
+
+[traffic]
+path = "{sock}"
 "#,
+        sock = dir.join("traffic.sock").display(),
         ca = format!("{:?}", dir.join("contract-ca.pem").display().to_string()),
         jwt = contract_jwt(),
     )
@@ -1135,6 +1139,34 @@ fn contract_jwt() -> String {
         URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
         URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#))
     )
+}
+
+/// A real client's session with the example's stdio `everything` server through
+/// `mcp-exporter wrap`, reporting to the daemon's traffic socket in `dir`: initialize and a tool
+/// call, then the session stays open (the `sh` guard kills it), so the traffic families fill.
+fn wrapped_client(dir: &Path, node: &Path, everything: &Path) -> Guarded {
+    let requests = dir.join("client-requests.jsonl");
+    std::fs::write(
+        &requests,
+        concat!(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"contract","version":"1"}}}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#,
+            "\n",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("write {}: {e}", requests.display()));
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"(cat "$0"; exec sleep 3600) | "$1" wrap --exporter "$2" --report-interval 100ms -- "$3" "$4" stdio"#)
+        .arg(&requests)
+        .arg(env!("CARGO_BIN_EXE_mcp-exporter"))
+        .arg(dir.join("traffic.sock"))
+        .arg(node)
+        .arg(everything);
+    Guarded::spawn("wrapped client", &mut cmd)
 }
 
 /// A running `mcp-exporter serve` on a kernel-chosen loopback port.
@@ -1291,7 +1323,9 @@ fn the_exporter_exposes_exactly_the_documented_families() {
         tls_port,
         &pg.url("postgres"),
     );
+    let client_dir = dir.path().to_path_buf();
     let daemon = Daemon::start(dir, &config);
+    let _client = wrapped_client(&client_dir, Path::new("node"), &everything);
 
     // Wait (bounded) until every documented family has a series.
     let started = Instant::now();

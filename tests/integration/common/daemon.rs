@@ -81,6 +81,12 @@ impl Daemon {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        // Each daemon's traffic socket in its own directory (docs/traffic.md), so daemons of
+        // tests running at once never share /run/mcp-exporter or $XDG_RUNTIME_DIR.
+        cmd.env(
+            "MCP_EXPORTER_TRAFFIC_SOCKET",
+            dir.path().join("traffic.sock"),
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }
