@@ -17,6 +17,7 @@ pub mod metric_registry;
 pub mod metrics;
 pub mod probe;
 pub mod process;
+pub mod proxy;
 pub mod reconcile;
 pub mod scheduler;
 pub mod security;

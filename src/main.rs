@@ -92,6 +92,10 @@ enum Command {
     /// clients experience to the daemon: put `mcp-exporter wrap --` before the server's
     /// command in the client's configuration.
     Wrap(cli::wrap::WrapArgs),
+    /// Run a reverse proxy in front of an HTTP MCP server (Streamable HTTP or legacy SSE),
+    /// passing its traffic through unchanged, and report what real clients experience to the
+    /// daemon, as `wrap` does for stdio servers.
+    Proxy(cli::proxy::ProxyArgs),
 }
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
@@ -139,6 +143,10 @@ fn main() -> ExitCode {
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);
             ExitCode::from(cli::wrap::run(args))
+        }
+        Command::Proxy(args) => {
+            logging::init(cli.log_format, &cli.log_level);
+            ExitCode::from(cli::proxy::run(args))
         }
         Command::Validate { config, web_config } => match mcp_exporter::validate::report(&config) {
             Ok(report) => {

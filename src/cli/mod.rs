@@ -7,6 +7,7 @@ pub mod history;
 pub mod import;
 pub mod logs;
 pub mod metrics;
+pub mod proxy;
 pub mod quantile;
 pub mod wrap;
 

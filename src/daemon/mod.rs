@@ -104,6 +104,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let mut scheduler = Scheduler::new(sinks, Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
     scheduler.apply(&config.servers).await;
+    // `[[proxies]]`: HTTP servers' real traffic, into the traffic book (src/proxy/set.rs).
+    let mut proxies = crate::proxy::ProxySet::new(Arc::new(crate::traffic::TrafficBook::default()));
+    proxies.apply(&config.proxies).await;
 
     // `POST /-/reload` asks the loop below, which owns the scheduler, to reload.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
@@ -143,6 +146,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     monitor: &monitor,
                     dependencies: &mut dependencies,
                     scheduler: &mut scheduler,
+                    proxies: &mut proxies,
                     metrics: &reload_metrics,
                 };
                 // The outcome is logged and counted by reload().
@@ -155,6 +159,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     monitor: &monitor,
                     dependencies: &mut dependencies,
                     scheduler: &mut scheduler,
+                    proxies: &mut proxies,
                     metrics: &reload_metrics,
                 };
                 let outcome = reload::reload(target, "POST /-/reload").await;
@@ -166,6 +171,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let _ = stop_tx.send(true);
     drop(stop_rx);
     scheduler.shutdown().await;
+    proxies.shutdown().await;
     dependencies.shutdown().await;
     if let Some(task) = security_to_store {
         task.abort();

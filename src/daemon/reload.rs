@@ -21,6 +21,8 @@ pub struct Reloadable<'a> {
     pub dependencies: &'a mut DependencyRunner,
     /// Server tasks.
     pub scheduler: &'a mut Scheduler,
+    /// `[[proxies]]`.
+    pub proxies: &'a mut crate::proxy::ProxySet,
     /// Counts the outcome.
     pub metrics: &'a ReloadMetrics,
 }
@@ -41,6 +43,7 @@ pub async fn reload(target: Reloadable<'_>, trigger: &str) -> Result<String, Con
     target.dependencies.set_dependents(&config.servers);
     target.dependencies.apply(&config.dependencies).await;
     target.scheduler.apply(&config.servers).await;
+    target.proxies.apply(&config.proxies).await;
     target.metrics.succeeded();
     let summary = format!(
         "configuration reloaded: {} servers, {} dependencies",

@@ -23,6 +23,8 @@ use crate::deps::DependencyConfig;
 use crate::deps::config::RawDependency;
 use crate::probe::ServerConfig;
 use crate::probe::config::RawServer;
+use crate::proxy::ProxyConfig;
+use crate::proxy::config::RawProxy;
 use crate::security::config::{RawSecurity, SecurityConfig};
 use crate::store::{RawStoreConfig, StoreConfig};
 
@@ -74,6 +76,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[security]` (patterns matched in stderr and log notifications).
     pub security: SecurityConfig,
+    /// `[[proxies]]`: reverse proxies accounting HTTP servers' real traffic (src/proxy/).
+    pub proxies: Vec<ProxyConfig>,
 }
 
 /// The file as serde parses it: each table in the shape of the component that owns it.
@@ -90,6 +94,8 @@ struct RawConfig {
     store: RawStoreConfig,
     #[serde(default)]
     security: RawSecurity,
+    #[serde(default)]
+    proxies: Vec<Spanned<RawProxy>>,
 }
 
 impl Config {
@@ -139,12 +145,14 @@ impl Config {
         )?;
         let store = StoreConfig::from_raw(raw.store, path, src)?;
         let security = SecurityConfig::from_raw(raw.security, src)?;
+        let proxies = crate::proxy::config::validate_all(raw.proxies, src)?;
         Ok(Config {
             exporter,
             servers,
             dependencies,
             store,
             security,
+            proxies,
         })
     }
 }
