@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::traffic::frame::MAX_FRAME_BYTES;
 use crate::traffic::totals::Peer;
 
-use super::accounts::{Accounts, Ending, ExchangeId, Scope, http_status_label};
+use super::accounts::{Accounts, Ending, ExchangeId, Scope};
 use super::headers::end_to_end;
 use super::observe::{BodyKind, ResponseObserver};
 use super::relay::{EndpointRewrite, relay};
@@ -25,10 +25,6 @@ use super::upstream::Upstream;
 
 /// The header carrying a Streamable HTTP session.
 pub const SESSION_HEADER: &str = "mcp-session-id";
-/// The error label of a request the proxy answered with `502`.
-pub const UNREACHABLE: &str = "upstream_unreachable";
-/// The error label of a request the proxy answered with `504`.
-pub const TIMED_OUT: &str = "upstream_timeout";
 
 /// What every request of one proxy shares.
 #[derive(Debug)]
@@ -114,7 +110,7 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         .body(body);
     let response = match tokio::time::timeout(proxy.timeout, request.send()).await {
         Err(_) => {
-            guard.ending = Ending::Failed(TIMED_OUT);
+            guard.ending = Ending::HttpStatus(StatusCode::GATEWAY_TIMEOUT.as_u16());
             tracing::warn!(upstream = %target, timeout = ?proxy.timeout, "proxy: upstream sent no response in time");
             return plain(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -125,7 +121,7 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
             );
         }
         Ok(Err(err)) => {
-            guard.ending = Ending::Failed(UNREACHABLE);
+            guard.ending = Ending::HttpStatus(StatusCode::BAD_GATEWAY.as_u16());
             let reason = error_chain(&err);
             tracing::warn!(upstream = %target, %reason, "proxy: upstream unreachable");
             return plain(
@@ -151,10 +147,12 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         header_text(response.headers(), header::CONTENT_TYPE.as_str()).unwrap_or_default();
     let kind = BodyKind::for_content_type(&content_type);
     let is_stream = matches!(kind, BodyKind::Events(_));
-    let mut observer = ResponseObserver::new(accounts.clone(), exchange, kind);
+    let expected = header_text(response.headers(), header::CONTENT_LENGTH.as_str())
+        .and_then(|len| len.trim().parse::<u64>().ok());
+    let mut observer = ResponseObserver::new(accounts.clone(), exchange, kind, expected);
     guard.armed = false;
     if !status.is_success() {
-        observer.ending = Ending::Failed(http_status_label(status.as_u16()));
+        observer.ending = Ending::HttpStatus(status.as_u16());
     }
     if legacy {
         observer.session = session.clone();

@@ -60,13 +60,23 @@ pub struct ResponseObserver {
     /// A legacy SSE stream: the session to close when it ends.
     pub legacy_session: Option<String>,
     kind: BodyKind,
+    /// The body's announced length: hyper stops reading a body once that much was sent, so
+    /// the end is noticed by count.
+    expected: Option<u64>,
+    received: u64,
     /// How the exchange's unanswered requests end.
     pub ending: Ending,
 }
 
 impl ResponseObserver {
-    /// An observer of `exchange`'s response body.
-    pub fn new(accounts: Arc<Accounts>, exchange: ExchangeId, kind: BodyKind) -> Self {
+    /// An observer of `exchange`'s response body of `expected` bytes (its `Content-Length`),
+    /// if known.
+    pub fn new(
+        accounts: Arc<Accounts>,
+        exchange: ExchangeId,
+        kind: BodyKind,
+        expected: Option<u64>,
+    ) -> Self {
         ResponseObserver {
             accounts,
             exchange,
@@ -74,6 +84,8 @@ impl ResponseObserver {
             session_only: false,
             legacy_session: None,
             kind,
+            expected,
+            received: 0,
             ending: Ending::Unanswered,
         }
     }
@@ -115,6 +127,13 @@ impl ResponseObserver {
                 }
             }
             BodyKind::Opaque => {}
+        }
+        self.received += chunk.len() as u64;
+        if self
+            .expected
+            .is_some_and(|expected| self.received >= expected)
+        {
+            self.finish(at);
         }
     }
 
@@ -175,8 +194,12 @@ mod tests {
                 session_only: false,
             };
             accounts.record_frame(scope, Peer::Client, br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, t);
-            let mut observer =
-                ResponseObserver::new(accounts.clone(), exchange, BodyKind::for_content_type(content_type));
+            let mut observer = ResponseObserver::new(
+                accounts.clone(),
+                exchange,
+                BodyKind::for_content_type(content_type),
+                None,
+            );
             let (a, b) = body.as_bytes().split_at(10);
             observer.observe(a, t);
             observer.observe(b, t);
