@@ -118,10 +118,12 @@ impl Accounts {
         // The server's requests and the client's answers cross exchanges: they belong to the
         // session, when there is one.
         let crosses = match &parsed {
-            Ok(messages) => messages.iter().any(|m| match (sender, m) {
-                (Peer::Server, Message::Request { .. }) => true,
-                (Peer::Client, Message::Response { .. }) => true,
-                _ => false,
+            Ok(messages) => messages.iter().any(|m| {
+                matches!(
+                    (sender, m),
+                    (Peer::Server, Message::Request { .. })
+                        | (Peer::Client, Message::Response { .. })
+                )
             }),
             Err(_) => false,
         };

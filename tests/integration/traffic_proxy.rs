@@ -523,10 +523,7 @@ fn upstream_failures_are_answered_as_a_client_would_get_them_and_counted() {
     assert_eq!(errors("refused"), BTreeMap::from([("502".to_string(), 1)]));
     assert_eq!(
         errors("ours"),
-        BTreeMap::from([
-            ("503".to_string(), 1),
-            ("504".to_string(), 1)
-        ])
+        BTreeMap::from([("503".to_string(), 1), ("504".to_string(), 1)])
     );
 }
 
