@@ -89,7 +89,7 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         session_only: legacy,
     };
 
-    let mut headers = end_to_end(&parts.headers, true);
+    let mut headers = end_to_end(&parts.headers);
     let body = match read_body(body, accounts, scope).await {
         Ok(ReadBody::Whole(bytes)) => {
             headers.remove(header::CONTENT_LENGTH);
@@ -161,7 +161,7 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         observer.session = stream_session;
         observer.session_only = parts.method == Method::GET && observer.session.is_some();
     }
-    let mut response_headers = end_to_end(response.headers(), false);
+    let mut response_headers = end_to_end(response.headers());
     // A GET stream may be a legacy SSE stream: its `endpoint` event is rewritten.
     let rewrite = (parts.method == Method::GET && is_stream && status.is_success()).then(|| {
         response_headers.remove(header::CONTENT_LENGTH);

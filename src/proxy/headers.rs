@@ -1,6 +1,6 @@
 //! Which headers cross the proxy: all of them, except the hop-by-hop ones (RFC 9110 section
-//! 7.6.1), which describe one connection and not the message, and `Host`, which names the
-//! upstream on the upstream's connection (as a reverse proxy's default).
+//! 7.6.1), which describe one connection and not the message. `Host` crosses unchanged too, so
+//! a server's DNS-rebinding protection judges the name the client used (the proxy's).
 
 use axum::http::header::{self, HeaderMap, HeaderName};
 
@@ -17,9 +17,9 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// The headers of `from` that are forwarded: everything but the hop-by-hop headers, the ones
-/// `Connection` names, and (`drop_host`) `Host`.
-pub fn end_to_end(from: &HeaderMap, drop_host: bool) -> HeaderMap {
+/// The headers of `from` that are forwarded: everything but the hop-by-hop headers and the
+/// ones `Connection` names.
+pub fn end_to_end(from: &HeaderMap) -> HeaderMap {
     let named: Vec<String> = from
         .get_all(header::CONNECTION)
         .iter()
@@ -30,10 +30,7 @@ pub fn end_to_end(from: &HeaderMap, drop_host: bool) -> HeaderMap {
         .collect();
     let mut out = HeaderMap::with_capacity(from.len());
     for (name, value) in from {
-        if is_hop_by_hop(name)
-            || named.iter().any(|n| n == name.as_str())
-            || (drop_host && name == header::HOST)
-        {
+        if is_hop_by_hop(name) || named.iter().any(|n| n == name.as_str()) {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -65,14 +62,13 @@ mod tests {
         h.insert("mcp-session-id", HeaderValue::from_static("abc"));
         h.append("accept", HeaderValue::from_static("application/json"));
         h.append("accept", HeaderValue::from_static("text/event-stream"));
-        let out = end_to_end(&h, true);
+        let out = end_to_end(&h);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["mcp-session-id", "accept"]);
+        assert_eq!(names, ["host", "mcp-session-id", "accept"]);
         assert_eq!(
             out.get_all("accept").iter().count(),
             2,
             "repeated values kept"
         );
-        assert!(end_to_end(&h, false).contains_key("host"));
     }
 }

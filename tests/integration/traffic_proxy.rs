@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -611,4 +612,132 @@ fn the_daemon_runs_its_proxies_and_follows_reloads() {
             .ok_or_else(|| "the removed proxy still listens".to_string())
     });
     assert!(daemon.stop().success(), "{}", daemon.stderr());
+}
+
+/// Each scenario's checks (id, status) from a `conformance server -o DIR` run.
+fn conformance_checks(dir: &Path) -> BTreeMap<String, Vec<(String, String)>> {
+    let name = regex::Regex::new(r"^server-(.*)-\d{4}-\d{2}-\d{2}T[\d-]+Z$").expect("regex");
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("output dir") {
+        let entry = entry.expect("entry");
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(scenario) = name.captures(&file_name).map(|c| c[1].to_string()) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(entry.path().join("checks.json")).expect("checks.json");
+        let checks: Vec<Value> = serde_json::from_str(&text).expect("checks");
+        let mut results: Vec<(String, String)> = checks
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap_or("").to_string(),
+                    c["status"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        results.sort();
+        out.insert(scenario, results);
+    }
+    out
+}
+
+/// Runs the pinned suite's server scenarios (`args` picks them) against `url`.
+fn conformance_run(
+    url: &str,
+    args: &[&str],
+    out: &Path,
+) -> BTreeMap<String, Vec<(String, String)>> {
+    let suite = crate::common::paths::servers_dir()
+        .join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
+    let result = run_bounded(
+        Command::new(located(Tool::Conformance))
+            .arg(suite)
+            .args(["server", "--url", url, "-o"])
+            .arg(out)
+            .args(args),
+        Duration::from_secs(300),
+    )
+    .unwrap_or_else(|e| panic!("conformance server {url}: {e}"));
+    let checks = conformance_checks(out);
+    assert!(
+        !checks.is_empty(),
+        "conformance server {url} wrote no results: {}\n{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    checks
+}
+
+/// The suite's verdicts (every check of every scenario, passed or failed) are the same on a
+/// server directly and through the proxy: server-everything over Streamable HTTP, and the
+/// Python SDK server with the default suite and the 2026-07-28 requirements (stateless
+/// requests, `Mcp-Method`/`Mcp-Name` header validation, caching, DNS-rebinding protection).
+#[test]
+fn the_conformance_suite_judges_servers_the_same_through_the_proxy() {
+    if !require_all(&[Tool::Node, Tool::Python, Tool::Conformance]) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_everything, everything_port) = spawn_http_everything("streamableHttp");
+    let (_python, python_port) = {
+        let python = located(Tool::Python);
+        let script = fixture("py_modern_server.py");
+        spawn_listening("py_modern_server http", move |port| {
+            let mut cmd = Command::new(&python);
+            cmd.arg(&script).arg("http").arg(port.to_string());
+            cmd
+        })
+    };
+    let mut proxied = Proxied::new();
+    let runs: [(&str, u16, &[&str]); 3] = [
+        ("everything", everything_port, &[]),
+        ("python", python_port, &[]),
+        (
+            "python-2026-07-28",
+            python_port,
+            &["--requirements", "2026-07-28"],
+        ),
+    ];
+    for (name, port, args) in runs {
+        let proxy = proxied.start(
+            name,
+            &format!("http://127.0.0.1:{port}"),
+            Duration::from_secs(30),
+        );
+        let direct = conformance_run(
+            &format!("http://127.0.0.1:{port}/mcp"),
+            args,
+            &dir.path().join(format!("{name}-direct")),
+        );
+        let through = conformance_run(
+            &format!("{proxy}/mcp"),
+            args,
+            &dir.path().join(format!("{name}-proxied")),
+        );
+        let differing: Vec<_> = direct
+            .keys()
+            .chain(through.keys())
+            .filter(|scenario| direct.get(*scenario) != through.get(*scenario))
+            .map(|scenario| (scenario, direct.get(scenario), through.get(scenario)))
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{name}: direct vs proxied differ: {differing:#?}"
+        );
+    }
+    let book = proxied.finish();
+    assert!(
+        book["everything"]
+            .totals
+            .requests
+            .values()
+            .map(|s| s.started)
+            .sum::<u64>()
+            > 20
+    );
+    eprintln!(
+        "conformance through the proxy: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
