@@ -7,10 +7,12 @@
 #   - the proxy's CPU per request (from /proc during the throughput runs) and peak RSS;
 # for a small `tools/call` result and a 1 MB one. The upstream is a minimal Node.js responder
 # (no MCP SDK: a fixed JSON-RPC answer with Content-Length), so the rows show the proxy's own
-# cost. The proxy reports to a real receiver (examples/traffic_receiver.rs) as in production.
+# cost. The proxy reports to a real receiver (examples/traffic_receiver.rs) as in production;
+# BENCH_NO_RECEIVER=1 leaves it out (the proxy then finds no daemon and retries every 5 s, which
+# costs nothing measurable) and saves building the example in release.
 # Results: docs/benchmarks.md. Not run in CI.
 #
-# Usage: scripts/bench-proxy.sh [SECONDS=5] [ROUNDS=3]
+# Usage: [BENCH_NO_RECEIVER=1] scripts/bench-proxy.sh [SECONDS=5] [ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,9 @@ for tool in node wrk python3; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is needed (apt-get install -y wrk)" >&2; exit 2; }
 done
 cargo build --release --quiet
-cargo build --release --quiet --example traffic_receiver
+if [ "${BENCH_NO_RECEIVER:-0}" != 1 ]; then
+	cargo build --release --quiet --example traffic_receiver
+fi
 BIN="$PWD/target/release/mcp-exporter"
 RECEIVER="$PWD/target/release/examples/traffic_receiver"
 
@@ -76,8 +80,10 @@ LUA
 UP_PORT="$(free_port)"
 node "$WORK/upstream.js" "$UP_PORT" &
 pids+=($!)
-"$RECEIVER" "$WORK/traffic.sock" >"$WORK/receiver.log" 2>&1 &
-pids+=($!)
+if [ "${BENCH_NO_RECEIVER:-0}" != 1 ]; then
+	"$RECEIVER" "$WORK/traffic.sock" >"$WORK/receiver.log" 2>&1 &
+	pids+=($!)
+fi
 PROXY_PORT="$(free_port)"
 "$BIN" proxy --listen "127.0.0.1:$PROXY_PORT" --upstream "http://127.0.0.1:$UP_PORT" --name bench \
 	--exporter "$WORK/traffic.sock" 2>"$WORK/proxy.log" &
