@@ -20,6 +20,7 @@ pub mod metric_registry;
 pub mod metrics;
 pub mod probe;
 pub mod process;
+pub mod proxy;
 pub mod quantile;
 pub mod recent_probes;
 pub mod reconcile;

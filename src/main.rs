@@ -106,6 +106,10 @@ enum Command {
     /// Collect the evidence of an incident (history, processes, metrics, config, timeline) into
     /// one redacted tar.gz with a SHA256SUMS manifest.
     Incident(cli::incident::IncidentArgs),
+    /// Run a reverse proxy in front of an HTTP MCP server (Streamable HTTP or legacy SSE),
+    /// passing its traffic through unchanged, and report what real clients experience to the
+    /// daemon, as `wrap` does for stdio servers.
+    Proxy(cli::proxy::ProxyArgs),
 }
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
@@ -159,6 +163,10 @@ fn main() -> ExitCode {
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);
             ExitCode::from(cli::wrap::run(args))
+        }
+        Command::Proxy(args) => {
+            logging::init(cli.log_format, &cli.log_level);
+            ExitCode::from(cli::proxy::run(args))
         }
         Command::Validate { config, web_config } => match mcp_exporter::validate::report(&config) {
             Ok(report) => {

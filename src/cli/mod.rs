@@ -10,6 +10,7 @@ pub mod incident;
 pub mod logs;
 pub mod maintenance;
 pub mod metrics;
+pub mod proxy;
 pub mod report;
 pub mod restore;
 pub mod wrap;

@@ -129,6 +129,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     scheduler.apply(&config.servers).await;
     // Wrappers' reports (docs/traffic.md); a socket that cannot be bound is logged and counted.
     let traffic = TrafficSocket::start(&config.traffic, &config.servers, metrics.traffic.clone());
+    // `[[proxies]]`: HTTP servers' real traffic, into the traffic book (src/proxy/set.rs).
+    let mut proxies = crate::proxy::ProxySet::new(metrics.traffic.clone());
+    proxies.apply(&config.proxies).await;
 
     // `POST /-/reload` asks the loop below, which owns the scheduler, to reload.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
@@ -188,6 +191,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     modules: &modules,
                     running_config: &running_config,
                     traffic: &traffic,
+                    proxies: &mut proxies,
                     metrics: &reload_metrics,
                 };
                 // The outcome is logged and counted by reload().
@@ -203,6 +207,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     modules: &modules,
                     running_config: &running_config,
                     traffic: &traffic,
+                    proxies: &mut proxies,
                     metrics: &reload_metrics,
                 };
                 let outcome = reload::reload(target, "POST /-/reload").await;
@@ -215,6 +220,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     drop(stop_rx);
     traffic.stop().await;
     scheduler.shutdown().await;
+    proxies.shutdown().await;
     dependencies.shutdown().await;
     if let Some(task) = security_to_store {
         task.abort();

@@ -27,6 +27,8 @@ pub struct Reloadable<'a> {
     pub running_config: &'a crate::web::RunningConfig,
     /// The traffic socket: wrappers join the reloaded stdio servers.
     pub traffic: &'a super::traffic::TrafficSocket,
+    /// `[[proxies]]`.
+    pub proxies: &'a mut crate::proxy::ProxySet,
     /// Counts the outcome.
     pub metrics: &'a ReloadMetrics,
 }
@@ -52,6 +54,7 @@ pub async fn reload(target: Reloadable<'_>, trigger: &str) -> Result<String, Con
         .set(crate::validate::describe(target.path, &config));
     target.modules.replace(config.modules);
     target.traffic.reload(&config.traffic, &config.servers);
+    target.proxies.apply(&config.proxies).await;
     target.metrics.succeeded();
     let summary = format!(
         "configuration reloaded: {} servers, {} dependencies",

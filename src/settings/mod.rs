@@ -26,6 +26,8 @@ use crate::deps::config::RawDependency;
 use crate::probe::ServerConfig;
 use crate::probe::config::RawServer;
 use crate::probe::module::Modules;
+use crate::proxy::ProxyConfig;
+use crate::proxy::config::RawProxy;
 use crate::security::config::{RawSecurity, SecurityConfig};
 use crate::store::{RawStoreConfig, StoreConfig};
 use crate::traffic::config::{RawTrafficConfig, TrafficConfig};
@@ -85,6 +87,8 @@ pub struct Config {
     pub alertmanager: Option<AlertmanagerConfig>,
     /// `[traffic]`: the socket wrappers report to (src/traffic/config.rs).
     pub traffic: TrafficConfig,
+    /// `[[proxies]]`: reverse proxies accounting HTTP servers' real traffic (src/proxy/).
+    pub proxies: Vec<ProxyConfig>,
 }
 
 /// The file as serde parses it: each table in the shape of the component that owns it.
@@ -107,6 +111,8 @@ struct RawConfig {
     alertmanager: alertmanager::RawAlertmanager,
     #[serde(default)]
     traffic: RawTrafficConfig,
+    #[serde(default)]
+    proxies: Vec<Spanned<RawProxy>>,
 }
 
 impl Config {
@@ -160,6 +166,7 @@ impl Config {
             crate::probe::module::validate_modules(raw.modules, &exporter.server_defaults(), src)?;
         let alertmanager = AlertmanagerConfig::from_raw(raw.alertmanager, src)?;
         let traffic = TrafficConfig::from_raw(raw.traffic, src)?;
+        let proxies = crate::proxy::config::validate_all(raw.proxies, src)?;
         Ok(Config {
             exporter,
             servers,
@@ -169,6 +176,7 @@ impl Config {
             modules,
             alertmanager,
             traffic,
+            proxies,
         })
     }
 }

@@ -435,3 +435,14 @@ fn secrets_come_from_files_and_literal_ones_are_flagged() {
         )
     );
 }
+
+/// Every section is optional: an empty file is a valid configuration (no servers, the
+/// defaults), so a component adding a section must give it a default.
+#[test]
+fn an_empty_file_is_a_configuration_of_defaults() {
+    let config = Config::from_toml("", Path::new("empty.toml")).expect("empty file");
+    assert!(config.servers.is_empty() && config.dependencies.is_empty());
+    assert!(config.modules.is_empty() && config.proxies.is_empty());
+    assert!(config.alertmanager.is_none());
+    assert_eq!(config.exporter.listen.to_string(), DEFAULT_LISTEN);
+}

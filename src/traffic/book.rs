@@ -4,6 +4,7 @@
 //! Every label passes the per-server caps again here: a peer cannot grow the daemon's series.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::receiver::{TrafficConsumer, WrapperInfo};
@@ -11,6 +12,9 @@ use super::totals::{LabelCaps, RequestKey, TrafficState, TrafficTotals};
 
 /// Most distinct `server` labels real traffic may create; wrappers of further names are refused.
 pub const MAX_SERVERS: usize = 256;
+
+/// The `network_transport` of traffic a stdio wrapper reports (OpenTelemetry's name for stdio).
+pub const TRANSPORT_PIPE: &str = "pipe";
 
 /// The traffic of one `server` label.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,6 +31,9 @@ pub struct ServerTraffic {
     pub protocols: BTreeMap<(String, String), u64>,
     /// Wrapper exits by status (the server's exit code, or 128 + signal).
     pub exits: BTreeMap<i32, u64>,
+    /// How the traffic was observed: [`TRANSPORT_PIPE`] for wrappers, `tcp` for the HTTP
+    /// proxy (src/proxy/); the `network_transport` label.
+    pub network_transport: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +41,8 @@ struct ServerBook {
     totals: TrafficTotals,
     caps: LabelCaps,
     exits: BTreeMap<i32, u64>,
+    /// Set by [`TrafficBook::attach_local`]; wrappers leave it unset (a pipe).
+    transport: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -52,6 +61,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct TrafficBook {
     inner: Mutex<Inner>,
+    /// Connection ids handed out by [`TrafficBook::attach_local`], counted down from
+    /// `u64::MAX` (the receiver counts its own up from 1).
+    local_ids: AtomicU64,
 }
 
 impl TrafficBook {
@@ -71,6 +83,7 @@ impl TrafficBook {
                 let traffic = ServerTraffic {
                     totals: book.totals.clone(),
                     exits: book.exits.clone(),
+                    network_transport: book.transport.unwrap_or(TRANSPORT_PIPE),
                     ..ServerTraffic::default()
                 };
                 (name.clone(), traffic)
@@ -135,6 +148,63 @@ impl TrafficBook {
     /// One server label's traffic now.
     pub fn server(&self, label: &str) -> Option<ServerTraffic> {
         self.snapshot().remove(label)
+    }
+
+    /// The `network_transport` of `label`'s traffic: `tcp` for a proxy, else `pipe`.
+    pub fn transport_of(&self, label: &str) -> &'static str {
+        self.lock()
+            .servers
+            .get(label)
+            .and_then(|book| book.transport)
+            .unwrap_or(TRANSPORT_PIPE)
+    }
+
+    /// Joins a traffic source that runs inside the daemon (an HTTP proxy, src/proxy/) under
+    /// `label`, observed over `network_transport`. It then reports and leaves through the
+    /// [`TrafficConsumer`] methods with the returned identity, like a wrapper connection.
+    pub fn attach_local(
+        &self,
+        label: &str,
+        network_transport: &'static str,
+    ) -> Result<WrapperInfo, String> {
+        let taken = self.local_ids.fetch_add(1, Ordering::Relaxed);
+        let info = WrapperInfo {
+            connection: u64::MAX - taken,
+            name: crate::metric_registry::labels::sanitize_label_value(label),
+            server: None,
+            command: String::new(),
+            args: Vec::new(),
+            wrapper_version: env!("CARGO_PKG_VERSION").to_string(),
+            instance: format!("local-{taken}"),
+            peer_uid: None,
+            peer_pid: None,
+        };
+        self.connected(&info)?;
+        if let Some(book) = self.lock().servers.get_mut(info.label()) {
+            book.transport = Some(network_transport);
+        }
+        Ok(info)
+    }
+}
+
+/// A consumer that also takes traffic sources running inside the daemon (the HTTP proxies of
+/// src/proxy/), which report through the [`TrafficConsumer`] methods like wrappers.
+pub trait LocalTraffic: TrafficConsumer + std::fmt::Debug {
+    /// Joins a local source under `label`, observed over `network_transport`.
+    fn attach_local(
+        &self,
+        label: &str,
+        network_transport: &'static str,
+    ) -> Result<WrapperInfo, String>;
+}
+
+impl LocalTraffic for TrafficBook {
+    fn attach_local(
+        &self,
+        label: &str,
+        network_transport: &'static str,
+    ) -> Result<WrapperInfo, String> {
+        TrafficBook::attach_local(self, label, network_transport)
     }
 }
 
@@ -267,6 +337,29 @@ mod tests {
         book.connected(&w).expect("admitted");
         book.report(&w, &call("x", 1), &TrafficState::default());
         assert!(book.server("adhoc").is_some());
+    }
+
+    #[test]
+    fn local_sources_get_their_transport_and_ids_no_wrapper_has() {
+        let book = TrafficBook::default();
+        let proxy = book.attach_local("web", "tcp").expect("admitted");
+        let other = book.attach_local("web2", "tcp").expect("admitted");
+        assert_ne!(proxy.connection, other.connection);
+        assert!(
+            proxy.connection > u64::MAX / 2,
+            "far from the receiver's ids"
+        );
+        book.connected(&wrapper(1, "stdio", None))
+            .expect("admitted");
+        book.report(&proxy, &call("echo", 2), &TrafficState::default());
+        let web = book.server("web").expect("web");
+        assert_eq!((web.network_transport, web.wrappers), ("tcp", 1));
+        assert_eq!(
+            book.server("stdio").expect("stdio").network_transport,
+            "pipe"
+        );
+        book.disconnected(&proxy);
+        assert_eq!(book.server("web").expect("web").wrappers, 0);
     }
 
     #[test]

@@ -27,8 +27,6 @@ use super::receiver::{ReceiverCounters, TrafficConsumer, WrapperInfo};
 use super::totals::{Peer, RequestKey, RequestStats, TrafficState, TrafficTotals};
 
 const TRAFFIC: &str = "traffic";
-/// `network.transport` of wrapped servers: they speak over the wrapper's pipes.
-const PIPE: &str = "pipe";
 
 /// The traffic book plus the families it writes into; the daemon's [`TrafficConsumer`].
 #[derive(Debug)]
@@ -187,7 +185,7 @@ impl TrafficMetrics {
                     mcp_method_name: key.method.clone(),
                     gen_ai_tool_name: key.tool.clone().unwrap_or_default(),
                     error_type: error_type.clone(),
-                    network_transport: PIPE,
+                    network_transport: self.book.transport_of(server),
                     mcp_protocol_version: protocol.to_string(),
                 };
                 family
@@ -214,6 +212,16 @@ fn outcomes(stats: &RequestStats) -> [(&'static str, u64); 5] {
 fn add<S: ServerLabelSet>(family: &ServerFamily<S, Counter>, labels: &S, count: u64) {
     if count > 0 {
         family.get_or_create(labels).inc_by(count);
+    }
+}
+
+impl crate::traffic::book::LocalTraffic for TrafficMetrics {
+    fn attach_local(
+        &self,
+        label: &str,
+        network_transport: &'static str,
+    ) -> Result<WrapperInfo, String> {
+        self.book.attach_local(label, network_transport)
     }
 }
 

@@ -36,4 +36,5 @@ mod security;
 mod store;
 mod toolchain_pins;
 mod traffic_daemon;
+mod traffic_proxy;
 mod traffic_wrap;

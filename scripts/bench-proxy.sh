@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Benchmark: what the HTTP proxy (`mcp-exporter proxy`, src/proxy/) costs an MCP client. The
+# same load goes to the same upstream directly and through the proxy, alternating in one run:
+#   - latency: one connection, one request at a time (wrk -t1 -c1), p50/p99 of the round trip;
+#     added = proxied - direct;
+#   - throughput: 16 connections (wrk -t2 -c16), requests per second, proxied / direct;
+#   - the proxy's CPU per request (from /proc during the throughput runs) and peak RSS;
+# for a small `tools/call` result and a 1 MB one. The upstream is a minimal Node.js responder
+# (no MCP SDK: a fixed JSON-RPC answer with Content-Length), so the rows show the proxy's own
+# cost. The proxy reports to a real receiver (examples/traffic_receiver.rs) as in production;
+# BENCH_NO_RECEIVER=1 leaves it out (the proxy then finds no daemon and retries every 5 s, which
+# costs nothing measurable) and saves building the example in release.
+# Results: docs/benchmarks.md. Not run in CI.
+#
+# Usage: [BENCH_NO_RECEIVER=1] scripts/bench-proxy.sh [SECONDS=5] [ROUNDS=3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_EACH="${1:-5}"
+ROUNDS="${2:-3}"
+WORK="$(mktemp -d /tmp/mcp-bench-proxy.XXXXXX)"
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+for tool in node wrk python3; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is needed (apt-get install -y wrk)" >&2; exit 2; }
+done
+cargo build --release --quiet
+if [ "${BENCH_NO_RECEIVER:-0}" != 1 ]; then
+	cargo build --release --quiet --example traffic_receiver
+fi
+BIN="$PWD/target/release/mcp-exporter"
+RECEIVER="$PWD/target/release/examples/traffic_receiver"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+	for _ in $(seq 100); do
+		if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench: nothing listens on $1" >&2
+	exit 1
+}
+
+cat >"$WORK/upstream.js" <<'JS'
+// POST /small answers a short tools/call result, POST /big a 1 MB one; both with Content-Length.
+const http = require("http");
+const answer = (text) =>
+  Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 1, result: { content: [{ type: "text", text }] } }));
+const small = answer("ok");
+const big = answer("x".repeat(1000000));
+http
+  .createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      const body = req.url.startsWith("/big") ? big : small;
+      res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+      res.end(body);
+    });
+  })
+  .listen(Number(process.argv[2]), "127.0.0.1");
+JS
+
+cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %.1f %d\n", latency:percentile(50), latency:percentile(99),
+    summary.requests / (summary.duration / 1e6), summary.requests))
+end
+LUA
+
+UP_PORT="$(free_port)"
+node "$WORK/upstream.js" "$UP_PORT" &
+pids+=($!)
+if [ "${BENCH_NO_RECEIVER:-0}" != 1 ]; then
+	"$RECEIVER" "$WORK/traffic.sock" >"$WORK/receiver.log" 2>&1 &
+	pids+=($!)
+fi
+PROXY_PORT="$(free_port)"
+"$BIN" proxy --listen "127.0.0.1:$PROXY_PORT" --upstream "http://127.0.0.1:$UP_PORT" --name bench \
+	--exporter "$WORK/traffic.sock" 2>"$WORK/proxy.log" &
+PROXY_PID=$!
+pids+=($PROXY_PID)
+wait_port "$UP_PORT"
+wait_port "$PROXY_PORT"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PROXY_PID/stat"; }
+TICKS="$(getconf CLK_TCK)"
+
+# run NAME PORT PATH THREADS CONNECTIONS -> "p50_us p99_us rps requests"
+run() {
+	wrk -t"$4" -c"$5" -d"${SECONDS_EACH}s" -s "$WORK/post.lua" "http://127.0.0.1:$2$3" | awk '/^RESULT/ {print $2, $3, $4, $5}'
+}
+
+: >"$WORK/results"
+for round in $(seq "$ROUNDS"); do
+	for size in small big; do
+		for target in direct proxied; do
+			port="$UP_PORT"
+			[ "$target" = proxied ] && port="$PROXY_PORT"
+			read -r p50 p99 _ _ < <(run "$target" "$port" "/$size" 1 1)
+			before="$(cpu_ticks)"
+			read -r _ _ rps requests < <(run "$target" "$port" "/$size" 2 16)
+			after="$(cpu_ticks)"
+			cpu_us=0
+			if [ "$target" = proxied ]; then
+				cpu_us="$(python3 -c "print(round(($after - $before) / $TICKS * 1e6 / max($requests, 1), 1))")"
+			fi
+			echo "$round $size $target $p50 $p99 $rps $cpu_us" >>"$WORK/results"
+			echo "round $round $size $target: p50 ${p50}us p99 ${p99}us, ${rps} req/s" >&2
+		done
+	done
+done
+RSS_KB="$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")"
+
+python3 - "$WORK/results" "$RSS_KB" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+med = lambda xs: statistics.median(xs)
+print(f"proxy peak RSS: {int(sys.argv[2]) / 1024:.1f} MiB")
+print("| result | direct p50 / p99 | proxied p50 / p99 | added p50 / p99 | direct req/s | proxied req/s | ratio | proxy CPU per request |")
+print("|---|---|---|---|---|---|---|---|")
+for size, label in (("small", "small"), ("big", "1 MB")):
+    def col(target, i):
+        return med([float(r[i]) for r in rows if r[1] == size and r[2] == target])
+    d50, d99, drps = col("direct", 3), col("direct", 4), col("direct", 5)
+    p50, p99, prps = col("proxied", 3), col("proxied", 4), col("proxied", 5)
+    cpu = col("proxied", 6)
+    print(f"| {label} | {d50:.0f} / {d99:.0f} µs | {p50:.0f} / {p99:.0f} µs | {p50 - d50:+.0f} / {p99 - d99:+.0f} µs "
+          f"| {drps:.0f} | {prps:.0f} | {prps / drps:.2f} | {cpu:.1f} µs |")
+PY

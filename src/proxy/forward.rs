@@ -1,0 +1,291 @@
+//! One client request through the proxy: its body is read (it is one JSON-RPC message, up to
+//! the frame limit; a longer one is streamed on unread), accounted and sent upstream with
+//! every end-to-end header; the upstream's status and headers come back as they are and its
+//! body is streamed to the client chunk by chunk ([`super::relay`]). An upstream the proxy cannot
+//! reach answers `502`, one that sends no headers in time `504`, each with a plain-text reason.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::traffic::frame::MAX_FRAME_BYTES;
+use crate::traffic::totals::Peer;
+
+use super::accounts::{Accounts, Ending, ExchangeId, Scope};
+use super::headers::end_to_end;
+use super::observe::{BodyKind, ResponseObserver};
+use super::relay::{EndpointRewrite, relay};
+use super::upstream::Upstream;
+
+/// The header carrying a Streamable HTTP session.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// What every request of one proxy shares.
+#[derive(Debug)]
+pub struct Forwarder {
+    /// Where requests go.
+    pub upstream: Upstream,
+    /// The HTTP client (connection pool) to the upstream.
+    pub client: reqwest::Client,
+    /// Longest wait for the upstream's response headers.
+    pub timeout: Duration,
+    /// The proxy's counters.
+    pub accounts: Arc<Accounts>,
+    /// Turns true when the proxy stops: open streams end.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// Closes the exchange if the request ends before a response body takes it over.
+struct ExchangeGuard {
+    accounts: Arc<Accounts>,
+    exchange: ExchangeId,
+    ending: Ending,
+    armed: bool,
+}
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.accounts.close_exchange(self.exchange, self.ending);
+        }
+    }
+}
+
+/// The axum handler: every method, every path.
+pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let target = proxy.upstream.target(&path_and_query);
+    let accounts = &proxy.accounts;
+    let exchange = accounts.open_exchange();
+    let mut guard = ExchangeGuard {
+        accounts: accounts.clone(),
+        exchange,
+        ending: Ending::Unanswered,
+        armed: true,
+    };
+    let request_session = header_text(&parts.headers, SESSION_HEADER);
+    // A POST to an endpoint a legacy SSE stream announced belongs to that stream's session.
+    let legacy = parts.method == Method::POST && accounts.has_session(&path_and_query);
+    let session = if legacy {
+        Some(path_and_query.clone())
+    } else {
+        request_session.clone()
+    };
+    let scope = Scope {
+        exchange,
+        session: session.as_deref(),
+        session_only: legacy,
+    };
+
+    let mut headers = end_to_end(&parts.headers);
+    let body = match read_body(body, accounts, scope).await {
+        Ok(ReadBody::Whole(bytes)) => {
+            headers.remove(header::CONTENT_LENGTH);
+            reqwest::Body::from(bytes)
+        }
+        Ok(ReadBody::Streamed(body)) => body,
+        Err(err) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {err}"),
+            );
+        }
+    };
+    let request = proxy
+        .client
+        .request(parts.method.clone(), &target)
+        .headers(headers)
+        .body(body);
+    let response = match tokio::time::timeout(proxy.timeout, request.send()).await {
+        Err(_) => {
+            guard.ending = Ending::HttpStatus(StatusCode::GATEWAY_TIMEOUT.as_u16());
+            tracing::warn!(upstream = %target, timeout = ?proxy.timeout, "proxy: upstream sent no response in time");
+            return plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "mcp-exporter proxy: the upstream {target} sent no response within {}\n",
+                    humantime::format_duration(proxy.timeout)
+                ),
+            );
+        }
+        Ok(Err(err)) => {
+            guard.ending = Ending::HttpStatus(StatusCode::BAD_GATEWAY.as_u16());
+            let reason = error_chain(&err);
+            tracing::warn!(upstream = %target, %reason, "proxy: upstream unreachable");
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!("mcp-exporter proxy: cannot reach the upstream {target}: {reason}\n"),
+            );
+        }
+        Ok(Ok(response)) => response,
+    };
+
+    let status = response.status();
+    let now = Instant::now();
+    let response_session = header_text(response.headers(), SESSION_HEADER);
+    let stream_session = follow_session(
+        accounts,
+        &parts.method,
+        status,
+        request_session.as_deref(),
+        response_session.as_deref(),
+        now,
+    );
+    let content_type =
+        header_text(response.headers(), header::CONTENT_TYPE.as_str()).unwrap_or_default();
+    let kind = BodyKind::for_content_type(&content_type);
+    let is_stream = matches!(kind, BodyKind::Events(_));
+    let expected = header_text(response.headers(), header::CONTENT_LENGTH.as_str())
+        .and_then(|len| len.trim().parse::<u64>().ok());
+    let mut observer = ResponseObserver::new(accounts.clone(), exchange, kind, expected);
+    guard.armed = false;
+    if !status.is_success() {
+        observer.ending = Ending::HttpStatus(status.as_u16());
+    }
+    if legacy {
+        observer.session = session.clone();
+        observer.session_only = true;
+    } else {
+        observer.session = stream_session;
+        observer.session_only = parts.method == Method::GET && observer.session.is_some();
+    }
+    let mut response_headers = end_to_end(response.headers());
+    // A GET stream may be a legacy SSE stream: its `endpoint` event is rewritten.
+    let rewrite = (parts.method == Method::GET && is_stream && status.is_success()).then(|| {
+        response_headers.remove(header::CONTENT_LENGTH);
+        EndpointRewrite::new(proxy.upstream.clone(), target.clone())
+    });
+    let body = relay(
+        response.bytes_stream(),
+        observer,
+        rewrite,
+        proxy.stop.clone(),
+    );
+    let mut out = Response::new(Body::from_stream(body));
+    *out.status_mut() = status;
+    *out.headers_mut() = response_headers;
+    out
+}
+
+/// What the proxy read of a request body.
+enum ReadBody {
+    /// All of it (one frame).
+    Whole(Bytes),
+    /// Past the frame limit: what was read, then the rest as it comes.
+    Streamed(reqwest::Body),
+}
+
+/// Reads a request body, accounts for it, and returns what is sent upstream.
+async fn read_body(
+    body: Body,
+    accounts: &Arc<Accounts>,
+    scope: Scope<'_>,
+) -> Result<ReadBody, axum::Error> {
+    let mut stream = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut size = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        size += chunk.len();
+        chunks.push(chunk);
+        if size > MAX_FRAME_BYTES {
+            accounts.record_oversized(scope, Peer::Client);
+            let counted = accounts.clone();
+            let exchange = scope.exchange;
+            counted.record_bytes(exchange, Peer::Client, size);
+            let rest = stream.map(move |chunk| {
+                if let Ok(bytes) = &chunk {
+                    counted.record_bytes(exchange, Peer::Client, bytes.len());
+                }
+                chunk
+            });
+            let all = futures_util::stream::iter(chunks.into_iter().map(Ok)).chain(rest);
+            return Ok(ReadBody::Streamed(reqwest::Body::wrap_stream(all)));
+        }
+    }
+    let at = Instant::now();
+    let whole = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => {
+            let mut joined = Vec::with_capacity(size);
+            for chunk in &chunks {
+                joined.extend_from_slice(chunk);
+            }
+            Bytes::from(joined)
+        }
+    };
+    accounts.record_bytes(scope.exchange, Peer::Client, whole.len());
+    if !whole.iter().all(u8::is_ascii_whitespace) {
+        accounts.record_frame(scope, Peer::Client, &whole, at);
+    }
+    Ok(ReadBody::Whole(whole))
+}
+
+/// Follows the Streamable HTTP session the exchange shows: opened when the upstream assigns
+/// or honours one, closed by a successful `DELETE` or a `404` for it. Returns the session the
+/// response's messages belong to.
+fn follow_session(
+    accounts: &Accounts,
+    method: &Method,
+    status: StatusCode,
+    asked: Option<&str>,
+    assigned: Option<&str>,
+    at: Instant,
+) -> Option<String> {
+    if let Some(asked) = asked
+        && ((*method == Method::DELETE && status.is_success()) || status == StatusCode::NOT_FOUND)
+    {
+        accounts.close_session(asked, at);
+        return None;
+    }
+    let session = assigned.or(asked)?;
+    if status.is_success() {
+        accounts.open_session(session, at);
+    }
+    accounts.has_session(session).then(|| session.to_string())
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An error's message with its causes (`connection refused` is usually a cause).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A plain-text answer of the proxy's own.
+fn plain(status: StatusCode, text: String) -> Response {
+    let mut response = (status, text).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
