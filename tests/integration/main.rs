@@ -27,4 +27,5 @@ mod reload;
 mod security;
 mod store;
 mod toolchain_pins;
+mod traffic_clients;
 mod traffic_wrap;

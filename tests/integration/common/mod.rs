@@ -14,4 +14,5 @@ pub mod processes;
 pub mod scrape;
 pub mod servers;
 pub mod tools;
+pub mod traffic;
 pub mod wait;
