@@ -284,7 +284,14 @@ fn inspector(home: &Path, args: &[&str], target: &[OsString]) -> InspectorRun {
     cmd.arg(inspector_cli())
         // No connect timeout of its own: on a loaded machine a server behind two recorders
         // and the wrapper may take longer than its 15 s default; RUN_LIMIT bounds the run.
-        .args(["--cli", "--format", "json", "--quiet", "--connect-timeout", "0"])
+        .args([
+            "--cli",
+            "--format",
+            "json",
+            "--quiet",
+            "--connect-timeout",
+            "0",
+        ])
         .args(args)
         .env("HOME", home)
         .env_remove("MCP_CATALOG_PATH")
