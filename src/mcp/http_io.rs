@@ -1,6 +1,8 @@
 //! HTTP plumbing shared by the Streamable HTTP and legacy SSE transports: the client, configured
 //! headers, error mapping and body reads bounded in size and time.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
@@ -8,16 +10,67 @@ use tokio::time::{Instant, timeout_at};
 
 use super::WireCounters;
 use super::error::{Heard, McpError};
-use super::http_timing::PhaseRecorder;
+use super::http_timing::{TimedResolver, TimingLayer};
 
-/// Builds the reqwest client of one HTTP transport (no overall timeout: every call carries its
-/// own deadline); its lookups and new connections are timed into `phases`.
-pub(crate) fn build_client(phases: &PhaseRecorder) -> Result<reqwest::Client, McpError> {
+/// What makes two HTTP clients differ. Servers whose settings are equal share one client: its
+/// connection pools (one per host), resolver, TLS configuration and root certificates are made
+/// once, not once per server. Every client setting a server entry may carry belongs here (the
+/// TLS options of an entry join this key), so servers that need different clients get them.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct ClientSettings {}
+
+/// The HTTP clients of one daemon, one per distinct [`ClientSettings`], made on first use.
+/// Cloning shares the registry.
+#[derive(Clone, Default)]
+pub struct HttpClients(Arc<Mutex<HashMap<ClientSettings, reqwest::Client>>>);
+
+impl HttpClients {
+    /// The client for `settings`, built the first time they are asked for.
+    pub(crate) fn client(&self, settings: &ClientSettings) -> Result<reqwest::Client, McpError> {
+        let mut clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(settings) {
+            return Ok(client.clone());
+        }
+        let client = build_client(settings)?;
+        clients.insert(settings.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// How many distinct clients were built.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True before the first client is built.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for HttpClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpClients({})", self.len())
+    }
+}
+
+/// The registry is shared state, not a bound: any two compare equal.
+impl PartialEq for HttpClients {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for HttpClients {}
+
+/// Builds a client (no overall timeout: every call carries its own deadline). Its lookups and
+/// new connections are timed into the `PhaseRecorder` of the request that caused them
+/// (src/mcp/http_timing.rs), so one client serves many servers.
+fn build_client(_settings: &ClientSettings) -> Result<reqwest::Client, McpError> {
     // Redirects are not followed: a probe reports what the configured URL answers, and
     // configured credentials never travel to another URL.
     reqwest::Client::builder()
-        .dns_resolver(phases.resolver())
-        .connector_layer(phases.connector_layer())
+        .dns_resolver(Arc::new(TimedResolver))
+        .connector_layer(TimingLayer)
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -153,6 +206,18 @@ pub(crate) fn timeout_marker() -> McpError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_with_equal_settings_share_one_client() {
+        let clients = HttpClients::default();
+        assert!(clients.is_empty());
+        clients.client(&ClientSettings::default()).unwrap();
+        clients.client(&ClientSettings::default()).unwrap();
+        assert_eq!(clients.len(), 1);
+        // A clone shares the registry.
+        clients.clone().client(&ClientSettings::default()).unwrap();
+        assert_eq!(clients.len(), 1);
+    }
 
     #[test]
     fn rejects_invalid_configured_headers() {

@@ -169,12 +169,14 @@ impl McpSession {
                 headers,
                 limits.max_message_bytes,
                 counters.clone(),
+                &limits.http_clients,
             )?),
             TransportSpec::Sse { url, headers } => Transport::Sse(SseTransport::new(
                 url,
                 headers,
                 limits.max_message_bytes,
                 counters.clone(),
+                &limits.http_clients,
             )?),
         };
         Ok(McpSession {

@@ -15,8 +15,8 @@ use tokio::time::{Instant, timeout_at};
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
 use super::http_io::{
-    auth_error, build_client, drain_in_background, map_send_error, parse_headers, read_body,
-    read_excerpt, timeout_marker,
+    ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
+    read_body, read_excerpt, timeout_marker,
 };
 use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::{RpcErrorObject, error_in_body};
@@ -90,16 +90,18 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    /// Prepares a client for `url`; no request is made yet.
+    /// Prepares the transport for `url` with the shared client of its settings from
+    /// `clients`; no request is made yet.
     pub fn new(
         url: &url::Url,
         headers: &[(String, String)],
         max_body: usize,
         counters: Arc<WireCounters>,
+        clients: &HttpClients,
     ) -> Result<Self, McpError> {
         let phases = PhaseRecorder::default();
         Ok(HttpTransport {
-            client: build_client(&phases)?,
+            client: clients.client(&ClientSettings::default())?,
             url: url.clone(),
             headers: parse_headers(headers)?,
             session_id: None,
@@ -177,7 +179,7 @@ impl HttpTransport {
         deadline: Instant,
     ) -> Result<reqwest::Response, McpError> {
         let req = self.post(msg, h)?;
-        let resp = timeout_at(deadline, req.send())
+        let resp = timeout_at(deadline, self.phases.scope(req.send()))
             .await
             .map_err(|_| timeout_marker())?
             .map_err(|e| map_send_error(self.url.as_str(), &e))?;
@@ -489,7 +491,7 @@ impl HttpTransport {
         if let Some(v) = &self.protocol_version {
             req = req.header("mcp-protocol-version", v);
         }
-        let resp = timeout_at(deadline, req.send())
+        let resp = timeout_at(deadline, self.phases.scope(req.send()))
             .await
             .map_err(|_| timeout_marker())?
             .map_err(|e| map_send_error(self.url.as_str(), &e))?;
@@ -543,7 +545,9 @@ mod tests {
 
     fn built(h: MessageHeaders<'_>) -> HeaderMap {
         let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("url");
-        let transport = HttpTransport::new(&url, &[], 1024, Arc::default()).expect("transport");
+        let transport =
+            HttpTransport::new(&url, &[], 1024, Arc::default(), &HttpClients::default())
+                .expect("transport");
         let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": h.method});
         let request = transport
             .post(&msg, h)
@@ -601,8 +605,14 @@ mod tests {
     /// Sends request id 1 (`tools/call`) to `url` as `era` and returns the outcome.
     async fn call(url: &url::Url, modern: bool) -> Result<Result<Value, RpcErrorObject>, McpError> {
         let counters = Arc::new(WireCounters::default());
-        let mut transport =
-            HttpTransport::new(url, &[], 1 << 20, Arc::clone(&counters)).expect("transport");
+        let mut transport = HttpTransport::new(
+            url,
+            &[],
+            1 << 20,
+            Arc::clone(&counters),
+            &HttpClients::default(),
+        )
+        .expect("transport");
         transport.set_protocol_version("2025-11-25");
         let mut inbox = Inbox::new(counters, 16);
         let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
