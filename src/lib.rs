@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deps;
+pub mod discovery;
 pub mod excerpt;
 #[doc(hidden)]
 pub mod fuzz_checks;

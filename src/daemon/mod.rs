@@ -1,7 +1,9 @@
 //! `serve`: runs the scheduler and the HTTP server until SIGTERM/SIGINT; SIGHUP and
 //! `POST /-/reload` reload the configuration (src/daemon/reload.rs).
 
+pub mod fleet;
 pub mod reload;
+pub mod shard;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,8 +22,10 @@ use crate::security::Monitor;
 use crate::settings::{Config, ConfigError};
 use crate::status::StatusBoard;
 use crate::store::observe::HistorySink;
+use crate::web::sd::SdTargets;
 use crate::web::{AppState, router};
 
+use self::fleet::Fleet;
 use self::reload::Reloadable;
 
 /// Why the daemon could not run.
@@ -61,6 +65,11 @@ pub struct ServeOptions {
     pub telemetry_path: String,
     /// `--web.enable-lifecycle`: serve `POST /-/reload`.
     pub enable_lifecycle: bool,
+    /// `--shard K/N`: probe only the servers of shard K of N (src/daemon/shard.rs).
+    pub shard: shard::Shard,
+    /// `--discovery.dir`: a directory of file_sd and MCP client files to follow
+    /// (src/discovery/).
+    pub discovery_dir: Option<PathBuf>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -103,7 +112,33 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     dependencies.apply(&config.dependencies).await;
     let mut scheduler = Scheduler::new(sinks, Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
-    scheduler.apply(&config.servers).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (mut discovered, discovery_task) = match &options.discovery_dir {
+        Some(dir) => {
+            let defaults = config.exporter.server_defaults();
+            let directory = crate::discovery::Directory::new(dir.clone(), defaults);
+            let (rx, task) = crate::discovery::spawn(
+                directory,
+                crate::discovery::poll_interval(&defaults),
+                metrics.discovery.clone(),
+                stop_rx.clone(),
+            );
+            (Some(rx), Some(task))
+        }
+        None => (None, None),
+    };
+    let mut fleet = Fleet {
+        shard: options.shard,
+        configured: config.servers.clone(),
+        discovered: discovered
+            .as_mut()
+            .map(|rx| Arc::clone(&rx.borrow_and_update()))
+            .unwrap_or_default(),
+        sd: SdTargets::default(),
+    };
+    let wanted = fleet.wanted();
+    scheduler.apply(&wanted).await;
+    fleet.publish(&wanted);
 
     // `POST /-/reload` asks the loop below, which owns the scheduler, to reload.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
@@ -115,15 +150,16 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         dependencies: dependencies.board(),
         dependents: dependencies.dependents(),
         reload: options.enable_lifecycle.then_some(reload_tx),
+        sd: fleet.sd.clone(),
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http = web.spawn(
         listener,
         router(state, &options.telemetry_path),
         stop_rx.clone(),
     )?;
     tracing::info!(
-        servers = config.servers.len(),
+        servers = wanted.len(),
+        shard = %options.shard,
         config = %options.config_path.display(),
         "mcp-exporter {} listening on {}://{local}",
         env!("CARGO_PKG_VERSION"),
@@ -144,6 +180,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     dependencies: &mut dependencies,
                     scheduler: &mut scheduler,
                     metrics: &reload_metrics,
+                    fleet: &mut fleet,
                 };
                 // The outcome is logged and counted by reload().
                 let _ = reload::reload(target, "SIGHUP").await;
@@ -156,15 +193,25 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     dependencies: &mut dependencies,
                     scheduler: &mut scheduler,
                     metrics: &reload_metrics,
+                    fleet: &mut fleet,
                 };
                 let outcome = reload::reload(target, "POST /-/reload").await;
                 web.reload();
                 let _ = reply.send(outcome.map_err(|err| err.to_string()));
             }
+            Some(found) = discovery_changed(&mut discovered) => {
+                fleet.discovered = found;
+                let wanted = fleet.wanted();
+                scheduler.apply(&wanted).await;
+                fleet.publish(&wanted);
+            }
         }
     }
     let _ = stop_tx.send(true);
     drop(stop_rx);
+    if let Some(task) = discovery_task {
+        let _ = task.await;
+    }
     scheduler.shutdown().await;
     dependencies.shutdown().await;
     if let Some(task) = security_to_store {
@@ -180,4 +227,16 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The next set of discovered servers; never resolves without a discovery directory.
+async fn discovery_changed(
+    discovered: &mut Option<tokio::sync::watch::Receiver<Arc<Vec<crate::probe::ServerConfig>>>>,
+) -> Option<Arc<Vec<crate::probe::ServerConfig>>> {
+    if let Some(rx) = discovered
+        && rx.changed().await.is_ok()
+    {
+        return Some(Arc::clone(&rx.borrow_and_update()));
+    }
+    std::future::pending().await
 }

@@ -53,6 +53,8 @@ pub struct Metrics {
     pub store: Arc<StoreMetrics>,
     /// The exporter's configuration reloads.
     pub reload: self::reload::ReloadMetrics,
+    /// The discovery directory's files and servers.
+    pub discovery: crate::discovery::metrics::DiscoveryMetrics,
 }
 
 impl Default for Metrics {
@@ -75,6 +77,7 @@ impl Metrics {
         let http = HttpPhaseMetrics::register(&mut registry);
         let store = Arc::new(StoreMetrics::register(&mut registry));
         let reload = self::reload::ReloadMetrics::register(&mut registry);
+        let discovery = crate::discovery::metrics::DiscoveryMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -87,6 +90,7 @@ impl Metrics {
             http,
             store,
             reload,
+            discovery,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies` and the status
-//! page at `/`, served with the TLS and basic-auth settings of `--web.config.file`.
+//! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies`, `/sd`
+//! (Prometheus HTTP service discovery) and the status page at `/`, served with the TLS and basic-auth settings of `--web.config.file`.
 //! Handlers only read what the scheduler last published; none of them probes.
 
 mod assets;
@@ -7,6 +7,7 @@ mod compress;
 pub mod config;
 mod dependencies;
 pub mod lifecycle;
+pub mod sd;
 pub mod server;
 mod status_page;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub dependents: crate::deps::Dependents,
     /// Where `POST /-/reload` sends its requests; `None` unless `--web.enable-lifecycle`.
     pub reload: Option<lifecycle::ReloadRequests>,
+    /// The servers this instance probes, for `/sd`.
+    pub sd: sd::SdTargets,
 }
 
 /// Where `/metrics` is served unless `--web.telemetry-path` says otherwise.
@@ -53,6 +56,7 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
         .route("/health", get(health_handler))
         .route("/api/servers", get(servers_handler))
         .route("/api/dependencies", get(dependencies_handler))
+        .route("/sd", get(sd_handler))
         .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)
@@ -119,6 +123,13 @@ async fn dependencies_handler(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], redact(json)).into_response()
 }
 
+/// Prometheus HTTP service discovery: this instance's servers as target groups
+/// (src/web/sd.rs).
+async fn sd_handler(State(state): State<AppState>) -> Response {
+    let json = serde_json::to_string(&*state.sd.groups()).unwrap_or_else(|_| "[]".into());
+    ([(header::CONTENT_TYPE, "application/json")], redact(json)).into_response()
+}
+
 async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
     Html(redact(status_page::render(&state.board.snapshot())))
 }
@@ -131,6 +142,6 @@ fn redact(text: String) -> String {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /health, /api/servers, /api/dependencies or /\n",
+        "not found; try /metrics, /health, /api/servers, /api/dependencies, /sd or /\n",
     )
 }
