@@ -16,6 +16,7 @@ mod conformance;
 mod daemon;
 mod dependency_history;
 mod deps;
+mod fleet;
 mod fuzz_regressions;
 mod import_graph;
 mod mcp_client;
