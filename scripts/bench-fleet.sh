@@ -19,7 +19,9 @@
 #
 # Usage: scripts/bench-fleet.sh [SIZES="10 100 1000"] [WINDOW_SECONDS=60]
 #   e.g. scripts/bench-fleet.sh "10 100 1000 5000" 60
-# Env: EXPORTER=path/to/mcp-exporter (default target/release/mcp-exporter, built here),
+# Env: EXPORTER=path/to/mcp-exporter (default target/release/mcp-exporter, built here; point it
+#      at another build to compare two commits in the same conditions),
+#      FLEET_TARGET=path/to/fleet_target (default: the example, built here),
 #      FAMILIES=1, KEEP=1 (keep the work directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,12 +38,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build --release --quiet --example fleet_target
+if [[ -z "${FLEET_TARGET:-}" ]]; then
+	cargo build --release --quiet --example fleet_target
+	FLEET_TARGET=target/release/examples/fleet_target
+fi
 if [[ -z "${EXPORTER:-}" ]]; then
 	cargo build --release --quiet
 	EXPORTER=target/release/mcp-exporter
 fi
-TARGET=target/release/examples/fleet_target
+TARGET=$FLEET_TARGET
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
@@ -63,7 +68,7 @@ wait_file() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
-echo "# mcp-exporter fleet benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m), commit $(git rev-parse --short HEAD))"
+echo "# mcp-exporter fleet benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m), exporter $EXPORTER)"
 echo "liveness every ${INTERVAL} s, ${WINDOW} s window per size; floor = one reqwest client, one kept connection, same ping POST at the same total rate"
 echo
 echo "| servers | CPU % of a core | CPU per probe | floor CPU per request | probe/floor | peak RSS | RSS per server | series | bytes plain / gzip | scrape p50/p99 gzip | scrape p50/p99 plain | probes on time |"

@@ -44,7 +44,12 @@ def sample(url, seconds, every):
     until = time.monotonic() + seconds
     while True:
         began = time.monotonic()
-        _, gz_bytes, text = scrape(url, True)
+        try:
+            _, gz_bytes, text = scrape(url, True)
+        except OSError:
+            if began >= until:
+                break
+            continue
         total = 0
         count = 0
         for name, labels, value in series(text):
@@ -67,10 +72,18 @@ def sample(url, seconds, every):
     )
 
 
+def timed(url, use_gzip):
+    """A scrape's seconds; a failed or timed-out scrape counts as the 30 s timeout."""
+    try:
+        return scrape(url, use_gzip)[0]
+    except OSError:
+        return 30.0
+
+
 def latency(url, count):
     out = {}
     for use_gzip in (True, False):
-        out["gzip" if use_gzip else "plain"] = [scrape(url, use_gzip)[0] for _ in range(count)]
+        out["gzip" if use_gzip else "plain"] = [timed(url, use_gzip) for _ in range(count)]
     json.dump(out, sys.stdout)
 
 
