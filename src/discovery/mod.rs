@@ -271,14 +271,14 @@ fn scan_once(directory: &mut Directory, metrics: &DiscoveryMetrics) -> Option<Ve
     let report = match directory.scan() {
         Ok(report) => report,
         Err(err) => {
-            metrics.refused(&directory.dir.display().to_string());
             tracing::error!(error = %err, "discovery: directory not read; keeping the servers found before");
+            metrics.refused(&directory.dir.display().to_string());
             return None;
         }
     };
     for (path, reason) in &report.refused {
-        metrics.refused(&path.display().to_string());
         tracing::error!(file = %path.display(), reason, "discovery: file refused; keeping its last good servers");
+        metrics.refused(&path.display().to_string());
     }
     if !report.changed {
         return None;

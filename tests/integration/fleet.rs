@@ -298,13 +298,13 @@ fn a_discovery_directory_adds_and_removes_servers_without_a_restart() {
         let errors = daemon
             .scrape()
             .sum("mcp_exporter_discovery_file_errors_total", &[]);
-        if errors >= 1.0 {
+        // The reason is logged; the log line may reach the pipe after the counter moved.
+        if errors >= 1.0 && daemon.stderr().contains("chek") {
             Ok(())
         } else {
             Err(format!("errors {errors}; stderr: {}", daemon.stderr()))
         }
     });
-    assert!(daemon.stderr().contains("chek"), "{}", daemon.stderr());
     assert_eq!(
         probed(&daemon),
         ["static", "everything", &dead_name, "from-client"]
