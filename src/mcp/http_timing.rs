@@ -12,7 +12,7 @@
 //!
 //! One reqwest client serves every server with the same client settings (src/mcp/http_io.rs),
 //! so its resolver and connector do not belong to a server: they time into the recorder of the
-//! request being sent, which each transport sets around `send` with [`PhaseRecorder::scope`]
+//! request being sent, which each transport sets around `send` with `PhaseRecorder::scope`
 //! (a task-local, since reqwest polls the connector inside the request's future). A connection
 //! that reqwest finishes in the background after the request took another one is not timed.
 
