@@ -337,3 +337,77 @@ fn a_discovery_directory_adds_and_removes_servers_without_a_restart() {
         "the unchanged server kept its session"
     );
 }
+
+#[test]
+fn the_sharded_kubernetes_manifests_fit_together() {
+    use serde::Deserialize;
+    use serde_yaml_ng::Value as Yaml;
+    let rel = "deploy/kubernetes/sharded/mcp-exporter-sharded.yaml";
+    let text = crate::common::paths::read_repo_file(rel);
+    let objects: Vec<Yaml> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| Yaml::deserialize(doc).unwrap_or_else(|e| panic!("{rel}: {e}")))
+        .collect();
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {rel}"))
+    };
+    let set = find("StatefulSet");
+    let service = find("Service");
+    let monitor = find("ServiceMonitor");
+    let pod = &set["spec"]["template"];
+    assert_eq!(
+        set["spec"]["selector"]["matchLabels"],
+        pod["metadata"]["labels"]
+    );
+    assert_eq!(service["spec"]["selector"], pod["metadata"]["labels"]);
+    assert_eq!(
+        service["spec"]["clusterIP"], "None",
+        "headless: one target per pod"
+    );
+    assert_eq!(set["spec"]["serviceName"], service["metadata"]["name"]);
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        service["metadata"]["labels"]
+    );
+    // `--shard $(POD_NAME)/N` with N = replicas, POD_NAME from the downward API.
+    let container = &pod["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    let shard = args
+        .iter()
+        .position(|a| *a == "--shard")
+        .and_then(|i| args.get(i + 1))
+        .expect("--shard in the args");
+    let replicas = set["spec"]["replicas"].as_u64().expect("replicas");
+    assert_eq!(*shard, format!("$(POD_NAME)/{replicas}"));
+    assert_eq!(container["env"][0]["name"], "POD_NAME");
+    assert_eq!(
+        container["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    // Each pod's name, as Kubernetes substitutes it, is a valid shard: together all shards.
+    let name = set["metadata"]["name"].as_str().expect("name");
+    let shards: Vec<String> = (0..replicas)
+        .map(|ordinal| format!("{name}-{ordinal}/{replicas}"))
+        .collect();
+    for (ordinal, shard) in shards.iter().enumerate() {
+        let parsed: mcp_exporter::daemon::shard::Shard =
+            shard.parse().unwrap_or_else(|e| panic!("{shard}: {e}"));
+        assert_eq!(parsed.index() as usize, ordinal + 1);
+    }
+    // The configuration the ConfigMap carries is valid.
+    let config = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap")
+        .expect("ConfigMap")["data"]["mcp-exporter.toml"]
+        .as_str()
+        .expect("config text");
+    mcp_exporter::settings::Config::from_toml(config, Path::new("sharded.toml"))
+        .unwrap_or_else(|e| panic!("{rel}: {e}"));
+}
