@@ -8,6 +8,7 @@ pub mod config;
 pub mod credentials;
 pub mod daemon;
 pub mod deps;
+pub mod discovery;
 pub mod excerpt;
 #[doc(hidden)]
 pub mod fuzz_checks;

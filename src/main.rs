@@ -62,6 +62,25 @@ enum Command {
         /// certificates and basic auth for every endpoint; re-read on SIGHUP and on change.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config: Option<PathBuf>,
+        /// Probe only shard K of N (e.g. 2/3) of the servers, by a stable hash of their names,
+        /// so N instances with the same configuration split the fleet; K may be a StatefulSet
+        /// pod name ending in its ordinal (`$(POD_NAME)/3`). See docs/probing.md#sharding.
+        #[arg(
+            long,
+            env = "MCP_EXPORTER_SHARD",
+            value_name = "K/N",
+            default_value = "1/1"
+        )]
+        shard: mcp_exporter::daemon::shard::Shard,
+        /// A directory of Prometheus file_sd target files (JSON/YAML) and MCP client
+        /// configuration files whose servers are probed beside the configuration's, followed
+        /// without restarts. See docs/probing.md#discovery.
+        #[arg(
+            long = "discovery.dir",
+            env = "MCP_EXPORTER_DISCOVERY_DIR",
+            value_name = "DIR"
+        )]
+        discovery_dir: Option<PathBuf>,
     },
     /// Check a configuration file; exit 2 and say what is wrong if it is invalid.
     Validate {
@@ -193,6 +212,8 @@ fn main() -> ExitCode {
             web_config,
             telemetry_path,
             enable_lifecycle,
+            shard,
+            discovery_dir,
         } => {
             logging::init(cli.log_format, &cli.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -212,6 +233,8 @@ fn main() -> ExitCode {
                 web_config,
                 telemetry_path,
                 enable_lifecycle,
+                shard,
+                discovery_dir,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(ServeError::WebConfig(err)) => {

@@ -2,7 +2,9 @@
 //! until SIGTERM/SIGINT; SIGHUP and `POST /-/reload` reload the configuration
 //! (src/daemon/reload.rs).
 
+pub mod fleet;
 pub mod reload;
+pub mod shard;
 pub mod traffic;
 
 use std::net::SocketAddr;
@@ -26,9 +28,11 @@ use crate::settings::{Config, ConfigError};
 use crate::status::StatusBoard;
 use crate::store::observe::HistorySink;
 use crate::web::maintenance::MaintenanceApi;
+use crate::web::sd::SdTargets;
 use crate::web::write_access::WriteAccess;
 use crate::web::{AppState, router};
 
+use self::fleet::Fleet;
 use self::reload::Reloadable;
 use self::traffic::TrafficSocket;
 
@@ -69,6 +73,11 @@ pub struct ServeOptions {
     pub telemetry_path: String,
     /// `--web.enable-lifecycle`: serve `POST /-/reload`.
     pub enable_lifecycle: bool,
+    /// `--shard K/N`: probe only the servers of shard K of N (src/daemon/shard.rs).
+    pub shard: shard::Shard,
+    /// `--discovery.dir`: a directory of file_sd and MCP client files to follow
+    /// (src/discovery/).
+    pub discovery_dir: Option<PathBuf>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -126,7 +135,33 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     dependencies.apply(&config.dependencies).await;
     let mut scheduler = Scheduler::new(sinks, Limits::default())
         .with_dependencies(dependencies.board(), dependencies.changes());
-    scheduler.apply(&config.servers).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (mut discovered, discovery_task) = match &options.discovery_dir {
+        Some(dir) => {
+            let defaults = config.exporter.server_defaults();
+            let directory = crate::discovery::Directory::new(dir.clone(), defaults);
+            let (rx, task) = crate::discovery::spawn(
+                directory,
+                crate::discovery::poll_interval(&defaults),
+                metrics.discovery.clone(),
+                stop_rx.clone(),
+            );
+            (Some(rx), Some(task))
+        }
+        None => (None, None),
+    };
+    let mut fleet = Fleet {
+        shard: options.shard,
+        configured: config.servers.clone(),
+        discovered: discovered
+            .as_mut()
+            .map(|rx| Arc::clone(&rx.borrow_and_update()))
+            .unwrap_or_default(),
+        sd: SdTargets::default(),
+    };
+    let wanted = fleet.wanted();
+    scheduler.apply(&wanted).await;
+    fleet.publish(&wanted);
     // Wrappers' reports (docs/traffic.md); a socket that cannot be bound is logged and counted.
     let traffic = TrafficSocket::start(&config.traffic, &config.servers, metrics.traffic.clone());
     // `[[proxies]]`: HTTP servers' real traffic, into the traffic book (src/proxy/set.rs).
@@ -159,8 +194,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                 web: web.clone(),
             },
         }),
+        sd: fleet.sd.clone(),
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let maintenance_refresh = Arc::clone(&maintenance).spawn_refresh(stop_rx.clone());
     let http = web.spawn(
         listener,
@@ -168,7 +203,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         stop_rx.clone(),
     )?;
     tracing::info!(
-        servers = config.servers.len(),
+        servers = wanted.len(),
+        shard = %options.shard,
         config = %options.config_path.display(),
         "mcp-exporter {} listening on {}://{local}",
         env!("CARGO_PKG_VERSION"),
@@ -193,6 +229,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     traffic: &traffic,
                     proxies: &mut proxies,
                     metrics: &reload_metrics,
+                    fleet: &mut fleet,
                 };
                 // The outcome is logged and counted by reload().
                 let _ = reload::reload(target, "SIGHUP").await;
@@ -209,16 +246,26 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
                     traffic: &traffic,
                     proxies: &mut proxies,
                     metrics: &reload_metrics,
+                    fleet: &mut fleet,
                 };
                 let outcome = reload::reload(target, "POST /-/reload").await;
                 web.reload();
                 let _ = reply.send(outcome.map_err(|err| err.to_string()));
+            }
+            Some(found) = discovery_changed(&mut discovered) => {
+                fleet.discovered = found;
+                let wanted = fleet.wanted();
+                scheduler.apply(&wanted).await;
+                fleet.publish(&wanted);
             }
         }
     }
     let _ = stop_tx.send(true);
     drop(stop_rx);
     traffic.stop().await;
+    if let Some(task) = discovery_task {
+        let _ = task.await;
+    }
     scheduler.shutdown().await;
     proxies.shutdown().await;
     dependencies.shutdown().await;
@@ -263,4 +310,16 @@ async fn start_maintenance(
         tracing::info!("maintenance windows are kept in memory only (no history store)");
     }
     Maintenance::open(store, metrics.maintenance.clone(), alertmanager).await
+}
+
+/// The next set of discovered servers; never resolves without a discovery directory.
+async fn discovery_changed(
+    discovered: &mut Option<tokio::sync::watch::Receiver<Arc<Vec<crate::probe::ServerConfig>>>>,
+) -> Option<Arc<Vec<crate::probe::ServerConfig>>> {
+    if let Some(rx) = discovered
+        && rx.changed().await.is_ok()
+    {
+        return Some(Arc::clone(&rx.borrow_and_update()));
+    }
+    std::future::pending().await
 }

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::fleet::Fleet;
 use crate::deps::DependencyRunner;
 use crate::metrics::reload::ReloadMetrics;
 use crate::scheduler::Scheduler;
@@ -31,6 +32,8 @@ pub struct Reloadable<'a> {
     pub proxies: &'a mut crate::proxy::ProxySet,
     /// Counts the outcome.
     pub metrics: &'a ReloadMetrics,
+    /// The servers beside the file's (discovered) and this instance's shard.
+    pub fleet: &'a mut Fleet,
 }
 
 /// Re-reads the file and applies it; `Err` leaves everything as it was. `trigger` names what
@@ -48,7 +51,10 @@ pub async fn reload(target: Reloadable<'_>, trigger: &str) -> Result<String, Con
     crate::security::apply_config(target.monitor, &config.security);
     target.dependencies.set_dependents(&config.servers);
     target.dependencies.apply(&config.dependencies).await;
-    target.scheduler.apply(&config.servers).await;
+    target.fleet.configured = config.servers.clone();
+    let wanted = target.fleet.wanted();
+    target.scheduler.apply(&wanted).await;
+    target.fleet.publish(&wanted);
     target
         .running_config
         .set(crate::validate::describe(target.path, &config));

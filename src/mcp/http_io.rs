@@ -1,6 +1,8 @@
 //! HTTP plumbing shared by the Streamable HTTP and legacy SSE transports: the client, configured
 //! headers, error mapping and body reads bounded in size and time.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
@@ -8,28 +10,94 @@ use tokio::time::{Instant, timeout_at};
 
 use super::WireCounters;
 use super::error::{Heard, McpError};
-use super::http_timing::PhaseRecorder;
-use crate::tls::{TlsSettings, TlsWatch};
+use super::http_timing::{TimedResolver, TimingLayer};
+use crate::tls::TlsSettings;
+use crate::tls::chain::ChainBook;
 
-/// Builds the reqwest client of one HTTP transport (no overall timeout: every call carries its
-/// own deadline); its lookups and new connections are timed into `phases`, and the certificate
-/// chains its TLS connections verify (under `tls`) are noted in `watch`'s book.
-pub(crate) fn build_client(
+/// What makes two HTTP clients differ. Servers whose settings are equal share one client: its
+/// connection pools (one per host), resolver, TLS configuration and root certificates are made
+/// once, not once per server. Every client setting a server entry may carry belongs here, so
+/// servers that need different clients get them.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// The entry's `tls` key (trusted CAs, name to verify).
+    pub tls: TlsSettings,
+}
+
+/// A shared client and the book its TLS verifier records chains in. The book is looked up by
+/// each response's own leaf certificate (src/tls/observe.rs), so servers sharing a client
+/// still read their own chain.
+pub(crate) type SharedClient = (reqwest::Client, Arc<ChainBook>);
+
+/// The HTTP clients of one daemon, one per distinct [`ClientSettings`], made on first use.
+/// Cloning shares the registry.
+#[derive(Clone, Default)]
+pub struct HttpClients(Arc<Mutex<HashMap<ClientSettings, SharedClient>>>);
+
+impl HttpClients {
+    /// The client for `settings`, built the first time they are asked for.
+    /// `url` names the first server that asks, for the error when the TLS settings cannot
+    /// make a client (an unreadable CA file).
+    pub(crate) fn client(
+        &self,
+        url: &url::Url,
+        settings: &ClientSettings,
+    ) -> Result<SharedClient, McpError> {
+        let mut clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = clients.get(settings) {
+            return Ok(shared.clone());
+        }
+        let book = Arc::new(ChainBook::default());
+        let client = build_client(url, settings, &book)?;
+        clients.insert(settings.clone(), (client.clone(), Arc::clone(&book)));
+        Ok((client, book))
+    }
+
+    /// How many distinct clients were built.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True before the first client is built.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for HttpClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpClients({})", self.len())
+    }
+}
+
+/// The registry is shared state, not a bound: any two compare equal.
+impl PartialEq for HttpClients {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for HttpClients {}
+
+/// Builds a client (no overall timeout: every call carries its own deadline). Its lookups and
+/// new connections are timed into the `PhaseRecorder` of the request that caused them
+/// (src/mcp/http_timing.rs), so one client serves many servers; the certificate chains its TLS
+/// connections verify (under `settings.tls`) are noted in `book`.
+fn build_client(
     url: &url::Url,
-    phases: &PhaseRecorder,
-    tls: &TlsSettings,
-    watch: &TlsWatch,
+    settings: &ClientSettings,
+    book: &Arc<ChainBook>,
 ) -> Result<reqwest::Client, McpError> {
     let tls_config =
-        crate::tls::client_config(tls, watch.book()).map_err(|e| McpError::Connect {
+        crate::tls::client_config(&settings.tls, book).map_err(|e| McpError::Connect {
             url: url.to_string(),
             detail: e.to_string(),
         })?;
     // Redirects are not followed: a probe reports what the configured URL answers, and
     // configured credentials never travel to another URL.
     reqwest::Client::builder()
-        .dns_resolver(phases.resolver())
-        .connector_layer(phases.connector_layer())
+        .dns_resolver(Arc::new(TimedResolver))
+        .connector_layer(TimingLayer)
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .tls_backend_preconfigured(tls_config)
@@ -167,6 +235,18 @@ pub(crate) fn timeout_marker() -> McpError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_with_equal_settings_share_one_client() {
+        let clients = HttpClients::default();
+        assert!(clients.is_empty());
+        clients.client(&ClientSettings::default()).unwrap();
+        clients.client(&ClientSettings::default()).unwrap();
+        assert_eq!(clients.len(), 1);
+        // A clone shares the registry.
+        clients.clone().client(&ClientSettings::default()).unwrap();
+        assert_eq!(clients.len(), 1);
+    }
 
     #[test]
     fn rejects_invalid_configured_headers() {

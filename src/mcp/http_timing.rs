@@ -9,6 +9,12 @@
 //! connection (resolution included, so it is subtracted), and the transports' own clocks around
 //! each request. TCP connect and the TLS handshake happen in one connector call and are
 //! reported together as `connect`.
+//!
+//! One reqwest client serves every server with the same client settings (src/mcp/http_io.rs),
+//! so its resolver and connector do not belong to a server: they time into the recorder of the
+//! request being sent, which each transport sets around `send` with `PhaseRecorder::scope`
+//! (a task-local, since reqwest polls the connector inside the request's future). A connection
+//! that reqwest finishes in the background after the request took another one is not timed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -104,29 +110,39 @@ impl PhaseRecorder {
         }
     }
 
-    /// A resolver for reqwest that times every lookup into this recorder.
-    pub(crate) fn resolver(&self) -> Arc<TimedResolver> {
-        Arc::new(TimedResolver(self.clone()))
-    }
-
-    /// A connector layer for reqwest that times every new connection into this recorder.
-    pub(crate) fn connector_layer(&self) -> TimingLayer {
-        TimingLayer(self.clone())
+    /// Runs `sending` (a request's `send`) with this recorder as the one its lookups and new
+    /// connections are timed into.
+    pub(crate) async fn scope<F: Future>(&self, sending: F) -> F::Output {
+        CURRENT.scope(self.clone(), sending).await
     }
 }
 
-/// System resolution (getaddrinfo on a blocking thread, as reqwest's default), timed.
+tokio::task_local! {
+    /// The recorder of the request being sent, set by [`PhaseRecorder::scope`].
+    static CURRENT: PhaseRecorder;
+}
+
+/// The recorder of the request being sent, if any.
+fn current() -> Option<PhaseRecorder> {
+    CURRENT.try_with(PhaseRecorder::clone).ok()
+}
+
+/// System resolution (getaddrinfo on a blocking thread, as reqwest's default), timed into the
+/// recorder of the request that needed it.
 #[derive(Debug)]
-pub(crate) struct TimedResolver(PhaseRecorder);
+pub(crate) struct TimedResolver;
 
 impl Resolve for TimedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let recorder = self.0.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
+            // Read when first polled: reqwest polls the lookup inside the request's future.
+            let recorder = current();
             let started = Instant::now();
             let found = tokio::net::lookup_host((host.as_str(), 0)).await;
-            recorder.add_resolve(started.elapsed());
+            if let Some(recorder) = recorder {
+                recorder.add_resolve(started.elapsed());
+            }
             let addrs: Vec<SocketAddr> = found?.collect();
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -135,16 +151,13 @@ impl Resolve for TimedResolver {
 
 /// `tower` layer wrapping reqwest's connector service in [`TimedConnector`].
 #[derive(Clone, Debug)]
-pub(crate) struct TimingLayer(PhaseRecorder);
+pub(crate) struct TimingLayer;
 
 impl<S> tower_layer::Layer<S> for TimingLayer {
     type Service = TimedConnector<S>;
 
     fn layer(&self, inner: S) -> TimedConnector<S> {
-        TimedConnector {
-            inner,
-            recorder: self.0.clone(),
-        }
+        TimedConnector { inner }
     }
 }
 
@@ -152,7 +165,6 @@ impl<S> tower_layer::Layer<S> for TimingLayer {
 #[derive(Clone, Debug)]
 pub(crate) struct TimedConnector<S> {
     inner: S,
-    recorder: PhaseRecorder,
 }
 
 impl<S, Req> tower_service::Service<Req> for TimedConnector<S>
@@ -172,11 +184,13 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let started = Instant::now();
+        let recorder = current();
         let connecting = self.inner.call(req);
-        let recorder = self.recorder.clone();
         Box::pin(async move {
             let result = connecting.await;
-            recorder.add_connection(started.elapsed(), result.is_ok());
+            if let Some(recorder) = recorder {
+                recorder.add_connection(started.elapsed(), result.is_ok());
+            }
             result
         })
     }
@@ -228,12 +242,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_resolver_finds_localhost_and_times_the_lookup() {
+    async fn the_resolver_times_the_lookup_into_the_recorder_in_scope() {
         let r = PhaseRecorder::default();
         let name: Name = "localhost".parse().unwrap();
-        let addrs: Vec<SocketAddr> = r.resolver().resolve(name).await.unwrap().collect();
+        let addrs: Vec<SocketAddr> = r
+            .scope(TimedResolver.resolve(name))
+            .await
+            .unwrap()
+            .collect();
         assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
         assert!(!addrs.is_empty());
         assert!(r.take().resolve > Duration::ZERO);
+        // Outside any scope a lookup is not timed anywhere.
+        let other = PhaseRecorder::default();
+        let name: Name = "localhost".parse().unwrap();
+        assert!(TimedResolver.resolve(name).await.is_ok());
+        assert_eq!(other.take().resolve, Duration::ZERO);
     }
 }

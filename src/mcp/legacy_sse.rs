@@ -18,8 +18,8 @@ use super::WireCounters;
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
 use super::http_io::{
-    auth_error, build_client, drain_in_background, map_send_error, parse_headers, read_excerpt,
-    timeout_marker,
+    ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
+    read_excerpt, timeout_marker,
 };
 use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::RpcErrorObject;
@@ -58,11 +58,14 @@ impl SseTransport {
         tls: &TlsSettings,
         max_event: usize,
         counters: Arc<WireCounters>,
+        clients: &HttpClients,
     ) -> Result<Self, McpError> {
         let phases = PhaseRecorder::default();
-        let watch = TlsWatch::default();
+        let settings = ClientSettings { tls: tls.clone() };
+        let (client, book) = clients.client(url, &settings)?;
+        let watch = TlsWatch::with_book(book);
         Ok(SseTransport {
-            client: build_client(url, &phases, tls, &watch)?,
+            client,
             tls: watch,
             url: url.clone(),
             headers: parse_headers(headers)?,
@@ -104,7 +107,7 @@ impl SseTransport {
             .headers(self.headers.clone())
             .header(ACCEPT, "text/event-stream");
         let started = Instant::now();
-        let sent = timeout_at(deadline, req.send()).await;
+        let sent = timeout_at(deadline, self.phases.scope(req.send())).await;
         let headers_at = Instant::now();
         // Timed whether or not headers came: a stream that never opens shows as processing.
         self.phases
@@ -204,7 +207,7 @@ impl SseTransport {
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        let sent = timeout_at(deadline, req.send())
+        let sent = timeout_at(deadline, self.phases.scope(req.send()))
             .await
             .map_err(|_| timeout_marker())?;
         let mut resp = match sent {

@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime};
 
 pub use error::{Heard, McpError};
 pub use handshake::Handshake;
+pub use http_io::{ClientSettings, HttpClients};
 pub use http_timing::HttpPhases;
 pub use session::McpSession;
 pub use tools::{RejectedTool, ToolCallOutcome, ToolCatalog};
@@ -137,6 +138,9 @@ pub struct Limits {
     pub discover_timeout: Duration,
     /// Wait per shutdown step: close stdin -> SIGTERM -> SIGKILL (default 2 s).
     pub shutdown_grace: Duration,
+    /// The HTTP clients the sessions share, one per distinct client settings (a fresh
+    /// registry by default; the scheduler hands one registry to all its servers).
+    pub http_clients: HttpClients,
 }
 
 impl Default for Limits {
@@ -150,6 +154,7 @@ impl Default for Limits {
             max_notifications_per_second: 100,
             discover_timeout: Duration::from_secs(3),
             shutdown_grace: Duration::from_secs(2),
+            http_clients: HttpClients::default(),
         }
     }
 }

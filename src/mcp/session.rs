@@ -171,6 +171,7 @@ impl McpSession {
                 tls,
                 limits.max_message_bytes,
                 counters.clone(),
+                &limits.http_clients,
             )?),
             TransportSpec::Sse { url, headers, tls } => Transport::Sse(SseTransport::new(
                 url,
@@ -178,6 +179,7 @@ impl McpSession {
                 tls,
                 limits.max_message_bytes,
                 counters.clone(),
+                &limits.http_clients,
             )?),
         };
         Ok(McpSession {

@@ -15,8 +15,8 @@ use tokio::time::{Instant, timeout_at};
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
 use super::http_io::{
-    auth_error, build_client, drain_in_background, map_send_error, parse_headers, read_body,
-    read_excerpt, timeout_marker,
+    ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
+    read_body, read_excerpt, timeout_marker,
 };
 use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::{RpcErrorObject, error_in_body};
@@ -92,18 +92,22 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    /// Prepares a client for `url` (TLS under `tls` for https); no request is made yet.
+    /// Prepares the transport for `url` with the shared client of its settings (TLS under
+    /// `tls` for https) from `clients`; no request is made yet.
     pub fn new(
         url: &url::Url,
         headers: &[(String, String)],
         tls: &TlsSettings,
         max_body: usize,
         counters: Arc<WireCounters>,
+        clients: &HttpClients,
     ) -> Result<Self, McpError> {
         let phases = PhaseRecorder::default();
-        let watch = TlsWatch::default();
+        let settings = ClientSettings { tls: tls.clone() };
+        let (client, book) = clients.client(url, &settings)?;
+        let watch = TlsWatch::with_book(book);
         Ok(HttpTransport {
-            client: build_client(url, &phases, tls, &watch)?,
+            client,
             tls: watch,
             url: url.clone(),
             headers: parse_headers(headers)?,
@@ -187,7 +191,7 @@ impl HttpTransport {
         deadline: Instant,
     ) -> Result<reqwest::Response, McpError> {
         let req = self.post(msg, h)?;
-        let resp = timeout_at(deadline, req.send())
+        let resp = timeout_at(deadline, self.phases.scope(req.send()))
             .await
             .map_err(|_| timeout_marker())?
             .map_err(|e| map_send_error(self.url.as_str(), &e))?;
@@ -500,7 +504,7 @@ impl HttpTransport {
         if let Some(v) = &self.protocol_version {
             req = req.header("mcp-protocol-version", v);
         }
-        let resp = timeout_at(deadline, req.send())
+        let resp = timeout_at(deadline, self.phases.scope(req.send()))
             .await
             .map_err(|_| timeout_marker())?
             .map_err(|e| map_send_error(self.url.as_str(), &e))?;
@@ -554,9 +558,15 @@ mod tests {
 
     fn built(h: MessageHeaders<'_>) -> HeaderMap {
         let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("url");
-        let transport =
-            HttpTransport::new(&url, &[], &TlsSettings::default(), 1024, Arc::default())
-                .expect("transport");
+        let transport = HttpTransport::new(
+            &url,
+            &[],
+            &TlsSettings::default(),
+            1024,
+            Arc::default(),
+            &HttpClients::default(),
+        )
+        .expect("transport");
         let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": h.method});
         let request = transport
             .post(&msg, h)
@@ -620,6 +630,7 @@ mod tests {
             &TlsSettings::default(),
             1 << 20,
             Arc::clone(&counters),
+            &HttpClients::default(),
         )
         .expect("transport");
         transport.set_protocol_version("2025-11-25");

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub integrity: IntegrityMetrics,
     /// Real traffic reported by wrappers: the receiver's consumer (src/traffic/metrics.rs).
     pub traffic: Arc<TrafficMetrics>,
+    /// The discovery directory's files and servers.
+    pub discovery: crate::discovery::metrics::DiscoveryMetrics,
 }
 
 impl Default for Metrics {
@@ -104,6 +106,7 @@ impl Metrics {
         let maintenance = MaintenanceMetrics::register(&mut registry);
         let integrity = IntegrityMetrics::register(&mut registry);
         let traffic = TrafficMetrics::register(&mut registry, probe.shared(), &wire);
+        let discovery = crate::discovery::metrics::DiscoveryMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -121,6 +124,7 @@ impl Metrics {
             maintenance,
             integrity,
             traffic,
+            discovery,
         }
     }
 

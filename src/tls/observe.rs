@@ -54,6 +54,14 @@ pub struct TlsWatch {
 }
 
 impl TlsWatch {
+    /// A watch reading `book`, the one the transport's (possibly shared) client records into.
+    pub fn with_book(book: Arc<ChainBook>) -> Self {
+        TlsWatch {
+            book,
+            last: Mutex::default(),
+        }
+    }
+
     /// The book the transport's TLS configuration must record into.
     pub fn book(&self) -> &Arc<ChainBook> {
         &self.book

@@ -1,5 +1,7 @@
 //! The HTTP surface: `/metrics`, `/health`, `/api/servers`, `/api/dependencies`,
-//! `/api/maintenance` (src/web/maintenance.rs) and the status page at `/`, served with the TLS and basic-auth settings of `--web.config.file`.
+//! `/api/maintenance` (src/web/maintenance.rs), `/sd` (Prometheus HTTP service discovery),
+//! `/probe`, `/servers/NAME`, `/config`, `/reports` and the status page at `/`, served with the
+//! TLS and basic-auth settings of `--web.config.file`.
 //! Handlers only read what the scheduler last published; none of them probes.
 
 mod assets;
@@ -9,6 +11,7 @@ mod dependencies;
 pub mod lifecycle;
 pub mod maintenance;
 pub mod probe_endpoint;
+pub mod sd;
 pub mod server;
 mod server_page;
 mod status_page;
@@ -57,6 +60,8 @@ pub struct AppState {
     pub running_config: RunningConfig,
     /// The maintenance windows behind `/api/maintenance`; `None` answers 503.
     pub maintenance: Option<maintenance::MaintenanceApi>,
+    /// The servers this instance probes, for `/sd`.
+    pub sd: sd::SdTargets,
 }
 
 /// The running configuration's report (src/validate.rs), replaced at each reload.
@@ -96,6 +101,7 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
             get(maintenance::list).post(maintenance::start),
         )
         .route("/api/maintenance/{id}", delete(maintenance::end))
+        .route("/sd", get(sd_handler))
         .merge(assets::routes())
         .fallback(not_found)
         .with_state(state)
@@ -258,6 +264,13 @@ async fn config_handler(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Prometheus HTTP service discovery: this instance's servers as target groups
+/// (src/web/sd.rs).
+async fn sd_handler(State(state): State<AppState>) -> Response {
+    let json = serde_json::to_string(&*state.sd.groups()).unwrap_or_else(|_| "[]".into());
+    ([(header::CONTENT_TYPE, "application/json")], redact(json)).into_response()
+}
+
 async fn status_page_handler(State(state): State<AppState>) -> Html<String> {
     Html(redact(status_page::render(&state.board.snapshot())))
 }
@@ -270,6 +283,6 @@ fn redact(text: String) -> String {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /health, /api/servers, /api/dependencies, /api/maintenance, /servers/NAME, /config, /reports, /probe or /\n",
+        "not found; try /metrics, /health, /api/servers, /api/dependencies, /api/maintenance, /servers/NAME, /config, /reports, /probe, /sd or /\n",
     )
 }

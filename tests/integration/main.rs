@@ -18,6 +18,7 @@ mod credentials;
 mod daemon;
 mod dependency_history;
 mod deps;
+mod fleet;
 mod fuzz_regressions;
 mod import_graph;
 mod incident;

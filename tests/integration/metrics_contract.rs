@@ -1181,11 +1181,19 @@ impl Daemon {
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config)
             .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
+        // A discovery directory holding one file that does not parse, so the discovery
+        // families (docs/probing.md#discovery) have their series too.
+        let discovery = dir.path().join("discovery");
+        std::fs::create_dir_all(&discovery)
+            .and_then(|()| std::fs::write(discovery.join("broken.json"), "[{\"targets\": "))
+            .unwrap_or_else(|e| panic!("write the discovery directory: {e}"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-exporter"));
         cmd.arg("serve")
             .arg("--config")
             .arg(&config_path)
             .args(["--listen", "127.0.0.1:0"])
+            .arg("--discovery.dir")
+            .arg(&discovery)
             .current_dir(dir.path());
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");

@@ -1,0 +1,332 @@
+//! A fleet of cheap MCP servers in one process, for scripts/bench-fleet.sh and the sharding
+//! tests: N Streamable HTTP endpoints, half legacy era (`initialize`, `Mcp-Session-Id`,
+//! `ping`), half modern era (stateless `server/discover`), each answering from memory.
+//!
+//! Usage:
+//! - `fleet_target serve --servers N [--listeners L] [--ports-file FILE]`: binds L loopback
+//!   listeners (default: one per server, so every server has its own host:port as in a real
+//!   fleet and no HTTP connection pool is shared between two of them) and serves server `i`
+//!   at `http://127.0.0.1:PORT[i % L]/legacy/i` (even `i`) or `/modern/i` (odd `i`). Writes
+//!   one URL a line to FILE (or stdout) once every listener is bound; runs until SIGTERM/SIGINT
+//!   and then prints one JSON line with the requests answered and its CPU seconds.
+//! - `fleet_target floor --url URL --rate R --seconds S`: the minimal client a liveness probe
+//!   is compared with: one release reqwest client on one kept connection that initializes once
+//!   and then POSTs the same `ping` the exporter's liveness probe sends, R times a second for S
+//!   seconds; prints one JSON line with the requests made, failures and CPU seconds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The newest legacy version; what a legacy endpoint negotiates.
+const LEGACY_VERSION: &str = "2025-11-25";
+/// The modern version a modern endpoint supports.
+const MODERN_VERSION: &str = "2026-07-28";
+/// JSON-RPC "method not found".
+const METHOD_NOT_FOUND: i64 = -32601;
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF has no other preconditions.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+#[derive(Default)]
+struct Fleet {
+    requests: AtomicU64,
+    sessions: AtomicU64,
+}
+
+fn reply(id: &Value, result: Value) -> Response {
+    json_response(json!({"jsonrpc": "2.0", "id": id, "result": result}), None)
+}
+
+fn error(id: &Value, code: i64, message: &str) -> Response {
+    json_response(
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+        None,
+    )
+}
+
+fn json_response(body: Value, session: Option<String>) -> Response {
+    let mut response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    if let Some(id) = session.and_then(|s| s.parse().ok()) {
+        response.headers_mut().insert("mcp-session-id", id);
+    }
+    response
+}
+
+fn tools() -> Value {
+    json!({"tools": [{"name": "echo", "description": "Echoes its message",
+        "inputSchema": {"type": "object", "properties": {"message": {"type": "string"}}}}]})
+}
+
+fn call_result(params: Option<&Value>) -> Value {
+    let message = params
+        .and_then(|p| p.get("arguments"))
+        .and_then(|a| a.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    json!({"content": [{"type": "text", "text": format!("Echo: {message}")}]})
+}
+
+async fn legacy(
+    State(fleet): State<Arc<Fleet>>,
+    Path(n): Path<u64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    fleet.requests.fetch_add(1, Ordering::Relaxed);
+    let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(id) = msg.get("id") else {
+        return StatusCode::ACCEPTED.into_response(); // a notification
+    };
+    let has_session = headers.contains_key("mcp-session-id");
+    match method {
+        "initialize" => {
+            let session = fleet.sessions.fetch_add(1, Ordering::Relaxed);
+            json_response(
+                json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "protocolVersion": LEGACY_VERSION,
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": format!("fleet-legacy-{n}"), "version": "1.0.0"}}}),
+                Some(format!("s{n}-{session}")),
+            )
+        }
+        _ if !has_session => (StatusCode::BAD_REQUEST, "missing Mcp-Session-Id").into_response(),
+        "ping" => reply(id, json!({})),
+        "tools/list" => reply(id, tools()),
+        "tools/call" => reply(id, call_result(msg.get("params"))),
+        _ => error(id, METHOD_NOT_FOUND, "method not found"),
+    }
+}
+
+async fn modern(State(fleet): State<Arc<Fleet>>, Path(n): Path<u64>, body: Bytes) -> Response {
+    fleet.requests.fetch_add(1, Ordering::Relaxed);
+    let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(id) = msg.get("id") else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    match method {
+        "server/discover" => reply(
+            id,
+            json!({"supportedVersions": [MODERN_VERSION], "capabilities": {"tools": {}},
+                "_meta": {"io.modelcontextprotocol/serverInfo":
+                    {"name": format!("fleet-modern-{n}"), "version": "1.0.0"}}}),
+        ),
+        "ping" => reply(id, json!({})),
+        "tools/list" => reply(id, tools()),
+        "tools/call" => reply(id, call_result(msg.get("params"))),
+        "initialize" => json_response(
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32022,
+                "message": "unsupported protocol version",
+                "data": {"supported": [MODERN_VERSION]}}}),
+            None,
+        ),
+        _ => error(id, METHOD_NOT_FOUND, "method not found"),
+    }
+}
+
+/// Ends an idle legacy session (`DELETE`).
+async fn end_session() -> StatusCode {
+    StatusCode::OK
+}
+
+fn flag(args: &HashMap<String, String>, name: &str) -> Option<String> {
+    args.get(name).cloned()
+}
+
+fn parse_flags(rest: &[String]) -> Result<HashMap<String, String>, String> {
+    let mut flags = HashMap::new();
+    let mut it = rest.iter();
+    while let Some(name) = it.next() {
+        let key = name
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {name:?}"))?;
+        let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
+        flags.insert(key.to_string(), value.clone());
+    }
+    Ok(flags)
+}
+
+fn number<T: std::str::FromStr>(
+    flags: &HashMap<String, String>,
+    name: &str,
+    default: Option<T>,
+) -> Result<T, String> {
+    match flag(flags, name) {
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("--{name} {v:?} is not a number")),
+        None => default.ok_or_else(|| format!("--{name} is required")),
+    }
+}
+
+async fn serve(flags: HashMap<String, String>) -> Result<(), String> {
+    let servers: usize = number(&flags, "servers", None)?;
+    let listeners: usize = number(&flags, "listeners", Some(servers))?.clamp(1, servers.max(1));
+    let fleet = Arc::new(Fleet::default());
+    let app = Router::new()
+        .route("/legacy/{n}", post(legacy).delete(end_session))
+        .route("/modern/{n}", post(modern).delete(end_session))
+        .with_state(Arc::clone(&fleet));
+    let mut ports = Vec::with_capacity(listeners);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    for _ in 0..listeners {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("bind: {e}"))?;
+        ports.push(listener.local_addr().map_err(|e| e.to_string())?.port());
+        let (app, mut stop) = (app.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        });
+    }
+    let urls: String = (0..servers)
+        .map(|i| {
+            let era = if i % 2 == 0 { "legacy" } else { "modern" };
+            format!("http://127.0.0.1:{}/{era}/{i}\n", ports[i % listeners])
+        })
+        .collect();
+    match flag(&flags, "ports-file") {
+        Some(path) => {
+            let partial = format!("{path}.partial");
+            std::fs::write(&partial, urls).map_err(|e| format!("{path}: {e}"))?;
+            std::fs::rename(&partial, &path).map_err(|e| format!("{path}: {e}"))?;
+        }
+        None => print!("{urls}"),
+    }
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    let _ = stop_tx.send(true);
+    println!(
+        "{}",
+        json!({"requests": fleet.requests.load(Ordering::Relaxed),
+            "sessions": fleet.sessions.load(Ordering::Relaxed),
+            "cpu_seconds": cpu_seconds()})
+    );
+    Ok(())
+}
+
+async fn floor(flags: HashMap<String, String>) -> Result<(), String> {
+    let url = flag(&flags, "url").ok_or("--url is required")?;
+    let rate: f64 = number(&flags, "rate", None)?;
+    let seconds: f64 = number(&flags, "seconds", None)?;
+    // One connection, kept: at most one idle connection per host, requests in sequence.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let post = |body: Value, session: Option<&str>| {
+        let mut req = client
+            .post(&url)
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(s) = session {
+            req = req
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", LEGACY_VERSION);
+        }
+        req.send()
+    };
+    let init = post(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": LEGACY_VERSION, "capabilities": {},
+            "clientInfo": {"name": "fleet-floor", "version": "0"}}}),
+        None,
+    )
+    .await
+    .map_err(|e| format!("initialize: {e}"))?;
+    let session = init
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or("initialize answered without Mcp-Session-Id")?;
+    let _ = init.bytes().await;
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let until = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let cpu0 = cpu_seconds();
+    let (mut sent, mut failed) = (0u64, 0u64);
+    let mut id = 1u64;
+    while tokio::time::Instant::now() < until {
+        ticks.tick().await;
+        id += 1;
+        let ok = match post(
+            json!({"jsonrpc": "2.0", "id": id, "method": "ping"}),
+            Some(&session),
+        )
+        .await
+        {
+            Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        sent += 1;
+        failed += u64::from(!ok);
+    }
+    println!(
+        "{}",
+        json!({"requests": sent, "failed": failed, "cpu_seconds": cpu_seconds() - cpu0})
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.split_first() {
+        Some((mode, rest)) => match (mode.as_str(), parse_flags(rest)) {
+            (_, Err(e)) => Err(e),
+            ("serve", Ok(flags)) => serve(flags).await,
+            ("floor", Ok(flags)) => floor(flags).await,
+            (other, _) => Err(format!("unknown mode {other:?}; use serve or floor")),
+        },
+        None => Err("usage: fleet_target serve --servers N [--listeners L] [--ports-file FILE] | floor --url URL --rate R --seconds S".into()),
+    };
+    if let Err(e) = result {
+        eprintln!("fleet_target: {e}");
+        std::process::exit(2);
+    }
+}
