@@ -67,11 +67,13 @@ pub enum HealthReason {
     Warnings,
     /// No complete observation: no probe yet, or a dependency not (yet) checkable.
     NoObservation,
+    /// The tool catalog differs from its approved lock (`tools_lock`, docs/tool-integrity.md).
+    ToolsUnapproved,
 }
 
 impl HealthReason {
     /// Every reason, for label bookkeeping.
-    pub const ALL: [HealthReason; 7] = [
+    pub const ALL: [HealthReason; 8] = [
         HealthReason::ProbeFailed,
         HealthReason::CriticalDependencyDown,
         HealthReason::DependencyDown,
@@ -79,6 +81,7 @@ impl HealthReason {
         HealthReason::Slow,
         HealthReason::Warnings,
         HealthReason::NoObservation,
+        HealthReason::ToolsUnapproved,
     ];
 
     /// The label value.
@@ -91,6 +94,7 @@ impl HealthReason {
             HealthReason::Slow => "slow",
             HealthReason::Warnings => "warnings",
             HealthReason::NoObservation => "no_observation",
+            HealthReason::ToolsUnapproved => "tools_unapproved",
         }
     }
 }
@@ -119,6 +123,15 @@ pub struct DependencyHealth<'a> {
     pub reason: Option<&'a str>,
 }
 
+/// A server's tool catalog that differs from its approved lock, as the health model weighs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnapprovedTools<'a> {
+    /// What differs, in words ("added `x`, modified `y` (description)").
+    pub summary: &'a str,
+    /// UNHEALTHY (`on_mismatch = "unhealthy"`) rather than DEGRADED.
+    pub critical: bool,
+}
+
 /// Decides health from the last probe of a server alone (no dependencies).
 pub fn assess(last_probe: Option<&ProbeOutcome>, degraded_latency: Duration) -> Health {
     assess_with_dependencies(last_probe, degraded_latency, &[])
@@ -139,6 +152,18 @@ pub fn assess_with_dependencies(
     last_probe: Option<&ProbeOutcome>,
     degraded_latency: Duration,
     dependencies: &[DependencyHealth<'_>],
+) -> Health {
+    assess_observations(last_probe, degraded_latency, dependencies, None)
+}
+
+/// [`assess_with_dependencies`], and a tool catalog that differs from its approved lock makes
+/// the server DEGRADED, or UNHEALTHY when `critical` (reason `tools_unapproved`), whatever the
+/// probe said: the catalog is the last one listed.
+pub fn assess_observations(
+    last_probe: Option<&ProbeOutcome>,
+    degraded_latency: Duration,
+    dependencies: &[DependencyHealth<'_>],
+    unapproved: Option<&UnapprovedTools<'_>>,
 ) -> Health {
     let mut found: Vec<(HealthReason, String)> = Vec::new();
     match last_probe {
@@ -192,8 +217,21 @@ pub fn assess_with_dependencies(
             )),
         }
     }
+    if let Some(tools) = unapproved {
+        found.push((
+            HealthReason::ToolsUnapproved,
+            format!(
+                "tool definitions differ from the approved lock: {}",
+                tools.summary
+            ),
+        ));
+    }
     let has = |code: HealthReason| found.iter().any(|(c, _)| *c == code);
-    let status = if has(HealthReason::ProbeFailed) || has(HealthReason::CriticalDependencyDown) {
+    let critical_tools = unapproved.is_some_and(|t| t.critical);
+    let status = if has(HealthReason::ProbeFailed)
+        || has(HealthReason::CriticalDependencyDown)
+        || critical_tools
+    {
         HealthStatus::Unhealthy
     } else if has(HealthReason::NoObservation) {
         HealthStatus::Unknown
@@ -432,6 +470,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn unapproved_tools_degrade_or_fail_a_working_server() {
+        let threshold = Duration::from_millis(100);
+        let ok = probe(true, &[], 10);
+        let tools = |critical| UnapprovedTools {
+            summary: "added `exfil`",
+            critical,
+        };
+        let degraded = assess_observations(Some(&ok), threshold, &[], Some(&tools(false)));
+        assert_eq!(degraded.status, HealthStatus::Degraded);
+        assert_eq!(degraded.codes, vec![HealthReason::ToolsUnapproved]);
+        assert!(
+            degraded.reasons[0].contains("added `exfil`"),
+            "{degraded:?}"
+        );
+        let unhealthy = assess_observations(Some(&ok), threshold, &[], Some(&tools(true)));
+        assert_eq!(unhealthy.status, HealthStatus::Unhealthy);
+        let failed = probe(false, &[], 10);
+        let both = assess_observations(Some(&failed), threshold, &[], Some(&tools(false)));
+        assert_eq!(both.status, HealthStatus::Unhealthy);
+        assert_eq!(
+            both.codes,
+            vec![HealthReason::ProbeFailed, HealthReason::ToolsUnapproved]
+        );
+        assert_eq!(
+            assess_observations(Some(&ok), threshold, &[], None).status,
+            HealthStatus::Healthy
+        );
     }
 
     #[test]

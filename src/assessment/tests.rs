@@ -31,6 +31,7 @@ fn with_catalog(hash: u64) -> ProbeOutcome {
         count: 2,
         content_hash: hash,
         names: vec!["a".into(), "b".into()],
+        definitions: Default::default(),
     });
     outcome
 }
@@ -181,6 +182,6 @@ fn a_dependency_change_reuses_the_last_probe_and_can_be_a_transition() {
 fn a_slow_probe_is_degraded_by_the_servers_threshold() {
     let mut slow = ok_probe();
     slow.latency = Some(Duration::from_millis(1500));
-    let health = decide(&server(), Some(&slow), &[]);
+    let health = decide(&server(), Some(&slow), &[], None);
     assert_eq!(health.status, HealthStatus::Degraded);
 }

@@ -292,6 +292,7 @@ mod tests {
             count: 2,
             content_hash: 7,
             names: vec!["echo".into(), "get-sum".into()],
+            definitions: Default::default(),
         });
         o.http_phases = Some(crate::mcp::HttpPhases {
             resolve: Duration::from_millis(1),

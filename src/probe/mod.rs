@@ -1,5 +1,6 @@
 //! Liveness and readiness sequences; each probe returns a [`ProbeOutcome`] with stage timings.
 
+pub mod catalog;
 mod classify;
 pub mod config;
 pub mod deadline;
@@ -8,6 +9,7 @@ mod outcome;
 mod references;
 mod restart;
 mod run;
+pub mod tools_lock;
 
 pub use classify::{classify, session_is_broken};
 pub use config::{CheckType, ServerConfig, ToolCallCheck, TransportKind};

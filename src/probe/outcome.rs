@@ -1,10 +1,12 @@
 //! What one probe observed: the result every later stage (health, metrics, status page) reads.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::catalog::CatalogDefinitions;
 use crate::mcp::{Era, HttpPhases, RequestRecord};
 
 /// Why a probe failed, in the words an operator acts on.
@@ -137,6 +139,10 @@ pub struct CatalogSummary {
     pub content_hash: u64,
     /// Tool names, as listed.
     pub names: Vec<String>,
+    /// Each tool's canonical definition and fingerprint, and the catalog text
+    /// (src/probe/catalog.rs); computed once, when the catalog was listed.
+    #[serde(skip)]
+    pub definitions: Arc<CatalogDefinitions>,
 }
 
 /// The result of one probe of one server.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
 use crate::process::supervise::SupervisionStatus;
 
+use super::catalog::CatalogDefinitions;
 use super::classify::{classify, session_is_broken};
 use super::config::{CheckType, ServerConfig};
 use super::outcome::{CatalogSummary, FailureClass, ProbeOutcome, ServerIdentity, Stage};
@@ -330,6 +331,7 @@ impl ServerProbe {
         outcome.catalog = Some(CatalogSummary {
             count: catalog.names.len(),
             content_hash: catalog.content_hash,
+            definitions: Arc::new(CatalogDefinitions::of(&catalog.tools)),
             names: catalog.names,
         });
         if !missing.is_empty() {

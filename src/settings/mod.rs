@@ -135,6 +135,7 @@ impl Config {
             raw.servers,
             &exporter.server_defaults(),
             &declared,
+            path.parent().unwrap_or(Path::new("")),
             src,
         )?;
         let store = StoreConfig::from_raw(raw.store, path, src)?;
