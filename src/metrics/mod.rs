@@ -25,6 +25,7 @@ use crate::mcp::http_phase_metrics::HttpPhaseMetrics;
 use crate::mcp::wire_metrics::WireMetrics;
 use crate::metric_registry::MetricsRegistry;
 use crate::probe::ProbeOutcome;
+use crate::probe::catalog_metrics::CatalogMetrics;
 use crate::probe::metrics::ProbeMetrics;
 use crate::process::metrics::ProcessMetrics;
 use crate::security::metrics::SecurityMetrics;
@@ -53,6 +54,8 @@ pub struct Metrics {
     pub store: Arc<StoreMetrics>,
     /// The exporter's configuration reloads.
     pub reload: self::reload::ReloadMetrics,
+    /// Tool definition changes, unapproved tools and catalog context cost.
+    pub catalog: CatalogMetrics,
 }
 
 impl Default for Metrics {
@@ -75,6 +78,7 @@ impl Metrics {
         let http = HttpPhaseMetrics::register(&mut registry);
         let store = Arc::new(StoreMetrics::register(&mut registry));
         let reload = self::reload::ReloadMetrics::register(&mut registry);
+        let catalog = CatalogMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -87,6 +91,7 @@ impl Metrics {
             http,
             store,
             reload,
+            catalog,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Liveness and readiness sequences; each probe returns a [`ProbeOutcome`] with stage timings.
 
 pub mod catalog;
+pub mod catalog_metrics;
 mod classify;
 pub mod config;
 pub mod deadline;
