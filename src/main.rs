@@ -92,6 +92,12 @@ enum Command {
     /// clients experience to the daemon: put `mcp-exporter wrap --` before the server's
     /// command in the client's configuration.
     Wrap(cli::wrap::WrapArgs),
+    /// List servers' tools now and write their fingerprints to a lock file (approved catalogs,
+    /// `tools_lock`; docs/tool-integrity.md).
+    Pin(cli::pin::PinArgs),
+    /// List a server's tools now and print what differs from its approved lock, with the old
+    /// and new text; exit 0 same, 1 differs, 2 could not compare.
+    Diff(cli::diff::DiffArgs),
 }
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
@@ -136,6 +142,8 @@ fn main() -> ExitCode {
         Command::Logs(args) => ExitCode::from(cli::logs::run(args)),
         Command::History(args) => ExitCode::from(cli::history::run(args)),
         Command::Import(args) => ExitCode::from(cli::import::run(args)),
+        Command::Pin(args) => ExitCode::from(cli::pin::run(args)),
+        Command::Diff(args) => ExitCode::from(cli::diff::run(args)),
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);
             ExitCode::from(cli::wrap::run(args))

@@ -85,6 +85,24 @@ pub struct CheckRow {
     /// Where the probe's HTTP time went (HTTP transports; JSON output only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_phases: Option<crate::mcp::HttpPhases>,
+    /// The listed tool catalog as a client receives it, with its cost (readiness; JSON output
+    /// only; docs/tool-integrity.md#catalog-bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools_list: Option<ToolsListCost>,
+}
+
+/// The catalog bytes of a server and what they cost: `mcp_tools_list_bytes` and
+/// `mcp_tools_list_tokens` of exactly `text`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolsListCost {
+    /// Bytes of `text`.
+    pub bytes: usize,
+    /// o200k_base tokens of `text`.
+    pub tokens: usize,
+    /// SHA-256 of `text`, the fingerprint of the whole catalog.
+    pub sha256: String,
+    /// The catalog text: the canonical JSON array of every tool object, ordered by name.
+    pub text: String,
 }
 
 /// A whole round.
@@ -262,6 +280,12 @@ async fn round(
                 failing_dependencies: failing,
                 reason: assessment.health.reasons.join("; "),
                 http_phases,
+                tools_list: assessment.catalog.known.as_ref().map(|k| ToolsListCost {
+                    bytes: k.cost.bytes,
+                    tokens: k.cost.tokens,
+                    sha256: k.definitions.sha256.clone(),
+                    text: k.definitions.text.clone(),
+                }),
             }
         })
         .collect();
@@ -443,6 +467,7 @@ mod tests {
                 failing_dependencies: vec![],
                 reason: "down at connect: spawn failed".into(),
                 http_phases: None,
+                tools_list: None,
             }],
         };
         let t = table(&report);

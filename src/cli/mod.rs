@@ -1,12 +1,14 @@
 //! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs`,
-//! `history`, `import` and `wrap`. `main.rs` parses arguments and calls each module's `run`, which
+//! `history`, `import`, `wrap`, `pin` and `diff`. `main.rs` parses arguments and calls each module's `run`, which
 //! returns the exit status.
 
 pub mod check;
+pub mod diff;
 pub mod history;
 pub mod import;
 pub mod logs;
 pub mod metrics;
+pub mod pin;
 pub mod quantile;
 pub mod wrap;
 
