@@ -26,5 +26,6 @@ mod process;
 mod reload;
 mod security;
 mod store;
+mod tool_integrity;
 mod toolchain_pins;
 mod traffic_wrap;
