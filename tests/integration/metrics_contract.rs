@@ -1001,6 +1001,7 @@ fn contract_config(dir: &Path, http_port: u16, py_port: u16, peer_port: u16) -> 
     let interval = Regex::new(r#"(?m)^(\s*)interval = "[^"]*""#).expect("interval regex");
     assert!(interval.is_match(&text), "the example sets no interval");
     let text = interval.replace_all(&text, r#"${1}interval = "1s""#);
+    let lock = dir.join("absent.lock.json").display().to_string();
     format!(
         r#"{text}
 
@@ -1010,6 +1011,9 @@ name = "contract-drifting"
 transport = "http"
 url = "http://127.0.0.1:{peer_port}/drifting"
 interval = "1s"
+# A lock that does not exist approves nothing: mcp_tools_unapproved has a series.
+tools_lock = "{lock}"
+on_mismatch = "record"
 
 [[servers]]
 name = "contract-locked"
