@@ -72,10 +72,10 @@ impl ToolsStatus {
         Some(ToolsStatus {
             count: known.definitions.tools.len(),
             sha256: known.definitions.sha256.clone(),
-            bytes: known.cost.bytes,
-            tokens: known.cost.tokens,
+            bytes: known.cost().bytes,
+            tokens: known.cost().tokens,
             token_budget: a.server.tools_token_budget,
-            largest: known.cost.largest.clone(),
+            largest: known.cost().largest.clone(),
             unapproved: lock.map(|l| l.unapproved()),
             lock_differences: lock.filter(|l| l.mismatched()).map(|l| l.summary()),
         })

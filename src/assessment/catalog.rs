@@ -3,7 +3,7 @@
 //! when the catalog changed), and the comparison with the approved lock
 //! (docs/tool-integrity.md).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::health::UnapprovedTools;
 use crate::probe::ServerConfig;
@@ -17,8 +17,24 @@ use crate::probe::{CatalogSummary, ProbeOutcome};
 pub struct KnownCatalog {
     /// Its fingerprints and text.
     pub definitions: Arc<CatalogDefinitions>,
-    /// Bytes and tokens of its text.
-    pub cost: ContextCost,
+    /// Bytes and tokens of its text, counted on first use: once per new catalog in the daemon
+    /// (its metrics read it), never by a `check` that shows no cost.
+    cost: OnceLock<ContextCost>,
+}
+
+impl KnownCatalog {
+    /// A catalog whose cost is not counted yet.
+    pub fn new(definitions: Arc<CatalogDefinitions>) -> Self {
+        KnownCatalog {
+            definitions,
+            cost: OnceLock::new(),
+        }
+    }
+
+    /// Bytes and tokens of the catalog text (the tokenizer runs on the first call only).
+    pub fn cost(&self) -> &ContextCost {
+        self.cost.get_or_init(|| ContextCost::of(&self.definitions))
+    }
 }
 
 /// The catalog compared with the server's `tools_lock`.
@@ -121,12 +137,9 @@ impl CatalogMemory {
     }
 }
 
-/// The known catalog of a listing: its tokens are counted here, once per new catalog.
+/// The known catalog of a listing (its tokens are counted when first asked for).
 fn known_catalog(summary: &CatalogSummary) -> KnownCatalog {
-    KnownCatalog {
-        cost: ContextCost::of(&summary.definitions),
-        definitions: Arc::clone(&summary.definitions),
-    }
+    KnownCatalog::new(Arc::clone(&summary.definitions))
 }
 
 /// The comparison of `listed` with the server's lock, `None` without a lock.

@@ -320,6 +320,16 @@ mod tests {
             .record_server(server, &[("pg", "postgres", HealthStatus::Unhealthy)]);
         m.record_probe(server, "http", &o, &health, true);
         m.record_health(server, &health);
+        let catalog = crate::probe::catalog::CatalogDefinitions::of(&[
+            serde_json::json!({"name": "echo", "inputSchema": {"type": "object"}}),
+        ]);
+        m.catalog.record(
+            server,
+            &crate::probe::catalog::ContextCost::of(&catalog),
+            &[],
+            Some(0),
+            10_000,
+        );
         m.process.record(
             server,
             &ProcessStatus {

@@ -48,7 +48,7 @@ impl Sink for Metrics {
         if let Some(known) = &a.catalog.known {
             self.catalog.record(
                 a.name(),
-                &known.cost,
+                known.cost(),
                 &a.catalog.changes,
                 a.catalog.lock.as_ref().map(|l| l.unapproved()),
                 a.server.tools_token_budget,

@@ -416,6 +416,7 @@ enabled = false
         &config.to_string_lossy(),
         "--output",
         "json",
+        "--tools-list",
     ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("check JSON: {e}\n{}", text(&out.stderr)));
