@@ -291,7 +291,7 @@ impl ServerProbe {
         let t = Instant::now();
         let listed = session.list_tools(remaining(deadline)).await;
         outcome.stages.push((Stage::ListTools, t.elapsed()));
-        let catalog = match listed {
+        let mut catalog = match listed {
             Ok(catalog) => catalog,
             Err(err) => {
                 let (class, reason) = classify(Stage::ListTools, &err);
@@ -328,10 +328,16 @@ impl ServerProbe {
             .filter(|want| !catalog.names.iter().any(|have| have == *want))
             .map(String::as_str)
             .collect();
+        // Canonicalizing and hashing every tool is CPU work (some milliseconds per thousand
+        // tools): off the async workers, so other servers' probes keep their schedule.
+        let tools = std::mem::take(&mut catalog.tools);
+        let definitions = tokio::task::spawn_blocking(move || CatalogDefinitions::of(&tools))
+            .await
+            .unwrap_or_default();
         outcome.catalog = Some(CatalogSummary {
             count: catalog.names.len(),
             content_hash: catalog.content_hash,
-            definitions: Arc::new(CatalogDefinitions::of(&catalog.tools)),
+            definitions: Arc::new(definitions),
             names: catalog.names,
         });
         if !missing.is_empty() {
