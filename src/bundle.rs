@@ -41,6 +41,14 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../docs/runbooks/MCPSecurityIncident.md"),
     ),
     (
+        "MCPToolDefinitionChanged",
+        include_str!("../docs/runbooks/MCPToolDefinitionChanged.md"),
+    ),
+    (
+        "MCPToolCatalogOverBudget",
+        include_str!("../docs/runbooks/MCPToolCatalogOverBudget.md"),
+    ),
+    (
         "MCPSlowResponseTime",
         include_str!("../docs/runbooks/MCPSlowResponseTime.md"),
     ),

@@ -70,11 +70,13 @@ pub enum HealthReason {
     CredentialRejected,
     /// No complete observation: no probe yet, or a dependency not (yet) checkable.
     NoObservation,
+    /// The tool catalog differs from its approved lock (`tools_lock`, docs/tool-integrity.md).
+    ToolsUnapproved,
 }
 
 impl HealthReason {
     /// Every reason, for label bookkeeping.
-    pub const ALL: [HealthReason; 8] = [
+    pub const ALL: [HealthReason; 9] = [
         HealthReason::ProbeFailed,
         HealthReason::CredentialRejected,
         HealthReason::CriticalDependencyDown,
@@ -83,6 +85,7 @@ impl HealthReason {
         HealthReason::Slow,
         HealthReason::Warnings,
         HealthReason::NoObservation,
+        HealthReason::ToolsUnapproved,
     ];
 
     /// The label value.
@@ -96,6 +99,7 @@ impl HealthReason {
             HealthReason::Warnings => "warnings",
             HealthReason::CredentialRejected => "credential_rejected",
             HealthReason::NoObservation => "no_observation",
+            HealthReason::ToolsUnapproved => "tools_unapproved",
         }
     }
 }
@@ -124,6 +128,15 @@ pub struct DependencyHealth<'a> {
     pub reason: Option<&'a str>,
 }
 
+/// A server's tool catalog that differs from its approved lock, as the health model weighs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnapprovedTools<'a> {
+    /// What differs, in words ("added `x`, modified `y` (description)").
+    pub summary: &'a str,
+    /// UNHEALTHY (`on_mismatch = "unhealthy"`) rather than DEGRADED.
+    pub critical: bool,
+}
+
 /// Decides health from the last probe of a server alone (no dependencies).
 pub fn assess(last_probe: Option<&ProbeOutcome>, degraded_latency: Duration) -> Health {
     assess_with_dependencies(last_probe, degraded_latency, &[])
@@ -145,19 +158,23 @@ pub fn assess_with_dependencies(
     degraded_latency: Duration,
     dependencies: &[DependencyHealth<'_>],
 ) -> Health {
-    assess_remembering(last_probe, false, degraded_latency, dependencies)
+    assess_observations(last_probe, false, degraded_latency, dependencies, None)
 }
 
-/// [`assess_with_dependencies`] with what only a server's memory knows:
-/// `credential_rejected` when the last probe's 401 refused a credential that earlier probes
-/// got through with (decided in `src/assessment/mod.rs`). A failed probe whose credential was
-/// rejected reports `credential_rejected` beside `probe_failed`; the status is UNHEALTHY either
-/// way.
-pub fn assess_remembering(
+/// [`assess_with_dependencies`] with what only a server's memory knows (decided in
+/// `src/assessment/mod.rs`):
+/// - `credential_rejected` when the last probe's 401 refused a credential that earlier probes
+///   got through with. A failed probe whose credential was rejected reports
+///   `credential_rejected` beside `probe_failed`; the status is UNHEALTHY either way.
+/// - `unapproved`: a tool catalog that differs from its approved lock makes the server
+///   DEGRADED, or UNHEALTHY when `critical` (reason `tools_unapproved`), whatever the probe
+///   said: the catalog is the last one listed.
+pub fn assess_observations(
     last_probe: Option<&ProbeOutcome>,
     credential_rejected: bool,
     degraded_latency: Duration,
     dependencies: &[DependencyHealth<'_>],
+    unapproved: Option<&UnapprovedTools<'_>>,
 ) -> Health {
     let mut found: Vec<(HealthReason, String)> = Vec::new();
     match last_probe {
@@ -219,10 +236,21 @@ pub fn assess_remembering(
             )),
         }
     }
+    if let Some(tools) = unapproved {
+        found.push((
+            HealthReason::ToolsUnapproved,
+            format!(
+                "tool definitions differ from the approved lock: {}",
+                tools.summary
+            ),
+        ));
+    }
     let has = |code: HealthReason| found.iter().any(|(c, _)| *c == code);
+    let critical_tools = unapproved.is_some_and(|t| t.critical);
     let status = if has(HealthReason::ProbeFailed)
         || has(HealthReason::CredentialRejected)
         || has(HealthReason::CriticalDependencyDown)
+        || critical_tools
     {
         HealthStatus::Unhealthy
     } else if has(HealthReason::NoObservation) {
@@ -473,16 +501,16 @@ mod tests {
             FailureClass::AuthRequired,
             "server requires authorization (HTTP 401)",
         );
-        let got = assess_remembering(Some(&refused), true, threshold, &[]);
+        let got = assess_observations(Some(&refused), true, threshold, &[], None);
         assert_eq!(got.status, HealthStatus::Unhealthy);
         assert_eq!(
             got.codes,
             vec![HealthReason::ProbeFailed, HealthReason::CredentialRejected]
         );
         assert!(got.reasons[1].contains("credential rejected"), "{got:?}");
-        let first_time = assess_remembering(Some(&refused), false, threshold, &[]);
+        let first_time = assess_observations(Some(&refused), false, threshold, &[], None);
         assert_eq!(first_time.codes, vec![HealthReason::ProbeFailed]);
-        let ok = assess_remembering(Some(&probe(true, &[], 10)), true, threshold, &[]);
+        let ok = assess_observations(Some(&probe(true, &[], 10)), true, threshold, &[], None);
         assert_eq!(
             ok.status,
             HealthStatus::Healthy,
@@ -491,6 +519,36 @@ mod tests {
         assert_eq!(
             HealthReason::CredentialRejected.as_str(),
             "credential_rejected"
+        );
+    }
+
+    #[test]
+    fn unapproved_tools_degrade_or_fail_a_working_server() {
+        let threshold = Duration::from_millis(100);
+        let ok = probe(true, &[], 10);
+        let tools = |critical| UnapprovedTools {
+            summary: "added `exfil`",
+            critical,
+        };
+        let degraded = assess_observations(Some(&ok), false, threshold, &[], Some(&tools(false)));
+        assert_eq!(degraded.status, HealthStatus::Degraded);
+        assert_eq!(degraded.codes, vec![HealthReason::ToolsUnapproved]);
+        assert!(
+            degraded.reasons[0].contains("added `exfil`"),
+            "{degraded:?}"
+        );
+        let unhealthy = assess_observations(Some(&ok), false, threshold, &[], Some(&tools(true)));
+        assert_eq!(unhealthy.status, HealthStatus::Unhealthy);
+        let failed = probe(false, &[], 10);
+        let both = assess_observations(Some(&failed), false, threshold, &[], Some(&tools(false)));
+        assert_eq!(both.status, HealthStatus::Unhealthy);
+        assert_eq!(
+            both.codes,
+            vec![HealthReason::ProbeFailed, HealthReason::ToolsUnapproved]
+        );
+        assert_eq!(
+            assess_observations(Some(&ok), false, threshold, &[], None).status,
+            HealthStatus::Healthy
         );
     }
 

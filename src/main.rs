@@ -129,6 +129,12 @@ enum Command {
     /// passing its traffic through unchanged, and report what real clients experience to the
     /// daemon, as `wrap` does for stdio servers.
     Proxy(cli::proxy::ProxyArgs),
+    /// List servers' tools now and write their fingerprints to a lock file (approved catalogs,
+    /// `tools_lock`; docs/tool-integrity.md).
+    Pin(cli::pin::PinArgs),
+    /// List a server's tools now and print what differs from its approved lock, with the old
+    /// and new text; exit 0 same, 1 differs, 2 could not compare.
+    Diff(cli::diff::DiffArgs),
 }
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
@@ -179,6 +185,8 @@ fn main() -> ExitCode {
         Command::Backup(args) => ExitCode::from(cli::backup::run(args)),
         Command::Restore(args) => ExitCode::from(cli::restore::run(args)),
         Command::Incident(args) => ExitCode::from(cli::incident::run(args)),
+        Command::Pin(args) => ExitCode::from(cli::pin::run(args)),
+        Command::Diff(args) => ExitCode::from(cli::diff::run(args)),
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);
             ExitCode::from(cli::wrap::run(args))

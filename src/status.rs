@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::assessment::{Assessment, Cause, Sink};
 use crate::deps::ServerDependency;
 use crate::health::Health;
+use crate::probe::catalog::ToolTokens;
 use crate::probe::{ProbeFailure, ProbeOutcome};
 use crate::process::ProcessStatus;
 
@@ -37,6 +38,48 @@ pub struct ServerStatus {
     pub dependencies: Vec<ServerDependency>,
     /// The server's process: resources, restarts, crash loop, remediation.
     pub process: ProcessStatus,
+    /// The last tool catalog listed: its context cost, largest tools, lock comparison
+    /// (docs/tool-integrity.md); `None` until a readiness probe listed one.
+    pub tools: Option<ToolsStatus>,
+}
+
+/// What the status page and the API show of a server's tool catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolsStatus {
+    /// Tools listed.
+    pub count: usize,
+    /// SHA-256 of the catalog text.
+    pub sha256: String,
+    /// Bytes of the catalog text (`mcp_tools_list_bytes`).
+    pub bytes: usize,
+    /// o200k_base tokens of the catalog text (`mcp_tools_list_tokens`).
+    pub tokens: usize,
+    /// The configured `tools_token_budget`.
+    pub token_budget: u64,
+    /// The largest tools by tokens, largest first.
+    pub largest: Vec<ToolTokens>,
+    /// Tools not matching the approved lock; `None` without `tools_lock`.
+    pub unapproved: Option<usize>,
+    /// What differs from the lock, in words; `None` without a lock or when it matches.
+    pub lock_differences: Option<String>,
+}
+
+impl ToolsStatus {
+    /// The tool status of an assessment, `None` before a catalog is known.
+    fn of(a: &Assessment) -> Option<ToolsStatus> {
+        let known = a.catalog.known.as_ref()?;
+        let lock = a.catalog.lock.as_deref();
+        Some(ToolsStatus {
+            count: known.definitions.tools.len(),
+            sha256: known.definitions.sha256.clone(),
+            bytes: known.cost().bytes,
+            tokens: known.cost().tokens,
+            token_budget: a.server.tools_token_budget,
+            largest: known.cost().largest.clone(),
+            unapproved: lock.map(|l| l.unapproved()),
+            lock_differences: lock.filter(|l| l.mismatched()).map(|l| l.summary()),
+        })
+    }
 }
 
 /// A failure with the time it was observed.
@@ -91,6 +134,7 @@ impl Sink for StatusBoard {
                     consecutive_failures: 0,
                     dependencies: a.dependencies.clone(),
                     process: ProcessStatus::default(),
+                    tools: None,
                 },
             );
             return;
@@ -116,5 +160,8 @@ impl Sink for StatusBoard {
         }
         status.health = a.health.clone();
         status.dependencies = a.dependencies.clone();
+        if let Some(tools) = ToolsStatus::of(a) {
+            status.tools = Some(tools);
+        }
     }
 }

@@ -4,6 +4,10 @@ use crate::health::HealthStatus;
 
 use super::{Assessment, Sink};
 
+/// Longest old or new text of a changed tool field written to the log (the history store keeps
+/// the whole text).
+const LOGGED_TEXT_BYTES: usize = 2048;
+
 /// Writes an assessment's news to the daemon's log (tracing).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LogSink;
@@ -19,6 +23,27 @@ impl Sink for LogSink {
                 tools = change.tools,
                 "tool catalog changed (schema drift)"
             );
+        }
+        for change in &a.catalog.changes {
+            tracing::warn!(
+                server,
+                tool = %change.name,
+                change = change.change.as_str(),
+                fields = %change.field_names(),
+                old_sha256 = change.old_sha256.as_deref().unwrap_or("-"),
+                new_sha256 = change.new_sha256.as_deref().unwrap_or("-"),
+                "tool definition changed"
+            );
+            for field in &change.fields {
+                tracing::warn!(
+                    server,
+                    tool = %change.name,
+                    field = %field.field,
+                    old = %crate::excerpt::cut(field.old.as_deref().unwrap_or("(absent)"), LOGGED_TEXT_BYTES),
+                    new = %crate::excerpt::cut(field.new.as_deref().unwrap_or("(absent)"), LOGGED_TEXT_BYTES),
+                    "tool definition field changed"
+                );
+            }
         }
         if let Some(outcome) = a.new_probe() {
             tracing::debug!(

@@ -13,9 +13,11 @@
 //! decisions (health, transition, catalog change, session restart) are made here and nowhere
 //! else: no sink reads a decision back from another sink.
 
+pub mod catalog;
 mod log_sink;
 mod sink;
 
+pub use catalog::{CatalogNews, KnownCatalog, LockStatus};
 pub use log_sink::LogSink;
 pub use sink::{Sink, Sinks};
 
@@ -133,6 +135,9 @@ pub struct Assessment {
     pub session_restarted: bool,
     /// The tool catalog changed since the previous probe that listed it.
     pub catalog_change: Option<CatalogChange>,
+    /// The catalog's fingerprints, context cost, per-tool changes and lock comparison
+    /// (docs/tool-integrity.md).
+    pub catalog: CatalogNews,
     /// The server's process, sampled right after the probe (`None` unless [`Cause::Probe`]).
     pub process: Option<ProcessStatus>,
     /// What the server wrote since the previous probe (empty unless [`Cause::Probe`]).
@@ -160,6 +165,7 @@ pub struct ServerMemory {
     last_probe: Option<Arc<ProbeOutcome>>,
     last_status: Option<HealthStatus>,
     catalog_hash: Option<u64>,
+    catalog: catalog::CatalogMemory,
     sessions: u64,
     /// A probe presenting a credential got past the handshake: the server accepted it.
     credential_accepted: bool,
@@ -174,7 +180,7 @@ impl ServerMemory {
         server: Arc<ServerConfig>,
         dependencies: Vec<ServerDependency>,
     ) -> Assessment {
-        let health = decide(&server, None, &dependencies);
+        let health = decide(&server, None, &dependencies, None);
         self.last_status = Some(health.status);
         Assessment {
             server,
@@ -185,6 +191,7 @@ impl ServerMemory {
             transition: None,
             session_restarted: false,
             catalog_change: None,
+            catalog: CatalogNews::default(),
             process: None,
             logs: ServerLogs::default(),
         }
@@ -200,11 +207,13 @@ impl ServerMemory {
         logs: ServerLogs,
     ) -> Assessment {
         self.credential_rejected = self.judge_credential(&outcome);
+        let catalog = self.catalog.observe(&server, &outcome);
         let health = decide_remembering(
             &server,
             Some(&outcome),
             self.credential_rejected,
             &dependencies,
+            catalog.lock.as_deref(),
         );
         let transition = self.transition_to(health.status);
         let catalog_change = self.catalog_change(&outcome);
@@ -223,6 +232,7 @@ impl ServerMemory {
             transition,
             session_restarted,
             catalog_change,
+            catalog,
             process,
             logs,
         }
@@ -236,11 +246,13 @@ impl ServerMemory {
         dependencies: Vec<ServerDependency>,
     ) -> Option<Assessment> {
         let outcome = Arc::clone(self.last_probe.as_ref()?);
+        let catalog = self.catalog.unchanged();
         let health = decide_remembering(
             &server,
             Some(&outcome),
             self.credential_rejected,
             &dependencies,
+            catalog.lock.as_deref(),
         );
         let transition = self.transition_to(health.status);
         Some(Assessment {
@@ -252,6 +264,7 @@ impl ServerMemory {
             transition,
             session_restarted: false,
             catalog_change: None,
+            catalog,
             process: None,
             logs: ServerLogs::default(),
         })
@@ -293,14 +306,16 @@ impl ServerMemory {
     }
 }
 
-/// The health of `server` from its probe and its dependencies: the one call of the health
-/// model, shared by the daemon and `mcp-exporter check`.
+/// The health of `server` from its probe, its dependencies and its catalog's comparison with
+/// its approved lock: the one call of the health model, shared by the daemon and
+/// `mcp-exporter check`.
 pub fn decide(
     server: &ServerConfig,
     outcome: Option<&ProbeOutcome>,
     dependencies: &[ServerDependency],
+    lock: Option<&LockStatus>,
 ) -> Health {
-    decide_remembering(server, outcome, false, dependencies)
+    decide_remembering(server, outcome, false, dependencies, lock)
 }
 
 /// [`decide`] with what the server's memory adds: a credential rejected after it had worked.
@@ -309,16 +324,20 @@ fn decide_remembering(
     outcome: Option<&ProbeOutcome>,
     credential_rejected: bool,
     dependencies: &[ServerDependency],
+    lock: Option<&LockStatus>,
 ) -> Health {
     let views: Vec<DependencyHealth<'_>> = dependencies
         .iter()
         .map(ServerDependency::as_health)
         .collect();
-    health::assess_remembering(
+    let summary = lock.map(LockStatus::summary).unwrap_or_default();
+    let unapproved = catalog::weighed(lock, &summary);
+    health::assess_observations(
         outcome,
         credential_rejected,
         server.degraded_latency,
         &views,
+        unapproved.as_ref(),
     )
 }
 

@@ -63,6 +63,10 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = CheckOutput::Table)]
     pub output: CheckOutput,
+    /// With `--output json`, add each server's tool catalog as a client receives it with its
+    /// bytes and o200k_base tokens (`tools_list`; loads the tokenizer, about 50 MB).
+    #[arg(long)]
+    pub tools_list: bool,
 }
 
 /// One server's result: the row of the table and the element of the JSON `servers` array.
@@ -85,6 +89,24 @@ pub struct CheckRow {
     /// Where the probe's HTTP time went (HTTP transports; JSON output only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_phases: Option<crate::mcp::HttpPhases>,
+    /// The listed tool catalog as a client receives it, with its cost (readiness, JSON output
+    /// with `--tools-list`; docs/tool-integrity.md#catalog-bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools_list: Option<ToolsListCost>,
+}
+
+/// The catalog bytes of a server and what they cost: `mcp_tools_list_bytes` and
+/// `mcp_tools_list_tokens` of exactly `text`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolsListCost {
+    /// Bytes of `text`.
+    pub bytes: usize,
+    /// o200k_base tokens of `text`.
+    pub tokens: usize,
+    /// SHA-256 of `text`, the fingerprint of the whole catalog.
+    pub sha256: String,
+    /// The catalog text: the canonical JSON array of every tool object, ordered by name.
+    pub text: String,
 }
 
 /// A whole round.
@@ -162,7 +184,7 @@ async fn run_async(args: CheckArgs, config: Config) -> u8 {
     let terminal = std::io::stdout().is_terminal();
     let mut exit;
     loop {
-        let report = round(&config, &mut probes, args.check_type).await;
+        let report = round(&config, &mut probes, args.check_type, args.tools_list).await;
         exit = report.exit_code;
         let text = match (args.output, args.continuous) {
             (CheckOutput::Json, _) => serde_json::to_string(&report).unwrap_or_default() + "\n",
@@ -195,6 +217,7 @@ async fn round(
     config: &Config,
     probes: &mut [ServerProbe],
     check: Option<CheckTypeArg>,
+    tools_list: bool,
 ) -> CheckReport {
     let started = SystemTime::now();
     // Each dependency the checked servers use is checked once, alongside the probes.
@@ -262,6 +285,17 @@ async fn round(
                 failing_dependencies: failing,
                 reason: assessment.health.reasons.join("; "),
                 http_phases,
+                tools_list: assessment
+                    .catalog
+                    .known
+                    .as_ref()
+                    .filter(|_| tools_list)
+                    .map(|k| ToolsListCost {
+                        bytes: k.cost().bytes,
+                        tokens: k.cost().tokens,
+                        sha256: k.definitions.sha256.clone(),
+                        text: k.definitions.text.clone(),
+                    }),
             }
         })
         .collect();
@@ -443,6 +477,7 @@ mod tests {
                 failing_dependencies: vec![],
                 reason: "down at connect: spawn failed".into(),
                 http_phases: None,
+                tools_list: None,
             }],
         };
         let t = table(&report);

@@ -1,15 +1,17 @@
 //! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs`,
-//! `history`, `report`, `maintenance`, `import`, `wrap`, `backup`, `restore` and `incident`. `main.rs` parses arguments and calls each module's `run`, which
+//! `history`, `report`, `maintenance`, `import`, `wrap`, `pin`, `diff`, `backup`, `restore` and `incident`. `main.rs` parses arguments and calls each module's `run`, which
 //! returns the exit status.
 
 pub mod backup;
 pub mod check;
+pub mod diff;
 pub mod history;
 pub mod import;
 pub mod incident;
 pub mod logs;
 pub mod maintenance;
 pub mod metrics;
+pub mod pin;
 pub mod proxy;
 pub mod report;
 pub mod restore;

@@ -239,12 +239,16 @@ mod tests {
     #[test]
     fn servers_with_equal_settings_share_one_client() {
         let clients = HttpClients::default();
+        let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("url");
         assert!(clients.is_empty());
-        clients.client(&ClientSettings::default()).unwrap();
-        clients.client(&ClientSettings::default()).unwrap();
+        clients.client(&url, &ClientSettings::default()).unwrap();
+        clients.client(&url, &ClientSettings::default()).unwrap();
         assert_eq!(clients.len(), 1);
         // A clone shares the registry.
-        clients.clone().client(&ClientSettings::default()).unwrap();
+        clients
+            .clone()
+            .client(&url, &ClientSettings::default())
+            .unwrap();
         assert_eq!(clients.len(), 1);
     }
 

@@ -28,6 +28,9 @@ pub struct ToolCatalog {
     pub rejected: Vec<RejectedTool>,
     /// The `Mcp-Param-*` headers of each valid tool that annotates parameters (modern HTTP).
     pub param_headers: BTreeMap<String, Vec<ParamHeader>>,
+    /// Every tool object as received, pages concatenated in order (rejected and malformed
+    /// items included), for the per-tool fingerprints of src/probe/catalog.rs.
+    pub tools: Vec<Value>,
 }
 
 /// A tool left out of the catalog, and why.
@@ -193,6 +196,7 @@ impl PageCollector {
             truncated: self.truncated,
             rejected: self.rejected,
             param_headers: self.param_headers,
+            tools: self.tools,
         }
     }
 }

@@ -33,7 +33,7 @@ impl HealthMetrics {
             ),
             reason: registry.server_family(
                 "mcp_server_health_reason",
-                "Why the server is not healthy, one series per current reason (probe_failed, critical_dependency_down, dependency_down, dependency_degraded, slow, warnings, no_observation); value is always 1",
+                "Why the server is not healthy, one series per current reason (probe_failed, critical_dependency_down, dependency_down, dependency_degraded, slow, warnings, no_observation, tools_unapproved); value is always 1",
             ),
         }
     }

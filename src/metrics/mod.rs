@@ -30,6 +30,7 @@ use crate::mcp::http_phase_metrics::HttpPhaseMetrics;
 use crate::mcp::wire_metrics::WireMetrics;
 use crate::metric_registry::{FamilySwitches, MetricsRegistry};
 use crate::probe::ProbeOutcome;
+use crate::probe::catalog_metrics::CatalogMetrics;
 use crate::probe::metrics::ProbeMetrics;
 use crate::process::metrics::ProcessMetrics;
 use crate::security::metrics::SecurityMetrics;
@@ -73,6 +74,8 @@ pub struct Metrics {
     pub traffic: Arc<TrafficMetrics>,
     /// The discovery directory's files and servers.
     pub discovery: crate::discovery::metrics::DiscoveryMetrics,
+    /// Tool definition changes, unapproved tools and catalog context cost.
+    pub catalog: CatalogMetrics,
 }
 
 impl Default for Metrics {
@@ -107,6 +110,7 @@ impl Metrics {
         let integrity = IntegrityMetrics::register(&mut registry);
         let traffic = TrafficMetrics::register(&mut registry, probe.shared(), &wire);
         let discovery = crate::discovery::metrics::DiscoveryMetrics::register(&mut registry);
+        let catalog = CatalogMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -125,6 +129,7 @@ impl Metrics {
             integrity,
             traffic,
             discovery,
+            catalog,
         }
     }
 
@@ -334,6 +339,7 @@ mod tests {
             count: 2,
             content_hash: 7,
             names: vec!["echo".into(), "get-sum".into()],
+            definitions: Default::default(),
         });
         o.http_phases = Some(crate::mcp::HttpPhases {
             resolve: Duration::from_millis(1),
@@ -367,6 +373,16 @@ mod tests {
             .record_server(server, &[("pg", "postgres", HealthStatus::Unhealthy)]);
         m.record_probe(server, "http", &o, &health, true);
         m.record_health(server, &health);
+        let catalog = crate::probe::catalog::CatalogDefinitions::of(&[
+            serde_json::json!({"name": "echo", "inputSchema": {"type": "object"}}),
+        ]);
+        m.catalog.record(
+            server,
+            &crate::probe::catalog::ContextCost::of(&catalog),
+            &[],
+            Some(0),
+            10_000,
+        );
         m.process.record(
             server,
             &ProcessStatus {

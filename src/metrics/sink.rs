@@ -45,6 +45,15 @@ impl Sink for Metrics {
         if let Some(process) = &a.process {
             self.process.record(a.name(), process);
         }
+        if let Some(known) = &a.catalog.known {
+            self.catalog.record(
+                a.name(),
+                known.cost(),
+                &a.catalog.changes,
+                a.catalog.lock.as_ref().map(|l| l.unapproved()),
+                a.server.tools_token_budget,
+            );
+        }
     }
 
     fn remediation_finished(&self, server: &str, outcome: RemediationOutcome) {

@@ -4,12 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::tools_lock::{Approved, LockFile};
 use crate::config::{KeyError, SourceText};
 use crate::mcp::TransportSpec;
 use crate::process::config::{
@@ -97,6 +99,54 @@ pub struct ServerConfig {
     pub line: usize,
     /// How the server's process is found, budgets, restart policy, remediation.
     pub process: ProcessConfig,
+    /// `tools_lock` and `on_mismatch`: the approved catalog (docs/tool-integrity.md).
+    pub tools_lock: Option<ToolsLockConfig>,
+    /// `tools_token_budget`: o200k_base tokens of the tool catalog above which the
+    /// MCPToolCatalogOverBudget alert fires (`mcp_tools_list_token_budget`).
+    pub tools_token_budget: u64,
+}
+
+/// The default `tools_token_budget`: 10 000 tokens, 5% of a 200k-token context window spent
+/// before the user has typed anything (docs/tool-integrity.md#context-cost).
+pub const DEFAULT_TOOLS_TOKEN_BUDGET: u64 = 10_000;
+
+/// What a catalog that differs from its lock does to the server's health (`on_mismatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMismatch {
+    /// DEGRADED with reason `tools_unapproved` (the default).
+    Degraded,
+    /// UNHEALTHY with reason `tools_unapproved`.
+    Unhealthy,
+    /// Health unchanged; the event, the metrics and the history still record it.
+    Record,
+}
+
+/// A server's approved catalog: the lock file and what a difference does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolsLockConfig {
+    /// The lock file (relative paths are taken from the config file's directory).
+    pub path: PathBuf,
+    /// What a difference does to health.
+    pub on_mismatch: OnMismatch,
+    /// The server's approved tools as read when the configuration was loaded, or why the file
+    /// could not be used (then every listed tool is unapproved and the reason says why).
+    pub approved: Result<Arc<Approved>, String>,
+}
+
+impl ToolsLockConfig {
+    /// Reads the approved tools of `server` from `path`.
+    pub fn load(server: &str, path: PathBuf, on_mismatch: OnMismatch) -> ToolsLockConfig {
+        let approved = LockFile::read(&path)
+            .and_then(|lock| lock.approved(server, &path))
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        ToolsLockConfig {
+            path,
+            on_mismatch,
+            approved,
+        }
+    }
 }
 
 /// What a server that sets no `interval`, `timeout` or `degraded_latency` gets (the
@@ -145,6 +195,10 @@ pub struct RawServer {
     budgets: Option<Spanned<RawBudgets>>,
     restart: Option<Spanned<RawRestart>>,
     remediation: Option<Spanned<RawRemediation>>,
+    // Tool integrity (docs/tool-integrity.md).
+    tools_lock: Option<Spanned<PathBuf>>,
+    on_mismatch: Option<Spanned<OnMismatch>>,
+    tools_token_budget: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,11 +211,13 @@ struct RawCall {
 }
 
 /// Validates every `[[servers]]` entry, in file order: each entry's keys, `depends_on` against
-/// the `declared` dependency names, and unique names.
+/// the `declared` dependency names, and unique names; a relative `tools_lock` is taken from
+/// `config_dir`.
 pub fn validate_servers(
     raw: Vec<Spanned<RawServer>>,
     defaults: &ServerDefaults,
     declared: &[&str],
+    config_dir: &Path,
     src: &SourceText<'_>,
 ) -> Result<Vec<ServerConfig>, KeyError> {
     let mut names = BTreeSet::new();
@@ -171,7 +227,8 @@ pub fn validate_servers(
         let mut raw_server = spanned.into_inner();
         let depends_on = validate_depends_on(raw_server.depends_on.take(), declared, src)
             .map_err(|e| e.within(&format!("servers[{index}]")))?;
-        let mut server = validate_server(index, table_start, raw_server, defaults, src)?;
+        let mut server =
+            validate_server(index, table_start, raw_server, defaults, config_dir, src)?;
         server.depends_on = depends_on;
         if !names.insert(server.name.clone()) {
             return Err(src.key_error(
@@ -230,6 +287,7 @@ fn validate_server(
     table_start: usize,
     raw: RawServer,
     defaults: &ServerDefaults,
+    config_dir: &Path,
     src: &SourceText<'_>,
 ) -> Result<ServerConfig, KeyError> {
     let key = |k: &str| format!("servers[{index}].{k}");
@@ -397,19 +455,80 @@ fn validate_server(
             expect_text: c.expect_text,
         }
     });
+    let check = raw.check.unwrap_or(CheckType::Readiness);
+    let tools_lock = validate_tools_lock(
+        &name,
+        check,
+        raw.tools_lock,
+        raw.on_mismatch,
+        config_dir,
+        src,
+    )
+    .map_err(|e| e.within(&format!("servers[{index}]")))?;
+    let tools_token_budget = match raw.tools_token_budget {
+        Some(b) if *b.get_ref() == 0 => {
+            return Err(src.key_error(
+                b.span().start,
+                key("tools_token_budget"),
+                "must be greater than zero",
+            ));
+        }
+        Some(b) => b.into_inner(),
+        None => DEFAULT_TOOLS_TOKEN_BUDGET,
+    };
     Ok(ServerConfig {
         name,
         transport,
         interval: raw.interval.unwrap_or(defaults.interval),
         timeout: raw.timeout.unwrap_or(defaults.timeout),
-        check: raw.check.unwrap_or(CheckType::Readiness),
+        check,
         expected_tools: raw.expected_tools,
         call,
         degraded_latency: raw.degraded_latency.unwrap_or(defaults.degraded_latency),
         depends_on: Vec::new(),
         line: src.line_of(table_start),
         process,
+        tools_lock,
+        tools_token_budget,
     })
+}
+
+/// Validates `tools_lock` and `on_mismatch` (keys relative to the server) and reads the lock.
+/// A lock file that cannot be read is not a configuration error: the server then has no
+/// approved tool, and its health reason says why (so `mcp-exporter pin` can still write it).
+fn validate_tools_lock(
+    name: &str,
+    check: CheckType,
+    path: Option<Spanned<PathBuf>>,
+    on_mismatch: Option<Spanned<OnMismatch>>,
+    config_dir: &Path,
+    src: &SourceText<'_>,
+) -> Result<Option<ToolsLockConfig>, KeyError> {
+    let Some(path) = path else {
+        if let Some(m) = on_mismatch {
+            return Err(src.key_error(
+                m.span().start,
+                "on_mismatch",
+                "applies only with `tools_lock`; set the lock file written by `mcp-exporter pin`",
+            ));
+        }
+        return Ok(None);
+    };
+    if check != CheckType::Readiness {
+        return Err(src.key_error(
+            path.span().start,
+            "tools_lock",
+            "needs check = \"readiness\": only readiness probes list the tools",
+        ));
+    }
+    let path = path.into_inner();
+    let path = if path.is_relative() {
+        config_dir.join(path)
+    } else {
+        path
+    };
+    let on_mismatch = on_mismatch.map_or(OnMismatch::Degraded, Spanned::into_inner);
+    Ok(Some(ToolsLockConfig::load(name, path, on_mismatch)))
 }
 
 /// Converts TOML values (tool-call arguments) to JSON.
@@ -438,6 +557,7 @@ pub fn validate_module(
     name: &str,
     spanned: Spanned<RawServer>,
     defaults: &ServerDefaults,
+    config_dir: &Path,
     src: &SourceText<'_>,
 ) -> Result<ServerConfig, KeyError> {
     let table_start = spanned.span().start;
@@ -512,7 +632,7 @@ pub fn validate_module(
         table_start..table_start,
         MODULE_URL_PLACEHOLDER.to_string(),
     ));
-    validate_server(0, table_start, raw, defaults, src).map_err(|e| KeyError {
+    validate_server(0, table_start, raw, defaults, config_dir, src).map_err(|e| KeyError {
         key: e
             .key
             .replacen("servers[0].", &format!("modules.{name}."), 1),

@@ -1,5 +1,7 @@
 //! Liveness and readiness sequences; each probe returns a [`ProbeOutcome`] with stage timings.
 
+pub mod catalog;
+pub mod catalog_metrics;
 mod classify;
 pub mod config;
 pub mod deadline;
@@ -10,6 +12,7 @@ mod outcome;
 mod references;
 mod restart;
 mod run;
+pub mod tools_lock;
 
 pub use classify::{classify, session_is_broken};
 pub use config::{CheckType, ServerConfig, ToolCallCheck, TransportKind};

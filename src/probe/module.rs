@@ -94,15 +94,17 @@ impl ProbeModule {
     }
 }
 
-/// Validates every `[modules.NAME]` table.
+/// Validates every `[modules.NAME]` table; relative paths in them (`tools_lock`, `tls`
+/// files) are relative to `config_dir`.
 pub fn validate_modules(
     raw: BTreeMap<String, Spanned<RawServer>>,
     defaults: &ServerDefaults,
+    config_dir: &std::path::Path,
     src: &SourceText<'_>,
 ) -> Result<Modules, KeyError> {
     raw.into_iter()
         .map(|(name, table)| {
-            let template = validate_module(&name, table, defaults, src)?;
+            let template = validate_module(&name, table, defaults, config_dir, src)?;
             Ok((name, ProbeModule { template }))
         })
         .collect()

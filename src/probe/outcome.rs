@@ -1,10 +1,12 @@
 //! What one probe observed: the result every later stage (health, metrics, status page) reads.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::catalog::CatalogDefinitions;
 use crate::credentials::CredentialReport;
 use crate::mcp::{Era, HttpPhases, RequestRecord};
 use crate::tls::TlsObservation;
@@ -139,6 +141,10 @@ pub struct CatalogSummary {
     pub content_hash: u64,
     /// Tool names, as listed.
     pub names: Vec<String>,
+    /// Each tool's canonical definition and fingerprint, and the catalog text
+    /// (src/probe/catalog.rs); computed once, when the catalog was listed.
+    #[serde(skip)]
+    pub definitions: Arc<CatalogDefinitions>,
 }
 
 /// The result of one probe of one server.

@@ -7,6 +7,7 @@ use crate::credentials::CredentialReport;
 use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
 use crate::process::supervise::SupervisionStatus;
 
+use super::catalog::CatalogDefinitions;
 use super::classify::{classify, session_is_broken};
 use super::config::{CheckType, ServerConfig};
 use super::outcome::{CatalogSummary, FailureClass, ProbeOutcome, ServerIdentity, Stage};
@@ -302,7 +303,7 @@ impl ServerProbe {
         let t = Instant::now();
         let listed = session.list_tools(remaining(deadline)).await;
         outcome.stages.push((Stage::ListTools, t.elapsed()));
-        let catalog = match listed {
+        let mut catalog = match listed {
             Ok(catalog) => catalog,
             Err(err) => {
                 let (class, reason) = classify(Stage::ListTools, &err);
@@ -340,9 +341,16 @@ impl ServerProbe {
             .filter(|want| !catalog.names.iter().any(|have| have == *want))
             .map(String::as_str)
             .collect();
+        // Canonicalizing and hashing every tool is CPU work (some milliseconds per thousand
+        // tools): off the async workers, so other servers' probes keep their schedule.
+        let tools = std::mem::take(&mut catalog.tools);
+        let definitions = tokio::task::spawn_blocking(move || CatalogDefinitions::of(&tools))
+            .await
+            .unwrap_or_default();
         outcome.catalog = Some(CatalogSummary {
             count: catalog.names.len(),
             content_hash: catalog.content_hash,
+            definitions: Arc::new(definitions),
             names: catalog.names,
         });
         if !missing.is_empty() {

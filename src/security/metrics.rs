@@ -22,7 +22,7 @@ impl SecurityMetrics {
         SecurityMetrics {
             events: registry.server_family(
                 "mcp_security_events",
-                "Security-relevant events per server (kind: auth_failure, dependency_auth_failure, protocol_violation, oversize_message, unexpected_request, pattern_match)",
+                "Security-relevant events per server (kind: auth_failure, dependency_auth_failure, protocol_violation, oversize_message, unexpected_request, pattern_match, tool_definition_mismatch)",
             ),
             http_unauthorized: registry.register(
                 "mcp_exporter_http_unauthorized",

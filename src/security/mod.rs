@@ -59,17 +59,21 @@ pub enum EventKind {
     UnexpectedRequest,
     /// A configured pattern matched the server's stderr or a log notification.
     PatternMatch,
+    /// The server's tool catalog differs from its approved lock (`tools_lock`,
+    /// docs/tool-integrity.md); one event per new difference.
+    ToolDefinitionMismatch,
 }
 
 impl EventKind {
     /// Every kind, for series removal.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::AuthFailure,
         EventKind::DependencyAuthFailure,
         EventKind::ProtocolViolation,
         EventKind::OversizeMessage,
         EventKind::UnexpectedRequest,
         EventKind::PatternMatch,
+        EventKind::ToolDefinitionMismatch,
     ];
 
     /// The label value.
@@ -81,6 +85,7 @@ impl EventKind {
             EventKind::OversizeMessage => "oversize_message",
             EventKind::UnexpectedRequest => "unexpected_request",
             EventKind::PatternMatch => "pattern_match",
+            EventKind::ToolDefinitionMismatch => "tool_definition_mismatch",
         }
     }
 }
@@ -340,6 +345,25 @@ impl Sink for Monitor {
     fn assessed(&self, assessment: &Assessment) {
         if let Some(outcome) = assessment.new_probe() {
             self.observe(assessment.name(), outcome);
+        }
+        if assessment.catalog.new_mismatch
+            && let Some(lock) = &assessment.catalog.lock
+        {
+            let path = assessment
+                .server
+                .tools_lock
+                .as_ref()
+                .map(|l| l.path.display().to_string())
+                .unwrap_or_default();
+            self.record(
+                assessment.name(),
+                EventKind::ToolDefinitionMismatch,
+                &format!(
+                    "{} tool(s) differ from the approved lock {path}: {}",
+                    lock.unapproved(),
+                    lock.summary()
+                ),
+            );
         }
     }
 }

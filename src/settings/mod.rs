@@ -158,12 +158,17 @@ impl Config {
             raw.servers,
             &exporter.server_defaults(),
             &declared,
+            path.parent().unwrap_or(Path::new("")),
             src,
         )?;
         let store = StoreConfig::from_raw(raw.store, path, src)?;
         let security = SecurityConfig::from_raw(raw.security, src)?;
-        let modules =
-            crate::probe::module::validate_modules(raw.modules, &exporter.server_defaults(), src)?;
+        let modules = crate::probe::module::validate_modules(
+            raw.modules,
+            &exporter.server_defaults(),
+            path.parent().unwrap_or(Path::new("")),
+            src,
+        )?;
         let alertmanager = AlertmanagerConfig::from_raw(raw.alertmanager, src)?;
         let traffic = TrafficConfig::from_raw(raw.traffic, src)?;
         let proxies = crate::proxy::config::validate_all(raw.proxies, src)?;

@@ -31,7 +31,9 @@ use sqlx::sqlite::{
 
 pub use config::{BackupSchedule, RawStoreConfig, StoreConfig, parse_size};
 pub use level::{Level, UnknownLevel};
-pub use records::{DependencyRow, LogRow, LogSource, ProbeRow, Record, TransitionRow};
+pub use records::{
+    DefinitionChangeRow, DependencyRow, LogRow, LogSource, ProbeRow, Record, TransitionRow,
+};
 pub use retention::enforce as retention_pass;
 
 /// How long a connection waits on a lock held by another connection or process.
@@ -96,6 +98,15 @@ fn embedded_migrator() -> Migrator {
             Cow::Borrowed("backup runs"),
             MigrationType::Simple,
             SqlStr::from_static(include_str!("../../migrations/0003_backup_runs.sql")),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("tool definition changes"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!(
+                "../../migrations/0004_tool_definition_changes.sql"
+            )),
             false,
         ),
     ])
@@ -199,7 +210,7 @@ mod tests {
     #[test]
     fn released_migration_is_unchanged() {
         let migrator = embedded_migrator();
-        let first = migrator.iter().next().expect("one migration");
+        let first = migrator.iter().next().expect("a first migration");
         assert_eq!(first.version, 1);
         let hex: String = first.checksum.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
@@ -207,6 +218,29 @@ mod tests {
             "83b8741f0912450049362a09f540ebb077967d79c2d264465f1a7df5d2440f4a\
              a9cffb0c0f79497f635928aa3cd4966c"
         );
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_first_schema_takes_the_later_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let old = Store::connect(&path, true).await.unwrap();
+        let first_only =
+            Migrator::with_migrations(embedded_migrator().iter().take(1).cloned().collect());
+        first_only.run(old.pool()).await.unwrap();
+        old.close().await;
+        let store = Store::open(&path).await.expect("migrates forward");
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4]);
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM tool_definition_changes")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ use crate::mcp::{Notification, TransportSpec};
 use crate::probe::{ProbeOutcome, ServerConfig};
 
 use super::writer::StoreHandle;
-use super::{Level, LogRow, LogSource, ProbeRow, Record, TransitionRow};
+use super::{DefinitionChangeRow, Level, LogRow, LogSource, ProbeRow, Record, TransitionRow};
+use crate::probe::catalog::DefinitionChange;
 use crate::wall_clock::unix_seconds;
 
 /// Longest message stored from a notification.
@@ -45,6 +46,12 @@ impl Sink for HistorySink {
         if let Some(outcome) = a.new_probe() {
             self.store
                 .record(Record::Probe(probe_row(&a.server, outcome, &a.health)));
+        }
+        for change in &a.catalog.changes {
+            self.store
+                .record(Record::DefinitionChange(definition_change_row(
+                    server, ts, change,
+                )));
         }
         if a.session_restarted {
             let from = a.transition.map_or(a.health.status, |t| t.from);
@@ -138,6 +145,23 @@ pub fn probe_row(config: &ServerConfig, outcome: &ProbeOutcome, health: &Health)
         failure_stage: outcome.failure.as_ref().map(|f| f.stage.as_str().into()),
         error,
         stages: serde_json::to_string(&stages).unwrap_or_else(|_| "{}".into()),
+    }
+}
+
+/// The history row of one tool definition change.
+pub fn definition_change_row(
+    server: &str,
+    ts: f64,
+    change: &DefinitionChange,
+) -> DefinitionChangeRow {
+    DefinitionChangeRow {
+        ts,
+        server: server.to_string(),
+        tool: change.name.clone(),
+        change: change.change.as_str().to_string(),
+        old_sha256: change.old_sha256.clone(),
+        new_sha256: change.new_sha256.clone(),
+        fields: serde_json::to_string(&change.fields).unwrap_or_else(|_| "[]".into()),
     }
 }
 

@@ -13,6 +13,8 @@ pub enum Record {
     Transition(TransitionRow),
     /// A log line.
     Log(LogRow),
+    /// A tool added, removed or modified between two listings.
+    DefinitionChange(DefinitionChangeRow),
 }
 
 impl Record {
@@ -23,11 +25,18 @@ impl Record {
             Record::Dependency(_) => "dependency",
             Record::Transition(_) => "transition",
             Record::Log(_) => "log",
+            Record::DefinitionChange(_) => "definition_change",
         }
     }
 
     /// Every kind, for pre-creating label values.
-    pub const KINDS: [&'static str; 4] = ["probe", "dependency", "transition", "log"];
+    pub const KINDS: [&'static str; 5] = [
+        "probe",
+        "dependency",
+        "transition",
+        "log",
+        "definition_change",
+    ];
 }
 
 /// A probe result with its stage timings and error.
@@ -137,4 +146,23 @@ pub struct LogRow {
     pub logger: Option<String>,
     /// The text.
     pub message: String,
+}
+
+/// A tool whose definition changed between two listings of a server's catalog.
+#[derive(Debug, Clone)]
+pub struct DefinitionChangeRow {
+    /// Unix seconds of the probe that saw it.
+    pub ts: f64,
+    /// Server name.
+    pub server: String,
+    /// The tool's name.
+    pub tool: String,
+    /// `added`, `removed` or `modified`.
+    pub change: String,
+    /// Fingerprint before.
+    pub old_sha256: Option<String>,
+    /// Fingerprint after.
+    pub new_sha256: Option<String>,
+    /// JSON array of `{"field", "old", "new"}`.
+    pub fields: String,
 }

@@ -210,6 +210,20 @@ pub async fn write_batch(store: &Store, records: &[Record]) -> Result<(), sqlx::
                 .execute(&mut *tx)
                 .await?;
             }
+            Record::DefinitionChange(c) => {
+                sqlx::query(
+                    "INSERT INTO tool_definition_changes (ts, server, tool, change, old_sha256, new_sha256, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(c.ts)
+                .bind(&c.server)
+                .bind(&c.tool)
+                .bind(&c.change)
+                .bind(&c.old_sha256)
+                .bind(&c.new_sha256)
+                .bind(&c.fields)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
     }
     tx.commit().await

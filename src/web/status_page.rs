@@ -50,9 +50,10 @@ pub fn render(servers: &[ServerStatus]) -> String {
             HealthStatus::Unknown => "unknown",
         };
         let dependencies = dependency_cell(s);
+        let tools = tools_cell(s);
         let _ = writeln!(
             rows,
-            "<tr class=\"{class}\"><td><a href=\"/servers/{}\">{}</a></td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\"><td><a href=\"/servers/{}\">{}</a></td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&s.name),
             escape(&s.name),
             s.transport,
@@ -67,13 +68,14 @@ pub fn render(servers: &[ServerStatus]) -> String {
             dependencies,
             escape(&last_error),
             escape(&s.process.summary()),
+            tools,
         );
     }
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>mcp-exporter</title>\n<style>{STYLE}\
 tr.healthy td:nth-child(4){{color:#1a7f37}}tr.degraded td:nth-child(4){{color:#9a6700}}tr.unhealthy td:nth-child(4){{color:#cf222e}}tr.unknown td:nth-child(4){{color:#6e7781}}\
 </style></head><body>\n<h1>mcp-exporter {}</h1>\n<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/api/servers\">/api/servers</a> · <a href=\"/config\">/config</a> · <a href=\"/reports\">/reports</a></p>\n\
-<table><tr><th>server</th><th>transport</th><th>check</th><th>health</th><th>up</th><th>latency</th><th>last probe</th><th>server info</th><th>reasons</th><th>dependencies</th><th>last error</th><th>process</th></tr>\n{rows}</table>\n</body></html>\n",
+<table><tr><th>server</th><th>transport</th><th>check</th><th>health</th><th>up</th><th>latency</th><th>last probe</th><th>server info</th><th>reasons</th><th>dependencies</th><th>last error</th><th>process</th><th>tools</th></tr>\n{rows}</table>\n</body></html>\n",
         env!("CARGO_PKG_VERSION")
     )
 }
@@ -96,6 +98,37 @@ pub(super) fn dependency_cell(s: &ServerStatus) -> String {
             }
             escape(&line)
         })
+        .collect::<Vec<_>>()
+        .join("<br>")
+}
+
+/// The catalog's cost (tokens against the budget), its largest tools and the lock comparison.
+fn tools_cell(s: &ServerStatus) -> String {
+    let Some(tools) = &s.tools else {
+        return String::new();
+    };
+    let mut lines = vec![format!(
+        "{} tools, {} tokens (budget {}), {} bytes",
+        tools.count, tools.tokens, tools.token_budget, tools.bytes
+    )];
+    if !tools.largest.is_empty() {
+        let largest: Vec<String> = tools
+            .largest
+            .iter()
+            .map(|t| format!("{} {}", t.name, t.tokens))
+            .collect();
+        lines.push(format!("largest: {}", largest.join(", ")));
+    }
+    match (&tools.lock_differences, tools.unapproved) {
+        (Some(differences), Some(n)) => {
+            lines.push(format!("{n} unapproved: {differences}"));
+        }
+        (None, Some(_)) => lines.push("matches the lock".to_string()),
+        _ => {}
+    }
+    lines
+        .iter()
+        .map(|l| escape(l))
         .collect::<Vec<_>>()
         .join("<br>")
 }

@@ -422,6 +422,9 @@ transport = "stdio"
 command = "node"
 args = ["{}", "stdio"]
 interval = "1s"
+# A lock that does not exist approves nothing: mcp_tools_unapproved has a series, health is kept.
+tools_lock = "{{dir}}/absent.lock.json"
+on_mismatch = "record"
 
 [[servers]]
 name = "missing"

@@ -35,6 +35,7 @@ mod reload;
 mod report;
 mod security;
 mod store;
+mod tool_integrity;
 mod toolchain_pins;
 mod traffic_clients;
 mod traffic_daemon;

@@ -1070,6 +1070,7 @@ fn contract_config(
     std::fs::write(&dsn_file, pg_dsn)
         .unwrap_or_else(|e| panic!("write {}: {e}", dsn_file.display()));
     let dsn_file = dsn_file.display();
+    let lock = dir.join("absent.lock.json").display().to_string();
     format!(
         r#"{text}
 
@@ -1079,6 +1080,9 @@ name = "contract-drifting"
 transport = "http"
 url = "http://127.0.0.1:{peer_port}/drifting"
 interval = "1s"
+# A lock that does not exist approves nothing: mcp_tools_unapproved has a series.
+tools_lock = "{lock}"
+on_mismatch = "record"
 
 [[servers]]
 name = "contract-locked"
