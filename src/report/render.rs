@@ -43,6 +43,33 @@ fn duration(seconds: f64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(seconds.max(0.0) as u64)).to_string()
 }
 
+const OUTAGE_COLUMNS: [&str; 5] = ["start", "end", "duration", "cause", "reason"];
+const EVENT_COLUMNS: [&str; 3] = ["time", "security event", "what"];
+
+/// One row per outage: start, end (or `ongoing`), duration, cause, reason.
+fn outage_rows(outages: &[super::Outage]) -> Vec<Vec<String>> {
+    outages
+        .iter()
+        .map(|o| {
+            vec![
+                ts(o.start),
+                o.end.map(ts).unwrap_or_else(|| "ongoing".into()),
+                duration(o.duration_seconds),
+                format!("{:?}", o.cause).to_lowercase(),
+                o.reason.clone(),
+            ]
+        })
+        .collect()
+}
+
+/// One row per security event: time, kind, what was seen.
+fn event_rows(events: &[super::SecurityEvent]) -> Vec<Vec<String>> {
+    events
+        .iter()
+        .map(|e| vec![ts(e.ts), e.kind.clone(), e.message.clone()])
+        .collect()
+}
+
 fn latency_row(label: &str, p: &Percentiles) -> [String; 5] {
     [
         label.to_string(),
@@ -98,24 +125,7 @@ pub fn markdown(r: &Report) -> String {
         if s.outages.is_empty() {
             out.push_str("No outage.\n\n");
         } else {
-            let rows: Vec<Vec<String>> = s
-                .outages
-                .iter()
-                .map(|o| {
-                    vec![
-                        ts(o.start),
-                        o.end.map(ts).unwrap_or_else(|| "ongoing".into()),
-                        duration(o.duration_seconds),
-                        format!("{:?}", o.cause).to_lowercase(),
-                        o.reason.clone(),
-                    ]
-                })
-                .collect();
-            md_table(
-                &mut out,
-                &["start", "end", "duration", "cause", "reason"],
-                &rows,
-            );
+            md_table(&mut out, &OUTAGE_COLUMNS, &outage_rows(&s.outages));
         }
         md_table(
             &mut out,
@@ -126,12 +136,7 @@ pub fn markdown(r: &Report) -> String {
             ],
         );
         if !s.security_events.is_empty() {
-            let rows: Vec<Vec<String>> = s
-                .security_events
-                .iter()
-                .map(|e| vec![ts(e.ts), e.kind.clone(), e.message.clone()])
-                .collect();
-            md_table(&mut out, &["time", "security event", "what"], &rows);
+            md_table(&mut out, &EVENT_COLUMNS, &event_rows(&s.security_events));
         }
     }
     let c = &r.capacity;
@@ -198,24 +203,11 @@ pub fn html(r: &Report) -> String {
             s.history.probes,
             s.history.restarts
         );
-        let outages: Vec<Vec<String>> = s
-            .outages
-            .iter()
-            .map(|o| {
-                vec![
-                    ts(o.start),
-                    o.end.map(ts).unwrap_or_else(|| "ongoing".into()),
-                    duration(o.duration_seconds),
-                    format!("{:?}", o.cause).to_lowercase(),
-                    o.reason.clone(),
-                ]
-            })
-            .collect();
         html_table(
             &mut out,
             &format!("outages-{id}"),
-            &["start", "end", "duration", "cause", "reason"],
-            &outages,
+            &OUTAGE_COLUMNS,
+            &outage_rows(&s.outages),
         );
         html_table(
             &mut out,
@@ -226,16 +218,11 @@ pub fn html(r: &Report) -> String {
                 latency_row("previous period", &s.latency.previous).to_vec(),
             ],
         );
-        let events: Vec<Vec<String>> = s
-            .security_events
-            .iter()
-            .map(|e| vec![ts(e.ts), e.kind.clone(), e.message.clone()])
-            .collect();
         html_table(
             &mut out,
             &format!("security-{id}"),
-            &["time", "security event", "what"],
-            &events,
+            &EVENT_COLUMNS,
+            &event_rows(&s.security_events),
         );
         out.push_str("</section>\n");
     }

@@ -6,13 +6,11 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::daemon::Daemon;
-use crate::common::http::http_request;
 use crate::common::net::free_port;
-use crate::common::processes::{ChildGuard, spawn_guarded};
+use crate::common::prometheus::Prometheus;
 use crate::common::servers::spawn_http_everything;
 use crate::common::tools::{Tool, require, require_all};
 use crate::common::wait::eventually;
@@ -50,33 +48,10 @@ fn sd_servers(daemon: &Daemon) -> BTreeSet<String> {
         .collect()
 }
 
-fn query_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// An instant query's result vector.
-fn query(prometheus: &str, expr: &str) -> Result<Vec<serde_json::Value>, String> {
-    let path = format!("/api/v1/query?query={}", query_escape(expr));
-    let r = http_request(prometheus, "GET", &path, &[], b"", Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let body: serde_json::Value =
-        serde_json::from_str(&r.text()).map_err(|e| format!("{e}: {}", r.text()))?;
-    body["data"]["result"]
-        .as_array()
-        .cloned()
-        .ok_or_else(|| format!("{expr}: {body}"))
-}
-
 /// `server` label -> value of each sample of `expr`.
-fn by_server(prometheus: &str, expr: &str) -> Result<Vec<(String, String)>, String> {
-    Ok(query(prometheus, expr)?
+fn by_server(prometheus: &Prometheus, expr: &str) -> Result<Vec<(String, String)>, String> {
+    Ok(prometheus
+        .query(expr)?
         .iter()
         .map(|s| {
             (
@@ -90,40 +65,20 @@ fn by_server(prometheus: &str, expr: &str) -> Result<Vec<(String, String)>, Stri
         .collect())
 }
 
-fn start_prometheus(bin: &Path, dir: &Path, targets: &[&str]) -> (ChildGuard, String) {
+/// A real Prometheus scraping `targets` every second.
+fn start_prometheus(bin: &Path, dir: &Path, targets: &[&str]) -> Prometheus {
     let list = targets
         .iter()
         .map(|t| format!("\"{t}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: mcp-exporter\n    static_configs:\n      - targets: [{list}]\n"
-    );
-    let config_path = dir.join("prometheus.yml");
-    std::fs::write(&config_path, config).expect("write prometheus.yml");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let guard = spawn_guarded(
-        "prometheus",
-        Command::new(bin)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={addr}")),
-    );
-    eventually(Duration::from_secs(60), Duration::from_millis(250), || {
-        http_request(&addr, "GET", "/-/ready", &[], b"", Duration::from_secs(2))
-            .map_err(|e| e.to_string())
-            .and_then(|r| {
-                if r.status == 200 {
-                    Ok(())
-                } else {
-                    Err(format!("HTTP {}", r.status))
-                }
-            })
-    });
-    (guard, addr)
+    Prometheus::start(
+        bin,
+        dir,
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: mcp-exporter\n    static_configs:\n      - targets: [{list}]\n"
+        ),
+    )
 }
 
 #[test]
@@ -153,7 +108,7 @@ fn three_shards_split_a_300_server_file_and_a_killed_one_leaves_exactly_its_thir
     let dir = tempfile::tempdir().expect("temp dir");
     let addrs: Vec<String> = shards.iter().map(|d| d.addr().to_string()).collect();
     let targets: Vec<&str> = addrs.iter().map(String::as_str).collect();
-    let (_prometheus, prom) = start_prometheus(&prometheus, dir.path(), &targets);
+    let prom = start_prometheus(&prometheus, dir.path(), &targets);
 
     // Every server is scraped from exactly one instance.
     eventually(Duration::from_secs(90), Duration::from_millis(500), || {
@@ -191,11 +146,11 @@ fn three_shards_split_a_300_server_file_and_a_killed_one_leaves_exactly_its_thir
             ))
         }
     });
-    let absent = query(
-        &prom,
-        "max_over_time(mcp_exporter_build_info[1d]) unless on(job, instance) mcp_exporter_build_info",
-    )
-    .expect("query");
+    let absent = prom
+        .query(
+            "max_over_time(mcp_exporter_build_info[1d]) unless on(job, instance) mcp_exporter_build_info",
+        )
+        .expect("query");
     let instances: Vec<&str> = absent
         .iter()
         .filter_map(|s| s["metric"]["instance"].as_str())
