@@ -104,9 +104,11 @@ impl TrafficMetrics {
 
     fn record(&self, server: &str, delta: &TrafficTotals, state: &TrafficState) {
         let protocol_version = state.protocol_version.clone().unwrap_or_default();
+        // Looked up once per report, not per request key and error type (it takes the book's lock).
+        let transport = self.book.transport_of(server);
         for (key, stats) in &delta.requests {
             if key.origin == Peer::Client {
-                self.record_request(server, key, stats, &protocol_version);
+                self.record_request(server, key, stats, &protocol_version, transport);
             }
         }
         add(
@@ -116,7 +118,14 @@ impl TrafficMetrics {
         );
     }
 
-    fn record_request(&self, server: &str, key: &RequestKey, stats: &RequestStats, protocol: &str) {
+    fn record_request(
+        &self,
+        server: &str,
+        key: &RequestKey,
+        stats: &RequestStats,
+        protocol: &str,
+        transport: &'static str,
+    ) {
         let shared = &self.families.shared;
         for (outcome, count) in outcomes(stats) {
             let labels = RequestLabels {
@@ -185,7 +194,7 @@ impl TrafficMetrics {
                     mcp_method_name: key.method.clone(),
                     gen_ai_tool_name: key.tool.clone().unwrap_or_default(),
                     error_type: error_type.clone(),
-                    network_transport: self.book.transport_of(server),
+                    network_transport: transport,
                     mcp_protocol_version: protocol.to_string(),
                 };
                 family
