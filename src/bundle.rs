@@ -141,6 +141,10 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../docs/runbooks/MCPStoreCorrupted.md"),
     ),
     (
+        "MCPDependencyDataCorrupted",
+        include_str!("../docs/runbooks/MCPDependencyDataCorrupted.md"),
+    ),
+    (
         "MCPMajorSecurityIncident",
         include_str!("../docs/runbooks/MCPMajorSecurityIncident.md"),
     ),

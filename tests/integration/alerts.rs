@@ -12,6 +12,7 @@ use crate::alerts_support::{
 };
 use crate::common::daemon::{Daemon, daemon_bin};
 use crate::common::paths::{npm_server_js, read_repo_file, repo_root};
+use crate::common::postgres::{Postgres, spawn_postgres_with_checksums};
 use crate::common::processes::{ChildGuard, run_bounded};
 use crate::common::servers::spawn_http_everything;
 use crate::common::tls::{TestPki, TlsFront};
@@ -79,8 +80,10 @@ fn promtool_checks_and_unit_tests_the_rules() {
     }
 }
 
-/// Alerts about the exporter itself rather than one server: their texts need not name one.
-const EXPORTER_WIDE_ALERTS: [&str; 3] = [
+/// Alerts about the exporter itself or about a dependency rather than one server: their texts
+/// need not name one.
+const EXPORTER_WIDE_ALERTS: [&str; 4] = [
+    "MCPDependencyDataCorrupted",
     "MCPExporterAbsent",
     "MCPStoreBackupTooOld",
     "MCPStoreCorrupted",
@@ -357,6 +360,8 @@ struct LivePeers {
     _http: ChildGuard,
     _front: TlsFront,
     _pki: TestPki,
+    _postgres: Postgres,
+    _secrets: tempfile::TempDir,
 }
 
 /// A JWT whose `exp` is 30 days away (its signature is made up: the server does not check it).
@@ -378,7 +383,12 @@ fn bearer_jwt() -> String {
 /// private CA with a JWT bearer token, a server that cannot start, and servers with
 /// dependencies (TCP, filesystem, a rate-limited HTTP API, an https API), so every family that
 /// main emits has series.
-fn live_daemon() -> (Daemon, LivePeers) {
+fn live_daemon() -> Option<(Daemon, LivePeers)> {
+    // With data checksums, so mcp_dependency_postgres_checksum_failures has a series.
+    let postgres = spawn_postgres_with_checksums()?;
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let dsn_file = secrets.path().join("pg-dsn");
+    std::fs::write(&dsn_file, postgres.url("postgres")).expect("write the DSN file");
     let (http, port) = spawn_http_everything("streamableHttp");
     let api_port = rate_limited_api();
     let pki = TestPki::new(&["127.0.0.1"], Duration::from_secs(20 * 86_400));
@@ -448,6 +458,13 @@ headers = {{ Authorization = "Bearer ${{LIVE_BEARER}}" }}
 tls = {{ ca_file = {ca} }}
 
 [[dependencies]]
+name = "pg"
+kind = "postgres"
+dsn_file = "{}"
+interval = "1s"
+critical = false
+
+[[dependencies]]
 name = "tls-api"
 kind = "http"
 url = "https://127.0.0.1:{tls_port}/mcp"
@@ -456,17 +473,20 @@ interval = "1s"
 critical = false
 tls = {{ ca_file = {ca} }}
 "#,
-        npm_server_js("everything").display()
+        npm_server_js("everything").display(),
+        dsn_file.display()
     );
     let daemon = Daemon::start_with(&config, &[], &[("LIVE_BEARER", &bearer_jwt())]);
-    (
+    Some((
         daemon,
         LivePeers {
             _http: http,
             _front: front,
             _pki: pki,
+            _postgres: postgres,
+            _secrets: secrets,
         },
-    )
+    ))
 }
 
 /// A real client's session through `mcp-exporter wrap` reporting to `daemon` (its traffic
@@ -503,7 +523,9 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
     if require(Tool::Node).is_none() {
         return;
     }
-    let (daemon, _http) = live_daemon();
+    let Some((daemon, _peers)) = live_daemon() else {
+        return;
+    };
     let _client = wrapped_client(&daemon);
     let exposition = eventually(Duration::from_secs(60), Duration::from_millis(200), || {
         let scrape = daemon.scrape();
@@ -522,7 +544,8 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
             && scrape.has("mcp_dependency_tls_cert_not_after_timestamp_seconds")
             && scrape.has("mcp_credential_expiry_timestamp_seconds")
             && scrape.has("mcp_response_size_bytes_bucket")
-            && scrape.has("mcp_traffic_wrappers_connected");
+            && scrape.has("mcp_traffic_wrappers_connected")
+            && scrape.has("mcp_dependency_postgres_checksum_failures");
         if ready {
             Ok(scrape.text().to_string())
         } else {

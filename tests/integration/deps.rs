@@ -978,3 +978,67 @@ fn postgres_connections_by_state_and_long_queries_are_read() {
         }
     });
 }
+
+/// A data page damaged on disk under a real PostgreSQL with data checksums: reading it fails,
+/// the server counts the checksum failure, and the check reports the new count (the figure
+/// MCPDependencyDataCorrupted fires on, alerts/tests/escalation.test.yml).
+#[test]
+fn a_damaged_data_page_is_read_as_a_checksum_failure() {
+    let Some(mut pg) = crate::common::postgres::spawn_postgres_with_checksums() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let config = pg_dependency(secrets.path(), &pg.url("postgres"), None);
+    let http = client();
+    let rt = runtime();
+    let failures = |rt: &tokio::runtime::Runtime| {
+        let check = rt.block_on(check_once(&config, &http));
+        check
+            .postgres
+            .as_ref()
+            .and_then(|stats| stats.checksum_failures)
+            .ok_or(format!("no checksum figure: {check:?}"))
+    };
+    assert_eq!(eventually(WAIT, POLL, || failures(&rt)), 0);
+
+    pg.psql(
+        "CREATE TABLE victim AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 500) g",
+    )
+    .expect("create the table");
+    let relation = pg
+        .psql("SELECT pg_relation_filepath('victim')")
+        .expect("the table's file");
+    // A clean (fast) shutdown writes every page, so no WAL replay repairs the damage on start.
+    pg.stop();
+    let file = pg.data_dir().join(&relation);
+    let mut bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert!(
+        bytes.len() >= 8192,
+        "{} is {} bytes",
+        file.display(),
+        bytes.len()
+    );
+    // Inside the first page's tuple data (tuples fill a page from its end).
+    for byte in &mut bytes[8000..8016] {
+        *byte ^= 0xff;
+    }
+    std::fs::write(&file, &bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    pg.start();
+
+    let read = pg.psql("SELECT count(*) FROM victim");
+    assert!(
+        read.as_ref().is_err_and(|e| e.contains("invalid page")),
+        "reading the damaged page should fail: {read:?}"
+    );
+    let counted = eventually(WAIT, POLL, || match failures(&rt)? {
+        0 => Err("no checksum failure counted yet".to_string()),
+        n => Ok(n),
+    });
+    let metrics = Metrics::new();
+    let check = rt.block_on(check_once(&config, &http));
+    metrics.deps.record_check("pg", "postgres", &check);
+    let text = metrics.encode_prometheus();
+    let needle =
+        format!("mcp_dependency_postgres_checksum_failures{{dependency=\"pg\"}} {counted}");
+    assert!(text.contains(&needle), "missing {needle} in\n{text}");
+}

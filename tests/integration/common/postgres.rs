@@ -99,6 +99,11 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// The data directory (`initdb -D`), owned by the server while it runs.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
     /// Runs SQL with `psql` and returns its unaligned, tuples-only output.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
         let output = run_bounded(
