@@ -1,5 +1,8 @@
 //! Retention: deletes rows older than `max_age`, then the oldest rows while the database is
 //! larger than `max_size`; checkpoints the WAL and returns freed pages to the file system.
+//! Maintenance windows go by age only, once they ended longer than `max_age` ago: a window
+//! still open or to come is never pruned, whatever the size. Backup runs are kept (one row a
+//! run, what `report` reads for the last backup).
 
 use std::time::SystemTime;
 
@@ -10,7 +13,7 @@ use super::{Store, StoreConfig};
 use crate::store::metrics::StoreMetrics;
 use crate::wall_clock::unix_seconds;
 
-/// Tables pruned by retention.
+/// Tables pruned by retention, by age (their `ts`) and by size.
 const TABLES: [&str; 5] = [
     "probe_results",
     "dependency_results",
@@ -18,6 +21,8 @@ const TABLES: [&str; 5] = [
     "log_lines",
     "tool_definition_changes",
 ];
+/// Maintenance windows, pruned by age alone: those that ended before the cutoff.
+const ENDED_WINDOWS: &str = "DELETE FROM maintenance_windows WHERE ends_at < ?";
 /// Most size-driven pruning rounds per pass (each removes a quarter of every table).
 const MAX_SIZE_ROUNDS: usize = 4;
 
@@ -40,6 +45,11 @@ pub async fn enforce(store: &Store, config: &StoreConfig) -> Result<u64, sqlx::E
             .await?
             .rows_affected();
     }
+    deleted += sqlx::query(ENDED_WINDOWS)
+        .bind(cutoff)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
     if deleted > 0 {
         compact(store).await?;
     } else {

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use mcp_exporter::store::maintenance::{self, NewMaintenance};
 use mcp_exporter::store::query::{self, LogQuery};
 use mcp_exporter::store::writer::write_batch;
 use mcp_exporter::store::{Level, LogRow, LogSource, Record, Store, StoreConfig};
@@ -200,4 +201,43 @@ async fn a_stalled_disk_never_blocks_submitters_and_every_row_is_written_or_coun
         .expect("count");
     assert_eq!(rows as f64, written);
     store.close().await;
+}
+
+/// Maintenance windows that ended longer than `max_age` ago are pruned; a recent one, a running
+/// one and one still to come stay, even when size pressure prunes everything else.
+#[tokio::test]
+async fn retention_prunes_maintenance_windows_that_ended_long_ago() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 512 * 1024);
+    let store = Store::open(&cfg.path).await.expect("open");
+    let now = unix_seconds(SystemTime::now());
+    let window = |server: &str, starts_at: f64, ends_at: f64| NewMaintenance {
+        server: Some(server.to_string()),
+        starts_at,
+        ends_at,
+        reason: format!("window of {server}"),
+        created_at: starts_at,
+    };
+    for new in [
+        window("ancient", now - 9000.0, now - 7200.0),
+        window("recent", now - 1800.0, now - 600.0),
+        window("running", now - 7200.0, now + 600.0),
+        window("planned", now + 3600.0, now + 7200.0),
+    ] {
+        maintenance::insert(&store, &new).await.expect("insert");
+    }
+    // Far more log lines than the size limit, so size pruning runs too.
+    let batch: Vec<Record> = (0..6000).map(|i| log(now, i)).collect();
+    write_batch(&store, &batch).await.expect("write");
+    mcp_exporter::store::retention_pass(&store, &cfg)
+        .await
+        .expect("retention");
+    let mut left = Vec::new();
+    for server in ["ancient", "recent", "running", "planned"] {
+        let rows = maintenance::covering(&store, server, now - 86_400.0, now + 86_400.0)
+            .await
+            .expect("query");
+        left.extend(rows.into_iter().filter_map(|r| r.server));
+    }
+    assert_eq!(left, ["recent", "running", "planned"]);
 }
