@@ -58,7 +58,12 @@ pub struct ToolsStatus {
     pub token_budget: u64,
     /// The largest tools by tokens, largest first.
     pub largest: Vec<ToolTokens>,
-    /// Tools not matching the approved lock; `None` without `tools_lock`.
+    /// Prompts the server lists; `None` when their listing failed.
+    pub prompts: Option<usize>,
+    /// Resource templates the server lists; `None` when their listing failed.
+    pub resource_templates: Option<usize>,
+    /// Definitions (tools, prompts, resource templates) not matching the approved lock; `None`
+    /// without `tools_lock`.
     pub unapproved: Option<usize>,
     /// What differs from the lock, in words; `None` without a lock or when it matches.
     pub lock_differences: Option<String>,
@@ -71,6 +76,12 @@ impl ToolsStatus {
         let lock = a.catalog.lock.as_deref();
         Some(ToolsStatus {
             count: known.definitions.tools.len(),
+            prompts: known.definitions.prompts.as_ref().map(|p| p.len()),
+            resource_templates: known
+                .definitions
+                .resource_templates
+                .as_ref()
+                .map(|t| t.len()),
             sha256: known.definitions.sha256.clone(),
             bytes: known.cost().bytes,
             tokens: known.cost().tokens,

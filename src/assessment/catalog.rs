@@ -6,11 +6,11 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::health::UnapprovedTools;
+use crate::probe::ProbeOutcome;
 use crate::probe::ServerConfig;
 use crate::probe::catalog::{CatalogDefinitions, ContextCost, DefinitionChange};
 use crate::probe::config::OnMismatch;
 use crate::probe::tools_lock::{Approved, LockCheck};
-use crate::probe::{CatalogSummary, ProbeOutcome};
 
 /// The last catalog a server listed, with what it costs a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +74,8 @@ impl LockStatus {
 pub struct CatalogNews {
     /// The catalog known after the probe (this probe's, or the last one listed).
     pub known: Option<Arc<KnownCatalog>>,
-    /// Tools that differ from the previous catalog (empty on the first listing).
+    /// Tools, prompts and resource templates that differ from the previous catalog (empty on
+    /// the first listing).
     pub changes: Vec<DefinitionChange>,
     /// The comparison with the lock, when the server has one and a catalog is known.
     pub lock: Option<Arc<LockStatus>>,
@@ -97,20 +98,26 @@ impl CatalogMemory {
             return self.unchanged();
         };
         let previous = self.known.clone();
+        // A kind whose listing failed keeps its last known definitions, so what changed while
+        // it could not be listed is found when it lists again.
+        let listed = previous
+            .as_ref()
+            .and_then(|p| summary.definitions.filled_from(&p.definitions))
+            .map_or_else(|| Arc::clone(&summary.definitions), Arc::new);
         let same = previous
             .as_ref()
-            .is_some_and(|p| p.definitions.sha256 == summary.definitions.sha256);
+            .is_some_and(|p| p.definitions.same_as(&listed));
         if same && self.lock.is_some() == server.tools_lock.is_some() {
             return self.unchanged();
         }
         let known = match previous.as_ref() {
             Some(p) if same => Arc::clone(p),
-            _ => Arc::new(known_catalog(summary)),
+            _ => Arc::new(KnownCatalog::new(listed)),
         };
         let changes = previous
             .as_ref()
             .filter(|_| !same)
-            .map(|p| crate::probe::catalog::diff(&p.definitions.tools, &known.definitions.tools))
+            .map(|p| crate::probe::catalog::diff_catalogs(&*p.definitions, &*known.definitions))
             .unwrap_or_default();
         let lock = lock_status(server, &known.definitions).map(Arc::new);
         let new_mismatch = lock.as_ref().is_some_and(|l| {
@@ -135,11 +142,6 @@ impl CatalogMemory {
             new_mismatch: false,
         }
     }
-}
-
-/// The known catalog of a listing (its tokens are counted when first asked for).
-fn known_catalog(summary: &CatalogSummary) -> KnownCatalog {
-    KnownCatalog::new(Arc::clone(&summary.definitions))
 }
 
 /// The comparison of `listed` with the server's lock, `None` without a lock.

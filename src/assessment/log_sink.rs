@@ -27,6 +27,7 @@ impl Sink for LogSink {
         for change in &a.catalog.changes {
             tracing::warn!(
                 server,
+                kind = change.kind.as_str(),
                 tool = %change.name,
                 change = change.change.as_str(),
                 fields = %change.field_names(),
@@ -37,6 +38,7 @@ impl Sink for LogSink {
             for field in &change.fields {
                 tracing::warn!(
                     server,
+                    kind = change.kind.as_str(),
                     tool = %change.name,
                     field = %field.field,
                     old = %crate::excerpt::cut(field.old.as_deref().unwrap_or("(absent)"), LOGGED_TEXT_BYTES),

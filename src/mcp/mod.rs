@@ -35,7 +35,7 @@ pub use error::{Heard, McpError};
 pub use handshake::Handshake;
 pub use http_io::{ClientSettings, HttpClients};
 pub use http_timing::HttpPhases;
-pub use session::McpSession;
+pub use session::{ItemListing, McpSession};
 pub use tools::{RejectedTool, ToolCallOutcome, ToolCatalog};
 
 use crate::tls::TlsSettings;

@@ -25,6 +25,17 @@ use super::{
 use crate::tls::TlsObservation;
 
 pub use super::handshake::Handshake;
+
+/// The items of a paginated list method ([`McpSession::list_items`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemListing {
+    /// Every item of every page, in order.
+    pub items: Vec<Value>,
+    /// Pages fetched.
+    pub pages: usize,
+    /// A limit (items, pages, a repeated cursor) stopped the listing.
+    pub truncated: bool,
+}
 pub use super::tools::{ToolCallOutcome, ToolCatalog};
 
 /// Most request records kept between two `take_records` calls (oldest dropped).
@@ -610,6 +621,62 @@ impl McpSession {
                 .collect(),
         };
         Ok(catalog)
+    }
+
+    /// Whether the server's handshake listed `capability` (`prompts`, `resources`, ...) among
+    /// its capabilities.
+    pub fn offers(&self, capability: &str) -> bool {
+        self.handshake
+            .as_ref()
+            .is_some_and(|h| h.capabilities.get(capability).is_some_and(|c| !c.is_null()))
+    }
+
+    /// Every page of a paginated list method (`prompts/list`, `resources/templates/list`): the
+    /// items of each page's `key` array, in order, within the limits of `tools/list` (at most
+    /// `max_tools` items and `max_tool_pages` pages; a repeated cursor stops). `truncated` says
+    /// a limit stopped the listing.
+    pub async fn list_items(
+        &mut self,
+        method: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<ItemListing, McpError> {
+        let deadline = Instant::now() + timeout;
+        let mut listing = ItemListing::default();
+        let mut cursor: Option<String> = None;
+        loop {
+            let params = match &cursor {
+                Some(c) => json!({"cursor": c}),
+                None => json!({}),
+            };
+            let result = self
+                .request(method, Some(params), None, deadline, timeout)
+                .await?;
+            let items = result.get(key).and_then(Value::as_array).ok_or_else(|| {
+                McpError::protocol(format!("{method} result has no `{key}` array"))
+            })?;
+            listing.pages += 1;
+            let room = self.limits.max_tools.saturating_sub(listing.items.len());
+            listing.truncated |= items.len() > room;
+            listing.items.extend(items.iter().take(room).cloned());
+            let next = result
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty());
+            match next {
+                _ if listing.truncated => break,
+                None => break,
+                Some(c)
+                    if Some(c) == cursor.as_deref()
+                        || listing.pages >= self.limits.max_tool_pages =>
+                {
+                    listing.truncated = true;
+                    break;
+                }
+                Some(c) => cursor = Some(c.to_string()),
+            }
+        }
+        Ok(listing)
     }
 
     /// tools/call name+arguments. A JSON-RPC error is `Err(McpError::Rpc{..})`; isError:true is

@@ -378,10 +378,13 @@ mod tests {
         ]);
         m.catalog.record(
             server,
-            &crate::probe::catalog::ContextCost::of(&catalog),
-            &[],
-            Some(0),
-            10_000,
+            crate::probe::catalog_metrics::CatalogObservation {
+                definitions: &catalog,
+                cost: &crate::probe::catalog::ContextCost::of(&catalog),
+                changes: &[],
+                lock: Some(&Default::default()),
+                token_budget: 10_000,
+            },
         );
         m.process.record(
             server,

@@ -8,6 +8,7 @@ use crate::deps::{DependencyCheck, DependencyConfig};
 use crate::health::HealthStatus;
 use crate::mcp::WireCounters;
 use crate::probe::ServerConfig;
+use crate::probe::catalog_metrics::CatalogObservation;
 use crate::process::remediate::RemediationOutcome;
 
 use super::Metrics;
@@ -48,10 +49,13 @@ impl Sink for Metrics {
         if let Some(known) = &a.catalog.known {
             self.catalog.record(
                 a.name(),
-                known.cost(),
-                &a.catalog.changes,
-                a.catalog.lock.as_ref().map(|l| l.unapproved()),
-                a.server.tools_token_budget,
+                CatalogObservation {
+                    definitions: &known.definitions,
+                    cost: known.cost(),
+                    changes: &a.catalog.changes,
+                    lock: a.catalog.lock.as_ref().map(|l| &l.check),
+                    token_budget: a.server.tools_token_budget,
+                },
             );
         }
     }

@@ -5,6 +5,7 @@ pub mod catalog_metrics;
 mod classify;
 pub mod config;
 pub mod deadline;
+mod listings;
 pub mod metrics;
 pub mod module;
 pub mod narrative;

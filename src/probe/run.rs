@@ -7,9 +7,10 @@ use crate::credentials::CredentialReport;
 use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
 use crate::process::supervise::SupervisionStatus;
 
-use super::catalog::CatalogDefinitions;
+use super::catalog::{CatalogDefinitions, definitions_by_name};
 use super::classify::{classify, session_is_broken};
 use super::config::{CheckType, ServerConfig};
+use super::listings;
 use super::outcome::{CatalogSummary, FailureClass, ProbeOutcome, ServerIdentity, Stage};
 use super::restart::ChildSupervision;
 
@@ -341,12 +342,30 @@ impl ServerProbe {
             .filter(|want| !catalog.names.iter().any(|have| have == *want))
             .map(String::as_str)
             .collect();
+        let prompts = listings::list(
+            session,
+            listings::PROMPTS,
+            remaining(deadline),
+            &mut outcome.warnings,
+        )
+        .await;
+        let templates = listings::list(
+            session,
+            listings::RESOURCE_TEMPLATES,
+            remaining(deadline),
+            &mut outcome.warnings,
+        )
+        .await;
         // Canonicalizing and hashing every tool is CPU work (some milliseconds per thousand
         // tools): off the async workers, so other servers' probes keep their schedule.
         let tools = std::mem::take(&mut catalog.tools);
-        let definitions = tokio::task::spawn_blocking(move || CatalogDefinitions::of(&tools))
-            .await
-            .unwrap_or_default();
+        let definitions = tokio::task::spawn_blocking(move || CatalogDefinitions {
+            prompts: prompts.as_deref().map(definitions_by_name),
+            resource_templates: templates.as_deref().map(definitions_by_name),
+            ..CatalogDefinitions::of(&tools)
+        })
+        .await
+        .unwrap_or_default();
         outcome.catalog = Some(CatalogSummary {
             count: catalog.names.len(),
             content_hash: catalog.content_hash,

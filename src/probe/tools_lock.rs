@@ -3,7 +3,9 @@
 //!
 //! The file is pretty-printed JSON, one entry per tool in name order, each with its fingerprint
 //! and its whole definition (keys sorted), so a reviewer reads what was approved and a diff of
-//! two lock files shows what changed:
+//! two lock files shows what changed. Prompts and resource templates, where the server lists
+//! them, are pinned the same way under `prompts` and `resource_templates`; a lock without
+//! those keys (written before they were pinned) approves tools only:
 //!
 //! ```json
 //! {
@@ -24,7 +26,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalog::{self, CatalogDefinitions, ChangeKind, Definition, DefinitionChange};
+use super::catalog::{
+    self, CatalogDefinitions, ChangeKind, Definition, DefinitionChange, DefinitionKind,
+    DefinitionSets,
+};
 
 /// The `format` of the lock files this build writes and reads.
 pub const FORMAT: &str = "mcp-exporter-tools-lock/1";
@@ -62,14 +67,16 @@ pub enum LockError {
     },
     /// A definition was edited without its fingerprint.
     #[error(
-        "{path}: the sha256 of tool {tool:?} of server {server:?} does not match its definition (edited by hand?); pin again"
+        "{path}: the sha256 of {kind} {tool:?} of server {server:?} does not match its definition (edited by hand?); pin again"
     )]
     Tampered {
         /// The file.
         path: PathBuf,
         /// The server.
         server: String,
-        /// The tool.
+        /// What the definition is ("tool", "prompt", "resource template").
+        kind: &'static str,
+        /// Its name.
         tool: String,
     },
 }
@@ -84,24 +91,67 @@ pub struct LockFile {
     pub servers: BTreeMap<String, LockedServer>,
 }
 
-/// One server's approved tools.
+/// One server's approved tools, prompts and resource templates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockedServer {
     /// One entry per tool, in name order.
     pub tools: Vec<LockedTool>,
+    /// One entry per prompt, in name order; absent when prompts are not pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<Vec<LockedTool>>,
+    /// One entry per resource template, in name order; absent when they are not pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_templates: Option<Vec<LockedTool>>,
 }
 
-/// One approved tool.
+/// One approved definition (a tool, a prompt or a resource template).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockedTool {
-    /// The tool's name.
+    /// Its name.
     pub name: String,
     /// SHA-256 of the canonical text of `definition` (src/probe/catalog.rs).
     pub sha256: String,
-    /// The whole tool object as the server listed it.
+    /// The whole object as the server listed it.
     pub definition: Value,
+}
+
+/// The lock entries of `definitions`, in name order.
+fn locked(definitions: &BTreeMap<String, Definition>) -> Vec<LockedTool> {
+    definitions
+        .values()
+        .map(|d| LockedTool {
+            name: d.name.clone(),
+            sha256: d.sha256.clone(),
+            definition: d.value(),
+        })
+        .collect()
+}
+
+/// The approved definitions of lock entries, each fingerprint checked against its definition.
+fn checked(
+    entries: &[LockedTool],
+    kind: DefinitionKind,
+    server: &str,
+    path: &Path,
+) -> Result<BTreeMap<String, Definition>, LockError> {
+    let mut approved = BTreeMap::new();
+    for entry in entries {
+        let definition = Definition::of(&entry.name, &entry.definition);
+        if definition.sha256 != entry.sha256
+            || entry.definition.get("name").and_then(Value::as_str) != Some(entry.name.as_str())
+        {
+            return Err(LockError::Tampered {
+                path: path.to_path_buf(),
+                server: server.to_string(),
+                kind: kind.word(),
+                tool: entry.name.clone(),
+            });
+        }
+        approved.insert(entry.name.clone(), definition);
+    }
+    Ok(approved)
 }
 
 impl LockFile {
@@ -112,16 +162,12 @@ impl LockFile {
             servers: catalogs
                 .into_iter()
                 .map(|(server, catalog)| {
-                    let tools = catalog
-                        .tools
-                        .values()
-                        .map(|d| LockedTool {
-                            name: d.name.clone(),
-                            sha256: d.sha256.clone(),
-                            definition: d.value(),
-                        })
-                        .collect();
-                    (server.to_string(), LockedServer { tools })
+                    let entry = LockedServer {
+                        tools: locked(&catalog.tools),
+                        prompts: catalog.prompts.as_ref().map(locked),
+                        resource_templates: catalog.resource_templates.as_ref().map(locked),
+                    };
+                    (server.to_string(), entry)
                 })
                 .collect(),
         }
@@ -163,21 +209,20 @@ impl LockFile {
             server: server.to_string(),
             pinned: self.servers.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
-        let mut tools = BTreeMap::new();
-        for tool in &entry.tools {
-            let definition = Definition::of(&tool.name, &tool.definition);
-            if definition.sha256 != tool.sha256
-                || tool.definition.get("name").and_then(Value::as_str) != Some(tool.name.as_str())
-            {
-                return Err(LockError::Tampered {
-                    path: path.to_path_buf(),
-                    server: server.to_string(),
-                    tool: tool.name.clone(),
-                });
-            }
-            tools.insert(tool.name.clone(), definition);
-        }
-        Ok(Approved { tools })
+        let optional = |entries: &Option<Vec<LockedTool>>, kind| {
+            entries
+                .as_deref()
+                .map(|e| checked(e, kind, server, path))
+                .transpose()
+        };
+        Ok(Approved {
+            tools: checked(&entry.tools, DefinitionKind::Tool, server, path)?,
+            prompts: optional(&entry.prompts, DefinitionKind::Prompt)?,
+            resource_templates: optional(
+                &entry.resource_templates,
+                DefinitionKind::ResourceTemplate,
+            )?,
+        })
     }
 }
 
@@ -186,6 +231,20 @@ impl LockFile {
 pub struct Approved {
     /// The approved tools.
     pub tools: BTreeMap<String, Definition>,
+    /// The approved prompts; `None` when the lock pins none (not compared).
+    pub prompts: Option<BTreeMap<String, Definition>>,
+    /// The approved resource templates, as `prompts`.
+    pub resource_templates: Option<BTreeMap<String, Definition>>,
+}
+
+impl DefinitionSets for Approved {
+    fn of_kind(&self, kind: DefinitionKind) -> Option<&BTreeMap<String, Definition>> {
+        match kind {
+            DefinitionKind::Tool => Some(&self.tools),
+            DefinitionKind::Prompt => self.prompts.as_ref(),
+            DefinitionKind::ResourceTemplate => self.resource_templates.as_ref(),
+        }
+    }
 }
 
 /// What a listed catalog has that its lock does not approve.
@@ -199,7 +258,7 @@ impl LockCheck {
     /// Compares a listed catalog with its approved definitions.
     pub fn compare(approved: &Approved, listed: &CatalogDefinitions) -> LockCheck {
         LockCheck {
-            differences: catalog::diff(&approved.tools, &listed.tools),
+            differences: catalog::diff_catalogs(approved, listed),
         }
     }
 
@@ -208,21 +267,31 @@ impl LockCheck {
         self.differences.is_empty()
     }
 
-    /// Tools not matching the lock (the value of `mcp_tools_unapproved`): added, removed and
-    /// modified tools alike.
+    /// Definitions of `kind` not matching the lock (for tools the value of
+    /// `mcp_tools_unapproved`): added, removed and modified alike.
+    pub fn unapproved_of(&self, kind: DefinitionKind) -> usize {
+        self.differences.iter().filter(|d| d.kind == kind).count()
+    }
+
+    /// Definitions of every kind not matching the lock.
     pub fn unapproved(&self) -> usize {
         self.differences.len()
     }
 
-    /// "added `x`, modified `y` (description)", the words of the health reason and the event.
+    /// "added `x`, modified `y` (description), added prompt `p`", the words of the health
+    /// reason and the event (tools by name alone, other kinds named).
     pub fn summary(&self) -> String {
         self.differences
             .iter()
-            .map(|d| match d.change {
-                ChangeKind::Modified => {
-                    format!("modified `{}` ({})", d.name, d.field_names())
+            .map(|d| {
+                let subject = match d.kind {
+                    DefinitionKind::Tool => format!("`{}`", d.name),
+                    _ => d.subject(),
+                };
+                match d.change {
+                    ChangeKind::Modified => format!("modified {subject} ({})", d.field_names()),
+                    change => format!("{} {subject}", change.as_str()),
                 }
-                kind => format!("{} `{}`", kind.as_str(), d.name),
             })
             .collect::<Vec<_>>()
             .join(", ")

@@ -109,6 +109,13 @@ fn embedded_migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            7,
+            Cow::Borrowed("definition kinds"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!("../../migrations/0007_definition_kinds.sql")),
+            false,
+        ),
     ])
 }
 

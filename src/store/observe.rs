@@ -157,6 +157,7 @@ pub fn definition_change_row(
     DefinitionChangeRow {
         ts,
         server: server.to_string(),
+        kind: change.kind.as_str().to_string(),
         tool: change.name.clone(),
         change: change.change.as_str().to_string(),
         old_sha256: change.old_sha256.clone(),

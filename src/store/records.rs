@@ -148,14 +148,17 @@ pub struct LogRow {
     pub message: String,
 }
 
-/// A tool whose definition changed between two listings of a server's catalog.
+/// A tool, prompt or resource template whose definition changed between two listings of a
+/// server's catalog.
 #[derive(Debug, Clone)]
 pub struct DefinitionChangeRow {
     /// Unix seconds of the probe that saw it.
     pub ts: f64,
     /// Server name.
     pub server: String,
-    /// The tool's name.
+    /// `tool`, `prompt` or `resource_template`.
+    pub kind: String,
+    /// The definition's name (column `tool`, named when only tools were kept).
     pub tool: String,
     /// `added`, `removed` or `modified`.
     pub change: String,

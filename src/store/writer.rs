@@ -212,10 +212,11 @@ pub async fn write_batch(store: &Store, records: &[Record]) -> Result<(), sqlx::
             }
             Record::DefinitionChange(c) => {
                 sqlx::query(
-                    "INSERT INTO tool_definition_changes (ts, server, tool, change, old_sha256, new_sha256, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO tool_definition_changes (ts, server, kind, tool, change, old_sha256, new_sha256, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(c.ts)
                 .bind(&c.server)
+                .bind(&c.kind)
                 .bind(&c.tool)
                 .bind(&c.change)
                 .bind(&c.old_sha256)

@@ -1085,6 +1085,16 @@ tools_lock = "{lock}"
 on_mismatch = "record"
 
 [[servers]]
+name = "contract-prompts"
+transport = "http"
+url = "http://127.0.0.1:{http_port}/mcp"
+check = "readiness"
+interval = "1s"
+# server-everything lists prompts and resource templates: mcp_definitions_unapproved has series.
+tools_lock = "{lock}"
+on_mismatch = "record"
+
+[[servers]]
 name = "contract-locked"
 transport = "http"
 url = "http://127.0.0.1:{peer_port}/locked"
