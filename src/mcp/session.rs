@@ -26,6 +26,14 @@ use crate::tls::TlsObservation;
 
 pub use super::handshake::Handshake;
 
+/// The params of a paginated list request: the cursor of the page asked for, if not the first.
+fn page_params(cursor: Option<&str>) -> Value {
+    match cursor {
+        Some(c) => json!({ "cursor": c }),
+        None => json!({}),
+    }
+}
+
 /// The items of a paginated list method ([`McpSession::list_items`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemListing {
@@ -595,10 +603,7 @@ impl McpSession {
         }
         let mut cursor: Option<String> = None;
         loop {
-            let params = match &cursor {
-                Some(c) => json!({"cursor": c}),
-                None => json!({}),
-            };
+            let params = page_params(cursor.as_deref());
             let result = self
                 .request("tools/list", Some(params), None, deadline, timeout)
                 .await?;
@@ -645,10 +650,7 @@ impl McpSession {
         let mut listing = ItemListing::default();
         let mut cursor: Option<String> = None;
         loop {
-            let params = match &cursor {
-                Some(c) => json!({"cursor": c}),
-                None => json!({}),
-            };
+            let params = page_params(cursor.as_deref());
             let result = self
                 .request(method, Some(params), None, deadline, timeout)
                 .await?;
