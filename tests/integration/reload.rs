@@ -182,3 +182,61 @@ fn a_telemetry_path_that_is_not_a_path_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a URL path"), "{stderr}");
 }
+
+/// Servers found by `--discovery.dir` are not in the configuration file: a reload (SIGHUP and
+/// `POST /-/reload`) that adds a static server keeps them probing on the session they had.
+#[test]
+fn a_reload_keeps_the_servers_found_by_discovery() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
+    let (_everything, port) = crate::common::servers::spawn_http_everything("streamableHttp");
+    let discovery = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        discovery.path().join("targets.json"),
+        format!(
+            r#"[{{"targets": ["127.0.0.1:{port}"], "labels": {{"name": "found", "check": "liveness"}}}}]"#
+        ),
+    )
+    .expect("write the target file");
+    // Discovered servers take the exporter's interval.
+    let exporter = "[exporter]\ninterval = \"1s\"\n";
+    let daemon = Daemon::start_with(
+        &format!("{exporter}{}", server("static", "liveness")),
+        &[
+            "--web.enable-lifecycle",
+            "--discovery.dir",
+            &discovery.path().display().to_string(),
+        ],
+        &[],
+    );
+    let sessions = |s: &Scrape| s.value("mcp_sessions_started_total", &[("server", "found")]);
+    let before = wait_for(&daemon, "static and found up", |s| {
+        is_up(s, "static") && is_up(s, "found")
+    });
+    let started = sessions(&before);
+    assert!(started.is_some_and(|n| n >= 1.0), "{}", before.text());
+    let probes = |s: &Scrape| {
+        s.value("mcp_probes_total", &[("server", "found")])
+            .unwrap_or(0.0)
+    };
+
+    daemon.rewrite_config(&format!(
+        "{exporter}{}{}",
+        server("static", "liveness"),
+        server("added", "liveness")
+    ));
+    daemon.signal(libc::SIGHUP);
+    wait_for(&daemon, "added up after SIGHUP", |s| is_up(s, "added"));
+    let (status, body) = post_reload(&daemon);
+    assert_eq!(status, 200, "{body}");
+    let probed_then = probes(&daemon.scrape());
+    let after = wait_for(&daemon, "found probed again after the reloads", |s| {
+        is_up(s, "found") && probes(s) >= probed_then + 2.0
+    });
+    assert_eq!(
+        sessions(&after),
+        started,
+        "the discovered server kept its session across both reloads"
+    );
+}
