@@ -8,8 +8,10 @@
 //!
 //! Rendered as JSON (its schema: docs/report.schema.json), Markdown or HTML (src/report/render.rs).
 
+pub mod chart;
 mod outages;
 pub mod render;
+pub mod series;
 
 use serde::Serialize;
 use sqlx::Row;
@@ -19,6 +21,7 @@ use crate::store::query::{self, History};
 use crate::store::{Store, StoreError};
 
 pub use outages::{Cause, Outage, outages};
+pub use series::{ProbePoint, Series, SeriesComparison, Slot};
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +67,9 @@ pub struct ServerReport {
     pub outages: Vec<Outage>,
     /// Probe latency of this period and of the one before it.
     pub latency: LatencyComparison,
+    /// The period and the one before it cut into slots: latency percentiles and availability
+    /// by time (the charts' numbers).
+    pub series: SeriesComparison,
     /// Security events of the period (redacted evidence, as the logs keep it).
     pub security_events: Vec<SecurityEvent>,
 }
@@ -167,6 +173,29 @@ async fn latencies(
     .await?
     .iter()
     .map(|r| r.get::<f64, _>("latency_ms") / 1e3)
+    .collect())
+}
+
+async fn probe_points(
+    store: &Store,
+    server: &str,
+    from: f64,
+    to: f64,
+) -> Result<Vec<ProbePoint>, sqlx::Error> {
+    Ok(sqlx::query(
+        "SELECT ts, up, latency_ms FROM probe_results WHERE server = ? AND ts >= ? AND ts < ? ORDER BY ts",
+    )
+    .bind(server)
+    .bind(from)
+    .bind(to)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| ProbePoint {
+        ts: r.get("ts"),
+        up: r.get::<i64, _>("up") != 0,
+        latency_seconds: r.get::<Option<f64>, _>("latency_ms").map(|ms| ms / 1e3),
+    })
     .collect())
 }
 
@@ -280,7 +309,18 @@ pub async fn build(
         }
         let current = percentiles(&latencies(store, &name, since, until).await?);
         let previous = percentiles(&latencies(store, &name, since - length, since).await?);
+        let points = probe_points(store, &name, since - length, until).await?;
+        let planned: Vec<(f64, f64)> = history
+            .maintenance
+            .iter()
+            .map(|w| (w.starts_at, w.ends_at))
+            .collect();
+        let series = SeriesComparison {
+            current: series::series(&points, since, until, &planned),
+            previous: series::series(&points, since - length, since, &planned),
+        };
         servers.push(ServerReport {
+            series,
             outages: outages(&history.transitions, since, until),
             security_events: security_events(store, &name, since, until).await?,
             latency: LatencyComparison { current, previous },

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{Percentiles, Report};
+use super::series::{Series, sparkline};
+use super::{Percentiles, Report, ServerReport, chart};
 
 /// The formats a report is rendered in (`--output` of `report`, `format=` of `/reports`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -135,6 +136,7 @@ pub fn markdown(r: &Report) -> String {
                 latency_row("previous period", &s.latency.previous).to_vec(),
             ],
         );
+        markdown_sparklines(&mut out, s);
         if !s.security_events.is_empty() {
             md_table(&mut out, &EVENT_COLUMNS, &event_rows(&s.security_events));
         }
@@ -152,6 +154,79 @@ pub fn markdown(r: &Report) -> String {
             .unwrap_or_else(|| "never at this rate".into())
     );
     out
+}
+
+/// One sparkline per figure and period, `SLOTS` characters from the period's start to its end.
+fn markdown_sparklines(out: &mut String, s: &ServerReport) {
+    let p99 = |series: &Series| {
+        sparkline(
+            &series
+                .slots
+                .iter()
+                .map(|x| x.latency.p99_ms)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let availability = |series: &Series| {
+        sparkline(
+            &series
+                .slots
+                .iter()
+                .map(|x| x.availability_percent)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let _ = writeln!(
+        out,
+        "By time ({} per character, `·` without probes):\n\n```\np99 latency   this period      {}\np99 latency   previous period  {}\navailability  this period      {}\n```\n",
+        duration(s.series.current.slot_seconds),
+        p99(&s.series.current),
+        p99(&s.series.previous),
+        availability(&s.series.current),
+    );
+}
+
+/// The server's charts: latency of this period beside the previous one's (on the same scale),
+/// then availability with the outages shaded.
+fn html_charts(out: &mut String, s: &ServerReport, id: &str) {
+    let ceiling = chart::latency_ceiling(&[&s.series.current, &s.series.previous]);
+    let figures = [
+        (
+            format!("latency-chart-{id}"),
+            chart::latency_svg("latency, this period", &s.series.current, ceiling),
+        ),
+        (
+            format!("latency-previous-chart-{id}"),
+            chart::latency_svg("latency, previous period", &s.series.previous, ceiling),
+        ),
+        (
+            format!("availability-chart-{id}"),
+            chart::availability_svg(
+                "availability (outages shaded)",
+                &s.series.current,
+                &s.outages,
+            ),
+        ),
+    ];
+    out.push_str("<div class=\"charts\">\n");
+    for (figure_id, drawn) in figures {
+        match drawn {
+            Ok(svg) => {
+                let _ = writeln!(
+                    out,
+                    "<figure class=\"chart\" id=\"{figure_id}\">{svg}</figure>"
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "<p class=\"chart-error\" id=\"{figure_id}\">{}</p>",
+                    escape(&e.to_string())
+                );
+            }
+        }
+    }
+    out.push_str("</div>\n");
 }
 
 fn escape(text: &str) -> String {
@@ -180,7 +255,7 @@ fn html_table(out: &mut String, id: &str, header: &[&str], rows: &[Vec<String>])
 /// The report as a standalone HTML page (no script).
 pub fn html(r: &Report) -> String {
     let mut out = String::from(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>MCP fleet report</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>\n",
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>MCP fleet report</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.charts{display:flex;flex-wrap:wrap;gap:1em}figure.chart{margin:0}</style></head><body>\n",
     );
     let _ = writeln!(
         out,
@@ -218,6 +293,7 @@ pub fn html(r: &Report) -> String {
                 latency_row("previous period", &s.latency.previous).to_vec(),
             ],
         );
+        html_charts(&mut out, s, &id);
         html_table(
             &mut out,
             &format!("security-{id}"),
