@@ -7,6 +7,9 @@ use plotters::prelude::*;
 use super::Outage;
 use super::series::Series;
 
+/// Picks one percentile of a slot.
+type PercentileOf = fn(&super::Percentiles) -> Option<f64>;
+
 /// Width and height of a chart, pixels.
 const SIZE: (u32, u32) = (480, 220);
 
@@ -83,7 +86,7 @@ pub fn latency_svg(title: &str, series: &Series, ceiling_ms: f64) -> Result<Stri
             .draw()
             .map_err(err)?;
         let half = series.slot_seconds / 2.0;
-        let lines: [(&str, RGBColor, fn(&super::Percentiles) -> Option<f64>); 3] = [
+        let lines: [(&str, RGBColor, PercentileOf); 3] = [
             ("p50", P50_COLOR, |p| p.p50_ms),
             ("p95", P95_COLOR, |p| p.p95_ms),
             ("p99", P99_COLOR, |p| p.p99_ms),
