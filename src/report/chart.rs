@@ -15,10 +15,14 @@ const SIZE: (u32, u32) = (480, 220);
 
 /// The colour outages are shaded in on the availability chart.
 pub const OUTAGE_COLOR: RGBColor = RGBColor(214, 39, 40);
-const P50_COLOR: RGBColor = RGBColor(31, 119, 180);
-const P95_COLOR: RGBColor = RGBColor(255, 127, 14);
-const P99_COLOR: RGBColor = RGBColor(148, 103, 189);
-const AVAILABILITY_COLOR: RGBColor = RGBColor(44, 160, 44);
+/// The colour of the p50 line (and of the resource trends).
+pub const P50_COLOR: RGBColor = RGBColor(31, 119, 180);
+/// The colour of the p95 line.
+pub const P95_COLOR: RGBColor = RGBColor(255, 127, 14);
+/// The colour of the p99 line.
+pub const P99_COLOR: RGBColor = RGBColor(148, 103, 189);
+/// The colour of the availability line.
+pub const AVAILABILITY_COLOR: RGBColor = RGBColor(44, 160, 44);
 
 /// Why a chart could not be drawn (plotters' drawing errors, as text).
 #[derive(Debug, thiserror::Error)]
@@ -113,13 +117,15 @@ pub fn latency_svg(title: &str, series: &Series, ceiling_ms: f64) -> Result<Stri
                     .map_err(err)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(err)?;
+        if series.slots.iter().any(|s| s.latency.observations > 0) {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(err)?;
+        }
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -180,6 +186,50 @@ pub fn availability_svg(
                     run.iter()
                         .map(|p| Circle::new(*p, 2, AVAILABILITY_COLOR.filled())),
                 )
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// One figure by time: `points` (`(unix seconds, value)`, a gap where `None`) over
+/// `[from, to)`, from 0 to the largest value, its axis titled `unit`.
+pub fn trend_svg(
+    title: &str,
+    unit: &str,
+    from: f64,
+    to: f64,
+    points: &[(f64, Option<f64>)],
+) -> Result<String, ChartError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let to = if to > from { to } else { from + 1.0 };
+        let top = points.iter().filter_map(|p| p.1).fold(0.0_f64, f64::max);
+        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(24)
+            .y_label_area_size(56)
+            .build_cartesian_2d(from..to, 0.0..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(5)
+            .x_label_formatter(&|x| clock(*x))
+            .y_desc(unit)
+            .draw()
+            .map_err(err)?;
+        for run in runs(points.iter().copied()) {
+            chart
+                .draw_series(LineSeries::new(run.clone(), P50_COLOR.stroke_width(2)))
+                .map_err(err)?;
+            chart
+                .draw_series(run.iter().map(|p| Circle::new(*p, 2, P50_COLOR.filled())))
                 .map_err(err)?;
         }
         root.present().map_err(err)?;

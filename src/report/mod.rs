@@ -11,6 +11,7 @@
 pub mod chart;
 mod outages;
 pub mod render;
+pub mod resources;
 pub mod series;
 
 use serde::Serialize;
@@ -21,6 +22,7 @@ use crate::store::query::{self, History};
 use crate::store::{Store, StoreError};
 
 pub use outages::{Cause, Outage, outages};
+pub use resources::{ResourcePoint, ResourceSource, Resources};
 pub use series::{ProbePoint, Series, SeriesComparison, Slot};
 
 /// The whole report.
@@ -70,6 +72,8 @@ pub struct ServerReport {
     /// The period and the one before it cut into slots: latency percentiles and availability
     /// by time (the charts' numbers).
     pub series: SeriesComparison,
+    /// CPU, memory, file descriptors and processes of the server's process tree by time.
+    pub resources: Resources,
     /// Security events of the period (redacted evidence, as the logs keep it).
     pub security_events: Vec<SecurityEvent>,
 }
@@ -321,6 +325,7 @@ pub async fn build(
         };
         servers.push(ServerReport {
             series,
+            resources: resources::from_store(store, &name, since, until).await?,
             outages: outages(&history.transitions, since, until),
             security_events: security_events(store, &name, since, until).await?,
             latency: LatencyComparison { current, previous },

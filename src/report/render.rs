@@ -137,6 +137,7 @@ pub fn markdown(r: &Report) -> String {
             ],
         );
         markdown_sparklines(&mut out, s);
+        markdown_resources(&mut out, s);
         if !s.security_events.is_empty() {
             md_table(&mut out, &EVENT_COLUMNS, &event_rows(&s.security_events));
         }
@@ -229,6 +230,84 @@ fn html_charts(out: &mut String, s: &ServerReport, id: &str) {
     out.push_str("</div>\n");
 }
 
+/// The resource figures by time: (id, title, unit, value of a sample).
+type ResourceFigure = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&super::ResourcePoint) -> Option<f64>,
+);
+
+const RESOURCE_FIGURES: [ResourceFigure; 4] = [
+    ("cpu", "CPU", "% of a core", |p| p.cpu_percent),
+    ("memory", "resident memory", "MiB", |p| {
+        Some(p.memory_bytes as f64 / 1048576.0)
+    }),
+    ("fds", "open file descriptors", "fds", |p| {
+        p.file_descriptors.map(|n| n as f64)
+    }),
+    ("processes", "processes", "processes", |p| {
+        Some(p.processes as f64)
+    }),
+];
+
+/// The server's resource trends, one chart per figure (none without samples).
+fn html_resource_charts(out: &mut String, r: &Report, s: &ServerReport, id: &str) {
+    if s.resources.points.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"resources\" id=\"resources-{id}\">no process samples in the period</p>"
+        );
+        return;
+    }
+    out.push_str("<div class=\"charts\">\n");
+    for (figure, title, unit, value) in RESOURCE_FIGURES {
+        let points: Vec<(f64, Option<f64>)> = s
+            .resources
+            .points
+            .iter()
+            .map(|p| (p.ts, value(p)))
+            .collect();
+        let figure_id = format!("{figure}-chart-{id}");
+        match chart::trend_svg(title, unit, r.since, r.until, &points) {
+            Ok(svg) => {
+                let _ = writeln!(
+                    out,
+                    "<figure class=\"chart\" id=\"{figure_id}\">{svg}</figure>"
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "<p class=\"chart-error\" id=\"{figure_id}\">{}</p>",
+                    escape(&e.to_string())
+                );
+            }
+        }
+    }
+    out.push_str("</div>\n");
+}
+
+/// The resource trends as sparklines.
+fn markdown_resources(out: &mut String, s: &ServerReport) {
+    if s.resources.points.is_empty() {
+        return;
+    }
+    out.push_str("Resources by time (one character per stored sample):\n\n```\n");
+    for (_, title, unit, value) in RESOURCE_FIGURES {
+        let values: Vec<Option<f64>> = s.resources.points.iter().map(value).collect();
+        let last = values
+            .iter()
+            .rev()
+            .flatten()
+            .next()
+            .map(|v| format!("{v:.1} {unit}"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(out, "{title:<22} {}  last {last}", sparkline(&values));
+    }
+    out.push_str("```\n\n");
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -294,6 +373,7 @@ pub fn html(r: &Report) -> String {
             ],
         );
         html_charts(&mut out, s, &id);
+        html_resource_charts(&mut out, r, s, &id);
         html_table(
             &mut out,
             &format!("security-{id}"),

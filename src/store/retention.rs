@@ -11,12 +11,13 @@ use crate::store::metrics::StoreMetrics;
 use crate::wall_clock::unix_seconds;
 
 /// Tables pruned by retention.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "probe_results",
     "dependency_results",
     "health_transitions",
     "log_lines",
     "tool_definition_changes",
+    "process_samples",
 ];
 /// Most size-driven pruning rounds per pass (each removes a quarter of every table).
 const MAX_SIZE_ROUNDS: usize = 4;
