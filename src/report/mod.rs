@@ -8,8 +8,10 @@
 //!
 //! Rendered as JSON (its schema: docs/report.schema.json), Markdown or HTML (src/report/render.rs).
 
+pub mod alerts;
 pub mod chart;
 mod outages;
+pub mod prometheus;
 pub mod render;
 pub mod resources;
 pub mod series;
@@ -21,6 +23,7 @@ use crate::quantile::{Bucket, histogram_quantile};
 use crate::store::query::{self, History};
 use crate::store::{Store, StoreError};
 
+pub use alerts::{AlertFiring, AlertSource, Alerts};
 pub use outages::{Cause, Outage, outages};
 pub use resources::{ResourcePoint, ResourceSource, Resources};
 pub use series::{ProbePoint, Series, SeriesComparison, Slot};
@@ -40,6 +43,11 @@ pub struct Report {
     pub servers: Vec<ServerReport>,
     /// The history store's size and how long until it is full at this period's rate.
     pub capacity: Capacity,
+    /// The alerts that fired in the period.
+    pub alerts: Alerts,
+    /// Why Prometheus (`[prometheus] url`) could not be read, when it could not: the figures
+    /// it would have given come from the store instead.
+    pub prometheus_error: Option<String>,
 }
 
 /// Fleet-wide figures of the period.
@@ -291,15 +299,27 @@ async fn capacity(
     })
 }
 
-/// Builds the report of `[since, until)` from `store`; `only` limits it to one server.
-/// `max_bytes` is the store's configured `max_size`.
+/// What a report is read from besides the store.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The store's configured `max_size`, bytes.
+    pub max_bytes: u64,
+    /// `[prometheus]`: resource trends and alerts from its range queries when set.
+    pub prometheus: Option<crate::settings::PrometheusConfig>,
+}
+
+/// Builds the report of `[since, until)` from `store` (and Prometheus, when `sources` names
+/// one); `only` limits it to one server.
 pub async fn build(
     store: &Store,
     since: f64,
     until: f64,
     only: Option<&str>,
-    max_bytes: u64,
+    sources: &Sources,
 ) -> Result<Report, StoreError> {
+    let max_bytes = sources.max_bytes;
+    let prometheus = sources.prometheus.as_ref().map(prometheus::Prometheus::new);
+    let mut prometheus_error: Option<String> = None;
     let names: Vec<String> = match only {
         Some(name) => vec![name.to_string()],
         None => query::servers(store).await?,
@@ -323,9 +343,23 @@ pub async fn build(
             current: series::series(&points, since, until, &planned),
             previous: series::series(&points, since - length, since, &planned),
         };
+        let from_prometheus = match &prometheus {
+            Some(p) if prometheus_error.is_none() => match p.resources(&name, since, until).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    prometheus_error = Some(e.to_string());
+                    None
+                }
+            },
+            _ => None,
+        };
+        let resources = match from_prometheus {
+            Some(r) => r,
+            None => resources::from_store(store, &name, since, until).await?,
+        };
         servers.push(ServerReport {
             series,
-            resources: resources::from_store(store, &name, since, until).await?,
+            resources,
             outages: outages(&history.transitions, since, until),
             security_events: security_events(store, &name, since, until).await?,
             latency: LatencyComparison { current, previous },
@@ -343,7 +377,39 @@ pub async fn build(
             .filter_map(|s| s.history.availability.as_ref().map(|a| a.percent))
             .min_by(|a, b| a.total_cmp(b)),
     };
+    let fired = match &prometheus {
+        Some(p) if prometheus_error.is_none() => match p.alerts(since, until).await {
+            Ok(fired) => Some(fired),
+            Err(e) => {
+                prometheus_error = Some(e.to_string());
+                None
+            }
+        },
+        _ => None,
+    };
+    let alerts = match fired {
+        Some(fired) => Alerts {
+            source: AlertSource::Prometheus,
+            fired: fired
+                .into_iter()
+                .filter(|f| only.is_none() || f.server.as_deref() == only)
+                .collect(),
+        },
+        None => {
+            let mut fired: Vec<AlertFiring> = servers
+                .iter()
+                .flat_map(|s| alerts::from_transitions(&s.server, &s.history.transitions))
+                .collect();
+            fired.sort_by(|a, b| a.start.total_cmp(&b.start));
+            Alerts {
+                source: AlertSource::Store,
+                fired,
+            }
+        }
+    };
     Ok(Report {
+        alerts,
+        prometheus_error,
         generated_at: crate::wall_clock::unix_seconds(std::time::SystemTime::now()),
         since,
         until,

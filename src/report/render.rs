@@ -46,6 +46,38 @@ fn duration(seconds: f64) -> String {
 
 const OUTAGE_COLUMNS: [&str; 5] = ["start", "end", "duration", "cause", "reason"];
 const EVENT_COLUMNS: [&str; 3] = ["time", "security event", "what"];
+const ALERT_COLUMNS: [&str; 5] = ["alert", "server", "severity", "start", "end"];
+
+/// One row per alert firing.
+fn alert_rows(fired: &[super::AlertFiring]) -> Vec<Vec<String>> {
+    fired
+        .iter()
+        .map(|a| {
+            vec![
+                a.alert.clone(),
+                a.server.clone().unwrap_or_else(|| "-".into()),
+                a.severity.clone().unwrap_or_else(|| "-".into()),
+                ts(a.start),
+                a.end.map(ts).unwrap_or_else(|| "ongoing".into()),
+            ]
+        })
+        .collect()
+}
+
+/// Where the alerts come from, in words.
+fn alerts_heading(r: &Report) -> String {
+    let source = match r.alerts.source {
+        super::AlertSource::Prometheus => "Prometheus' ALERTS series",
+        super::AlertSource::Store => {
+            "the store's health transitions ([prometheus] url not set or not reachable)"
+        }
+    };
+    let mut text = format!("{} fired, from {source}", r.alerts.fired.len());
+    if let Some(e) = &r.prometheus_error {
+        text.push_str(&format!("; Prometheus could not be read: {e}"));
+    }
+    text
+}
 
 /// One row per outage: start, end (or `ongoing`), duration, cause, reason.
 fn outage_rows(outages: &[super::Outage]) -> Vec<Vec<String>> {
@@ -141,6 +173,10 @@ pub fn markdown(r: &Report) -> String {
         if !s.security_events.is_empty() {
             md_table(&mut out, &EVENT_COLUMNS, &event_rows(&s.security_events));
         }
+    }
+    let _ = writeln!(out, "## Alerts\n\n{}.\n", alerts_heading(r));
+    if !r.alerts.fired.is_empty() {
+        md_table(&mut out, &ALERT_COLUMNS, &alert_rows(&r.alerts.fired));
     }
     let c = &r.capacity;
     let _ = writeln!(
@@ -382,6 +418,17 @@ pub fn html(r: &Report) -> String {
         );
         out.push_str("</section>\n");
     }
+    let _ = writeln!(
+        out,
+        "<h2>Alerts</h2>\n<p id=\"alerts-source\">{}</p>",
+        escape(&alerts_heading(r))
+    );
+    html_table(
+        &mut out,
+        "alerts",
+        &ALERT_COLUMNS,
+        &alert_rows(&r.alerts.fired),
+    );
     let c = &r.capacity;
     let _ = writeln!(
         out,

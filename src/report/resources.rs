@@ -13,6 +13,8 @@ use crate::store::Store;
 pub enum ResourceSource {
     /// The history store's `process_samples`.
     Store,
+    /// Range queries of `mcp_server_*` from the Prometheus of `[prometheus] url`.
+    Prometheus,
 }
 
 /// One sample of a server's process tree.
