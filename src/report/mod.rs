@@ -14,6 +14,7 @@ mod outages;
 pub mod prometheus;
 pub mod render;
 pub mod resources;
+pub mod review;
 pub mod series;
 
 use serde::Serialize;
@@ -45,6 +46,10 @@ pub struct Report {
     pub capacity: Capacity,
     /// The alerts that fired in the period.
     pub alerts: Alerts,
+    /// The history store's backups: the last good one and the runs of the period.
+    pub backup: Backup,
+    /// Each bundled alert's threshold against the period (src/report/review.rs).
+    pub thresholds: Vec<review::ThresholdReview>,
     /// Why Prometheus (`[prometheus] url`) could not be read, when it could not: the figures
     /// it would have given come from the store instead.
     pub prometheus_error: Option<String>,
@@ -82,6 +87,8 @@ pub struct ServerReport {
     pub series: SeriesComparison,
     /// CPU, memory, file descriptors and processes of the server's process tree by time.
     pub resources: Resources,
+    /// Tools added, removed or modified in the period (`tool_definition_changes`).
+    pub tool_changes: Vec<query::DefinitionChange>,
     /// Security events of the period (redacted evidence, as the logs keep it).
     pub security_events: Vec<SecurityEvent>,
 }
@@ -117,6 +124,34 @@ pub struct SecurityEvent {
     pub kind: String,
     /// What was seen (redacted).
     pub message: String,
+}
+
+/// The history store's backups (src/store/backup.rs, table `backup_runs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    /// Unix time of the newest successful backup; `None` when there is none.
+    pub last_success: Option<f64>,
+    /// Seconds from it to the end of the period.
+    pub age_seconds: Option<f64>,
+    /// Runs in the period.
+    pub runs_in_period: usize,
+    /// Of which failed.
+    pub failed_in_period: usize,
+}
+
+async fn backup(store: &Store, since: f64, until: f64) -> Result<Backup, sqlx::Error> {
+    let last_success = crate::store::backup::last_success(store).await?;
+    let runs: Vec<_> = crate::store::backup::runs_since(store, since)
+        .await?
+        .into_iter()
+        .filter(|r| r.ts < until)
+        .collect();
+    Ok(Backup {
+        last_success,
+        age_seconds: last_success.map(|ts| (until - ts).max(0.0)),
+        runs_in_period: runs.len(),
+        failed_in_period: runs.iter().filter(|r| !r.ok).count(),
+    })
 }
 
 /// The store's capacity at this period's rate of growth.
@@ -358,6 +393,7 @@ pub async fn build(
             None => resources::from_store(store, &name, since, until).await?,
         };
         servers.push(ServerReport {
+            tool_changes: query::definition_changes(store, &name, since, until).await?,
             series,
             resources,
             outages: outages(&history.transitions, since, until),
@@ -408,6 +444,8 @@ pub async fn build(
         }
     };
     Ok(Report {
+        thresholds: review::review(&servers, crate::bundle::RULES_YML),
+        backup: backup(store, since, until).await?,
         alerts,
         prometheus_error,
         generated_at: crate::wall_clock::unix_seconds(std::time::SystemTime::now()),

@@ -64,6 +64,76 @@ fn alert_rows(fired: &[super::AlertFiring]) -> Vec<Vec<String>> {
         .collect()
 }
 
+const TOOL_CHANGE_COLUMNS: [&str; 5] = ["time", "server", "tool", "change", "fields"];
+const THRESHOLD_COLUMNS: [&str; 7] = [
+    "alert",
+    "measure",
+    "threshold",
+    "worst observed",
+    "on",
+    "suggested",
+    "why",
+];
+
+/// One row per tool definition change, all servers, oldest first.
+fn tool_change_rows(r: &Report) -> Vec<Vec<String>> {
+    let mut rows: Vec<(f64, Vec<String>)> = r
+        .servers
+        .iter()
+        .flat_map(|s| {
+            s.tool_changes.iter().map(|c| {
+                (
+                    c.ts,
+                    vec![
+                        ts(c.ts),
+                        s.server.clone(),
+                        c.tool.clone(),
+                        c.change.clone(),
+                        c.fields.join(", "),
+                    ],
+                )
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// The last backup and its age, and the period's runs.
+fn backup_text(r: &Report) -> String {
+    let b = &r.backup;
+    let last = match (b.last_success, b.age_seconds) {
+        (Some(at), Some(age)) => format!("last good backup {} ({} old)", ts(at), duration(age)),
+        _ => "no good backup recorded".to_string(),
+    };
+    format!(
+        "{last}; {} runs in the period, {} failed",
+        b.runs_in_period, b.failed_in_period
+    )
+}
+
+/// One row per reviewed threshold.
+fn threshold_rows(r: &Report) -> Vec<Vec<String>> {
+    let value = |v: Option<f64>, unit: &str| {
+        v.map(|v| format!("{v:.3} {unit}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    r.thresholds
+        .iter()
+        .map(|t| {
+            vec![
+                t.alert.clone(),
+                t.measure.clone(),
+                value(t.threshold, &t.unit),
+                value(t.observed, &t.unit),
+                t.server.clone().unwrap_or_else(|| "-".into()),
+                value(t.suggested, &t.unit),
+                t.why.clone(),
+            ]
+        })
+        .collect()
+}
+
 /// Where the alerts come from, in words.
 fn alerts_heading(r: &Report) -> String {
     let source = match r.alerts.source {
@@ -178,6 +248,16 @@ pub fn markdown(r: &Report) -> String {
     if !r.alerts.fired.is_empty() {
         md_table(&mut out, &ALERT_COLUMNS, &alert_rows(&r.alerts.fired));
     }
+    let _ = writeln!(out, "## Tool catalog changes\n");
+    let changes = tool_change_rows(r);
+    if changes.is_empty() {
+        out.push_str("None.\n\n");
+    } else {
+        md_table(&mut out, &TOOL_CHANGE_COLUMNS, &changes);
+    }
+    let _ = writeln!(out, "## Backup\n\n{}.\n", backup_text(r));
+    let _ = writeln!(out, "## Threshold review\n");
+    md_table(&mut out, &THRESHOLD_COLUMNS, &threshold_rows(r));
     let c = &r.capacity;
     let _ = writeln!(
         out,
@@ -428,6 +508,25 @@ pub fn html(r: &Report) -> String {
         "alerts",
         &ALERT_COLUMNS,
         &alert_rows(&r.alerts.fired),
+    );
+    out.push_str("<h2>Tool catalog changes</h2>\n");
+    html_table(
+        &mut out,
+        "tool-changes",
+        &TOOL_CHANGE_COLUMNS,
+        &tool_change_rows(r),
+    );
+    let _ = writeln!(
+        out,
+        "<h2>Backup</h2>\n<p id=\"backup\">{}</p>",
+        escape(&backup_text(r))
+    );
+    out.push_str("<h2>Threshold review</h2>\n");
+    html_table(
+        &mut out,
+        "thresholds",
+        &THRESHOLD_COLUMNS,
+        &threshold_rows(r),
     );
     let c = &r.capacity;
     let _ = writeln!(

@@ -207,6 +207,33 @@ timeout = "2s"
         );
     }
     assert!(report["fleet"]["outages"].as_u64() >= Some(2), "{report}");
+    // The threshold review holds the bundled MCPSlowResponseTime's 5 s against the period's
+    // worst p95 of a slot, seen on one of the servers.
+    let slow = report["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .find(|t| t["alert"] == "MCPSlowResponseTime")
+        .unwrap_or_else(|| panic!("no MCPSlowResponseTime review: {report}"));
+    assert_eq!(slow["threshold"].as_f64(), Some(5.0), "{slow}");
+    assert!(
+        slow["observed"]
+            .as_f64()
+            .is_some_and(|o| o > 0.0 && o < 5.0)
+            && slow["suggested"].as_f64().is_some_and(|s| s <= 5.0),
+        "{slow}"
+    );
+    assert_eq!(report["backup"]["runs_in_period"], 0, "{report}");
+    assert_eq!(report["alerts"]["source"], "store", "{report}");
+    let fired = report["alerts"]["fired"].as_array().expect("fired");
+    for server in ["web", "gated"] {
+        assert!(
+            fired
+                .iter()
+                .any(|a| a["server"] == server && a["alert"] == "health UNHEALTHY"),
+            "{server}'s outage is not among the alerts: {fired:?}"
+        );
+    }
     // The stdio server's process is sampled after each probe; the store keeps one a minute.
     let gated = report["servers"]
         .as_array()
@@ -250,7 +277,8 @@ timeout = "2s"
         "{markdown}"
     );
     assert!(
-        markdown.contains("p99 latency   this period      ")
+        markdown.contains("## Threshold review\n")
+            && markdown.contains("p99 latency   this period      ")
             && markdown.contains("availability  this period      "),
         "no sparklines: {markdown}"
     );
@@ -346,8 +374,9 @@ timeout = "2s"
         availability.contains(&circle_of(chart::AVAILABILITY_COLOR)),
         "no availability drawn: {availability}"
     );
+    // CPU is unknown on a process's first sample (gated is probed once): a frame only.
+    assert!(figure(&dom, "cpu-chart-gated").contains("<svg"));
     for figure_id in [
-        "cpu-chart-gated",
         "memory-chart-gated",
         "fds-chart-gated",
         "processes-chart-gated",
@@ -437,6 +466,10 @@ fn report_percentiles_agree_with_prometheus_histogram_quantile_of_the_period() {
             daemon.addr()
         ),
     );
+    let scraped_from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
     // The probe's latency is its ping (the session lives on); Prometheus has it per method.
     let series =
         "mcp_request_duration_seconds_bucket{server=\"steady\",method=\"ping\",source=\"probe\"}";
@@ -473,5 +506,89 @@ fn report_percentiles_agree_with_prometheus_histogram_quantile_of_the_period() {
             a.abs_diff(b) <= 1,
             "{key}: ours {ours} s (bucket {a}), Prometheus {theirs} s (bucket {b})"
         );
+    }
+
+    // The resource trends: from the store's samples, then, with `[prometheus] url`, from its
+    // range queries of the same gauges; each stored sample has a Prometheus point within a
+    // scrape interval (1 s, plus the query's 2 s step) that agrees with it.
+    let resources = |daemon: &Daemon| -> Value {
+        serde_json::from_str(&cli(
+            daemon,
+            &[
+                "report", "--since", "5m", "--server", "steady", "--output", "json",
+            ],
+        ))
+        .expect("report JSON")
+    };
+    // The store keeps a sample a minute: wait for one taken while Prometheus was scraping.
+    let stored: Vec<Value> = eventually(WAIT, Duration::from_secs(2), || {
+        let from_store = resources(&daemon);
+        if from_store["alerts"]["source"] != "store"
+            || from_store["servers"][0]["resources"]["source"] != "store"
+        {
+            return Err(format!("not from the store: {from_store}"));
+        }
+        let scraped: Vec<Value> = from_store["servers"][0]["resources"]["points"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p["ts"].as_f64() > Some(scraped_from + 2.0))
+            .collect();
+        if scraped.is_empty() {
+            Err(format!(
+                "no stored sample since Prometheus started: {from_store}"
+            ))
+        } else {
+            Ok(scraped)
+        }
+    });
+    daemon.rewrite_config(&format!(
+        "{}\n[prometheus]\nurl = \"http://{}\"\n",
+        daemon.config_text(),
+        prom.addr
+    ));
+    let from_prometheus = resources(&daemon);
+    validate_schema_if_possible(&from_prometheus);
+    assert_eq!(
+        from_prometheus["prometheus_error"],
+        Value::Null,
+        "{from_prometheus}"
+    );
+    assert_eq!(from_prometheus["alerts"]["source"], "prometheus");
+    let queried = &from_prometheus["servers"][0]["resources"];
+    assert_eq!(queried["source"], "prometheus", "{queried}");
+    let queried = queried["points"].as_array().cloned().unwrap_or_default();
+    // Five minutes in steps of 2 s (src/report/prometheus.rs step_of), of which Prometheus has
+    // scraped the last 40 s or more.
+    assert!(
+        queried.len() >= 15,
+        "too few points from Prometheus: {queried:?}"
+    );
+    for sample in &stored {
+        let ts = sample["ts"].as_f64().expect("ts");
+        let memory = sample["memory_bytes"].as_f64().expect("memory");
+        let agrees = queried.iter().any(|p| {
+            (p["ts"].as_f64().unwrap_or(0.0) - ts).abs() <= 3.0
+                && p["processes"] == sample["processes"]
+                && p["file_descriptors"]
+                    .as_i64()
+                    .zip(sample["file_descriptors"].as_i64())
+                    .is_some_and(|(a, b)| a.abs_diff(b) <= 2)
+                && (p["memory_bytes"].as_f64().unwrap_or(0.0) - memory).abs() <= memory * 0.05
+        });
+        assert!(
+            agrees,
+            "no Prometheus point within a scrape interval agrees with {sample}: {queried:?}"
+        );
+    }
+}
+
+/// Validates against docs/report.schema.json when the schema tools are installed.
+fn validate_schema_if_possible(report: &Value) {
+    if Tool::DeploySchemas.locate().is_ok() {
+        let python = schemas_dir().join(".venv/bin/python");
+        validate_against_schema(&python, report)
+            .unwrap_or_else(|e| panic!("the report fails its schema: {e}"));
     }
 }
