@@ -1,6 +1,6 @@
 //! A period cut into equal slots, each with its latency percentiles and its availability, for
 //! the report's charts (src/report/chart.rs) and its JSON. Each slot's figures come from the
-//! same functions as the period's: [`percentiles`](super::percentiles) (the buckets of
+//! same functions as the period's: [`percentiles`] (the buckets of
 //! `mcp_request_duration_seconds` through src/quantile.rs) and
 //! [`time_weighted_with_planned`] (src/store/availability.rs, as `history` computes it).
 
