@@ -7,6 +7,9 @@ use plotters::prelude::*;
 use super::Outage;
 use super::series::Series;
 
+/// The narrowest an outage is drawn, pixels.
+const OUTAGE_MIN_PIXELS: f64 = 3.0;
+
 /// Picks one percentile of a slot.
 type PercentileOf = fn(&super::Percentiles) -> Option<f64>;
 
@@ -158,10 +161,12 @@ pub fn availability_svg(
             .y_desc("%")
             .draw()
             .map_err(err)?;
+        // A short outage in a long period is still drawn, at least OUTAGE_MIN_PIXELS wide.
+        let min_width = (to - from) * OUTAGE_MIN_PIXELS / f64::from(SIZE.0);
         chart
             .draw_series(outages.iter().map(|o| {
                 let start = o.start.max(from);
-                let end = o.end.unwrap_or(to).min(to);
+                let end = o.end.unwrap_or(to).max(start + min_width).min(to);
                 Rectangle::new(
                     [(start, 0.0), (end, 105.0)],
                     OUTAGE_COLOR.mix(0.35).filled(),
@@ -299,6 +304,31 @@ mod tests {
         let fill = format!("fill=\"{}\"", hex(OUTAGE_COLOR));
         assert_eq!(with.matches(&fill).count(), 1, "{with}");
         assert_eq!(without.matches(&fill).count(), 0);
+    }
+
+    #[test]
+    fn a_one_second_outage_in_a_day_is_still_visible() {
+        let day = series(&[], 0.0, 86_400.0, &[]);
+        let outage = Outage {
+            start: 40_000.0,
+            end: Some(40_001.0),
+            duration_seconds: 1.0,
+            reason: "down".into(),
+            cause: Cause::Probe,
+        };
+        let svg = availability_svg("availability", &day, &[outage]).expect("chart");
+        let fill = format!("fill=\"{}\"", hex(OUTAGE_COLOR));
+        let rect = svg
+            .split("<rect")
+            .find(|r| r.contains(&fill))
+            .expect("the outage's rectangle");
+        let width: f64 = rect
+            .split("width=\"")
+            .nth(1)
+            .and_then(|w| w.split('"').next())
+            .and_then(|w| w.parse().ok())
+            .expect("a width");
+        assert!(width >= 2.0, "{rect}");
     }
 
     #[test]

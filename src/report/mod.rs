@@ -460,6 +460,98 @@ pub async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::backup::{Trigger, backup_into, record_run};
+    use crate::store::writer::write_batch;
+    use crate::store::{DefinitionChangeRow, ProbeRow, Record};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    fn probe(ts: f64, up: bool) -> Record {
+        Record::Probe(ProbeRow {
+            ts,
+            server: "s".into(),
+            check_type: "liveness".into(),
+            up,
+            success: up,
+            health: if up { "HEALTHY" } else { "UNHEALTHY" }.into(),
+            duration_ms: 30.0,
+            latency_ms: Some(20.0),
+            failure_class: None,
+            failure_stage: None,
+            error: None,
+            stages: "{}".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_report_holds_the_periods_tool_changes_backup_and_threshold_review() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("h.db")).await.expect("open");
+        let now = crate::wall_clock::unix_seconds(SystemTime::now());
+        let since = now - 600.0;
+        let mut records: Vec<Record> = (0..60)
+            .map(|i| probe(since + i as f64 * 10.0, true))
+            .collect();
+        for (ts, tool) in [(since - 5.0, "before"), (since + 100.0, "inside")] {
+            records.push(Record::DefinitionChange(DefinitionChangeRow {
+                ts,
+                server: "s".into(),
+                tool: tool.into(),
+                change: "modified".into(),
+                old_sha256: Some("a".into()),
+                new_sha256: Some("b".into()),
+                fields: r#"[{"field":"description","old":"x","new":"y"}]"#.into(),
+            }));
+        }
+        write_batch(&store, &records).await.expect("write");
+        let started = SystemTime::now() - Duration::from_secs(120);
+        let file = dir.path().join("b.db");
+        let done = backup_into(&store, &file).await;
+        assert!(done.is_ok(), "{done:?}");
+        record_run(
+            &store,
+            started,
+            Trigger::Cli,
+            &file,
+            &done,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("record");
+        let sources = Sources {
+            max_bytes: 1 << 30,
+            prometheus: None,
+        };
+        let r = build(&store, since, now, None, &sources)
+            .await
+            .expect("report");
+        let s = &r.servers[0];
+        let tools: Vec<(&str, &[String])> = s
+            .tool_changes
+            .iter()
+            .map(|c| (c.tool.as_str(), c.fields.as_slice()))
+            .collect();
+        assert_eq!(tools, vec![("inside", &["description".to_string()][..])]);
+        let started = started
+            .duration_since(UNIX_EPOCH)
+            .expect("epoch")
+            .as_secs_f64();
+        assert_eq!(r.backup.last_success, Some(started));
+        let age = r.backup.age_seconds.expect("age");
+        assert!((age - (now - started)).abs() < 1e-6, "{age}");
+        assert_eq!((r.backup.runs_in_period, r.backup.failed_in_period), (1, 0));
+        let slow = r
+            .thresholds
+            .iter()
+            .find(|t| t.alert == "MCPSlowResponseTime")
+            .expect("reviewed");
+        // Every probe took 20 ms: the worst slot p95 is that of 20 ms in the buckets.
+        let expected = percentiles(&[0.020]).p95_ms.map(|ms| ms / 1e3);
+        assert_eq!(slow.observed, expected);
+        assert_eq!((slow.threshold, slow.suggested), (Some(5.0), Some(0.1)));
+        assert_eq!(r.alerts.source, AlertSource::Store);
+        assert!(r.alerts.fired.is_empty());
+        store.close().await;
+    }
 
     #[test]
     fn percentiles_come_from_the_period_buckets_as_histogram_quantile_does() {
