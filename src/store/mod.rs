@@ -243,12 +243,15 @@ mod tests {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4]);
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM tool_definition_changes")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(rows, 0);
+        assert_eq!(versions, [1, 2, 3, 4, 6]);
+        for table in ["tool_definition_changes", "process_samples"] {
+            let rows: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap();
+            assert_eq!(rows, 0, "{table}");
+        }
     }
 
     #[tokio::test]

@@ -458,11 +458,18 @@ fn report_percentiles_agree_with_prometheus_histogram_quantile_of_the_period() {
     };
     let daemon = Daemon::start(&everything_stdio_entry("steady", "1s", ""));
     let dir = tempfile::tempdir().expect("tempdir");
+    // An alert that fires while the server is up, so the report has one from ALERTS.
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: report-test\n    rules:\n      - alert: ReportTestServerUp\n        expr: mcp_server_up == 1\n        labels:\n          severity: info\n",
+    )
+    .expect("write rules.yml");
     let prom = Prometheus::start(
         &prometheus,
         dir.path(),
         &format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mcp\n    static_configs:\n      - targets: ['{}']\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['{}']\nscrape_configs:\n  - job_name: mcp\n    static_configs:\n      - targets: ['{}']\n",
+            dir.path().join("rules.yml").display(),
             daemon.addr()
         ),
     );
@@ -556,6 +563,17 @@ fn report_percentiles_agree_with_prometheus_histogram_quantile_of_the_period() {
         "{from_prometheus}"
     );
     assert_eq!(from_prometheus["alerts"]["source"], "prometheus");
+    let fired = from_prometheus["alerts"]["fired"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        fired.iter().any(|a| a["alert"] == "ReportTestServerUp"
+            && a["server"] == "steady"
+            && a["severity"] == "info"
+            && a["start"].as_f64() < a["end"].as_f64()),
+        "the firing alert is not in the report: {fired:?}"
+    );
     let queried = &from_prometheus["servers"][0]["resources"];
     assert_eq!(queried["source"], "prometheus", "{queried}");
     let queried = queried["points"].as_array().cloned().unwrap_or_default();
