@@ -1,7 +1,7 @@
 //! The history store's sink: turns each assessment into history rows (the probe result,
 //! health transitions whatever caused them, session restarts, stderr lines,
-//! `notifications/message` and HTTP errors). Pure row-building; [`StoreHandle::record`]
-//! never blocks.
+//! `notifications/message` and HTTP errors) and the process samples, one per server per minute
+//! (the [`Downsampler`] is its only state). Row-building; [`StoreHandle::record`] never blocks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
