@@ -35,12 +35,15 @@ pub fn run(args: ReportArgs) -> u8 {
         Ok(ready) => ready,
         Err(status) => return status,
     };
-    let max_bytes = if args.config.is_file() {
-        Config::load(&args.config)
-            .map(|c| c.store.max_size)
-            .unwrap_or(StoreConfig::defaults_for(&args.config).max_size)
-    } else {
-        StoreConfig::defaults_for(&args.config).max_size
+    let sources = match args.config.is_file().then(|| Config::load(&args.config)) {
+        Some(Ok(c)) => report::Sources {
+            max_bytes: c.store.max_size,
+            prometheus: c.prometheus,
+        },
+        _ => report::Sources {
+            max_bytes: StoreConfig::defaults_for(&args.config).max_size,
+            prometheus: None,
+        },
     };
     runtime.block_on(async move {
         let until = crate::wall_clock::unix_seconds(std::time::SystemTime::now());
@@ -48,7 +51,7 @@ pub fn run(args: ReportArgs) -> u8 {
         let result = async {
             let store = Store::open_existing(&path).await?;
             let report =
-                report::build(&store, since, until, args.server.as_deref(), max_bytes).await;
+                report::build(&store, since, until, args.server.as_deref(), &sources).await;
             store.close().await;
             report
         }

@@ -185,7 +185,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         probe_slots: crate::web::probe_endpoint::probe_slots(),
         recent,
         store: history_store.clone(),
-        store_max_bytes: config.store.max_size,
+        report_sources: crate::report::Sources {
+            max_bytes: config.store.max_size,
+            prometheus: config.prometheus.clone(),
+        },
         running_config: running_config.clone(),
         maintenance: Some(MaintenanceApi {
             windows: Arc::clone(&maintenance),

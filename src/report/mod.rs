@@ -8,8 +8,14 @@
 //!
 //! Rendered as JSON (its schema: docs/report.schema.json), Markdown or HTML (src/report/render.rs).
 
+pub mod alerts;
+pub mod chart;
 mod outages;
+pub mod prometheus;
 pub mod render;
+pub mod resources;
+pub mod review;
+pub mod series;
 
 use serde::Serialize;
 use sqlx::Row;
@@ -18,7 +24,10 @@ use crate::quantile::{Bucket, histogram_quantile};
 use crate::store::query::{self, History};
 use crate::store::{Store, StoreError};
 
+pub use alerts::{AlertFiring, AlertSource, Alerts};
 pub use outages::{Cause, Outage, outages};
+pub use resources::{ResourcePoint, ResourceSource, Resources};
+pub use series::{ProbePoint, Series, SeriesComparison, Slot};
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +44,15 @@ pub struct Report {
     pub servers: Vec<ServerReport>,
     /// The history store's size and how long until it is full at this period's rate.
     pub capacity: Capacity,
+    /// The alerts that fired in the period.
+    pub alerts: Alerts,
+    /// The history store's backups: the last good one and the runs of the period.
+    pub backup: Backup,
+    /// Each bundled alert's threshold against the period (src/report/review.rs).
+    pub thresholds: Vec<review::ThresholdReview>,
+    /// Why Prometheus (`[prometheus] url`) could not be read, when it could not: the figures
+    /// it would have given come from the store instead.
+    pub prometheus_error: Option<String>,
 }
 
 /// Fleet-wide figures of the period.
@@ -64,6 +82,14 @@ pub struct ServerReport {
     pub outages: Vec<Outage>,
     /// Probe latency of this period and of the one before it.
     pub latency: LatencyComparison,
+    /// The period and the one before it cut into slots: latency percentiles and availability
+    /// by time (the charts' numbers).
+    pub series: SeriesComparison,
+    /// CPU, memory, file descriptors and processes of the server's process tree by time.
+    pub resources: Resources,
+    /// Tools, prompts and resource templates added, removed or modified in the period
+    /// (`tool_definition_changes`).
+    pub tool_changes: Vec<query::DefinitionChange>,
     /// Security events of the period (redacted evidence, as the logs keep it).
     pub security_events: Vec<SecurityEvent>,
 }
@@ -99,6 +125,34 @@ pub struct SecurityEvent {
     pub kind: String,
     /// What was seen (redacted).
     pub message: String,
+}
+
+/// The history store's backups (src/store/backup.rs, table `backup_runs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    /// Unix time of the newest successful backup; `None` when there is none.
+    pub last_success: Option<f64>,
+    /// Seconds from it to the end of the period.
+    pub age_seconds: Option<f64>,
+    /// Runs in the period.
+    pub runs_in_period: usize,
+    /// Of which failed.
+    pub failed_in_period: usize,
+}
+
+async fn backup(store: &Store, since: f64, until: f64) -> Result<Backup, sqlx::Error> {
+    let last_success = crate::store::backup::last_success(store).await?;
+    let runs: Vec<_> = crate::store::backup::runs_since(store, since)
+        .await?
+        .into_iter()
+        .filter(|r| r.ts < until)
+        .collect();
+    Ok(Backup {
+        last_success,
+        age_seconds: last_success.map(|ts| (until - ts).max(0.0)),
+        runs_in_period: runs.len(),
+        failed_in_period: runs.iter().filter(|r| !r.ok).count(),
+    })
 }
 
 /// The store's capacity at this period's rate of growth.
@@ -167,6 +221,29 @@ async fn latencies(
     .await?
     .iter()
     .map(|r| r.get::<f64, _>("latency_ms") / 1e3)
+    .collect())
+}
+
+async fn probe_points(
+    store: &Store,
+    server: &str,
+    from: f64,
+    to: f64,
+) -> Result<Vec<ProbePoint>, sqlx::Error> {
+    Ok(sqlx::query(
+        "SELECT ts, up, latency_ms FROM probe_results WHERE server = ? AND ts >= ? AND ts < ? ORDER BY ts",
+    )
+    .bind(server)
+    .bind(from)
+    .bind(to)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| ProbePoint {
+        ts: r.get("ts"),
+        up: r.get::<i64, _>("up") != 0,
+        latency_seconds: r.get::<Option<f64>, _>("latency_ms").map(|ms| ms / 1e3),
+    })
     .collect())
 }
 
@@ -258,15 +335,27 @@ async fn capacity(
     })
 }
 
-/// Builds the report of `[since, until)` from `store`; `only` limits it to one server.
-/// `max_bytes` is the store's configured `max_size`.
+/// What a report is read from besides the store.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The store's configured `max_size`, bytes.
+    pub max_bytes: u64,
+    /// `[prometheus]`: resource trends and alerts from its range queries when set.
+    pub prometheus: Option<crate::settings::PrometheusConfig>,
+}
+
+/// Builds the report of `[since, until)` from `store` (and Prometheus, when `sources` names
+/// one); `only` limits it to one server.
 pub async fn build(
     store: &Store,
     since: f64,
     until: f64,
     only: Option<&str>,
-    max_bytes: u64,
+    sources: &Sources,
 ) -> Result<Report, StoreError> {
+    let max_bytes = sources.max_bytes;
+    let prometheus = sources.prometheus.as_ref().map(prometheus::Prometheus::new);
+    let mut prometheus_error: Option<String> = None;
     let names: Vec<String> = match only {
         Some(name) => vec![name.to_string()],
         None => query::servers(store).await?,
@@ -280,7 +369,34 @@ pub async fn build(
         }
         let current = percentiles(&latencies(store, &name, since, until).await?);
         let previous = percentiles(&latencies(store, &name, since - length, since).await?);
+        let points = probe_points(store, &name, since - length, until).await?;
+        let planned: Vec<(f64, f64)> = history
+            .maintenance
+            .iter()
+            .map(|w| (w.starts_at, w.ends_at))
+            .collect();
+        let series = SeriesComparison {
+            current: series::series(&points, since, until, &planned),
+            previous: series::series(&points, since - length, since, &planned),
+        };
+        let from_prometheus = match &prometheus {
+            Some(p) if prometheus_error.is_none() => match p.resources(&name, since, until).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    prometheus_error = Some(e.to_string());
+                    None
+                }
+            },
+            _ => None,
+        };
+        let resources = match from_prometheus {
+            Some(r) => r,
+            None => resources::from_store(store, &name, since, until).await?,
+        };
         servers.push(ServerReport {
+            tool_changes: query::definition_changes(store, &name, since, until).await?,
+            series,
+            resources,
             outages: outages(&history.transitions, since, until),
             security_events: security_events(store, &name, since, until).await?,
             latency: LatencyComparison { current, previous },
@@ -298,7 +414,41 @@ pub async fn build(
             .filter_map(|s| s.history.availability.as_ref().map(|a| a.percent))
             .min_by(|a, b| a.total_cmp(b)),
     };
+    let fired = match &prometheus {
+        Some(p) if prometheus_error.is_none() => match p.alerts(since, until).await {
+            Ok(fired) => Some(fired),
+            Err(e) => {
+                prometheus_error = Some(e.to_string());
+                None
+            }
+        },
+        _ => None,
+    };
+    let alerts = match fired {
+        Some(fired) => Alerts {
+            source: AlertSource::Prometheus,
+            fired: fired
+                .into_iter()
+                .filter(|f| only.is_none() || f.server.as_deref() == only)
+                .collect(),
+        },
+        None => {
+            let mut fired: Vec<AlertFiring> = servers
+                .iter()
+                .flat_map(|s| alerts::from_transitions(&s.server, &s.history.transitions))
+                .collect();
+            fired.sort_by(|a, b| a.start.total_cmp(&b.start));
+            Alerts {
+                source: AlertSource::Store,
+                fired,
+            }
+        }
+    };
     Ok(Report {
+        thresholds: review::review(&servers, crate::bundle::RULES_YML),
+        backup: backup(store, since, until).await?,
+        alerts,
+        prometheus_error,
         generated_at: crate::wall_clock::unix_seconds(std::time::SystemTime::now()),
         since,
         until,
@@ -311,6 +461,99 @@ pub async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::backup::{Trigger, backup_into, record_run};
+    use crate::store::writer::write_batch;
+    use crate::store::{DefinitionChangeRow, ProbeRow, Record};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    fn probe(ts: f64, up: bool) -> Record {
+        Record::Probe(ProbeRow {
+            ts,
+            server: "s".into(),
+            check_type: "liveness".into(),
+            up,
+            success: up,
+            health: if up { "HEALTHY" } else { "UNHEALTHY" }.into(),
+            duration_ms: 30.0,
+            latency_ms: Some(20.0),
+            failure_class: None,
+            failure_stage: None,
+            error: None,
+            stages: "{}".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_report_holds_the_periods_tool_changes_backup_and_threshold_review() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("h.db")).await.expect("open");
+        let now = crate::wall_clock::unix_seconds(SystemTime::now());
+        let since = now - 600.0;
+        let mut records: Vec<Record> = (0..60)
+            .map(|i| probe(since + i as f64 * 10.0, true))
+            .collect();
+        for (ts, tool) in [(since - 5.0, "before"), (since + 100.0, "inside")] {
+            records.push(Record::DefinitionChange(DefinitionChangeRow {
+                ts,
+                server: "s".into(),
+                kind: "tool".into(),
+                tool: tool.into(),
+                change: "modified".into(),
+                old_sha256: Some("a".into()),
+                new_sha256: Some("b".into()),
+                fields: r#"[{"field":"description","old":"x","new":"y"}]"#.into(),
+            }));
+        }
+        write_batch(&store, &records).await.expect("write");
+        let started = SystemTime::now() - Duration::from_secs(120);
+        let file = dir.path().join("b.db");
+        let done = backup_into(&store, &file).await;
+        assert!(done.is_ok(), "{done:?}");
+        record_run(
+            &store,
+            started,
+            Trigger::Cli,
+            &file,
+            &done,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("record");
+        let sources = Sources {
+            max_bytes: 1 << 30,
+            prometheus: None,
+        };
+        let r = build(&store, since, now, None, &sources)
+            .await
+            .expect("report");
+        let s = &r.servers[0];
+        let tools: Vec<(&str, &[String])> = s
+            .tool_changes
+            .iter()
+            .map(|c| (c.tool.as_str(), c.fields.as_slice()))
+            .collect();
+        assert_eq!(tools, vec![("inside", &["description".to_string()][..])]);
+        let started = started
+            .duration_since(UNIX_EPOCH)
+            .expect("epoch")
+            .as_secs_f64();
+        assert_eq!(r.backup.last_success, Some(started));
+        let age = r.backup.age_seconds.expect("age");
+        assert!((age - (now - started)).abs() < 1e-6, "{age}");
+        assert_eq!((r.backup.runs_in_period, r.backup.failed_in_period), (1, 0));
+        let slow = r
+            .thresholds
+            .iter()
+            .find(|t| t.alert == "MCPSlowResponseTime")
+            .expect("reviewed");
+        // Every probe took 20 ms: the worst slot p95 is that of 20 ms in the buckets.
+        let expected = percentiles(&[0.020]).p95_ms.map(|ms| ms / 1e3);
+        assert_eq!(slow.observed, expected);
+        assert_eq!((slow.threshold, slow.suggested), (Some(5.0), Some(0.1)));
+        assert_eq!(r.alerts.source, AlertSource::Store);
+        assert!(r.alerts.fired.is_empty());
+        store.close().await;
+    }
 
     #[test]
     fn percentiles_come_from_the_period_buckets_as_histogram_quantile_does() {

@@ -12,6 +12,7 @@
 
 mod alertmanager;
 mod exporter;
+mod prometheus;
 mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub use alertmanager::{AlertmanagerConfig, DEFAULT_ALERTMANAGER_TIMEOUT};
 pub use exporter::{
     DEFAULT_DEGRADED_LATENCY, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_TIMEOUT, ExporterConfig,
 };
+pub use prometheus::{DEFAULT_PROMETHEUS_TIMEOUT, PrometheusConfig};
 
 /// A configuration error; Display gives `file:line: key: what is wrong (what is expected)`.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,8 @@ pub struct Config {
     pub modules: Modules,
     /// `[alertmanager]`: where maintenance windows create silences; `None` when not set.
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// `[prometheus]`: where `report` reads resource trends and alerts; `None` when not set.
+    pub prometheus: Option<PrometheusConfig>,
     /// `[traffic]`: the socket wrappers report to (src/traffic/config.rs).
     pub traffic: TrafficConfig,
     /// `[[proxies]]`: reverse proxies accounting HTTP servers' real traffic (src/proxy/).
@@ -109,6 +113,8 @@ struct RawConfig {
     modules: std::collections::BTreeMap<String, Spanned<RawServer>>,
     #[serde(default)]
     alertmanager: alertmanager::RawAlertmanager,
+    #[serde(default)]
+    prometheus: prometheus::RawPrometheus,
     #[serde(default)]
     traffic: RawTrafficConfig,
     #[serde(default)]
@@ -170,6 +176,7 @@ impl Config {
             src,
         )?;
         let alertmanager = AlertmanagerConfig::from_raw(raw.alertmanager, src)?;
+        let prometheus = PrometheusConfig::from_raw(raw.prometheus, src)?;
         let traffic = TrafficConfig::from_raw(raw.traffic, src)?;
         let proxies = crate::proxy::config::validate_all(raw.proxies, src)?;
         Ok(Config {
@@ -180,6 +187,7 @@ impl Config {
             security,
             modules,
             alertmanager,
+            prometheus,
             traffic,
             proxies,
         })

@@ -32,7 +32,8 @@ use sqlx::sqlite::{
 pub use config::{BackupSchedule, RawStoreConfig, StoreConfig, parse_size};
 pub use level::{Level, UnknownLevel};
 pub use records::{
-    DefinitionChangeRow, DependencyRow, LogRow, LogSource, ProbeRow, Record, TransitionRow,
+    DefinitionChangeRow, DependencyRow, LogRow, LogSource, ProbeRow, ProcessSampleRow, Record,
+    TransitionRow,
 };
 pub use retention::enforce as retention_pass;
 
@@ -107,6 +108,13 @@ fn embedded_migrator() -> Migrator {
             SqlStr::from_static(include_str!(
                 "../../migrations/0004_tool_definition_changes.sql"
             )),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("process samples"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!("../../migrations/0006_process_samples.sql")),
             false,
         ),
         Migration::new(
@@ -242,12 +250,15 @@ mod tests {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4]);
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM tool_definition_changes")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(rows, 0);
+        assert_eq!(versions, [1, 2, 3, 4, 6, 7]);
+        for table in ["tool_definition_changes", "process_samples"] {
+            let rows: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap();
+            assert_eq!(rows, 0, "{table}");
+        }
     }
 
     #[tokio::test]

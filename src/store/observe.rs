@@ -1,9 +1,10 @@
 //! The history store's sink: turns each assessment into history rows (the probe result,
 //! health transitions whatever caused them, session restarts, stderr lines,
-//! `notifications/message` and HTTP errors). Pure row-building; [`StoreHandle::record`]
-//! never blocks.
+//! `notifications/message` and HTTP errors) and the process samples, one per server per minute
+//! (the [`Downsampler`] is its only state). Row-building; [`StoreHandle::record`] never blocks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::assessment::{Assessment, Sink};
@@ -14,27 +15,82 @@ use crate::mcp::{Notification, TransportSpec};
 use crate::probe::{ProbeOutcome, ServerConfig};
 
 use super::writer::StoreHandle;
-use super::{DefinitionChangeRow, Level, LogRow, LogSource, ProbeRow, Record, TransitionRow};
+use super::{
+    DefinitionChangeRow, Level, LogRow, LogSource, ProbeRow, ProcessSampleRow, Record,
+    TransitionRow,
+};
 use crate::probe::catalog::DefinitionChange;
+use crate::process::usage::Usage;
 use crate::wall_clock::unix_seconds;
 
 /// Longest message stored from a notification.
 const MAX_MESSAGE_BYTES: usize = 8192;
 
+/// Seconds between two stored process samples of one server: the daemon samples after every
+/// probe, the store keeps one sample a minute for the report's resource trends.
+pub const PROCESS_SAMPLE_EVERY_SECONDS: f64 = 60.0;
+
+/// Which process samples to keep: the first of each server, then one per
+/// [`PROCESS_SAMPLE_EVERY_SECONDS`].
+#[derive(Debug, Default)]
+pub struct Downsampler {
+    last_kept: HashMap<String, f64>,
+}
+
+impl Downsampler {
+    /// Whether the sample of `server` at `ts` (Unix seconds) is kept; remembers it when it is.
+    pub fn keep(&mut self, server: &str, ts: f64) -> bool {
+        match self.last_kept.get(server) {
+            Some(last) if ts - last < PROCESS_SAMPLE_EVERY_SECONDS => false,
+            _ => {
+                self.last_kept.insert(server.to_string(), ts);
+                true
+            }
+        }
+    }
+
+    /// Forgets `server` (removed from the configuration).
+    pub fn forget(&mut self, server: &str) {
+        self.last_kept.remove(server);
+    }
+}
+
 /// Writes assessments to the history store.
 #[derive(Debug, Clone)]
 pub struct HistorySink {
     store: StoreHandle,
+    process_samples: Arc<Mutex<Downsampler>>,
 }
 
 impl HistorySink {
     /// A sink writing to `store`.
     pub fn new(store: StoreHandle) -> Self {
-        HistorySink { store }
+        HistorySink {
+            store,
+            process_samples: Arc::default(),
+        }
+    }
+}
+
+/// The stored row of a process sample.
+pub fn process_sample_row(server: &str, ts: f64, usage: &Usage) -> ProcessSampleRow {
+    ProcessSampleRow {
+        ts,
+        server: server.to_string(),
+        processes: usage.processes,
+        cpu_percent: usage.cpu_percent,
+        memory_bytes: usage.memory_bytes,
+        file_descriptors: usage.file_descriptors,
     }
 }
 
 impl Sink for HistorySink {
+    fn server_removed(&self, server: &str) {
+        if let Ok(mut d) = self.process_samples.lock() {
+            d.forget(server);
+        }
+    }
+
     fn assessed(&self, a: &Assessment) {
         let server = a.name();
         // A transition is stamped with the probe that showed it, or now when a dependency
@@ -46,6 +102,19 @@ impl Sink for HistorySink {
         if let Some(outcome) = a.new_probe() {
             self.store
                 .record(Record::Probe(probe_row(&a.server, outcome, &a.health)));
+        }
+        if let Some(usage) = a.process.as_ref().and_then(|p| p.usage.as_ref()) {
+            let now = unix_seconds(SystemTime::now());
+            let keep = self
+                .process_samples
+                .lock()
+                .map(|mut d| d.keep(server, now))
+                .unwrap_or(false);
+            if keep {
+                self.store.record(Record::ProcessSample(process_sample_row(
+                    server, now, usage,
+                )));
+            }
         }
         for change in &a.catalog.changes {
             self.store
@@ -201,6 +270,18 @@ pub fn log_of_notification(server: &str, n: &Notification) -> Option<LogRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_samples_are_kept_once_a_minute_per_server() {
+        let mut d = Downsampler::default();
+        assert!(d.keep("a", 1000.0));
+        assert!(!d.keep("a", 1030.0));
+        assert!(d.keep("b", 1030.0), "each server has its own minute");
+        assert!(!d.keep("a", 1059.9));
+        assert!(d.keep("a", 1060.0));
+        d.forget("a");
+        assert!(d.keep("a", 1061.0), "a server added again starts afresh");
+    }
 
     #[test]
     fn notification_messages_keep_level_logger_and_data() {

@@ -211,6 +211,54 @@ pub async fn history(store: &Store, server: &str, since: f64) -> Result<History,
     })
 }
 
+/// A tool added, removed or modified between two listings, as `tool_definition_changes` keeps
+/// it (docs/tool-integrity.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DefinitionChange {
+    /// Unix seconds of the probe that saw it.
+    pub ts: f64,
+    /// `tool`, `prompt` or `resource_template`.
+    pub kind: String,
+    /// The tool's (prompt's, template's) name.
+    pub tool: String,
+    /// `added`, `removed` or `modified`.
+    pub change: String,
+    /// The fields that differ (names only; the old and new texts stay in the store).
+    pub fields: Vec<String>,
+}
+
+/// The definition changes (tools, prompts, resource templates) of `server` in `[since, until)`,
+/// oldest first.
+pub async fn definition_changes(
+    store: &Store,
+    server: &str,
+    since: f64,
+    until: f64,
+) -> Result<Vec<DefinitionChange>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT ts, kind, tool, change, fields FROM tool_definition_changes WHERE server = ? AND ts >= ? AND ts < ? ORDER BY id",
+    )
+    .bind(server)
+    .bind(since)
+    .bind(until)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DefinitionChange {
+            ts: r.get("ts"),
+            kind: r.get("kind"),
+            tool: r.get("tool"),
+            change: r.get("change"),
+            fields: serde_json::from_str::<Vec<serde_json::Value>>(&r.get::<String, _>("fields"))
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|f| f["field"].as_str().map(str::to_string))
+                .collect(),
+        })
+        .collect())
+}
+
 /// Server names that have rows in the store.
 pub async fn servers(store: &Store) -> Result<Vec<String>, sqlx::Error> {
     let rows = sqlx::query("SELECT DISTINCT server FROM probe_results ORDER BY server")

@@ -15,6 +15,8 @@ pub enum Record {
     Log(LogRow),
     /// A tool added, removed or modified between two listings.
     DefinitionChange(DefinitionChangeRow),
+    /// A sample of a server's process tree (at most one per server per minute).
+    ProcessSample(ProcessSampleRow),
 }
 
 impl Record {
@@ -26,17 +28,36 @@ impl Record {
             Record::Transition(_) => "transition",
             Record::Log(_) => "log",
             Record::DefinitionChange(_) => "definition_change",
+            Record::ProcessSample(_) => "process_sample",
         }
     }
 
     /// Every kind, for pre-creating label values.
-    pub const KINDS: [&'static str; 5] = [
+    pub const KINDS: [&'static str; 6] = [
         "probe",
         "dependency",
         "transition",
         "log",
         "definition_change",
+        "process_sample",
     ];
+}
+
+/// One downsampled sample of a server's process tree (src/process/usage.rs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSampleRow {
+    /// Unix seconds of the sample.
+    pub ts: f64,
+    /// Server name.
+    pub server: String,
+    /// Processes in the tree.
+    pub processes: u64,
+    /// CPU use, percent of one core; `None` on the first sample.
+    pub cpu_percent: Option<f64>,
+    /// Resident set size summed over the tree, bytes.
+    pub memory_bytes: u64,
+    /// Open file descriptors summed over the tree; `None` when not countable.
+    pub file_descriptors: Option<u64>,
 }
 
 /// A probe result with its stage timings and error.

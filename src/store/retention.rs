@@ -14,12 +14,13 @@ use crate::store::metrics::StoreMetrics;
 use crate::wall_clock::unix_seconds;
 
 /// Tables pruned by retention, by age (their `ts`) and by size.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "probe_results",
     "dependency_results",
     "health_transitions",
     "log_lines",
     "tool_definition_changes",
+    "process_samples",
 ];
 /// Maintenance windows, pruned by age alone: those that ended before the cutoff.
 const ENDED_WINDOWS: &str = "DELETE FROM maintenance_windows WHERE ends_at < ?";

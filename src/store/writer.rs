@@ -225,6 +225,19 @@ pub async fn write_batch(store: &Store, records: &[Record]) -> Result<(), sqlx::
                 .execute(&mut *tx)
                 .await?;
             }
+            Record::ProcessSample(p) => {
+                sqlx::query(
+                    "INSERT INTO process_samples (ts, server, processes, cpu_percent, memory_bytes, file_descriptors) VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(p.ts)
+                .bind(&p.server)
+                .bind(i64::try_from(p.processes).unwrap_or(i64::MAX))
+                .bind(p.cpu_percent)
+                .bind(i64::try_from(p.memory_bytes).unwrap_or(i64::MAX))
+                .bind(p.file_descriptors.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+                .execute(&mut *tx)
+                .await?;
+            }
         }
     }
     tx.commit().await

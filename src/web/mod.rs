@@ -54,8 +54,8 @@ pub struct AppState {
     pub recent: crate::recent_probes::RecentProbes,
     /// The history store, read by the server pages and `/reports`; `None` when disabled.
     pub store: Option<crate::store::Store>,
-    /// The store's `max_size`, for the capacity part of `/reports`.
-    pub store_max_bytes: u64,
+    /// What `/reports` reads besides the store: its `max_size` (capacity) and `[prometheus]`.
+    pub report_sources: crate::report::Sources,
     /// What `/config` shows: the running configuration as `validate` reports it.
     pub running_config: RunningConfig,
     /// The maintenance windows behind `/api/maintenance`; `None` answers 503.
@@ -239,7 +239,7 @@ async fn reports_handler(
         until - period.as_secs_f64(),
         until,
         server,
-        state.store_max_bytes,
+        &state.report_sources,
     )
     .await
     {
