@@ -165,14 +165,17 @@ impl McpSession {
                 &limits,
                 counters.clone(),
             )?),
-            TransportSpec::Http { url, headers, tls } => Transport::Http(HttpTransport::new(
-                url,
-                headers,
-                tls,
-                limits.max_message_bytes,
-                counters.clone(),
-                &limits.http_clients,
-            )?),
+            TransportSpec::Http { url, headers, tls } => Transport::Http(
+                HttpTransport::new(
+                    url,
+                    headers,
+                    tls,
+                    limits.max_message_bytes,
+                    counters.clone(),
+                    &limits.http_clients,
+                )?
+                .with_auth(limits.auth.clone()),
+            ),
             TransportSpec::Sse { url, headers, tls } => Transport::Sse(SseTransport::new(
                 url,
                 headers,

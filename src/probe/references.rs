@@ -42,6 +42,9 @@ impl fmt::Display for UnsetVariable {
     }
 }
 
+/// The config key of the OAuth client secret, as listed and warned about.
+const AUTH_SECRET_KEY: &str = "auth.client_secret";
+
 impl ServerConfig {
     /// The transport with every `${VAR}` in header and env values replaced from the process
     /// environment and every `${file:PATH}` from its secret file, or the first reference that
@@ -83,6 +86,54 @@ impl ServerConfig {
         Ok(spec)
     }
 
+    /// The OAuth client of `auth = { type = "oauth" }` with `client_secret` resolved like a
+    /// header value and `private_key_file` read; `None` without one.
+    pub fn resolve_auth(&self) -> Result<Option<crate::auth::ResolvedClient>, UnsetVariable> {
+        self.resolve_auth_with(|name| reference::resolve(name, |v| std::env::var(v).ok()))
+    }
+
+    /// [`ServerConfig::resolve_auth`] with an explicit lookup of references (for tests).
+    pub fn resolve_auth_with(
+        &self,
+        lookup: impl Fn(&str) -> Result<String, SecretError>,
+    ) -> Result<Option<crate::auth::ResolvedClient>, UnsetVariable> {
+        let Some(oauth) = &self.auth else {
+            return Ok(None);
+        };
+        let client_secret = match &oauth.client_secret {
+            Some(value) => {
+                let mut variable = String::new();
+                Some(
+                    reference::expand(value, |name| {
+                        variable = name.to_string();
+                        lookup(name)
+                    })
+                    .map_err(|cause| UnsetVariable {
+                        variable: variable.clone(),
+                        key: "auth.client_secret".into(),
+                        cause,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let private_key_pem = match &oauth.private_key_file {
+            Some(path) => Some(
+                crate::config::secret::read_secret_file(path).map_err(|cause| UnsetVariable {
+                    variable: format!("{FILE_PREFIX}{}", path.display()),
+                    key: "auth.private_key_file".into(),
+                    cause,
+                })?,
+            ),
+            None => None,
+        };
+        Ok(Some(crate::auth::ResolvedClient {
+            client_id: oauth.client_id.clone(),
+            client_secret,
+            private_key_pem,
+        }))
+    }
+
     /// Names of the environment variables (and `file:PATH` secret files) this server's headers
     /// and env refer to.
     pub fn referenced_variables(&self) -> Vec<String> {
@@ -121,6 +172,10 @@ impl ServerConfig {
             }
             _ => {}
         }
+        if let Ok(Some(client)) = self.resolve_auth() {
+            values.extend(client.client_secret);
+            values.extend(client.private_key_pem);
+        }
         values
     }
 
@@ -136,14 +191,23 @@ impl ServerConfig {
                 } else {
                     is_secret_header(k)
                 };
-                secret && !v.contains("${")
+                (secret || *k == AUTH_SECRET_KEY) && !v.contains("${")
             })
             .map(|(k, _)| k.to_string())
             .collect()
     }
 
-    /// The env entries (stdio) or headers (http, sse) as written in the file.
+    /// The env entries (stdio) or headers (http, sse) as written in the file, and the OAuth
+    /// `client_secret`.
     fn raw_values(&self) -> Vec<(&str, &str)> {
+        let mut values = self.transport_values();
+        if let Some(secret) = self.auth.as_ref().and_then(|a| a.client_secret.as_deref()) {
+            values.push((AUTH_SECRET_KEY, secret));
+        }
+        values
+    }
+
+    fn transport_values(&self) -> Vec<(&str, &str)> {
         match &self.transport {
             TransportSpec::Stdio { env, .. } => {
                 env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
