@@ -139,6 +139,7 @@ fn ends_dual_era_probe(e: &McpError) -> bool {
             | McpError::Connect { .. }
             | McpError::Exited { .. }
             | McpError::AuthRequired { .. }
+            | McpError::Authorization { .. }
             | McpError::StreamClosed { .. }
             | McpError::NoCommonVersion { .. }
     )
@@ -176,14 +177,17 @@ impl McpSession {
                 )?
                 .with_auth(limits.auth.clone()),
             ),
-            TransportSpec::Sse { url, headers, tls } => Transport::Sse(SseTransport::new(
-                url,
-                headers,
-                tls,
-                limits.max_message_bytes,
-                counters.clone(),
-                &limits.http_clients,
-            )?),
+            TransportSpec::Sse { url, headers, tls } => Transport::Sse(
+                SseTransport::new(
+                    url,
+                    headers,
+                    tls,
+                    limits.max_message_bytes,
+                    counters.clone(),
+                    &limits.http_clients,
+                )?
+                .with_auth(limits.auth.clone()),
+            ),
         };
         Ok(McpSession {
             transport,
