@@ -48,10 +48,14 @@ impl Challenge {
     }
 }
 
+/// One challenge of a header: its scheme (`None` for parameters before any scheme) and its
+/// `name=value` parameters.
+type Segment = (Option<String>, Vec<(String, String)>);
+
 /// Splits a header into segments: a scheme starts a new challenge (`Some(scheme)`), followed by
 /// its `name=value` parameters. Quoted values may hold commas and escaped quotes.
-fn challenges(header: &str) -> Vec<(Option<String>, Vec<(String, String)>)> {
-    let mut out: Vec<(Option<String>, Vec<(String, String)>)> = Vec::new();
+fn challenges(header: &str) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
     let mut rest = header.trim();
     while !rest.is_empty() {
         rest = rest.trim_start_matches([',', ' ', '\t']);

@@ -74,7 +74,7 @@ pub enum AuthConfig {
         token: String,
     },
     /// The prober runs OAuth 2.1 itself.
-    Oauth(OauthConfig),
+    Oauth(Box<OauthConfig>),
 }
 
 /// The TOML shape of an `auth` table.
@@ -150,7 +150,7 @@ pub fn validate(
                 token: token.into_inner(),
             })
         }
-        "oauth" => validate_oauth(raw, at, server, src).map(AuthConfig::Oauth),
+        "oauth" => validate_oauth(raw, at, server, src).map(|o| AuthConfig::Oauth(Box::new(o))),
         other => Err(src.key_error(
             kind_at,
             "auth.type",

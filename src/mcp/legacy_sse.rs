@@ -118,19 +118,25 @@ impl SseTransport {
     async fn connect(&mut self, deadline: Instant) -> Result<(), McpError> {
         let started = Instant::now();
         let this = &*self;
-        let sent = send_authorized(this.auth.as_ref(), &this.client, &this.url, deadline, || async {
-            let req = this
-                .client
-                .get(this.url.clone())
-                .headers(this.request_headers())
-                .header(ACCEPT, "text/event-stream");
-            let resp = timeout_at(deadline, this.phases.scope(req.send()))
-                .await
-                .map_err(|_| timeout_marker())?
-                .map_err(|e| map_send_error(this.url.as_str(), &e))?;
-            this.tls.note(&resp);
-            Ok(resp)
-        })
+        let sent = send_authorized(
+            this.auth.as_ref(),
+            &this.client,
+            &this.url,
+            deadline,
+            || async {
+                let req = this
+                    .client
+                    .get(this.url.clone())
+                    .headers(this.request_headers())
+                    .header(ACCEPT, "text/event-stream");
+                let resp = timeout_at(deadline, this.phases.scope(req.send()))
+                    .await
+                    .map_err(|_| timeout_marker())?
+                    .map_err(|e| map_send_error(this.url.as_str(), &e))?;
+                this.tls.note(&resp);
+                Ok(resp)
+            },
+        )
         .await;
         let headers_at = Instant::now();
         // Timed whether or not headers came: a stream that never opens shows as processing.
@@ -223,21 +229,27 @@ impl SseTransport {
         let body = serde_json::to_vec(msg)
             .map_err(|e| McpError::protocol(format!("cannot encode request: {e}")))?;
         let this = &*self;
-        let sent = send_authorized(this.auth.as_ref(), &this.client, &this.url, deadline, || async {
-            let req = this
-                .client
-                .post(endpoint.clone())
-                .headers(this.request_headers())
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
-            let resp = timeout_at(deadline, this.phases.scope(req.send()))
-                .await
-                .map_err(|_| timeout_marker())?
-                .map_err(|e| map_send_error(endpoint.as_str(), &e))?;
-            this.tls.note(&resp);
-            this.counters.sent.fetch_add(1, Ordering::Relaxed);
-            Ok(resp)
-        })
+        let sent = send_authorized(
+            this.auth.as_ref(),
+            &this.client,
+            &this.url,
+            deadline,
+            || async {
+                let req = this
+                    .client
+                    .post(endpoint.clone())
+                    .headers(this.request_headers())
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                let resp = timeout_at(deadline, this.phases.scope(req.send()))
+                    .await
+                    .map_err(|_| timeout_marker())?
+                    .map_err(|e| map_send_error(endpoint.as_str(), &e))?;
+                this.tls.note(&resp);
+                this.counters.sent.fetch_add(1, Ordering::Relaxed);
+                Ok(resp)
+            },
+        )
         .await;
         let mut resp = match sent {
             Ok(resp) => resp,

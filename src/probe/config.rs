@@ -358,7 +358,7 @@ fn validate_server(
             headers.push(("Authorization".to_string(), format!("Bearer {token}")));
             None
         }
-        Some(crate::auth::config::AuthConfig::Oauth(oauth)) => Some(oauth),
+        Some(crate::auth::config::AuthConfig::Oauth(oauth)) => Some(*oauth),
         None => None,
     };
     let transport = match transport_kind.into_inner() {
