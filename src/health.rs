@@ -307,6 +307,26 @@ mod tests {
     }
 
     #[test]
+    fn oauth_failures_name_their_reason_beside_probe_failed() {
+        for (class, reason) in [
+            (FailureClass::LoginRequired, HealthReason::LoginRequired),
+            (FailureClass::AuthServerDown, HealthReason::AuthServerDown),
+            (
+                FailureClass::CredentialRejected,
+                HealthReason::CredentialRejected,
+            ),
+        ] {
+            let mut p = ProbeOutcome::started(SystemTime::now());
+            p.fail(Stage::Handshake, class, "authorization failed: x");
+            let health = assess(Some(&p), Duration::from_secs(1));
+            assert_eq!(health.status, HealthStatus::Unhealthy);
+            assert_eq!(health.codes, vec![HealthReason::ProbeFailed, reason]);
+        }
+        assert_eq!(HealthReason::LoginRequired.as_str(), "login_required");
+        assert_eq!(HealthReason::AuthServerDown.as_str(), "auth_server_down");
+    }
+
+    #[test]
     fn table() {
         let threshold = Duration::from_millis(100);
         let cases: Vec<(Option<ProbeOutcome>, HealthStatus)> = vec![

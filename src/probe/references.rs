@@ -219,3 +219,91 @@ impl ServerConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::secret::SecretError;
+    use crate::mcp::TransportSpec;
+    use crate::settings::Config;
+
+    fn parse(auth: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[servers]]\nname = \"api\"\ntransport = \"http\"\nurl = \"https://api.example/mcp\"\n{auth}\n"
+        );
+        Config::from_toml(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    fn lookup(name: &str) -> Result<String, SecretError> {
+        match name {
+            "SECRET" => Ok("s3cr3t-value".into()),
+            "TOKEN" => Ok("tok-value".into()),
+            _ => Err(SecretError::Unset { name: name.into() }),
+        }
+    }
+
+    #[test]
+    fn a_bearer_auth_is_the_authorization_header() {
+        let config = parse("auth = { type = \"bearer\", token = \"${TOKEN}\" }").unwrap();
+        let server = &config.servers[0];
+        assert_eq!(server.auth, None);
+        match server.resolve_transport_with(lookup).unwrap() {
+            TransportSpec::Http { headers, .. } => assert_eq!(
+                headers,
+                vec![("Authorization".to_string(), "Bearer tok-value".to_string())]
+            ),
+            other => panic!("http expected, got {other:?}"),
+        }
+        let err = parse(
+            "headers = { Authorization = \"Bearer x\" }\nauth = { type = \"bearer\", token = \"y\" }",
+        )
+        .unwrap_err();
+        assert!(err.contains("servers[0].auth"), "{err}");
+    }
+
+    #[test]
+    fn an_oauth_secret_is_resolved_listed_and_warned_about_when_literal() {
+        let config = parse(
+            "auth = { type = \"oauth\", client_id = \"probe\", client_secret = \"${SECRET}\" }",
+        )
+        .unwrap();
+        let server = &config.servers[0];
+        let client = server.resolve_auth_with(lookup).unwrap().unwrap();
+        assert_eq!(client.client_id.as_deref(), Some("probe"));
+        assert_eq!(client.client_secret.as_deref(), Some("s3cr3t-value"));
+        assert!(!format!("{client:?}").contains("s3cr3t"));
+        assert_eq!(server.referenced_variables(), vec!["SECRET".to_string()]);
+        assert!(server.literal_secret_keys().is_empty());
+        let unset = server
+            .resolve_auth_with(|name| Err(SecretError::Unset { name: name.into() }))
+            .unwrap_err();
+        assert_eq!(unset.key, "auth.client_secret");
+
+        let literal =
+            parse("auth = { type = \"oauth\", client_id = \"probe\", client_secret = \"plain\" }")
+                .unwrap();
+        assert_eq!(
+            literal.servers[0].literal_secret_keys(),
+            vec!["auth.client_secret".to_string()]
+        );
+        assert_eq!(
+            literal.servers[0].secret_values(),
+            vec!["plain".to_string()]
+        );
+    }
+
+    #[test]
+    fn auth_errors_name_the_server_table_and_key() {
+        let err = parse(
+            "auth = { type = \"oauth\", client_id = \"c\", token_endpoint_auth_method = \"post\" }",
+        )
+        .unwrap_err();
+        assert!(err.contains("servers[0].auth.client_secret"), "{err}");
+        let text = "[[servers]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"x\"\nauth = { type = \"bearer\", token = \"t\" }\n";
+        let err = Config::from_toml(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("servers[0].auth"), "{err}");
+    }
+}
