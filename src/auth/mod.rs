@@ -335,8 +335,13 @@ impl Authorizer {
             found.scopes_supported.as_deref(),
             previous.as_deref(),
         );
-        // The held token was refused: a refresh token is tried before the client's grant.
-        let held = self.state().token.take();
+        // The held token was refused: its refresh token is tried before the client's grant,
+        // except on a step-up (a refresh cannot widen the scope: RFC 6749 section 6).
+        let held = self
+            .state()
+            .token
+            .take()
+            .filter(|_| !challenge.insufficient_scope());
         let token = self
             .request_token(http, &found, scope.as_deref(), held.as_ref(), deadline)
             .await?;
