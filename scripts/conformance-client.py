@@ -5,8 +5,8 @@ One adapter for every scenario, never special-cased by scenario name: it writes 
 the URL from tests/fixtures/conformance/client.toml and runs `mcp-exporter check` on it, so the
 suite sees exactly what the prober sends. The only input besides the URL is what the scenario
 hands over in MCP_CONFORMANCE_CONTEXT: `toolCalls` become the canary calls (one server entry
-each), and the client credentials (`client_id`, `client_secret`, `private_key_pem`, `issuer`)
-become the entry's `auth = { type = "oauth", ... }` (docs/auth.md); every entry has an oauth
+each), and the client credentials (`client_id`, `client_secret`, `private_key_pem`, `issuer`,
+a workload's `valid_jwt`) become the entry's `auth = { type = "oauth", ... }` (docs/auth.md); every entry has an oauth
 `auth`, with no client when the scenario hands none over, as a prober watching a server it has
 no client for. Without `toolCalls` the canary is the suite's conventional one,
 add_numbers(a=2, b=3). Context keys the prober has no use for are reported on stderr.
@@ -28,10 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "tests" / "fixtures" / "conformance" / "client.toml"
 DEFAULT_CANARY = {"name": "add_numbers", "arguments": {"a": 2, "b": 3}}
-# The environment variable the client secret is handed over in (never written into the file).
+# The environment variables the client secret and a workload's JWT are handed over in (never
+# written into the file).
 SECRET_VARIABLE = "MCP_CONFORMANCE_CLIENT_SECRET"
-# Context keys that become the `auth` table.
-AUTH_KEYS = ("client_id", "client_secret", "private_key_pem", "signing_algorithm", "issuer")
+ASSERTION_VARIABLE = "MCP_CONFORMANCE_ASSERTION"
+# Context keys that become the `auth` table (`valid_jwt`: a workload identity token, presented
+# with the JWT-bearer grant).
+AUTH_KEYS = ("client_id", "client_secret", "private_key_pem", "signing_algorithm", "issuer", "valid_jwt")
 
 
 class Unrepresentable(ValueError):
@@ -114,6 +117,8 @@ def auth_table(context, key_path):
         key_path.chmod(0o600)
         members.append("private_key_file = %s" % toml_string(str(key_path)))
         members.append('token_endpoint_auth_method = "private_key_jwt"')
+    if isinstance(context.get("valid_jwt"), str):
+        members.append('assertion = "${%s}"' % ASSERTION_VARIABLE)
     if isinstance(context.get("issuer"), str):
         members.append("authorization_server = %s" % toml_string(context["issuer"]))
     return "{ " + ", ".join(members) + " }"
@@ -159,6 +164,8 @@ def main(argv):
     env = dict(os.environ)
     if isinstance(context.get("client_secret"), str):
         env[SECRET_VARIABLE] = context["client_secret"]
+    if isinstance(context.get("valid_jwt"), str):
+        env[ASSERTION_VARIABLE] = context["valid_jwt"]
     with tempfile.TemporaryDirectory(prefix="mcp-conformance-") as tmp:
         try:
             config = render(url, canary_calls(context), auth_table(context, Path(tmp) / "client-key.pem"))

@@ -63,6 +63,9 @@ pub struct OauthConfig {
     pub resource_metadata: Option<url::Url>,
     /// The RFC 8707 `resource` sent with token requests, instead of the one the metadata states.
     pub resource: Option<String>,
+    /// A JWT (`${VAR}` or `${file:PATH}`, e.g. a workload identity token) presented with the
+    /// JWT-bearer grant (RFC 7523) instead of the client-credentials grant.
+    pub assertion: Option<String>,
 }
 
 /// A validated `auth` table.
@@ -93,6 +96,7 @@ pub struct RawAuth {
     resource_metadata: Option<Spanned<String>>,
     #[serde(alias = "audience")]
     resource: Option<Spanned<String>>,
+    assertion: Option<Spanned<String>>,
 }
 
 /// Validates an `auth` table of server `server`; error keys are `auth.…` (the caller prefixes
@@ -243,6 +247,7 @@ fn validate_oauth(
         authorization_server: url_key(raw.authorization_server, "authorization_server")?,
         resource_metadata: url_key(raw.resource_metadata, "resource_metadata")?,
         resource: raw.resource.map(Spanned::into_inner),
+        assertion: raw.assertion.map(Spanned::into_inner),
     })
 }
 

@@ -1,5 +1,5 @@
 //! Token requests: the client-credentials grant and the refresh-token grant, made with the
-//! `oauth2` crate over the daemon's shared HTTP client (so TLS settings and loopback servers
+//! `oauth2` crate, and the JWT-bearer grant it lacks (hand-written), over the daemon's shared HTTP client (so TLS settings and loopback servers
 //! work as for the probe itself), with the RFC 8707 `resource` and client authentication by
 //! `client_secret_basic`, `client_secret_post`, `none` or `private_key_jwt`.
 
@@ -141,6 +141,114 @@ pub async fn refresh(
     let answer = request.request_async(&sender).await;
     // RFC 6749 section 6: a refresh answer without a refresh token keeps the old one.
     into_token(answer, req.scope, Some(refresh_token))
+}
+
+/// The RFC 7523 grant type of [`jwt_bearer`].
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// A token response (RFC 6749 section 5.1), as far as the prober reads it.
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: Option<u64>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+}
+
+/// An error response (RFC 6749 section 5.2).
+#[derive(serde::Deserialize)]
+struct ErrorAnswer {
+    error: String,
+    error_description: Option<String>,
+}
+
+/// Asks for a token with the JWT-bearer grant (RFC 7523 section 2.1): `assertion` is a JWT the
+/// authorization server trusts (a workload identity token). The `oauth2` crate has no such
+/// grant, so the form is written here; the client authenticates as for the other grants
+/// (`none`: its id in the body).
+pub async fn jwt_bearer(
+    http: &reqwest::Client,
+    client: &ClientAuth,
+    req: &TokenRequest<'_>,
+    assertion: &str,
+    deadline: Instant,
+) -> Result<CachedToken, GrantError> {
+    let mut form: Vec<(&str, String)> = vec![
+        ("grant_type", JWT_BEARER_GRANT.to_string()),
+        ("assertion", assertion.to_string()),
+        ("resource", req.resource.to_string()),
+    ];
+    if let Some(scope) = req.scope {
+        form.push(("scope", scope.to_string()));
+    }
+    form.extend(assertion_params(client, req)?);
+    let mut request = http
+        .post(req.endpoint.clone())
+        .header(reqwest::header::ACCEPT, "application/json");
+    match (client.method, &client.client_secret) {
+        (TokenAuthMethod::Basic, Some(secret)) => {
+            request = request.basic_auth(
+                form_urlencoded_component(&client.client_id),
+                Some(form_urlencoded_component(secret)),
+            );
+        }
+        (TokenAuthMethod::Post, Some(secret)) => {
+            form.push(("client_id", client.client_id.clone()));
+            form.push(("client_secret", secret.clone()));
+        }
+        _ => form.push(("client_id", client.client_id.clone())),
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let built = request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body);
+    let until = deadline.min(Instant::now() + REQUEST_TIMEOUT);
+    let (parts, body) = built
+        .build()
+        .map_err(|e| GrantError::Failed(error_chain(&e)))
+        .and_then(|request| {
+            oauth2::http::Request::try_from(request)
+                .map_err(|e| GrantError::Failed(error_chain(&e)))
+        })?
+        .into_parts();
+    let body = body.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
+    let answer = send(http.clone(), HttpRequest::from_parts(parts, body), until)
+        .await
+        .map_err(|e| GrantError::Unreachable(e.0))?;
+    let obtained_at = SystemTime::now();
+    if answer.status().is_success() {
+        let token: TokenAnswer = serde_json::from_slice(answer.body())
+            .map_err(|e| GrantError::Failed(format!("the answer is not a token response: {e}")))?;
+        return Ok(CachedToken {
+            access: token.access_token,
+            refresh: token.refresh_token,
+            scope: token.scope.or_else(|| req.scope.map(str::to_string)),
+            obtained_at,
+            expires_at: token
+                .expires_in
+                .map(|s| obtained_at + Duration::from_secs(s)),
+        });
+    }
+    match serde_json::from_slice::<ErrorAnswer>(answer.body()) {
+        Ok(err) => Err(GrantError::Rejected {
+            error: err.error,
+            description: err.error_description,
+        }),
+        Err(_) => Err(GrantError::Failed(format!(
+            "HTTP {} without an OAuth error",
+            answer.status().as_u16()
+        ))),
+    }
+}
+
+/// RFC 6749 section 2.3.1: id and secret are form-urlencoded before HTTP Basic.
+fn form_urlencoded_component(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// `client_assertion` parameters of `private_key_jwt`; none for the other methods.

@@ -7,7 +7,7 @@
 //!
 //! One file per job: [`challenge`] (the `WWW-Authenticate` header), [`well_known`] (where the
 //! documents are), [`metadata`] (fetching and checking them), [`scope`] (what to ask for),
-//! [`grant`] (token requests), [`jwt_assertion`] (`private_key_jwt`), [`cache`] (when to renew),
+//! [`grant`] (token requests: client credentials, refresh, JWT-bearer), [`jwt_assertion`] (`private_key_jwt`), [`cache`] (when to renew),
 //! [`config`] (the `auth` key), [`metrics`] (the `mcp_auth_*` families).
 
 pub mod cache;
@@ -179,6 +179,8 @@ pub struct ResolvedClient {
     pub client_secret: Option<String>,
     /// The PEM text of `private_key_file`.
     pub private_key_pem: Option<String>,
+    /// The resolved `assertion` of the JWT-bearer grant.
+    pub assertion: Option<String>,
 }
 
 /// Secrets never reach a log line.
@@ -507,6 +509,13 @@ impl Authorizer {
             client_secret: resolved.client_secret.clone(),
             private_key_pem: resolved.private_key_pem.clone(),
         };
+        if let Some(assertion) = resolved.assertion.as_deref() {
+            // The JWT-bearer grant alone: a refused assertion is reported, never retried with
+            // another grant (a workload identity is the client's only credential).
+            let answer = grant::jwt_bearer(http, &client, &request, assertion, deadline).await;
+            self.note_request(&answer);
+            return answer.map_err(|err| grant_failure(err, found));
+        }
         if let Some(refresh_token) = held.and_then(|t| t.refresh.as_deref()) {
             let answer = grant::refresh(http, &client, &request, refresh_token, deadline).await;
             self.note_request(&answer);
@@ -530,20 +539,7 @@ impl Authorizer {
         }
         let answer = grant::client_credentials(http, &client, &request, deadline).await;
         self.note_request(&answer);
-        answer.map_err(|err| {
-            let failure = match &err {
-                GrantError::Rejected { error, .. } if error == "unsupported_grant_type" => {
-                    AuthFailure::LoginRequired
-                }
-                GrantError::Rejected { .. } => AuthFailure::CredentialRejected,
-                GrantError::Unreachable(_) => AuthFailure::AuthServerDown,
-                GrantError::Failed(_) => AuthFailure::Misconfigured,
-            };
-            AuthError::new(
-                failure,
-                format!("{err} (token endpoint {})", found.token_endpoint),
-            )
-        })
+        answer.map_err(|err| grant_failure(err, found))
     }
 
     fn note_request(&self, answer: &Result<CachedToken, GrantError>) {
@@ -555,6 +551,22 @@ impl Authorizer {
         };
         self.state().report.token_requests.push(outcome);
     }
+}
+
+/// The failure class of a refused or failed token request.
+fn grant_failure(err: GrantError, found: &Discovered) -> AuthError {
+    let failure = match &err {
+        GrantError::Rejected { error, .. } if error == "unsupported_grant_type" => {
+            AuthFailure::LoginRequired
+        }
+        GrantError::Rejected { .. } => AuthFailure::CredentialRejected,
+        GrantError::Unreachable(_) => AuthFailure::AuthServerDown,
+        GrantError::Failed(_) => AuthFailure::Misconfigured,
+    };
+    AuthError::new(
+        failure,
+        format!("{err} (token endpoint {})", found.token_endpoint),
+    )
 }
 
 /// The client authentication method: the configured one; else `private_key_jwt` with a key,
@@ -591,6 +603,7 @@ mod tests {
             client_id: Some("c".into()),
             client_secret: secret.then(|| "s".into()),
             private_key_pem: key.then(|| "k".into()),
+            assertion: None,
         }
     }
 
@@ -639,6 +652,7 @@ mod tests {
                 authorization_server: None,
                 resource_metadata: None,
                 resource: None,
+                assertion: None,
             },
             Duration::from_secs(60),
         );

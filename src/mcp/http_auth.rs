@@ -118,6 +118,7 @@ mod tests {
                 authorization_server: None,
                 resource_metadata: None,
                 resource: None,
+                assertion: None,
             },
             Duration::from_secs(60),
         );
@@ -125,6 +126,7 @@ mod tests {
             client_id: Some("probe".into()),
             client_secret: Some("s3cret".into()),
             private_key_pem: None,
+            assertion: None,
         });
         auth
     }

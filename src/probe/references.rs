@@ -44,6 +44,8 @@ impl fmt::Display for UnsetVariable {
 
 /// The config key of the OAuth client secret, as listed and warned about.
 const AUTH_SECRET_KEY: &str = "auth.client_secret";
+/// The config key of the JWT-bearer assertion, as listed and warned about.
+const AUTH_ASSERTION_KEY: &str = "auth.assertion";
 
 impl ServerConfig {
     /// The transport with every `${VAR}` in header and env values replaced from the process
@@ -100,23 +102,25 @@ impl ServerConfig {
         let Some(oauth) = &self.auth else {
             return Ok(None);
         };
-        let client_secret = match &oauth.client_secret {
-            Some(value) => {
+        let resolve =
+            |value: &Option<String>, key: &str| -> Result<Option<String>, UnsetVariable> {
+                let Some(value) = value else {
+                    return Ok(None);
+                };
                 let mut variable = String::new();
-                Some(
-                    reference::expand(value, |name| {
-                        variable = name.to_string();
-                        lookup(name)
-                    })
-                    .map_err(|cause| UnsetVariable {
-                        variable: variable.clone(),
-                        key: "auth.client_secret".into(),
-                        cause,
-                    })?,
-                )
-            }
-            None => None,
-        };
+                reference::expand(value, |name| {
+                    variable = name.to_string();
+                    lookup(name)
+                })
+                .map(Some)
+                .map_err(|cause| UnsetVariable {
+                    variable: variable.clone(),
+                    key: key.into(),
+                    cause,
+                })
+            };
+        let client_secret = resolve(&oauth.client_secret, AUTH_SECRET_KEY)?;
+        let assertion = resolve(&oauth.assertion, AUTH_ASSERTION_KEY)?;
         let private_key_pem = match &oauth.private_key_file {
             Some(path) => Some(
                 crate::config::secret::read_secret_file(path).map_err(|cause| UnsetVariable {
@@ -131,6 +135,7 @@ impl ServerConfig {
             client_id: oauth.client_id.clone(),
             client_secret,
             private_key_pem,
+            assertion,
         }))
     }
 
@@ -175,6 +180,7 @@ impl ServerConfig {
         if let Ok(Some(client)) = self.resolve_auth() {
             values.extend(client.client_secret);
             values.extend(client.private_key_pem);
+            values.extend(client.assertion);
         }
         values
     }
@@ -191,7 +197,7 @@ impl ServerConfig {
                 } else {
                     is_secret_header(k)
                 };
-                (secret || *k == AUTH_SECRET_KEY) && !v.contains("${")
+                (secret || *k == AUTH_SECRET_KEY || *k == AUTH_ASSERTION_KEY) && !v.contains("${")
             })
             .map(|(k, _)| k.to_string())
             .collect()
@@ -203,6 +209,9 @@ impl ServerConfig {
         let mut values = self.transport_values();
         if let Some(secret) = self.auth.as_ref().and_then(|a| a.client_secret.as_deref()) {
             values.push((AUTH_SECRET_KEY, secret));
+        }
+        if let Some(assertion) = self.auth.as_ref().and_then(|a| a.assertion.as_deref()) {
+            values.push((AUTH_ASSERTION_KEY, assertion));
         }
         values
     }
