@@ -365,6 +365,11 @@ mod tests {
             kind: crate::credentials::CredentialKind::Bearer,
             expires_at: 1_900_000_000,
         }];
+        o.credentials.auth = crate::auth::AuthReport {
+            token_requests: vec![crate::auth::RefreshOutcome::Ok],
+            metadata: vec![(crate::auth::MetadataDocument::ProtectedResource, true)],
+            ..Default::default()
+        };
         o.fail(
             Stage::ToolCall,
             FailureClass::CheckFailed,
