@@ -5,8 +5,11 @@ One adapter for every scenario, never special-cased by scenario name: it writes 
 the URL from tests/fixtures/conformance/client.toml and runs `mcp-exporter check` on it, so the
 suite sees exactly what the prober sends. The only input besides the URL is what the scenario
 hands over in MCP_CONFORMANCE_CONTEXT: `toolCalls` become the canary calls (one server entry
-each); credentials are reported as unused until the prober implements authorization. Without
-`toolCalls` the canary is the suite's conventional one, add_numbers(a=2, b=3).
+each), and the client credentials (`client_id`, `client_secret`, `private_key_pem`, `issuer`,
+a workload's `valid_jwt`) become the entry's `auth = { type = "oauth", ... }` (docs/auth.md); every entry has an oauth
+`auth`, with no client when the scenario hands none over, as a prober watching a server it has
+no client for. Without `toolCalls` the canary is the suite's conventional one,
+add_numbers(a=2, b=3). Context keys the prober has no use for are reported on stderr.
 
 Environment:
   MCP_EXPORTER_BIN        the binary to run (default: target/debug/mcp-exporter)
@@ -25,6 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "tests" / "fixtures" / "conformance" / "client.toml"
 DEFAULT_CANARY = {"name": "add_numbers", "arguments": {"a": 2, "b": 3}}
+# The environment variables the client secret and a workload's JWT are handed over in (never
+# written into the file).
+SECRET_VARIABLE = "MCP_CONFORMANCE_CLIENT_SECRET"
+ASSERTION_VARIABLE = "MCP_CONFORMANCE_ASSERTION"
+# Context keys that become the `auth` table (`valid_jwt`: a workload identity token, presented
+# with the JWT-bearer grant).
+AUTH_KEYS = ("client_id", "client_secret", "private_key_pem", "signing_algorithm", "issuer", "valid_jwt")
 
 
 class Unrepresentable(ValueError):
@@ -93,7 +103,28 @@ def canary_calls(context):
     ]
 
 
-def render(url, calls):
+def auth_table(context, key_path):
+    """The oauth `auth` inline table for the context's client credentials. The secret is a
+    ${VAR} reference (its value goes in the environment); a private key is written to
+    `key_path` and named by `private_key_file`."""
+    members = ['type = "oauth"']
+    if isinstance(context.get("client_id"), str):
+        members.append("client_id = %s" % toml_string(context["client_id"]))
+    if isinstance(context.get("client_secret"), str):
+        members.append('client_secret = "${%s}"' % SECRET_VARIABLE)
+    if isinstance(context.get("private_key_pem"), str):
+        key_path.write_text(context["private_key_pem"], encoding="utf-8")
+        key_path.chmod(0o600)
+        members.append("private_key_file = %s" % toml_string(str(key_path)))
+        members.append('token_endpoint_auth_method = "private_key_jwt"')
+    if isinstance(context.get("valid_jwt"), str):
+        members.append('assertion = "${%s}"' % ASSERTION_VARIABLE)
+    if isinstance(context.get("issuer"), str):
+        members.append("authorization_server = %s" % toml_string(context["issuer"]))
+    return "{ " + ", ".join(members) + " }"
+
+
+def render(url, calls, auth):
     """The config: the template once per canary call."""
     template = TEMPLATE.read_text(encoding="utf-8")
     entries = []
@@ -106,6 +137,7 @@ def render(url, calls):
             template.replace("@NAME@", "conformance-%d" % index)
             .replace("@URL@", toml_string(url))
             .replace("@CALL@", inline)
+            .replace("@AUTH@", auth)
         )
     return "\n".join(entries)
 
@@ -122,24 +154,28 @@ def main(argv):
         return 2
     if not isinstance(context, dict):
         context = {}
-    unused = sorted(key for key in context if key not in ("name", "toolCalls"))
+    unused = sorted(key for key in context if key not in ("name", "toolCalls") + AUTH_KEYS)
     if unused:
         print(
-            "conformance-client: context keys not used (authorization is not implemented yet): %s"
-            % ", ".join(unused),
+            "conformance-client: context keys the prober has no use for: %s" % ", ".join(unused),
             file=sys.stderr,
         )
-    try:
-        config = render(url, canary_calls(context))
-    except Unrepresentable as err:
-        print("conformance-client: a tool call cannot be written as TOML: %s" % err, file=sys.stderr)
-        return 2
     binary = os.environ.get("MCP_EXPORTER_BIN") or str(ROOT / "target" / "debug" / "mcp-exporter")
+    env = dict(os.environ)
+    if isinstance(context.get("client_secret"), str):
+        env[SECRET_VARIABLE] = context["client_secret"]
+    if isinstance(context.get("valid_jwt"), str):
+        env[ASSERTION_VARIABLE] = context["valid_jwt"]
     with tempfile.TemporaryDirectory(prefix="mcp-conformance-") as tmp:
+        try:
+            config = render(url, canary_calls(context), auth_table(context, Path(tmp) / "client-key.pem"))
+        except Unrepresentable as err:
+            print("conformance-client: a tool call cannot be written as TOML: %s" % err, file=sys.stderr)
+            return 2
         path = Path(tmp) / "mcp-exporter.toml"
         path.write_text(config, encoding="utf-8")
         done = subprocess.run(
-            [binary, "check", "--config", str(path), "--output", "json"], check=False
+            [binary, "check", "--config", str(path), "--output", "json"], check=False, env=env
         )
     return done.returncode
 

@@ -222,7 +222,7 @@ def overview():
     b.panel("timeseries", "Probe failures by class",
             [(f"sum by (server, class) (increase(mcp_probe_failures_total{{{SEL}}}[$__rate_interval]))",
               "{{server}} {{class}}")], "short",
-            description="down, auth_required, misconfigured, protocol_error, check_failed.")
+            description="down, auth_required, misconfigured, protocol_error, check_failed, login_required, credential_rejected, auth_server_down.")
     b.panel("timeseries", "Security events",
             [(f"sum by (server, kind) (increase(mcp_security_events_total{{{SEL}}}[$__rate_interval]))",
               "{{server}} {{kind}}"),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::probe::ProbeOutcome;
+use crate::probe::{FailureClass, ProbeOutcome};
 
 /// The playbook's health scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -72,11 +72,15 @@ pub enum HealthReason {
     NoObservation,
     /// The tool catalog differs from its approved lock (`tools_lock`, docs/tool-integrity.md).
     ToolsUnapproved,
+    /// The server wants an OAuth token only a person can obtain (docs/auth.md).
+    LoginRequired,
+    /// The server's OAuth metadata or token endpoint is unreachable (docs/auth.md).
+    AuthServerDown,
 }
 
 impl HealthReason {
     /// Every reason, for label bookkeeping.
-    pub const ALL: [HealthReason; 9] = [
+    pub const ALL: [HealthReason; 11] = [
         HealthReason::ProbeFailed,
         HealthReason::CredentialRejected,
         HealthReason::CriticalDependencyDown,
@@ -86,6 +90,8 @@ impl HealthReason {
         HealthReason::Warnings,
         HealthReason::NoObservation,
         HealthReason::ToolsUnapproved,
+        HealthReason::LoginRequired,
+        HealthReason::AuthServerDown,
     ];
 
     /// The label value.
@@ -100,6 +106,8 @@ impl HealthReason {
             HealthReason::CredentialRejected => "credential_rejected",
             HealthReason::NoObservation => "no_observation",
             HealthReason::ToolsUnapproved => "tools_unapproved",
+            HealthReason::LoginRequired => "login_required",
+            HealthReason::AuthServerDown => "auth_server_down",
         }
     }
 }
@@ -185,7 +193,16 @@ pub fn assess_observations(
         Some(probe) => match &probe.failure {
             Some(failure) => {
                 found.push((HealthReason::ProbeFailed, failure.to_string()));
-                if credential_rejected {
+                // The prober's own OAuth client names the cause (docs/auth.md).
+                let oauth_reason = match failure.class {
+                    FailureClass::LoginRequired => Some(HealthReason::LoginRequired),
+                    FailureClass::AuthServerDown => Some(HealthReason::AuthServerDown),
+                    FailureClass::CredentialRejected => Some(HealthReason::CredentialRejected),
+                    _ => None,
+                };
+                if let Some(reason) = oauth_reason {
+                    found.push((reason, failure.reason.clone()));
+                } else if credential_rejected {
                     found.push((
                         HealthReason::CredentialRejected,
                         "credential rejected: the server answered 401 to the credential it accepted before (expired, revoked or rotated); renew it".into(),
@@ -287,6 +304,26 @@ mod tests {
             p.fail(Stage::Ping, FailureClass::Down, "no answer");
         }
         p
+    }
+
+    #[test]
+    fn oauth_failures_name_their_reason_beside_probe_failed() {
+        for (class, reason) in [
+            (FailureClass::LoginRequired, HealthReason::LoginRequired),
+            (FailureClass::AuthServerDown, HealthReason::AuthServerDown),
+            (
+                FailureClass::CredentialRejected,
+                HealthReason::CredentialRejected,
+            ),
+        ] {
+            let mut p = ProbeOutcome::started(SystemTime::now());
+            p.fail(Stage::Handshake, class, "authorization failed: x");
+            let health = assess(Some(&p), Duration::from_secs(1));
+            assert_eq!(health.status, HealthStatus::Unhealthy);
+            assert_eq!(health.codes, vec![HealthReason::ProbeFailed, reason]);
+        }
+        assert_eq!(HealthReason::LoginRequired.as_str(), "login_required");
+        assert_eq!(HealthReason::AuthServerDown.as_str(), "auth_server_down");
     }
 
     #[test]

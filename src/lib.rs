@@ -2,6 +2,7 @@
 //! serves what it observed as Prometheus metrics and a status page.
 
 pub mod assessment;
+pub mod auth;
 pub mod bundle;
 pub mod cli;
 pub mod config;

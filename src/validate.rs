@@ -29,7 +29,16 @@ pub fn describe(path: &Path, config: &Config) -> String {
             TransportSpec::Stdio { command, args, .. } => format!("{} {}", command, args.join(" "))
                 .trim_end()
                 .to_string(),
-            TransportSpec::Http { url, .. } | TransportSpec::Sse { url, .. } => url.to_string(),
+            TransportSpec::Http { url, .. } | TransportSpec::Sse { url, .. } => {
+                match &s.auth {
+                    // The client id is no secret; the secret and tokens are never shown.
+                    Some(oauth) => format!(
+                        "{url} (oauth client {})",
+                        oauth.client_id.as_deref().unwrap_or("none")
+                    ),
+                    None => url.to_string(),
+                }
+            }
         };
         let _ = writeln!(
             out,

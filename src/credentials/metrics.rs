@@ -75,7 +75,7 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
-            refused: false,
+            ..CredentialReport::default()
         };
         m.record("s", &report(Some(1_900_000_000)));
         let text = registry.encode();

@@ -48,6 +48,10 @@ pub struct CredentialReport {
     pub expiries: Vec<CredentialExpiry>,
     /// The server answered HTTP 401 during this probe.
     pub refused: bool,
+    /// What the prober's OAuth client did during this probe (src/auth/), for the `mcp_auth_*`
+    /// families.
+    #[serde(skip)]
+    pub auth: crate::auth::AuthReport,
 }
 
 impl CredentialReport {
@@ -76,7 +80,7 @@ impl CredentialReport {
         CredentialReport {
             presented: true,
             expiries,
-            refused: false,
+            ..CredentialReport::default()
         }
     }
 }

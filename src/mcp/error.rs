@@ -60,6 +60,14 @@ pub enum McpError {
         /// The `WWW-Authenticate` challenge, if sent.
         www_authenticate: Option<String>,
     },
+    /// The prober's OAuth client could not obtain or use a token (docs/auth.md).
+    #[error("authorization failed: {detail}")]
+    Authorization {
+        /// Which kind of failure (the probe's failure class).
+        failure: crate::auth::AuthFailure,
+        /// What happened.
+        detail: String,
+    },
     /// An HTTP status the protocol does not expect.
     #[error(
         "unexpected HTTP status {status}: {body_excerpt:?}{}", status_hint(*status)

@@ -17,6 +17,7 @@ use tokio::time::{Instant, timeout_at};
 use super::WireCounters;
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
+use super::http_auth::{send_authorized, with_bearer};
 use super::http_io::{
     ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
     read_excerpt, timeout_marker,
@@ -48,6 +49,8 @@ pub struct SseTransport {
     counters: Arc<WireCounters>,
     phases: PhaseRecorder,
     tls: TlsWatch,
+    /// The server's OAuth client, when it has one (src/auth/).
+    auth: Option<crate::auth::Authorizer>,
 }
 
 impl SseTransport {
@@ -76,7 +79,19 @@ impl SseTransport {
             max_event,
             counters,
             phases,
+            auth: None,
         })
+    }
+
+    /// Authorizes requests with `auth`'s tokens (src/mcp/http_auth.rs).
+    pub fn with_auth(mut self, auth: Option<crate::auth::Authorizer>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The configured headers and the OAuth token held, if any.
+    fn request_headers(&self) -> HeaderMap {
+        with_bearer(&self.headers, self.auth.as_ref())
     }
 
     /// Where the time of the HTTP requests since the last call went (the stream's GET counts
@@ -101,21 +116,33 @@ impl SseTransport {
     }
 
     async fn connect(&mut self, deadline: Instant) -> Result<(), McpError> {
-        let req = self
-            .client
-            .get(self.url.clone())
-            .headers(self.headers.clone())
-            .header(ACCEPT, "text/event-stream");
         let started = Instant::now();
-        let sent = timeout_at(deadline, self.phases.scope(req.send())).await;
+        let this = &*self;
+        let sent = send_authorized(
+            this.auth.as_ref(),
+            &this.client,
+            &this.url,
+            deadline,
+            || async {
+                let req = this
+                    .client
+                    .get(this.url.clone())
+                    .headers(this.request_headers())
+                    .header(ACCEPT, "text/event-stream");
+                let resp = timeout_at(deadline, this.phases.scope(req.send()))
+                    .await
+                    .map_err(|_| timeout_marker())?
+                    .map_err(|e| map_send_error(this.url.as_str(), &e))?;
+                this.tls.note(&resp);
+                Ok(resp)
+            },
+        )
+        .await;
         let headers_at = Instant::now();
         // Timed whether or not headers came: a stream that never opens shows as processing.
         self.phases
             .add_exchange(headers_at - started, Duration::ZERO);
-        let mut resp = sent
-            .map_err(|_| timeout_marker())?
-            .map_err(|e| map_send_error(self.url.as_str(), &e))?;
-        self.tls.note(&resp);
+        let mut resp = sent?;
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
             return Err(auth_error(&resp));
@@ -201,27 +228,38 @@ impl SseTransport {
         };
         let body = serde_json::to_vec(msg)
             .map_err(|e| McpError::protocol(format!("cannot encode request: {e}")))?;
-        let req = self
-            .client
-            .post(endpoint.clone())
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        let sent = timeout_at(deadline, self.phases.scope(req.send()))
-            .await
-            .map_err(|_| timeout_marker())?;
+        let this = &*self;
+        let sent = send_authorized(
+            this.auth.as_ref(),
+            &this.client,
+            &this.url,
+            deadline,
+            || async {
+                let req = this
+                    .client
+                    .post(endpoint.clone())
+                    .headers(this.request_headers())
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                let resp = timeout_at(deadline, this.phases.scope(req.send()))
+                    .await
+                    .map_err(|_| timeout_marker())?
+                    .map_err(|e| map_send_error(endpoint.as_str(), &e))?;
+                this.tls.note(&resp);
+                this.counters.sent.fetch_add(1, Ordering::Relaxed);
+                Ok(resp)
+            },
+        )
+        .await;
         let mut resp = match sent {
-            Ok(resp) => {
-                self.tls.note(&resp);
-                resp
-            }
-            Err(e) => {
+            Ok(resp) => resp,
+            Err(e @ (McpError::Connect { .. } | McpError::StreamClosed { .. })) => {
                 // Refused or reset: the server is gone, and with it the stream.
                 self.close();
-                return Err(map_send_error(endpoint.as_str(), &e));
+                return Err(e);
             }
+            Err(e) => return Err(e),
         };
-        self.counters.sent.fetch_add(1, Ordering::Relaxed);
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
             return Err(auth_error(&resp));
@@ -336,7 +374,7 @@ impl SseTransport {
         let req = self
             .client
             .post(endpoint)
-            .headers(self.headers.clone())
+            .headers(self.request_headers())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
         self.counters.sent.fetch_add(1, Ordering::Relaxed);

@@ -10,6 +10,7 @@ mod dispatch;
 pub mod error;
 pub mod framing;
 mod handshake;
+mod http_auth;
 mod http_io;
 pub mod http_phase_metrics;
 pub mod http_timing;
@@ -141,6 +142,9 @@ pub struct Limits {
     /// The HTTP clients the sessions share, one per distinct client settings (a fresh
     /// registry by default; the scheduler hands one registry to all its servers).
     pub http_clients: HttpClients,
+    /// The server's OAuth client (`auth = { type = "oauth" }`), shared by its sessions so the
+    /// token outlives one probe; `None` without one.
+    pub auth: Option<crate::auth::Authorizer>,
 }
 
 impl Default for Limits {
@@ -155,6 +159,7 @@ impl Default for Limits {
             discover_timeout: Duration::from_secs(3),
             shutdown_grace: Duration::from_secs(2),
             http_clients: HttpClients::default(),
+            auth: None,
         }
     }
 }

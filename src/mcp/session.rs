@@ -158,6 +158,7 @@ fn ends_dual_era_probe(e: &McpError) -> bool {
             | McpError::Connect { .. }
             | McpError::Exited { .. }
             | McpError::AuthRequired { .. }
+            | McpError::Authorization { .. }
             | McpError::StreamClosed { .. }
             | McpError::NoCommonVersion { .. }
     )
@@ -184,22 +185,28 @@ impl McpSession {
                 &limits,
                 counters.clone(),
             )?),
-            TransportSpec::Http { url, headers, tls } => Transport::Http(HttpTransport::new(
-                url,
-                headers,
-                tls,
-                limits.max_message_bytes,
-                counters.clone(),
-                &limits.http_clients,
-            )?),
-            TransportSpec::Sse { url, headers, tls } => Transport::Sse(SseTransport::new(
-                url,
-                headers,
-                tls,
-                limits.max_message_bytes,
-                counters.clone(),
-                &limits.http_clients,
-            )?),
+            TransportSpec::Http { url, headers, tls } => Transport::Http(
+                HttpTransport::new(
+                    url,
+                    headers,
+                    tls,
+                    limits.max_message_bytes,
+                    counters.clone(),
+                    &limits.http_clients,
+                )?
+                .with_auth(limits.auth.clone()),
+            ),
+            TransportSpec::Sse { url, headers, tls } => Transport::Sse(
+                SseTransport::new(
+                    url,
+                    headers,
+                    tls,
+                    limits.max_message_bytes,
+                    counters.clone(),
+                    &limits.http_clients,
+                )?
+                .with_auth(limits.auth.clone()),
+            ),
         };
         Ok(McpSession {
             transport,

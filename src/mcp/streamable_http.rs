@@ -14,6 +14,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
+use super::http_auth::{send_authorized, with_bearer};
 use super::http_io::{
     ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
     read_body, read_excerpt, timeout_marker,
@@ -89,6 +90,8 @@ pub struct HttpTransport {
     counters: Arc<WireCounters>,
     phases: PhaseRecorder,
     tls: TlsWatch,
+    /// The server's OAuth client, when it has one (src/auth/).
+    auth: Option<crate::auth::Authorizer>,
 }
 
 impl HttpTransport {
@@ -116,7 +119,19 @@ impl HttpTransport {
             max_body,
             counters,
             phases,
+            auth: None,
         })
+    }
+
+    /// Authorizes requests with `auth`'s tokens (src/mcp/http_auth.rs).
+    pub fn with_auth(mut self, auth: Option<crate::auth::Authorizer>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The configured headers and the OAuth token held, if any.
+    fn request_headers(&self) -> HeaderMap {
+        with_bearer(&self.headers, self.auth.as_ref())
     }
 
     /// Where the time of the HTTP requests since the last call went.
@@ -155,7 +170,7 @@ impl HttpTransport {
         let mut req = self
             .client
             .post(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(self.request_headers())
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(body);
@@ -190,14 +205,23 @@ impl HttpTransport {
         h: MessageHeaders<'_>,
         deadline: Instant,
     ) -> Result<reqwest::Response, McpError> {
-        let req = self.post(msg, h)?;
-        let resp = timeout_at(deadline, self.phases.scope(req.send()))
-            .await
-            .map_err(|_| timeout_marker())?
-            .map_err(|e| map_send_error(self.url.as_str(), &e))?;
-        self.counters.sent.fetch_add(1, Ordering::Relaxed);
-        self.tls.note(&resp);
-        Ok(resp)
+        send_authorized(
+            self.auth.as_ref(),
+            &self.client,
+            &self.url,
+            deadline,
+            || async {
+                let req = self.post(msg, h)?;
+                let resp = timeout_at(deadline, self.phases.scope(req.send()))
+                    .await
+                    .map_err(|_| timeout_marker())?
+                    .map_err(|e| map_send_error(self.url.as_str(), &e))?;
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                self.tls.note(&resp);
+                Ok(resp)
+            },
+        )
+        .await
     }
 
     /// Checks a non-success status: auth, lost session, JSON-RPC error body, other status.
@@ -495,7 +519,7 @@ impl HttpTransport {
         let mut req = self
             .client
             .get(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(self.request_headers())
             .header(ACCEPT, "text/event-stream")
             .header("last-event-id", last_event_id);
         if let Some(sid) = &self.session_id {
@@ -542,7 +566,7 @@ impl HttpTransport {
         let mut req = self
             .client
             .delete(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(self.request_headers())
             .header(SESSION_HEADER, sid);
         if let Some(v) = &self.protocol_version {
             req = req.header("mcp-protocol-version", v);

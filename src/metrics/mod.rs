@@ -7,7 +7,7 @@
 //! `src/deps/metrics.rs`, processes in `src/process/metrics.rs`, the history store and log lines
 //! in `src/store/metrics.rs` (its integrity check in `src/store/integrity.rs`), security counters
 //! in `src/security/metrics.rs`, certificates in `src/tls/metrics.rs`, credential expiry in
-//! `src/credentials/metrics.rs`, maintenance windows in `src/maintenance/metrics.rs`, real traffic
+//! `src/credentials/metrics.rs` (OAuth in `src/auth/metrics.rs`), maintenance windows in `src/maintenance/metrics.rs`, real traffic
 //! in `src/traffic/metrics.rs` (into the probe families too, with `source="traffic"`). Families with a
 //! `server` label are created through the per-server tracker of `src/metric_registry/`, so
 //! removing a server removes all of its series. Names, types and labels are listed in
@@ -21,6 +21,7 @@ mod sink;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::auth::metrics::AuthMetrics;
 use crate::credentials::metrics::CredentialMetrics;
 use crate::deps::metrics::DepMetrics;
 use crate::health::Health;
@@ -66,6 +67,8 @@ pub struct Metrics {
     pub tls: TlsMetrics,
     /// Expiry of the credentials probes present.
     pub credentials: CredentialMetrics,
+    /// The prober's OAuth token requests and metadata fetches (src/auth/metrics.rs).
+    pub auth: AuthMetrics,
     /// Maintenance windows and the Alertmanager requests they make (src/maintenance/).
     pub maintenance: MaintenanceMetrics,
     /// The history store's integrity check (src/store/integrity.rs).
@@ -106,6 +109,7 @@ impl Metrics {
         let reload = self::reload::ReloadMetrics::register(&mut registry);
         let tls = TlsMetrics::register(&mut registry);
         let credentials = CredentialMetrics::register(&mut registry);
+        let auth = AuthMetrics::register(&mut registry);
         let maintenance = MaintenanceMetrics::register(&mut registry);
         let integrity = IntegrityMetrics::register(&mut registry);
         let traffic = TrafficMetrics::register(&mut registry, probe.shared(), &wire);
@@ -125,6 +129,7 @@ impl Metrics {
             reload,
             tls,
             credentials,
+            auth,
             maintenance,
             integrity,
             traffic,
@@ -189,6 +194,7 @@ impl Metrics {
             .record(server, transport, outcome, catalog_changed);
         self.tls.record_server(server, outcome.tls.as_ref());
         self.credentials.record(server, &outcome.credentials);
+        self.auth.record(server, &outcome.credentials.auth);
         self.health.record(server, health);
         self.wire.record_requests(server, outcome.requests.len());
     }
@@ -359,6 +365,11 @@ mod tests {
             kind: crate::credentials::CredentialKind::Bearer,
             expires_at: 1_900_000_000,
         }];
+        o.credentials.auth = crate::auth::AuthReport {
+            token_requests: vec![crate::auth::RefreshOutcome::Ok],
+            metadata: vec![(crate::auth::MetadataDocument::ProtectedResource, true)],
+            ..Default::default()
+        };
         o.fail(
             Stage::ToolCall,
             FailureClass::CheckFailed,

@@ -1,5 +1,6 @@
 //! Turns a client error at a given stage into a failure class and a reason an operator can act on.
 
+use crate::auth::AuthFailure;
 use crate::mcp::McpError;
 
 use super::outcome::{FailureClass, Stage};
@@ -43,6 +44,15 @@ pub fn classify(stage: Stage, err: &McpError) -> (FailureClass, String) {
             }
         }
         McpError::AuthRequired { .. } => (FailureClass::AuthRequired, err.to_string()),
+        McpError::Authorization { failure, .. } => {
+            let class = match failure {
+                AuthFailure::LoginRequired => FailureClass::LoginRequired,
+                AuthFailure::CredentialRejected => FailureClass::CredentialRejected,
+                AuthFailure::AuthServerDown => FailureClass::AuthServerDown,
+                AuthFailure::Misconfigured => FailureClass::Misconfigured,
+            };
+            (class, err.to_string())
+        }
         McpError::HttpStatus { status, .. } => {
             let class = match status {
                 500..=599 => FailureClass::Down,
@@ -80,6 +90,7 @@ pub fn session_is_broken(err: &McpError) -> bool {
             | McpError::StreamClosed { .. }
             | McpError::SessionLost { .. }
             | McpError::AuthRequired { .. }
+            | McpError::Authorization { .. }
             | McpError::HttpStatus { .. }
             | McpError::UnknownProtocolVersion { .. }
             | McpError::NoCommonVersion { .. }
@@ -162,6 +173,36 @@ mod tests {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         };
         assert_eq!(classify(Stage::Connect, &spawn).0, FailureClass::Down);
+    }
+
+    #[test]
+    fn authorization_failures_have_their_own_classes() {
+        let class = |failure| {
+            classify(
+                Stage::Handshake,
+                &McpError::Authorization {
+                    failure,
+                    detail: "x".into(),
+                },
+            )
+            .0
+        };
+        assert_eq!(
+            class(AuthFailure::LoginRequired),
+            FailureClass::LoginRequired
+        );
+        assert_eq!(
+            class(AuthFailure::CredentialRejected),
+            FailureClass::CredentialRejected
+        );
+        assert_eq!(
+            class(AuthFailure::AuthServerDown),
+            FailureClass::AuthServerDown
+        );
+        assert_eq!(
+            class(AuthFailure::Misconfigured),
+            FailureClass::Misconfigured
+        );
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub struct ServerConfig {
     /// `tools_token_budget`: o200k_base tokens of the tool catalog above which the
     /// MCPToolCatalogOverBudget alert fires (`mcp_tools_list_token_budget`).
     pub tools_token_budget: u64,
+    /// `auth = { type = "oauth", ... }`: the prober obtains its own tokens (docs/auth.md);
+    /// `type = "bearer"` is turned into the `Authorization` header of `transport` instead.
+    pub auth: Option<crate::auth::config::OauthConfig>,
 }
 
 /// The default `tools_token_budget`: 10 000 tokens, 5% of a 200k-token context window spent
@@ -176,6 +179,7 @@ pub struct RawServer {
     url: Option<Spanned<String>>,
     #[serde(default)]
     headers: Option<Spanned<BTreeMap<String, String>>>,
+    auth: Option<Spanned<crate::auth::config::RawAuth>>,
     tls: Option<Spanned<RawTls>>,
     #[serde(default, with = "crate::config::duration::opt_duration")]
     interval: Option<Duration>,
@@ -320,7 +324,7 @@ fn validate_server(
         )
     })?;
     let transport_span = transport_kind.span().start;
-    let headers: Vec<(String, String)> = raw
+    let mut headers: Vec<(String, String)> = raw
         .headers
         .as_ref()
         .map(|h| {
@@ -330,8 +334,42 @@ fn validate_server(
                 .collect()
         })
         .unwrap_or_default();
+    let auth_at = raw.auth.as_ref().map(|a| a.span().start);
+    let auth = match raw.auth {
+        Some(table) => Some(
+            crate::auth::config::validate(table, &name, src)
+                .map_err(|e| e.within(&format!("servers[{index}]")))?,
+        ),
+        None => None,
+    };
+    let oauth = match auth {
+        Some(crate::auth::config::AuthConfig::Bearer { token }) => {
+            if let Some(offset) = auth_at
+                && headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            {
+                return Err(src.key_error(
+                    offset,
+                    key("auth"),
+                    format!("server {name:?} sets both `auth` and headers.Authorization; keep one"),
+                ));
+            }
+            headers.push(("Authorization".to_string(), format!("Bearer {token}")));
+            None
+        }
+        Some(crate::auth::config::AuthConfig::Oauth(oauth)) => Some(*oauth),
+        None => None,
+    };
     let transport = match transport_kind.into_inner() {
         TransportKind::Stdio => {
+            if let Some(offset) = auth_at {
+                return Err(src.key_error(
+                    offset,
+                    key("auth"),
+                    format!("server {name:?}: auth applies to http and sse servers; pass secrets to a stdio server with `env`"),
+                ));
+            }
             if let Some(url) = &raw.url {
                 return Err(src.key_error(
                     url.span().start,
@@ -490,6 +528,7 @@ fn validate_server(
         process,
         tools_lock,
         tools_token_budget,
+        auth: oauth,
     })
 }
 

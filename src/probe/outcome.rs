@@ -25,16 +25,28 @@ pub enum FailureClass {
     ProtocolError,
     /// The server works but fails the configured check (missing expected tool, tool call failed).
     CheckFailed,
+    /// The server wants an OAuth token only a person can obtain: the authorization server
+    /// offers the authorization-code grant alone, or no client is configured (docs/auth.md).
+    LoginRequired,
+    /// The token endpoint refused the prober's client or grant, or the server refused the token
+    /// just issued (docs/auth.md).
+    CredentialRejected,
+    /// The OAuth metadata or token endpoint did not answer or answered 5xx: the server may be
+    /// up, its authorization server is not (docs/auth.md).
+    AuthServerDown,
 }
 
 impl FailureClass {
     /// Every class, for pre-creating label values.
-    pub const ALL: [FailureClass; 5] = [
+    pub const ALL: [FailureClass; 8] = [
         FailureClass::Down,
         FailureClass::AuthRequired,
         FailureClass::Misconfigured,
         FailureClass::ProtocolError,
         FailureClass::CheckFailed,
+        FailureClass::LoginRequired,
+        FailureClass::CredentialRejected,
+        FailureClass::AuthServerDown,
     ];
 
     /// The snake_case name used in labels and output.
@@ -45,6 +57,9 @@ impl FailureClass {
             FailureClass::Misconfigured => "misconfigured",
             FailureClass::ProtocolError => "protocol_error",
             FailureClass::CheckFailed => "check_failed",
+            FailureClass::LoginRequired => "login_required",
+            FailureClass::CredentialRejected => "credential_rejected",
+            FailureClass::AuthServerDown => "auth_server_down",
         }
     }
 }
@@ -65,6 +80,9 @@ pub enum Stage {
     Connect,
     /// `initialize` or `server/discover`.
     Handshake,
+    /// OAuth discovery and token requests, when the server asked for a token (docs/auth.md);
+    /// their time is also inside the stage whose request the server refused.
+    Authorize,
     /// `ping` (legacy) or `server/discover` (modern) on the live session.
     Ping,
     /// `tools/list` with pagination.
@@ -82,6 +100,7 @@ impl Stage {
             Stage::Config => "config",
             Stage::Connect => "connect",
             Stage::Handshake => "handshake",
+            Stage::Authorize => "authorize",
             Stage::Ping => "ping",
             Stage::ListTools => "list_tools",
             Stage::ExpectedTools => "expected_tools",

@@ -42,6 +42,11 @@ impl fmt::Display for UnsetVariable {
     }
 }
 
+/// The config key of the OAuth client secret, as listed and warned about.
+const AUTH_SECRET_KEY: &str = "auth.client_secret";
+/// The config key of the JWT-bearer assertion, as listed and warned about.
+const AUTH_ASSERTION_KEY: &str = "auth.assertion";
+
 impl ServerConfig {
     /// The transport with every `${VAR}` in header and env values replaced from the process
     /// environment and every `${file:PATH}` from its secret file, or the first reference that
@@ -83,6 +88,57 @@ impl ServerConfig {
         Ok(spec)
     }
 
+    /// The OAuth client of `auth = { type = "oauth" }` with `client_secret` resolved like a
+    /// header value and `private_key_file` read; `None` without one.
+    pub fn resolve_auth(&self) -> Result<Option<crate::auth::ResolvedClient>, UnsetVariable> {
+        self.resolve_auth_with(|name| reference::resolve(name, |v| std::env::var(v).ok()))
+    }
+
+    /// [`ServerConfig::resolve_auth`] with an explicit lookup of references (for tests).
+    pub fn resolve_auth_with(
+        &self,
+        lookup: impl Fn(&str) -> Result<String, SecretError>,
+    ) -> Result<Option<crate::auth::ResolvedClient>, UnsetVariable> {
+        let Some(oauth) = &self.auth else {
+            return Ok(None);
+        };
+        let resolve =
+            |value: &Option<String>, key: &str| -> Result<Option<String>, UnsetVariable> {
+                let Some(value) = value else {
+                    return Ok(None);
+                };
+                let mut variable = String::new();
+                reference::expand(value, |name| {
+                    variable = name.to_string();
+                    lookup(name)
+                })
+                .map(Some)
+                .map_err(|cause| UnsetVariable {
+                    variable: variable.clone(),
+                    key: key.into(),
+                    cause,
+                })
+            };
+        let client_secret = resolve(&oauth.client_secret, AUTH_SECRET_KEY)?;
+        let assertion = resolve(&oauth.assertion, AUTH_ASSERTION_KEY)?;
+        let private_key_pem = match &oauth.private_key_file {
+            Some(path) => Some(
+                crate::config::secret::read_secret_file(path).map_err(|cause| UnsetVariable {
+                    variable: format!("{FILE_PREFIX}{}", path.display()),
+                    key: "auth.private_key_file".into(),
+                    cause,
+                })?,
+            ),
+            None => None,
+        };
+        Ok(Some(crate::auth::ResolvedClient {
+            client_id: oauth.client_id.clone(),
+            client_secret,
+            private_key_pem,
+            assertion,
+        }))
+    }
+
     /// Names of the environment variables (and `file:PATH` secret files) this server's headers
     /// and env refer to.
     pub fn referenced_variables(&self) -> Vec<String> {
@@ -121,6 +177,11 @@ impl ServerConfig {
             }
             _ => {}
         }
+        if let Ok(Some(client)) = self.resolve_auth() {
+            values.extend(client.client_secret);
+            values.extend(client.private_key_pem);
+            values.extend(client.assertion);
+        }
         values
     }
 
@@ -136,14 +197,26 @@ impl ServerConfig {
                 } else {
                     is_secret_header(k)
                 };
-                secret && !v.contains("${")
+                (secret || *k == AUTH_SECRET_KEY || *k == AUTH_ASSERTION_KEY) && !v.contains("${")
             })
             .map(|(k, _)| k.to_string())
             .collect()
     }
 
-    /// The env entries (stdio) or headers (http, sse) as written in the file.
+    /// The env entries (stdio) or headers (http, sse) as written in the file, and the OAuth
+    /// `client_secret`.
     fn raw_values(&self) -> Vec<(&str, &str)> {
+        let mut values = self.transport_values();
+        if let Some(secret) = self.auth.as_ref().and_then(|a| a.client_secret.as_deref()) {
+            values.push((AUTH_SECRET_KEY, secret));
+        }
+        if let Some(assertion) = self.auth.as_ref().and_then(|a| a.assertion.as_deref()) {
+            values.push((AUTH_ASSERTION_KEY, assertion));
+        }
+        values
+    }
+
+    fn transport_values(&self) -> Vec<(&str, &str)> {
         match &self.transport {
             TransportSpec::Stdio { env, .. } => {
                 env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
@@ -153,5 +226,93 @@ impl ServerConfig {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::secret::SecretError;
+    use crate::mcp::TransportSpec;
+    use crate::settings::Config;
+
+    fn parse(auth: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[servers]]\nname = \"api\"\ntransport = \"http\"\nurl = \"https://api.example/mcp\"\n{auth}\n"
+        );
+        Config::from_toml(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    fn lookup(name: &str) -> Result<String, SecretError> {
+        match name {
+            "SECRET" => Ok("s3cr3t-value".into()),
+            "TOKEN" => Ok("tok-value".into()),
+            _ => Err(SecretError::Unset { name: name.into() }),
+        }
+    }
+
+    #[test]
+    fn a_bearer_auth_is_the_authorization_header() {
+        let config = parse("auth = { type = \"bearer\", token = \"${TOKEN}\" }").unwrap();
+        let server = &config.servers[0];
+        assert_eq!(server.auth, None);
+        match server.resolve_transport_with(lookup).unwrap() {
+            TransportSpec::Http { headers, .. } => assert_eq!(
+                headers,
+                vec![("Authorization".to_string(), "Bearer tok-value".to_string())]
+            ),
+            other => panic!("http expected, got {other:?}"),
+        }
+        let err = parse(
+            "headers = { Authorization = \"Bearer x\" }\nauth = { type = \"bearer\", token = \"y\" }",
+        )
+        .unwrap_err();
+        assert!(err.contains("servers[0].auth"), "{err}");
+    }
+
+    #[test]
+    fn an_oauth_secret_is_resolved_listed_and_warned_about_when_literal() {
+        let config = parse(
+            "auth = { type = \"oauth\", client_id = \"probe\", client_secret = \"${SECRET}\" }",
+        )
+        .unwrap();
+        let server = &config.servers[0];
+        let client = server.resolve_auth_with(lookup).unwrap().unwrap();
+        assert_eq!(client.client_id.as_deref(), Some("probe"));
+        assert_eq!(client.client_secret.as_deref(), Some("s3cr3t-value"));
+        assert!(!format!("{client:?}").contains("s3cr3t"));
+        assert_eq!(server.referenced_variables(), vec!["SECRET".to_string()]);
+        assert!(server.literal_secret_keys().is_empty());
+        let unset = server
+            .resolve_auth_with(|name| Err(SecretError::Unset { name: name.into() }))
+            .unwrap_err();
+        assert_eq!(unset.key, "auth.client_secret");
+
+        let literal =
+            parse("auth = { type = \"oauth\", client_id = \"probe\", client_secret = \"plain\" }")
+                .unwrap();
+        assert_eq!(
+            literal.servers[0].literal_secret_keys(),
+            vec!["auth.client_secret".to_string()]
+        );
+        assert_eq!(
+            literal.servers[0].secret_values(),
+            vec!["plain".to_string()]
+        );
+    }
+
+    #[test]
+    fn auth_errors_name_the_server_table_and_key() {
+        let err = parse(
+            "auth = { type = \"oauth\", client_id = \"c\", token_endpoint_auth_method = \"post\" }",
+        )
+        .unwrap_err();
+        assert!(err.contains("servers[0].auth.client_secret"), "{err}");
+        let text = "[[servers]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"x\"\nauth = { type = \"bearer\", token = \"t\" }\n";
+        let err = Config::from_toml(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("servers[0].auth"), "{err}");
     }
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::credentials::CredentialReport;
+use crate::auth::{AuthReport, Authorizer};
+use crate::credentials::{CredentialExpiry, CredentialKind, CredentialReport};
 use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
 use crate::process::supervise::SupervisionStatus;
 
@@ -37,7 +38,13 @@ pub struct ServerProbe {
 
 impl ServerProbe {
     /// Prepares probing of `config`; nothing is spawned or connected until the first probe.
-    pub fn new(config: Arc<ServerConfig>, limits: Limits, counters: Arc<WireCounters>) -> Self {
+    pub fn new(config: Arc<ServerConfig>, mut limits: Limits, counters: Arc<WireCounters>) -> Self {
+        // The OAuth client lives as long as the prober, so its token outlives one probe and
+        // is renewed before the next probe would find it expired (docs/auth.md).
+        limits.auth = config
+            .auth
+            .clone()
+            .map(|oauth| Authorizer::new(oauth, config.interval + config.timeout));
         ServerProbe {
             limits,
             counters,
@@ -140,6 +147,9 @@ impl ServerProbe {
         outcome.identity = self.identity.clone();
         outcome.credentials.presented = self.credentials.presented;
         outcome.credentials.expiries = self.credentials.expiries.clone();
+        if let Some(auth) = &self.limits.auth {
+            note_authorization(&mut outcome, auth.take_report());
+        }
         outcome.duration = started.elapsed();
         outcome
     }
@@ -200,6 +210,19 @@ impl ServerProbe {
         // Only now is a child really started: a server whose transport cannot be resolved is
         // misconfigured (above), not a spawn, an exit or a restart.
         self.credentials = CredentialReport::of_transport(&spec);
+        if let Some(auth) = &self.limits.auth {
+            match self.config.resolve_auth() {
+                Ok(client) => auth.set_client(client.unwrap_or_default()),
+                Err(unset) => {
+                    outcome.fail(
+                        Stage::Config,
+                        FailureClass::Misconfigured,
+                        format!("{unset}; set it in the exporter's environment"),
+                    );
+                    return false;
+                }
+            }
+        }
         if let Some(sup) = self.supervisor.as_mut() {
             sup.spawning(&self.config.name);
         }
@@ -459,6 +482,23 @@ impl ServerProbe {
             session.shutdown().await;
         }
     }
+}
+
+/// Adds what the OAuth client did to the probe: its time as the `authorize` stage, the token
+/// it holds as a presented credential with its expiry (`kind="oauth_access"`), and the report
+/// for the `mcp_auth_*` families.
+fn note_authorization(outcome: &mut ProbeOutcome, report: AuthReport) {
+    if !report.spent.is_zero() {
+        outcome.stages.push((Stage::Authorize, report.spent));
+    }
+    if let Some(expires_at) = report.access_expires_at {
+        outcome.credentials.presented = true;
+        outcome.credentials.expiries.push(CredentialExpiry {
+            kind: CredentialKind::OauthAccess,
+            expires_at,
+        });
+    }
+    outcome.credentials.auth = report;
 }
 
 /// Marks the probe's credentials refused when the server answered 401 (a 403 is a credential

@@ -1101,6 +1101,15 @@ url = "http://127.0.0.1:{peer_port}/locked"
 interval = "1s"
 remediation = {{ command = ["true"], after = "1s", backoff = "1h" }}
 
+# The prober's OAuth client against the same 401: no metadata (404s), so the 2025-03-26
+# fallback asks the origin's /token, which answers 404: mcp_auth_* families get series.
+[[servers]]
+name = "contract-oauth"
+transport = "http"
+url = "http://127.0.0.1:{peer_port}/locked"
+interval = "1s"
+auth = {{ type = "oauth", client_id = "contract" }}
+
 [[dependencies]]
 name = "contract-api"
 kind = "http"

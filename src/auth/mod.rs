@@ -1,0 +1,675 @@
+//! OAuth 2.1 in the probe client (the MCP authorization spec; docs/auth.md): a server whose
+//! entry has `auth = { type = "oauth", ... }` gets an [`Authorizer`]. On the server's 401 it
+//! discovers the protected-resource and authorization-server metadata, asks the token endpoint
+//! for a token (client credentials, or a refresh token), and the transport retries with
+//! `Authorization: Bearer`. The token is kept across probes and renewed before it expires; a
+//! 403 `insufficient_scope` asks for the scopes it names (step-up), a bounded number of times.
+//!
+//! One file per job: [`challenge`] (the `WWW-Authenticate` header), [`well_known`] (where the
+//! documents are), [`metadata`] (fetching and checking them), [`scope`] (what to ask for),
+//! [`grant`] (token requests: client credentials, refresh, JWT-bearer), [`jwt_assertion`] (`private_key_jwt`), [`cache`] (when to renew),
+//! [`config`] (the `auth` key), [`metrics`] (the `mcp_auth_*` families).
+
+pub mod cache;
+pub mod challenge;
+pub mod config;
+pub mod grant;
+pub mod jwt_assertion;
+pub mod metadata;
+pub mod metrics;
+pub mod scope;
+pub mod well_known;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::time::Instant;
+use url::Url;
+
+use cache::{CachedToken, Freshness};
+use challenge::Challenge;
+use config::{OauthConfig, TokenAuthMethod};
+use grant::{ClientAuth, GrantError, TokenRequest};
+use metadata::MetadataError;
+
+/// How many times one request is retried with a new token (a 401 answered, then 403
+/// `insufficient_scope` step-ups) before the probe gives up.
+pub const MAX_AUTH_RETRIES: usize = 3;
+
+/// Why authorization failed, in the words an operator acts on (the probe's failure class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// A person must log in: the authorization server offers only the authorization-code grant,
+    /// or no client is configured, and no refresh token is held.
+    LoginRequired,
+    /// The token endpoint refused the client or grant, or the server refused a fresh token.
+    CredentialRejected,
+    /// The metadata or token endpoint did not answer, or answered 5xx.
+    AuthServerDown,
+    /// The metadata cannot be used as configured: an issuer or resource that does not match,
+    /// no token endpoint, a key that cannot sign.
+    Misconfigured,
+}
+
+/// An authorization failure and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct AuthError {
+    /// Which kind.
+    pub failure: AuthFailure,
+    /// A sentence for the operator (never a secret).
+    pub detail: String,
+}
+
+impl AuthError {
+    fn new(failure: AuthFailure, detail: impl Into<String>) -> Self {
+        AuthError {
+            failure,
+            detail: detail.into(),
+        }
+    }
+
+    fn from_metadata(err: MetadataError) -> Self {
+        let failure = if err.is_unreachable() {
+            AuthFailure::AuthServerDown
+        } else {
+            AuthFailure::Misconfigured
+        };
+        AuthError::new(failure, format!("authorization discovery failed: {err}"))
+    }
+}
+
+/// Which metadata document (`document` label of `mcp_auth_metadata_up`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataDocument {
+    /// RFC 9728 protected-resource metadata.
+    ProtectedResource,
+    /// RFC 8414 / OpenID authorization-server metadata.
+    AuthorizationServer,
+}
+
+impl MetadataDocument {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataDocument::ProtectedResource => "protected_resource",
+            MetadataDocument::AuthorizationServer => "authorization_server",
+        }
+    }
+}
+
+/// How a token request ended (`outcome` label of `mcp_auth_refresh_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshOutcome {
+    /// A token was issued.
+    Ok,
+    /// The token endpoint refused the client or the grant.
+    Rejected,
+    /// The token endpoint did not answer, or answered 5xx.
+    Unreachable,
+    /// Anything else (an answer that is not a token response, a key that cannot sign).
+    Error,
+}
+
+impl RefreshOutcome {
+    /// Every outcome, for pre-creating series.
+    pub const ALL: [RefreshOutcome; 4] = [
+        RefreshOutcome::Ok,
+        RefreshOutcome::Rejected,
+        RefreshOutcome::Unreachable,
+        RefreshOutcome::Error,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshOutcome::Ok => "ok",
+            RefreshOutcome::Rejected => "rejected",
+            RefreshOutcome::Unreachable => "unreachable",
+            RefreshOutcome::Error => "error",
+        }
+    }
+}
+
+/// What authorization did since the last report, for the metrics sink (read once per probe).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuthReport {
+    /// Token requests made, in order.
+    pub token_requests: Vec<RefreshOutcome>,
+    /// Each metadata document fetched: could it be had (last fetch wins).
+    pub metadata: Vec<(MetadataDocument, bool)>,
+    /// Expiry of the access token held, Unix seconds.
+    pub access_expires_at: Option<i64>,
+    /// Time spent on discovery and token requests.
+    #[serde(skip)]
+    pub spent: Duration,
+}
+
+/// What discovery found for one server.
+#[derive(Debug, Clone)]
+struct Discovered {
+    /// The protected-resource metadata URL used (`None`: the legacy 2025-03-26 fallback).
+    resource_metadata: Option<Url>,
+    resource: String,
+    scopes_supported: Option<Vec<String>>,
+    issuer: String,
+    token_endpoint: Url,
+    grant_types: Option<Vec<String>>,
+    auth_methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    client: Option<ResolvedClient>,
+    discovered: Option<Discovered>,
+    token: Option<CachedToken>,
+    report: AuthReport,
+}
+
+/// The configured client with its secrets resolved (per probe: a rotated secret file is read
+/// again).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ResolvedClient {
+    /// The client id (`None`: none configured).
+    pub client_id: Option<String>,
+    /// The resolved `client_secret`.
+    pub client_secret: Option<String>,
+    /// The PEM text of `private_key_file`.
+    pub private_key_pem: Option<String>,
+    /// The resolved `assertion` of the JWT-bearer grant.
+    pub assertion: Option<String>,
+}
+
+/// Secrets never reach a log line.
+impl std::fmt::Debug for ResolvedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedClient")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One server's OAuth client: configuration, discovered metadata, the token cache and the
+/// report for the metrics. Cloning shares it; the probe runner keeps one across probes.
+#[derive(Clone)]
+pub struct Authorizer(Arc<Inner>);
+
+struct Inner {
+    config: OauthConfig,
+    /// How long a token must still last when a probe starts (interval plus timeout).
+    ahead: Duration,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authorizer")
+    }
+}
+
+/// Shared state, not a bound: any two compare equal (as `HttpClients`).
+impl PartialEq for Authorizer {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Authorizer {}
+
+impl Authorizer {
+    /// An authorizer for `config`; tokens are renewed when they would not last `ahead` longer.
+    pub fn new(config: OauthConfig, ahead: Duration) -> Self {
+        Authorizer(Arc::new(Inner {
+            config,
+            ahead,
+            state: Mutex::new(State::default()),
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the client with its secrets resolved for this probe; a changed client drops the
+    /// token obtained with the old one.
+    pub fn set_client(&self, client: ResolvedClient) {
+        let mut state = self.state();
+        if state.client.as_ref() != Some(&client) {
+            state.token = None;
+        }
+        state.client = Some(client);
+    }
+
+    /// The access token to send, if one is held.
+    pub fn bearer(&self) -> Option<String> {
+        self.state().token.as_ref().map(|t| t.access.clone())
+    }
+
+    /// What happened since the last call, with the expiry of the token held.
+    pub fn take_report(&self) -> AuthReport {
+        let mut state = self.state();
+        let mut report = std::mem::take(&mut state.report);
+        report.access_expires_at = state.token.as_ref().and_then(CachedToken::expires_unix);
+        report
+    }
+
+    /// Before a request: renews a held token that would not last until the next probe (with
+    /// its refresh token, else the client-credentials grant again). A token that cannot be
+    /// renewed is kept while it is valid; an expired one is dropped, so the server's 401 starts
+    /// over.
+    pub async fn prepare(&self, http: &reqwest::Client, deadline: Instant) {
+        let now = SystemTime::now();
+        let due = {
+            let state = self.state();
+            match &state.token {
+                Some(token) if token.freshness(now, self.0.ahead) == Freshness::Renew => {
+                    Some((token.clone(), state.discovered.clone()))
+                }
+                _ => None,
+            }
+        };
+        let Some((token, Some(found))) = due else {
+            return;
+        };
+        let started = Instant::now();
+        let renewed = self
+            .request_token(http, &found, token.scope.as_deref(), Some(&token), deadline)
+            .await;
+        let mut state = self.state();
+        state.report.spent += started.elapsed();
+        match renewed {
+            Ok(fresh) => state.token = Some(fresh),
+            Err(_) if token.expires_at.is_some_and(|at| at <= now) => state.token = None,
+            Err(_) => {}
+        }
+    }
+
+    /// Answers a server's refusal (`status` 401, or 403 with `insufficient_scope`) of the
+    /// token held (or of no token): discovers the metadata when not known yet (or when the
+    /// challenge points elsewhere), chooses the scopes and obtains a new token. Returns it.
+    pub async fn answer(
+        &self,
+        http: &reqwest::Client,
+        server: &Url,
+        challenge: &Challenge,
+        deadline: Instant,
+    ) -> Result<String, AuthError> {
+        let started = Instant::now();
+        let result = self.answer_untimed(http, server, challenge, deadline).await;
+        self.state().report.spent += started.elapsed();
+        result
+    }
+
+    async fn answer_untimed(
+        &self,
+        http: &reqwest::Client,
+        server: &Url,
+        challenge: &Challenge,
+        deadline: Instant,
+    ) -> Result<String, AuthError> {
+        let (known, previous) = {
+            let state = self.state();
+            (
+                state.discovered.clone(),
+                state.token.as_ref().and_then(|t| t.scope.clone()),
+            )
+        };
+        let pointed_elsewhere = |found: &Discovered| {
+            self.0.config.resource_metadata.is_none()
+                && challenge.resource_metadata.as_deref().is_some_and(|url| {
+                    found.resource_metadata.as_ref().map(Url::as_str) != Some(url)
+                })
+        };
+        let found = match known {
+            Some(found) if !pointed_elsewhere(&found) => found,
+            _ => {
+                let found = self.discover(http, server, challenge, deadline).await?;
+                self.state().discovered = Some(found.clone());
+                found
+            }
+        };
+        let scope = scope::select(
+            challenge,
+            &self.0.config.scopes,
+            found.scopes_supported.as_deref(),
+            previous.as_deref(),
+        );
+        // The held token was refused: its refresh token is tried before the client's grant,
+        // except on a step-up (a refresh cannot widen the scope: RFC 6749 section 6).
+        let held = self
+            .state()
+            .token
+            .take()
+            .filter(|_| !challenge.insufficient_scope());
+        let token = self
+            .request_token(http, &found, scope.as_deref(), held.as_ref(), deadline)
+            .await?;
+        let access = token.access.clone();
+        self.state().token = Some(token);
+        Ok(access)
+    }
+
+    /// Protected-resource metadata, then the authorization server's.
+    async fn discover(
+        &self,
+        http: &reqwest::Client,
+        server: &Url,
+        challenge: &Challenge,
+        deadline: Instant,
+    ) -> Result<Discovered, AuthError> {
+        let config = &self.0.config;
+        let named = config.resource_metadata.clone().or_else(|| {
+            challenge
+                .resource_metadata
+                .as_deref()
+                .and_then(|u| Url::parse(u).ok())
+        });
+        let candidates = match named {
+            Some(url) => vec![url],
+            None => well_known::protected_resource_candidates(server),
+        };
+        let prm = metadata::protected_resource(http, &candidates, deadline).await;
+        self.note_metadata(
+            MetadataDocument::ProtectedResource,
+            !matches!(&prm, Err(e) if e.is_unreachable()),
+        );
+        let (prm_url, prm) = match prm {
+            Ok((url, doc)) => (Some(url), Some(doc)),
+            // No protected-resource metadata: the 2025-03-26 rule, the server's origin is its
+            // authorization server.
+            Err(MetadataError::NotFound { .. }) if config.resource_metadata.is_none() => {
+                (None, None)
+            }
+            Err(err) => return Err(AuthError::from_metadata(err)),
+        };
+        if let Some(stated) = prm.as_ref().and_then(|p| p.resource.as_deref())
+            && !well_known::resource_covers(stated, server)
+        {
+            return Err(AuthError::new(
+                AuthFailure::Misconfigured,
+                format!(
+                    "protected resource metadata names resource {stated:?}, which is not {server}; refusing to send a token for it"
+                ),
+            ));
+        }
+        let issuer = match (&config.authorization_server, &prm) {
+            (Some(url), _) => url.as_str().trim_end_matches('/').to_string(),
+            (None, Some(doc)) => doc.authorization_servers.first().cloned().ok_or_else(|| {
+                AuthError::new(
+                    AuthFailure::Misconfigured,
+                    "protected resource metadata names no authorization server",
+                )
+            })?,
+            (None, None) => well_known::origin_of(server)
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
+        };
+        let issuer_url = Url::parse(&issuer).map_err(|e| {
+            AuthError::new(
+                AuthFailure::Misconfigured,
+                format!("authorization server {issuer:?} is not a URL ({e})"),
+            )
+        })?;
+        let asm = metadata::authorization_server(
+            http,
+            &issuer,
+            &well_known::authorization_server_candidates(&issuer_url),
+            deadline,
+        )
+        .await;
+        self.note_metadata(
+            MetadataDocument::AuthorizationServer,
+            !matches!(&asm, Err(e) if e.is_unreachable()),
+        );
+        let asm = match asm {
+            Ok(doc) => Some(doc),
+            // The 2025-03-26 fallback: default endpoints at the server's origin.
+            Err(MetadataError::NotFound { .. }) if prm.is_none() => None,
+            Err(err) => return Err(AuthError::from_metadata(err)),
+        };
+        let token_endpoint = match asm.as_ref().map(|a| a.token_endpoint.as_deref()) {
+            Some(Some(endpoint)) => Url::parse(endpoint).map_err(|e| {
+                AuthError::new(
+                    AuthFailure::Misconfigured,
+                    format!("token_endpoint {endpoint:?} is not a URL ({e})"),
+                )
+            })?,
+            Some(None) => {
+                return Err(AuthError::new(
+                    AuthFailure::Misconfigured,
+                    format!("authorization server {issuer} states no token_endpoint"),
+                ));
+            }
+            None => issuer_url.join("/token").map_err(|e| {
+                AuthError::new(
+                    AuthFailure::Misconfigured,
+                    format!("no token endpoint: {e}"),
+                )
+            })?,
+        };
+        let resource = config
+            .resource
+            .clone()
+            .or_else(|| prm.as_ref().and_then(|p| p.resource.clone()))
+            .unwrap_or_else(|| well_known::canonical_resource(server));
+        Ok(Discovered {
+            resource_metadata: prm_url,
+            resource,
+            scopes_supported: prm.and_then(|p| p.scopes_supported),
+            issuer,
+            token_endpoint,
+            grant_types: asm.as_ref().and_then(|a| a.grant_types_supported.clone()),
+            auth_methods: asm.and_then(|a| a.token_endpoint_auth_methods_supported),
+        })
+    }
+
+    fn note_metadata(&self, document: MetadataDocument, up: bool) {
+        let mut state = self.state();
+        state.report.metadata.retain(|(d, _)| *d != document);
+        state.report.metadata.push((document, up));
+    }
+
+    /// Obtains a token: with `held`'s refresh token when it has one, else with the
+    /// client-credentials grant.
+    async fn request_token(
+        &self,
+        http: &reqwest::Client,
+        found: &Discovered,
+        scope: Option<&str>,
+        held: Option<&CachedToken>,
+        deadline: Instant,
+    ) -> Result<CachedToken, AuthError> {
+        let resolved = self.state().client.clone().unwrap_or_default();
+        let request = TokenRequest {
+            endpoint: &found.token_endpoint,
+            issuer: &found.issuer,
+            scope,
+            resource: &found.resource,
+        };
+        let Some(client_id) = resolved.client_id.clone() else {
+            return Err(AuthError::new(
+                AuthFailure::LoginRequired,
+                format!(
+                    "the server needs an OAuth token from {} and no client_id is configured (dynamic client registration is not implemented): register a client and set auth.client_id",
+                    found.issuer
+                ),
+            ));
+        };
+        let client = ClientAuth {
+            method: choose_method(
+                self.0.config.token_endpoint_auth_method,
+                &resolved,
+                found.auth_methods.as_deref(),
+            ),
+            client_id,
+            client_secret: resolved.client_secret.clone(),
+            private_key_pem: resolved.private_key_pem.clone(),
+        };
+        if let Some(assertion) = resolved.assertion.as_deref() {
+            // The JWT-bearer grant alone: a refused assertion is reported, never retried with
+            // another grant (a workload identity is the client's only credential).
+            let answer = grant::jwt_bearer(http, &client, &request, assertion, deadline).await;
+            self.note_request(&answer);
+            return answer.map_err(|err| grant_failure(err, found));
+        }
+        if let Some(refresh_token) = held.and_then(|t| t.refresh.as_deref()) {
+            let answer = grant::refresh(http, &client, &request, refresh_token, deadline).await;
+            self.note_request(&answer);
+            if let Ok(token) = answer {
+                return Ok(token);
+            }
+        }
+        let offers_client_credentials = found
+            .grant_types
+            .as_ref()
+            .is_none_or(|g| g.iter().any(|g| g == "client_credentials"));
+        if !offers_client_credentials {
+            return Err(AuthError::new(
+                AuthFailure::LoginRequired,
+                format!(
+                    "authorization server {} does not offer the client_credentials grant (it offers {}): a person must log in",
+                    found.issuer,
+                    found.grant_types.as_deref().unwrap_or_default().join(", ")
+                ),
+            ));
+        }
+        let answer = grant::client_credentials(http, &client, &request, deadline).await;
+        self.note_request(&answer);
+        answer.map_err(|err| grant_failure(err, found))
+    }
+
+    fn note_request(&self, answer: &Result<CachedToken, GrantError>) {
+        let outcome = match answer {
+            Ok(_) => RefreshOutcome::Ok,
+            Err(GrantError::Rejected { .. }) => RefreshOutcome::Rejected,
+            Err(GrantError::Unreachable(_)) => RefreshOutcome::Unreachable,
+            Err(GrantError::Failed(_)) => RefreshOutcome::Error,
+        };
+        self.state().report.token_requests.push(outcome);
+    }
+}
+
+/// The failure class of a refused or failed token request.
+fn grant_failure(err: GrantError, found: &Discovered) -> AuthError {
+    let failure = match &err {
+        GrantError::Rejected { error, .. } if error == "unsupported_grant_type" => {
+            AuthFailure::LoginRequired
+        }
+        GrantError::Rejected { .. } => AuthFailure::CredentialRejected,
+        GrantError::Unreachable(_) => AuthFailure::AuthServerDown,
+        GrantError::Failed(_) => AuthFailure::Misconfigured,
+    };
+    AuthError::new(
+        failure,
+        format!("{err} (token endpoint {})", found.token_endpoint),
+    )
+}
+
+/// The client authentication method: the configured one; else `private_key_jwt` with a key,
+/// `none` without a secret, and with a secret `client_secret_basic` unless the server lists
+/// only `client_secret_post` among the two (RFC 8414: basic is the default).
+pub fn choose_method(
+    configured: Option<TokenAuthMethod>,
+    client: &ResolvedClient,
+    supported: Option<&[String]>,
+) -> TokenAuthMethod {
+    if let Some(method) = configured {
+        return method;
+    }
+    if client.private_key_pem.is_some() {
+        return TokenAuthMethod::PrivateKeyJwt;
+    }
+    if client.client_secret.is_none() {
+        return TokenAuthMethod::None;
+    }
+    let lists = |name: &str| supported.is_some_and(|s| s.iter().any(|m| m == name));
+    if supported.is_some() && !lists("client_secret_basic") && lists("client_secret_post") {
+        TokenAuthMethod::Post
+    } else {
+        TokenAuthMethod::Basic
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(secret: bool, key: bool) -> ResolvedClient {
+        ResolvedClient {
+            client_id: Some("c".into()),
+            client_secret: secret.then(|| "s".into()),
+            private_key_pem: key.then(|| "k".into()),
+            assertion: None,
+        }
+    }
+
+    #[test]
+    fn method_follows_config_then_credentials_then_metadata() {
+        let post_only = vec!["client_secret_post".to_string(), "none".to_string()];
+        let both = vec![
+            "client_secret_post".to_string(),
+            "client_secret_basic".to_string(),
+        ];
+        assert_eq!(
+            choose_method(Some(TokenAuthMethod::Post), &client(true, false), None),
+            TokenAuthMethod::Post
+        );
+        assert_eq!(
+            choose_method(None, &client(false, true), None),
+            TokenAuthMethod::PrivateKeyJwt
+        );
+        assert_eq!(
+            choose_method(None, &client(false, false), Some(&both)),
+            TokenAuthMethod::None
+        );
+        assert_eq!(
+            choose_method(None, &client(true, false), Some(&post_only)),
+            TokenAuthMethod::Post
+        );
+        assert_eq!(
+            choose_method(None, &client(true, false), Some(&both)),
+            TokenAuthMethod::Basic
+        );
+        assert_eq!(
+            choose_method(None, &client(true, false), None),
+            TokenAuthMethod::Basic
+        );
+    }
+
+    #[test]
+    fn a_changed_client_drops_the_token() {
+        let auth = Authorizer::new(
+            OauthConfig {
+                client_id: Some("c".into()),
+                client_secret: None,
+                scopes: Vec::new(),
+                token_endpoint_auth_method: None,
+                private_key_file: None,
+                authorization_server: None,
+                resource_metadata: None,
+                resource: None,
+                assertion: None,
+            },
+            Duration::from_secs(60),
+        );
+        auth.set_client(client(true, false));
+        auth.state().token = Some(CachedToken {
+            access: "a".into(),
+            refresh: None,
+            scope: None,
+            obtained_at: SystemTime::now(),
+            expires_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000)),
+        });
+        auth.set_client(client(true, false));
+        assert_eq!(auth.bearer().as_deref(), Some("a"));
+        assert_eq!(auth.take_report().access_expires_at, Some(2_000_000_000));
+        let mut rotated = client(true, false);
+        rotated.client_secret = Some("rotated".into());
+        auth.set_client(rotated);
+        assert_eq!(auth.bearer(), None);
+    }
+}
