@@ -11,11 +11,12 @@ use crate::alerts_support::{
     series_names,
 };
 use crate::common::daemon::{Daemon, daemon_bin};
+use crate::common::oauth::{AuthorizationServer, ResourceServer, SCOPE};
 use crate::common::paths::{npm_server_js, read_repo_file, repo_root};
 use crate::common::processes::{ChildGuard, run_bounded};
 use crate::common::servers::spawn_http_everything;
 use crate::common::tls::{TestPki, TlsFront};
-use crate::common::tools::{Tool, require};
+use crate::common::tools::{Tool, require, require_all};
 use crate::common::wait::eventually;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -357,6 +358,7 @@ struct LivePeers {
     _http: ChildGuard,
     _front: TlsFront,
     _pki: TestPki,
+    _oauth: (ResourceServer, AuthorizationServer),
 }
 
 /// A JWT whose `exp` is 30 days away (its signature is made up: the server does not check it).
@@ -376,10 +378,12 @@ fn bearer_jwt() -> String {
 
 /// A daemon probing a real server (with a tool call), the same server over https behind a
 /// private CA with a JWT bearer token, a server that cannot start, and servers with
-/// dependencies (TCP, filesystem, a rate-limited HTTP API, an https API), so every family that
-/// main emits has series.
+/// dependencies (TCP, filesystem, a rate-limited HTTP API, an https API), and an OAuth-protected
+/// server (tests/fixtures/oauth/), so every family that main emits has series.
 fn live_daemon() -> (Daemon, LivePeers) {
     let (http, port) = spawn_http_everything("streamableHttp");
+    let auth_server = AuthorizationServer::start("live", "live-secret", Duration::from_secs(300));
+    let oauth_server = ResourceServer::start(&auth_server);
     let api_port = rate_limited_api();
     let pki = TestPki::new(&["127.0.0.1"], Duration::from_secs(20 * 86_400));
     let front = TlsFront::start(&pki, port);
@@ -455,16 +459,32 @@ expect_status = "200-499"
 interval = "1s"
 critical = false
 tls = {{ ca_file = {ca} }}
+
+[[servers]]
+name = "oauth"
+transport = "http"
+url = "{oauth_mcp}"
+interval = "1s"
+auth = {{ type = "oauth", client_id = "live", client_secret = "${{LIVE_OAUTH_SECRET}}", scopes = ["{SCOPE}"] }}
 "#,
-        npm_server_js("everything").display()
+        npm_server_js("everything").display(),
+        oauth_mcp = oauth_server.mcp_url(),
     );
-    let daemon = Daemon::start_with(&config, &[], &[("LIVE_BEARER", &bearer_jwt())]);
+    let daemon = Daemon::start_with(
+        &config,
+        &[],
+        &[
+            ("LIVE_BEARER", &bearer_jwt()),
+            ("LIVE_OAUTH_SECRET", "live-secret"),
+        ],
+    );
     (
         daemon,
         LivePeers {
             _http: http,
             _front: front,
             _pki: pki,
+            _oauth: (oauth_server, auth_server),
         },
     )
 }
@@ -500,7 +520,7 @@ fn wrapped_client(daemon: &Daemon) -> ChildGuard {
 
 #[test]
 fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
-    if require(Tool::Node).is_none() {
+    if !require_all(&[Tool::Node, Tool::Authlib]) {
         return;
     }
     let (daemon, _http) = live_daemon();
@@ -521,6 +541,7 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
             && scrape.has("mcp_tls_cert_not_after_timestamp_seconds")
             && scrape.has("mcp_dependency_tls_cert_not_after_timestamp_seconds")
             && scrape.has("mcp_credential_expiry_timestamp_seconds")
+            && scrape.has("mcp_auth_refresh_total")
             && scrape.has("mcp_response_size_bytes_bucket")
             && scrape.has("mcp_traffic_wrappers_connected");
         if ready {
