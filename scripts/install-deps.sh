@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need: the pinned npm reference MCP servers (and the MCP conformance
-# suite), the pinned Python SDK peer in a venv, the pinned Node.js the conformance suite runs on,
-# the pinned Kubernetes and Prometheus Operator schemas (tests/schemas/), and (as root or with
-# passwordless sudo) the Debian packages the end-to-end tests and the install-path checks use,
-# and cargo-deb.
+# suite), the pinned Python SDK peer (and authlib, for the OAuth fixtures) in a venv, the pinned
+# Node.js the conformance suite runs on, the pinned Kubernetes and Prometheus Operator schemas
+# (tests/schemas/), and (as root or with passwordless sudo) the Debian packages the end-to-end
+# tests and the install-path checks use, and cargo-deb.
 #
 # Idempotent and fast when already done: each part keeps a stamp with the hash of its lockfile
 # and is skipped while the stamp matches; apt-get runs only when a package is missing.
@@ -104,6 +104,9 @@ install_python_peer() {
 		-r "$SERVERS/requirements.txt" || die "pip install failed"
 	"$venv/bin/python" -c 'import mcp.server.mcpserver' ||
 		die "the venv cannot import mcp.server.mcpserver"
+	# authlib: the OAuth authorization server of tests/fixtures/oauth/.
+	"$venv/bin/python" -c 'import authlib.oauth2' ||
+		die "the venv cannot import authlib.oauth2"
 	printf '%s\n' "$want" >"$stamp"
 }
 

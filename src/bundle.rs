@@ -97,6 +97,10 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../docs/runbooks/MCPCredentialExpiringSoon.md"),
     ),
     (
+        "MCPAuthRefreshFailing",
+        include_str!("../docs/runbooks/MCPAuthRefreshFailing.md"),
+    ),
+    (
         "MCPToolHighErrorRatio",
         include_str!("../docs/runbooks/MCPToolHighErrorRatio.md"),
     ),

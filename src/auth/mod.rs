@@ -542,6 +542,9 @@ impl Authorizer {
         answer.map_err(|err| grant_failure(err, found))
     }
 
+    /// Counts a token request. A token endpoint that did not answer also forgets the
+    /// discovered metadata: the next attempt reads it again, so `mcp_auth_metadata_up` tells
+    /// whether the authorization server is back (or has moved) rather than what it said last.
     fn note_request(&self, answer: &Result<CachedToken, GrantError>) {
         let outcome = match answer {
             Ok(_) => RefreshOutcome::Ok,
@@ -549,7 +552,11 @@ impl Authorizer {
             Err(GrantError::Unreachable(_)) => RefreshOutcome::Unreachable,
             Err(GrantError::Failed(_)) => RefreshOutcome::Error,
         };
-        self.state().report.token_requests.push(outcome);
+        let mut state = self.state();
+        if outcome == RefreshOutcome::Unreachable {
+            state.discovered = None;
+        }
+        state.report.token_requests.push(outcome);
     }
 }
 

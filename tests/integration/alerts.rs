@@ -11,12 +11,13 @@ use crate::alerts_support::{
     series_names,
 };
 use crate::common::daemon::{Daemon, daemon_bin};
+use crate::common::oauth::{AuthorizationServer, ResourceServer, SCOPE};
 use crate::common::paths::{npm_server_js, read_repo_file, repo_root};
 use crate::common::postgres::{Postgres, spawn_postgres_with_checksums};
 use crate::common::processes::{ChildGuard, run_bounded};
 use crate::common::servers::spawn_http_everything;
 use crate::common::tls::{TestPki, TlsFront};
-use crate::common::tools::{Tool, require};
+use crate::common::tools::{Tool, require, require_all};
 use crate::common::wait::eventually;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -362,6 +363,7 @@ struct LivePeers {
     _pki: TestPki,
     _postgres: Postgres,
     _secrets: tempfile::TempDir,
+    _oauth: (ResourceServer, AuthorizationServer),
 }
 
 /// A JWT whose `exp` is 30 days away (its signature is made up: the server does not check it).
@@ -381,8 +383,9 @@ fn bearer_jwt() -> String {
 
 /// A daemon probing a real server (with a tool call), the same server over https behind a
 /// private CA with a JWT bearer token, a server that cannot start, and servers with
-/// dependencies (TCP, filesystem, a rate-limited HTTP API, an https API), so every family that
-/// main emits has series.
+/// dependencies (TCP, filesystem, a rate-limited HTTP API, an https API, a PostgreSQL with data
+/// checksums), and an OAuth-protected server (tests/fixtures/oauth/), so every family that main
+/// emits has series.
 fn live_daemon() -> Option<(Daemon, LivePeers)> {
     // With data checksums, so mcp_dependency_postgres_checksum_failures has a series.
     let postgres = spawn_postgres_with_checksums()?;
@@ -390,6 +393,8 @@ fn live_daemon() -> Option<(Daemon, LivePeers)> {
     let dsn_file = secrets.path().join("pg-dsn");
     std::fs::write(&dsn_file, postgres.url("postgres")).expect("write the DSN file");
     let (http, port) = spawn_http_everything("streamableHttp");
+    let auth_server = AuthorizationServer::start("live", "live-secret", Duration::from_secs(300));
+    let oauth_server = ResourceServer::start(&auth_server);
     let api_port = rate_limited_api();
     let pki = TestPki::new(&["127.0.0.1"], Duration::from_secs(20 * 86_400));
     let front = TlsFront::start(&pki, port);
@@ -472,11 +477,26 @@ expect_status = "200-499"
 interval = "1s"
 critical = false
 tls = {{ ca_file = {ca} }}
+
+[[servers]]
+name = "oauth"
+transport = "http"
+url = "{oauth_mcp}"
+interval = "1s"
+auth = {{ type = "oauth", client_id = "live", client_secret = "${{LIVE_OAUTH_SECRET}}", scopes = ["{SCOPE}"] }}
 "#,
         npm_server_js("everything").display(),
-        dsn_file.display()
+        dsn_file.display(),
+        oauth_mcp = oauth_server.mcp_url(),
     );
-    let daemon = Daemon::start_with(&config, &[], &[("LIVE_BEARER", &bearer_jwt())]);
+    let daemon = Daemon::start_with(
+        &config,
+        &[],
+        &[
+            ("LIVE_BEARER", &bearer_jwt()),
+            ("LIVE_OAUTH_SECRET", "live-secret"),
+        ],
+    );
     Some((
         daemon,
         LivePeers {
@@ -485,6 +505,7 @@ tls = {{ ca_file = {ca} }}
             _pki: pki,
             _postgres: postgres,
             _secrets: secrets,
+            _oauth: (oauth_server, auth_server),
         },
     ))
 }
@@ -520,7 +541,7 @@ fn wrapped_client(daemon: &Daemon) -> ChildGuard {
 
 #[test]
 fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
-    if require(Tool::Node).is_none() {
+    if !require_all(&[Tool::Node, Tool::Authlib]) {
         return;
     }
     let Some((daemon, _peers)) = live_daemon() else {
@@ -543,6 +564,7 @@ fn every_metric_named_in_rules_and_dashboards_is_emitted_by_a_live_daemon() {
             && scrape.has("mcp_tls_cert_not_after_timestamp_seconds")
             && scrape.has("mcp_dependency_tls_cert_not_after_timestamp_seconds")
             && scrape.has("mcp_credential_expiry_timestamp_seconds")
+            && scrape.has("mcp_auth_refresh_total")
             && scrape.has("mcp_response_size_bytes_bucket")
             && scrape.has("mcp_traffic_wrappers_connected")
             && scrape.has("mcp_dependency_postgres_checksum_failures");

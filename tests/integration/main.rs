@@ -27,6 +27,7 @@ mod maintenance;
 mod mcp_client;
 mod mcp_support;
 mod metrics_contract;
+mod oauth;
 mod pages;
 mod playbook;
 mod probe_endpoint;

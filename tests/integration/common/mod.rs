@@ -7,6 +7,7 @@
 pub mod daemon;
 pub mod http;
 pub mod net;
+pub mod oauth;
 pub mod paths;
 pub mod postgres;
 pub mod process_table;

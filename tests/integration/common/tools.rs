@@ -1,7 +1,7 @@
 //! The programs outside the Rust toolchain that tests need, and the one rule for a missing one.
 //!
-//! A test that needs Node.js (with the pinned npm MCP servers), the Python SDK venv, system
-//! Python, Prometheus, promtool, Alertmanager, amtool, PostgreSQL, `script`, `systemd-analyze`,
+//! A test that needs Node.js (with the pinned npm MCP servers), the Python SDK venv (and the
+//! authlib pinned into it), system Python, Prometheus, promtool, Alertmanager, amtool, PostgreSQL, `script`, `systemd-analyze`,
 //! the MCP conformance suite or the MCP Inspector asks [`require`] (or [`require_all`]) before anything else. When a program is missing:
 //!
 //! - with `CI` set (non-empty and not `false`/`0`, e.g. `CI=true`) or
@@ -37,6 +37,9 @@ pub enum Tool {
     Python,
     /// `python3` on `PATH`, for fixtures and scripts that need only the standard library.
     Python3,
+    /// The pinned `authlib` in the interpreter of [`Tool::Python`], for the OAuth fixtures of
+    /// `tests/fixtures/oauth/`. Locates that interpreter.
+    Authlib,
     /// `promtool` (Debian package `prometheus`).
     Promtool,
     /// `prometheus` (Debian package `prometheus`).
@@ -75,6 +78,7 @@ impl fmt::Display for Tool {
             Tool::Node => "node",
             Tool::Python => "python",
             Tool::Python3 => "python3",
+            Tool::Authlib => "authlib",
             Tool::Promtool => "promtool",
             Tool::Prometheus => "prometheus",
             Tool::Alertmanager => "alertmanager",
@@ -102,6 +106,10 @@ impl Tool {
                  or set MCP_EXPORTER_TEST_PYTHON to an interpreter that has it"
             }
             Tool::Python3 => "install Python 3.10+ (scripts/install-deps.sh needs it as well)",
+            Tool::Authlib => {
+                "run scripts/install-deps.sh (it installs the authlib pinned in \
+                 mcp-servers/requirements.txt into mcp-servers/.venv)"
+            }
             Tool::Promtool | Tool::Prometheus => {
                 "run scripts/install-deps.sh as root (Debian package prometheus)"
             }
@@ -149,6 +157,11 @@ impl Tool {
                 }
             }
             Tool::Python3 => on_path("python3"),
+            Tool::Authlib => {
+                let python = Tool::Python.locate()?;
+                python_imports(&python, "authlib.oauth2")?;
+                Ok(python)
+            }
             Tool::Promtool => on_path("promtool"),
             Tool::Prometheus => on_path("prometheus"),
             Tool::Alertmanager => which("prometheus-alertmanager")
@@ -196,6 +209,22 @@ impl Tool {
                 }
             }
         }
+    }
+}
+
+/// `Ok` when `python` can import `module`; `Err` says why not.
+fn python_imports(python: &std::path::Path, module: &str) -> Result<(), String> {
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg("-c").arg(format!("import {module}"));
+    let output = super::processes::run_bounded(&mut cmd, std::time::Duration::from_secs(30))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} cannot import {module}: {}",
+            python.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
     }
 }
 
