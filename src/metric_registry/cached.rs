@@ -427,7 +427,7 @@ mod tests {
 
     #[test]
     fn the_header_ends_before_the_first_sample() {
-        assert_eq!(header_length("# HELP a A.\n# TYPE a gauge\na 1\n"), 26);
+        assert_eq!(header_length("# HELP a A.\n# TYPE a gauge\na 1\n"), 27);
         assert_eq!(header_length("a 1\n"), 0);
         assert_eq!(header_length("# HELP a A.\n"), 12);
     }

@@ -42,6 +42,10 @@ pub struct FamilySwitches {
     /// `mcp_client_operation_duration_seconds` when `semconv_histograms` is on too): 18 series
     /// per method and per tool a server's probes use, each.
     pub probe_method_histograms: bool,
+    /// A series at 0 for every protocol violation kind of every server
+    /// (`mcp_protocol_violations_total`, 4 per server); off, a kind's series appears at its
+    /// first occurrence, as every other counter with a label vocabulary.
+    pub zero_violation_series: bool,
 }
 
 impl Default for FamilySwitches {
@@ -89,6 +93,7 @@ impl MetricsProfile {
         FamilySwitches {
             semconv_histograms: true,
             probe_method_histograms: self == MetricsProfile::Full,
+            zero_violation_series: self == MetricsProfile::Full,
         }
     }
 }

@@ -91,6 +91,7 @@ impl ExporterConfig {
                 .method_histograms
                 .unwrap_or(profile.probe_method_histograms),
             semconv_histograms: raw.semconv_histograms.unwrap_or(profile.semconv_histograms),
+            ..profile
         };
         Ok(ExporterConfig {
             metrics,
