@@ -129,13 +129,7 @@ where
         let mut guard = self.lock();
         let cache = &mut *guard;
         let f = format.index();
-        // Servers that left: their text goes (in both formats, whichever is scraped).
-        for texts in &mut cache.servers {
-            texts.retain(|server, _| servers.contains_key(server));
-        }
-        if servers.is_empty() {
-            return;
-        }
+        let mut header_written = false;
         for (server, series) in servers.iter() {
             cache.words.clear();
             let readable = series
@@ -157,14 +151,22 @@ where
                     },
                 );
             }
-        }
-        if let Some(header) = &cache.headers[f] {
-            out.push_str(header);
-        }
-        for server in servers.keys() {
+            // The header is known once one server was encoded in this format, which the first
+            // server of the first scrape always is.
+            if !header_written && let Some(header) = &cache.headers[f] {
+                out.push_str(header);
+                header_written = true;
+            }
             if let Some(kept) = cache.servers[f].get(server) {
                 out.push_str(&kept.text);
             }
+        }
+        // Texts of servers that left (every present server has one in this format, so there are
+        // such texts exactly when there are more texts than servers). The other format's go at
+        // its next scrape; a server that comes back has a new shape stamp, so an old text is
+        // never used for it.
+        if cache.servers[f].len() > servers.len() {
+            cache.servers[f].retain(|server, _| servers.contains_key(server));
         }
     }
 }
@@ -391,8 +393,8 @@ mod tests {
         let text = f.encode(Format::Prometheus);
         assert!(!text.contains("server=\"gone\""), "{text}");
         assert!(text.contains("server=\"kept\""), "{text}");
-        // Its cached texts went too, in the format not scraped as well.
-        assert_eq!(f.cached[0].lock().servers.iter().map(HashMap::len).sum::<usize>(), 1);
+        // Its cached text went too.
+        assert_eq!(f.cached[0].lock().servers[0].len(), 1);
         // One series removed: the server's text changes with it.
         f.counters.get_or_create(&colour("kept", "blue")).inc();
         f.encode(Format::Prometheus);
