@@ -42,8 +42,12 @@ impl Format {
     pub fn encode_registry(self, out: &mut String, registry: &Registry) {
         // Writing into a String cannot fail.
         let _ = match self {
-            Format::Prometheus => prometheus_client::encoding::prometheus_text::encode(out, registry),
-            Format::OpenMetrics => prometheus_client::encoding::text::encode_registry(out, registry),
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(out, registry)
+            }
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode_registry(out, registry)
+            }
         };
     }
 }
@@ -312,7 +316,11 @@ mod tests {
             uncached.register("test_colours", "Colours seen", counters.clone());
             uncached.register("test_latency_seconds", "Latency", histograms.clone());
             Fixture {
-                cached: vec![FamilyText::new("test_colours", "Colours seen", counters.clone())],
+                cached: vec![FamilyText::new(
+                    "test_colours",
+                    "Colours seen",
+                    counters.clone(),
+                )],
                 cached_histograms: FamilyText::new(
                     "test_latency_seconds",
                     "Latency",
@@ -343,7 +351,11 @@ mod tests {
 
         fn assert_same_as_uncached(&self) {
             for format in [Format::Prometheus, Format::OpenMetrics] {
-                assert_eq!(self.encode(format), self.encode_uncached(format), "{format:?}");
+                assert_eq!(
+                    self.encode(format),
+                    self.encode_uncached(format),
+                    "{format:?}"
+                );
             }
         }
     }
@@ -353,7 +365,9 @@ mod tests {
         let f = Fixture::new();
         for server in ["a", "b", "c"] {
             f.counters.get_or_create(&colour(server, "red")).inc();
-            f.histograms.get_or_create(&colour(server, "red")).observe(0.5);
+            f.histograms
+                .get_or_create(&colour(server, "red"))
+                .observe(0.5);
         }
         let first = f.encode(Format::Prometheus);
         assert_eq!(f.encoded(), 6, "every server of both families, once");
@@ -365,10 +379,13 @@ mod tests {
         assert_eq!(f.encoded(), 7);
         assert!(second.contains("test_colours_total{server=\"b\",colour=\"red\"} 2"));
         // An observation of c: c's histogram text only.
-        f.histograms.get_or_create(&colour("c", "red")).observe(0.05);
-        assert!(f.encode(Format::Prometheus).contains(
-            "test_latency_seconds_bucket{server=\"c\",colour=\"red\",le=\"0.1\"} 1"
-        ));
+        f.histograms
+            .get_or_create(&colour("c", "red"))
+            .observe(0.05);
+        assert!(
+            f.encode(Format::Prometheus)
+                .contains("test_latency_seconds_bucket{server=\"c\",colour=\"red\",le=\"0.1\"} 1")
+        );
         assert_eq!(f.encoded(), 8);
         // A new series of a at value 0: its label sets changed, so its text does.
         f.counters.get_or_create(&colour("a", "blue"));
@@ -385,7 +402,9 @@ mod tests {
         let f = Fixture::new();
         for server in ["gone", "kept"] {
             f.counters.get_or_create(&colour(server, "red")).inc();
-            f.histograms.get_or_create(&colour(server, "red")).observe(0.5);
+            f.histograms
+                .get_or_create(&colour(server, "red"))
+                .observe(0.5);
         }
         assert!(f.encode(Format::Prometheus).contains("server=\"gone\""));
         f.counters.remove_server("gone");

@@ -645,8 +645,14 @@ mod tests {
         }
         let (full_text, fleet_text) = (full.encode_prometheus(), fleet.encode_prometheus());
         for family in histograms {
-            assert!(families_of_server(&full_text, "tools").contains(family), "{family}");
-            assert!(!families_of_server(&fleet_text, "tools").contains(family), "{family}");
+            assert!(
+                families_of_server(&full_text, "tools").contains(family),
+                "{family}"
+            );
+            assert!(
+                !families_of_server(&fleet_text, "tools").contains(family),
+                "{family}"
+            );
         }
         // The fleet profile loses only those and the protocol violation kinds still at 0: the
         // counters of the same requests stay.
@@ -665,7 +671,10 @@ mod tests {
         // has 18 more per method and per tool called in the request and tool histograms.
         for (server, methods, tools) in [("legacy", 3, 0), ("modern", 1, 0), ("tools", 3, 1)] {
             let fleet = series_of_server(&fleet_text, server);
-            assert!(server == "tools" || fleet <= 25, "{server}: {fleet}\n{fleet_text}");
+            assert!(
+                server == "tools" || fleet <= 25,
+                "{server}: {fleet}\n{fleet_text}"
+            );
             // 17 of the OpenTelemetry histogram (14 buckets); the 4 protocol violation kinds at 0.
             assert_eq!(
                 series_of_server(&full_text, server),

@@ -457,7 +457,10 @@ fn the_metrics_profile_is_full_unless_the_fleet_is_chosen() {
         .expect("fleet profile");
     assert_eq!(fleet.exporter.metrics, MetricsProfile::Fleet);
     assert!(!fleet.exporter.families.probe_method_histograms);
-    assert!(fleet.exporter.families.semconv_histograms, "real traffic's stays");
+    assert!(
+        fleet.exporter.families.semconv_histograms,
+        "real traffic's stays"
+    );
     // A per-family key overrides its profile's choice, and only that family.
     let opted_in = Config::from_toml(
         "[exporter]\nmetrics = \"fleet\"\nmethod_histograms = true\nsemconv_histograms = false\n",
@@ -469,5 +472,8 @@ fn the_metrics_profile_is_full_unless_the_fleet_is_chosen() {
     let err = Config::from_toml("[exporter]\nmetrics = \"lean\"\n", Path::new("bad.toml"))
         .expect_err("unknown profile")
         .to_string();
-    assert!(err.contains("bad.toml:2") && err.contains("exporter.metrics"), "{err}");
+    assert!(
+        err.contains("bad.toml:2") && err.contains("exporter.metrics"),
+        "{err}"
+    );
 }

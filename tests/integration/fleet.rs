@@ -433,8 +433,11 @@ fn the_fleet_profile_keeps_liveness_servers_within_25_series_and_the_rules_evalu
     std::fs::create_dir_all(&dir).expect("prometheus dir");
     let rules = std::fs::read_to_string(repo_root().join("alerts/mcp-exporter.rules.yml"))
         .expect("rules file");
-    std::fs::write(dir.join("mcp.rules.yml"), rules.replace("interval: 30s", "interval: 1s"))
-        .expect("write rules");
+    std::fs::write(
+        dir.join("mcp.rules.yml"),
+        rules.replace("interval: 30s", "interval: 1s"),
+    )
+    .expect("write rules");
     let prometheus = Prometheus::start(
         &prometheus_bin,
         &dir,
@@ -494,7 +497,10 @@ fn rules_evaluated_without_error(prometheus: &Prometheus) -> Result<(), String> 
     }
     for rule in rules {
         if rule["health"] != "ok" {
-            return Err(format!("{}: {} {}", rule["name"], rule["health"], rule["lastError"]));
+            return Err(format!(
+                "{}: {} {}",
+                rule["name"], rule["health"], rule["lastError"]
+            ));
         }
     }
     Ok(())
