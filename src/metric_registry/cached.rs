@@ -303,7 +303,7 @@ mod tests {
     struct Fixture {
         counters: ServerFamily<ColourLabels, Counter>,
         histograms: Histograms,
-        cached: Vec<FamilyText<ColourLabels, Counter, fn() -> Counter>>,
+        cached: FamilyText<ColourLabels, Counter, fn() -> Counter>,
         cached_histograms: FamilyText<ColourLabels, BucketHistogram, fn() -> BucketHistogram>,
         uncached: Registry,
     }
@@ -316,11 +316,7 @@ mod tests {
             uncached.register("test_colours", "Colours seen", counters.clone());
             uncached.register("test_latency_seconds", "Latency", histograms.clone());
             Fixture {
-                cached: vec![FamilyText::new(
-                    "test_colours",
-                    "Colours seen",
-                    counters.clone(),
-                )],
+                cached: FamilyText::new("test_colours", "Colours seen", counters.clone()),
                 cached_histograms: FamilyText::new(
                     "test_latency_seconds",
                     "Latency",
@@ -334,7 +330,7 @@ mod tests {
 
         fn encode(&self, format: Format) -> String {
             let mut out = String::new();
-            self.cached[0].encode(&mut out, format);
+            self.cached.encode(&mut out, format);
             self.cached_histograms.encode(&mut out, format);
             out
         }
@@ -346,7 +342,7 @@ mod tests {
         }
 
         fn encoded(&self) -> usize {
-            self.cached[0].lock().encoded + self.cached_histograms.lock().encoded
+            self.cached.lock().encoded + self.cached_histograms.lock().encoded
         }
 
         fn assert_same_as_uncached(&self) {
@@ -413,7 +409,7 @@ mod tests {
         assert!(!text.contains("server=\"gone\""), "{text}");
         assert!(text.contains("server=\"kept\""), "{text}");
         // Its cached text went too.
-        assert_eq!(f.cached[0].lock().servers[0].len(), 1);
+        assert_eq!(f.cached.lock().servers[0].len(), 1);
         // One series removed: the server's text changes with it.
         f.counters.get_or_create(&colour("kept", "blue")).inc();
         f.encode(Format::Prometheus);
