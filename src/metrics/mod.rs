@@ -576,10 +576,27 @@ mod tests {
                 took[took.len() / 2]
             };
             let text = m.encode_prometheus();
-            let encode = median(&mut || {
-                // One server changes between two scrapes, as a probe lands every 15 ms.
-                record_liveness(&m, "s00007", false);
+            // Between two scrapes 15 s apart every server was probed once; between two scrapes
+            // 1 s apart, one server in 15.
+            let probe_some = |every: usize| {
+                for i in (0..1000).step_by(every) {
+                    record_liveness(&m, &format!("s{i:05}"), i % 2 == 0);
+                }
+            };
+            let cached_all = median(&mut || {
+                probe_some(1);
                 std::hint::black_box(m.encode_prometheus());
+            });
+            let cached_some = median(&mut || {
+                probe_some(15);
+                std::hint::black_box(m.encode_prometheus());
+            });
+            let uncached = median(&mut || {
+                probe_some(15);
+                std::hint::black_box(
+                    m.registry
+                        .encode_uncached(crate::metric_registry::cached::Format::Prometheus),
+                );
             });
             let redact = median(&mut || {
                 std::hint::black_box(crate::security::redact::redact_owned(text.clone()));
@@ -588,7 +605,7 @@ mod tests {
                 std::hint::black_box(crate::web::compress::gzip(text.as_bytes()));
             });
             println!(
-                "{profile:?}: {} series, {} bytes: encode {encode:?}, redact {redact:?}, gzip {gzip:?}",
+                "{profile:?}: {} series, {} bytes: encode uncached {uncached:?}, cached with every server probed {cached_all:?}, with one in 15 probed {cached_some:?}; redact {redact:?}, gzip {gzip:?}",
                 text.lines().filter(|l| !l.starts_with('#')).count(),
                 text.len()
             );
