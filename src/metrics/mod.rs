@@ -564,17 +564,20 @@ mod tests {
                 m.add_server(&server, Arc::new(WireCounters::default()));
                 record_liveness(&m, &server, i % 2 == 0);
             }
-            let median = |f: &mut dyn FnMut()| {
+            // The median of 21 runs of `measure`, each after `prepare` (not timed).
+            let timed = |prepare: &mut dyn FnMut(), measure: &mut dyn FnMut()| {
                 let mut took: Vec<Duration> = (0..21)
                     .map(|_| {
+                        prepare();
                         let start = std::time::Instant::now();
-                        f();
+                        measure();
                         start.elapsed()
                     })
                     .collect();
                 took.sort();
                 took[took.len() / 2]
             };
+            let median = |f: &mut dyn FnMut()| timed(&mut || {}, f);
             let text = m.encode_prometheus();
             // Between two scrapes 15 s apart every server was probed once; between two scrapes
             // 1 s apart, one server in 15.
@@ -583,16 +586,12 @@ mod tests {
                     record_liveness(&m, &format!("s{i:05}"), i % 2 == 0);
                 }
             };
-            let cached_all = median(&mut || {
-                probe_some(1);
+            let encode = || {
                 std::hint::black_box(m.encode_prometheus());
-            });
-            let cached_some = median(&mut || {
-                probe_some(15);
-                std::hint::black_box(m.encode_prometheus());
-            });
-            let uncached = median(&mut || {
-                probe_some(15);
+            };
+            let cached_all = timed(&mut || probe_some(1), &mut { encode });
+            let cached_some = timed(&mut || probe_some(15), &mut { encode });
+            let uncached = timed(&mut || probe_some(15), &mut || {
                 std::hint::black_box(
                     m.registry
                         .encode_uncached(crate::metric_registry::cached::Format::Prometheus),
