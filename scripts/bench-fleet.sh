@@ -22,12 +22,14 @@
 # Env: EXPORTER=path/to/mcp-exporter (default target/release/mcp-exporter, built here; point it
 #      at another build to compare two commits in the same conditions),
 #      FLEET_TARGET=path/to/fleet_target (default: the example, built here),
-#      FAMILIES=1, KEEP=1 (keep the work directory).
+#      METRICS=full|fleet (the [exporter] metrics profile, docs/metrics.md#profiles; default
+#      full), FAMILIES=1, KEEP=1 (keep the work directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZES="${1:-10 100 1000}"
 WINDOW="${2:-60}"
+METRICS="${METRICS:-full}"
 INTERVAL=15
 WORK="$(mktemp -d /tmp/mcp-bench-fleet.XXXXXX)"
 pids=()
@@ -69,15 +71,16 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 echo "# mcp-exporter fleet benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m), exporter $EXPORTER)"
+echo "metrics profile ${METRICS}, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo "liveness every ${INTERVAL} s, ${WINDOW} s window per size; floor = one reqwest client, one kept connection, same ping POST at the same total rate"
 echo
-echo "| servers | CPU % of a core | CPU per probe | floor CPU per request | probe/floor | peak RSS | RSS per server | series | bytes plain / gzip | scrape p50/p99 gzip | scrape p50/p99 plain | probes on time |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| servers | CPU % of a core | CPU per probe | floor CPU per request | probe/floor | peak RSS | RSS per server | series | bytes plain / gzip | scrape p50/p99 gzip | scrape p50/p99 plain | probes on time | load 1m |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 for N in $SIZES; do
 	need=$((2 * N + 200))
 	if ((need > $(ulimit -n))); then
-		echo "| $N | skipped: needs $need open files, ulimit -n is $(ulimit -n) | | | | | | | | | | |"
+		echo "| $N | skipped: needs $need open files, ulimit -n is $(ulimit -n) | | | | | | | | | | | |"
 		continue
 	fi
 	rm -f "$WORK/urls"
@@ -88,7 +91,7 @@ for N in $SIZES; do
 
 	port=$(free_port)
 	{
-		printf '[exporter]\nlisten = "127.0.0.1:%s"\ninterval = "%ss"\ntimeout = "5s"\n' "$port" "$INTERVAL"
+		printf '[exporter]\nlisten = "127.0.0.1:%s"\ninterval = "%ss"\ntimeout = "5s"\nmetrics = "%s"\n' "$port" "$INTERVAL" "$METRICS"
 		i=0
 		while read -r url; do
 			printf '\n[[servers]]\nname = "s%05d"\ntransport = "http"\nurl = "%s"\ncheck = "liveness"\n' "$i" "$url"
@@ -121,8 +124,9 @@ for N in $SIZES; do
 	kill "$exporter_pid" "$target_pid" 2>/dev/null || true
 	wait "$exporter_pid" "$target_pid" 2>/dev/null || true
 
+	load=$(cut -d' ' -f1 /proc/loadavg)
 	python3 scripts/bench_fleet_sampler.py report "$N" "$INTERVAL" "$window" "$(getconf CLK_TCK)" "$((c1 - c0))" "$rss" \
-		"$WORK/sample-$N.json" "$WORK/latency-$N.json" "$WORK/floor-$N.json"
+		"$WORK/sample-$N.json" "$WORK/latency-$N.json" "$WORK/floor-$N.json" | sed "s/|\$/| $load |/"
 	last=$N
 done
 

@@ -186,7 +186,8 @@ def overview():
         # transformation joins them (a raw selector would keep __name__, instance and job).
         [(f"max by (server) (mcp_server_health_status{{{SEL}}})", "", {"instant": True, "format": "table"}),
          (f"max by (server) (mcp_server_up{{{SEL}}})", "", {"instant": True, "format": "table"}),
-         (f"max by (server) (server:mcp_request_duration_seconds:p95_5m{{{SEL}}})", "", {"instant": True, "format": "table"}),
+         # The whole probe's p95 where the fleet metrics profile leaves out the per-method histograms.
+         (f"max by (server) (server:mcp_request_duration_seconds:p95_5m{{{SEL}}} or server:mcp_probe_duration_seconds:p95_5m{{{SEL}}})", "", {"instant": True, "format": "table"}),
          (f"max by (server) (mcp_server_tools{{{SEL}}})", "", {"instant": True, "format": "table"}),
          (f"min by (server) (time() - mcp_probe_last_run_timestamp_seconds{{{SEL}}})", "", {"instant": True, "format": "table"})],
         "none", w=24, h=9,
@@ -253,16 +254,24 @@ def performance():
     b = Board("mcp-performance", "MCP Performance",
               "Latency, throughput and errors of MCP requests, per server and method.")
     b.row("Latency")
-    for q in ("p50", "p95", "p99"):
+    for q, quantile in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
+        # Servers without per-method probe histograms (the fleet metrics profile,
+        # docs/metrics.md#profiles) show the whole probe's quantile instead.
         b.panel("timeseries", f"Request latency {q} by method",
-                [(f"server_method:mcp_request_duration_seconds:{q}_5m{{{SEL}}}", "{{server}} {{method}}")],
+                [(f"server_method:mcp_request_duration_seconds:{q}_5m{{{SEL}}}", "{{server}} {{method}}"),
+                 (f"max by (server) (quantile_over_time({quantile}, mcp_probe_duration_seconds{{{SEL}}}[5m])) "
+                  f"unless on(server) server_method:mcp_request_duration_seconds:{q}_5m{{{SEL}}}",
+                  "{{server}} (whole probe)")],
                 "s", w=8,
                 thresholds=steps((None, "green"), (5, "red")) if q == "p95" else None,
                 custom={"thresholdsStyle": {"mode": "line"}} if q == "p95" else None,
-                description="From the recording rules; MCPSlowResponseTime fires at p95 > 5 s."
-                if q == "p95" else "")
+                description="From the recording rules; MCPSlowResponseTime fires at p95 > 5 s. "
+                "In the fleet metrics profile, the whole probe per server."
+                if q == "p95" else "In the fleet metrics profile, the whole probe per server.")
     b.panel("timeseries", "Tool execution p95",
-            [(f"server_tool:mcp_tool_execution_duration_seconds:p95_5m{{{SEL}}}", "{{server}} {{tool}}")], "s")
+            [(f"server_tool:mcp_tool_execution_duration_seconds:p95_5m{{{SEL}}}", "{{server}} {{tool}}")], "s",
+            description="Probes' tool calls; empty in the fleet metrics profile unless method_histograms "
+            "is on (the whole probe, tools/call included, is in Request latency and Probe duration).")
     b.panel("timeseries", "Probe duration",
             [(f"mcp_probe_duration_seconds{{{SEL}}}", "{{server}}")], "s",
             description="Whole probe (handshake when needed, ping, tools/list, call).")

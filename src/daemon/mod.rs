@@ -90,7 +90,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr()?;
 
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_switches(config.exporter.families));
     let monitor = Arc::new(Monitor::new(metrics.security.clone()));
     crate::security::apply_config(&monitor, &config.security);
     let web = crate::web::server::WebServer::load(

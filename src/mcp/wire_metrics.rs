@@ -70,6 +70,9 @@ pub struct WireMetrics {
 struct LiveServers {
     servers: RwLock<BTreeMap<String, LiveServer>>,
     extra: RwLock<Vec<Arc<dyn ExtraWireSeries>>>,
+    /// Whether a protocol violation kind that never happened has a series at 0
+    /// (`FamilySwitches::zero_violation_series`, docs/metrics.md#profiles).
+    zero_violations: bool,
 }
 
 #[derive(Debug)]
@@ -82,7 +85,10 @@ struct LiveServer {
 impl WireMetrics {
     /// Registers the collector of the wire families in `registry`.
     pub fn register(registry: &mut MetricsRegistry) -> Self {
-        let live = Arc::new(LiveServers::default());
+        let live = Arc::new(LiveServers {
+            zero_violations: registry.switches().zero_violation_series,
+            ..LiveServers::default()
+        });
         registry.server_collector(&live);
         WireMetrics { live }
     }
@@ -248,7 +254,11 @@ impl Collector for LiveServers {
                 ("oversize_message", &c.oversize_messages),
                 ("server_request_refused", &c.server_requests_refused),
             ] {
-                ConstCounter::new(value.load(Ordering::Relaxed))
+                let value = value.load(Ordering::Relaxed);
+                if value == 0 && !self.zero_violations {
+                    continue;
+                }
+                ConstCounter::new(value)
                     .encode(family.encode_family(&ServerKindLabels::new(server, kind))?)?;
             }
         }

@@ -67,6 +67,12 @@ impl BucketHistogram {
     pub fn count(&self) -> u64 {
         self.lock().buckets.iter().sum()
     }
+
+    /// Number of values counted and their sum, read together.
+    pub fn count_and_sum(&self) -> (u64, f64) {
+        let counts = self.lock();
+        (counts.buckets.iter().sum(), counts.sum)
+    }
 }
 
 /// The bucket of `value` over `bounds`: the first bound at or above it, else `+Inf`.

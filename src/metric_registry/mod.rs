@@ -2,46 +2,111 @@
 //! MetricsRegistry) -> Self`) and that `/metrics` encodes, with what families built on it share:
 //! label sets (`labels.rs`), the family whose series all carry a `server` label
 //! (`server_family.rs`) and the per-server tracker that removes a server from every family
-//! (`per_server.rs`). It depends on no other module of the crate, so every component can
-//! register its own families; `src/metrics/` gathers them.
+//! (`per_server.rs`), and the per-server cache of their encoded text (`cached.rs`). It depends
+//! on no other module of the crate, so every component can register its own families;
+//! `src/metrics/` gathers them.
 
+pub mod cached;
 pub mod histogram;
 pub mod labels;
 pub mod per_server;
+pub mod series_value;
 pub mod server_family;
 
+use std::fmt::Debug;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
+use prometheus_client::encoding::EncodeMetric;
+use prometheus_client::metrics::TypedMetric;
 use prometheus_client::registry::{Metric, Registry};
 
+use self::cached::{CachedFamily, FamilyText, Format};
 use self::labels::ServerLabelSet;
 use self::per_server::{ServerScoped, ServerSeriesTracker, ServerState};
+use self::series_value::SeriesValue;
 use self::server_family::ServerFamily;
 
-/// Which optional groups of families are registered: the one place a metrics profile (such as
-/// a later `[exporter] metrics = "full" | "fleet"`) switches them. docs/metrics.md says what
-/// each switch covers and why it has its default.
+/// Which optional groups of families are registered or filled: the one place the metrics
+/// profile (`[exporter] metrics = "full" | "fleet"`, [`MetricsProfile`]) and its per-family
+/// overrides switch them. docs/metrics.md#profiles says what each switch covers and why it has
+/// its default. The switches shape the probes' series only; real traffic (`source="traffic"`)
+/// fills its families in every profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FamilySwitches {
     /// The OpenTelemetry MCP semantic-convention histograms
     /// (`mcp_client_operation_duration_seconds`, `mcp_server_operation_duration_seconds`).
     pub semconv_histograms: bool,
+    /// The probes' per-method and per-tool histograms (`mcp_request_duration_seconds` and
+    /// `mcp_tool_execution_duration_seconds` with `source="probe"`, and
+    /// `mcp_client_operation_duration_seconds` when `semconv_histograms` is on too): 18 series
+    /// per method and per tool a server's probes use, each.
+    pub probe_method_histograms: bool,
+    /// A series at 0 for every protocol violation kind of every server
+    /// (`mcp_protocol_violations_total`, 4 per server); off, a kind's series appears at its
+    /// first occurrence, as every other counter with a label vocabulary.
+    pub zero_violation_series: bool,
 }
 
 impl Default for FamilySwitches {
     /// Everything on: the full profile.
     fn default() -> Self {
+        MetricsProfile::Full.switches()
+    }
+}
+
+/// A named set of [`FamilySwitches`]: `[exporter] metrics` (docs/metrics.md#profiles).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetricsProfile {
+    /// Every family, every probe histogram: the default, because it is what the playbook's
+    /// alerts and dashboards were written for and what an installation of a few dozen servers
+    /// can afford.
+    #[default]
+    Full,
+    /// The lean profile for fleets of hundreds of servers: the probes keep their counters and
+    /// gauges and one latency histogram per server (`mcp_probe_latency_seconds`, always
+    /// registered), but no per-method or per-tool histograms. Real traffic keeps all of its
+    /// histograms (`mcp_server_operation_duration_seconds` included).
+    Fleet,
+}
+
+impl MetricsProfile {
+    /// The profile named `name` (`full` or `fleet`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "full" => Some(MetricsProfile::Full),
+            "fleet" => Some(MetricsProfile::Fleet),
+            _ => None,
+        }
+    }
+
+    /// The name as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsProfile::Full => "full",
+            MetricsProfile::Fleet => "fleet",
+        }
+    }
+
+    /// The switches of the profile.
+    pub fn switches(self) -> FamilySwitches {
         FamilySwitches {
             semconv_histograms: true,
+            probe_method_histograms: self == MetricsProfile::Full,
+            zero_violation_series: self == MetricsProfile::Full,
         }
     }
 }
 
-/// prometheus-client's registry plus the per-server tracker.
+/// prometheus-client's registry (families without a `server` label, collectors), the families
+/// with a `server` label (encoded after it, through their caches) and the per-server tracker.
 #[derive(Default)]
 pub struct MetricsRegistry {
     registry: Registry,
+    server_families: Vec<Box<dyn CachedFamily>>,
+    /// The same families, encoded without cache: what the cached exposition must equal.
+    #[cfg(test)]
+    uncached: Registry,
     servers: ServerSeriesTracker,
     switches: FamilySwitches,
     /// Names of the families registered with a `server` label, so a test can check that it
@@ -80,8 +145,8 @@ impl MetricsRegistry {
     pub fn server_family<S, M>(&mut self, name: &str, help: impl Into<String>) -> ServerFamily<S, M>
     where
         S: ServerLabelSet,
-        M: Default + Clone + Send + Sync + 'static,
-        ServerFamily<S, M>: Metric,
+        M: EncodeMetric + TypedMetric + SeriesValue + Debug + Default + Clone + Send + Sync,
+        M: 'static,
     {
         self.server_family_with_constructor(name, help, M::default as fn() -> M)
     }
@@ -96,12 +161,15 @@ impl MetricsRegistry {
     ) -> ServerFamily<S, M, C>
     where
         S: ServerLabelSet,
-        M: Clone + Send + Sync + 'static,
+        M: EncodeMetric + TypedMetric + SeriesValue + Debug + Clone + Send + Sync + 'static,
         C: Fn() -> M + Send + Sync + 'static,
-        ServerFamily<S, M, C>: Metric,
     {
         let family = ServerFamily::new(constructor);
-        self.registry.register(name, help, family.clone());
+        let help = help.into();
+        #[cfg(test)]
+        self.uncached.register(name, help.clone(), family.clone());
+        self.server_families
+            .push(Box::new(FamilyText::new(name, help, family.clone())));
         #[cfg(test)]
         self.server_family_names.push(name.to_string());
         self.servers.track(Arc::new(family.clone()));
@@ -129,15 +197,36 @@ impl MetricsRegistry {
         self.servers.remove_server(server);
     }
 
-    /// Appends the Prometheus text format 0.0.4 to `out`.
+    /// Appends the Prometheus text format 0.0.4 to `out`: the families without a `server`
+    /// label and the collectors, then the families with one.
     pub fn encode_prometheus(&self, out: &mut String) {
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::prometheus_text::encode(out, &self.registry);
+        self.encode_families(out, Format::Prometheus);
     }
 
-    /// Appends the OpenMetrics 1.0 text format to `out`.
+    /// Appends the OpenMetrics 1.0 text format to `out`, `# EOF` last.
     pub fn encode_openmetrics(&self, out: &mut String) {
-        let _ = prometheus_client::encoding::text::encode(out, &self.registry);
+        self.encode_families(out, Format::OpenMetrics);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_eof(out);
+    }
+
+    fn encode_families(&self, out: &mut String, format: Format) {
+        format.encode_registry(out, &self.registry);
+        for family in &self.server_families {
+            family.encode(out, format);
+        }
+    }
+
+    /// The exposition as encoding every series afresh gives it, for the cache's tests.
+    #[cfg(test)]
+    pub(crate) fn encode_uncached(&self, format: Format) -> String {
+        let mut out = String::new();
+        format.encode_registry(&mut out, &self.registry);
+        format.encode_registry(&mut out, &self.uncached);
+        if format == Format::OpenMetrics {
+            let _ = prometheus_client::encoding::text::encode_eof(&mut out);
+        }
+        out
     }
 
     /// Names of the families registered with a `server` label (collectors not included).

@@ -1,10 +1,12 @@
 //! A metric family whose label sets all carry a `server` label, so that the per-server tracker
-//! can remove one server's series without a list of its label sets. It stores and encodes its
-//! series exactly as prometheus-client's `Family` does (one flat map, one series per label set,
-//! labels in field order), so the exposition and the time to encode it are the same.
+//! can remove one server's series without a list of its label sets, and the exposition cache
+//! (`cached.rs`) can keep one server's encoded text. Its series are kept per server (one map per
+//! server, one series per label set) and encode exactly as prometheus-client's `Family` encodes
+//! them (labels in field order), the series of a server one after another.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
@@ -20,8 +22,33 @@ pub struct ServerFamily<S, M, C = fn() -> M> {
 }
 
 struct Inner<S, M, C> {
-    series: RwLock<HashMap<S, M>>,
+    series: RwLock<HashMap<String, ServerSeries<S, M>>>,
     constructor: C,
+}
+
+/// The series of one server in one family.
+pub(super) struct ServerSeries<S, M> {
+    /// The series, by label set.
+    pub(super) series: HashMap<S, M>,
+    /// Stamp of the set of label sets: a new one whenever a series is added or removed.
+    pub(super) shape: u64,
+}
+
+/// Where shape stamps come from: process-wide, so a server removed and added again, or two
+/// changes in a row, never show the cache a stamp it saw before.
+static SHAPES: AtomicU64 = AtomicU64::new(1);
+
+fn new_shape() -> u64 {
+    SHAPES.fetch_add(1, Ordering::Relaxed)
+}
+
+impl<S, M> ServerSeries<S, M> {
+    fn new() -> Self {
+        ServerSeries {
+            series: HashMap::new(),
+            shape: new_shape(),
+        }
+    }
 }
 
 impl<S, M, C> ServerFamily<S, M, C>
@@ -42,39 +69,62 @@ where
 
     /// The metric of `labels` (a handle sharing its value), created if new.
     pub fn get_or_create(&self, labels: &S) -> M {
-        if let Some(metric) = self.read().get(labels) {
+        if let Some(metric) = self
+            .read()
+            .get(labels.server())
+            .and_then(|server| server.series.get(labels))
+        {
             return metric.clone();
         }
-        self.write()
-            .entry(labels.clone())
-            .or_insert_with(|| (self.inner.constructor)())
-            .clone()
+        let mut servers = self.write();
+        let server = servers
+            .entry(labels.server().to_string())
+            .or_insert_with(ServerSeries::new);
+        if let Some(metric) = server.series.get(labels) {
+            return metric.clone();
+        }
+        let metric = (self.inner.constructor)();
+        server.series.insert(labels.clone(), metric.clone());
+        server.shape = new_shape();
+        metric
     }
 
     /// Whether the series of `labels` exists.
     pub fn contains(&self, labels: &S) -> bool {
-        self.read().contains_key(labels)
+        self.read()
+            .get(labels.server())
+            .is_some_and(|server| server.series.contains_key(labels))
     }
 
     /// Removes the series of `labels`.
     pub fn remove(&self, labels: &S) {
-        self.write().remove(labels);
+        self.retain_server(labels.server(), |other| other != labels);
     }
 
     /// Removes the series of `server` whose label set `keep` refuses; looks at every series of
-    /// the family, so it is meant for changes (a dependency dropped), not for every probe.
+    /// the server, so it is meant for changes (a dependency dropped), not for every probe.
     pub fn retain_server(&self, server: &str, mut keep: impl FnMut(&S) -> bool) {
-        self.write()
-            .retain(|labels, _| labels.server() != server || keep(labels));
+        let mut servers = self.write();
+        let Some(series) = servers.get_mut(server) else {
+            return;
+        };
+        let before = series.series.len();
+        series.series.retain(|labels, _| keep(labels));
+        if series.series.is_empty() {
+            servers.remove(server);
+        } else if series.series.len() != before {
+            series.shape = new_shape();
+        }
     }
 }
 
 impl<S, M, C> ServerFamily<S, M, C> {
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<S, M>> {
+    /// The series, by server; a server with no series has no entry.
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, HashMap<String, ServerSeries<S, M>>> {
         self.inner.series.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<S, M>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, ServerSeries<S, M>>> {
         self.inner.series.write().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -89,12 +139,12 @@ impl<S, M, C> Clone for ServerFamily<S, M, C> {
 
 impl<S: Debug, M: Debug, C> Debug for ServerFamily<S, M, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ServerFamily").field(&*self.read()).finish()
+        let servers = self.read();
+        let series: Vec<(&S, &M)> = servers.values().flat_map(|s| s.series.iter()).collect();
+        f.debug_tuple("ServerFamily").field(&series).finish()
     }
 }
 
-/// Removing a server looks at every series of the family once (servers leave on a
-/// configuration change, not on a hot path).
 impl<S, M, C> ServerScoped for ServerFamily<S, M, C>
 where
     S: ServerLabelSet,
@@ -102,7 +152,7 @@ where
     C: Send + Sync,
 {
     fn remove_server(&self, server: &str) {
-        self.write().retain(|labels, _| labels.server() != server);
+        self.write().remove(server);
     }
 }
 
@@ -116,8 +166,10 @@ where
     M: EncodeMetric + TypedMetric,
 {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        for (labels, metric) in self.read().iter() {
-            metric.encode(encoder.encode_family(labels)?)?;
+        for server in self.read().values() {
+            for (labels, metric) in &server.series {
+                metric.encode(encoder.encode_family(labels)?)?;
+            }
         }
         Ok(())
     }

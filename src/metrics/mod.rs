@@ -528,11 +528,230 @@ mod tests {
     fn the_semconv_switch_leaves_out_both_histograms() {
         let m = Metrics::with_switches(FamilySwitches {
             semconv_histograms: false,
+            ..FamilySwitches::default()
         });
         record_every_family(&m, "s");
         let text = m.encode_prometheus();
         assert!(!text.contains("operation_duration_seconds"), "{text}");
         assert!(text.contains("mcp_request_duration_seconds_count"));
+    }
+
+    /// Records one liveness probe of an HTTP server as the fleet benchmark's targets answer it
+    /// (scripts/bench-fleet.sh): a legacy one refuses `server/discover`, then `initialize` and
+    /// `ping`; a modern one answers `server/discover`.
+    fn record_liveness(m: &Metrics, server: &str, legacy: bool) {
+        let records = if legacy {
+            vec![
+                RequestRecord {
+                    outcome: RequestOutcome::Unsupported,
+                    ..record("server/discover", None)
+                },
+                record("initialize", None),
+                record("ping", None),
+            ]
+        } else {
+            vec![record("server/discover", None)]
+        };
+        let mut o = outcome_with(records);
+        o.http_phases = Some(crate::mcp::HttpPhases {
+            resolve: Duration::from_millis(1),
+            connect: Duration::from_millis(2),
+            processing: Duration::from_millis(3),
+            transfer: Duration::from_millis(4),
+            connections_opened: 1,
+        });
+        m.record_probe(server, "http", &o, &healthy(), false);
+    }
+
+    /// Where a `/metrics` scrape of 1,000 liveness servers spends its time: encoding, redaction,
+    /// gzip; run with
+    /// `cargo test --release --lib -- --ignored --nocapture fleet_scrape_cost`.
+    #[test]
+    #[ignore = "a timing, not a check; run by hand to see where a scrape's time goes"]
+    fn fleet_scrape_cost() {
+        use crate::metric_registry::MetricsProfile;
+        for profile in [MetricsProfile::Full, MetricsProfile::Fleet] {
+            let switches = profile.switches();
+            let m = Metrics::with_switches(switches);
+            for i in 0..1000 {
+                let server = format!("s{i:05}");
+                m.add_server(&server, Arc::new(WireCounters::default()));
+                record_liveness(&m, &server, i % 2 == 0);
+            }
+            // The median of 21 runs of `measure`, each after `prepare` (not timed).
+            let timed = |prepare: &mut dyn FnMut(), measure: &mut dyn FnMut()| {
+                let mut took: Vec<Duration> = (0..21)
+                    .map(|_| {
+                        prepare();
+                        let start = std::time::Instant::now();
+                        measure();
+                        start.elapsed()
+                    })
+                    .collect();
+                took.sort();
+                took[took.len() / 2]
+            };
+            let median = |f: &mut dyn FnMut()| timed(&mut || {}, f);
+            let text = m.encode_prometheus();
+            // Between two scrapes 15 s apart every server was probed once; between two scrapes
+            // 1 s apart, one server in 15.
+            let probe_some = |every: usize| {
+                for i in (0..1000).step_by(every) {
+                    record_liveness(&m, &format!("s{i:05}"), i % 2 == 0);
+                }
+            };
+            let encode = || {
+                std::hint::black_box(m.encode_prometheus());
+            };
+            let cached_all = timed(&mut || probe_some(1), &mut { encode });
+            let cached_some = timed(&mut || probe_some(15), &mut { encode });
+            let uncached = timed(&mut || probe_some(15), &mut || {
+                std::hint::black_box(
+                    m.registry
+                        .encode_uncached(crate::metric_registry::cached::Format::Prometheus),
+                );
+            });
+            let redact = median(&mut || {
+                std::hint::black_box(crate::security::redact::redact_owned(text.clone()));
+            });
+            let gzip = median(&mut || {
+                std::hint::black_box(crate::web::compress::gzip(text.as_bytes()));
+            });
+            println!(
+                "{profile:?}: {} series, {} bytes: encode uncached {uncached:?}, cached with every server probed {cached_all:?}, with one in 15 probed {cached_some:?}; redact {redact:?}, gzip {gzip:?}",
+                text.lines().filter(|l| !l.starts_with('#')).count(),
+                text.len()
+            );
+        }
+    }
+
+    /// The families with a series of `server` in `text` (samples folded into their family).
+    fn families_of_server(text: &str, server: &str) -> BTreeSet<String> {
+        let needle = format!("server=\"{server}\"");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&needle))
+            .filter_map(|l| l.split('{').next())
+            .map(|sample| {
+                ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| sample.strip_suffix(suffix))
+                    .unwrap_or(sample)
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn series_of_server(text: &str, server: &str) -> usize {
+        let needle = format!("server=\"{server}\"");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&needle))
+            .count()
+    }
+
+    #[test]
+    fn the_fleet_profile_keeps_the_probe_histograms_out_and_traffic_in() {
+        use crate::metric_registry::MetricsProfile;
+        let histograms = [
+            "mcp_request_duration_seconds",
+            "mcp_tool_execution_duration_seconds",
+            "mcp_client_operation_duration_seconds",
+        ];
+        let full = Metrics::with_switches(MetricsProfile::Full.switches());
+        let fleet = Metrics::with_switches(MetricsProfile::Fleet.switches());
+        for m in [&full, &fleet] {
+            m.add_server("legacy", Arc::new(WireCounters::default()));
+            record_liveness(m, "legacy", true);
+            m.add_server("modern", Arc::new(WireCounters::default()));
+            record_liveness(m, "modern", false);
+            // A readiness probe with a tools/call check.
+            m.add_server("tools", Arc::new(WireCounters::default()));
+            let o = outcome_with(vec![
+                record("initialize", None),
+                record("tools/list", None),
+                record("tools/call", Some("echo")),
+            ]);
+            m.record_probe("tools", "stdio", &o, &healthy(), false);
+            record_traffic(m, "wrapped");
+        }
+        let (full_text, fleet_text) = (full.encode_prometheus(), fleet.encode_prometheus());
+        for family in histograms {
+            assert!(
+                families_of_server(&full_text, "tools").contains(family),
+                "{family}"
+            );
+            assert!(
+                !families_of_server(&fleet_text, "tools").contains(family),
+                "{family}"
+            );
+        }
+        // The fleet profile loses only those and the protocol violation kinds still at 0: the
+        // counters of the same requests stay.
+        for server in ["legacy", "modern", "tools"] {
+            let kept: BTreeSet<String> = families_of_server(&full_text, server)
+                .into_iter()
+                .filter(|family| !histograms.contains(&family.as_str()))
+                .filter(|family| family != "mcp_protocol_violations_total")
+                .collect();
+            assert_eq!(families_of_server(&fleet_text, server), kept, "{server}");
+        }
+        assert!(fleet_text.contains(
+            "mcp_tool_calls_total{server=\"tools\",tool=\"echo\",outcome=\"ok\",source=\"probe\"} 1"
+        ));
+        // Liveness servers stay within 25 series (docs/metrics.md#profiles); the full profile
+        // has 18 more per method and per tool called in the request and tool histograms.
+        for (server, methods, tools) in [("legacy", 3, 0), ("modern", 1, 0), ("tools", 3, 1)] {
+            let fleet = series_of_server(&fleet_text, server);
+            assert!(
+                server == "tools" || fleet <= 25,
+                "{server}: {fleet}\n{fleet_text}"
+            );
+            // 17 of the OpenTelemetry histogram (14 buckets); the 4 protocol violation kinds at 0.
+            assert_eq!(
+                series_of_server(&full_text, server),
+                fleet + 18 * (methods + tools) + 17 * methods + 4,
+                "{server}"
+            );
+        }
+        // Real traffic keeps its request histograms in both profiles.
+        for text in [&full_text, &fleet_text] {
+            assert!(text.contains(
+                "mcp_request_duration_seconds_count{server=\"wrapped\",method=\"tools/call\",source=\"traffic\"} 2"
+            ));
+        }
+    }
+
+    #[test]
+    fn the_cached_exposition_equals_an_uncached_encode() {
+        use crate::metric_registry::cached::Format;
+        // The throughput gauge is computed at scrape time from a sliding window.
+        let stable = |text: String| -> String {
+            text.lines()
+                .filter(|l| !l.starts_with("mcp_throughput_requests_per_second{"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        let m = Metrics::new();
+        for round in 0..3 {
+            for i in 0..6 {
+                let server = format!("s{i}");
+                if (i + round) % 2 == 0 {
+                    record_every_family(&m, &server);
+                } else {
+                    record_liveness(&m, &server, i % 3 == 0);
+                }
+            }
+            if round == 1 {
+                m.remove_server("s4");
+            }
+            assert_eq!(
+                stable(m.encode_prometheus()),
+                stable(m.registry.encode_uncached(Format::Prometheus))
+            );
+            assert_eq!(
+                stable(m.encode_openmetrics()),
+                stable(m.registry.encode_uncached(Format::OpenMetrics))
+            );
+        }
     }
 
     /// Time of `encode_prometheus` with 1,000 fully recorded servers; run with

@@ -296,6 +296,8 @@ pub struct ProbeMetrics {
     catalog_changes: ServerFamily<ServerLabels, Counter>,
     cache_hit_rate: ServerFamily<ServerLabels, FloatGauge>,
     history: ServerState<ProbeHistory>,
+    /// Whether probes fill the per-method and per-tool histograms (docs/metrics.md#profiles).
+    method_histograms: bool,
 }
 
 impl ProbeMetrics {
@@ -311,11 +313,11 @@ impl ProbeMetrics {
                 "Identity the server reported in its handshake (serverInfo name and version, negotiated protocol version and era) and the transport; value is always 1",
             ),
             shared: RequestFamilies::register(registry),
-            client_operations: semconv_family(
+            client_operations: registry.switches().probe_method_histograms.then(|| semconv_family(
                 registry,
                 "mcp_client_operation_duration_seconds",
                 "OpenTelemetry MCP semantic convention: duration of each MCP request the prober sent, as a client sees it (mcp.method.name, gen_ai.tool.name, error.type, network.transport, mcp.protocol.version)",
-            ),
+            )).flatten(),
             probe_success: registry.server_family(
                 "mcp_probe_success",
                 "1 when every stage of the last probe passed (blackbox_exporter's probe_success), else 0",
@@ -346,6 +348,7 @@ impl ProbeMetrics {
                 format!("Session cache: share of the last {SESSION_REUSE_WINDOW} probes served by the prober's cached session (kept stdio child, HTTP session, remembered modern-era discovery) rather than a new handshake; low means the server loses sessions (restarts, expiry, a load balancer without affinity). PromQL equivalent: 1 - rate(mcp_sessions_started_total[5m]) / rate(mcp_probes_total[5m])"),
             ),
             history: registry.server_state(),
+            method_histograms: registry.switches().probe_method_histograms,
         }
     }
 
@@ -443,27 +446,31 @@ impl ProbeMetrics {
                     source,
                 })
                 .inc();
-            self.shared
-                .request_duration
-                .get_or_create(&MethodLabels {
-                    server: server.to_string(),
-                    method: method.clone(),
-                    source,
-                })
-                .observe(took);
+            if self.method_histograms {
+                self.shared
+                    .request_duration
+                    .get_or_create(&MethodLabels {
+                        server: server.to_string(),
+                        method: method.clone(),
+                        source,
+                    })
+                    .observe(took);
+            }
             let tool = record
                 .tool
                 .as_deref()
                 .map(|tool| capped_tool_label(tools, tool));
             if let Some(tool) = &tool {
-                self.shared
-                    .tool_duration
-                    .get_or_create(&ToolLabels {
-                        server: server.to_string(),
-                        tool: tool.clone(),
-                        source,
-                    })
-                    .observe(took);
+                if self.method_histograms {
+                    self.shared
+                        .tool_duration
+                        .get_or_create(&ToolLabels {
+                            server: server.to_string(),
+                            tool: tool.clone(),
+                            source,
+                        })
+                        .observe(took);
+                }
                 self.shared
                     .tool_calls
                     .get_or_create(&ToolCallLabels {

@@ -1,5 +1,6 @@
-//! `[exporter]`: the daemon-wide settings (listen address, and what servers that set none get as
-//! interval, timeout and degraded latency).
+//! `[exporter]`: the daemon-wide settings (listen address, the metrics profile and its
+//! per-family switches, and what servers that set none get as interval, timeout and degraded
+//! latency).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{KeyError, SourceText};
+use crate::metric_registry::{FamilySwitches, MetricsProfile};
 use crate::probe::config::ServerDefaults;
 
 /// Default listen address. Prometheus' default-port list has allocated all of 9100-9999,
@@ -31,6 +33,10 @@ pub struct ExporterConfig {
     pub timeout: Duration,
     /// Default latency threshold above which a server is degraded.
     pub degraded_latency: Duration,
+    /// `metrics`: the metrics profile (docs/metrics.md#profiles); read at start only.
+    pub metrics: MetricsProfile,
+    /// The profile's family switches with the per-family keys applied.
+    pub families: FamilySwitches,
 }
 
 /// `[exporter]` as written in the file.
@@ -44,6 +50,9 @@ pub struct RawExporter {
     timeout: Option<Duration>,
     #[serde(default, with = "crate::config::duration::opt_duration")]
     degraded_latency: Option<Duration>,
+    metrics: Option<Spanned<String>>,
+    method_histograms: Option<bool>,
+    semconv_histograms: Option<bool>,
 }
 
 impl ExporterConfig {
@@ -63,7 +72,30 @@ impl ExporterConfig {
                 ),
             )
         })?;
+        let metrics = match &raw.metrics {
+            None => MetricsProfile::default(),
+            Some(name) => MetricsProfile::from_name(name.get_ref()).ok_or_else(|| {
+                src.key_error(
+                    name.span().start,
+                    "exporter.metrics",
+                    format!(
+                        "{:?} is not a metrics profile; expected \"full\" or \"fleet\"",
+                        name.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let profile = metrics.switches();
+        let families = FamilySwitches {
+            probe_method_histograms: raw
+                .method_histograms
+                .unwrap_or(profile.probe_method_histograms),
+            semconv_histograms: raw.semconv_histograms.unwrap_or(profile.semconv_histograms),
+            ..profile
+        };
         Ok(ExporterConfig {
+            metrics,
+            families,
             listen,
             interval: raw.interval.unwrap_or(DEFAULT_INTERVAL),
             timeout: raw.timeout.unwrap_or(DEFAULT_TIMEOUT),

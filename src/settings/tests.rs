@@ -446,3 +446,34 @@ fn an_empty_file_is_a_configuration_of_defaults() {
     assert!(config.alertmanager.is_none());
     assert_eq!(config.exporter.listen.to_string(), DEFAULT_LISTEN);
 }
+
+#[test]
+fn the_metrics_profile_is_full_unless_the_fleet_is_chosen() {
+    use crate::metric_registry::{FamilySwitches, MetricsProfile};
+    let config = Config::from_toml("", Path::new("empty.toml")).expect("empty file");
+    assert_eq!(config.exporter.metrics, MetricsProfile::Full);
+    assert_eq!(config.exporter.families, FamilySwitches::default());
+    let fleet = Config::from_toml("[exporter]\nmetrics = \"fleet\"\n", Path::new("f.toml"))
+        .expect("fleet profile");
+    assert_eq!(fleet.exporter.metrics, MetricsProfile::Fleet);
+    assert!(!fleet.exporter.families.probe_method_histograms);
+    assert!(
+        fleet.exporter.families.semconv_histograms,
+        "real traffic's stays"
+    );
+    // A per-family key overrides its profile's choice, and only that family.
+    let opted_in = Config::from_toml(
+        "[exporter]\nmetrics = \"fleet\"\nmethod_histograms = true\nsemconv_histograms = false\n",
+        Path::new("o.toml"),
+    )
+    .expect("fleet profile with method histograms");
+    assert!(opted_in.exporter.families.probe_method_histograms);
+    assert!(!opted_in.exporter.families.semconv_histograms);
+    let err = Config::from_toml("[exporter]\nmetrics = \"lean\"\n", Path::new("bad.toml"))
+        .expect_err("unknown profile")
+        .to_string();
+    assert!(
+        err.contains("bad.toml:2") && err.contains("exporter.metrics"),
+        "{err}"
+    );
+}

@@ -5,7 +5,7 @@
 //! Handlers only read what the scheduler last published; none of them probes.
 
 mod assets;
-mod compress;
+pub(crate) mod compress;
 pub mod config;
 mod dependencies;
 pub mod lifecycle;

@@ -2,14 +2,17 @@
 //! fleet with no overlap and no gap, and when one is killed exactly its third goes missing (and
 //! the per-instance MCPExporterAbsent expression names it); `--discovery.dir` starts and stops
 //! servers listed by file_sd and MCP client files without a restart, keeps the sessions of
-//! servers it did not change, and keeps the last good set of a malformed file.
+//! servers it did not change, and keeps the last good set of a malformed file; the fleet
+//! metrics profile keeps a liveness server within 25 series and the bundled rules evaluate on it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::common::daemon::Daemon;
+use crate::common::http::http_request;
 use crate::common::net::free_port;
+use crate::common::paths::repo_root;
 use crate::common::prometheus::Prometheus;
 use crate::common::servers::spawn_http_everything;
 use crate::common::tools::{Tool, require, require_all};
@@ -365,4 +368,140 @@ fn the_sharded_kubernetes_manifests_fit_together() {
         .expect("config text");
     mcp_exporter::settings::Config::from_toml(config, Path::new("sharded.toml"))
         .unwrap_or_else(|e| panic!("{rel}: {e}"));
+}
+
+/// Series of `server` in a scrape.
+fn series_of(scrape: &crate::common::scrape::Scrape, server: &str) -> usize {
+    scrape
+        .all()
+        .iter()
+        .filter(|s| s.labels.get("server").map(String::as_str) == Some(server))
+        .count()
+}
+
+/// The fleet metrics profile (docs/metrics.md#profiles): a daemon probing liveness servers
+/// emits at most 25 series per server and no per-method probe histogram, and the bundled rules,
+/// evaluated by a real Prometheus on its output, all evaluate without error; the
+/// MCPSlowResponseTime expression (threshold lowered to 0) covers every server through the
+/// whole-probe quantile.
+#[test]
+fn the_fleet_profile_keeps_liveness_servers_within_25_series_and_the_rules_evaluate() {
+    if !require_all(&[Tool::Node]) {
+        return;
+    }
+    let Some(prometheus_bin) = require(Tool::Prometheus) else {
+        return;
+    };
+    let (_everything, port) = spawn_http_everything("streamableHttp");
+    let servers = ["live-a", "live-b", "live-c"];
+    let mut config = String::from("[exporter]\nmetrics = \"fleet\"\n\n");
+    for name in servers {
+        config.push_str(&format!(
+            "[[servers]]\nname = \"{name}\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{port}/mcp\"\ncheck = \"liveness\"\ninterval = \"1s\"\ntimeout = \"5s\"\n\n"
+        ));
+    }
+    let daemon = Daemon::start(&config);
+    eventually(Duration::from_secs(60), Duration::from_millis(250), || {
+        let scrape = daemon.scrape();
+        for server in servers {
+            let probes = scrape.value("mcp_probes_total", &[("server", server)]);
+            if probes.unwrap_or(0.0) < 2.0 {
+                return Err(format!("{server}: {probes:?} probes"));
+            }
+        }
+        Ok(())
+    });
+    let scrape = daemon.scrape();
+    for server in servers {
+        assert_eq!(
+            scrape.value("mcp_server_up", &[("server", server)]),
+            Some(1.0),
+            "{}",
+            scrape.text()
+        );
+        let series = series_of(&scrape, server);
+        assert!(series <= 25, "{server}: {series} series\n{}", scrape.text());
+    }
+    assert!(
+        !scrape.text().contains("source=\"probe\",le="),
+        "no per-method probe histogram:\n{}",
+        scrape.text()
+    );
+
+    // The bundled rules, evaluated every second instead of every 30 s.
+    let dir = daemon.dir().join("prometheus");
+    std::fs::create_dir_all(&dir).expect("prometheus dir");
+    let rules = std::fs::read_to_string(repo_root().join("alerts/mcp-exporter.rules.yml"))
+        .expect("rules file");
+    std::fs::write(
+        dir.join("mcp.rules.yml"),
+        rules.replace("interval: 30s", "interval: 1s"),
+    )
+    .expect("write rules");
+    let prometheus = Prometheus::start(
+        &prometheus_bin,
+        &dir,
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files: [mcp.rules.yml]\nscrape_configs:\n  - job_name: mcp-exporter\n    static_configs:\n      - targets: [\"{}\"]\n",
+            daemon.addr()
+        ),
+    );
+    let slow_expr = rule_expr(&rules, "MCPSlowResponseTime").replace("> 5", "> 0");
+    eventually(Duration::from_secs(90), Duration::from_millis(500), || {
+        let covered: BTreeSet<String> = by_server(&prometheus, &slow_expr)?
+            .into_iter()
+            .map(|(server, _)| server)
+            .collect();
+        let want: BTreeSet<String> = servers.iter().map(|s| s.to_string()).collect();
+        if covered != want {
+            return Err(format!("{slow_expr}: {covered:?}"));
+        }
+        rules_evaluated_without_error(&prometheus)
+    });
+}
+
+/// The `expr` of the rule named `name` (an alert) in the rules file's text.
+fn rule_expr(rules: &str, name: &str) -> String {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(rules).expect("rules YAML");
+    doc["groups"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_sequence().cloned().unwrap_or_default())
+        .find(|r| r["alert"].as_str() == Some(name))
+        .and_then(|r| r["expr"].as_str().map(String::from))
+        .unwrap_or_else(|| panic!("no alert {name}"))
+}
+
+/// Ok once every rule of every group was evaluated at least once, none with an error.
+fn rules_evaluated_without_error(prometheus: &Prometheus) -> Result<(), String> {
+    let response = http_request(
+        &prometheus.addr,
+        "GET",
+        "/api/v1/rules",
+        &[],
+        b"",
+        Duration::from_secs(10),
+    )
+    .map_err(|e| e.to_string())?;
+    let json: serde_json::Value =
+        serde_json::from_str(&response.text()).map_err(|e| e.to_string())?;
+    let rules: Vec<&serde_json::Value> = json["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .collect();
+    if rules.is_empty() {
+        return Err("no rules loaded".into());
+    }
+    for rule in rules {
+        if rule["health"] != "ok" {
+            return Err(format!(
+                "{}: {} {}",
+                rule["name"], rule["health"], rule["lastError"]
+            ));
+        }
+    }
+    Ok(())
 }
