@@ -48,9 +48,16 @@ pub struct SseTransport {
     counters: Arc<WireCounters>,
     phases: PhaseRecorder,
     tls: TlsWatch,
+    /// The W3C `traceparent` of the request being sent, when it is traced (docs/tracing.md).
+    traceparent: Option<String>,
 }
 
 impl SseTransport {
+    /// Sends `traceparent` on the requests that follow, until set again (`None`: none).
+    pub(crate) fn set_traceparent(&mut self, traceparent: Option<String>) {
+        self.traceparent = traceparent;
+    }
+
     /// Prepares the client; the stream is opened by the first request (under its deadline).
     pub fn new(
         url: &url::Url,
@@ -65,6 +72,7 @@ impl SseTransport {
         let (client, book) = clients.client(url, &settings)?;
         let watch = TlsWatch::with_book(book);
         Ok(SseTransport {
+            traceparent: None,
             client,
             tls: watch,
             url: url.clone(),
@@ -201,12 +209,15 @@ impl SseTransport {
         };
         let body = serde_json::to_vec(msg)
             .map_err(|e| McpError::protocol(format!("cannot encode request: {e}")))?;
-        let req = self
+        let mut req = self
             .client
             .post(endpoint.clone())
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
+        if let Some(traceparent) = &self.traceparent {
+            req = req.header("traceparent", traceparent);
+        }
         let sent = timeout_at(deadline, self.phases.scope(req.send()))
             .await
             .map_err(|_| timeout_marker())?;

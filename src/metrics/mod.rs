@@ -76,6 +76,8 @@ pub struct Metrics {
     pub discovery: crate::discovery::metrics::DiscoveryMetrics,
     /// Tool definition changes, unapproved tools and catalog context cost.
     pub catalog: CatalogMetrics,
+    /// The trace export's dropped spans (src/otel/metrics.rs).
+    pub otel: crate::otel::metrics::OtelMetrics,
 }
 
 impl Default for Metrics {
@@ -111,6 +113,7 @@ impl Metrics {
         let traffic = TrafficMetrics::register(&mut registry, probe.shared(), &wire);
         let discovery = crate::discovery::metrics::DiscoveryMetrics::register(&mut registry);
         let catalog = CatalogMetrics::register(&mut registry);
+        let otel = crate::otel::metrics::OtelMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -130,6 +133,7 @@ impl Metrics {
             traffic,
             discovery,
             catalog,
+            otel,
         }
     }
 
