@@ -109,6 +109,13 @@ fn embedded_migrator() -> Migrator {
             )),
             false,
         ),
+        Migration::new(
+            5,
+            Cow::Borrowed("probe trace id"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!("../../migrations/0005_probe_trace_id.sql")),
+            false,
+        ),
     ])
 }
 
@@ -235,12 +242,17 @@ mod tests {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4]);
+        assert_eq!(versions, [1, 2, 3, 4, 5]);
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM tool_definition_changes")
             .fetch_one(store.pool())
             .await
             .unwrap();
         assert_eq!(rows, 0);
+        let traced: i64 = sqlx::query_scalar("SELECT count(trace_id) FROM probe_results")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(traced, 0);
     }
 
     #[tokio::test]
