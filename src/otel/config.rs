@@ -342,12 +342,11 @@ mod tests {
             .expect("resolves")
             .expect("on");
         assert_eq!(base.traces_url.as_str(), "http://c:4318/v1/traces");
-        for off in [env_of(&[
+        let off = env_of(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
             ("OTEL_SDK_DISABLED", "true"),
-        ])] {
-            assert_eq!(config.resolve(off), Ok(None));
-        }
+        ]);
+        assert_eq!(config.resolve(off), Ok(None));
         let disabled =
             check("[otlp]\nenabled = false\nendpoint = \"http://c:4318\"\n").expect("valid");
         assert_eq!(disabled.resolve(env_of(&[])), Ok(None));
