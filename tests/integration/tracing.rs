@@ -1,7 +1,8 @@
 //! Traces of probes (docs/tracing.md) against real components: the spans of a probe of the
 //! reference server-everything arrive in Arize Phoenix (a real OTLP backend) with their names,
 //! parent links and attributes, a failed probe's span carries its error, and a real Prometheus
-//! (exemplar storage on, scraping OpenMetrics) returns an exemplar with a trace id Phoenix has;
+//! (exemplar storage on, scraping OpenMetrics) returns an exemplar with a trace id Phoenix has,
+//! and a failing dependency check is a trace of its own with its error;
 //! with the collector hanging, spans are dropped and counted while probes keep their schedule;
 //! a probed HTTP server receives the probe's `traceparent` in the header and in `_meta`.
 //!
@@ -170,8 +171,16 @@ command = "sh"
 args = ["-c", "exit 3"]
 interval = "1s"
 timeout = "5s"
+
+[[dependencies]]
+name = "closed-port"
+kind = "tcp"
+address = "127.0.0.1:{}"
+interval = "1s"
+timeout = "2s"
 "#,
         phoenix.addr,
+        free_port(),
         everything_stdio_entry(
             "every",
             "1s",
@@ -260,6 +269,19 @@ timeout = "5s"
             .is_some_and(|m| !m.is_empty()),
         "{failed}"
     );
+
+    // A dependency check is a trace of its own; the refused one is an error.
+    let check = eventually(SPANS_WAIT, POLL, || {
+        phoenix
+            .spans()?
+            .into_iter()
+            .find(|s| s["name"] == "check closed-port")
+            .ok_or_else(|| "no span of the dependency check yet".to_string())
+    });
+    assert!(check["parent_id"].is_null(), "{check}");
+    assert_eq!(attribute(&check, "mcp_exporter.dependency.kind"), "tcp");
+    assert_eq!(check["status_code"], "ERROR", "{check}");
+    assert_eq!(attribute(&check, "error.type"), "unhealthy");
 
     // Prometheus scraped OpenMetrics and kept the probe's trace id as an exemplar; the trace
     // is in Phoenix.
