@@ -73,13 +73,15 @@ start_exporter() {
 	} >"$WORK/$name.toml"
 	target/release/mcp-exporter --log-level warn serve --config "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 &
 	pids+=("$!")
-	echo "$!"
+	started_pid=$!
 }
 
 OFF_PORT=$(free_port)
 ON_PORT=$(free_port)
-off_pid=$(start_exporter off "$OFF_PORT" "")
-on_pid=$(start_exporter on "$ON_PORT" "[otlp]\nendpoint = \"http://127.0.0.1:$PHOENIX_PORT\"\nsampling_ratio = 1.0\n")
+start_exporter off "$OFF_PORT" ""
+off_pid=$started_pid
+start_exporter on "$ON_PORT" "[otlp]\nendpoint = \"http://127.0.0.1:$PHOENIX_PORT\"\nsampling_ratio = 1.0\n"
+on_pid=$started_pid
 wait_http "http://127.0.0.1:$OFF_PORT/metrics"
 wait_http "http://127.0.0.1:$ON_PORT/metrics"
 
@@ -93,31 +95,42 @@ off1=$(cpu_ticks "$off_pid")
 on1=$(cpu_ticks "$on_pid")
 offp1=$(probes_of "$OFF_PORT")
 onp1=$(probes_of "$ON_PORT")
+# Stop the traced daemon (it exports what is queued on SIGTERM), then count what Phoenix
+# stored once the count settles: root spans of its probes, and all spans.
+onp_total=$(probes_of "$ON_PORT")
 dropped=$(curl -s "127.0.0.1:$ON_PORT/metrics" | awk '/^mcp_exporter_spans_dropped_total/ {print $2}')
-sleep 3 # the last batch (exported at least every second)
-
-# Root spans of the traced daemon's probes and all its spans, as Phoenix stored them.
+kill -TERM "$on_pid"
+wait "$on_pid" 2>/dev/null || true
 read -r roots spans < <(python3 - "$PHOENIX_PORT" <<'EOF'
-import json, sys, urllib.request
+import json, sys, time, urllib.request
 port = sys.argv[1]
-roots = spans = 0
-cursor = None
-while True:
-    url = f"http://127.0.0.1:{port}/v1/projects/default/spans?limit=1000"
-    if cursor:
-        url += f"&cursor={cursor}"
-    page = json.load(urllib.request.urlopen(url))
-    for span in page["data"]:
-        spans += 1
-        if span["parent_id"] is None and span["name"].startswith("probe "):
-            roots += 1
-    cursor = page.get("next_cursor")
-    if not cursor:
+
+def count():
+    roots = spans = 0
+    cursor = None
+    while True:
+        url = f"http://127.0.0.1:{port}/v1/projects/default/spans?limit=1000"
+        if cursor:
+            url += f"&cursor={cursor}"
+        page = json.load(urllib.request.urlopen(url))
+        for span in page["data"]:
+            spans += 1
+            if span["parent_id"] is None and span["name"].startswith("probe "):
+                roots += 1
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return roots, spans
+
+last = None
+for _ in range(60):
+    now = count()
+    if now == last:
         break
-print(roots, spans)
+    last = now
+    time.sleep(2)
+print(*last)
 EOF
 )
-onp_total=$(probes_of "$ON_PORT")
 
 python3 - "$TARGETS" "$WINDOW" "$((off1 - off0))" "$((offp1 - offp0))" "$((on1 - on0))" "$((onp1 - onp0))" \
 	"$(getconf CLK_TCK)" "$roots" "$spans" "$onp_total" "${dropped:-0}" <<'EOF'
@@ -131,5 +144,5 @@ print("| | traces off | traces on (Phoenix, sampling 1.0) | ratio (on/off) |")
 print("|---|---|---|---|")
 print(f"| probes in window | {off_p} | {on_p} | |")
 print(f"| CPU time per probe | {off_ms:.3f} ms | {on_ms:.3f} ms | {on_ms / off_ms:.2f} |")
-print(f"| spans in Phoenix | | {spans} ({roots} probe roots for {on_total} probes run; {dropped} dropped) | |")
+print(f"| spans in Phoenix | | {spans} ({roots} probe roots; the daemon ran {on_total} probes, dropped {dropped} spans) | |")
 EOF

@@ -870,6 +870,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn traceparent_joins_the_meta_of_params() {
+        const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let p = with_traceparent(Some(with_modern_meta(Some(json!({"cursor": "c"})))), TP);
+        assert_eq!(p["_meta"]["traceparent"], TP);
+        assert_eq!(
+            p["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            MODERN_VERSION
+        );
+        assert_eq!(p["cursor"], "c");
+        assert_eq!(
+            with_traceparent(None, TP),
+            json!({"_meta": {"traceparent": TP}}),
+            "a ping without params gets them"
+        );
+    }
+
+    #[test]
     fn modern_meta_is_merged_into_params() {
         let p = with_modern_meta(Some(json!({"cursor": "c", "_meta": {"x": 1}})));
         assert_eq!(p["cursor"], "c");
