@@ -180,12 +180,12 @@ interval = "1s"
 timeout = "2s"
 "#,
         phoenix.addr,
-        free_port(),
         everything_stdio_entry(
             "every",
             "1s",
             "check = \"readiness\"\ncall = { tool = \"echo\", arguments = { message = \"traced\" } }"
-        )
+        ),
+        free_port()
     );
     let daemon = Daemon::start(&config);
     let prom_dir = tempfile::tempdir().expect("temporary directory");
