@@ -275,6 +275,17 @@ def performance():
     b.panel("timeseries", "Probe duration",
             [(f"mcp_probe_duration_seconds{{{SEL}}}", "{{server}}")], "s",
             description="Whole probe (handshake when needed, ping, tools/list, call).")
+    b.panel("timeseries", "Probe latency p95 (exemplars: traces)",
+            [(f"histogram_quantile(0.95, sum by (server, le) (rate(mcp_probe_latency_seconds_bucket{{{SEL}}}[5m])))",
+              "{{server}}", {"exemplar": True})], "s",
+            description="From mcp_probe_latency_seconds. With traces on (docs/tracing.md) and "
+                        "Prometheus' exemplar storage, each dot is a probe's trace: link the "
+                        "trace_id label to your trace data source.")
+    b.panel("timeseries", "Probe request latency p95 (exemplars: traces)",
+            [(f"histogram_quantile(0.95, sum by (server, method, le) (rate(mcp_request_duration_seconds_bucket{{{SEL},source=\"probe\"}}[5m])))",
+              "{{server}} {{method}}", {"exemplar": True})], "s",
+            description="The prober's own requests, from the raw buckets so their exemplars "
+                        "(the trace id of a probe in each bucket, docs/tracing.md) show.")
     b.panel("timeseries", "HTTP phases of the last probe",
             [(f"mcp_probe_http_phase_duration_seconds{{{SEL}}}", "{{server}} {{phase}}")], "s",
             custom={"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 30},

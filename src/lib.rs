@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod mcp;
 pub mod metric_registry;
 pub mod metrics;
+pub mod otel;
 pub mod probe;
 pub mod process;
 pub mod proxy;

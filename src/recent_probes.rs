@@ -30,6 +30,8 @@ pub struct RecentProbe {
     pub summary: String,
     /// The probe step by step (src/probe/narrative.rs).
     pub steps: Vec<String>,
+    /// The probe's OpenTelemetry trace id, when it was traced (docs/tracing.md).
+    pub trace_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +87,7 @@ impl Sink for RecentProbes {
             success: outcome.success,
             summary: outcome.summary(),
             steps: narrative::narrate(&a.server, outcome),
+            trace_id: outcome.trace_id.clone(),
         };
         let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
         let kept = map.entry(a.name().to_string()).or_default();
@@ -107,6 +110,7 @@ mod tests {
             success,
             summary: String::new(),
             steps: Vec::new(),
+            trace_id: None,
         }
     }
 

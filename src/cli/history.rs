@@ -111,6 +111,17 @@ fn text(h: &query::History, since: Duration) -> String {
     if h.transitions.is_empty() {
         out.push_str("  no transitions\n");
     }
+    for failed in &h.failed_probes {
+        out.push_str(&format!(
+            "  {} failed    {}{}\n",
+            super::format_ts(failed.ts),
+            failed.failure,
+            failed
+                .trace_id
+                .as_deref()
+                .map_or_else(String::new, |id| format!(" [trace {id}]"))
+        ));
+    }
     for t in &h.transitions {
         out.push_str(&format!(
             "  {} {:<9} {} -> {}{}{}\n",

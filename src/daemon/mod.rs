@@ -91,6 +91,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
 
     let metrics = Arc::new(Metrics::with_switches(config.exporter.families));
+    start_traces(&config, &metrics);
     let monitor = Arc::new(Monitor::new(metrics.security.clone()));
     crate::security::apply_config(&monitor, &config.security);
     let web = crate::web::server::WebServer::load(
@@ -288,8 +289,36 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         Ok(result) => result?,
         Err(err) => tracing::error!(error = %err, "HTTP server task failed"),
     }
+    crate::otel::flush(std::time::Duration::from_secs(5)).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts exporting probe traces when `[otlp]` or the `OTEL_*` variables say so
+/// (docs/tracing.md). A setting that cannot be used leaves traces off, logged: probes and
+/// metrics do not depend on the collector.
+fn start_traces(config: &Config, metrics: &Metrics) {
+    let settings = match config.otlp.resolve(|name| std::env::var(name).ok()) {
+        Ok(Some(settings)) => settings,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::error!(error = %err, "traces stay off");
+            return;
+        }
+    };
+    match crate::otel::install(
+        &settings,
+        crate::otel::BatchLimits::default(),
+        metrics.otel.spans_dropped.clone(),
+    ) {
+        Ok(()) => tracing::info!(
+            endpoint = %settings.traces_url,
+            sampling_ratio = settings.sampling_ratio,
+            service_name = %settings.service_name,
+            "exporting probe traces"
+        ),
+        Err(err) => tracing::error!(error = %err, "traces stay off"),
+    }
 }
 
 /// The maintenance windows: restored from the history store when there is one, silenced in

@@ -13,7 +13,9 @@ use super::http_check::HttpClients;
 use super::sink::{CheckSink, CheckSinks};
 use super::{DependencyBoard, DependencyCheck, DependencyConfig, DependencyState, check_once};
 use crate::health::HealthStatus;
+use crate::otel::TraceSpan;
 use crate::reconcile::TaskSet;
+use opentelemetry::KeyValue;
 
 /// Upper bound of the random delay before a dependency's first check.
 const MAX_START_SPREAD: Duration = Duration::from_millis(500);
@@ -157,6 +159,22 @@ struct Outputs {
     dependents: Dependents,
 }
 
+/// Ends the trace of one dependency check (docs/tracing.md): its status word, and on an
+/// unhealthy check status Error with the reason.
+fn end_check_span(span: TraceSpan, check: &DependencyCheck) {
+    span.set(KeyValue::new(
+        "mcp_exporter.dependency.status",
+        check.status.word(),
+    ));
+    if check.status == HealthStatus::Unhealthy {
+        span.fail(
+            "unhealthy",
+            check.reason.clone().unwrap_or_else(|| "unhealthy".into()),
+        );
+    }
+    span.end();
+}
+
 async fn run(
     config: DependencyConfig,
     mut stop: watch::Receiver<bool>,
@@ -180,10 +198,20 @@ async fn run(
             _ = tokio::time::sleep_until(next) => {}
         }
         let started = Instant::now();
+        let trace = TraceSpan::root(
+            format!("check {}", config.name),
+            vec![
+                KeyValue::new("mcp_exporter.dependency", config.name.clone()),
+                KeyValue::new("mcp_exporter.dependency.kind", kind),
+            ],
+        );
         let check = tokio::select! {
             _ = stop.changed() => break,
             c = check_once(&config, &clients) => c,
         };
+        if let Some(span) = trace {
+            end_check_span(span, &check);
+        }
         let delay = next_delay(config.period(), &check);
         let servers = dependents
             .read()

@@ -40,6 +40,8 @@ struct OperationLabels {
 #[derive(Clone, Debug)]
 pub struct MaintenanceMetrics {
     in_maintenance: ServerFamily<ServerLabels, Gauge>,
+    /// Keep a series at 0 for servers not in maintenance (`FamilySwitches::zero_maintenance_series`).
+    zero_series: bool,
     alertmanager_failures: Family<OperationLabels, Counter>,
 }
 
@@ -47,6 +49,7 @@ impl MaintenanceMetrics {
     /// Registers the families; the failure counter starts at 0 for every operation.
     pub fn register(registry: &mut MetricsRegistry) -> Self {
         let metrics = MaintenanceMetrics {
+            zero_series: registry.switches().zero_maintenance_series,
             in_maintenance: registry.server_family(
                 "mcp_server_maintenance",
                 "1 while a maintenance window holds for the server (planned downtime: the bundled alerts stay silent), 0 otherwise",
@@ -67,11 +70,17 @@ impl MaintenanceMetrics {
         metrics
     }
 
-    /// Sets whether `server` is in maintenance.
+    /// Sets whether `server` is in maintenance (out of maintenance without zero series: no
+    /// series).
     pub fn set(&self, server: &str, in_maintenance: bool) {
-        self.in_maintenance
-            .get_or_create(&ServerLabels::new(server))
-            .set(i64::from(in_maintenance));
+        let labels = ServerLabels::new(server);
+        if in_maintenance || self.zero_series {
+            self.in_maintenance
+                .get_or_create(&labels)
+                .set(i64::from(in_maintenance));
+        } else {
+            self.in_maintenance.remove(&labels);
+        }
     }
 
     /// Counts a failed request to Alertmanager.

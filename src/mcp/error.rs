@@ -152,6 +152,32 @@ fn stderr_text(tail: &str) -> String {
 }
 
 impl McpError {
+    /// The `error.type` of a span that ended in this error (docs/tracing.md#attributes): the
+    /// JSON-RPC error code for an error reply, else a short name of the failure.
+    pub fn error_type(&self) -> String {
+        match self {
+            McpError::Spawn { .. } => "spawn".into(),
+            McpError::Connect { .. } => "connect".into(),
+            McpError::Timeout { .. } => "timeout".into(),
+            McpError::Exited { .. } => "exited".into(),
+            McpError::StreamClosed { .. } => "stream_closed".into(),
+            McpError::AuthRequired { .. } => "auth_required".into(),
+            McpError::Authorization { failure, .. } => match failure {
+                crate::auth::AuthFailure::LoginRequired => "login_required".into(),
+                crate::auth::AuthFailure::CredentialRejected => "credential_rejected".into(),
+                crate::auth::AuthFailure::AuthServerDown => "auth_server_down".into(),
+                crate::auth::AuthFailure::Misconfigured => "misconfigured".into(),
+            },
+            McpError::HttpStatus { status, .. } => status.to_string(),
+            McpError::Rpc { code, .. } => code.to_string(),
+            McpError::UnknownProtocolVersion { .. } => "unknown_protocol_version".into(),
+            McpError::NoCommonVersion { .. } => "no_common_version".into(),
+            McpError::ToolRejected { .. } => "tool_rejected".into(),
+            McpError::Protocol { .. } => "protocol".into(),
+            McpError::SessionLost { .. } => "session_lost".into(),
+        }
+    }
+
     /// Shorthand for a [`McpError::Protocol`].
     pub fn protocol(detail: impl Into<String>) -> Self {
         McpError::Protocol {

@@ -22,18 +22,22 @@ impl_server_label_set!(PhaseLabels);
 
 /// Handles to the HTTP phase families.
 pub struct HttpPhaseMetrics {
-    phases: ServerFamily<PhaseLabels, Gauge<f64, AtomicU64>>,
+    /// `None` when the profile leaves the phases out (`FamilySwitches::probe_http_phases`).
+    phases: Option<ServerFamily<PhaseLabels, Gauge<f64, AtomicU64>>>,
     connections_opened: ServerFamily<ServerLabels, Counter>,
 }
 
 impl HttpPhaseMetrics {
     /// Registers the HTTP phase families in `registry`.
     pub fn register(registry: &mut MetricsRegistry) -> Self {
-        HttpPhaseMetrics {
-            phases: registry.server_family(
+        let phases = registry.switches().probe_http_phases.then(|| {
+            registry.server_family(
                 "mcp_probe_http_phase_duration_seconds",
                 "Where the last probe's HTTP time went, summed over its requests (as blackbox_exporter's probe_http_duration_seconds): resolve (DNS), connect (TCP and TLS of new connections; 0 when keep-alive connections were reused), processing (request sent to response headers), transfer (headers to the JSON-RPC response). HTTP transports only",
-            ),
+            )
+        });
+        HttpPhaseMetrics {
+            phases,
             connections_opened: registry.server_family(
                 "mcp_http_connections_opened",
                 "Connections the prober opened to an HTTP server; growing with every probe means keep-alive is not working (server, proxy or load balancer closing connections)",
@@ -43,13 +47,15 @@ impl HttpPhaseMetrics {
 
     /// Records the phases of one probe of `server`.
     pub fn record(&self, server: &str, phases: &HttpPhases) {
-        for (phase, took) in phases.labelled() {
-            self.phases
-                .get_or_create(&PhaseLabels {
-                    server: server.to_string(),
-                    phase,
-                })
-                .set(took.as_secs_f64());
+        if let Some(family) = &self.phases {
+            for (phase, took) in phases.labelled() {
+                family
+                    .get_or_create(&PhaseLabels {
+                        server: server.to_string(),
+                        phase,
+                    })
+                    .set(took.as_secs_f64());
+            }
         }
         self.connections_opened
             .get_or_create(&ServerLabels::new(server))

@@ -51,9 +51,16 @@ pub struct SseTransport {
     tls: TlsWatch,
     /// The server's OAuth client, when it has one (src/auth/).
     auth: Option<crate::auth::Authorizer>,
+    /// The W3C `traceparent` of the request being sent, when it is traced (docs/tracing.md).
+    traceparent: Option<String>,
 }
 
 impl SseTransport {
+    /// Sends `traceparent` on the requests that follow, until set again (`None`: none).
+    pub(crate) fn set_traceparent(&mut self, traceparent: Option<String>) {
+        self.traceparent = traceparent;
+    }
+
     /// Prepares the client; the stream is opened by the first request (under its deadline).
     pub fn new(
         url: &url::Url,
@@ -68,6 +75,7 @@ impl SseTransport {
         let (client, book) = clients.client(url, &settings)?;
         let watch = TlsWatch::with_book(book);
         Ok(SseTransport {
+            traceparent: None,
             client,
             tls: watch,
             url: url.clone(),
@@ -235,12 +243,15 @@ impl SseTransport {
             &this.url,
             deadline,
             || async {
-                let req = this
+                let mut req = this
                     .client
                     .post(endpoint.clone())
                     .headers(this.request_headers())
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone());
+                if let Some(traceparent) = &this.traceparent {
+                    req = req.header("traceparent", traceparent);
+                }
                 let resp = timeout_at(deadline, this.phases.scope(req.send()))
                     .await
                     .map_err(|_| timeout_marker())?

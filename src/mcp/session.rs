@@ -22,6 +22,7 @@ use super::{
     Era, HttpPhases, LEGACY_REQUEST_VERSION, Limits, MODERN_VERSION, Notification, RequestOutcome,
     RequestRecord, TransportSpec, WireCounters,
 };
+use crate::otel::TraceSpan;
 use crate::tls::TlsObservation;
 
 pub use super::handshake::Handshake;
@@ -87,6 +88,8 @@ pub struct McpSession {
     /// What the last `tools/list` of a modern server over HTTP said about its tools'
     /// `x-mcp-header` annotations, for the `Mcp-Param-*` headers of later calls.
     tool_headers: ToolHeaders,
+    /// The span the requests of the running probe are children of (docs/tracing.md).
+    trace_parent: Option<TraceSpan>,
 }
 
 /// The mirrored-header view of the last tool catalog (modern HTTP only).
@@ -126,6 +129,22 @@ fn with_modern_meta(params: Option<Value>) -> Value {
         json!({}),
     );
     obj.insert("_meta".into(), Value::Object(meta));
+    Value::Object(obj)
+}
+
+/// Adds the W3C `traceparent` to the `_meta` of request params (the OpenTelemetry MCP semantic
+/// conventions' propagation, docs/tracing.md#propagation).
+fn with_traceparent(params: Option<Value>, traceparent: &str) -> Value {
+    let mut obj = match params {
+        Some(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    let meta = obj
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        meta.insert("traceparent".into(), json!(traceparent));
+    }
     Value::Object(obj)
 }
 
@@ -219,7 +238,87 @@ impl McpSession {
             handshake: None,
             reinitializations: 0,
             tool_headers: ToolHeaders::default(),
+            trace_parent: None,
         })
+    }
+
+    /// Makes each request that follows a child span of `parent` (its probe's span), with the
+    /// W3C `traceparent` sent in `params._meta` and, over HTTP, as a header; `None` stops it.
+    pub fn set_trace_parent(&mut self, parent: Option<TraceSpan>) {
+        self.trace_parent = parent;
+    }
+
+    /// The span of one request, and the `traceparent` it travels with.
+    fn request_span(
+        &mut self,
+        method: &str,
+        tool: Option<&str>,
+        id: u64,
+        modern: bool,
+    ) -> Option<(TraceSpan, String)> {
+        use opentelemetry::KeyValue;
+        let parent = self.trace_parent.as_ref()?;
+        let version = if modern {
+            MODERN_VERSION.to_string()
+        } else {
+            match &self.handshake {
+                Some(h) => h.protocol_version.clone(),
+                None => LEGACY_REQUEST_VERSION.to_string(),
+            }
+        };
+        let mut attributes = vec![
+            KeyValue::new("mcp.method.name", method.to_string()),
+            KeyValue::new("jsonrpc.request.id", id.to_string()),
+            KeyValue::new("mcp.protocol.version", version),
+            KeyValue::new(
+                "network.transport",
+                match self.transport {
+                    Transport::Stdio(_) => "pipe",
+                    Transport::Http(_) | Transport::Sse(_) => "tcp",
+                },
+            ),
+        ];
+        let name = match tool {
+            Some(tool) => {
+                attributes.push(KeyValue::new("gen_ai.tool.name", tool.to_string()));
+                attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+                format!("{method} {tool}")
+            }
+            None => method.to_string(),
+        };
+        if let Some(session) = self.handshake.as_ref().and_then(|h| h.session_id.clone()) {
+            attributes.push(KeyValue::new("mcp.session.id", session));
+        }
+        let span = parent.child(name, opentelemetry::trace::SpanKind::Client, attributes);
+        let traceparent = span.traceparent();
+        match &mut self.transport {
+            Transport::Http(t) => t.set_traceparent(Some(traceparent.clone())),
+            Transport::Sse(t) => t.set_traceparent(Some(traceparent.clone())),
+            Transport::Stdio(_) => {}
+        }
+        Some((span, traceparent))
+    }
+
+    /// Ends a request's span with how the request ended.
+    fn end_request_span(
+        &mut self,
+        span: TraceSpan,
+        outcome: &Result<Result<Value, RpcErrorObject>, McpError>,
+    ) {
+        match outcome {
+            Ok(Ok(result)) if result.get("isError").and_then(Value::as_bool) == Some(true) => {
+                span.fail("tool_error", "the tool reported an error (isError)");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(rpc)) => span.fail(rpc.code.to_string(), rpc.message.clone()),
+            Err(err) => span.fail(err.error_type(), err.to_string()),
+        }
+        span.end();
+        match &mut self.transport {
+            Transport::Http(t) => t.set_traceparent(None),
+            Transport::Sse(t) => t.set_traceparent(None),
+            Transport::Stdio(_) => {}
+        }
     }
 
     /// True when tool definitions' `x-mcp-header` annotations apply: a modern server over
@@ -266,10 +365,15 @@ impl McpSession {
         timeout: Duration,
     ) -> Result<Result<Value, RpcErrorObject>, McpError> {
         let id = self.ids.next_id();
+        let span = self.request_span(method, tool, id, modern);
         let params = if modern {
             Some(with_modern_meta(params))
         } else {
             params
+        };
+        let params = match &span {
+            Some((_, traceparent)) => Some(with_traceparent(params, traceparent)),
+            None => params,
         };
         let mirrored = match (tool, &params) {
             (Some(tool), Some(params)) if modern && method == "tools/call" => {
@@ -324,6 +428,9 @@ impl McpSession {
                 RequestOutcome::Error
             },
         });
+        if let Some((span, _)) = span {
+            self.end_request_span(span, &outcome);
+        }
         if matches!(outcome, Err(McpError::Timeout { .. })) {
             self.inbox.abandon(id);
             if method != "initialize" {
@@ -837,6 +944,23 @@ impl McpSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traceparent_joins_the_meta_of_params() {
+        const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let p = with_traceparent(Some(with_modern_meta(Some(json!({"cursor": "c"})))), TP);
+        assert_eq!(p["_meta"]["traceparent"], TP);
+        assert_eq!(
+            p["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            MODERN_VERSION
+        );
+        assert_eq!(p["cursor"], "c");
+        assert_eq!(
+            with_traceparent(None, TP),
+            json!({"_meta": {"traceparent": TP}}),
+            "a ping without params gets them"
+        );
+    }
 
     #[test]
     fn modern_meta_is_merged_into_params() {

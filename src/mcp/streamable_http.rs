@@ -92,9 +92,16 @@ pub struct HttpTransport {
     tls: TlsWatch,
     /// The server's OAuth client, when it has one (src/auth/).
     auth: Option<crate::auth::Authorizer>,
+    /// The W3C `traceparent` of the request being sent, when it is traced (docs/tracing.md).
+    traceparent: Option<String>,
 }
 
 impl HttpTransport {
+    /// Sends `traceparent` on the requests that follow, until set again (`None`: none).
+    pub(crate) fn set_traceparent(&mut self, traceparent: Option<String>) {
+        self.traceparent = traceparent;
+    }
+
     /// Prepares the transport for `url` with the shared client of its settings (TLS under
     /// `tls` for https) from `clients`; no request is made yet.
     pub fn new(
@@ -111,6 +118,7 @@ impl HttpTransport {
         let watch = TlsWatch::with_book(book);
         Ok(HttpTransport {
             client,
+            traceparent: None,
             tls: watch,
             url: url.clone(),
             headers: parse_headers(headers)?,
@@ -176,6 +184,9 @@ impl HttpTransport {
             .body(body);
         if let Some(sid) = &self.session_id {
             req = req.header(SESSION_HEADER, sid);
+        }
+        if let Some(traceparent) = &self.traceparent {
+            req = req.header("traceparent", traceparent);
         }
         if h.modern {
             req = req

@@ -1,11 +1,24 @@
 //! A histogram with fixed bounds that takes single observations (a probe's round trip) and
 //! whole bucket counts (a wrapper's report, already bucketed on its side), so probe and real
 //! traffic series can share one family. It encodes exactly as prometheus-client's `Histogram`.
+//!
+//! A series fed by single observations only also keeps the trace id of the last traced
+//! observation of each bucket, encoded as its OpenMetrics exemplar (docs/tracing.md#exemplars;
+//! the Prometheus text format has none and leaves them out).
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
-use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::{MetricType, TypedMetric};
+
+/// The label set of an exemplar: the trace the observation was made in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabels {
+    /// 32 hex digits.
+    pub trace_id: String,
+}
 
 /// A histogram over `bounds` (upper bounds, inclusive, ascending; `+Inf` implied); clones share
 /// the counts.
@@ -13,6 +26,9 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 pub struct BucketHistogram {
     bounds: &'static [f64],
     inner: Arc<Mutex<Counts>>,
+    /// The same single observations with their exemplars; what is encoded until counts are
+    /// added in bulk (prometheus-client builds exemplars only through its own histogram).
+    traced: HistogramWithExemplars<TraceLabels>,
 }
 
 #[derive(Debug)]
@@ -20,6 +36,8 @@ struct Counts {
     /// Non-cumulative counts per bucket, `bounds.len() + 1` of them (the last is `+Inf`).
     buckets: Vec<u64>,
     sum: f64,
+    /// Counts were added in bulk: `traced` no longer holds them all.
+    bulk: bool,
 }
 
 impl BucketHistogram {
@@ -30,7 +48,9 @@ impl BucketHistogram {
             inner: Arc::new(Mutex::new(Counts {
                 buckets: vec![0; bounds.len() + 1],
                 sum: 0.0,
+                bulk: false,
             })),
+            traced: HistogramWithExemplars::new(bounds.iter().copied()),
         }
     }
 
@@ -40,10 +60,22 @@ impl BucketHistogram {
 
     /// Counts one value.
     pub fn observe(&self, value: f64) {
+        self.observe_in_trace(value, None);
+    }
+
+    /// Counts one value observed in the trace `trace_id`, which becomes its bucket's exemplar.
+    pub fn observe_in_trace(&self, value: f64, trace_id: Option<&str>) {
         let index = bucket_index(self.bounds, value);
         let mut counts = self.lock();
         counts.buckets[index] = counts.buckets[index].saturating_add(1);
         counts.sum += value;
+        if !counts.bulk {
+            let exemplar = trace_id.map(|id| TraceLabels {
+                trace_id: id.to_string(),
+            });
+            let at = exemplar.as_ref().map(|_| SystemTime::now());
+            self.traced.observe(value, exemplar, at);
+        }
     }
 
     /// Adds counts bucketed elsewhere over the same bounds: `buckets` non-cumulative, one per
@@ -54,6 +86,7 @@ impl BucketHistogram {
             return false;
         }
         let mut counts = self.lock();
+        counts.bulk = true;
         for (mine, theirs) in counts.buckets.iter_mut().zip(buckets) {
             *mine = mine.saturating_add(*theirs);
         }
@@ -91,6 +124,10 @@ impl EncodeMetric for BucketHistogram {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         let (buckets, sum, count) = {
             let counts = self.lock();
+            if !counts.bulk {
+                // Observations are written to `traced` under this lock: it holds them all.
+                return self.traced.encode(encoder);
+            }
             let buckets: Vec<(f64, u64)> = self
                 .bounds
                 .iter()
@@ -135,6 +172,35 @@ mod tests {
         a.register("h", "A histogram", ours.clone());
         b.register("h", "A histogram", theirs);
         assert_eq!(text(&a), text(&b));
+    }
+
+    #[test]
+    fn traced_observations_are_exemplars_in_openmetrics_only() {
+        let h = BucketHistogram::new(&BOUNDS);
+        h.observe(0.05);
+        h.observe_in_trace(0.5, Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        let mut registry = Registry::default();
+        registry.register("h", "A histogram", h.clone());
+        let mut openmetrics = String::new();
+        prometheus_client::encoding::text::encode(&mut openmetrics, &registry).expect("encodes");
+        assert!(
+            openmetrics.lines().any(|l| l.starts_with(
+                "h_bucket{le=\"1.0\"} 2 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.5 "
+            )),
+            "{openmetrics}"
+        );
+        let plain = text(&registry);
+        assert!(
+            !plain.contains('#') || !plain.contains("trace_id"),
+            "{plain}"
+        );
+        assert!(plain.contains("h_bucket{le=\"1\"} 2"), "{plain}");
+        // Counts added in bulk end the exemplars, never the counts.
+        assert!(h.add(&[0, 0, 1, 0], 3.0));
+        let mut after = String::new();
+        prometheus_client::encoding::text::encode(&mut after, &registry).expect("encodes");
+        assert!(!after.contains("trace_id"), "{after}");
+        assert!(after.contains("h_count 3"), "{after}");
     }
 
     #[test]

@@ -46,6 +46,13 @@ pub struct FamilySwitches {
     /// (`mcp_protocol_violations_total`, 4 per server); off, a kind's series appears at its
     /// first occurrence, as every other counter with a label vocabulary.
     pub zero_violation_series: bool,
+    /// The HTTP phase gauges of the last probe (`mcp_probe_http_phase_duration_seconds`, 4
+    /// per HTTP server); `mcp_http_connections_opened_total` is kept either way.
+    pub probe_http_phases: bool,
+    /// `mcp_server_maintenance` at 0 for every server; off, a server has the series only while
+    /// a maintenance window holds (the bundled alerts read it with `unless`, which an absent
+    /// series satisfies).
+    pub zero_maintenance_series: bool,
 }
 
 impl Default for FamilySwitches {
@@ -94,6 +101,8 @@ impl MetricsProfile {
             semconv_histograms: true,
             probe_method_histograms: self == MetricsProfile::Full,
             zero_violation_series: self == MetricsProfile::Full,
+            probe_http_phases: self == MetricsProfile::Full,
+            zero_maintenance_series: self == MetricsProfile::Full,
         }
     }
 }

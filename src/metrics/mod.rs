@@ -79,6 +79,8 @@ pub struct Metrics {
     pub discovery: crate::discovery::metrics::DiscoveryMetrics,
     /// Tool definition changes, unapproved tools and catalog context cost.
     pub catalog: CatalogMetrics,
+    /// The trace export's dropped spans (src/otel/metrics.rs).
+    pub otel: crate::otel::metrics::OtelMetrics,
 }
 
 impl Default for Metrics {
@@ -115,6 +117,7 @@ impl Metrics {
         let traffic = TrafficMetrics::register(&mut registry, probe.shared(), &wire);
         let discovery = crate::discovery::metrics::DiscoveryMetrics::register(&mut registry);
         let catalog = CatalogMetrics::register(&mut registry);
+        let otel = crate::otel::metrics::OtelMetrics::register(&mut registry);
         Metrics {
             registry,
             last_exposition_bytes: AtomicUsize::new(0),
@@ -135,6 +138,7 @@ impl Metrics {
             traffic,
             discovery,
             catalog,
+            otel,
         }
     }
 
@@ -384,9 +388,15 @@ mod tests {
             .record_server(server, &[("pg", "postgres", HealthStatus::Unhealthy)]);
         m.record_probe(server, "http", &o, &health, true);
         m.record_health(server, &health);
-        let catalog = crate::probe::catalog::CatalogDefinitions::of(&[
-            serde_json::json!({"name": "echo", "inputSchema": {"type": "object"}}),
-        ]);
+        // A prompt too, so the kind-labelled catalog families have series.
+        let catalog = crate::probe::catalog::CatalogDefinitions {
+            prompts: Some(crate::probe::catalog::definitions_by_name(&[
+                serde_json::json!({"name": "greet"}),
+            ])),
+            ..crate::probe::catalog::CatalogDefinitions::of(&[
+                serde_json::json!({"name": "echo", "inputSchema": {"type": "object"}}),
+            ])
+        };
         m.catalog.record(
             server,
             crate::probe::catalog_metrics::CatalogObservation {
@@ -684,13 +694,14 @@ mod tests {
                 "{family}"
             );
         }
-        // The fleet profile loses only those and the protocol violation kinds still at 0: the
-        // counters of the same requests stay.
+        // The fleet profile loses only those, the protocol violation kinds still at 0 and the
+        // HTTP phase gauges: the counters of the same requests stay.
         for server in ["legacy", "modern", "tools"] {
             let kept: BTreeSet<String> = families_of_server(&full_text, server)
                 .into_iter()
                 .filter(|family| !histograms.contains(&family.as_str()))
                 .filter(|family| family != "mcp_protocol_violations_total")
+                .filter(|family| family != "mcp_probe_http_phase_duration_seconds")
                 .collect();
             assert_eq!(families_of_server(&fleet_text, server), kept, "{server}");
         }
@@ -705,10 +716,18 @@ mod tests {
                 server == "tools" || fleet <= 25,
                 "{server}: {fleet}\n{fleet_text}"
             );
-            // 17 of the OpenTelemetry histogram (14 buckets); the 4 protocol violation kinds at 0.
+            // 17 of the OpenTelemetry histogram (14 buckets); the 4 protocol violation kinds at
+            // 0; the 4 HTTP phase gauges of an HTTP server.
+            let phases = if families_of_server(&full_text, server)
+                .contains("mcp_probe_http_phase_duration_seconds")
+            {
+                4
+            } else {
+                0
+            };
             assert_eq!(
                 series_of_server(&full_text, server),
-                fleet + 18 * (methods + tools) + 17 * methods + 4,
+                fleet + 18 * (methods + tools) + 17 * methods + 4 + phases,
                 "{server}"
             );
         }

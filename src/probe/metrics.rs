@@ -34,6 +34,9 @@ pub const DURATION_BUCKETS: [f64; 15] = [
 pub const OPERATION_BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
+/// Buckets of `mcp_probe_latency_seconds` (seconds): few, as it is the one probe histogram
+/// of the fleet profile too (docs/metrics.md).
+pub const PROBE_LATENCY_BUCKETS: [f64; 5] = [0.025, 0.1, 0.5, 1.0, 5.0];
 /// Upper bounds (bytes) of the message size histograms: powers of four from 128 B to 8 MiB.
 pub const SIZE_BUCKETS: [f64; 9] = [
     128.0, 512.0, 2048.0, 8192.0, 32768.0, 131072.0, 524288.0, 2097152.0, 8388608.0,
@@ -51,6 +54,10 @@ pub type HistogramFamily<S> = ServerFamily<S, BucketHistogram, fn() -> BucketHis
 
 fn duration_histogram() -> BucketHistogram {
     BucketHistogram::new(&DURATION_BUCKETS)
+}
+
+fn probe_latency_histogram() -> BucketHistogram {
+    BucketHistogram::new(&PROBE_LATENCY_BUCKETS)
 }
 
 fn operation_histogram() -> BucketHistogram {
@@ -281,6 +288,15 @@ struct ProbeHistory {
     tools: BTreeSet<String>,
 }
 
+/// Labels of `mcp_probe_latency_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeResultLabels {
+    server: String,
+    /// `success` or `failure`.
+    result: &'static str,
+}
+impl_server_label_set!(ProbeResultLabels);
+
 /// Handles to the probe families.
 pub struct ProbeMetrics {
     server_up: ServerFamily<ServerLabels, Gauge>,
@@ -289,6 +305,7 @@ pub struct ProbeMetrics {
     client_operations: Option<HistogramFamily<OperationLabels>>,
     probe_success: ServerFamily<ServerLabels, Gauge>,
     probe_duration: ServerFamily<ServerLabels, FloatGauge>,
+    probe_latency: HistogramFamily<ProbeResultLabels>,
     probe_last_run: ServerFamily<ServerLabels, FloatGauge>,
     probes: ServerFamily<ServerLabels, Counter>,
     probe_failures: ServerFamily<FailureLabels, Counter>,
@@ -325,6 +342,11 @@ impl ProbeMetrics {
             probe_duration: registry.server_family(
                 "mcp_probe_duration_seconds",
                 "Duration of the last probe, all stages",
+            ),
+            probe_latency: registry.server_family_with_constructor(
+                "mcp_probe_latency_seconds",
+                "Duration of each probe, all stages, by result (success or failure); its exemplars carry the probe's trace id when traces are on (docs/tracing.md)",
+                probe_latency_histogram as fn() -> BucketHistogram,
             ),
             probe_last_run: registry.server_family(
                 "mcp_probe_last_run_timestamp_seconds",
@@ -376,6 +398,16 @@ impl ProbeMetrics {
         self.probe_duration
             .get_or_create(&labels)
             .set(outcome.duration.as_secs_f64());
+        self.probe_latency
+            .get_or_create(&ProbeResultLabels {
+                server: server.to_string(),
+                result: if outcome.success {
+                    "success"
+                } else {
+                    "failure"
+                },
+            })
+            .observe_in_trace(outcome.duration.as_secs_f64(), outcome.trace_id.as_deref());
         self.probe_last_run
             .get_or_create(&labels)
             .set(crate::wall_clock::unix_seconds(outcome.started_at));
@@ -454,7 +486,7 @@ impl ProbeMetrics {
                         method: method.clone(),
                         source,
                     })
-                    .observe(took);
+                    .observe_in_trace(took, outcome.trace_id.as_deref());
             }
             let tool = record
                 .tool

@@ -207,6 +207,9 @@ pub struct ProbeOutcome {
     pub tls: Option<TlsObservation>,
     /// The credentials the probe presented: expiry, refusal (never their contents).
     pub credentials: CredentialReport,
+    /// The id of the probe's trace (32 hex digits) when it was traced and sampled
+    /// (docs/tracing.md): the exemplar of its histograms and a column of its history row.
+    pub trace_id: Option<String>,
 }
 
 fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -237,6 +240,7 @@ impl ProbeOutcome {
             http_phases: None,
             tls: None,
             credentials: CredentialReport::default(),
+            trace_id: None,
         }
     }
 

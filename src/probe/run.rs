@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::auth::{AuthReport, Authorizer};
 use crate::credentials::{CredentialExpiry, CredentialKind, CredentialReport};
 use crate::mcp::{Era, Limits, McpError, McpSession, Notification, TransportSpec, WireCounters};
+use crate::otel::TraceSpan;
 use crate::process::supervise::SupervisionStatus;
 
 use super::catalog::{CatalogDefinitions, definitions_by_name};
@@ -34,6 +35,8 @@ pub struct ServerProbe {
     stderr_lines: Vec<String>,
     /// The credentials of the live session (or of the last attempt to open one).
     credentials: CredentialReport,
+    /// The root span of the running probe, when traces are on (docs/tracing.md).
+    trace: Option<TraceSpan>,
 }
 
 impl ServerProbe {
@@ -58,6 +61,7 @@ impl ServerProbe {
             config,
             stderr_lines: Vec::new(),
             credentials: CredentialReport::default(),
+            trace: None,
         }
     }
 
@@ -111,8 +115,28 @@ impl ServerProbe {
         self.probe_with(self.config.check).await
     }
 
-    /// Runs one probe of `check`.
+    /// Runs one probe of `check`, in a trace of its own when traces are on.
     pub async fn probe_with(&mut self, check: CheckType) -> ProbeOutcome {
+        use opentelemetry::KeyValue;
+        self.trace = TraceSpan::root(
+            format!("probe {}", self.config.name),
+            vec![
+                KeyValue::new("mcp_exporter.server", self.config.name.clone()),
+                KeyValue::new("mcp_exporter.check", check.as_str()),
+                KeyValue::new("mcp_exporter.transport", self.config.transport.kind()),
+            ],
+        );
+        let mut outcome = self.probe_untraced(check).await;
+        if let Some(session) = self.session.as_mut() {
+            session.set_trace_parent(None);
+        }
+        if let Some(span) = self.trace.take() {
+            end_probe_span(span, &mut outcome);
+        }
+        outcome
+    }
+
+    async fn probe_untraced(&mut self, check: CheckType) -> ProbeOutcome {
         let started = Instant::now();
         let deadline = started + self.config.timeout;
         let mut outcome = ProbeOutcome::started(SystemTime::now());
@@ -182,6 +206,9 @@ impl ServerProbe {
         if self.session.is_none() && !self.connect(deadline, outcome).await {
             return;
         }
+        if let Some(session) = self.session.as_mut() {
+            session.set_trace_parent(self.trace.clone());
+        }
         // Liveness: ping on the live session. A new session already proved liveness by its
         // handshake, but the ping is cheap and gives the round-trip time operators compare.
         if !self.stage_ping(deadline, outcome).await {
@@ -227,16 +254,33 @@ impl ServerProbe {
             sup.spawning(&self.config.name);
         }
         let t = Instant::now();
+        let span = self.trace.as_ref().map(|trace| {
+            let name = match spec {
+                TransportSpec::Stdio { .. } => "spawn",
+                _ => "connect",
+            };
+            trace.child(name, opentelemetry::trace::SpanKind::Internal, Vec::new())
+        });
         let opened = McpSession::open(&spec, self.limits.clone(), Arc::clone(&self.counters)).await;
         outcome.stages.push((Stage::Connect, t.elapsed()));
         let mut session = match opened {
-            Ok(session) => session,
+            Ok(session) => {
+                if let Some(span) = span {
+                    span.end();
+                }
+                session
+            }
             Err(err) => {
                 let (class, reason) = classify(Stage::Connect, &err);
+                if let Some(span) = span {
+                    span.fail(err.error_type(), reason.clone());
+                    span.end();
+                }
                 outcome.fail(Stage::Connect, class, reason);
                 return false;
             }
         };
+        session.set_trace_parent(self.trace.clone());
         let t = Instant::now();
         let handshake = session.handshake(self.era_hint, remaining(deadline)).await;
         let took = t.elapsed();
@@ -499,6 +543,30 @@ fn note_authorization(outcome: &mut ProbeOutcome, report: AuthReport) {
         });
     }
     outcome.credentials.auth = report;
+}
+
+/// Ends a probe's root span with its result: on failure status Error, `error.type` the failure
+/// class, and the class, stage and reason as attributes; the sampled trace id goes to the outcome.
+fn end_probe_span(span: TraceSpan, outcome: &mut ProbeOutcome) {
+    use opentelemetry::KeyValue;
+    span.set(KeyValue::new("mcp_exporter.up", outcome.up));
+    if let Some(failure) = &outcome.failure {
+        span.set(KeyValue::new(
+            "mcp_exporter.failure.class",
+            failure.class.as_str(),
+        ));
+        span.set(KeyValue::new(
+            "mcp_exporter.failure.stage",
+            failure.stage.as_str(),
+        ));
+        span.set(KeyValue::new(
+            "mcp_exporter.failure.reason",
+            failure.reason.clone(),
+        ));
+        span.fail(failure.class.as_str(), failure.to_string());
+    }
+    outcome.trace_id = span.sampled_trace_id();
+    span.end();
 }
 
 /// Marks the probe's credentials refused when the server answered 401 (a 403 is a credential

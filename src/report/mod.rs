@@ -480,6 +480,7 @@ mod tests {
             failure_stage: None,
             error: None,
             stages: "{}".into(),
+            trace_id: None,
         })
     }
 

@@ -7,7 +7,7 @@
 //! src/deps/config.rs, `[[servers]]` in src/probe/config.rs with their process keys in
 //! src/process/config.rs, `[store]` in src/store/config.rs, `[security]` in
 //! src/security/config.rs, `[alertmanager]` in alertmanager.rs, `[traffic]` in
-//! src/traffic/config.rs, `[modules.NAME]` in src/probe/module.rs) and returns a [`KeyError`]
+//! src/traffic/config.rs, `[modules.NAME]` in src/probe/module.rs, `[otlp]` in src/otel/config.rs) and returns a [`KeyError`]
 //! naming the key, its line and what is expected. The first error in file order is reported.
 
 mod alertmanager;
@@ -24,6 +24,7 @@ use crate::config::position::{key_at_line, line_of};
 use crate::config::{KeyError, SourceText};
 use crate::deps::DependencyConfig;
 use crate::deps::config::RawDependency;
+use crate::otel::config::{OtlpConfig, RawOtlp};
 use crate::probe::ServerConfig;
 use crate::probe::config::RawServer;
 use crate::probe::module::Modules;
@@ -93,6 +94,8 @@ pub struct Config {
     pub traffic: TrafficConfig,
     /// `[[proxies]]`: reverse proxies accounting HTTP servers' real traffic (src/proxy/).
     pub proxies: Vec<ProxyConfig>,
+    /// `[otlp]`: where probe traces are exported (src/otel/config.rs); off by default.
+    pub otlp: OtlpConfig,
 }
 
 /// The file as serde parses it: each table in the shape of the component that owns it.
@@ -119,6 +122,8 @@ struct RawConfig {
     traffic: RawTrafficConfig,
     #[serde(default)]
     proxies: Vec<Spanned<RawProxy>>,
+    #[serde(default)]
+    otlp: RawOtlp,
 }
 
 impl Config {
@@ -179,6 +184,7 @@ impl Config {
         let prometheus = PrometheusConfig::from_raw(raw.prometheus, src)?;
         let traffic = TrafficConfig::from_raw(raw.traffic, src)?;
         let proxies = crate::proxy::config::validate_all(raw.proxies, src)?;
+        let otlp = OtlpConfig::from_raw(raw.otlp, src)?;
         Ok(Config {
             exporter,
             servers,
@@ -190,6 +196,7 @@ impl Config {
             prometheus,
             traffic,
             proxies,
+            otlp,
         })
     }
 }

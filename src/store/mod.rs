@@ -111,6 +111,13 @@ fn embedded_migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            5,
+            Cow::Borrowed("probe trace id"),
+            MigrationType::Simple,
+            SqlStr::from_static(include_str!("../../migrations/0005_probe_trace_id.sql")),
+            false,
+        ),
+        Migration::new(
             6,
             Cow::Borrowed("process samples"),
             MigrationType::Simple,
@@ -250,7 +257,7 @@ mod tests {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 6, 7]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
         for table in ["tool_definition_changes", "process_samples"] {
             let rows: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
@@ -259,6 +266,11 @@ mod tests {
                     .unwrap();
             assert_eq!(rows, 0, "{table}");
         }
+        let traced: i64 = sqlx::query_scalar("SELECT count(trace_id) FROM probe_results")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(traced, 0);
     }
 
     #[tokio::test]

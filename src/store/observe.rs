@@ -214,6 +214,7 @@ pub fn probe_row(config: &ServerConfig, outcome: &ProbeOutcome, health: &Health)
         failure_stage: outcome.failure.as_ref().map(|f| f.stage.as_str().into()),
         error,
         stages: serde_json::to_string(&stages).unwrap_or_else(|_| "{}".into()),
+        trace_id: outcome.trace_id.clone(),
     }
 }
 

@@ -109,6 +109,20 @@ pub struct Transition {
     pub reason: String,
 }
 
+/// A failed probe and its trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedProbe {
+    /// Unix seconds the probe started.
+    pub ts: f64,
+    /// Its failure class, stage and reason (`class at stage: reason`).
+    pub failure: String,
+    /// Its OpenTelemetry trace id, when it was traced (docs/tracing.md).
+    pub trace_id: Option<String>,
+}
+
+/// Failed probes `history` lists, newest ones.
+pub const FAILED_PROBES_LISTED: i64 = 10;
+
 /// A server's history over a period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct History {
@@ -133,6 +147,9 @@ pub struct History {
     pub restarts: i64,
     /// Transitions, oldest first.
     pub transitions: Vec<Transition>,
+    /// The last [`FAILED_PROBES_LISTED`] failed probes in the period, oldest first, with the
+    /// traces that show them.
+    pub failed_probes: Vec<FailedProbe>,
     /// Maintenance windows of the server (its own and `--all` ones) in the period: planned
     /// downtime, left out of `availability`.
     pub maintenance: Vec<MaintenanceRow>,
@@ -186,6 +203,27 @@ pub async fn history(store: &Store, server: &str, since: f64) -> Result<History,
             reason: r.get("reason"),
         })
         .collect();
+    let mut failed_probes: Vec<FailedProbe> = sqlx::query(
+        "SELECT ts, failure_class, failure_stage, error, trace_id FROM probe_results WHERE server = ? AND ts >= ? AND success = 0 ORDER BY ts DESC LIMIT ?",
+    )
+    .bind(server)
+    .bind(since)
+    .bind(FAILED_PROBES_LISTED)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| FailedProbe {
+        ts: r.get("ts"),
+        failure: format!(
+            "{} at {}: {}",
+            r.get::<Option<String>, _>("failure_class").unwrap_or_default(),
+            r.get::<Option<String>, _>("failure_stage").unwrap_or_default(),
+            r.get::<Option<String>, _>("error").unwrap_or_default()
+        ),
+        trace_id: r.get("trace_id"),
+    })
+    .collect();
+    failed_probes.reverse();
     let maintenance = if windows::table_exists(store).await? {
         windows::covering(store, server, since, now).await?
     } else {
@@ -207,6 +245,7 @@ pub async fn history(store: &Store, server: &str, since: f64) -> Result<History,
         success_percent: percent(probes_successful),
         restarts: transitions.iter().filter(|t| t.kind == "restart").count() as i64,
         transitions,
+        failed_probes,
         maintenance,
     })
 }
@@ -295,6 +334,7 @@ mod tests {
             failure_stage: None,
             error: None,
             stages: "{}".into(),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         })
     }
 
@@ -318,6 +358,16 @@ mod tests {
             .unwrap();
         let h = history(&store, "s", now - 3600.0).await.unwrap();
         assert_eq!((h.probes, h.probes_up), (15, 10));
+        // The failed probes are listed with their traces (migrations/0005_probe_trace_id.sql).
+        assert_eq!(h.failed_probes.len(), 5);
+        assert!(
+            h.failed_probes
+                .iter()
+                .all(|f| f.trace_id.as_deref() == Some("4bf92f3577b34da6a3ce929d0e0e4736")),
+            "{:?}",
+            h.failed_probes
+        );
+        assert!(h.failed_probes.windows(2).all(|w| w[0].ts < w[1].ts));
         let a = h.availability.expect("availability");
         assert!((a.percent - 50.0).abs() < 0.5, "{a:?}");
         assert!((a.observed_seconds - 200.0).abs() < 1.0, "{a:?}");

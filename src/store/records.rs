@@ -87,6 +87,8 @@ pub struct ProbeRow {
     pub error: Option<String>,
     /// JSON object stage -> ms.
     pub stages: String,
+    /// The probe's OpenTelemetry trace id when it was traced and sampled (docs/tracing.md).
+    pub trace_id: Option<String>,
 }
 
 /// A dependency check result (the checks themselves come with the dependency model).

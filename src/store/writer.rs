@@ -152,7 +152,7 @@ pub async fn write_batch(store: &Store, records: &[Record]) -> Result<(), sqlx::
         match record {
             Record::Probe(p) => {
                 sqlx::query(
-                    "INSERT INTO probe_results (ts, server, check_type, up, success, health, duration_ms, latency_ms, failure_class, failure_stage, error, stages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO probe_results (ts, server, check_type, up, success, health, duration_ms, latency_ms, failure_class, failure_stage, error, stages, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(p.ts)
                 .bind(&p.server)
@@ -166,6 +166,7 @@ pub async fn write_batch(store: &Store, records: &[Record]) -> Result<(), sqlx::
                 .bind(&p.failure_stage)
                 .bind(&p.error)
                 .bind(&p.stages)
+                .bind(&p.trace_id)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -123,12 +123,19 @@ pub fn render(status: &ServerStatus, history: &HistoryView, probes: &[RecentProb
     for probe in probes {
         let _ = writeln!(
             html,
-            "<li class=\"probe {}\"><details{}><summary>{} · {} · {:.1} ms</summary><pre>{}</pre></details></li>",
+            "<li class=\"probe {}\"><details{}><summary>{} · {} · {:.1} ms{}</summary><pre>{}</pre></details></li>",
             if probe.success { "ok" } else { "failed" },
             if probe.success { "" } else { " open" },
             crate::wall_clock::format_rfc3339(probe.at_unix),
             escape(&probe.summary),
             probe.duration_seconds * 1e3,
+            probe
+                .trace_id
+                .as_deref()
+                .map_or_else(String::new, |id| format!(
+                    " · trace <code class=\"trace-id\">{}</code>",
+                    escape(id)
+                )),
             escape(&probe.steps.join("\n"))
         );
     }

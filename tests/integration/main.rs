@@ -38,6 +38,7 @@ mod security;
 mod store;
 mod tool_integrity;
 mod toolchain_pins;
+mod tracing;
 mod traffic_clients;
 mod traffic_daemon;
 mod traffic_proxy;

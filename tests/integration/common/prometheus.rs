@@ -30,6 +30,16 @@ impl Prometheus {
     /// Starts `bin` with `config_yaml` as its configuration and its data under `dir`; returns
     /// once `/-/ready` answers 200.
     pub fn start(bin: &Path, dir: &Path, config_yaml: &str) -> Prometheus {
+        Prometheus::start_with_args(bin, dir, config_yaml, &[])
+    }
+
+    /// Like [`Prometheus::start`], with extra command-line arguments (feature flags).
+    pub fn start_with_args(
+        bin: &Path,
+        dir: &Path,
+        config_yaml: &str,
+        extra_args: &[&str],
+    ) -> Prometheus {
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, config_yaml).expect("write prometheus.yml");
         let addr = format!("127.0.0.1:{}", free_port());
@@ -41,7 +51,8 @@ impl Prometheus {
                     "--storage.tsdb.path={}",
                     dir.join("tsdb").display()
                 ))
-                .arg(format!("--web.listen-address={addr}")),
+                .arg(format!("--web.listen-address={addr}"))
+                .args(extra_args),
         );
         eventually(READY_WAIT, POLL, || {
             if let Some(status) = guard.try_wait() {
@@ -72,6 +83,30 @@ impl Prometheus {
             .as_array()
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+impl Prometheus {
+    /// The result of `/api/v1/query_exemplars` for `query` over the last hour (needs
+    /// `--enable-feature=exemplar-storage`).
+    pub fn query_exemplars(&self, query: &str) -> Result<Vec<Value>, String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        let path = format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            url_encode(query),
+            now - 3600,
+            now + 60
+        );
+        let response = http_request(&self.addr, "GET", &path, &[], b"", QUERY_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        let json: Value = serde_json::from_str(&response.text()).map_err(|e| e.to_string())?;
+        if json["status"] != "success" {
+            return Err(format!("query_exemplars {query:?}: {json}"));
+        }
+        Ok(json["data"].as_array().cloned().unwrap_or_default())
     }
 }
 

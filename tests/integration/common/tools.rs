@@ -70,6 +70,9 @@ pub enum Tool {
     /// `mcp-servers/node_modules` ([`inspector_cli`]) and the same Node.js 22+ as
     /// [`Tool::Conformance`].
     Inspector,
+    /// Arize Phoenix, the OTLP trace backend of the tracing tests: `phoenix` in its own venv,
+    /// `tests/phoenix/.venv` (pinned in `tests/phoenix/requirements.txt`).
+    Phoenix,
 }
 
 impl fmt::Display for Tool {
@@ -90,6 +93,7 @@ impl fmt::Display for Tool {
             Tool::DeploySchemas => "Kubernetes schemas",
             Tool::Chromium => "chromium",
             Tool::Inspector => "MCP Inspector",
+            Tool::Phoenix => "Arize Phoenix",
         })
     }
 }
@@ -130,6 +134,10 @@ impl Tool {
                  tests/schemas/)"
             }
             Tool::Chromium => "run scripts/install-deps.sh as root (Debian package chromium)",
+            Tool::Phoenix => {
+                "run scripts/install-deps.sh (arize-phoenix from tests/phoenix/requirements.txt in \
+                 tests/phoenix/.venv)"
+            }
         }
     }
 
@@ -194,6 +202,14 @@ impl Tool {
                 node_22()
             }
             Tool::Chromium => on_path("chromium"),
+            Tool::Phoenix => {
+                let phoenix = super::paths::repo_root().join("tests/phoenix/.venv/bin/phoenix");
+                if is_executable(&phoenix) {
+                    Ok(phoenix)
+                } else {
+                    Err(format!("{} does not exist", phoenix.display()))
+                }
+            }
             Tool::DeploySchemas => {
                 on_path("node")?;
                 let models = schemas_dir()
