@@ -230,13 +230,13 @@ async fn probe_points(
     from: f64,
     to: f64,
 ) -> Result<Vec<ProbePoint>, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(query::server_period_rows(
+        store,
         "SELECT ts, up, latency_ms FROM probe_results WHERE server = ? AND ts >= ? AND ts < ? ORDER BY ts",
+        server,
+        from,
+        to,
     )
-    .bind(server)
-    .bind(from)
-    .bind(to)
-    .fetch_all(store.pool())
     .await?
     .iter()
     .map(|r| ProbePoint {
@@ -253,13 +253,13 @@ async fn security_events(
     from: f64,
     to: f64,
 ) -> Result<Vec<SecurityEvent>, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(query::server_period_rows(
+        store,
         "SELECT ts, logger, message FROM log_lines WHERE server = ? AND source = 'security' AND ts >= ? AND ts < ? ORDER BY ts",
+        server,
+        from,
+        to,
     )
-    .bind(server)
-    .bind(from)
-    .bind(to)
-    .fetch_all(store.pool())
     .await?
     .iter()
     .map(|r| SecurityEvent {

@@ -49,13 +49,13 @@ pub async fn from_store(
     to: f64,
 ) -> Result<Resources, sqlx::Error> {
     let unsigned = |v: i64| u64::try_from(v).unwrap_or(0);
-    let points = sqlx::query(
+    let points = crate::store::query::server_period_rows(
+        store,
         "SELECT ts, cpu_percent, memory_bytes, file_descriptors, processes FROM process_samples WHERE server = ? AND ts >= ? AND ts < ? ORDER BY ts",
+        server,
+        from,
+        to,
     )
-    .bind(server)
-    .bind(from)
-    .bind(to)
-    .fetch_all(store.pool())
     .await?
     .iter()
     .map(|r| ResourcePoint {

@@ -1,6 +1,7 @@
 //! Reads of the history store used by the CLI: log search and health history.
 
 use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::availability::{TimeWeighted, time_weighted_with_planned};
@@ -266,6 +267,23 @@ pub struct DefinitionChange {
     pub fields: Vec<String>,
 }
 
+/// The rows of `sql` for one server and period: its three `?` are bound to `server`, `from`
+/// and `to`, in that order (`WHERE server = ? AND ts >= ? AND ts < ?`).
+pub async fn server_period_rows(
+    store: &Store,
+    sql: &'static str,
+    server: &str,
+    from: f64,
+    to: f64,
+) -> Result<Vec<SqliteRow>, sqlx::Error> {
+    sqlx::query(sql)
+        .bind(server)
+        .bind(from)
+        .bind(to)
+        .fetch_all(store.pool())
+        .await
+}
+
 /// The definition changes (tools, prompts, resource templates) of `server` in `[since, until)`,
 /// oldest first.
 pub async fn definition_changes(
@@ -274,13 +292,13 @@ pub async fn definition_changes(
     since: f64,
     until: f64,
 ) -> Result<Vec<DefinitionChange>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = server_period_rows(
+        store,
         "SELECT ts, kind, tool, change, fields FROM tool_definition_changes WHERE server = ? AND ts >= ? AND ts < ? ORDER BY id",
+        server,
+        since,
+        until,
     )
-    .bind(server)
-    .bind(since)
-    .bind(until)
-    .fetch_all(store.pool())
     .await?;
     Ok(rows
         .iter()
