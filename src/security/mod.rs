@@ -1,6 +1,7 @@
 //! Security events: what a monitored server did that an operator should look at.
 //!
-//! Sources: HTTP 401/403 from a server (`auth_failure`), protocol violations counted by the MCP
+//! Sources: HTTP 401/403 from a server and credentials an OAuth authorization server or the
+//! server refused (`auth_failure`), protocol violations counted by the MCP
 //! client's [`WireCounters`] (`protocol_violation`, `oversize_message`, `unexpected_request`),
 //! and configurable patterns matched in a server's stderr and log notifications
 //! (`pattern_match`). Every event is counted in `mcp_security_events_total{server,kind}` and
@@ -239,8 +240,14 @@ impl Monitor {
     /// found list is returned for counting.
     pub fn observe(&self, server: &str, outcome: &ProbeOutcome) -> Found {
         let mut found: Found = Vec::new();
+        // A server refusing access, or an authorization server refusing the client or a fresh
+        // token: credentials someone revoked or rotated. A person having to log in
+        // (`login_required`) or an authorization server that is down is not an event.
         if let Some(f) = &outcome.failure
-            && f.class == FailureClass::AuthRequired
+            && matches!(
+                f.class,
+                FailureClass::AuthRequired | FailureClass::CredentialRejected
+            )
         {
             found.push((EventKind::AuthFailure, 1, f.reason.clone()));
         }

@@ -300,6 +300,15 @@ fn a_revoked_token_with_a_rotated_secret_is_credential_rejected_with_refreshes_r
         "the authorization server is up: not auth_server_down\n{}",
         logs()
     );
+    // Refused credentials are a security event.
+    assert!(
+        now.sum(
+            "mcp_security_events_total",
+            &[("server", SERVER), ("kind", "auth_failure")]
+        ) >= 1.0,
+        "an auth_failure event\n{}",
+        logs()
+    );
 }
 
 #[test]
