@@ -331,21 +331,7 @@ fn html_charts(out: &mut String, s: &ServerReport, id: &str) {
     ];
     out.push_str("<div class=\"charts\">\n");
     for (figure_id, drawn) in figures {
-        match drawn {
-            Ok(svg) => {
-                let _ = writeln!(
-                    out,
-                    "<figure class=\"chart\" id=\"{figure_id}\">{svg}</figure>"
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(
-                    out,
-                    "<p class=\"chart-error\" id=\"{figure_id}\">{}</p>",
-                    escape(&e.to_string())
-                );
-            }
-        }
+        write_figure(out, &figure_id, drawn);
     }
     out.push_str("</div>\n");
 }
@@ -389,21 +375,11 @@ fn html_resource_charts(out: &mut String, r: &Report, s: &ServerReport, id: &str
             .map(|p| (p.ts, value(p)))
             .collect();
         let figure_id = format!("{figure}-chart-{id}");
-        match chart::trend_svg(title, unit, r.since, r.until, &points) {
-            Ok(svg) => {
-                let _ = writeln!(
-                    out,
-                    "<figure class=\"chart\" id=\"{figure_id}\">{svg}</figure>"
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(
-                    out,
-                    "<p class=\"chart-error\" id=\"{figure_id}\">{}</p>",
-                    escape(&e.to_string())
-                );
-            }
-        }
+        write_figure(
+            out,
+            &figure_id,
+            chart::trend_svg(title, unit, r.since, r.until, &points),
+        );
     }
     out.push_str("</div>\n");
 }
@@ -545,4 +521,23 @@ pub fn html(r: &Report) -> String {
             .unwrap_or_else(|| "never at this rate".into())
     );
     out
+}
+
+/// One chart of the HTML report: the drawn SVG in a `<figure>`, or why it could not be drawn.
+fn write_figure(out: &mut String, figure_id: &str, drawn: Result<String, impl std::fmt::Display>) {
+    match drawn {
+        Ok(svg) => {
+            let _ = writeln!(
+                out,
+                "<figure class=\"chart\" id=\"{figure_id}\">{svg}</figure>"
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "<p class=\"chart-error\" id=\"{figure_id}\">{}</p>",
+                escape(&e.to_string())
+            );
+        }
+    }
 }
