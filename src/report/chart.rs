@@ -2,6 +2,7 @@
 //! out by plotters' built-in estimate, so no font or system library is needed). No script: the
 //! page stays static. The numbers drawn are those of src/report/series.rs.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::Outage;
@@ -65,33 +66,95 @@ pub fn latency_ceiling(series: &[&Series]) -> f64 {
         .fold(0.0_f64, f64::max)
 }
 
+/// The plotting area of a chart by time: x in Unix seconds, y from 0 to a top.
+type TimeChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The axes every chart shares: what one chart looks like, besides what it draws.
+struct Frame<'t> {
+    title: &'t str,
+    x: (f64, f64),
+    y_top: f64,
+    y_labels: usize,
+    y_desc: &'t str,
+    y_label_area: u32,
+    /// Draw the legend of the labelled series (upper left).
+    legend: bool,
+}
+
+impl Frame<'_> {
+    /// Draws the frame (white ground, caption, mesh with `HH:MM` on the x axis), lets `draw` fill
+    /// it, and returns the SVG text.
+    fn svg(
+        &self,
+        draw: impl FnOnce(&mut TimeChart<'_, '_>) -> Result<(), ChartError>,
+    ) -> Result<String, ChartError> {
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(self.title, ("sans-serif", 14))
+                .margin(8)
+                .x_label_area_size(24)
+                .y_label_area_size(self.y_label_area)
+                .build_cartesian_2d(self.x.0..self.x.1, 0.0..self.y_top)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_labels(6)
+                .y_labels(self.y_labels)
+                .x_label_formatter(&|x| clock(*x))
+                .y_desc(self.y_desc)
+                .draw()
+                .map_err(err)?;
+            draw(&mut chart)?;
+            if self.legend {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .draw()
+                    .map_err(err)?;
+            }
+            root.present().map_err(err)?;
+        }
+        Ok(svg)
+    }
+}
+
+/// Draws one unbroken run as a line with a dot at each point.
+fn draw_run(
+    chart: &mut TimeChart<'_, '_>,
+    run: &[(f64, f64)],
+    color: RGBColor,
+) -> Result<(), ChartError> {
+    chart
+        .draw_series(LineSeries::new(run.to_vec(), color.stroke_width(2)))
+        .map_err(err)?;
+    chart
+        .draw_series(run.iter().map(|p| Circle::new(*p, 2, color.filled())))
+        .map_err(err)?;
+    Ok(())
+}
+
 /// p50, p95 and p99 of each slot of `series`, on a y axis from 0 to `ceiling_ms`, titled.
 pub fn latency_svg(title: &str, series: &Series, ceiling_ms: f64) -> Result<String, ChartError> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (from, to) = span(series);
-        let top = if ceiling_ms > 0.0 {
+    let frame = Frame {
+        title,
+        x: span(series),
+        y_top: if ceiling_ms > 0.0 {
             ceiling_ms * 1.1
         } else {
             1.0
-        };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 14))
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(48)
-            .build_cartesian_2d(from..to, 0.0..top)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .y_labels(5)
-            .x_label_formatter(&|x| clock(*x))
-            .y_desc("ms")
-            .draw()
-            .map_err(err)?;
+        },
+        y_labels: 5,
+        y_desc: "ms",
+        y_label_area: 48,
+        legend: series.slots.iter().any(|s| s.latency.observations > 0),
+    };
+    frame.svg(|chart| {
         let half = series.slot_seconds / 2.0;
         let lines: [(&str, RGBColor, PercentileOf); 3] = [
             ("p50", P50_COLOR, |p| p.p50_ms),
@@ -99,39 +162,28 @@ pub fn latency_svg(title: &str, series: &Series, ceiling_ms: f64) -> Result<Stri
             ("p99", P99_COLOR, |p| p.p99_ms),
         ];
         for (name, color, value) in lines {
-            let mut labelled = false;
-            for run in runs(
+            let runs = runs(
                 series
                     .slots
                     .iter()
                     .map(|s| (s.start + half, value(&s.latency))),
-            ) {
-                let drawn = chart
-                    .draw_series(LineSeries::new(run.clone(), color.stroke_width(2)))
-                    .map_err(err)?;
-                if !labelled {
-                    drawn.label(name).legend(move |(x, y)| {
+            );
+            // The legend entry: drawn once per percentile, as an empty series.
+            if !runs.is_empty() {
+                chart
+                    .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+                    .map_err(err)?
+                    .label(name)
+                    .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                     });
-                    labelled = true;
-                }
-                chart
-                    .draw_series(run.iter().map(|p| Circle::new(*p, 2, color.filled())))
-                    .map_err(err)?;
+            }
+            for run in &runs {
+                draw_run(chart, run, color)?;
             }
         }
-        if series.slots.iter().any(|s| s.latency.observations > 0) {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
-                .map_err(err)?;
-        }
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// Availability of each slot of `series` (0-100 %), with every outage shaded in
@@ -141,26 +193,17 @@ pub fn availability_svg(
     series: &Series,
     outages: &[Outage],
 ) -> Result<String, ChartError> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (from, to) = span(series);
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 14))
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(48)
-            .build_cartesian_2d(from..to, 0.0..105.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .y_labels(6)
-            .x_label_formatter(&|x| clock(*x))
-            .y_desc("%")
-            .draw()
-            .map_err(err)?;
+    let (from, to) = span(series);
+    let frame = Frame {
+        title,
+        x: (from, to),
+        y_top: 105.0,
+        y_labels: 6,
+        y_desc: "%",
+        y_label_area: 48,
+        legend: false,
+    };
+    frame.svg(|chart| {
         // A short outage in a long period is still drawn, at least OUTAGE_MIN_PIXELS wide.
         let min_width = (to - from) * OUTAGE_MIN_PIXELS / f64::from(SIZE.0);
         chart
@@ -180,22 +223,10 @@ pub fn availability_svg(
                 .iter()
                 .map(|s| (s.start + half, s.availability_percent)),
         ) {
-            chart
-                .draw_series(LineSeries::new(
-                    run.clone(),
-                    AVAILABILITY_COLOR.stroke_width(2),
-                ))
-                .map_err(err)?;
-            chart
-                .draw_series(
-                    run.iter()
-                        .map(|p| Circle::new(*p, 2, AVAILABILITY_COLOR.filled())),
-                )
-                .map_err(err)?;
+            draw_run(chart, &run, AVAILABILITY_COLOR)?;
         }
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// One figure by time: `points` (`(unix seconds, value)`, a gap where `None`) over
@@ -207,39 +238,22 @@ pub fn trend_svg(
     to: f64,
     points: &[(f64, Option<f64>)],
 ) -> Result<String, ChartError> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let to = if to > from { to } else { from + 1.0 };
-        let top = points.iter().filter_map(|p| p.1).fold(0.0_f64, f64::max);
-        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 14))
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(56)
-            .build_cartesian_2d(from..to, 0.0..top)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .y_labels(5)
-            .x_label_formatter(&|x| clock(*x))
-            .y_desc(unit)
-            .draw()
-            .map_err(err)?;
+    let top = points.iter().filter_map(|p| p.1).fold(0.0_f64, f64::max);
+    let frame = Frame {
+        title,
+        x: (from, if to > from { to } else { from + 1.0 }),
+        y_top: if top > 0.0 { top * 1.1 } else { 1.0 },
+        y_labels: 5,
+        y_desc: unit,
+        y_label_area: 56,
+        legend: false,
+    };
+    frame.svg(|chart| {
         for run in runs(points.iter().copied()) {
-            chart
-                .draw_series(LineSeries::new(run.clone(), P50_COLOR.stroke_width(2)))
-                .map_err(err)?;
-            chart
-                .draw_series(run.iter().map(|p| Circle::new(*p, 2, P50_COLOR.filled())))
-                .map_err(err)?;
+            draw_run(chart, &run, P50_COLOR)?;
         }
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// The x range a series covers: its first slot's start to its last slot's end.
