@@ -136,55 +136,55 @@ fn connections(
     if sockets.is_empty() {
         return out;
     }
-    for (protocol, table) in [("tcp", process.tcp()), ("tcp6", process.tcp6())] {
-        match table {
-            Ok(entries) => out.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| sockets.contains(&e.inode))
-                    .map(|e| Connection {
-                        protocol,
-                        local: e.local_address.to_string(),
-                        remote: e.remote_address.to_string(),
-                        state: tcp_state(&e.state).to_string(),
-                        inode: e.inode,
-                    }),
-            ),
-            Err(err) => errors.push(format!("net/{protocol}: {err}")),
-        }
-    }
-    for (protocol, table) in [("udp", process.udp()), ("udp6", process.udp6())] {
-        match table {
-            Ok(entries) => out.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| sockets.contains(&e.inode))
-                    .map(|e| Connection {
-                        protocol,
-                        local: e.local_address.to_string(),
-                        remote: e.remote_address.to_string(),
-                        state: format!("{:?}", e.state).to_ascii_uppercase(),
-                        inode: e.inode,
-                    }),
-            ),
-            Err(err) => errors.push(format!("net/{protocol}: {err}")),
-        }
-    }
-    match process.unix() {
-        Ok(entries) => out.extend(
-            entries
-                .into_iter()
-                .filter(|e| sockets.contains(&e.inode))
-                .map(|e| Connection {
-                    protocol: "unix",
-                    local: e.path.map(|p| p.display().to_string()).unwrap_or_default(),
-                    remote: String::new(),
-                    state: format!("{:?}", e.state).to_ascii_uppercase(),
-                    inode: e.inode,
-                }),
+    let tcp = |e: procfs::net::TcpNetEntry| Connection {
+        protocol: "",
+        local: e.local_address.to_string(),
+        remote: e.remote_address.to_string(),
+        state: tcp_state(&e.state).to_string(),
+        inode: e.inode,
+    };
+    let udp = |e: procfs::net::UdpNetEntry| Connection {
+        protocol: "",
+        local: e.local_address.to_string(),
+        remote: e.remote_address.to_string(),
+        state: format!("{:?}", e.state).to_ascii_uppercase(),
+        inode: e.inode,
+    };
+    let unix = |e: procfs::net::UnixNetEntry| Connection {
+        protocol: "",
+        local: e.path.map(|p| p.display().to_string()).unwrap_or_default(),
+        remote: String::new(),
+        state: format!("{:?}", e.state).to_ascii_uppercase(),
+        inode: e.inode,
+    };
+    let mut add = |protocol: &'static str, table: procfs::ProcResult<Vec<Connection>>| match table {
+        Ok(rows) => out.extend(
+            rows.into_iter()
+                .filter(|c| sockets.contains(&c.inode))
+                .map(|c| Connection { protocol, ..c }),
         ),
-        Err(err) => errors.push(format!("net/unix: {err}")),
-    }
+        Err(err) => errors.push(format!("net/{protocol}: {err}")),
+    };
+    add(
+        "tcp",
+        process.tcp().map(|t| t.into_iter().map(tcp).collect()),
+    );
+    add(
+        "tcp6",
+        process.tcp6().map(|t| t.into_iter().map(tcp).collect()),
+    );
+    add(
+        "udp",
+        process.udp().map(|t| t.into_iter().map(udp).collect()),
+    );
+    add(
+        "udp6",
+        process.udp6().map(|t| t.into_iter().map(udp).collect()),
+    );
+    add(
+        "unix",
+        process.unix().map(|t| t.into_iter().map(unix).collect()),
+    );
     out
 }
 
