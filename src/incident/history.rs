@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::store::{Level, Store};
+use crate::store::Store;
+use crate::store::query::{self, LogQuery};
 
 /// Most rows read from one table; the summary says when a table was cut.
 pub const MAX_ROWS: i64 = 100_000;
@@ -20,22 +21,8 @@ pub struct Scope {
     pub dependencies: Vec<String>,
 }
 
-/// One log line.
-#[derive(Debug, Clone, Serialize)]
-pub struct LogLine {
-    /// Unix seconds.
-    pub ts: f64,
-    /// Server.
-    pub server: String,
-    /// `stderr`, `notification`, `http` or `security`.
-    pub source: String,
-    /// Level word.
-    pub level: &'static str,
-    /// Logger (notifications) or security event kind.
-    pub logger: Option<String>,
-    /// The text.
-    pub message: String,
-}
+/// One log line, as `mcp-exporter logs` reads it.
+pub use crate::store::query::LogEntry as LogLine;
 
 /// One probe result.
 #[derive(Debug, Clone, Serialize)]
@@ -107,7 +94,8 @@ pub struct History {
     pub dependencies: Vec<DependencyCheck>,
     /// Backup runs, oldest first (empty for a store without the table).
     pub backups: Vec<crate::store::backup::BackupRun>,
-    /// Tables that held more than [`MAX_ROWS`] rows for the period (the oldest were kept).
+    /// Tables that held more than [`MAX_ROWS`] rows for the period (the oldest were kept, but
+    /// of the log lines the newest).
     pub truncated: Vec<&'static str>,
 }
 
@@ -123,27 +111,23 @@ pub async fn read(store: &Store, scope: &Scope) -> Result<History, sqlx::Error> 
     let server = scope.server.as_deref();
     let mut history = History::default();
 
-    let rows: Vec<(f64, String, String, i64, Option<String>, String)> = sqlx::query_as(
-        "SELECT ts, server, source, level, logger, message FROM log_lines WHERE ts >= ? AND (? IS NULL OR server = ?) ORDER BY ts, id LIMIT ?",
+    history.logs = query::logs(
+        store,
+        &LogQuery {
+            server: scope.server.clone(),
+            since: Some(scope.since),
+            limit: MAX_ROWS + 1,
+            ..LogQuery::default()
+        },
     )
-    .bind(scope.since)
-    .bind(server)
-    .bind(server)
-    .bind(MAX_ROWS + 1)
-    .fetch_all(store.pool())
     .await?;
-    history.logs = rows
-        .into_iter()
-        .map(|(ts, server, source, level, logger, message)| LogLine {
-            ts,
-            server,
-            source,
-            level: Level::from_rank(level).as_str(),
-            logger,
-            message,
-        })
-        .collect();
-    cut(&mut history.logs, "log_lines", &mut history.truncated);
+    // The newest lines are the ones kept: the incident is at the end of the period.
+    let max = usize::try_from(MAX_ROWS).unwrap_or(usize::MAX);
+    if history.logs.len() > max {
+        let excess = history.logs.len() - max;
+        history.logs.drain(..excess);
+        history.truncated.push("log_lines");
+    }
 
     type ProbeTuple = (
         f64,
@@ -261,7 +245,7 @@ fn cut<T>(rows: &mut Vec<T>, table: &'static str, truncated: &mut Vec<&'static s
 mod tests {
     use super::*;
     use crate::store::writer::write_batch;
-    use crate::store::{LogRow, LogSource, Record, TransitionRow};
+    use crate::store::{Level, LogRow, LogSource, Record, TransitionRow};
 
     #[tokio::test]
     async fn the_period_and_the_server_select_the_rows() {

@@ -41,7 +41,7 @@ pub fn build(history: &History) -> (Vec<Entry>, usize) {
     }
     for l in &history.logs {
         let worse_than_info = matches!(
-            l.level,
+            l.level.as_str(),
             "warning" | "error" | "critical" | "alert" | "emergency"
         );
         if l.source == "security" {
@@ -180,18 +180,20 @@ mod tests {
             }],
             logs: vec![
                 LogLine {
+                    id: 1,
                     ts: 5.0,
                     server: "s".into(),
                     source: "security".into(),
-                    level: "error",
+                    level: "error".into(),
                     logger: Some("pattern_match".into()),
                     message: "security event pattern_match: a|b".into(),
                 },
                 LogLine {
+                    id: 2,
                     ts: 5.5,
                     server: "s".into(),
                     source: "stderr".into(),
-                    level: "info",
+                    level: "info".into(),
                     logger: None,
                     message: "chatter".into(),
                 },
