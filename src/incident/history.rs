@@ -109,18 +109,19 @@ impl History {
 /// Reads the period from `store`.
 pub async fn read(store: &Store, scope: &Scope) -> Result<History, sqlx::Error> {
     let server = scope.server.as_deref();
-    let mut history = History::default();
-
-    history.logs = query::logs(
-        store,
-        &LogQuery {
-            server: scope.server.clone(),
-            since: Some(scope.since),
-            limit: MAX_ROWS + 1,
-            ..LogQuery::default()
-        },
-    )
-    .await?;
+    let mut history = History {
+        logs: query::logs(
+            store,
+            &LogQuery {
+                server: scope.server.clone(),
+                since: Some(scope.since),
+                limit: MAX_ROWS + 1,
+                ..LogQuery::default()
+            },
+        )
+        .await?,
+        ..History::default()
+    };
     // The newest lines are the ones kept: the incident is at the end of the period.
     let max = usize::try_from(MAX_ROWS).unwrap_or(usize::MAX);
     if history.logs.len() > max {
