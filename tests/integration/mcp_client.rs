@@ -22,6 +22,24 @@ use crate::mcp_support::*;
 const HANDSHAKE: Duration = Duration::from_secs(20);
 const CALL: Duration = Duration::from_secs(10);
 
+/// A Streamable HTTP server at `url`, no headers, default TLS.
+fn http_spec(url: url::Url) -> TransportSpec {
+    TransportSpec::Http {
+        url,
+        headers: vec![],
+        tls: Default::default(),
+    }
+}
+
+/// A legacy SSE server at `url`, no headers, default TLS.
+fn sse_spec(url: url::Url) -> TransportSpec {
+    TransportSpec::Sse {
+        url,
+        headers: vec![],
+        tls: Default::default(),
+    }
+}
+
 async fn open(spec: &TransportSpec) -> (McpSession, Arc<WireCounters>) {
     open_with(spec, Limits::default()).await
 }
@@ -122,11 +140,7 @@ async fn everything_over_streamable_http() {
         return;
     }
     let server = ServerProcess::everything("streamableHttp").await;
-    let spec = TransportSpec::Http {
-        url: server.url("/mcp"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(server.url("/mcp"));
     let (mut session, _) = open(&spec).await;
     exercise_everything(&mut session, &["2025-11-25"]).await;
     assert!(
@@ -147,11 +161,7 @@ async fn everything_over_legacy_sse() {
         return;
     }
     let server = ServerProcess::everything("sse").await;
-    let spec = TransportSpec::Sse {
-        url: server.url("/sse"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = sse_spec(server.url("/sse"));
     let (mut session, _) = open(&spec).await;
     exercise_everything(&mut session, &["2025-11-25", "2024-11-05"]).await;
     assert!(session.is_alive());
@@ -164,11 +174,7 @@ async fn sse_stream_end_marks_session_dead() {
         return;
     }
     let server = ServerProcess::everything("sse").await;
-    let spec = TransportSpec::Sse {
-        url: server.url("/sse"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = sse_spec(server.url("/sse"));
     let (mut session, _) = open(&spec).await;
     session
         .handshake(Some(Era::Legacy), HANDSHAKE)
@@ -193,11 +199,7 @@ async fn lost_http_session_is_reinitialized_once() {
     }
     let server = ServerProcess::everything("streamableHttp").await;
     let url = server.url("/mcp");
-    let spec = TransportSpec::Http {
-        url: url.clone(),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(url.clone());
     let (mut session, _) = open(&spec).await;
     let first = session
         .handshake(Some(Era::Legacy), HANDSHAKE)
@@ -295,11 +297,7 @@ async fn python_modern_over_http() {
         return;
     }
     let server = ServerProcess::python("http").await;
-    let spec = TransportSpec::Http {
-        url: server.url("/mcp"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(server.url("/mcp"));
     let (mut session, _) = open(&spec).await;
     exercise_python_modern(&mut session).await;
     session.shutdown().await;
@@ -311,11 +309,7 @@ async fn python_json_responses_and_remembered_eras() {
         return;
     }
     let server = ServerProcess::python("json").await;
-    let spec = TransportSpec::Http {
-        url: server.url("/mcp"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(server.url("/mcp"));
     let (mut session, _) = open(&spec).await;
     let hs = session
         .handshake(Some(Era::Modern), HANDSHAKE)
@@ -578,11 +572,7 @@ async fn http_401_carries_the_challenge() {
 #[tokio::test]
 async fn refused_connection_is_a_connect_error() {
     let port = free_port();
-    let spec = TransportSpec::Http {
-        url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"));
     let (mut session, _) = open(&spec).await;
     let err = session
         .handshake(None, CALL)
@@ -599,11 +589,7 @@ async fn initialize_rejected_by_http_status_suggests_sse() {
         body.len()
     ))
     .await;
-    let spec = TransportSpec::Http {
-        url: url::Url::parse(&format!("http://127.0.0.1:{port}/sse")).expect("url"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(url::Url::parse(&format!("http://127.0.0.1:{port}/sse")).expect("url"));
     let (mut session, _) = open(&spec).await;
     let err = session.handshake(None, CALL).await.expect_err("404");
     assert!(
@@ -715,11 +701,7 @@ async fn session_lost_twice_is_session_lost() {
         })
     })
     .await;
-    let spec = TransportSpec::Http {
-        url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"));
     let (mut session, _) = open(&spec).await;
     let hs = session.handshake(None, CALL).await.expect("handshake");
     assert_eq!(hs.session_id.as_deref(), Some("s-1"));
@@ -819,11 +801,7 @@ async fn sse_response_with_priming_and_server_ping() {
 #[tokio::test]
 async fn hung_http_server_times_out() {
     let (port, _) = scripted_http_server(|_| None).await;
-    let spec = TransportSpec::Http {
-        url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"));
     let (mut session, _) = open(&spec).await;
     let timeout = Duration::from_millis(600);
     let started = Instant::now();
@@ -854,11 +832,7 @@ async fn oversize_http_body_is_a_protocol_error() {
         ))
     })
     .await;
-    let spec = TransportSpec::Http {
-        url: url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"),
-        headers: vec![],
-        tls: Default::default(),
-    };
+    let spec = http_spec(url::Url::parse(&format!("http://127.0.0.1:{port}/mcp")).expect("url"));
     let limits = Limits {
         max_message_bytes: 4096,
         ..Limits::default()
