@@ -46,6 +46,10 @@ impl fmt::Display for UnsetVariable {
 const AUTH_SECRET_KEY: &str = "auth.client_secret";
 /// The config key of the JWT-bearer assertion, as listed and warned about.
 const AUTH_ASSERTION_KEY: &str = "auth.assertion";
+/// The config key of the identity token of enterprise-managed authorization.
+const IDP_SUBJECT_TOKEN_KEY: &str = "auth.identity_provider.subject_token";
+/// The config key of the identity provider's client secret.
+const IDP_SECRET_KEY: &str = "auth.identity_provider.client_secret";
 
 impl ServerConfig {
     /// The transport with every `${VAR}` in header and env values replaced from the process
@@ -121,6 +125,15 @@ impl ServerConfig {
             };
         let client_secret = resolve(&oauth.client_secret, AUTH_SECRET_KEY)?;
         let assertion = resolve(&oauth.assertion, AUTH_ASSERTION_KEY)?;
+        let idp = oauth.identity_provider.as_ref();
+        let subject_token = resolve(
+            &idp.map(|i| i.subject_token.clone()),
+            IDP_SUBJECT_TOKEN_KEY,
+        )?;
+        let idp_client_secret = resolve(
+            &idp.and_then(|i| i.client_secret.clone()),
+            IDP_SECRET_KEY,
+        )?;
         let private_key_pem = match &oauth.private_key_file {
             Some(path) => Some(
                 crate::config::secret::read_secret_file(path).map_err(|cause| UnsetVariable {
@@ -136,6 +149,8 @@ impl ServerConfig {
             client_secret,
             private_key_pem,
             assertion,
+            subject_token,
+            idp_client_secret,
         }))
     }
 
@@ -181,6 +196,8 @@ impl ServerConfig {
             values.extend(client.client_secret);
             values.extend(client.private_key_pem);
             values.extend(client.assertion);
+            values.extend(client.subject_token);
+            values.extend(client.idp_client_secret);
         }
         values
     }
@@ -197,7 +214,14 @@ impl ServerConfig {
                 } else {
                     is_secret_header(k)
                 };
-                (secret || *k == AUTH_SECRET_KEY || *k == AUTH_ASSERTION_KEY) && !v.contains("${")
+                let oauth_secret = [
+                    AUTH_SECRET_KEY,
+                    AUTH_ASSERTION_KEY,
+                    IDP_SUBJECT_TOKEN_KEY,
+                    IDP_SECRET_KEY,
+                ]
+                .contains(k);
+                (secret || oauth_secret) && !v.contains("${")
             })
             .map(|(k, _)| k.to_string())
             .collect()
@@ -212,6 +236,12 @@ impl ServerConfig {
         }
         if let Some(assertion) = self.auth.as_ref().and_then(|a| a.assertion.as_deref()) {
             values.push((AUTH_ASSERTION_KEY, assertion));
+        }
+        if let Some(idp) = self.auth.as_ref().and_then(|a| a.identity_provider.as_ref()) {
+            values.push((IDP_SUBJECT_TOKEN_KEY, &idp.subject_token));
+            if let Some(secret) = &idp.client_secret {
+                values.push((IDP_SECRET_KEY, secret));
+            }
         }
         values
     }
