@@ -101,7 +101,13 @@ impl Dpop {
         access_token: Option<&str>,
     ) -> Result<String, DpopError> {
         let nonce = self.nonce_for(url);
-        self.sign(method, url, access_token, nonce.as_deref(), SystemTime::now())
+        self.sign(
+            method,
+            url,
+            access_token,
+            nonce.as_deref(),
+            SystemTime::now(),
+        )
     }
 
     fn sign(
@@ -128,7 +134,9 @@ impl Dpop {
             "iat": iat,
         });
         if let Some(token) = access_token {
-            claims["ath"] = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())).into();
+            claims["ath"] = URL_SAFE_NO_PAD
+                .encode(Sha256::digest(token.as_bytes()))
+                .into();
         }
         if let Some(nonce) = nonce {
             claims["nonce"] = nonce.into();
@@ -220,10 +228,7 @@ mod tests {
         point.extend(y);
         let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-            .verify(
-                format!("{}.{}", parts[0], parts[1]).as_bytes(),
-                &signature,
-            )
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
             .expect("the proof's signature verifies with its jwk");
         (header, claims)
     }

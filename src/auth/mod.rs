@@ -303,9 +303,10 @@ impl Authorizer {
         if let Some(key) = &state.dpop {
             return Ok(Some(key.clone()));
         }
-        let key = Arc::new(Dpop::generate().map_err(|e| {
-            AuthError::new(AuthFailure::Misconfigured, e.to_string())
-        })?);
+        let key = Arc::new(
+            Dpop::generate()
+                .map_err(|e| AuthError::new(AuthFailure::Misconfigured, e.to_string()))?,
+        );
         state.dpop = Some(key.clone());
         Ok(Some(key))
     }

@@ -7,8 +7,8 @@
 //! `identity_provider` key and the exchange.
 
 use serde::Deserialize;
-use toml::Spanned;
 use tokio::time::Instant;
+use toml::Spanned;
 use url::Url;
 
 use super::grant::{self, ClientAuth, GrantError};
@@ -24,7 +24,10 @@ pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 /// The short names `subject_token_type` accepts beside full URIs (RFC 8693 section 3).
 const SHORT_TOKEN_TYPES: [(&str, &str); 5] = [
     ("id_token", ID_TOKEN_TYPE),
-    ("access_token", "urn:ietf:params:oauth:token-type:access_token"),
+    (
+        "access_token",
+        "urn:ietf:params:oauth:token-type:access_token",
+    ),
     ("jwt", "urn:ietf:params:oauth:token-type:jwt"),
     ("saml1", "urn:ietf:params:oauth:token-type:saml1"),
     ("saml2", "urn:ietf:params:oauth:token-type:saml2"),
@@ -170,7 +173,10 @@ pub fn form(exchange: &Exchange<'_>) -> Vec<(&'static str, String)> {
         ("grant_type", TOKEN_EXCHANGE_GRANT.to_string()),
         ("requested_token_type", ID_JAG_TOKEN_TYPE.to_string()),
         ("subject_token", exchange.subject_token.to_string()),
-        ("subject_token_type", exchange.subject_token_type.to_string()),
+        (
+            "subject_token_type",
+            exchange.subject_token_type.to_string(),
+        ),
         ("audience", exchange.audience.to_string()),
         ("resource", exchange.resource.to_string()),
     ];
@@ -197,8 +203,15 @@ pub async fn exchange(
     exchange: &Exchange<'_>,
     deadline: Instant,
 ) -> Result<String, GrantError> {
-    let body =
-        grant::post_form(http, &idp.token_endpoint, client, form(exchange), None, deadline).await?;
+    let body = grant::post_form(
+        http,
+        &idp.token_endpoint,
+        client,
+        form(exchange),
+        None,
+        deadline,
+    )
+    .await?;
     let answer: ExchangeAnswer = serde_json::from_slice(&body).map_err(|e| {
         GrantError::Failed(format!(
             "the identity provider's answer is not a token-exchange response: {e}"
@@ -273,7 +286,10 @@ mod tests {
         ];
         for (text, key) in cases {
             let err = check(text).unwrap_err().to_string();
-            assert!(err.contains(key) && err.contains("\"api\""), "{text}: {err}");
+            assert!(
+                err.contains(key) && err.contains("\"api\""),
+                "{text}: {err}"
+            );
         }
     }
 

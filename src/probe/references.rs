@@ -126,14 +126,9 @@ impl ServerConfig {
         let client_secret = resolve(&oauth.client_secret, AUTH_SECRET_KEY)?;
         let assertion = resolve(&oauth.assertion, AUTH_ASSERTION_KEY)?;
         let idp = oauth.identity_provider.as_ref();
-        let subject_token = resolve(
-            &idp.map(|i| i.subject_token.clone()),
-            IDP_SUBJECT_TOKEN_KEY,
-        )?;
-        let idp_client_secret = resolve(
-            &idp.and_then(|i| i.client_secret.clone()),
-            IDP_SECRET_KEY,
-        )?;
+        let subject_token = resolve(&idp.map(|i| i.subject_token.clone()), IDP_SUBJECT_TOKEN_KEY)?;
+        let idp_client_secret =
+            resolve(&idp.and_then(|i| i.client_secret.clone()), IDP_SECRET_KEY)?;
         let private_key_pem = match &oauth.private_key_file {
             Some(path) => Some(
                 crate::config::secret::read_secret_file(path).map_err(|cause| UnsetVariable {
@@ -237,7 +232,11 @@ impl ServerConfig {
         if let Some(assertion) = self.auth.as_ref().and_then(|a| a.assertion.as_deref()) {
             values.push((AUTH_ASSERTION_KEY, assertion));
         }
-        if let Some(idp) = self.auth.as_ref().and_then(|a| a.identity_provider.as_ref()) {
+        if let Some(idp) = self
+            .auth
+            .as_ref()
+            .and_then(|a| a.identity_provider.as_ref())
+        {
             values.push((IDP_SUBJECT_TOKEN_KEY, &idp.subject_token));
             if let Some(secret) = &idp.client_secret {
                 values.push((IDP_SECRET_KEY, secret));
