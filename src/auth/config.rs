@@ -309,6 +309,19 @@ mod tests {
             Some(TokenAuthMethod::Post)
         );
         assert_eq!(oauth.resource.as_deref(), Some("https://api.example/mcp"));
+        assert_eq!(oauth.dpop, None);
+        assert_eq!(oauth.identity_provider, None);
+        let AuthConfig::Oauth(oauth) = check(
+            "auth = { type = \"oauth\", client_id = \"probe\", dpop = false, identity_provider = { token_endpoint = \"https://idp/token\", subject_token = \"${ID}\" } }",
+        )
+        .unwrap() else {
+            panic!("oauth expected");
+        };
+        assert_eq!(oauth.dpop, Some(false));
+        assert_eq!(
+            oauth.identity_provider.map(|idp| idp.subject_token),
+            Some("${ID}".to_string())
+        );
     }
 
     #[test]
@@ -342,5 +355,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("auth.authorization_server"), "{err}");
+        let err = check(
+            "auth = { type = \"oauth\", client_id = \"c\", assertion = \"${A}\", identity_provider = { token_endpoint = \"https://idp/token\", subject_token = \"${ID}\" } }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("auth.identity_provider"), "{err}");
+        let err = check(
+            "auth = { type = \"oauth\", client_id = \"c\", identity_provider = { subject_token = \"${ID}\" } }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("auth.identity_provider.token_endpoint"),
+            "{err}"
+        );
     }
 }

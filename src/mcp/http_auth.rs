@@ -150,6 +150,10 @@ mod tests {
     }
 
     fn authorizer() -> Authorizer {
+        authorizer_with_dpop(None)
+    }
+
+    fn authorizer_with_dpop(dpop: Option<bool>) -> Authorizer {
         let auth = Authorizer::new(
             OauthConfig {
                 client_id: Some("probe".into()),
@@ -161,7 +165,7 @@ mod tests {
                 resource_metadata: None,
                 resource: None,
                 assertion: None,
-                dpop: None,
+                dpop,
                 identity_provider: None,
             },
             Duration::from_secs(60),
@@ -330,5 +334,94 @@ mod tests {
             auth.take_report().token_requests,
             vec![RefreshOutcome::Unreachable]
         );
+    }
+
+    /// The claims of a proof JWT (its signature is checked in src/auth/dpop.rs's tests).
+    fn proof_claims(proof: Option<&str>) -> serde_json::Value {
+        use base64::Engine;
+        let proof = proof.expect("a DPoP header");
+        let payload = proof.split('.').nth(1).expect("a JWS");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url");
+        serde_json::from_slice(&bytes).expect("JSON claims")
+    }
+
+    /// With `dpop = true`: the token request carries a proof and is sent again with the nonce
+    /// the token endpoint asks for; the DPoP token goes out as `Authorization: DPoP` with a
+    /// proof hashing it, and the server's nonce challenge is answered once, with its nonce.
+    #[tokio::test]
+    async fn dpop_proofs_follow_the_nonces_of_the_token_endpoint_and_the_server() {
+        let nonce_needed = |extra: &str, body: &str| {
+            format!(
+                "HTTP/1.1 {extra}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let (url, seen) = scripted_server(vec![
+            status(
+                "401 Unauthorized",
+                "www-authenticate: Bearer error=\"invalid_token\"\r\n",
+            ),
+            status("404 Not Found", ""),
+            status("404 Not Found", ""),
+            status("404 Not Found", ""),
+            status("404 Not Found", ""),
+            nonce_needed(
+                "400 Bad Request\r\ndpop-nonce: as-n",
+                r#"{"error":"use_dpop_nonce"}"#,
+            ),
+            json_response(&serde_json::json!({
+                "access_token": "tok-d", "token_type": "DPoP", "expires_in": 3600
+            })),
+            status(
+                "401 Unauthorized",
+                "www-authenticate: DPoP error=\"use_dpop_nonce\"\r\ndpop-nonce: rs-n\r\n",
+            ),
+            status("200 OK", ""),
+        ])
+        .await;
+        let client = reqwest::Client::new();
+        let auth = authorizer_with_dpop(Some(true));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let post = || async {
+            client
+                .post(url.clone())
+                .headers(with_authorization(
+                    &HeaderMap::new(),
+                    Some(&auth),
+                    &reqwest::Method::POST,
+                    &url,
+                ))
+                .send()
+                .await
+                .map_err(|e| McpError::protocol(e.to_string()))
+        };
+        let resp = send_authorized(Some(&auth), &client, &url, deadline, post)
+            .await
+            .expect("authorized");
+        assert_eq!(resp.status().as_u16(), 200);
+        let seen = seen.lock().expect("seen");
+        assert_eq!(seen.len(), 9);
+        let token_endpoint = url.join("/token").expect("url").to_string();
+        let first = proof_claims(seen[5].header("dpop"));
+        assert_eq!(first["htm"], "POST");
+        assert_eq!(first["htu"], token_endpoint);
+        assert!(first.get("nonce").is_none() && first.get("ath").is_none());
+        let again = proof_claims(seen[6].header("dpop"));
+        assert_eq!(again["nonce"], "as-n");
+        assert_ne!(again["jti"], first["jti"]);
+        assert_eq!(seen[7].header("authorization"), Some("DPoP tok-d"));
+        let resource = proof_claims(seen[7].header("dpop"));
+        assert_eq!(resource["htu"], url.to_string());
+        assert_eq!(
+            resource["ath"], "GPENd8lZmF0Vx2MOxqQXN_Y1dnMdJ1NjyzFr7_jJV4Q",
+            "base64url SHA-256 of tok-d"
+        );
+        let retried = proof_claims(seen[8].header("dpop"));
+        assert_eq!(seen[8].header("authorization"), Some("DPoP tok-d"));
+        assert_eq!(retried["nonce"], "rs-n");
+        assert_ne!(retried["jti"], resource["jti"]);
+        assert_eq!(auth.take_report().token_requests, vec![RefreshOutcome::Ok]);
     }
 }

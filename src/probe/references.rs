@@ -332,6 +332,48 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_token_is_resolved_and_redacted_like_a_secret() {
+        let config = parse(
+            "auth = { type = \"oauth\", client_id = \"probe\", client_secret = \"${SECRET}\", identity_provider = { token_endpoint = \"https://idp/token\", client_id = \"at-idp\", client_secret = \"${SECRET}\", subject_token = \"${ID_TOKEN}\" } }",
+        )
+        .unwrap();
+        let server = &config.servers[0];
+        let lookup = |name: &str| match name {
+            "ID_TOKEN" => Ok("id-token-value".to_string()),
+            other => lookup(other),
+        };
+        let client = server.resolve_auth_with(lookup).unwrap().unwrap();
+        assert_eq!(client.subject_token.as_deref(), Some("id-token-value"));
+        assert_eq!(client.idp_client_secret.as_deref(), Some("s3cr3t-value"));
+        assert!(!format!("{client:?}").contains("id-token-value"));
+        let mut names = server.referenced_variables();
+        names.sort();
+        names.dedup();
+        assert_eq!(names, vec!["ID_TOKEN".to_string(), "SECRET".to_string()]);
+        let unset = server
+            .resolve_auth_with(|name| match name {
+                "ID_TOKEN" => Err(SecretError::Unset { name: name.into() }),
+                other => lookup(other),
+            })
+            .unwrap_err();
+        assert_eq!(unset.key, "auth.identity_provider.subject_token");
+
+        let literal = parse(
+            "auth = { type = \"oauth\", client_id = \"probe\", identity_provider = { token_endpoint = \"https://idp/token\", subject_token = \"plain-id-token\" } }",
+        )
+        .unwrap();
+        assert_eq!(
+            literal.servers[0].literal_secret_keys(),
+            vec!["auth.identity_provider.subject_token".to_string()]
+        );
+        assert!(
+            literal.servers[0]
+                .secret_values()
+                .contains(&"plain-id-token".to_string())
+        );
+    }
+
+    #[test]
     fn auth_errors_name_the_server_table_and_key() {
         let err = parse(
             "auth = { type = \"oauth\", client_id = \"c\", token_endpoint_auth_method = \"post\" }",
