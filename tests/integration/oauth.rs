@@ -391,10 +391,10 @@ fn a_stopped_authorization_server_is_auth_server_down_not_down() {
 /// DPoP (docs/auth.md#dpop): the authorization server offers it and wants a nonce, the MCP
 /// server checks every proof against the key the token is bound to and wants a nonce of its
 /// own. The exporter retries both requests with the nonce, gets a DPoP-bound token and presents
-/// it with a fresh proof on every request: HEALTHY with one token and no failed probe (a client
-/// that answered the server's nonce challenge by fetching another token would have asked twice,
-/// one that gave up would have failed a probe; the token lasts far longer than the test, so no
-/// renewal counts).
+/// it with a fresh proof on every request: HEALTHY with one token and no probe refused (a
+/// client that answered the server's nonce challenge by fetching another token would have asked
+/// twice, one that gave up would have failed a probe; the token lasts far longer than the test,
+/// so no renewal counts).
 #[test]
 fn a_dpop_bound_token_with_both_servers_wanting_nonces_is_healthy() {
     if require(Tool::Authlib).is_none() {
@@ -415,9 +415,13 @@ fn a_dpop_bound_token_with_both_servers_wanting_nonces_is_healthy() {
         setup.logs()
     );
     assert_eq!(refreshes(&scrape, "rejected"), 0.0, "{}", setup.logs());
-    // Every probe passed: a nonce challenge answered by giving up would have failed one.
+    // No probe was refused: a nonce challenge answered by giving up would have failed one as
+    // credential_rejected (other classes, a timeout on a loaded machine, say nothing of DPoP).
     assert_eq!(
-        scrape.sum("mcp_probe_failures_total", &[("server", SERVER)]),
+        scrape.sum(
+            "mcp_probe_failures_total",
+            &[("server", SERVER), ("class", "credential_rejected")]
+        ),
         0.0,
         "{}\n{}",
         scrape.text(),
