@@ -655,8 +655,13 @@ impl Authorizer {
             resource: &found.resource,
             scope,
         };
-        let answer =
-            token_exchange::exchange(http, idp, idp_client.as_ref(), &exchange, deadline).await;
+        let answer = match token_exchange::token_endpoint(http, idp, deadline).await {
+            Ok(endpoint) => {
+                token_exchange::exchange(http, &endpoint, idp_client.as_ref(), &exchange, deadline)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
         self.state().report.token_requests.push(outcome(&answer));
         answer.map_err(|err| {
             let failure = match &err {
@@ -664,12 +669,15 @@ impl Authorizer {
                 GrantError::Unreachable(_) => AuthFailure::AuthServerDown,
                 GrantError::Failed(_) => AuthFailure::Misconfigured,
             };
+            let at = idp
+                .token_endpoint
+                .as_ref()
+                .or(idp.issuer.as_ref())
+                .map(Url::as_str)
+                .unwrap_or_default();
             AuthError::new(
                 failure,
-                format!(
-                    "identity provider token exchange: {err} (token endpoint {})",
-                    idp.token_endpoint
-                ),
+                format!("identity provider token exchange: {err} ({at})"),
             )
         })
     }

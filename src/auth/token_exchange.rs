@@ -12,6 +12,7 @@ use toml::Spanned;
 use url::Url;
 
 use super::grant::{self, ClientAuth, GrantError};
+use super::{metadata, well_known};
 use crate::config::{KeyError, SourceText};
 
 /// The RFC 8693 grant type.
@@ -38,7 +39,10 @@ const SHORT_TOKEN_TYPES: [(&str, &str); 5] = [
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdentityProvider {
     /// The IdP's token endpoint, where the subject token is exchanged.
-    pub token_endpoint: Url,
+    pub token_endpoint: Option<Url>,
+    /// The IdP's issuer, whose metadata (RFC 8414, OpenID Connect Discovery) names the token
+    /// endpoint when `token_endpoint` is not configured.
+    pub issuer: Option<Url>,
     /// The prober's client id at the IdP, if the IdP wants one.
     pub client_id: Option<String>,
     /// Its secret (`client_secret_basic`), `${VAR}` or `${file:PATH}`.
@@ -54,6 +58,7 @@ pub struct IdentityProvider {
 #[serde(deny_unknown_fields)]
 pub struct RawIdentityProvider {
     token_endpoint: Option<Spanned<String>>,
+    issuer: Option<Spanned<String>>,
     client_id: Option<Spanned<String>>,
     client_secret: Option<Spanned<String>>,
     subject_token: Option<Spanned<String>>,
@@ -70,26 +75,36 @@ pub fn validate(
     let at = raw.span().start;
     let raw = raw.into_inner();
     let key = |name: &str| format!("auth.identity_provider.{name}");
-    let endpoint = raw.token_endpoint.ok_or_else(|| {
-        src.key_error(
+    let url_key = |value: Option<Spanned<String>>, name: &str| -> Result<Option<Url>, KeyError> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        Url::parse(value.get_ref())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(Some)
+            .ok_or_else(|| {
+                src.key_error(
+                    value.span().start,
+                    key(name),
+                    format!(
+                        "server {server:?}: {:?} is not an http or https URL",
+                        value.get_ref()
+                    ),
+                )
+            })
+    };
+    let token_endpoint = url_key(raw.token_endpoint, "token_endpoint")?;
+    let issuer = url_key(raw.issuer, "issuer")?;
+    if token_endpoint.is_none() && issuer.is_none() {
+        return Err(src.key_error(
             at,
             key("token_endpoint"),
-            format!("missing for server {server:?}: the identity provider's token endpoint"),
-        )
-    })?;
-    let token_endpoint = Url::parse(endpoint.get_ref())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            src.key_error(
-                endpoint.span().start,
-                key("token_endpoint"),
-                format!(
-                    "server {server:?}: {:?} is not an http or https URL",
-                    endpoint.get_ref()
-                ),
-            )
-        })?;
+            format!(
+                "missing for server {server:?}: the identity provider's token endpoint (or its issuer)"
+            ),
+        ));
+    }
     let subject_token = raw.subject_token.ok_or_else(|| {
         src.key_error(
             at,
@@ -137,6 +152,7 @@ pub fn validate(
     }
     Ok(IdentityProvider {
         token_endpoint,
+        issuer,
         client_id: raw.client_id.map(Spanned::into_inner),
         client_secret: raw.client_secret.map(Spanned::into_inner),
         subject_token: subject_token.into_inner(),
@@ -193,25 +209,56 @@ struct ExchangeAnswer {
     issued_token_type: Option<String>,
 }
 
-/// Exchanges the subject token at the IdP for an ID-JAG. `client` is the prober's client at
-/// the IdP (`None`: it authenticates no client). An answer of another token type is refused
-/// (`Failed`): only an ID-JAG is presented to the authorization server.
-pub async fn exchange(
+/// The IdP's token endpoint: the configured one, else the one its issuer's metadata names (an
+/// IdP that does not answer is `Unreachable`, metadata that cannot be used `Failed`).
+pub async fn token_endpoint(
     http: &reqwest::Client,
     idp: &IdentityProvider,
+    deadline: Instant,
+) -> Result<Url, GrantError> {
+    if let Some(endpoint) = &idp.token_endpoint {
+        return Ok(endpoint.clone());
+    }
+    let Some(issuer_url) = &idp.issuer else {
+        return Err(GrantError::Failed(
+            "the identity provider has neither token_endpoint nor issuer".into(),
+        ));
+    };
+    let issuer = issuer_url.as_str().trim_end_matches('/');
+    let candidates = well_known::authorization_server_candidates(issuer_url);
+    let doc = metadata::authorization_server(http, issuer, &candidates, deadline)
+        .await
+        .map_err(|err| {
+            let detail = format!("identity provider metadata: {err}");
+            if err.is_unreachable() {
+                GrantError::Unreachable(detail)
+            } else {
+                GrantError::Failed(detail)
+            }
+        })?;
+    let endpoint = doc.token_endpoint.ok_or_else(|| {
+        GrantError::Failed(format!(
+            "identity provider {issuer} states no token_endpoint"
+        ))
+    })?;
+    Url::parse(&endpoint).map_err(|e| {
+        GrantError::Failed(format!(
+            "the identity provider's token_endpoint {endpoint:?} is not a URL ({e})"
+        ))
+    })
+}
+
+/// Exchanges the subject token at the IdP's `endpoint` for an ID-JAG. `client` is the
+/// prober's client at the IdP (`None`: it authenticates no client). An answer of another token
+/// type is refused (`Failed`): only an ID-JAG is presented to the authorization server.
+pub async fn exchange(
+    http: &reqwest::Client,
+    endpoint: &Url,
     client: Option<&ClientAuth>,
     exchange: &Exchange<'_>,
     deadline: Instant,
 ) -> Result<String, GrantError> {
-    let body = grant::post_form(
-        http,
-        &idp.token_endpoint,
-        client,
-        form(exchange),
-        None,
-        deadline,
-    )
-    .await?;
+    let body = grant::post_form(http, endpoint, client, form(exchange), None, deadline).await?;
     let answer: ExchangeAnswer = serde_json::from_slice(&body).map_err(|e| {
         GrantError::Failed(format!(
             "the identity provider's answer is not a token-exchange response: {e}"
@@ -246,9 +293,21 @@ mod tests {
             "identity_provider = { token_endpoint = \"https://idp.example/token\", subject_token = \"${ID_TOKEN}\" }",
         )
         .unwrap();
-        assert_eq!(idp.token_endpoint.as_str(), "https://idp.example/token");
+        assert_eq!(
+            idp.token_endpoint.as_ref().map(Url::as_str),
+            Some("https://idp.example/token")
+        );
         assert_eq!(idp.subject_token, "${ID_TOKEN}");
         assert_eq!(idp.subject_token_type, ID_TOKEN_TYPE);
+        let idp = check(
+            "identity_provider = { issuer = \"https://idp.example\", subject_token = \"x\" }",
+        )
+        .unwrap();
+        assert_eq!(idp.token_endpoint, None);
+        assert_eq!(
+            idp.issuer.as_ref().map(Url::as_str),
+            Some("https://idp.example/")
+        );
         let idp = check(
             "identity_provider = { token_endpoint = \"https://idp/t\", subject_token = \"x\", subject_token_type = \"saml2\", client_id = \"c\", client_secret = \"${S}\" }",
         )
@@ -270,6 +329,10 @@ mod tests {
             (
                 "identity_provider = { token_endpoint = \"ftp://idp\", subject_token = \"x\" }",
                 "auth.identity_provider.token_endpoint",
+            ),
+            (
+                "identity_provider = { issuer = \"idp\", subject_token = \"x\" }",
+                "auth.identity_provider.issuer",
             ),
             (
                 "identity_provider = { token_endpoint = \"https://idp\" }",
