@@ -6,7 +6,9 @@ the URL from tests/fixtures/conformance/client.toml and runs `mcp-exporter check
 suite sees exactly what the prober sends. The only input besides the URL is what the scenario
 hands over in MCP_CONFORMANCE_CONTEXT: `toolCalls` become the canary calls (one server entry
 each), and the client credentials (`client_id`, `client_secret`, `private_key_pem`, `issuer`,
-a workload's `valid_jwt`) become the entry's `auth = { type = "oauth", ... }` (docs/auth.md); every entry has an oauth
+a workload's `valid_jwt`) become the entry's `auth = { type = "oauth", ... }` (docs/auth.md), and an
+identity provider's (`idp_token_endpoint`, `idp_client_id`, `idp_id_token`) its
+`identity_provider` table (enterprise-managed authorization); every entry has an oauth
 `auth`, with no client when the scenario hands none over, as a prober watching a server it has
 no client for. Without `toolCalls` the canary is the suite's conventional one,
 add_numbers(a=2, b=3). Context keys the prober has no use for are reported on stderr.
@@ -32,9 +34,14 @@ DEFAULT_CANARY = {"name": "add_numbers", "arguments": {"a": 2, "b": 3}}
 # written into the file).
 SECRET_VARIABLE = "MCP_CONFORMANCE_CLIENT_SECRET"
 ASSERTION_VARIABLE = "MCP_CONFORMANCE_ASSERTION"
+# The environment variable the identity provider's ID token is handed over in.
+ID_TOKEN_VARIABLE = "MCP_CONFORMANCE_IDP_ID_TOKEN"
 # Context keys that become the `auth` table (`valid_jwt`: a workload identity token, presented
 # with the JWT-bearer grant).
 AUTH_KEYS = ("client_id", "client_secret", "private_key_pem", "signing_algorithm", "issuer", "valid_jwt")
+# Context keys that become the `identity_provider` table (`idp_issuer`: its token endpoint is
+# named directly, so the issuer is not needed).
+IDP_KEYS = ("idp_token_endpoint", "idp_client_id", "idp_id_token", "idp_issuer")
 
 
 class Unrepresentable(ValueError):
@@ -121,6 +128,14 @@ def auth_table(context, key_path):
         members.append('assertion = "${%s}"' % ASSERTION_VARIABLE)
     if isinstance(context.get("issuer"), str):
         members.append("authorization_server = %s" % toml_string(context["issuer"]))
+    if isinstance(context.get("idp_token_endpoint"), str) and isinstance(context.get("idp_id_token"), str):
+        idp = [
+            "token_endpoint = %s" % toml_string(context["idp_token_endpoint"]),
+            'subject_token = "${%s}"' % ID_TOKEN_VARIABLE,
+        ]
+        if isinstance(context.get("idp_client_id"), str):
+            idp.append("client_id = %s" % toml_string(context["idp_client_id"]))
+        members.append("identity_provider = { " + ", ".join(idp) + " }")
     return "{ " + ", ".join(members) + " }"
 
 
@@ -154,7 +169,7 @@ def main(argv):
         return 2
     if not isinstance(context, dict):
         context = {}
-    unused = sorted(key for key in context if key not in ("name", "toolCalls") + AUTH_KEYS)
+    unused = sorted(key for key in context if key not in ("name", "toolCalls") + AUTH_KEYS + IDP_KEYS)
     if unused:
         print(
             "conformance-client: context keys the prober has no use for: %s" % ", ".join(unused),
@@ -166,6 +181,8 @@ def main(argv):
         env[SECRET_VARIABLE] = context["client_secret"]
     if isinstance(context.get("valid_jwt"), str):
         env[ASSERTION_VARIABLE] = context["valid_jwt"]
+    if isinstance(context.get("idp_id_token"), str):
+        env[ID_TOKEN_VARIABLE] = context["idp_id_token"]
     with tempfile.TemporaryDirectory(prefix="mcp-conformance-") as tmp:
         try:
             config = render(url, canary_calls(context), auth_table(context, Path(tmp) / "client-key.pem"))

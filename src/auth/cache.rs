@@ -17,6 +17,9 @@ pub struct CachedToken {
     pub obtained_at: SystemTime,
     /// When it expires (`expires_in`); `None` when the server did not say.
     pub expires_at: Option<SystemTime>,
+    /// Bound to the server's DPoP key (`token_type` `DPoP`, src/auth/dpop.rs): presented as
+    /// `Authorization: DPoP` with a proof; else a bearer token.
+    pub dpop_bound: bool,
 }
 
 /// Token values never reach a log line.
@@ -77,6 +80,7 @@ mod tests {
             scope: None,
             obtained_at,
             expires_at: lifetime.map(|s| obtained_at + Duration::from_secs(s)),
+            dpop_bound: false,
         }
     }
 

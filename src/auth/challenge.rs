@@ -14,8 +14,8 @@ pub struct Challenge {
 }
 
 impl Challenge {
-    /// The `Bearer` challenge among the header's challenges; an empty challenge when the header
-    /// names no `Bearer` scheme (or is absent).
+    /// The `Bearer` (or `DPoP`) challenge among the header's challenges; an empty challenge when
+    /// the header names neither scheme (or is absent).
     pub fn parse(header: Option<&str>) -> Challenge {
         let Some(header) = header else {
             return Challenge::default();
@@ -24,7 +24,9 @@ impl Challenge {
         let mut in_bearer = false;
         for (scheme, params) in challenges(header) {
             if let Some(scheme) = scheme {
-                in_bearer = scheme.eq_ignore_ascii_case("bearer");
+                // A DPoP challenge (RFC 9449 section 7.1) has the same parameters.
+                in_bearer =
+                    scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop");
             }
             if !in_bearer {
                 continue;

@@ -66,6 +66,12 @@ pub struct OauthConfig {
     /// A JWT (`${VAR}` or `${file:PATH}`, e.g. a workload identity token) presented with the
     /// JWT-bearer grant (RFC 7523) instead of the client-credentials grant.
     pub assertion: Option<String>,
+    /// DPoP-bound tokens (src/auth/dpop.rs): `Some(true)` always, `Some(false)` never, `None`
+    /// when the authorization server's metadata offers ES256 proofs.
+    pub dpop: Option<bool>,
+    /// Enterprise-managed authorization (src/auth/token_exchange.rs): the identity provider
+    /// whose token is exchanged for the grant presented with the JWT-bearer grant.
+    pub identity_provider: Option<super::token_exchange::IdentityProvider>,
 }
 
 /// A validated `auth` table.
@@ -97,6 +103,8 @@ pub struct RawAuth {
     #[serde(alias = "audience")]
     resource: Option<Spanned<String>>,
     assertion: Option<Spanned<String>>,
+    dpop: Option<bool>,
+    identity_provider: Option<Spanned<super::token_exchange::RawIdentityProvider>>,
 }
 
 /// Validates an `auth` table of server `server`; error keys are `auth.…` (the caller prefixes
@@ -238,6 +246,15 @@ fn validate_oauth(
             }
             Ok(Some(parsed))
         };
+    if let (Some(_), Some(idp)) = (&raw.assertion, &raw.identity_provider) {
+        return Err(src.key_error(
+            idp.span().start,
+            "auth.identity_provider",
+            format!(
+                "server {server:?}: excludes auth.assertion (both are the JWT-bearer grant's assertion)"
+            ),
+        ));
+    }
     Ok(OauthConfig {
         client_id: raw.client_id.map(Spanned::into_inner),
         client_secret: raw.client_secret.map(Spanned::into_inner),
@@ -248,6 +265,11 @@ fn validate_oauth(
         resource_metadata: url_key(raw.resource_metadata, "resource_metadata")?,
         resource: raw.resource.map(Spanned::into_inner),
         assertion: raw.assertion.map(Spanned::into_inner),
+        dpop: raw.dpop,
+        identity_provider: raw
+            .identity_provider
+            .map(|idp| super::token_exchange::validate(idp, server, src))
+            .transpose()?,
     })
 }
 
@@ -287,6 +309,19 @@ mod tests {
             Some(TokenAuthMethod::Post)
         );
         assert_eq!(oauth.resource.as_deref(), Some("https://api.example/mcp"));
+        assert_eq!(oauth.dpop, None);
+        assert_eq!(oauth.identity_provider, None);
+        let AuthConfig::Oauth(oauth) = check(
+            "auth = { type = \"oauth\", client_id = \"probe\", dpop = false, identity_provider = { token_endpoint = \"https://idp/token\", subject_token = \"${ID}\" } }",
+        )
+        .unwrap() else {
+            panic!("oauth expected");
+        };
+        assert_eq!(oauth.dpop, Some(false));
+        assert_eq!(
+            oauth.identity_provider.map(|idp| idp.subject_token),
+            Some("${ID}".to_string())
+        );
     }
 
     #[test]
@@ -320,5 +355,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("auth.authorization_server"), "{err}");
+        let err = check(
+            "auth = { type = \"oauth\", client_id = \"c\", assertion = \"${A}\", identity_provider = { token_endpoint = \"https://idp/token\", subject_token = \"${ID}\" } }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("auth.identity_provider"), "{err}");
+        let err = check(
+            "auth = { type = \"oauth\", client_id = \"c\", identity_provider = { subject_token = \"${ID}\" } }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("auth.identity_provider.token_endpoint"),
+            "{err}"
+        );
     }
 }

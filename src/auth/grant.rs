@@ -1,8 +1,11 @@
 //! Token requests: the client-credentials grant and the refresh-token grant, made with the
-//! `oauth2` crate, and the JWT-bearer grant it lacks (hand-written), over the daemon's shared HTTP client (so TLS settings and loopback servers
+//! `oauth2` crate, and the JWT-bearer grant it lacks (hand-written, [`post_form`], which the
+//! token exchange of src/auth/token_exchange.rs shares), each with a DPoP proof when the token
+//! is to be bound (src/auth/dpop.rs), over the daemon's shared HTTP client (so TLS settings and loopback servers
 //! work as for the probe itself), with the RFC 8707 `resource` and client authentication by
 //! `client_secret_basic`, `client_secret_post`, `none` or `private_key_jwt`.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
@@ -15,6 +18,7 @@ use url::Url;
 
 use super::cache::CachedToken;
 use super::config::TokenAuthMethod;
+use super::dpop::{self, Dpop};
 use super::jwt_assertion;
 use super::metadata::error_chain;
 
@@ -57,6 +61,9 @@ pub struct TokenRequest<'a> {
     pub scope: Option<&'a str>,
     /// The RFC 8707 resource indicator.
     pub resource: &'a str,
+    /// The DPoP key proving possession at the token endpoint (src/auth/dpop.rs); `None` asks
+    /// for a bearer token.
+    pub dpop: Option<&'a Arc<Dpop>>,
 }
 
 /// Why a token request failed, in the three ways an operator acts on.
@@ -112,9 +119,9 @@ pub async fn client_credentials(
         request = request.add_extra_param(name, value);
     }
     let until = deadline.min(Instant::now() + REQUEST_TIMEOUT);
-    let sender = |request: HttpRequest| send(http.clone(), request, until);
+    let sender = |request: HttpRequest| send(http.clone(), request, until, req.dpop.cloned());
     let answer = request.request_async(&sender).await;
-    into_token(answer, req.scope, None)
+    into_token(answer, req.scope, None, req.dpop.is_some())
 }
 
 /// Renews a token with its refresh token.
@@ -137,10 +144,10 @@ pub async fn refresh(
         request = request.add_extra_param(name, value);
     }
     let until = deadline.min(Instant::now() + REQUEST_TIMEOUT);
-    let sender = |request: HttpRequest| send(http.clone(), request, until);
+    let sender = |request: HttpRequest| send(http.clone(), request, until, req.dpop.cloned());
     let answer = request.request_async(&sender).await;
     // RFC 6749 section 6: a refresh answer without a refresh token keeps the old one.
-    into_token(answer, req.scope, Some(refresh_token))
+    into_token(answer, req.scope, Some(refresh_token), req.dpop.is_some())
 }
 
 /// The RFC 7523 grant type of [`jwt_bearer`].
@@ -153,6 +160,7 @@ struct TokenAnswer {
     expires_in: Option<u64>,
     refresh_token: Option<String>,
     scope: Option<String>,
+    token_type: Option<String>,
 }
 
 /// An error response (RFC 6749 section 5.2).
@@ -163,9 +171,9 @@ struct ErrorAnswer {
 }
 
 /// Asks for a token with the JWT-bearer grant (RFC 7523 section 2.1): `assertion` is a JWT the
-/// authorization server trusts (a workload identity token). The `oauth2` crate has no such
-/// grant, so the form is written here; the client authenticates as for the other grants
-/// (`none`: its id in the body).
+/// authorization server trusts (a workload identity token, or the identity assertion grant of
+/// src/auth/token_exchange.rs). The `oauth2` crate has no such grant, so the form is written
+/// here; the client authenticates as for the other grants (`none`: its id in the body).
 pub async fn jwt_bearer(
     http: &reqwest::Client,
     client: &ClientAuth,
@@ -182,21 +190,60 @@ pub async fn jwt_bearer(
         form.push(("scope", scope.to_string()));
     }
     form.extend(assertion_params(client, req)?);
+    let body = post_form(
+        http,
+        req.endpoint,
+        Some(client),
+        form,
+        req.dpop.cloned(),
+        deadline,
+    )
+    .await?;
+    let obtained_at = SystemTime::now();
+    let token: TokenAnswer = serde_json::from_slice(&body)
+        .map_err(|e| GrantError::Failed(format!("the answer is not a token response: {e}")))?;
+    Ok(CachedToken {
+        access: token.access_token,
+        refresh: token.refresh_token,
+        scope: token.scope.or_else(|| req.scope.map(str::to_string)),
+        obtained_at,
+        expires_at: token
+            .expires_in
+            .map(|s| obtained_at + Duration::from_secs(s)),
+        dpop_bound: req.dpop.is_some() && token.token_type.as_deref().is_some_and(dpop::is_bound),
+    })
+}
+
+/// POSTs a form to a token endpoint, the client authenticated by its method (`basic`: HTTP
+/// Basic; `post`: id and secret in the form; otherwise its id in the form; `None`: no client),
+/// with a DPoP proof when `dpop` is given. The body of a 2xx answer, else the OAuth error
+/// (`Rejected`), or `Failed` for an answer that is none. Token requests the `oauth2` crate has
+/// no builder for (JWT-bearer, token exchange) go through here.
+pub async fn post_form(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    client: Option<&ClientAuth>,
+    mut form: Vec<(&str, String)>,
+    dpop: Option<Arc<Dpop>>,
+    deadline: Instant,
+) -> Result<Vec<u8>, GrantError> {
     let mut request = http
-        .post(req.endpoint.clone())
+        .post(endpoint.clone())
         .header(reqwest::header::ACCEPT, "application/json");
-    match (client.method, &client.client_secret) {
-        (TokenAuthMethod::Basic, Some(secret)) => {
-            request = request.basic_auth(
-                form_urlencoded_component(&client.client_id),
-                Some(form_urlencoded_component(secret)),
-            );
+    if let Some(client) = client {
+        match (client.method, &client.client_secret) {
+            (TokenAuthMethod::Basic, Some(secret)) => {
+                request = request.basic_auth(
+                    form_urlencoded_component(&client.client_id),
+                    Some(form_urlencoded_component(secret)),
+                );
+            }
+            (TokenAuthMethod::Post, Some(secret)) => {
+                form.push(("client_id", client.client_id.clone()));
+                form.push(("client_secret", secret.clone()));
+            }
+            _ => form.push(("client_id", client.client_id.clone())),
         }
-        (TokenAuthMethod::Post, Some(secret)) => {
-            form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret.clone()));
-        }
-        _ => form.push(("client_id", client.client_id.clone())),
     }
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
@@ -217,22 +264,16 @@ pub async fn jwt_bearer(
         })?
         .into_parts();
     let body = body.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
-    let answer = send(http.clone(), HttpRequest::from_parts(parts, body), until)
-        .await
-        .map_err(|e| GrantError::Unreachable(e.0))?;
-    let obtained_at = SystemTime::now();
+    let answer = send(
+        http.clone(),
+        HttpRequest::from_parts(parts, body),
+        until,
+        dpop,
+    )
+    .await
+    .map_err(|e| GrantError::Unreachable(e.0))?;
     if answer.status().is_success() {
-        let token: TokenAnswer = serde_json::from_slice(answer.body())
-            .map_err(|e| GrantError::Failed(format!("the answer is not a token response: {e}")))?;
-        return Ok(CachedToken {
-            access: token.access_token,
-            refresh: token.refresh_token,
-            scope: token.scope.or_else(|| req.scope.map(str::to_string)),
-            obtained_at,
-            expires_at: token
-                .expires_in
-                .map(|s| obtained_at + Duration::from_secs(s)),
-        });
+        return Ok(answer.into_body());
     }
     match serde_json::from_slice::<ErrorAnswer>(answer.body()) {
         Ok(err) => Err(GrantError::Rejected {
@@ -311,9 +352,52 @@ fn oauth_client(client: &ClientAuth, endpoint: &Url) -> Client {
     oauth
 }
 
-/// Sends one `oauth2` request with `http`; a 5xx answer is a transport failure (the endpoint
-/// is down), any other answer goes back to `oauth2` to parse.
+/// Sends one token request with `http`, with a DPoP proof when `dpop` is given: a
+/// `use_dpop_nonce` refusal carrying a new `DPoP-Nonce` is sent once more with a proof naming
+/// it (RFC 9449 section 8), and the nonce is remembered for the endpoint's origin.
 async fn send(
+    http: reqwest::Client,
+    request: HttpRequest,
+    until: Instant,
+    dpop: Option<Arc<Dpop>>,
+) -> Result<HttpResponse, HttpFailure> {
+    let Some(dpop) = dpop else {
+        return send_once(http, request, until).await;
+    };
+    let url = Url::parse(&request.uri().to_string())
+        .map_err(|e| HttpFailure(format!("token endpoint is not a URL: {e}")))?;
+    let (parts, body) = request.into_parts();
+    let proven = || -> Result<HttpRequest, HttpFailure> {
+        let proof = dpop
+            .proof(parts.method.as_str(), &url, None)
+            .map_err(|e| HttpFailure(e.to_string()))?;
+        let mut request = oauth2::http::Request::builder()
+            .method(parts.method.clone())
+            .uri(parts.uri.clone());
+        for (name, value) in &parts.headers {
+            request = request.header(name, value);
+        }
+        request
+            .header(dpop::DPOP_HEADER, proof)
+            .body(body.clone())
+            .map_err(|e| HttpFailure(e.to_string()))
+    };
+    let answer = send_once(http.clone(), proven()?, until).await?;
+    let fresh_nonce = dpop.note_nonce(&url, answer.headers());
+    let wants_nonce = answer.status().as_u16() == 400
+        && serde_json::from_slice::<ErrorAnswer>(answer.body())
+            .is_ok_and(|e| e.error == dpop::USE_NONCE_ERROR);
+    if !(fresh_nonce && wants_nonce) {
+        return Ok(answer);
+    }
+    let answer = send_once(http, proven()?, until).await?;
+    dpop.note_nonce(&url, answer.headers());
+    Ok(answer)
+}
+
+/// Sends one request with `http`; a 5xx answer is a transport failure (the endpoint is down),
+/// any other answer goes back to be parsed.
+async fn send_once(
     http: reqwest::Client,
     request: HttpRequest,
     until: Instant,
@@ -361,6 +445,7 @@ fn into_token(
     >,
     asked_scope: Option<&str>,
     old_refresh: Option<&str>,
+    proven: bool,
 ) -> Result<CachedToken, GrantError> {
     let token = answer.map_err(|err| match err {
         RequestTokenError::ServerResponse(resp) => GrantError::Rejected {
@@ -393,5 +478,6 @@ fn into_token(
         scope: granted.or_else(|| asked_scope.map(str::to_string)),
         obtained_at,
         expires_at: token.expires_in().map(|d| obtained_at + d),
+        dpop_bound: proven && dpop::is_bound(token.token_type().as_ref()),
     })
 }

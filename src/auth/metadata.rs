@@ -41,6 +41,8 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// Scopes it issues.
     pub scopes_supported: Option<Vec<String>>,
+    /// DPoP proof algorithms it accepts (RFC 9449 section 5.1); absent: no DPoP.
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// Why a metadata document could not be had.

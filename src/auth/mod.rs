@@ -8,16 +8,19 @@
 //! One file per job: [`challenge`] (the `WWW-Authenticate` header), [`well_known`] (where the
 //! documents are), [`metadata`] (fetching and checking them), [`scope`] (what to ask for),
 //! [`grant`] (token requests: client credentials, refresh, JWT-bearer), [`jwt_assertion`] (`private_key_jwt`), [`cache`] (when to renew),
-//! [`config`] (the `auth` key), [`metrics`] (the `mcp_auth_*` families).
+//! [`config`] (the `auth` key), [`metrics`] (the `mcp_auth_*` families), [`dpop`] (DPoP-bound
+//! tokens and their proofs), [`token_exchange`] (enterprise-managed authorization).
 
 pub mod cache;
 pub mod challenge;
 pub mod config;
+pub mod dpop;
 pub mod grant;
 pub mod jwt_assertion;
 pub mod metadata;
 pub mod metrics;
 pub mod scope;
+pub mod token_exchange;
 pub mod well_known;
 
 use std::sync::{Arc, Mutex};
@@ -30,6 +33,7 @@ use url::Url;
 use cache::{CachedToken, Freshness};
 use challenge::Challenge;
 use config::{OauthConfig, TokenAuthMethod};
+use dpop::Dpop;
 use grant::{ClientAuth, GrantError, TokenRequest};
 use metadata::MetadataError;
 
@@ -159,6 +163,8 @@ struct Discovered {
     token_endpoint: Url,
     grant_types: Option<Vec<String>>,
     auth_methods: Option<Vec<String>>,
+    /// `dpop_signing_alg_values_supported` of the authorization server.
+    dpop_algs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -167,6 +173,8 @@ struct State {
     discovered: Option<Discovered>,
     token: Option<CachedToken>,
     report: AuthReport,
+    /// The DPoP key, made when a token is first asked for with DPoP; kept for the daemon's life.
+    dpop: Option<Arc<Dpop>>,
 }
 
 /// The configured client with its secrets resolved (per probe: a rotated secret file is read
@@ -181,6 +189,10 @@ pub struct ResolvedClient {
     pub private_key_pem: Option<String>,
     /// The resolved `assertion` of the JWT-bearer grant.
     pub assertion: Option<String>,
+    /// The resolved `identity_provider.subject_token` (enterprise-managed authorization).
+    pub subject_token: Option<String>,
+    /// The resolved `identity_provider.client_secret`.
+    pub idp_client_secret: Option<String>,
 }
 
 /// Secrets never reach a log line.
@@ -246,6 +258,57 @@ impl Authorizer {
     /// The access token to send, if one is held.
     pub fn bearer(&self) -> Option<String> {
         self.state().token.as_ref().map(|t| t.access.clone())
+    }
+
+    /// The `Authorization` value for a `method` request to `url` with the token held, and the
+    /// DPoP proof to send beside it for a DPoP-bound token (`None` for a bearer token).
+    pub fn authorization(&self, method: &str, url: &Url) -> Option<(String, Option<String>)> {
+        let state = self.state();
+        let token = state.token.as_ref()?;
+        match (&state.dpop, token.dpop_bound) {
+            (Some(dpop), true) => {
+                let proof = dpop.proof(method, url, Some(&token.access));
+                match proof {
+                    Ok(proof) => Some((format!("DPoP {}", token.access), Some(proof))),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "no DPoP proof for the request");
+                        Some((format!("DPoP {}", token.access), None))
+                    }
+                }
+            }
+            _ => Some((format!("Bearer {}", token.access), None)),
+        }
+    }
+
+    /// Remembers the `DPoP-Nonce` a response from `url` carried, when DPoP is in use; true when
+    /// it is a nonce not held before (a request refused for want of it can be sent again).
+    pub fn note_nonce(&self, url: &Url, headers: &reqwest::header::HeaderMap) -> bool {
+        let dpop = self.state().dpop.clone();
+        dpop.is_some_and(|d| d.note_nonce(url, headers))
+    }
+
+    /// The DPoP key to prove possession with at the token endpoint: always with `dpop = true`,
+    /// never with `false`, else when the authorization server offers ES256 proofs. Made on
+    /// first use.
+    fn dpop_for(&self, found: &Discovered) -> Result<Option<Arc<Dpop>>, AuthError> {
+        let wanted = self
+            .0
+            .config
+            .dpop
+            .unwrap_or_else(|| dpop::offered(found.dpop_algs.as_deref()));
+        if !wanted {
+            return Ok(None);
+        }
+        let mut state = self.state();
+        if let Some(key) = &state.dpop {
+            return Ok(Some(key.clone()));
+        }
+        let key = Arc::new(
+            Dpop::generate()
+                .map_err(|e| AuthError::new(AuthFailure::Misconfigured, e.to_string()))?,
+        );
+        state.dpop = Some(key.clone());
+        Ok(Some(key))
     }
 
     /// What happened since the last call, with the expiry of the token held.
@@ -463,7 +526,10 @@ impl Authorizer {
             issuer,
             token_endpoint,
             grant_types: asm.as_ref().and_then(|a| a.grant_types_supported.clone()),
-            auth_methods: asm.and_then(|a| a.token_endpoint_auth_methods_supported),
+            auth_methods: asm
+                .as_ref()
+                .and_then(|a| a.token_endpoint_auth_methods_supported.clone()),
+            dpop_algs: asm.and_then(|a| a.dpop_signing_alg_values_supported),
         })
     }
 
@@ -484,11 +550,13 @@ impl Authorizer {
         deadline: Instant,
     ) -> Result<CachedToken, AuthError> {
         let resolved = self.state().client.clone().unwrap_or_default();
+        let dpop = self.dpop_for(found)?;
         let request = TokenRequest {
             endpoint: &found.token_endpoint,
             issuer: &found.issuer,
             scope,
             resource: &found.resource,
+            dpop: dpop.as_ref(),
         };
         let Some(client_id) = resolved.client_id.clone() else {
             return Err(AuthError::new(
@@ -509,6 +577,16 @@ impl Authorizer {
             client_secret: resolved.client_secret.clone(),
             private_key_pem: resolved.private_key_pem.clone(),
         };
+        if let Some(idp) = &self.0.config.identity_provider {
+            // Enterprise-managed authorization: the identity provider's grant, then the
+            // JWT-bearer grant with it, never another grant.
+            let assertion = self
+                .identity_assertion(http, idp, &resolved, found, scope, deadline)
+                .await?;
+            let answer = grant::jwt_bearer(http, &client, &request, &assertion, deadline).await;
+            self.note_request(&answer);
+            return answer.map_err(|err| grant_failure(err, found));
+        }
         if let Some(assertion) = resolved.assertion.as_deref() {
             // The JWT-bearer grant alone: a refused assertion is reported, never retried with
             // another grant (a workload identity is the client's only credential).
@@ -542,21 +620,88 @@ impl Authorizer {
         answer.map_err(|err| grant_failure(err, found))
     }
 
+    /// Exchanges the configured identity token at the identity provider for an identity
+    /// assertion grant naming `found`'s authorization server and resource
+    /// (src/auth/token_exchange.rs). Counted as a token request.
+    async fn identity_assertion(
+        &self,
+        http: &reqwest::Client,
+        idp: &token_exchange::IdentityProvider,
+        resolved: &ResolvedClient,
+        found: &Discovered,
+        scope: Option<&str>,
+        deadline: Instant,
+    ) -> Result<String, AuthError> {
+        let subject_token = resolved.subject_token.as_deref().ok_or_else(|| {
+            AuthError::new(
+                AuthFailure::Misconfigured,
+                "auth.identity_provider.subject_token has no value",
+            )
+        })?;
+        let idp_client = idp.client_id.clone().map(|client_id| ClientAuth {
+            method: if resolved.idp_client_secret.is_some() {
+                TokenAuthMethod::Basic
+            } else {
+                TokenAuthMethod::None
+            },
+            client_id,
+            client_secret: resolved.idp_client_secret.clone(),
+            private_key_pem: None,
+        });
+        let exchange = token_exchange::Exchange {
+            subject_token,
+            subject_token_type: &idp.subject_token_type,
+            audience: &found.issuer,
+            resource: &found.resource,
+            scope,
+        };
+        let answer = match token_exchange::token_endpoint(http, idp, deadline).await {
+            Ok(endpoint) => {
+                token_exchange::exchange(http, &endpoint, idp_client.as_ref(), &exchange, deadline)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        self.state().report.token_requests.push(outcome(&answer));
+        answer.map_err(|err| {
+            let failure = match &err {
+                GrantError::Rejected { .. } => AuthFailure::CredentialRejected,
+                GrantError::Unreachable(_) => AuthFailure::AuthServerDown,
+                GrantError::Failed(_) => AuthFailure::Misconfigured,
+            };
+            let at = idp
+                .token_endpoint
+                .as_ref()
+                .or(idp.issuer.as_ref())
+                .map(Url::as_str)
+                .unwrap_or_default();
+            AuthError::new(
+                failure,
+                format!("identity provider token exchange: {err} ({at})"),
+            )
+        })
+    }
+
     /// Counts a token request. A token endpoint that did not answer also forgets the
     /// discovered metadata: the next attempt reads it again, so `mcp_auth_metadata_up` tells
     /// whether the authorization server is back (or has moved) rather than what it said last.
     fn note_request(&self, answer: &Result<CachedToken, GrantError>) {
-        let outcome = match answer {
-            Ok(_) => RefreshOutcome::Ok,
-            Err(GrantError::Rejected { .. }) => RefreshOutcome::Rejected,
-            Err(GrantError::Unreachable(_)) => RefreshOutcome::Unreachable,
-            Err(GrantError::Failed(_)) => RefreshOutcome::Error,
-        };
+        let outcome = outcome(answer);
         let mut state = self.state();
         if outcome == RefreshOutcome::Unreachable {
             state.discovered = None;
         }
         state.report.token_requests.push(outcome);
+    }
+}
+
+/// The `outcome` label of a token request's answer.
+fn outcome<T>(answer: &Result<T, GrantError>) -> RefreshOutcome {
+    match answer {
+        Ok(_) => RefreshOutcome::Ok,
+        Err(GrantError::Rejected { .. }) => RefreshOutcome::Rejected,
+        Err(GrantError::Unreachable(_)) => RefreshOutcome::Unreachable,
+        Err(GrantError::Failed(_)) => RefreshOutcome::Error,
     }
 }
 
@@ -611,6 +756,8 @@ mod tests {
             client_secret: secret.then(|| "s".into()),
             private_key_pem: key.then(|| "k".into()),
             assertion: None,
+            subject_token: None,
+            idp_client_secret: None,
         }
     }
 
@@ -660,6 +807,8 @@ mod tests {
                 resource_metadata: None,
                 resource: None,
                 assertion: None,
+                dpop: None,
+                identity_provider: None,
             },
             Duration::from_secs(60),
         );
@@ -670,6 +819,7 @@ mod tests {
             scope: None,
             obtained_at: SystemTime::now(),
             expires_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000)),
+            dpop_bound: false,
         });
         auth.set_client(client(true, false));
         assert_eq!(auth.bearer().as_deref(), Some("a"));

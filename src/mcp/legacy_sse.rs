@@ -17,7 +17,7 @@ use tokio::time::{Instant, timeout_at};
 use super::WireCounters;
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
-use super::http_auth::{send_authorized, with_bearer};
+use super::http_auth::{send_authorized, with_authorization};
 use super::http_io::{
     ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
     read_excerpt, timeout_marker,
@@ -97,9 +97,10 @@ impl SseTransport {
         self
     }
 
-    /// The configured headers and the OAuth token held, if any.
-    fn request_headers(&self) -> HeaderMap {
-        with_bearer(&self.headers, self.auth.as_ref())
+    /// The configured headers and the OAuth token held, if any (with its DPoP proof for a
+    /// `method` request to `url`).
+    fn request_headers(&self, method: reqwest::Method, url: &url::Url) -> HeaderMap {
+        with_authorization(&self.headers, self.auth.as_ref(), &method, url)
     }
 
     /// Where the time of the HTTP requests since the last call went (the stream's GET counts
@@ -135,7 +136,7 @@ impl SseTransport {
                 let req = this
                     .client
                     .get(this.url.clone())
-                    .headers(this.request_headers())
+                    .headers(this.request_headers(reqwest::Method::GET, &this.url))
                     .header(ACCEPT, "text/event-stream");
                 let resp = timeout_at(deadline, this.phases.scope(req.send()))
                     .await
@@ -246,7 +247,7 @@ impl SseTransport {
                 let mut req = this
                     .client
                     .post(endpoint.clone())
-                    .headers(this.request_headers())
+                    .headers(this.request_headers(reqwest::Method::POST, &endpoint))
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone());
                 if let Some(traceparent) = &this.traceparent {
@@ -384,8 +385,8 @@ impl SseTransport {
         };
         let req = self
             .client
-            .post(endpoint)
-            .headers(self.request_headers())
+            .post(endpoint.clone())
+            .headers(self.request_headers(reqwest::Method::POST, &endpoint))
             .header(CONTENT_TYPE, "application/json")
             .body(body);
         self.counters.sent.fetch_add(1, Ordering::Relaxed);

@@ -14,7 +14,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
-use super::http_auth::{send_authorized, with_bearer};
+use super::http_auth::{send_authorized, with_authorization};
 use super::http_io::{
     ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
     read_body, read_excerpt, timeout_marker,
@@ -137,9 +137,10 @@ impl HttpTransport {
         self
     }
 
-    /// The configured headers and the OAuth token held, if any.
-    fn request_headers(&self) -> HeaderMap {
-        with_bearer(&self.headers, self.auth.as_ref())
+    /// The configured headers and the OAuth token held, if any (with its DPoP proof for a
+    /// `method` request to `url`).
+    fn request_headers(&self, method: reqwest::Method, url: &url::Url) -> HeaderMap {
+        with_authorization(&self.headers, self.auth.as_ref(), &method, url)
     }
 
     /// Where the time of the HTTP requests since the last call went.
@@ -178,7 +179,7 @@ impl HttpTransport {
         let mut req = self
             .client
             .post(self.url.clone())
-            .headers(self.request_headers())
+            .headers(self.request_headers(reqwest::Method::POST, &self.url))
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(body);
@@ -530,7 +531,7 @@ impl HttpTransport {
         let mut req = self
             .client
             .get(self.url.clone())
-            .headers(self.request_headers())
+            .headers(self.request_headers(reqwest::Method::GET, &self.url))
             .header(ACCEPT, "text/event-stream")
             .header("last-event-id", last_event_id);
         if let Some(sid) = &self.session_id {
@@ -577,7 +578,7 @@ impl HttpTransport {
         let mut req = self
             .client
             .delete(self.url.clone())
-            .headers(self.request_headers())
+            .headers(self.request_headers(reqwest::Method::DELETE, &self.url))
             .header(SESSION_HEADER, sid);
         if let Some(v) = &self.protocol_version {
             req = req.header("mcp-protocol-version", v);

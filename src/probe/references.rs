@@ -46,6 +46,10 @@ impl fmt::Display for UnsetVariable {
 const AUTH_SECRET_KEY: &str = "auth.client_secret";
 /// The config key of the JWT-bearer assertion, as listed and warned about.
 const AUTH_ASSERTION_KEY: &str = "auth.assertion";
+/// The config key of the identity token of enterprise-managed authorization.
+const IDP_SUBJECT_TOKEN_KEY: &str = "auth.identity_provider.subject_token";
+/// The config key of the identity provider's client secret.
+const IDP_SECRET_KEY: &str = "auth.identity_provider.client_secret";
 
 impl ServerConfig {
     /// The transport with every `${VAR}` in header and env values replaced from the process
@@ -121,6 +125,10 @@ impl ServerConfig {
             };
         let client_secret = resolve(&oauth.client_secret, AUTH_SECRET_KEY)?;
         let assertion = resolve(&oauth.assertion, AUTH_ASSERTION_KEY)?;
+        let idp = oauth.identity_provider.as_ref();
+        let subject_token = resolve(&idp.map(|i| i.subject_token.clone()), IDP_SUBJECT_TOKEN_KEY)?;
+        let idp_client_secret =
+            resolve(&idp.and_then(|i| i.client_secret.clone()), IDP_SECRET_KEY)?;
         let private_key_pem = match &oauth.private_key_file {
             Some(path) => Some(
                 crate::config::secret::read_secret_file(path).map_err(|cause| UnsetVariable {
@@ -136,6 +144,8 @@ impl ServerConfig {
             client_secret,
             private_key_pem,
             assertion,
+            subject_token,
+            idp_client_secret,
         }))
     }
 
@@ -181,6 +191,8 @@ impl ServerConfig {
             values.extend(client.client_secret);
             values.extend(client.private_key_pem);
             values.extend(client.assertion);
+            values.extend(client.subject_token);
+            values.extend(client.idp_client_secret);
         }
         values
     }
@@ -197,7 +209,14 @@ impl ServerConfig {
                 } else {
                     is_secret_header(k)
                 };
-                (secret || *k == AUTH_SECRET_KEY || *k == AUTH_ASSERTION_KEY) && !v.contains("${")
+                let oauth_secret = [
+                    AUTH_SECRET_KEY,
+                    AUTH_ASSERTION_KEY,
+                    IDP_SUBJECT_TOKEN_KEY,
+                    IDP_SECRET_KEY,
+                ]
+                .contains(k);
+                (secret || oauth_secret) && !v.contains("${")
             })
             .map(|(k, _)| k.to_string())
             .collect()
@@ -212,6 +231,16 @@ impl ServerConfig {
         }
         if let Some(assertion) = self.auth.as_ref().and_then(|a| a.assertion.as_deref()) {
             values.push((AUTH_ASSERTION_KEY, assertion));
+        }
+        if let Some(idp) = self
+            .auth
+            .as_ref()
+            .and_then(|a| a.identity_provider.as_ref())
+        {
+            values.push((IDP_SUBJECT_TOKEN_KEY, &idp.subject_token));
+            if let Some(secret) = &idp.client_secret {
+                values.push((IDP_SECRET_KEY, secret));
+            }
         }
         values
     }
@@ -299,6 +328,48 @@ mod tests {
         assert_eq!(
             literal.servers[0].secret_values(),
             vec!["plain".to_string()]
+        );
+    }
+
+    #[test]
+    fn an_identity_token_is_resolved_and_redacted_like_a_secret() {
+        let config = parse(
+            "auth = { type = \"oauth\", client_id = \"probe\", client_secret = \"${SECRET}\", identity_provider = { token_endpoint = \"https://idp/token\", client_id = \"at-idp\", client_secret = \"${SECRET}\", subject_token = \"${ID_TOKEN}\" } }",
+        )
+        .unwrap();
+        let server = &config.servers[0];
+        let lookup = |name: &str| match name {
+            "ID_TOKEN" => Ok("id-token-value".to_string()),
+            other => lookup(other),
+        };
+        let client = server.resolve_auth_with(lookup).unwrap().unwrap();
+        assert_eq!(client.subject_token.as_deref(), Some("id-token-value"));
+        assert_eq!(client.idp_client_secret.as_deref(), Some("s3cr3t-value"));
+        assert!(!format!("{client:?}").contains("id-token-value"));
+        let mut names = server.referenced_variables();
+        names.sort();
+        names.dedup();
+        assert_eq!(names, vec!["ID_TOKEN".to_string(), "SECRET".to_string()]);
+        let unset = server
+            .resolve_auth_with(|name| match name {
+                "ID_TOKEN" => Err(SecretError::Unset { name: name.into() }),
+                other => lookup(other),
+            })
+            .unwrap_err();
+        assert_eq!(unset.key, "auth.identity_provider.subject_token");
+
+        let literal = parse(
+            "auth = { type = \"oauth\", client_id = \"probe\", identity_provider = { token_endpoint = \"https://idp/token\", subject_token = \"plain-id-token\" } }",
+        )
+        .unwrap();
+        assert_eq!(
+            literal.servers[0].literal_secret_keys(),
+            vec!["auth.identity_provider.subject_token".to_string()]
+        );
+        assert!(
+            literal.servers[0]
+                .secret_values()
+                .contains(&"plain-id-token".to_string())
         );
     }
 

@@ -44,8 +44,21 @@ struct Setup {
 
 impl Setup {
     fn start() -> Setup {
-        let auth_server = AuthorizationServer::start(CLIENT_ID, CLIENT_SECRET, TOKEN_LIFETIME);
-        let resource = ResourceServer::start(&auth_server);
+        Setup::start_with(TOKEN_LIFETIME, &[], &[], "")
+    }
+
+    /// [`Setup::start`] with tokens lasting `lifetime`, options for the authorization server
+    /// and the resource server (tests/fixtures/oauth/) and `more_auth` appended to the server's
+    /// `auth` table.
+    fn start_with(
+        lifetime: Duration,
+        as_options: &[&str],
+        rs_options: &[&str],
+        more_auth: &str,
+    ) -> Setup {
+        let auth_server =
+            AuthorizationServer::start_with(CLIENT_ID, CLIENT_SECRET, lifetime, as_options);
+        let resource = ResourceServer::start_with(&auth_server, rs_options);
         let config = format!(
             r#"
 [[servers]]
@@ -54,7 +67,7 @@ transport = "http"
 url = "{url}"
 interval = "1s"
 timeout = "10s"
-auth = {{ type = "oauth", client_id = "{CLIENT_ID}", client_secret = "${{{SECRET_VAR}}}", scopes = ["{SCOPE}"] }}
+auth = {{ type = "oauth", client_id = "{CLIENT_ID}", client_secret = "${{{SECRET_VAR}}}", scopes = ["{SCOPE}"]{more_auth} }}
 call = {{ tool = "add_numbers", arguments = {{ a = 2, b = 3 }}, expect_text = "5" }}
 "#,
             url = resource.mcp_url(),
@@ -371,6 +384,99 @@ fn a_stopped_authorization_server_is_auth_server_down_not_down() {
         ),
         down_before,
         "a probe failure counted as class down\n{}",
+        logs()
+    );
+}
+
+/// DPoP (docs/auth.md#dpop): the authorization server offers it and wants a nonce, the MCP
+/// server checks every proof against the key the token is bound to and wants a nonce of its
+/// own. The exporter retries both requests with the nonce, gets a DPoP-bound token and presents
+/// it with a fresh proof on every request: HEALTHY with one token and no probe refused (a
+/// client that answered the server's nonce challenge by fetching another token would have asked
+/// twice, one that gave up would have failed a probe; the token lasts far longer than the test,
+/// so no renewal counts).
+#[test]
+fn a_dpop_bound_token_with_both_servers_wanting_nonces_is_healthy() {
+    if require(Tool::Authlib).is_none() {
+        return;
+    }
+    let setup = Setup::start_with(
+        Duration::from_secs(3600),
+        &["--dpop", "--dpop-nonce", "as-nonce-1"],
+        &["--dpop", "--dpop-nonce", "rs-nonce-1"],
+        "",
+    );
+    let scrape = setup.wait_healthy();
+    assert_eq!(
+        refreshes(&scrape, "ok"),
+        1.0,
+        "{}\n{}",
+        scrape.text(),
+        setup.logs()
+    );
+    assert_eq!(refreshes(&scrape, "rejected"), 0.0, "{}", setup.logs());
+    // No probe was refused: a nonce challenge answered by giving up would have failed one as
+    // credential_rejected (other classes, a timeout on a loaded machine, say nothing of DPoP).
+    assert_eq!(
+        scrape.sum(
+            "mcp_probe_failures_total",
+            &[("server", SERVER), ("class", "credential_rejected")]
+        ),
+        0.0,
+        "{}\n{}",
+        scrape.text(),
+        setup.logs()
+    );
+    let auth_log = setup.auth_server().guard.output();
+    let resource_log = setup.resource.guard.output();
+    let logs = || setup.logs();
+    for (log, line) in [
+        (&auth_log, "asked for the DPoP nonce"),
+        (&auth_log, "issued a DPoP-bound token"),
+        (&resource_log, "asked for the DPoP nonce"),
+        (&resource_log, "accepted a DPoP-bound token with its proof"),
+    ] {
+        assert!(log.contains(line), "no {line:?}\n{}", logs());
+    }
+    for (log, line) in [
+        (&auth_log, "refused a DPoP proof"),
+        (&auth_log, "issued a bearer token"),
+        (&resource_log, "refused a DPoP proof"),
+        (&resource_log, "refused a bearer token"),
+    ] {
+        assert!(!log.contains(line), "{line:?}\n{}", logs());
+    }
+}
+
+/// A server that accepts only DPoP-bound tokens, probed with `dpop = false`: the bearer token
+/// the exporter obtains is refused, and so is the next one: `credential_rejected`.
+#[test]
+fn bearer_tokens_where_dpop_is_required_are_credential_rejected() {
+    if require(Tool::Authlib).is_none() {
+        return;
+    }
+    let setup = Setup::start_with(
+        TOKEN_LIFETIME,
+        &["--dpop"],
+        &["--require-dpop"],
+        ", dpop = false",
+    );
+    let (scrape, row) = setup.wait_reason("credential_rejected");
+    let logs = || format!("{}\n{row}\n{}", scrape.text(), setup.logs());
+    assert!(refreshes(&scrape, "ok") >= 1.0, "{}", logs());
+    let resource_log = setup.resource.guard.output();
+    assert!(
+        resource_log.contains("refused a bearer token"),
+        "{}",
+        logs()
+    );
+    assert!(
+        setup
+            .auth_server()
+            .guard
+            .output()
+            .contains("issued a bearer token"),
+        "{}",
         logs()
     );
 }

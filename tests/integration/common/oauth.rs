@@ -33,7 +33,19 @@ impl AuthorizationServer {
     /// Starts `authorization_server.py` with one client, `client_id`/`client_secret`, allowed
     /// [`SCOPE`], whose access tokens expire after `token_lifetime`.
     pub fn start(client_id: &str, client_secret: &str, token_lifetime: Duration) -> Self {
+        Self::start_with(client_id, client_secret, token_lifetime, &[])
+    }
+
+    /// [`AuthorizationServer::start`] with more options of `authorization_server.py` (e.g.
+    /// `--dpop`, `--dpop-nonce N`).
+    pub fn start_with(
+        client_id: &str,
+        client_secret: &str,
+        token_lifetime: Duration,
+        options: &[&str],
+    ) -> Self {
         let mut cmd = python_fixture("authorization_server.py");
+        cmd.args(options);
         cmd.args(["--client-id", client_id, "--client-secret", client_secret])
             .args(["--introspection-client-id", INTROSPECTION_CLIENT.0])
             .args(["--introspection-client-secret", INTROSPECTION_CLIENT.1])
@@ -151,7 +163,14 @@ impl ResourceServer {
     /// Starts `resource_server.py` trusting `auth_server` (it reads the introspection endpoint
     /// from its metadata at start, so `auth_server` must be up).
     pub fn start(auth_server: &AuthorizationServer) -> Self {
+        Self::start_with(auth_server, &[])
+    }
+
+    /// [`ResourceServer::start`] with more options of `resource_server.py` (e.g. `--dpop`,
+    /// `--require-dpop`, `--dpop-nonce N`).
+    pub fn start_with(auth_server: &AuthorizationServer, options: &[&str]) -> Self {
         let mut cmd = python_fixture("resource_server.py");
+        cmd.args(options);
         cmd.arg("--issuer")
             .arg(auth_server.issuer())
             .args(["--introspection-client-id", INTROSPECTION_CLIENT.0])
