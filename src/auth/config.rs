@@ -66,6 +66,32 @@ pub struct OauthConfig {
     /// A JWT (`${VAR}` or `${file:PATH}`, e.g. a workload identity token) presented with the
     /// JWT-bearer grant (RFC 7523) instead of the client-credentials grant.
     pub assertion: Option<String>,
+    /// The HTTPS URL of the client ID metadata document the operator hosts: the client id
+    /// `mcp-exporter login` uses at an authorization server that accepts such documents
+    /// (`client_id_metadata_document_supported`) when no `client_id` is configured.
+    pub client_metadata_url: Option<url::Url>,
+    /// Where `mcp-exporter login` keeps this server's refresh token and client registration
+    /// (not a TOML key: set from the `[store]` directory when the configuration is loaded).
+    pub login: Option<LoginFile>,
+}
+
+/// The login file of one server (src/auth/refresh_store.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LoginFile {
+    /// The server's name (the argument of `mcp-exporter login`).
+    pub server: String,
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl OauthConfig {
+    /// Sets [`OauthConfig::login`] for server `server` with the login files kept in `dir`.
+    pub fn keep_login_in(&mut self, dir: &std::path::Path, server: &str) {
+        self.login = Some(LoginFile {
+            server: server.to_string(),
+            path: super::refresh_store::path_for(dir, server),
+        });
+    }
 }
 
 /// A validated `auth` table.
@@ -97,6 +123,7 @@ pub struct RawAuth {
     #[serde(alias = "audience")]
     resource: Option<Spanned<String>>,
     assertion: Option<Spanned<String>>,
+    client_metadata_url: Option<Spanned<String>>,
 }
 
 /// Validates an `auth` table of server `server`; error keys are `auth.…` (the caller prefixes
@@ -248,7 +275,34 @@ fn validate_oauth(
         resource_metadata: url_key(raw.resource_metadata, "resource_metadata")?,
         resource: raw.resource.map(Spanned::into_inner),
         assertion: raw.assertion.map(Spanned::into_inner),
+        client_metadata_url: metadata_document_url(raw.client_metadata_url, server, src)?,
+        login: None,
     })
+}
+
+/// `client_metadata_url`: an https URL with a path (the client ID metadata document rules).
+fn metadata_document_url(
+    value: Option<Spanned<String>>,
+    server: &str,
+    src: &SourceText<'_>,
+) -> Result<Option<url::Url>, KeyError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let at = value.span().start;
+    match url::Url::parse(value.get_ref()) {
+        Ok(url) if url.scheme() == "https" && url.path() != "/" && url.fragment().is_none() => {
+            Ok(Some(url))
+        }
+        _ => Err(src.key_error(
+            at,
+            "auth.client_metadata_url",
+            format!(
+                "server {server:?}: expected an https URL with a path (the client ID metadata document you host), got {:?}",
+                value.get_ref()
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -320,5 +374,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("auth.authorization_server"), "{err}");
+        let err = check("auth = { type = \"oauth\", client_metadata_url = \"http://h/c.json\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.client_metadata_url"), "{err}");
+    }
+
+    #[test]
+    fn client_metadata_url_is_kept() {
+        let AuthConfig::Oauth(oauth) =
+            check("auth = { type = \"oauth\", client_metadata_url = \"https://ops.example/mcp-exporter.json\" }")
+                .unwrap()
+        else {
+            panic!("oauth expected");
+        };
+        assert_eq!(
+            oauth.client_metadata_url.map(String::from).as_deref(),
+            Some("https://ops.example/mcp-exporter.json")
+        );
+        assert_eq!(oauth.login, None);
     }
 }

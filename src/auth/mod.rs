@@ -9,14 +9,24 @@
 //! documents are), [`metadata`] (fetching and checking them), [`scope`] (what to ask for),
 //! [`grant`] (token requests: client credentials, refresh, JWT-bearer), [`jwt_assertion`] (`private_key_jwt`), [`cache`] (when to renew),
 //! [`config`] (the `auth` key), [`metrics`] (the `mcp_auth_*` families).
+//! `mcp-exporter login` (src/cli/login.rs) runs the same client with a person at hand: [`login`]
+//! (the authorization-code grant where the daemon would report `login_required`),
+//! [`authorization_code`] (URL, loopback redirect, `state`/`iss` checks), [`pkce`],
+//! [`registration`] (client ID metadata documents, dynamic registration) and
+//! [`refresh_store`] (the refresh token the daemon then uses).
 
+pub mod authorization_code;
 pub mod cache;
 pub mod challenge;
 pub mod config;
 pub mod grant;
 pub mod jwt_assertion;
+pub mod login;
 pub mod metadata;
 pub mod metrics;
+pub mod pkce;
+pub mod refresh_store;
+pub mod registration;
 pub mod scope;
 pub mod well_known;
 
@@ -159,6 +169,8 @@ struct Discovered {
     token_endpoint: Url,
     grant_types: Option<Vec<String>>,
     auth_methods: Option<Vec<String>>,
+    /// The authorization server's metadata (`None`: the 2025-03-26 fallback).
+    server_metadata: Option<metadata::ServerMetadata>,
 }
 
 #[derive(Debug, Default)]
@@ -167,6 +179,10 @@ struct State {
     discovered: Option<Discovered>,
     token: Option<CachedToken>,
     report: AuthReport,
+    /// Set by `mcp-exporter login`: a person can authorize.
+    login: Option<login::LoginSettings>,
+    /// The issuer of the last login stored, and whether it holds a refresh token.
+    stored: Option<(String, bool)>,
 }
 
 /// The configured client with its secrets resolved (per probe: a rotated secret file is read
@@ -243,6 +259,19 @@ impl Authorizer {
         state.client = Some(client);
     }
 
+    /// Lets a person authorize (`mcp-exporter login`): where the daemon would report
+    /// `login_required`, the authorization-code grant runs, and its client and refresh token
+    /// are stored for the daemon.
+    pub fn allow_login(&self, settings: login::LoginSettings) {
+        self.state().login = Some(settings);
+    }
+
+    /// The issuer of the last login stored by this client, and whether a refresh token came
+    /// with it.
+    pub fn stored_login(&self) -> Option<(String, bool)> {
+        self.state().stored.clone()
+    }
+
     /// The access token to send, if one is held.
     pub fn bearer(&self) -> Option<String> {
         self.state().token.as_ref().map(|t| t.access.clone())
@@ -310,11 +339,12 @@ impl Authorizer {
         challenge: &Challenge,
         deadline: Instant,
     ) -> Result<String, AuthError> {
-        let (known, previous) = {
+        let (known, previous, refused) = {
             let state = self.state();
             (
                 state.discovered.clone(),
                 state.token.as_ref().and_then(|t| t.scope.clone()),
+                state.token.is_some() && !challenge.insufficient_scope(),
             )
         };
         let pointed_elsewhere = |found: &Discovered| {
@@ -323,8 +353,12 @@ impl Authorizer {
                     found.resource_metadata.as_ref().map(Url::as_str) != Some(url)
                 })
         };
+        // A token refused outright may mean the authorization server moved (its protected
+        // resource metadata names another): discovery runs again, and a token or client of the
+        // old issuer is not carried to the new one.
+        let known_issuer = known.as_ref().map(|k| k.issuer.clone());
         let found = match known {
-            Some(found) if !pointed_elsewhere(&found) => found,
+            Some(found) if !pointed_elsewhere(&found) && !refused => found,
             _ => {
                 let found = self.discover(http, server, challenge, deadline).await?;
                 self.state().discovered = Some(found.clone());
@@ -343,7 +377,8 @@ impl Authorizer {
             .state()
             .token
             .take()
-            .filter(|_| !challenge.insufficient_scope());
+            .filter(|_| !challenge.insufficient_scope())
+            .filter(|_| known_issuer.as_deref().is_none_or(|i| i == found.issuer));
         let token = self
             .request_token(http, &found, scope.as_deref(), held.as_ref(), deadline)
             .await?;
@@ -463,7 +498,10 @@ impl Authorizer {
             issuer,
             token_endpoint,
             grant_types: asm.as_ref().and_then(|a| a.grant_types_supported.clone()),
-            auth_methods: asm.and_then(|a| a.token_endpoint_auth_methods_supported),
+            auth_methods: asm
+                .as_ref()
+                .and_then(|a| a.token_endpoint_auth_methods_supported.clone()),
+            server_metadata: asm,
         })
     }
 
@@ -473,8 +511,9 @@ impl Authorizer {
         state.report.metadata.push((document, up));
     }
 
-    /// Obtains a token: with `held`'s refresh token when it has one, else with the
-    /// client-credentials grant.
+    /// Obtains a token: with `held`'s refresh token when it has one; else, without a person,
+    /// with the refresh token `mcp-exporter login` stored; with a person (`login`), the
+    /// authorization-code grant; else with the client-credentials grant.
     async fn request_token(
         &self,
         http: &reqwest::Client,
@@ -484,45 +523,124 @@ impl Authorizer {
         deadline: Instant,
     ) -> Result<CachedToken, AuthError> {
         let resolved = self.state().client.clone().unwrap_or_default();
+        let person = self.state().login.clone();
         let request = TokenRequest {
             endpoint: &found.token_endpoint,
             issuer: &found.issuer,
             scope,
             resource: &found.resource,
         };
-        let Some(client_id) = resolved.client_id.clone() else {
+        let login_file = self.0.config.login.as_ref();
+        let kept = match login_file {
+            Some(file) => login::kept(file, &found.issuer)?,
+            None => None,
+        };
+        // The client: the configured one, else the one a login registered at this issuer.
+        let usable = kept.as_ref().filter(|k| match &resolved.client_id {
+            Some(id) => *id == k.client_id,
+            None => k.registration != refresh_store::Registration::Configured,
+        });
+        let client_auth = |id: String, secret: Option<String>| {
+            let with = ResolvedClient {
+                client_id: Some(id.clone()),
+                client_secret: secret.clone(),
+                ..resolved.clone()
+            };
+            ClientAuth {
+                method: choose_method(
+                    self.0.config.token_endpoint_auth_method,
+                    &with,
+                    found.auth_methods.as_deref(),
+                ),
+                client_id: id,
+                client_secret: secret,
+                private_key_pem: resolved.private_key_pem.clone(),
+            }
+        };
+        let client = match (&resolved.client_id, usable) {
+            (Some(id), _) => Some(client_auth(id.clone(), resolved.client_secret.clone())),
+            (None, Some(k)) => Some(client_auth(k.client_id.clone(), k.client_secret.clone())),
+            (None, None) => None,
+        };
+        if let Some(client) = &client {
+            if let Some(assertion) = resolved.assertion.as_deref() {
+                // The JWT-bearer grant alone: a refused assertion is reported, never retried
+                // with another grant (a workload identity is the client's only credential).
+                let answer = grant::jwt_bearer(http, client, &request, assertion, deadline).await;
+                self.note_request(&answer);
+                return answer.map_err(|err| grant_failure(err, found));
+            }
+            // The access token a login left, while it lasts (it is refused: held, then dropped).
+            if let (None, None, Some(stored)) = (
+                held,
+                &person,
+                usable.and_then(|k| login::stored_access(k, SystemTime::now())),
+            ) {
+                return Ok(stored);
+            }
+            if let Some(refresh_token) = held.and_then(|t| t.refresh.as_deref()) {
+                let answer = grant::refresh(http, client, &request, refresh_token, deadline).await;
+                self.note_request(&answer);
+                if let Ok(token) = answer {
+                    login::keep_rotated(login_file, usable, &token);
+                    return Ok(token);
+                }
+            } else if let (None, Some(stored), Some(file)) = (
+                &person,
+                usable.and_then(|k| k.refresh_token.as_deref()),
+                login_file,
+            ) {
+                let answer = grant::refresh(http, client, &request, stored, deadline).await;
+                self.note_request(&answer);
+                return match answer {
+                    Ok(token) => {
+                        login::keep_rotated(login_file, usable, &token);
+                        Ok(token)
+                    }
+                    Err(err @ GrantError::Rejected { .. }) => Err(AuthError::new(
+                        AuthFailure::CredentialRejected,
+                        format!(
+                            "{} refused the refresh token `mcp-exporter login` stored in {} ({err}): run `mcp-exporter login {}` again",
+                            found.issuer,
+                            file.path.display(),
+                            file.server
+                        ),
+                    )),
+                    Err(err) => Err(grant_failure(err, found)),
+                };
+            }
+        }
+        if let Some(settings) = person {
+            let (token, stored) = login::authorize(
+                http,
+                &settings,
+                &self.0.config,
+                &resolved,
+                found,
+                scope,
+                kept.as_ref(),
+                deadline,
+            )
+            .await?;
+            self.note_request(&Ok(token.clone()));
+            if let Some(file) = login_file {
+                login::save(file, stored)?;
+            }
+            self.state().stored = Some((found.issuer.clone(), token.refresh.is_some()));
+            return Ok(token);
+        }
+        let run_login = login_file
+            .map(|f| format!("run `mcp-exporter login {}`", f.server))
+            .unwrap_or_else(|| "run `mcp-exporter login SERVER`".into());
+        let Some(client) = client else {
             return Err(AuthError::new(
                 AuthFailure::LoginRequired,
                 format!(
-                    "the server needs an OAuth token from {} and no client_id is configured (dynamic client registration is not implemented): register a client and set auth.client_id",
+                    "the server needs an OAuth token from {} and no client_id is configured: {run_login} (it registers a client and stores a refresh token) or set auth.client_id",
                     found.issuer
                 ),
             ));
         };
-        let client = ClientAuth {
-            method: choose_method(
-                self.0.config.token_endpoint_auth_method,
-                &resolved,
-                found.auth_methods.as_deref(),
-            ),
-            client_id,
-            client_secret: resolved.client_secret.clone(),
-            private_key_pem: resolved.private_key_pem.clone(),
-        };
-        if let Some(assertion) = resolved.assertion.as_deref() {
-            // The JWT-bearer grant alone: a refused assertion is reported, never retried with
-            // another grant (a workload identity is the client's only credential).
-            let answer = grant::jwt_bearer(http, &client, &request, assertion, deadline).await;
-            self.note_request(&answer);
-            return answer.map_err(|err| grant_failure(err, found));
-        }
-        if let Some(refresh_token) = held.and_then(|t| t.refresh.as_deref()) {
-            let answer = grant::refresh(http, &client, &request, refresh_token, deadline).await;
-            self.note_request(&answer);
-            if let Ok(token) = answer {
-                return Ok(token);
-            }
-        }
         let offers_client_credentials = found
             .grant_types
             .as_ref()
@@ -531,7 +649,7 @@ impl Authorizer {
             return Err(AuthError::new(
                 AuthFailure::LoginRequired,
                 format!(
-                    "authorization server {} does not offer the client_credentials grant (it offers {}): a person must log in",
+                    "authorization server {} does not offer the client_credentials grant (it offers {}): a person must log in; {run_login}",
                     found.issuer,
                     found.grant_types.as_deref().unwrap_or_default().join(", ")
                 ),
@@ -660,6 +778,8 @@ mod tests {
                 resource_metadata: None,
                 resource: None,
                 assertion: None,
+                client_metadata_url: None,
+                login: None,
             },
             Duration::from_secs(60),
         );

@@ -119,6 +119,8 @@ mod tests {
                 resource_metadata: None,
                 resource: None,
                 assertion: None,
+                client_metadata_url: None,
+                login: None,
             },
             Duration::from_secs(60),
         );
