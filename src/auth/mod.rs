@@ -610,7 +610,12 @@ impl Authorizer {
                 };
             }
         }
-        if let Some(settings) = person {
+        let offers_client_credentials = found
+            .grant_types
+            .as_ref()
+            .is_none_or(|g| g.iter().any(|g| g == "client_credentials"));
+        // A person is asked only where the daemon could not get a token by itself.
+        if let Some(settings) = person.filter(|_| client.is_none() || !offers_client_credentials) {
             let (token, stored) = login::authorize(
                 http,
                 &settings,
@@ -641,10 +646,6 @@ impl Authorizer {
                 ),
             ));
         };
-        let offers_client_credentials = found
-            .grant_types
-            .as_ref()
-            .is_none_or(|g| g.iter().any(|g| g == "client_credentials"));
         if !offers_client_credentials {
             return Err(AuthError::new(
                 AuthFailure::LoginRequired,
