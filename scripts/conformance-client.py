@@ -13,6 +13,12 @@ identity provider's (`idp_token_endpoint`, `idp_client_id`, `idp_id_token`) its
 no client for. Without `toolCalls` the canary is the suite's conventional one,
 add_numbers(a=2, b=3). Context keys the prober has no use for are reported on stderr.
 
+A server the check reports `login_required` gets what an operator would do next: `mcp-exporter
+login NAME` (authorization code with PKCE; docs/auth.md#login), its authorization URL handed to
+scripts/follow-authorization-url.py (a browser whose person approves at once), then the check
+again. The entry's `client_metadata_url` is the suite's conventional client ID metadata document
+URL (CLIENT_METADATA_URL), used only where an authorization server accepts such documents.
+
 Environment:
   MCP_EXPORTER_BIN        the binary to run (default: target/debug/mcp-exporter)
   MCP_CONFORMANCE_CONTEXT the scenario's context, JSON (set by the suite)
@@ -42,6 +48,13 @@ AUTH_KEYS = ("client_id", "client_secret", "private_key_pem", "signing_algorithm
 # Context keys that become the `identity_provider` table (`idp_issuer`: its token endpoint is
 # named directly, so the issuer is not needed).
 IDP_KEYS = ("idp_token_endpoint", "idp_client_id", "idp_id_token", "idp_issuer")
+# The client ID metadata document URL the suite's authorization servers expect (an operator
+# hosts such a document and names it in auth.client_metadata_url).
+CLIENT_METADATA_URL = "https://conformance-test.local/client-metadata.json"
+# The opener of `mcp-exporter login`: GETs the authorization URL and follows its redirect.
+OPENER = "python3 %s" % (ROOT / "scripts" / "follow-authorization-url.py")
+# How long `login` waits for the redirect (the suite's authorization endpoint answers at once).
+LOGIN_WAIT = "15s"
 
 
 class Unrepresentable(ValueError):
@@ -117,6 +130,8 @@ def auth_table(context, key_path):
     members = ['type = "oauth"']
     if isinstance(context.get("client_id"), str):
         members.append("client_id = %s" % toml_string(context["client_id"]))
+    else:
+        members.append("client_metadata_url = %s" % toml_string(CLIENT_METADATA_URL))
     if isinstance(context.get("client_secret"), str):
         members.append('client_secret = "${%s}"' % SECRET_VARIABLE)
     if isinstance(context.get("private_key_pem"), str):
@@ -191,10 +206,38 @@ def main(argv):
             return 2
         path = Path(tmp) / "mcp-exporter.toml"
         path.write_text(config, encoding="utf-8")
-        done = subprocess.run(
-            [binary, "check", "--config", str(path), "--output", "json"], check=False, env=env
-        )
-    return done.returncode
+        returncode, needs_login = check(binary, path, env)
+        if needs_login:
+            for name in needs_login:
+                subprocess.run(
+                    [binary, "login", name, "--config", str(path), "--no-browser",
+                     "--open-with", OPENER, "--wait", LOGIN_WAIT],
+                    check=False, env=env, stdout=sys.stderr,
+                )
+            returncode, _ = check(binary, path, env)
+    return returncode
+
+
+def check(binary, path, env):
+    """Runs `mcp-exporter check` on the config, its report passed through to stdout; returns
+    its exit status and the servers it reports login_required."""
+    done = subprocess.run(
+        [binary, "check", "--config", str(path), "--output", "json"],
+        check=False, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    sys.stdout.write(done.stdout)
+    sys.stdout.flush()
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return done.returncode, []
+    servers = report.get("servers") if isinstance(report, dict) else None
+    needs_login = [
+        row.get("server")
+        for row in servers or []
+        if isinstance(row, dict) and "login_required" in str(row.get("reason", ""))
+    ]
+    return done.returncode, [name for name in needs_login if isinstance(name, str)]
 
 
 if __name__ == "__main__":

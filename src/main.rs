@@ -135,6 +135,9 @@ enum Command {
     /// List a server's tools now and print what differs from its approved lock, with the old
     /// and new text; exit 0 same, 1 differs, 2 could not compare.
     Diff(cli::diff::DiffArgs),
+    /// Authorize the prober at an OAuth-protected server as a person (authorization code with
+    /// PKCE, a loopback redirect) and store the refresh token the daemon then uses.
+    Login(cli::login::LoginArgs),
 }
 
 /// `--web.telemetry-path`: an absolute path that is not one of the other endpoints.
@@ -187,6 +190,7 @@ fn main() -> ExitCode {
         Command::Incident(args) => ExitCode::from(cli::incident::run(args)),
         Command::Pin(args) => ExitCode::from(cli::pin::run(args)),
         Command::Diff(args) => ExitCode::from(cli::diff::run(args)),
+        Command::Login(args) => ExitCode::from(cli::login::run(args)),
         Command::Wrap(args) => {
             logging::init(cli.log_format, &cli.log_level);
             ExitCode::from(cli::wrap::run(args))

@@ -71,7 +71,33 @@ pub struct OauthConfig {
     pub dpop: Option<bool>,
     /// Enterprise-managed authorization (src/auth/token_exchange.rs): the identity provider
     /// whose token is exchanged for the grant presented with the JWT-bearer grant.
-    pub identity_provider: Option<super::token_exchange::IdentityProvider>,
+    pub identity_provider: Option<super::identity_provider::IdentityProvider>,
+    /// The HTTPS URL of the client ID metadata document the operator hosts: the client id
+    /// `mcp-exporter login` uses at an authorization server that accepts such documents
+    /// (`client_id_metadata_document_supported`) when no `client_id` is configured.
+    pub client_metadata_url: Option<url::Url>,
+    /// Where `mcp-exporter login` keeps this server's refresh token and client registration
+    /// (not a TOML key: set from the `[store]` directory when the configuration is loaded).
+    pub login: Option<LoginFile>,
+}
+
+/// The login file of one server (src/auth/refresh_store.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LoginFile {
+    /// The server's name (the argument of `mcp-exporter login`).
+    pub server: String,
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl OauthConfig {
+    /// Sets [`OauthConfig::login`] for server `server` with the login files kept in `dir`.
+    pub fn keep_login_in(&mut self, dir: &std::path::Path, server: &str) {
+        self.login = Some(LoginFile {
+            server: server.to_string(),
+            path: super::refresh_store::path_for(dir, server),
+        });
+    }
 }
 
 /// A validated `auth` table.
@@ -104,7 +130,8 @@ pub struct RawAuth {
     resource: Option<Spanned<String>>,
     assertion: Option<Spanned<String>>,
     dpop: Option<bool>,
-    identity_provider: Option<Spanned<super::token_exchange::RawIdentityProvider>>,
+    identity_provider: Option<Spanned<super::identity_provider::RawIdentityProvider>>,
+    client_metadata_url: Option<Spanned<String>>,
 }
 
 /// Validates an `auth` table of server `server`; error keys are `auth.…` (the caller prefixes
@@ -268,9 +295,36 @@ fn validate_oauth(
         dpop: raw.dpop,
         identity_provider: raw
             .identity_provider
-            .map(|idp| super::token_exchange::validate(idp, server, src))
+            .map(|idp| super::identity_provider::validate(idp, server, src))
             .transpose()?,
+        client_metadata_url: metadata_document_url(raw.client_metadata_url, server, src)?,
+        login: None,
     })
+}
+
+/// `client_metadata_url`: an https URL with a path (the client ID metadata document rules).
+fn metadata_document_url(
+    value: Option<Spanned<String>>,
+    server: &str,
+    src: &SourceText<'_>,
+) -> Result<Option<url::Url>, KeyError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let at = value.span().start;
+    match url::Url::parse(value.get_ref()) {
+        Ok(url) if url.scheme() == "https" && url.path() != "/" && url.fragment().is_none() => {
+            Ok(Some(url))
+        }
+        _ => Err(src.key_error(
+            at,
+            "auth.client_metadata_url",
+            format!(
+                "server {server:?}: expected an https URL with a path (the client ID metadata document you host), got {:?}",
+                value.get_ref()
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -370,5 +424,24 @@ mod tests {
             err.contains("auth.identity_provider.token_endpoint"),
             "{err}"
         );
+        let err = check("auth = { type = \"oauth\", client_metadata_url = \"http://h/c.json\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.client_metadata_url"), "{err}");
+    }
+
+    #[test]
+    fn client_metadata_url_is_kept() {
+        let AuthConfig::Oauth(oauth) =
+            check("auth = { type = \"oauth\", client_metadata_url = \"https://ops.example/mcp-exporter.json\" }")
+                .unwrap()
+        else {
+            panic!("oauth expected");
+        };
+        assert_eq!(
+            oauth.client_metadata_url.map(String::from).as_deref(),
+            Some("https://ops.example/mcp-exporter.json")
+        );
+        assert_eq!(oauth.login, None);
     }
 }

@@ -1,8 +1,9 @@
 //! DPoP (RFC 9449): sender-constrained access tokens. A server's [`Dpop`] holds an ES256 key
-//! pair generated when the daemon first needs it (kept in memory for the daemon's life, never
-//! written anywhere: the authorization server binds a token to whichever key proves possession
-//! at the token request, so no key needs registering, and a restarted daemon simply obtains new
-//! tokens with a new key), signs one proof JWT per HTTP request, and remembers the nonces
+//! pair generated when the daemon first needs it (kept in memory for the daemon's life: the
+//! authorization server binds a token to whichever key proves possession at the token request,
+//! so no key needs registering, and a restarted daemon simply obtains new tokens with a new key;
+//! only the tokens `mcp-exporter login` stores are written with their key, in the login file,
+//! src/auth/refresh_store.rs, since the daemon can use them only with it), signs one proof JWT per HTTP request, and remembers the nonces
 //! servers hand out (`DPoP-Nonce`), per origin. docs/auth.md#dpop explains when it is used.
 
 use std::collections::HashMap;
@@ -36,6 +37,8 @@ pub enum DpopError {
 /// One server's DPoP key and the nonces its servers (authorization and resource) handed out.
 pub struct Dpop {
     key: EcdsaKeyPair,
+    /// The key pair as PKCS#8, what a login file keeps.
+    pkcs8: Vec<u8>,
     rng: SystemRandom,
     /// The public key as a JWK (`kty`, `crv`, `x`, `y`), the proofs' `jwk` header.
     jwk: serde_json::Value,
@@ -58,8 +61,14 @@ impl Dpop {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|_| DpopError::Signing("no key pair could be generated"))?;
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .map_err(|_| DpopError::Signing("the generated key pair is unusable"))?;
+        Dpop::from_pkcs8(pkcs8.as_ref())
+    }
+
+    /// The key pair of [`Dpop::pkcs8`] (a login file's key).
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Dpop, DpopError> {
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
+            .map_err(|_| DpopError::Signing("the key pair is not a P-256 PKCS#8 key"))?;
         // An uncompressed SEC1 point: 0x04, then x and y (32 bytes each).
         let point = key.public_key().as_ref();
         if point.len() != 65 {
@@ -73,10 +82,16 @@ impl Dpop {
         });
         Ok(Dpop {
             key,
+            pkcs8: pkcs8.to_vec(),
             rng,
             jwk,
             nonces: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The key pair as PKCS#8 (secret: only a login file, mode 0600, keeps it).
+    pub fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
     }
 
     /// The public key's JWK thumbprint (RFC 7638, SHA-256), what a bound token's `cnf.jkt`
@@ -207,6 +222,14 @@ pub fn is_bound(token_type: &str) -> bool {
 mod tests {
     use super::*;
     use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+
+    #[test]
+    fn a_kept_key_is_the_same_key() {
+        let dpop = Dpop::generate().unwrap();
+        let again = Dpop::from_pkcs8(dpop.pkcs8()).unwrap();
+        assert_eq!(again.thumbprint(), dpop.thumbprint());
+        assert!(Dpop::from_pkcs8(b"not a key").is_err());
+    }
 
     /// Splits and verifies a proof with the public key its own `jwk` header carries, as a
     /// server does: the header and the claims when the signature holds.

@@ -150,6 +150,34 @@ pub async fn refresh(
     into_token(answer, req.scope, Some(refresh_token), req.dpop.is_some())
 }
 
+/// Exchanges an authorization code (`mcp-exporter login`, src/auth/authorization_code.rs) with
+/// its PKCE `verifier` and the `redirect_uri` it was sent to.
+pub async fn authorization_code(
+    http: &reqwest::Client,
+    client: &ClientAuth,
+    req: &TokenRequest<'_>,
+    code: &str,
+    verifier: &str,
+    redirect_uri: &str,
+    deadline: Instant,
+) -> Result<CachedToken, GrantError> {
+    let oauth = oauth_client(client, req.endpoint);
+    let redirect = oauth2::RedirectUrl::new(redirect_uri.to_string())
+        .map_err(|e| GrantError::Failed(format!("redirect URI {redirect_uri:?}: {e}")))?;
+    let mut request = oauth
+        .exchange_code(oauth2::AuthorizationCode::new(code.to_string()))
+        .set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.to_string()))
+        .set_redirect_uri(std::borrow::Cow::Owned(redirect))
+        .add_extra_param("resource", req.resource);
+    for (name, value) in assertion_params(client, req)? {
+        request = request.add_extra_param(name, value);
+    }
+    let until = deadline.min(Instant::now() + REQUEST_TIMEOUT);
+    let sender = |request: HttpRequest| send(http.clone(), request, until, req.dpop.cloned());
+    let answer = request.request_async(&sender).await;
+    into_token(answer, req.scope, None, req.dpop.is_some())
+}
+
 /// The RFC 7523 grant type of [`jwt_bearer`].
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 

@@ -43,6 +43,16 @@ pub struct ServerMetadata {
     pub scopes_supported: Option<Vec<String>>,
     /// DPoP proof algorithms it accepts (RFC 9449 section 5.1); absent: no DPoP.
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 7591 dynamic client registration endpoint.
+    pub registration_endpoint: Option<String>,
+    /// PKCE methods it accepts (RFC 7636); `mcp-exporter login` refuses a list without `S256`.
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// RFC 9207: the authorization response carries `iss`.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+    /// It accepts an HTTPS URL of a client ID metadata document as `client_id`.
+    #[serde(default)]
+    pub client_id_metadata_document_supported: bool,
 }
 
 /// Why a metadata document could not be had.

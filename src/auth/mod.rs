@@ -9,16 +9,28 @@
 //! documents are), [`metadata`] (fetching and checking them), [`scope`] (what to ask for),
 //! [`grant`] (token requests: client credentials, refresh, JWT-bearer), [`jwt_assertion`] (`private_key_jwt`), [`cache`] (when to renew),
 //! [`config`] (the `auth` key), [`metrics`] (the `mcp_auth_*` families), [`dpop`] (DPoP-bound
-//! tokens and their proofs), [`token_exchange`] (enterprise-managed authorization).
+//! tokens and their proofs), [`token_exchange`] (enterprise-managed authorization) with its key
+//! [`identity_provider`].
+//! `mcp-exporter login` (src/cli/login.rs) runs the same client with a person at hand: [`login`]
+//! (the authorization-code grant where the daemon would report `login_required`),
+//! [`authorization_code`] (URL, loopback redirect, `state`/`iss` checks), [`pkce`],
+//! [`registration`] (client ID metadata documents, dynamic registration) and
+//! [`refresh_store`] (the refresh token the daemon then uses).
 
+pub mod authorization_code;
 pub mod cache;
 pub mod challenge;
 pub mod config;
 pub mod dpop;
 pub mod grant;
+pub mod identity_provider;
 pub mod jwt_assertion;
+pub mod login;
 pub mod metadata;
 pub mod metrics;
+pub mod pkce;
+pub mod refresh_store;
+pub mod registration;
 pub mod scope;
 pub mod token_exchange;
 pub mod well_known;
@@ -165,6 +177,8 @@ struct Discovered {
     auth_methods: Option<Vec<String>>,
     /// `dpop_signing_alg_values_supported` of the authorization server.
     dpop_algs: Option<Vec<String>>,
+    /// The authorization server's metadata (`None`: the 2025-03-26 fallback).
+    server_metadata: Option<metadata::ServerMetadata>,
 }
 
 #[derive(Debug, Default)]
@@ -175,6 +189,10 @@ struct State {
     report: AuthReport,
     /// The DPoP key, made when a token is first asked for with DPoP; kept for the daemon's life.
     dpop: Option<Arc<Dpop>>,
+    /// Set by `mcp-exporter login`: a person can authorize.
+    login: Option<login::LoginSettings>,
+    /// The issuer of the last login stored, and whether it holds a refresh token.
+    stored: Option<(String, bool)>,
 }
 
 /// The configured client with its secrets resolved (per probe: a rotated secret file is read
@@ -255,6 +273,19 @@ impl Authorizer {
         state.client = Some(client);
     }
 
+    /// Lets a person authorize (`mcp-exporter login`): where the daemon would report
+    /// `login_required`, the authorization-code grant runs, and its client and refresh token
+    /// are stored for the daemon.
+    pub fn allow_login(&self, settings: login::LoginSettings) {
+        self.state().login = Some(settings);
+    }
+
+    /// The issuer of the last login stored by this client, and whether a refresh token came
+    /// with it.
+    pub fn stored_login(&self) -> Option<(String, bool)> {
+        self.state().stored.clone()
+    }
+
     /// The access token to send, if one is held.
     pub fn bearer(&self) -> Option<String> {
         self.state().token.as_ref().map(|t| t.access.clone())
@@ -290,7 +321,11 @@ impl Authorizer {
     /// The DPoP key to prove possession with at the token endpoint: always with `dpop = true`,
     /// never with `false`, else when the authorization server offers ES256 proofs. Made on
     /// first use.
-    fn dpop_for(&self, found: &Discovered) -> Result<Option<Arc<Dpop>>, AuthError> {
+    fn dpop_for(
+        &self,
+        found: &Discovered,
+        kept: Option<&refresh_store::StoredLogin>,
+    ) -> Result<Option<Arc<Dpop>>, AuthError> {
         let wanted = self
             .0
             .config
@@ -299,7 +334,17 @@ impl Authorizer {
         if !wanted {
             return Ok(None);
         }
+        // The key the tokens `mcp-exporter login` stored are bound to comes first (a login run
+        // since this key was made brought its own); else the key held; else a new one.
+        let stored = kept.map(login::stored_dpop).transpose()?.flatten();
         let mut state = self.state();
+        if let Some(stored) = stored {
+            let held = state.dpop.as_ref().map(|k| k.thumbprint());
+            if held.as_deref() != Some(stored.thumbprint().as_str()) {
+                state.dpop = Some(Arc::new(stored));
+            }
+            return Ok(state.dpop.clone());
+        }
         if let Some(key) = &state.dpop {
             return Ok(Some(key.clone()));
         }
@@ -373,11 +418,12 @@ impl Authorizer {
         challenge: &Challenge,
         deadline: Instant,
     ) -> Result<String, AuthError> {
-        let (known, previous) = {
+        let (known, previous, refused) = {
             let state = self.state();
             (
                 state.discovered.clone(),
                 state.token.as_ref().and_then(|t| t.scope.clone()),
+                state.token.is_some() && !challenge.insufficient_scope(),
             )
         };
         let pointed_elsewhere = |found: &Discovered| {
@@ -386,8 +432,12 @@ impl Authorizer {
                     found.resource_metadata.as_ref().map(Url::as_str) != Some(url)
                 })
         };
+        // A token refused outright may mean the authorization server moved (its protected
+        // resource metadata names another): discovery runs again, and a token or client of the
+        // old issuer is not carried to the new one.
+        let known_issuer = known.as_ref().map(|k| k.issuer.clone());
         let found = match known {
-            Some(found) if !pointed_elsewhere(&found) => found,
+            Some(found) if !pointed_elsewhere(&found) && !refused => found,
             _ => {
                 let found = self.discover(http, server, challenge, deadline).await?;
                 self.state().discovered = Some(found.clone());
@@ -406,7 +456,8 @@ impl Authorizer {
             .state()
             .token
             .take()
-            .filter(|_| !challenge.insufficient_scope());
+            .filter(|_| !challenge.insufficient_scope())
+            .filter(|_| known_issuer.as_deref().is_none_or(|i| i == found.issuer));
         let token = self
             .request_token(http, &found, scope.as_deref(), held.as_ref(), deadline)
             .await?;
@@ -529,7 +580,10 @@ impl Authorizer {
             auth_methods: asm
                 .as_ref()
                 .and_then(|a| a.token_endpoint_auth_methods_supported.clone()),
-            dpop_algs: asm.and_then(|a| a.dpop_signing_alg_values_supported),
+            dpop_algs: asm
+                .as_ref()
+                .and_then(|a| a.dpop_signing_alg_values_supported.clone()),
+            server_metadata: asm,
         })
     }
 
@@ -539,8 +593,9 @@ impl Authorizer {
         state.report.metadata.push((document, up));
     }
 
-    /// Obtains a token: with `held`'s refresh token when it has one, else with the
-    /// client-credentials grant.
+    /// Obtains a token: with `held`'s refresh token when it has one; else, without a person,
+    /// with the refresh token `mcp-exporter login` stored; with a person (`login`), the
+    /// authorization-code grant; else with the client-credentials grant.
     async fn request_token(
         &self,
         http: &reqwest::Client,
@@ -550,7 +605,13 @@ impl Authorizer {
         deadline: Instant,
     ) -> Result<CachedToken, AuthError> {
         let resolved = self.state().client.clone().unwrap_or_default();
-        let dpop = self.dpop_for(found)?;
+        let person = self.state().login.clone();
+        let login_file = self.0.config.login.as_ref();
+        let kept = match login_file {
+            Some(file) => login::kept(file, &found.issuer)?,
+            None => None,
+        };
+        let dpop = self.dpop_for(found, kept.as_ref())?;
         let request = TokenRequest {
             endpoint: &found.token_endpoint,
             issuer: &found.issuer,
@@ -558,58 +619,133 @@ impl Authorizer {
             resource: &found.resource,
             dpop: dpop.as_ref(),
         };
-        let Some(client_id) = resolved.client_id.clone() else {
-            return Err(AuthError::new(
-                AuthFailure::LoginRequired,
-                format!(
-                    "the server needs an OAuth token from {} and no client_id is configured (dynamic client registration is not implemented): register a client and set auth.client_id",
-                    found.issuer
+        // The client: the configured one, else the one a login registered at this issuer.
+        let usable = kept.as_ref().filter(|k| match &resolved.client_id {
+            Some(id) => *id == k.client_id,
+            None => k.registration != refresh_store::Registration::Configured,
+        });
+        let client_auth = |id: String, secret: Option<String>| {
+            let with = ResolvedClient {
+                client_id: Some(id.clone()),
+                client_secret: secret.clone(),
+                ..resolved.clone()
+            };
+            ClientAuth {
+                method: choose_method(
+                    self.0.config.token_endpoint_auth_method,
+                    &with,
+                    found.auth_methods.as_deref(),
                 ),
-            ));
+                client_id: id,
+                client_secret: secret,
+                private_key_pem: resolved.private_key_pem.clone(),
+            }
         };
-        let client = ClientAuth {
-            method: choose_method(
-                self.0.config.token_endpoint_auth_method,
-                &resolved,
-                found.auth_methods.as_deref(),
-            ),
-            client_id,
-            client_secret: resolved.client_secret.clone(),
-            private_key_pem: resolved.private_key_pem.clone(),
+        let client = match (&resolved.client_id, usable) {
+            (Some(id), _) => Some(client_auth(id.clone(), resolved.client_secret.clone())),
+            (None, Some(k)) => Some(client_auth(k.client_id.clone(), k.client_secret.clone())),
+            (None, None) => None,
         };
-        if let Some(idp) = &self.0.config.identity_provider {
-            // Enterprise-managed authorization: the identity provider's grant, then the
-            // JWT-bearer grant with it, never another grant.
-            let assertion = self
-                .identity_assertion(http, idp, &resolved, found, scope, deadline)
-                .await?;
-            let answer = grant::jwt_bearer(http, &client, &request, &assertion, deadline).await;
-            self.note_request(&answer);
-            return answer.map_err(|err| grant_failure(err, found));
-        }
-        if let Some(assertion) = resolved.assertion.as_deref() {
-            // The JWT-bearer grant alone: a refused assertion is reported, never retried with
-            // another grant (a workload identity is the client's only credential).
-            let answer = grant::jwt_bearer(http, &client, &request, assertion, deadline).await;
-            self.note_request(&answer);
-            return answer.map_err(|err| grant_failure(err, found));
-        }
-        if let Some(refresh_token) = held.and_then(|t| t.refresh.as_deref()) {
-            let answer = grant::refresh(http, &client, &request, refresh_token, deadline).await;
-            self.note_request(&answer);
-            if let Ok(token) = answer {
-                return Ok(token);
+        if let Some(client) = &client {
+            if let Some(idp) = &self.0.config.identity_provider {
+                // Enterprise-managed authorization: the identity provider's grant, then the
+                // JWT-bearer grant with it, never another grant.
+                let assertion = self
+                    .identity_assertion(http, idp, &resolved, found, scope, deadline)
+                    .await?;
+                let answer = grant::jwt_bearer(http, client, &request, &assertion, deadline).await;
+                self.note_request(&answer);
+                return answer.map_err(|err| grant_failure(err, found));
+            }
+            if let Some(assertion) = resolved.assertion.as_deref() {
+                // The JWT-bearer grant alone: a refused assertion is reported, never retried
+                // with another grant (a workload identity is the client's only credential).
+                let answer = grant::jwt_bearer(http, client, &request, assertion, deadline).await;
+                self.note_request(&answer);
+                return answer.map_err(|err| grant_failure(err, found));
+            }
+            // The access token a login left, while it lasts (it is refused: held, then dropped).
+            if let (None, None, Some(stored)) = (
+                held,
+                &person,
+                usable.and_then(|k| login::stored_access(k, SystemTime::now())),
+            ) {
+                return Ok(stored);
+            }
+            if let Some(refresh_token) = held.and_then(|t| t.refresh.as_deref()) {
+                let answer = grant::refresh(http, client, &request, refresh_token, deadline).await;
+                self.note_request(&answer);
+                if let Ok(token) = answer {
+                    login::keep_rotated(login_file, usable, &token);
+                    return Ok(token);
+                }
+            } else if let (None, Some(stored), Some(file)) = (
+                &person,
+                usable.and_then(|k| k.refresh_token.as_deref()),
+                login_file,
+            ) {
+                let answer = grant::refresh(http, client, &request, stored, deadline).await;
+                self.note_request(&answer);
+                return match answer {
+                    Ok(token) => {
+                        login::keep_rotated(login_file, usable, &token);
+                        Ok(token)
+                    }
+                    Err(err @ GrantError::Rejected { .. }) => Err(AuthError::new(
+                        AuthFailure::CredentialRejected,
+                        format!(
+                            "{} refused the refresh token `mcp-exporter login` stored in {} ({err}): run `mcp-exporter login {}` again",
+                            found.issuer,
+                            file.path.display(),
+                            file.server
+                        ),
+                    )),
+                    Err(err) => Err(grant_failure(err, found)),
+                };
             }
         }
         let offers_client_credentials = found
             .grant_types
             .as_ref()
             .is_none_or(|g| g.iter().any(|g| g == "client_credentials"));
+        // A person is asked only where the daemon could not get a token by itself.
+        if let Some(settings) = person.filter(|_| client.is_none() || !offers_client_credentials) {
+            let (token, stored) = login::authorize(
+                http,
+                &settings,
+                &self.0.config,
+                &resolved,
+                found,
+                scope,
+                kept.as_ref(),
+                dpop.as_ref(),
+                deadline,
+            )
+            .await?;
+            self.note_request(&Ok(token.clone()));
+            if let Some(file) = login_file {
+                login::save(file, stored)?;
+            }
+            self.state().stored = Some((found.issuer.clone(), token.refresh.is_some()));
+            return Ok(token);
+        }
+        let run_login = login_file
+            .map(|f| format!("run `mcp-exporter login {}`", f.server))
+            .unwrap_or_else(|| "run `mcp-exporter login SERVER`".into());
+        let Some(client) = client else {
+            return Err(AuthError::new(
+                AuthFailure::LoginRequired,
+                format!(
+                    "the server needs an OAuth token from {} and no client_id is configured: {run_login} (it registers a client and stores a refresh token) or set auth.client_id",
+                    found.issuer
+                ),
+            ));
+        };
         if !offers_client_credentials {
             return Err(AuthError::new(
                 AuthFailure::LoginRequired,
                 format!(
-                    "authorization server {} does not offer the client_credentials grant (it offers {}): a person must log in",
+                    "authorization server {} does not offer the client_credentials grant (it offers {}): a person must log in; {run_login}",
                     found.issuer,
                     found.grant_types.as_deref().unwrap_or_default().join(", ")
                 ),
@@ -626,7 +762,7 @@ impl Authorizer {
     async fn identity_assertion(
         &self,
         http: &reqwest::Client,
-        idp: &token_exchange::IdentityProvider,
+        idp: &identity_provider::IdentityProvider,
         resolved: &ResolvedClient,
         found: &Discovered,
         scope: Option<&str>,
@@ -809,6 +945,8 @@ mod tests {
                 assertion: None,
                 dpop: None,
                 identity_provider: None,
+                client_metadata_url: None,
+                login: None,
             },
             Duration::from_secs(60),
         );

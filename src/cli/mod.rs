@@ -1,5 +1,5 @@
 //! The operator's subcommands beyond `serve` and `validate`: `check`, `metrics`, `logs`,
-//! `history`, `report`, `maintenance`, `import`, `wrap`, `pin`, `diff`, `backup`, `restore` and `incident`. `main.rs` parses arguments and calls each module's `run`, which
+//! `history`, `report`, `maintenance`, `import`, `wrap`, `pin`, `diff`, `backup`, `restore`, `incident` and `login`. `main.rs` parses arguments and calls each module's `run`, which
 //! returns the exit status.
 
 pub mod backup;
@@ -8,6 +8,7 @@ pub mod diff;
 pub mod history;
 pub mod import;
 pub mod incident;
+pub mod login;
 pub mod logs;
 pub mod maintenance;
 pub mod metrics;

@@ -167,6 +167,8 @@ mod tests {
                 assertion: None,
                 dpop,
                 identity_provider: None,
+                client_metadata_url: None,
+                login: None,
             },
             Duration::from_secs(60),
         );

@@ -78,6 +78,11 @@ impl ServerProbe {
             .and_then(ChildSupervision::next_spawn_at)
     }
 
+    /// The server's OAuth client (`auth = { type = "oauth" }`), shared by its sessions.
+    pub fn authorizer(&self) -> Option<&Authorizer> {
+        self.limits.auth.as_ref()
+    }
+
     /// The server's configuration.
     pub fn config(&self) -> &Arc<ServerConfig> {
         &self.config

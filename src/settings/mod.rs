@@ -165,7 +165,7 @@ impl Config {
         let exporter = ExporterConfig::from_raw(raw.exporter, src)?;
         let dependencies = crate::deps::config::validate_all(raw.dependencies, src)?;
         let declared: Vec<&str> = dependencies.iter().map(|d| d.name.as_str()).collect();
-        let servers = crate::probe::config::validate_servers(
+        let mut servers = crate::probe::config::validate_servers(
             raw.servers,
             &exporter.server_defaults(),
             &declared,
@@ -173,6 +173,17 @@ impl Config {
             src,
         )?;
         let store = StoreConfig::from_raw(raw.store, path, src)?;
+        // `mcp-exporter login` keeps refresh tokens beside the history store (docs/auth.md).
+        let login_dir = store
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        for server in &mut servers {
+            if let Some(oauth) = server.auth.as_mut() {
+                oauth.keep_login_in(login_dir, &server.name);
+            }
+        }
         let security = SecurityConfig::from_raw(raw.security, src)?;
         let modules = crate::probe::module::validate_modules(
             raw.modules,

@@ -480,3 +480,178 @@ fn bearer_tokens_where_dpop_is_required_are_credential_rejected() {
         logs()
     );
 }
+
+/// The server's name in the configuration of the login tests.
+const LOGIN_SERVER: &str = "oauth-login-target";
+
+/// The login file `mcp-exporter login` wrote in `dir` (`oauth-login-NAME-HASH.json`).
+fn login_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("oauth-login-"))
+        })
+}
+
+/// The refresh token stored in `path` for `issuer`.
+fn stored_refresh(path: &std::path::Path, issuer: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    doc["logins"]
+        .as_array()?
+        .iter()
+        .find(|l| l["issuer"] == issuer)?["refresh_token"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn login_stores_a_refresh_token_the_daemon_uses_until_it_is_revoked() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::common::daemon::daemon_bin;
+    use crate::common::paths::repo_root;
+    use crate::common::processes::run_bounded;
+
+    if require(Tool::Authlib).is_none() || require(Tool::Python3).is_none() {
+        return;
+    }
+    let auth = AuthorizationServer::start_authorization_code(TOKEN_LIFETIME);
+    let resource = ResourceServer::start(&auth);
+    let logs = |extra: &str| {
+        format!(
+            "{extra}\n--- authorization server:\n{}\n--- resource server:\n{}",
+            auth.guard.output(),
+            resource.guard.output()
+        )
+    };
+    let store = tempfile::Builder::new()
+        .prefix("mcp-exporter-login-")
+        .tempdir()
+        .expect("temp dir");
+    // No client_id: `login` registers one (RFC 7591); the store's directory keeps the login.
+    let config = format!(
+        r#"
+[store]
+path = "{store}/history.db"
+
+[[servers]]
+name = "{LOGIN_SERVER}"
+transport = "http"
+url = "{url}"
+interval = "1s"
+timeout = "10s"
+auth = {{ type = "oauth" }}
+call = {{ tool = "add_numbers", arguments = {{ a = 2, b = 3 }}, expect_text = "5" }}
+"#,
+        store = store.path().display(),
+        url = resource.mcp_url(),
+    );
+    let config_path = store.path().join("login.toml");
+    std::fs::write(&config_path, &config).expect("write the config");
+
+    // The opener follows the authorization URL as a browser whose person approves at once.
+    let opener = format!(
+        "python3 {}",
+        repo_root()
+            .join("scripts/follow-authorization-url.py")
+            .display()
+    );
+    let output = run_bounded(
+        std::process::Command::new(daemon_bin())
+            .arg("login")
+            .arg(LOGIN_SERVER)
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--no-browser", "--wait", "60s", "--open-with", &opener]),
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{}", logs(&e)));
+    let said = format!(
+        "login exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{}", logs(&said));
+    assert!(
+        said.contains("the refresh token is stored in") && said.contains("HEALTHY"),
+        "{}",
+        logs(&said)
+    );
+    assert_eq!(
+        auth.registrations().map(|r| r.len()),
+        Ok(1),
+        "one dynamic registration\n{}",
+        logs(&said)
+    );
+    let file = login_file(store.path()).unwrap_or_else(|| panic!("no login file\n{}", logs(&said)));
+    let mode = std::fs::metadata(&file)
+        .expect("login file metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    let issuer = auth.issuer();
+    let first_refresh = stored_refresh(&file, &issuer)
+        .unwrap_or_else(|| panic!("no refresh token stored\n{}", logs(&said)));
+
+    // The daemon, holding no token, uses what the login stored; once the access token runs
+    // out (10 s) it renews with the stored refresh token, whose rotation it writes back.
+    let daemon = Daemon::start(&config);
+    let status = |d: &Daemon| {
+        let (code, body) = d.get("/api/servers");
+        assert_eq!(code, 200, "/api/servers: {body}");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+        rows.into_iter()
+            .find(|row| row["name"] == LOGIN_SERVER)
+            .unwrap_or_default()
+    };
+    eventually(WAIT, POLL, || {
+        let row = status(&daemon);
+        let rotated = stored_refresh(&file, &issuer).is_some_and(|r| r != first_refresh);
+        if row["health"]["status"] == "HEALTHY" && rotated {
+            Ok(())
+        } else {
+            Err(logs(&format!(
+                "not HEALTHY with a rotated refresh token yet: {}\n--- daemon:\n{}",
+                row["health"],
+                daemon.stderr()
+            )))
+        }
+    });
+    let mode = std::fs::metadata(&file)
+        .expect("login file metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "still 0600 after the rewrite");
+
+    // Revoked at the authorization server: when the access token runs out, the stored refresh
+    // token is refused, and the reason names the command that fixes it.
+    auth.revoke_refresh_tokens()
+        .unwrap_or_else(|e| panic!("{}", logs(&e)));
+    eventually(WAIT, POLL, || {
+        let row = status(&daemon);
+        let codes = row["health"]["codes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let rejected = codes
+            .iter()
+            .any(|c| c == "credential_rejected" || c == "login_required");
+        let text = row.to_string();
+        if row["health"]["status"] == "UNHEALTHY"
+            && rejected
+            && text.contains(&format!("mcp-exporter login {LOGIN_SERVER}"))
+        {
+            Ok(())
+        } else {
+            Err(logs(&format!(
+                "not refused with a reason naming the login yet: {row}\n--- daemon:\n{}",
+                daemon.stderr()
+            )))
+        }
+    });
+}

@@ -56,6 +56,42 @@ impl AuthorizationServer {
         AuthorizationServer { guard, port }
     }
 
+    /// Starts `authorization_server.py --authorization-code`: the authorization-code grant
+    /// (approved at once, no person; PKCE S256; `iss` in the redirect), dynamic registration of
+    /// public clients and rotating refresh tokens, instead of the client-credentials grant;
+    /// `offline_access` beside [`SCOPE`].
+    pub fn start_authorization_code(token_lifetime: Duration) -> Self {
+        let mut cmd = python_fixture("authorization_server.py");
+        cmd.args(["--client-id", "unused-confidential-client"])
+            .args(["--client-secret", "unused-secret"])
+            .args(["--introspection-client-id", INTROSPECTION_CLIENT.0])
+            .args(["--introspection-client-secret", INTROSPECTION_CLIENT.1])
+            .args(["--scope", SCOPE, "--authorization-code"])
+            .arg("--token-lifetime")
+            .arg(token_lifetime.as_secs().max(1).to_string());
+        let (guard, port) = spawn_printing_port("authorization_server", &mut cmd);
+        AuthorizationServer { guard, port }
+    }
+
+    /// Revokes every refresh token it issued (test control).
+    pub fn revoke_refresh_tokens(&self) -> Result<(), String> {
+        self.post_form("/admin/refresh-tokens/revoke", &[])
+            .map(drop)
+    }
+
+    /// The client ids registered dynamically (test control).
+    pub fn registrations(&self) -> Result<Vec<String>, String> {
+        let response = http_request(
+            &self.addr(),
+            "GET",
+            "/admin/registrations",
+            &[],
+            b"",
+            HTTP_TIMEOUT,
+        )?;
+        serde_json::from_slice(&response.body).map_err(|e| format!("GET /admin/registrations: {e}"))
+    }
+
     /// Its issuer identifier, `http://127.0.0.1:<port>`.
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
