@@ -87,8 +87,8 @@ impl OtelError {
     /// The error as a rejected key of `[otlp]`, for the reply to a reload.
     pub fn key_error(&self) -> KeyError {
         let key = match self {
-            OtelError::Settings(OtlpSettingsError::Header { header, .. }) => {
-                return KeyError::new(0, format!("otlp.headers.{header}"), self.to_string());
+            OtelError::Settings(OtlpSettingsError::Header { header, reason }) => {
+                return KeyError::new(0, format!("otlp.headers.{header}"), reason.clone());
             }
             OtelError::Grpc(GrpcError::Metadata { name, reason }) => {
                 return KeyError::new(0, format!("otlp.headers.{name}"), reason.clone());
