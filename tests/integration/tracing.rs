@@ -622,11 +622,14 @@ fn a_bad_otlp_section_rejects_the_reload_and_keeps_the_running_configuration() {
             Some(0.0),
             "{otlp}"
         );
-        assert!(
-            daemon.stderr().contains(reason),
-            "the log says why: {}",
-            daemon.stderr()
-        );
+        // The log is read from the daemon's stderr as it comes: wait for the line.
+        eventually(Duration::from_secs(30), POLL, || {
+            daemon
+                .stderr()
+                .contains(reason)
+                .then_some(())
+                .ok_or_else(|| format!("the log does not say why yet: {}", daemon.stderr()))
+        });
     }
     // The running configuration stays: traces off, the server probed.
     assert!(!daemon.stderr().contains("exporting probe traces"));
