@@ -3,17 +3,27 @@
 # build) run side by side in the same window against the same real server-everything over
 # Streamable HTTP, N readiness targets each on a 1 s interval (ping + tools/list + tools/call
 # echo per probe): one with traces off, one exporting every probe (sampling 1.0) to a real Arize
-# Phoenix over OTLP http/protobuf. Reported: CPU time per probe of each daemon (utime+stime from
-# /proc over the window), the ratio traced/untraced, and the spans Phoenix received for the
-# traced daemon's probes (root spans counted against its probes, so the export is confirmed).
+# Phoenix over OTLP PROTOCOL (http/protobuf to its HTTP port, or grpc to its gRPC port). Reported:
+# CPU time per probe of each daemon (utime+stime from /proc over the window), the ratio
+# traced/untraced, and the spans Phoenix received for the traced daemon's probes (root spans
+# counted against its probes, so the export is confirmed), with the machine's load (`uptime`).
+# Phoenix is started through tests/fixtures/phoenix_loopback.py so its gRPC port binds 127.0.0.1.
 #
-# Usage: scripts/bench-tracing.sh [TARGETS=10] [SECONDS=30]
+# Usage: scripts/bench-tracing.sh [TARGETS=10] [SECONDS=30] [PROTOCOL=http/protobuf|grpc]
 # Needs: node and the npm servers, Arize Phoenix in tests/phoenix/.venv (scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGETS="${1:-10}"
 WINDOW="${2:-30}"
+PROTOCOL="${3:-http/protobuf}"
+case "$PROTOCOL" in
+http/protobuf | grpc) ;;
+*)
+	echo "bench: protocol $PROTOCOL is not http/protobuf or grpc" >&2
+	exit 2
+	;;
+esac
 WORK="$(mktemp -d /tmp/mcp-bench-tracing.XXXXXX)"
 PHOENIX=tests/phoenix/.venv/bin/phoenix
 pids=()
@@ -47,9 +57,10 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 probes_of() { curl -s "127.0.0.1:$1/metrics" | awk '/^mcp_probes_total/ {s+=$2} END {print s+0}'; }
 
 PHOENIX_PORT=$(free_port)
-PHOENIX_HOST=127.0.0.1 PHOENIX_PORT=$PHOENIX_PORT PHOENIX_GRPC_PORT=$(free_port) \
+PHOENIX_GRPC_PORT=$(free_port)
+PHOENIX_HOST=127.0.0.1 PHOENIX_PORT=$PHOENIX_PORT PHOENIX_GRPC_PORT=$PHOENIX_GRPC_PORT \
 	PHOENIX_WORKING_DIR="$WORK/phoenix" PHOENIX_TELEMETRY_ENABLED=false \
-	"$PHOENIX" serve >"$WORK/phoenix.log" 2>&1 &
+	"$(dirname "$PHOENIX")/python" tests/fixtures/phoenix_loopback.py serve >"$WORK/phoenix.log" 2>&1 &
 pids+=("$!")
 
 MCP_PORT=$(free_port)
@@ -80,12 +91,18 @@ OFF_PORT=$(free_port)
 ON_PORT=$(free_port)
 start_exporter off "$OFF_PORT" ""
 off_pid=$started_pid
-start_exporter on "$ON_PORT" "[otlp]\nendpoint = \"http://127.0.0.1:$PHOENIX_PORT\"\nsampling_ratio = 1.0\n"
+if [[ "$PROTOCOL" == grpc ]]; then
+	COLLECTOR="http://127.0.0.1:$PHOENIX_GRPC_PORT"
+else
+	COLLECTOR="http://127.0.0.1:$PHOENIX_PORT"
+fi
+start_exporter on "$ON_PORT" "[otlp]\nendpoint = \"$COLLECTOR\"\nprotocol = \"$PROTOCOL\"\nsampling_ratio = 1.0\n"
 on_pid=$started_pid
 wait_http "http://127.0.0.1:$OFF_PORT/metrics"
 wait_http "http://127.0.0.1:$ON_PORT/metrics"
 
 sleep 5 # warm-up: sessions established, first batches exported
+load_before=$(uptime)
 off0=$(cpu_ticks "$off_pid")
 on0=$(cpu_ticks "$on_pid")
 offp0=$(probes_of "$OFF_PORT")
@@ -95,6 +112,7 @@ off1=$(cpu_ticks "$off_pid")
 on1=$(cpu_ticks "$on_pid")
 offp1=$(probes_of "$OFF_PORT")
 onp1=$(probes_of "$ON_PORT")
+load_after=$(uptime)
 # Stop the traced daemon (it exports what is queued on SIGTERM), then count what Phoenix
 # stored once the count settles: root spans of its probes, and all spans.
 onp_total=$(probes_of "$ON_PORT")
@@ -133,14 +151,17 @@ EOF
 )
 
 python3 - "$TARGETS" "$WINDOW" "$((off1 - off0))" "$((offp1 - offp0))" "$((on1 - on0))" "$((onp1 - onp0))" \
-	"$(getconf CLK_TCK)" "$roots" "$spans" "$onp_total" "${dropped:-0}" <<'EOF'
+	"$(getconf CLK_TCK)" "$roots" "$spans" "$onp_total" "${dropped:-0}" "$PROTOCOL" \
+	"$load_before" "$load_after" <<'EOF'
 import sys
-targets, window, off_t, off_p, on_t, on_p, hz, roots, spans, on_total, dropped = sys.argv[1:]
+targets, window, off_t, off_p, on_t, on_p, hz, roots, spans, on_total, dropped, protocol, load_before, load_after = sys.argv[1:]
 off_t, off_p, on_t, on_p, hz = int(off_t), int(off_p), int(on_t), int(on_p), int(hz)
 off_ms = off_t * 1000 / hz / off_p if off_p else float("nan")
 on_ms = on_t * 1000 / hz / on_p if on_p else float("nan")
-print(f"\n## readiness over Streamable HTTP: {targets} targets per daemon, {window} s window")
-print("| | traces off | traces on (Phoenix, sampling 1.0) | ratio (on/off) |")
+print(f"\n## readiness over Streamable HTTP: {targets} targets per daemon, {window} s window, OTLP {protocol}")
+print(f"load before the window: {load_before.strip()}")
+print(f"load after the window:  {load_after.strip()}")
+print(f"| | traces off | traces on (Phoenix over {protocol}, sampling 1.0) | ratio (on/off) |")
 print("|---|---|---|---|")
 print(f"| probes in window | {off_p} | {on_p} | |")
 print(f"| CPU time per probe | {off_ms:.3f} ms | {on_ms:.3f} ms | {on_ms / off_ms:.2f} |")

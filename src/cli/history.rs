@@ -67,6 +67,11 @@ pub fn run(args: HistoryArgs) -> u8 {
     })
 }
 
+/// ` [trace ID]`, how `history` and `logs` end the line of a traced probe (empty without one).
+pub fn trace_suffix(trace_id: Option<&str>) -> String {
+    trace_id.map_or_else(String::new, |id| format!(" [trace {id}]"))
+}
+
 fn text(h: &query::History, since: Duration) -> String {
     let pct = |p: Option<f64>| {
         p.map(|v| format!("{v:.2}%"))
@@ -116,10 +121,7 @@ fn text(h: &query::History, since: Duration) -> String {
             "  {} failed    {}{}\n",
             super::format_ts(failed.ts),
             failed.failure,
-            failed
-                .trace_id
-                .as_deref()
-                .map_or_else(String::new, |id| format!(" [trace {id}]"))
+            trace_suffix(failed.trace_id.as_deref())
         ));
     }
     for t in &h.transitions {

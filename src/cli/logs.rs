@@ -1,5 +1,7 @@
 //! `mcp-exporter logs`: searches the log lines of the history store (stderr, MCP
-//! `notifications/message`, HTTP errors).
+//! `notifications/message`, HTTP errors). Each line shows the trace id of the probe it came
+//! with (as `history` shows those of failed probes; docs/tracing.md), and `--trace-id` keeps
+//! the lines of one probe.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,6 +43,10 @@ pub struct LogsArgs {
     /// Only lines of this recent period (e.g. 1h, 30m, 7d).
     #[arg(long, value_parser = super::parse_duration_arg)]
     pub since: Option<Duration>,
+    /// Only the lines of the probe with this trace id (32 hex digits, as `history` and the
+    /// tracing backend show it).
+    #[arg(long, value_parser = parse_trace_id)]
+    pub trace_id: Option<String>,
     /// Most lines printed (the newest).
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
@@ -77,6 +83,7 @@ async fn run_async(args: LogsArgs, path: PathBuf) -> Result<(), crate::store::St
         server: args.server.clone(),
         since: args.since.map(super::unix_ago),
         after_id: None,
+        trace_id: args.trace_id.clone(),
         limit: args.limit,
     };
     loop {
@@ -98,27 +105,95 @@ async fn run_async(args: LogsArgs, path: PathBuf) -> Result<(), crate::store::St
     Ok(())
 }
 
+/// A trace id as OpenTelemetry writes it: 32 hex digits, not all zero (lowercased).
+fn parse_trace_id(text: &str) -> Result<String, String> {
+    let id = text.trim().to_ascii_lowercase();
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0')
+    {
+        Ok(id)
+    } else {
+        Err(format!(
+            "{text:?} is not a trace id; expected 32 hex digits, e.g. 4bf92f3577b34da6a3ce929d0e0e4736"
+        ))
+    }
+}
+
+/// The text line of `e`: ` [trace ID]` ends the lines of traced probes, as in `history`.
+fn text_line(e: &LogEntry) -> String {
+    format!(
+        "{} {:<9} {} [{}{}] {}{}",
+        super::format_ts(e.ts),
+        e.level.to_uppercase(),
+        e.server,
+        e.source,
+        e.logger
+            .as_ref()
+            .map(|l| format!(" {l}"))
+            .unwrap_or_default(),
+        e.message,
+        super::history::trace_suffix(e.trace_id.as_deref())
+    )
+}
+
 fn print(entries: &[LogEntry], output: TextOrJson) {
     let mut out = std::io::stdout().lock();
     for e in entries {
         let line = match output {
             TextOrJson::Json => serde_json::to_string(e).unwrap_or_default(),
-            TextOrJson::Text => format!(
-                "{} {:<9} {} [{}{}] {}",
-                super::format_ts(e.ts),
-                e.level.to_uppercase(),
-                e.server,
-                e.source,
-                e.logger
-                    .as_ref()
-                    .map(|l| format!(" {l}"))
-                    .unwrap_or_default(),
-                e.message
-            ),
+            TextOrJson::Text => text_line(e),
         };
         if writeln!(out, "{line}").is_err() {
             return;
         }
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_are_32_hex_digits_not_all_zero() {
+        assert_eq!(
+            parse_trace_id(" 4BF92F3577B34DA6A3CE929D0E0E4736 "),
+            Ok("4bf92f3577b34da6a3ce929d0e0e4736".to_string())
+        );
+        for bad in [
+            "",
+            "4bf92f3577b34da6",
+            "00000000000000000000000000000000",
+            "4bf92f3577b34da6a3ce929d0e0e473g",
+        ] {
+            assert!(parse_trace_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_traced_line_ends_with_its_trace_as_in_history() {
+        let mut entry = LogEntry {
+            id: 1,
+            ts: 0.0,
+            server: "s".into(),
+            source: "stderr".into(),
+            level: "info".into(),
+            logger: None,
+            message: "hello".into(),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        };
+        assert!(
+            text_line(&entry)
+                .ends_with("s [stderr] hello [trace 4bf92f3577b34da6a3ce929d0e0e4736]"),
+            "{}",
+            text_line(&entry)
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&entry).expect("json")).expect("parses");
+        assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        entry.trace_id = None;
+        assert!(text_line(&entry).ends_with("s [stderr] hello"));
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&entry).expect("json")).expect("parses");
+        assert!(json["trace_id"].is_null() && json.get("trace_id").is_some());
+    }
 }

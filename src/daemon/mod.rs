@@ -296,27 +296,15 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
 
 /// Starts exporting probe traces when `[otlp]` or the `OTEL_*` variables say so
 /// (docs/tracing.md). A setting that cannot be used leaves traces off, logged: probes and
-/// metrics do not depend on the collector.
+/// metrics do not depend on the collector. A reload applies `[otlp]` again
+/// (src/daemon/reload.rs).
 fn start_traces(config: &Config, metrics: &Metrics) {
-    let settings = match config.otlp.resolve(|name| std::env::var(name).ok()) {
-        Ok(Some(settings)) => settings,
-        Ok(None) => return,
-        Err(err) => {
-            tracing::error!(error = %err, "traces stay off");
-            return;
-        }
-    };
-    match crate::otel::install(
-        &settings,
+    crate::otel::init(
         crate::otel::BatchLimits::default(),
         metrics.otel.spans_dropped.clone(),
-    ) {
-        Ok(()) => tracing::info!(
-            endpoint = %settings.traces_url,
-            sampling_ratio = settings.sampling_ratio,
-            service_name = %settings.service_name,
-            "exporting probe traces"
-        ),
+    );
+    match crate::otel::prepare(&config.otlp) {
+        Ok(change) => change.apply(),
         Err(err) => tracing::error!(error = %err, "traces stay off"),
     }
 }

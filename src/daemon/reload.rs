@@ -1,7 +1,8 @@
 //! Re-reading the configuration while running (SIGHUP, `POST /-/reload`): the new file is
 //! validated whole before anything changes; a bad file keeps the running configuration and says
 //! why. Servers and dependencies whose entry did not change keep their tasks, sessions and
-//! children (src/reconcile.rs). Counted as Prometheus counts its own reloads.
+//! children (src/reconcile.rs); a changed `[otlp]` replaces the trace exporter (src/otel/mod.rs).
+//! Counted as Prometheus counts its own reloads.
 
 use std::path::Path;
 
@@ -47,6 +48,19 @@ pub async fn reload(target: Reloadable<'_>, trigger: &str) -> Result<String, Con
             return Err(err);
         }
     };
+    // `[otlp]` merged with the environment and its exporter built before anything changes.
+    let traces = match crate::otel::prepare(&config.otlp) {
+        Ok(traces) => traces,
+        Err(err) => {
+            target.metrics.failed();
+            let err = ConfigError::Invalid {
+                path: target.path.to_path_buf(),
+                error: err.key_error(),
+            };
+            tracing::error!(error = %err, "{trigger}: configuration rejected; keeping the running one");
+            return Err(err);
+        }
+    };
     config.register_secrets();
     crate::security::apply_config(target.monitor, &config.security);
     target.dependencies.set_dependents(&config.servers);
@@ -61,6 +75,7 @@ pub async fn reload(target: Reloadable<'_>, trigger: &str) -> Result<String, Con
     target.modules.replace(config.modules);
     target.traffic.reload(&config.traffic, &config.servers);
     target.proxies.apply(&config.proxies).await;
+    traces.apply();
     target.metrics.succeeded();
     let summary = format!(
         "configuration reloaded: {} servers, {} dependencies",

@@ -3,7 +3,8 @@
 //!
 //! The file's keys win; the environment fills in what the file leaves unset:
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as it is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (a base,
-//! `/v1/traces` appended), `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`,
+//! `/v1/traces` appended over HTTP; gRPC takes the base as it is),
+//! `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` (`http/protobuf` or `grpc`),
 //! `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` (`k1=v1,k2=v2`), `OTEL_SERVICE_NAME`,
 //! `OTEL_TRACES_SAMPLER_ARG` (the ratio). `OTEL_SDK_DISABLED=true` turns traces off.
 
@@ -41,17 +42,36 @@ pub struct RawOtlp {
 /// How spans travel to the collector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
-    /// OTLP over HTTP with protobuf bodies (`http/protobuf`), the one this build exports with.
+    /// OTLP over HTTP with protobuf bodies (`http/protobuf`, a collector's port 4318), the
+    /// default.
     HttpProtobuf,
+    /// OTLP over gRPC (`grpc`, a collector's port 4317; src/otel/grpc.rs).
+    Grpc,
 }
 
 impl Protocol {
     fn parse(text: &str) -> Result<Protocol, String> {
         match text {
             "http/protobuf" => Ok(Protocol::HttpProtobuf),
-            "grpc" => Err("\"grpc\" is not built into this exporter; use \"http/protobuf\" (a collector's port 4318)".into()),
-            other => Err(format!("{other:?} is not a protocol; expected \"http/protobuf\"")),
+            "grpc" => Ok(Protocol::Grpc),
+            other => Err(format!(
+                "{other:?} is not a protocol; expected \"http/protobuf\" or \"grpc\""
+            )),
         }
+    }
+
+    /// The name `[otlp] protocol` and `OTEL_EXPORTER_OTLP_PROTOCOL` give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -60,7 +80,8 @@ impl Protocol {
 pub struct OtlpConfig {
     /// `enabled = false` turns traces off whatever the environment says.
     pub enabled: Option<bool>,
-    /// The collector's base URL (`http://127.0.0.1:4318`) or its full traces URL.
+    /// The collector's base URL (`http://127.0.0.1:4318`) or its full traces URL over HTTP;
+    /// its address (`http://127.0.0.1:4317`) over gRPC.
     pub endpoint: Option<url::Url>,
     /// `protocol`, when the file sets it.
     pub protocol: Option<Protocol>,
@@ -75,8 +96,9 @@ pub struct OtlpConfig {
 /// Where and how the spans of this run are exported: the file and the environment merged.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExportSettings {
-    /// The full URL spans are posted to (ends in `/v1/traces` unless given so by the variable
-    /// for traces alone).
+    /// Over HTTP, the full URL spans are posted to (ends in `/v1/traces` unless given so by the
+    /// variable for traces alone); over gRPC, the collector's address (`http://host:4317`,
+    /// `https://` for TLS).
     pub traces_url: url::Url,
     /// How they travel.
     pub protocol: Protocol,
@@ -153,24 +175,24 @@ impl OtlpConfig {
         {
             return Ok(None);
         }
-        let traces_url = match &self.endpoint {
-            Some(url) => url.clone(),
+        let endpoint = match &self.endpoint {
+            Some(url) => Endpoint::Base(url.clone()),
             None => match (
                 var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
                 var("OTEL_EXPORTER_OTLP_ENDPOINT"),
             ) {
-                (Some(full), _) => {
-                    url::Url::parse(full.trim()).map_err(|e| OtlpSettingsError::Variable {
+                (Some(full), _) => Endpoint::Full(url::Url::parse(full.trim()).map_err(|e| {
+                    OtlpSettingsError::Variable {
                         variable: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                         message: format!("{full:?} is not a URL ({e})"),
-                    })?
-                }
-                (None, Some(base)) => {
-                    parse_endpoint(&base).map_err(|message| OtlpSettingsError::Variable {
+                    }
+                })?),
+                (None, Some(base)) => Endpoint::Base(parse_endpoint(&base).map_err(|message| {
+                    OtlpSettingsError::Variable {
                         variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
                         message,
-                    })?
-                }
+                    }
+                })?),
                 (None, None) => return Ok(None),
             },
         };
@@ -229,6 +251,10 @@ impl OtlpConfig {
             .clone()
             .or_else(|| var("OTEL_SERVICE_NAME"))
             .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string());
+        let traces_url = match (endpoint, protocol) {
+            (Endpoint::Base(url), Protocol::HttpProtobuf) => with_traces_path(url),
+            (Endpoint::Base(url) | Endpoint::Full(url), _) => url,
+        };
         Ok(Some(ExportSettings {
             traces_url,
             protocol,
@@ -239,21 +265,34 @@ impl OtlpConfig {
     }
 }
 
-/// A base URL gets `/v1/traces` appended; a URL already ending in it is kept.
+/// Where the endpoint came from, which decides whether HTTP appends `/v1/traces`.
+enum Endpoint {
+    /// `otlp.endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`: a base (or already the traces URL).
+    Base(url::Url),
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: used as it is.
+    Full(url::Url),
+}
+
+/// An http(s) URL with a host.
 fn parse_endpoint(text: &str) -> Result<url::Url, String> {
-    let expected = "expected e.g. \"http://127.0.0.1:4318\"";
-    let mut url = url::Url::parse(text.trim())
+    let expected = "expected e.g. \"http://127.0.0.1:4318\" (\"http://127.0.0.1:4317\" for grpc)";
+    let url = url::Url::parse(text.trim())
         .map_err(|e| format!("{text:?} is not a URL ({e}); {expected}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!(
             "{text:?} is not an http(s) URL with a host; {expected}"
         ));
     }
+    Ok(url)
+}
+
+/// A base URL gets `/v1/traces` appended; a URL already ending in it is kept.
+fn with_traces_path(mut url: url::Url) -> url::Url {
     if !url.path().ends_with(TRACES_PATH) {
         let path = format!("{}{TRACES_PATH}", url.path().trim_end_matches('/'));
         url.set_path(&path);
     }
-    Ok(url)
+    url
 }
 
 fn check_ratio(ratio: f64) -> Result<f64, String> {
@@ -353,10 +392,57 @@ mod tests {
     }
 
     #[test]
+    fn grpc_takes_the_collectors_address_as_it_is() {
+        let config =
+            check("[otlp]\nprotocol = \"grpc\"\nendpoint = \"https://c:4317\"\n").expect("valid");
+        let settings = config.resolve(env_of(&[])).expect("resolves").expect("on");
+        assert_eq!(settings.protocol, Protocol::Grpc);
+        assert_eq!(settings.traces_url.as_str(), "https://c:4317/");
+        let config = check("").expect("valid");
+        for variable in [
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        ] {
+            let settings = config
+                .resolve(env_of(&[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                    (variable, "grpc"),
+                ]))
+                .expect("resolves")
+                .expect("on");
+            assert_eq!(settings.protocol, Protocol::Grpc, "{variable}");
+            assert_eq!(settings.traces_url.as_str(), "http://c:4317/", "{variable}");
+        }
+        // The variable for traces alone wins over the general one; the file over both.
+        let settings = config
+            .resolve(env_of(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ]))
+            .expect("resolves")
+            .expect("on");
+        assert_eq!(settings.protocol, Protocol::HttpProtobuf);
+        assert_eq!(settings.traces_url.as_str(), "http://c:4318/v1/traces");
+        let file = check("[otlp]\nprotocol = \"http/protobuf\"\n").expect("valid");
+        let settings = file
+            .resolve(env_of(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ]))
+            .expect("resolves")
+            .expect("on");
+        assert_eq!(settings.protocol, Protocol::HttpProtobuf);
+    }
+
+    #[test]
     fn bad_values_name_their_key_or_variable() {
-        let err = check("[otlp]\nprotocol = \"grpc\"\n").expect_err("grpc is not built");
+        let err = check("[otlp]\nprotocol = \"http/json\"\n").expect_err("json is not built");
         assert_eq!((err.key.as_str(), err.line), ("otlp.protocol", 2));
-        assert!(err.message.contains("http/protobuf"), "{err}");
+        assert!(
+            err.message.contains("http/protobuf") && err.message.contains("grpc"),
+            "{err}"
+        );
         let err = check("[otlp]\n\nsampling_ratio = 1.5\n").expect_err("not a ratio");
         assert_eq!((err.key.as_str(), err.line), ("otlp.sampling_ratio", 3));
         let err = check("[otlp]\nendpoint = \"collector:4318\"\n").expect_err("no scheme");

@@ -21,7 +21,7 @@ impl TraceSpan {
             .span_builder(name)
             .with_kind(SpanKind::Internal)
             .with_attributes(attributes)
-            .start_with_context(tracer, &Context::new());
+            .start_with_context(&tracer, &Context::new());
         Some(TraceSpan {
             cx: Context::new().with_span(span),
         })
@@ -39,7 +39,7 @@ impl TraceSpan {
                 .span_builder(name)
                 .with_kind(kind)
                 .with_attributes(attributes)
-                .start_with_context(tracer, &self.cx),
+                .start_with_context(&tracer, &self.cx),
             // No tracer installed: a span that records nothing (never this one, which `end`
             // would close).
             None => {

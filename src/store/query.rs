@@ -21,6 +21,8 @@ pub struct LogQuery {
     pub since: Option<f64>,
     /// Only lines with an id above this (for `--follow`).
     pub after_id: Option<i64>,
+    /// Only lines of the probe with this trace id (32 lowercase hex digits).
+    pub trace_id: Option<String>,
     /// Most lines returned (the newest ones).
     pub limit: i64,
 }
@@ -43,6 +45,25 @@ pub struct LogEntry {
     pub logger: Option<String>,
     /// The text.
     pub message: String,
+    /// The trace id of the probe the line belongs to ([`trace_of_line`]), `null` when that
+    /// probe was not traced or the line belongs to none.
+    pub trace_id: Option<String>,
+}
+
+/// How long after a probe's end a line of its server still belongs to it: stderr lines are
+/// stored when the probe's outcome is (src/store/observe.rs), a moment after it ended.
+pub const LINE_AFTER_PROBE_SECONDS: f64 = 1.0;
+
+/// The SQL expression of the trace id of a `log_lines` row: that of its server's last probe
+/// started at or before the line, when the line came while that probe ran or up to
+/// [`LINE_AFTER_PROBE_SECONDS`] after (a notification or HTTP error of the probe, or the stderr
+/// collected with it); a line between probes has none. One index seek per line
+/// (`probe_results_server_ts`).
+pub fn trace_of_line() -> String {
+    format!(
+        "(SELECT CASE WHEN log_lines.ts <= p.ts + p.duration_ms / 1000.0 + {LINE_AFTER_PROBE_SECONDS:?} THEN p.trace_id END \
+         FROM probe_results p WHERE p.server = log_lines.server AND p.ts <= log_lines.ts ORDER BY p.ts DESC LIMIT 1)"
+    )
 }
 
 /// Turns operator text into an FTS5 query: every word quoted (so punctuation and FTS operators
@@ -55,11 +76,13 @@ pub fn fts_query(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" AND "))
 }
 
-/// The matching lines, oldest first (the newest `limit` of them).
+/// The matching lines, oldest first (the newest `limit` of them), each with its probe's trace
+/// id ([`trace_of_line`]).
 pub async fn logs(store: &Store, q: &LogQuery) -> Result<Vec<LogEntry>, sqlx::Error> {
-    let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT id, ts, server, source, level, logger, message FROM log_lines WHERE 1 = 1",
-    );
+    let mut b: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM (");
+    b.push("SELECT id, ts, server, source, level, logger, message, ")
+        .push(trace_of_line())
+        .push(" AS trace_id FROM log_lines WHERE 1 = 1");
     if let Some(fts) = q.search.as_deref().and_then(fts_query) {
         b.push(" AND id IN (SELECT rowid FROM log_lines_fts WHERE log_lines_fts MATCH ")
             .push_bind(fts)
@@ -77,6 +100,22 @@ pub async fn logs(store: &Store, q: &LogQuery) -> Result<Vec<LogEntry>, sqlx::Er
     if let Some(after) = q.after_id {
         b.push(" AND id > ").push_bind(after);
     }
+    if let Some(trace) = &q.trace_id {
+        // Only the lines of the servers and the period of the probes of that trace are looked
+        // at; the outer filter keeps those the trace's probe owns.
+        b.push(" AND server IN (SELECT server FROM probe_results WHERE trace_id = ")
+            .push_bind(trace.clone())
+            .push(") AND ts >= (SELECT min(ts) FROM probe_results WHERE trace_id = ")
+            .push_bind(trace.clone())
+            .push(format!(
+                ") AND ts <= (SELECT max(ts + duration_ms / 1000.0) + {LINE_AFTER_PROBE_SECONDS:?} FROM probe_results WHERE trace_id = "
+            ))
+            .push_bind(trace.clone())
+            .push(")) WHERE trace_id = ")
+            .push_bind(trace.clone());
+    } else {
+        b.push(")");
+    }
     b.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit.max(1));
     let rows = b.build().fetch_all(store.pool()).await?;
     let mut out: Vec<LogEntry> = rows
@@ -89,6 +128,7 @@ pub async fn logs(store: &Store, q: &LogQuery) -> Result<Vec<LogEntry>, sqlx::Er
             level: Level::from_rank(r.get("level")).as_str().to_string(),
             logger: r.get("logger"),
             message: r.get("message"),
+            trace_id: r.get("trace_id"),
         })
         .collect();
     out.reverse();
@@ -409,5 +449,99 @@ mod tests {
         assert!((a.planned_seconds - 100.0).abs() < 1.0, "{a:?}");
         assert_eq!(h.maintenance.len(), 1);
         assert!(h.planned_at(start + 150.0).is_some() && h.planned_at(start + 50.0).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_log_line_carries_the_trace_of_the_probe_it_came_with() {
+        use crate::store::{LogRow, LogSource, ProbeRow, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("h.db")).await.unwrap();
+        let (a, b) = (
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "0af7651916cd43dd8448eb211c80319c",
+        );
+        let probe = |ts: f64, trace: Option<&str>| {
+            Record::Probe(ProbeRow {
+                ts,
+                server: "s".into(),
+                check_type: "readiness".into(),
+                up: true,
+                success: true,
+                health: "HEALTHY".into(),
+                duration_ms: 500.0,
+                latency_ms: None,
+                failure_class: None,
+                failure_stage: None,
+                error: None,
+                stages: "{}".into(),
+                trace_id: trace.map(str::to_string),
+            })
+        };
+        let line = |ts: f64, server: &str, message: &str| {
+            Record::Log(LogRow {
+                ts,
+                server: server.into(),
+                source: LogSource::Stderr,
+                level: crate::store::Level::Info,
+                logger: None,
+                message: message.into(),
+            })
+        };
+        let rows = vec![
+            probe(1000.0, Some(a)),
+            probe(1010.0, None),
+            probe(1020.0, Some(b)),
+            line(1000.2, "s", "during a"),
+            line(1000.9, "s", "collected after a"),
+            line(1005.0, "s", "between probes"),
+            line(1010.1, "s", "during the untraced probe"),
+            line(1020.0, "s", "http error of b"),
+            line(1000.2, "other", "another server"),
+        ];
+        crate::store::writer::write_batch(&store, &rows)
+            .await
+            .unwrap();
+        let all = logs(
+            &store,
+            &LogQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let traces: Vec<(&str, Option<&str>)> = all
+            .iter()
+            .map(|e| (e.message.as_str(), e.trace_id.as_deref()))
+            .collect();
+        assert_eq!(
+            traces,
+            [
+                ("during a", Some(a)),
+                ("collected after a", Some(a)),
+                ("between probes", None),
+                ("during the untraced probe", None),
+                ("http error of b", Some(b)),
+                ("another server", None),
+            ]
+        );
+        let of_a = logs(
+            &store,
+            &LogQuery {
+                limit: 100,
+                trace_id: Some(a.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let messages: Vec<&str> = of_a.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["during a", "collected after a"]);
+        let unknown = LogQuery {
+            limit: 100,
+            trace_id: Some("00000000000000000000000000000001".into()),
+            ..Default::default()
+        };
+        assert!(logs(&store, &unknown).await.unwrap().is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! The operator's subcommands end to end against real reference servers: `check` (exit status,
-//! table and JSON), `logs` (stderr lines and `notifications/message` in the history store),
-//! `history`, `metrics` (percentiles compared with real Prometheus' `histogram_quantile`), and
+//! table and JSON), `logs` (stderr lines and `notifications/message` in the history store,
+//! with the trace id of the probe each came with), `history`, `metrics` (percentiles compared with real Prometheus' `histogram_quantile`), and
 //! the store's durability when the daemon is SIGKILLed in the middle of writes.
 
 use std::path::Path;
@@ -376,6 +376,94 @@ fn logs_finds_real_stderr_lines_and_notifications_by_text_level_and_server() {
         assert!(h["availability"].is_null(), "{h}");
     }
     assert_eq!(h["transitions"][0]["kind"], "up", "{h}");
+}
+
+fn is_trace_id(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[test]
+fn logs_and_history_show_the_trace_of_the_probe_a_line_came_with() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
+    // Traces on (their export fails: nothing listens at the collector's port; the trace ids
+    // are kept all the same). `gone`'s failed probes log an HTTP error each; `everything`
+    // sends a notifications/message during the probe's tools/call.
+    let daemon = Daemon::start(&format!(
+        "[otlp]\nendpoint = \"http://127.0.0.1:{}\"\n{}\n[[servers]]\nname = \"gone\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{}/mcp\"\ninterval = \"1s\"\n",
+        free_port(),
+        everything_stdio(
+            "everything",
+            "1s",
+            r#"call = { tool = "toggle-simulated-logging" }"#
+        ),
+        free_port()
+    ));
+    let config = daemon.config_path().to_string_lossy().into_owned();
+    // history's newest failed probe of `gone`, and its HTTP error line in `logs`.
+    let (trace, history) = eventually(WAIT, POLL, || {
+        let out = cli(&[
+            "history", "--config", &config, "--server", "gone", "--output", "json",
+        ]);
+        let h: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let newest = h["failed_probes"]
+            .as_array()
+            .and_then(|f| f.last())
+            .ok_or_else(|| format!("no failed probe of gone yet: {h}"))?;
+        let trace = newest["trace_id"].clone();
+        is_trace_id(&trace)
+            .then(|| (trace.as_str().unwrap_or_default().to_string(), h.clone()))
+            .ok_or_else(|| format!("the failed probe has no trace id: {h}"))
+    });
+    let lines = logs_json(&daemon, &["--trace-id", &trace]);
+    assert!(
+        !lines.is_empty()
+            && lines.iter().all(|l| l["server"] == "gone"
+                && l["source"] == "http"
+                && l["trace_id"] == trace.as_str()),
+        "logs --trace-id {trace}: {lines:?} (history: {history})"
+    );
+    let all_gone = logs_json(&daemon, &["--server", "gone"]);
+    assert!(
+        all_gone.iter().all(|l| is_trace_id(&l["trace_id"])),
+        "every HTTP error line of gone is its probe's: {all_gone:?}"
+    );
+    // Text: the same ` [trace ID]` ends the line in both commands.
+    let suffix = format!("[trace {trace}]");
+    let text = stdout(&cli(&["logs", "--config", &config, "--trace-id", &trace]));
+    assert!(
+        text.lines().all(|l| l.ends_with(&suffix)) && text.lines().count() == lines.len(),
+        "{text}"
+    );
+    let text = stdout(&cli(&["history", "--config", &config, "--server", "gone"]));
+    assert!(text.contains(&suffix), "{text}");
+
+    // A notification sent while a probe ran carries that probe's trace; --trace-id keeps the
+    // lines of that probe only.
+    let traced = eventually(WAIT, POLL, || {
+        logs_json(&daemon, &["--server", "everything"])
+            .into_iter()
+            .find(|l| l["source"] == "notification" && is_trace_id(&l["trace_id"]))
+            .ok_or_else(|| "no traced notification yet".to_string())
+    });
+    let id = traced["trace_id"].as_str().unwrap_or_default().to_string();
+    let of_probe = logs_json(&daemon, &["--trace-id", &id]);
+    assert!(
+        of_probe.contains(&traced)
+            && of_probe
+                .iter()
+                .all(|l| l["server"] == "everything" && l["trace_id"] == id.as_str()),
+        "{of_probe:?}"
+    );
+    let out = cli(&["logs", "--config", &config, "--trace-id", "not-a-trace"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad --trace-id is a usage error"
+    );
 }
 
 #[test]

@@ -5,8 +5,14 @@
 //! and a failing dependency check is a trace of its own with its error;
 //! with the collector hanging, spans are dropped and counted while probes keep their schedule;
 //! a probed HTTP server receives the probe's `traceparent` in the header and in `_meta`.
+//! Over OTLP gRPC too: a reload turns traces on (to Phoenix's gRPC port), the probe's spans
+//! arrive with their names and parents, and a reload pointing elsewhere stops them; with the
+//! gRPC collector hanging, spans are dropped and probes keep their schedule; a bad `[otlp]`
+//! rejects the reload and keeps the running configuration.
 //!
-//! Phoenix takes about 30 s to start, so it is started once, by the one test that needs it.
+//! Phoenix takes about 30 s to start, so each test that needs it starts one and does all its
+//! checks against it. Its OTLP gRPC receiver binds every interface unless started through
+//! tests/fixtures/phoenix_loopback.py, which keeps it on 127.0.0.1.
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -31,25 +37,32 @@ const SPANS_WAIT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(500);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A Phoenix on loopback, its data in a temporary directory; killed when dropped.
+/// A Phoenix on loopback (HTTP and OTLP gRPC), its data in a temporary directory; killed when
+/// dropped.
 struct Phoenix {
     _guard: ChildGuard,
     _dir: tempfile::TempDir,
     addr: String,
+    /// Its OTLP gRPC receiver, `127.0.0.1:PORT`.
+    grpc_addr: String,
 }
 
 impl Phoenix {
+    /// Starts the Phoenix whose `phoenix` program is `bin`, through the venv's python and
+    /// tests/fixtures/phoenix_loopback.py.
     fn start(bin: &Path) -> Phoenix {
         let dir = tempfile::tempdir().expect("temporary directory");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
+        let grpc_port = free_port();
         let mut guard = spawn_guarded(
             "phoenix",
-            Command::new(bin)
+            Command::new(bin.with_file_name("python"))
+                .arg(fixture("phoenix_loopback.py"))
                 .arg("serve")
                 .env("PHOENIX_HOST", "127.0.0.1")
                 .env("PHOENIX_PORT", port.to_string())
-                .env("PHOENIX_GRPC_PORT", free_port().to_string())
+                .env("PHOENIX_GRPC_PORT", grpc_port.to_string())
                 .env("PHOENIX_WORKING_DIR", dir.path())
                 .env("PHOENIX_TELEMETRY_ENABLED", "false"),
         );
@@ -63,10 +76,16 @@ impl Phoenix {
                 Err(e) => Err(format!("phoenix /v1/projects: {e}")),
             }
         });
+        eventually(PHOENIX_READY, POLL, || {
+            port_accepts(grpc_port, Duration::from_secs(1))
+                .then_some(())
+                .ok_or_else(|| format!("phoenix gRPC port {grpc_port} is not listening"))
+        });
         Phoenix {
             _guard: guard,
             _dir: dir,
             addr,
+            grpc_addr: format!("127.0.0.1:{grpc_port}"),
         }
     }
 
@@ -313,6 +332,16 @@ timeout = "2s"
 
 #[test]
 fn with_the_collector_hanging_spans_are_dropped_and_probes_keep_their_schedule() {
+    collector_hanging("http/protobuf");
+}
+
+#[test]
+fn with_the_grpc_collector_hanging_spans_are_dropped_and_probes_keep_their_schedule() {
+    collector_hanging("grpc");
+}
+
+/// Exports over `protocol` to a collector that never answers.
+fn collector_hanging(protocol: &str) {
     if !require_all(&[Tool::Node]) {
         return;
     }
@@ -326,7 +355,7 @@ fn with_the_collector_hanging_spans_are_dropped_and_probes_keep_their_schedule()
         }
     });
     let config = format!(
-        "[otlp]\nendpoint = \"http://127.0.0.1:{port}\"\n{}",
+        "[otlp]\nendpoint = \"http://127.0.0.1:{port}\"\nprotocol = \"{protocol}\"\n{}",
         everything_stdio_entry("every", "1s", "")
     );
     let daemon = Daemon::start(&config);
@@ -440,4 +469,178 @@ timeout = "5s"
         );
         assert_eq!((parts[1].len(), parts[2].len()), (32, 16), "{header}");
     }
+}
+
+fn post_reload(daemon: &Daemon) -> (u16, String) {
+    let response = daemon.request("POST", "/-/reload", &[], b"");
+    (response.status, response.text())
+}
+
+fn probes_of(daemon: &Daemon, server: &str) -> f64 {
+    daemon
+        .scrape()
+        .sum("mcp_probes_total", &[("server", server)])
+}
+
+/// Waits until `server` has been probed `more` more times.
+fn wait_for_probes(daemon: &Daemon, server: &str, more: f64) {
+    let before = probes_of(daemon, server);
+    eventually(SPANS_WAIT, POLL, || {
+        let now = probes_of(daemon, server);
+        (now >= before + more)
+            .then_some(())
+            .ok_or_else(|| format!("{now} probes of {server}, waiting for {before} + {more}"))
+    });
+}
+
+/// Now as Phoenix writes span times (RFC 3339, UTC), to compare as text.
+fn rfc3339_now() -> String {
+    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
+}
+
+#[test]
+fn a_reload_turns_grpc_traces_on_and_pointing_them_elsewhere_stops_them() {
+    if !require_all(&[Tool::Node, Tool::Phoenix]) {
+        return;
+    }
+    let phoenix = Phoenix::start(&located(Tool::Phoenix));
+    let server = everything_stdio_entry(
+        "every",
+        "1s",
+        "check = \"readiness\"\ncall = { tool = \"echo\", arguments = { message = \"traced\" } }",
+    );
+    let daemon = Daemon::start_with(&server, &["--web.enable-lifecycle"], &[]);
+    wait_for_probes(&daemon, "every", 2.0);
+    assert_eq!(
+        phoenix.spans().expect("spans").len(),
+        0,
+        "traces are off: nothing is exported"
+    );
+
+    // On, over gRPC to Phoenix's OTLP gRPC receiver.
+    daemon.rewrite_config(&format!(
+        "[otlp]\nprotocol = \"grpc\"\nendpoint = \"http://{}\"\nheaders = {{ x-probe-fleet = \"test\" }}\n{server}",
+        phoenix.grpc_addr
+    ));
+    let (status, body) = post_reload(&daemon);
+    assert_eq!(status, 200, "{body}");
+    let (root, children) = eventually(SPANS_WAIT, POLL, || {
+        let spans = phoenix.spans()?;
+        complete_probe_trace(&spans, "every")
+            .ok_or_else(|| format!("no complete trace of `every` among {} spans", spans.len()))
+    });
+    assert_eq!(attribute(&root, "mcp_exporter.server"), "every");
+    assert_eq!(attribute(&root, "mcp_exporter.check"), "readiness");
+    for child in &children {
+        assert_eq!(
+            child["parent_id"].as_str(),
+            Some(span_id(&root)),
+            "every span of the probe is a child of its root: {child}"
+        );
+    }
+    let names: BTreeSet<&str> = children.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert!(
+        names.contains("tools/list") && names.contains("tools/call echo"),
+        "{names:?}"
+    );
+    assert!(
+        daemon.stderr().contains("exporting probe traces"),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(
+        daemon
+            .scrape()
+            .value("mcp_exporter_spans_dropped_total", &[]),
+        Some(0.0),
+        "nothing dropped while Phoenix is up"
+    );
+
+    // Elsewhere: nothing listens there; the spans of probes started after the reload are
+    // dropped, none reaches Phoenix.
+    daemon.rewrite_config(&format!(
+        "[otlp]\nprotocol = \"grpc\"\nendpoint = \"http://127.0.0.1:{}\"\n{server}",
+        free_port()
+    ));
+    let (status, body) = post_reload(&daemon);
+    assert_eq!(status, 200, "{body}");
+    let reloaded_at = rfc3339_now();
+    eventually(SPANS_WAIT, POLL, || {
+        let dropped = daemon.scrape().sum("mcp_exporter_spans_dropped_total", &[]);
+        (dropped > 0.0)
+            .then_some(())
+            .ok_or_else(|| "no span dropped yet at the new endpoint".to_string())
+    });
+    wait_for_probes(&daemon, "every", 3.0);
+    // Phoenix's ingestion is asynchronous: give what it received time to show.
+    std::thread::sleep(Duration::from_secs(3));
+    let spans = phoenix.spans().expect("spans");
+    let later: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "probe every" && s["parent_id"].is_null())
+        .filter(|s| s["start_time"].as_str().unwrap_or_default() > reloaded_at.as_str())
+        .collect();
+    assert!(
+        later.is_empty(),
+        "probes started after {reloaded_at} reached Phoenix: {later:?}"
+    );
+    assert!(
+        spans.iter().any(|s| s["name"] == "probe every"
+            && s["start_time"]
+                .as_str()
+                .is_some_and(|t| t.as_bytes().get(10) == Some(&b'T') && t < reloaded_at.as_str())),
+        "the earlier probes' roots are there, their start times comparable with {reloaded_at}"
+    );
+}
+
+#[test]
+fn a_bad_otlp_section_rejects_the_reload_and_keeps_the_running_configuration() {
+    if !require_all(&[Tool::Node]) {
+        return;
+    }
+    let server = everything_stdio_entry("every", "1s", "");
+    let daemon = Daemon::start_with(&server, &["--web.enable-lifecycle"], &[]);
+    wait_for_probes(&daemon, "every", 1.0);
+    for (otlp, reason) in [
+        (
+            "[otlp]\nprotocol = \"grpc\"\nendpoint = \"http://127.0.0.1:4317\"\nheaders = { \"bad name\" = \"x\" }\n",
+            "otlp.headers.bad name",
+        ),
+        (
+            "[otlp]\nendpoint = \"http://127.0.0.1:4318\"\nheaders = { authorization = \"Bearer ${MCP_EXPORTER_TEST_UNSET_TOKEN}\" }\n",
+            "otlp.headers.authorization",
+        ),
+        ("[otlp]\nprotocol = \"http/json\"\n", "otlp.protocol"),
+    ] {
+        daemon.rewrite_config(&format!("{otlp}{server}"));
+        let (status, body) = post_reload(&daemon);
+        assert_ne!(status, 200, "{otlp}: {body}");
+        assert!(body.contains(reason), "{otlp}: the reply says why: {body}");
+        let scrape = daemon.scrape();
+        assert_eq!(
+            scrape.value("mcp_exporter_config_last_reload_successful", &[]),
+            Some(0.0),
+            "{otlp}"
+        );
+        // The log is read from the daemon's stderr as it comes: wait for the line.
+        eventually(Duration::from_secs(30), POLL, || {
+            daemon
+                .stderr()
+                .contains(reason)
+                .then_some(())
+                .ok_or_else(|| format!("the log does not say why yet: {}", daemon.stderr()))
+        });
+    }
+    // The running configuration stays: traces off, the server probed.
+    assert!(!daemon.stderr().contains("exporting probe traces"));
+    wait_for_probes(&daemon, "every", 2.0);
+    daemon.rewrite_config(&server);
+    let (status, body) = post_reload(&daemon);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        daemon
+            .scrape()
+            .value("mcp_exporter_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
 }
