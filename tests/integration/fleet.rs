@@ -605,10 +605,11 @@ fn a_reload_that_changes_the_metrics_profile_is_refused_and_the_running_one_kept
             "[[servers]]\nname = \"{name}\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{dead}/mcp\"\ncheck = \"liveness\"\ninterval = \"1s\"\ntimeout = \"1s\"\n\n"
         )
     };
-    let daemon = Daemon::start(&format!(
-        "[exporter]\nmetrics = \"fleet\"\n\n{}",
-        entry("first")
-    ));
+    let daemon = Daemon::start_with(
+        &format!("[exporter]\nmetrics = \"fleet\"\n\n{}", entry("first")),
+        &["--web.enable-lifecycle"],
+        &[],
+    );
     eventually(Duration::from_secs(30), Duration::from_millis(250), || {
         let probes = daemon
             .scrape()
