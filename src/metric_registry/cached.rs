@@ -14,8 +14,9 @@
 //! written: a value that changes in between is in the text but not in the words kept, so the
 //! next scrape writes it again.
 //!
-//! The texts live beside the series they were encoded from ([`ServerSeries::texts`]), so they
-//! go with a server that leaves and are dropped whenever a series is added or removed.
+//! The texts live beside the series they were encoded from (`ServerSeries::texts` in
+//! `server_family.rs`), so they go with a server that leaves and are dropped whenever a series
+//! is added or removed.
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard};
