@@ -5,7 +5,7 @@
 # loopback, half legacy era (initialize + ping on a session), half modern era (server/discover),
 # each on its own listener so no connection pool is shared between two servers, as in a real
 # fleet. mcp-exporter (release build, the default daemon: history store and security monitor
-# on) probes all N with `check = "liveness"` every 15 s. In the measured window a sampler
+# on) probes all N with `check = "liveness"` (or CHECK) every 15 s. In the measured window a sampler
 # scrapes /metrics with gzip every 5 s, as a Prometheus would (more often, to see every probe
 # start); afterwards /metrics is scraped in sequence, gzip and plain, for the latency.
 #
@@ -23,13 +23,15 @@
 #      at another build to compare two commits in the same conditions),
 #      FLEET_TARGET=path/to/fleet_target (default: the example, built here),
 #      METRICS=full|fleet (the [exporter] metrics profile, docs/metrics.md#profiles; default
-#      full), FAMILIES=1, KEEP=1 (keep the work directory).
+#      full), CHECK=liveness|readiness (default liveness; readiness adds tools/list),
+#      FAMILIES=1, KEEP=1 (keep the work directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZES="${1:-10 100 1000}"
 WINDOW="${2:-60}"
 METRICS="${METRICS:-full}"
+CHECK="${CHECK:-liveness}"
 INTERVAL=15
 WORK="$(mktemp -d /tmp/mcp-bench-fleet.XXXXXX)"
 pids=()
@@ -72,7 +74,7 @@ rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 echo "# mcp-exporter fleet benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m), exporter $EXPORTER)"
 echo "metrics profile ${METRICS}, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
-echo "liveness every ${INTERVAL} s, ${WINDOW} s window per size; floor = one reqwest client, one kept connection, same ping POST at the same total rate"
+echo "${CHECK} every ${INTERVAL} s, ${WINDOW} s window per size; floor = one reqwest client, one kept connection, same ping POST at the same total rate"
 echo
 echo "| servers | CPU % of a core | CPU per probe | floor CPU per request | probe/floor | peak RSS | RSS per server | series | bytes plain / gzip | scrape p50/p99 gzip | scrape p50/p99 plain | probes on time | load 1m |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -94,7 +96,7 @@ for N in $SIZES; do
 		printf '[exporter]\nlisten = "127.0.0.1:%s"\ninterval = "%ss"\ntimeout = "5s"\nmetrics = "%s"\n' "$port" "$INTERVAL" "$METRICS"
 		i=0
 		while read -r url; do
-			printf '\n[[servers]]\nname = "s%05d"\ntransport = "http"\nurl = "%s"\ncheck = "liveness"\n' "$i" "$url"
+			printf '\n[[servers]]\nname = "s%05d"\ntransport = "http"\nurl = "%s"\ncheck = "%s"\n' "$i" "$url" "$CHECK"
 			i=$((i + 1))
 		done <"$WORK/urls"
 	} >"$WORK/exporter-$N.toml"

@@ -34,10 +34,69 @@ pub struct RecentProbe {
     pub trace_id: Option<String>,
 }
 
+/// A kept probe, stored compactly: a fleet keeps tens of thousands of them (10 successes and up
+/// to 30 failures per server), and a narrative of one `String` per step costs an allocation and
+/// its slack per line.
+#[derive(Debug)]
+struct KeptProbe {
+    at_unix: f64,
+    duration_seconds: f64,
+    success: bool,
+    summary: Box<str>,
+    /// The steps, one after another.
+    steps: Box<str>,
+    /// Where each step ends in `steps`.
+    step_ends: Box<[u32]>,
+    trace_id: Option<Box<str>>,
+}
+
+impl KeptProbe {
+    /// Keeps `probe`; `None` when its steps are too long for the offsets (never, in practice).
+    fn new(probe: RecentProbe) -> Option<Self> {
+        let mut steps = String::with_capacity(probe.steps.iter().map(String::len).sum());
+        let mut step_ends = Vec::with_capacity(probe.steps.len());
+        for step in &probe.steps {
+            steps.push_str(step);
+            step_ends.push(u32::try_from(steps.len()).ok()?);
+        }
+        Some(KeptProbe {
+            at_unix: probe.at_unix,
+            duration_seconds: probe.duration_seconds,
+            success: probe.success,
+            summary: probe.summary.into_boxed_str(),
+            steps: steps.into_boxed_str(),
+            step_ends: step_ends.into_boxed_slice(),
+            trace_id: probe.trace_id.map(String::into_boxed_str),
+        })
+    }
+
+    fn to_probe(&self) -> RecentProbe {
+        let mut start = 0;
+        let steps = self
+            .step_ends
+            .iter()
+            .map(|end| {
+                let end = *end as usize;
+                let step = self.steps[start..end].to_string();
+                start = end;
+                step
+            })
+            .collect();
+        RecentProbe {
+            at_unix: self.at_unix,
+            duration_seconds: self.duration_seconds,
+            success: self.success,
+            summary: self.summary.to_string(),
+            steps,
+            trace_id: self.trace_id.as_deref().map(str::to_string),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Kept {
-    successes: VecDeque<RecentProbe>,
-    failures: VecDeque<RecentProbe>,
+    successes: VecDeque<KeptProbe>,
+    failures: VecDeque<KeptProbe>,
 }
 
 /// Server name -> its recent probes.
@@ -55,16 +114,24 @@ impl RecentProbes {
             .successes
             .iter()
             .chain(kept.failures.iter())
-            .cloned()
+            .map(KeptProbe::to_probe)
             .collect();
         all.sort_by(|a, b| b.at_unix.total_cmp(&a.at_unix));
         all
     }
 }
 
-fn push_bounded(queue: &mut VecDeque<RecentProbe>, probe: RecentProbe, limit: usize) {
+/// Appends `probe`, dropping the oldest beyond `limit`; the queue never grows past `limit`, so
+/// its buffer stays at that size.
+fn push_bounded(queue: &mut VecDeque<KeptProbe>, probe: RecentProbe, limit: usize) {
+    let Some(probe) = KeptProbe::new(probe) else {
+        return;
+    };
     if queue.len() == limit {
         queue.pop_front();
+    }
+    if queue.capacity() == 0 {
+        queue.reserve_exact(limit);
     }
     queue.push_back(probe);
 }
@@ -137,5 +204,26 @@ mod tests {
             "the old failure is kept"
         );
         assert!(recent.of("other").is_empty());
+    }
+
+    #[test]
+    fn a_kept_probe_reads_back_as_it_was_recorded() {
+        let recorded = RecentProbe {
+            at_unix: 12.5,
+            duration_seconds: 0.25,
+            success: false,
+            summary: "down at connect: refused".into(),
+            steps: vec![
+                "probe of s (http liveness, deadline 5000.0ms)".into(),
+                String::new(),
+                "FAILED: refused\nwith a newline (after 1.0ms)".into(),
+            ],
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        };
+        let back = KeptProbe::new(recorded.clone()).expect("fits").to_probe();
+        assert_eq!(
+            serde_json::to_value(&back).expect("json"),
+            serde_json::to_value(&recorded).expect("json")
+        );
     }
 }

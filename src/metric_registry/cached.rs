@@ -4,12 +4,20 @@
 //! every server otherwise, although most servers were not probed since the last scrape and
 //! most of a probed server's gauges (up, success, health, info) keep their value.
 //!
-//! A server's text is encoded by prometheus-client itself (through a one-family scratch
+//! A server's text is first encoded by prometheus-client itself (through a one-family scratch
 //! registry holding that server's series), so the output is byte for byte what encoding the
-//! whole family at once gives. Its values are read *before* it is encoded: a value that changes
-//! in between is in the text but not in the words kept, so the next scrape re-encodes it.
+//! whole family at once gives. The cache keeps where each line's value sits in that text: when
+//! only values changed since (the same series), it writes the new values, formatted as
+//! prometheus-client formats them (`series_value.rs`), between the kept label text instead of
+//! encoding the labels again. A series whose lines carry more than a value (an OpenMetrics
+//! exemplar) is always encoded through prometheus-client. Values are read *before* they are
+//! written: a value that changes in between is in the text but not in the words kept, so the
+//! next scrape writes it again.
+//!
+//! The texts live beside the series they were encoded from (`ServerSeries::texts` in
+//! `server_family.rs`), so they go with a server that leaves and are dropped whenever a series
+//! is added or removed.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,7 +26,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use super::labels::ServerLabelSet;
-use super::series_value::SeriesValue;
+use super::series_value::{LineValues, SeriesValue};
 use super::server_family::{ServerFamily, ServerSeries};
 
 /// The two text formats `/metrics` answers in.
@@ -65,6 +73,7 @@ pub struct FamilyText<S, M, C> {
     cache: Mutex<Cache<S, M>>,
 }
 
+/// What encoding a family needs besides the servers' texts (one scrape at a time).
 struct Cache<S, M> {
     /// A registry holding only `view`, under the family's name and help.
     scratch: Registry,
@@ -72,25 +81,34 @@ struct Cache<S, M> {
     view: ServerView<S, M>,
     /// Per format: the `# HELP`/`# TYPE` lines, once known.
     headers: [Option<String>; 2],
-    /// Per format: the text of each server, with the state it was encoded from.
-    servers: [HashMap<String, ServerText>; 2],
     /// The words of the server being looked at.
     words: Vec<u64>,
+    /// The new values of the server being rewritten.
+    values: LineValues,
     /// The scratch registry's output.
     scratch_text: String,
-    /// Server texts encoded so far, for the tests.
+    /// Server texts encoded through prometheus-client so far, for the tests.
     #[cfg(test)]
     encoded: usize,
+    /// Server texts rewritten with new values so far, for the tests.
+    #[cfg(test)]
+    rewritten: usize,
 }
 
-/// One server's encoded series and what they were encoded from.
-struct ServerText {
-    shape: u64,
+/// One server's encoded series in one format and what they were encoded from.
+#[derive(Debug)]
+pub(super) struct ServerText {
     words: Vec<u64>,
     /// False when a value could not be read: encoded at every scrape.
     reusable: bool,
     text: String,
+    /// Where each line's value is in `text` (start, end), when every line is `name{labels}
+    /// value`; `None` when a line carries more (an exemplar).
+    values: Option<Vec<(u32, u32)>>,
 }
+
+/// The texts of one server's series, per format (see [`Format::index`]).
+pub(super) type ServerTexts = [Option<ServerText>; 2];
 
 impl<S, M, C> FamilyText<S, M, C>
 where
@@ -108,11 +126,13 @@ where
                 scratch,
                 view,
                 headers: [None, None],
-                servers: [HashMap::new(), HashMap::new()],
                 words: Vec::new(),
+                values: LineValues::default(),
                 scratch_text: String::new(),
                 #[cfg(test)]
                 encoded: 0,
+                #[cfg(test)]
+                rewritten: 0,
             }),
         }
     }
@@ -134,26 +154,20 @@ where
         let cache = &mut *guard;
         let f = format.index();
         let mut header_written = false;
-        for (server, series) in servers.iter() {
+        for series in servers.values() {
+            let mut texts = series.lock_texts();
             cache.words.clear();
             let readable = series
                 .series
                 .values()
                 .all(|metric| metric.value_words(&mut cache.words));
-            let unchanged = cache.servers[f].get(server).is_some_and(|kept| {
-                kept.reusable && kept.shape == series.shape && kept.words == cache.words
-            });
-            if !unchanged {
-                let text = cache.encode_server(series, format);
-                cache.servers[f].insert(
-                    server.clone(),
-                    ServerText {
-                        shape: series.shape,
-                        words: cache.words.clone(),
-                        reusable: readable,
-                        text,
-                    },
-                );
+            let current = match &mut texts[f] {
+                Some(kept) if kept.reusable && kept.words == cache.words => true,
+                Some(kept) if readable => cache.rewrite_values(kept, series, format),
+                _ => false,
+            };
+            if !current {
+                texts[f] = Some(cache.encode_server(series, format, readable));
             }
             // The header is known once one server was encoded in this format, which the first
             // server of the first scrape always is.
@@ -161,16 +175,9 @@ where
                 out.push_str(header);
                 header_written = true;
             }
-            if let Some(kept) = cache.servers[f].get(server) {
+            if let Some(kept) = &texts[f] {
                 out.push_str(&kept.text);
             }
-        }
-        // Texts of servers that left (every present server has one in this format, so there are
-        // such texts exactly when there are more texts than servers). The other format's go at
-        // its next scrape; a server that comes back has a new shape stamp, so an old text is
-        // never used for it.
-        if cache.servers[f].len() > servers.len() {
-            cache.servers[f].retain(|server, _| servers.contains_key(server));
         }
     }
 }
@@ -178,10 +185,16 @@ where
 impl<S, M> Cache<S, M>
 where
     S: ServerLabelSet,
-    M: EncodeMetric + TypedMetric + Debug + Clone + Send + Sync + 'static,
+    M: EncodeMetric + TypedMetric + SeriesValue + Debug + Clone + Send + Sync + 'static,
 {
-    /// The text of one server's series; remembers the header lines the first time.
-    fn encode_server(&mut self, series: &ServerSeries<S, M>, format: Format) -> String {
+    /// The text of one server's series through prometheus-client, with the words read before
+    /// (`self.words`); remembers the header lines the first time.
+    fn encode_server(
+        &mut self,
+        series: &ServerSeries<S, M>,
+        format: Format,
+        readable: bool,
+    ) -> ServerText {
         #[cfg(test)]
         {
             self.encoded += 1;
@@ -195,7 +208,54 @@ where
         if header.is_none() {
             *header = Some(self.scratch_text[..body].to_string());
         }
-        self.scratch_text[body..].to_string()
+        let text = self.scratch_text[body..].to_string();
+        ServerText {
+            words: self.words.clone(),
+            reusable: readable,
+            values: value_positions(&text),
+            text,
+        }
+    }
+
+    /// Writes the current values of `series` into `kept`'s lines (the series are the ones it was
+    /// encoded from: a change of series drops it); false, with `kept` unchanged, when its lines
+    /// or the metric cannot be rewritten.
+    fn rewrite_values(
+        &mut self,
+        kept: &mut ServerText,
+        series: &ServerSeries<S, M>,
+        format: Format,
+    ) -> bool {
+        let Some(positions) = &mut kept.values else {
+            return false;
+        };
+        self.values.clear();
+        let formatted = series
+            .series
+            .values()
+            .all(|metric| metric.line_values(format, &mut self.values));
+        if !formatted || self.values.len() != positions.len() {
+            return false;
+        }
+        #[cfg(test)]
+        {
+            self.rewritten += 1;
+        }
+        let old = std::mem::take(&mut kept.text);
+        let mut text = String::with_capacity(old.len() + 16);
+        let mut copied = 0;
+        for (index, position) in positions.iter_mut().enumerate() {
+            let (start, end) = (position.0 as usize, position.1 as usize);
+            text.push_str(&old[copied..start]);
+            let value_start = text.len();
+            text.push_str(self.values.get(index));
+            *position = (value_start as u32, text.len() as u32);
+            copied = end;
+        }
+        text.push_str(&old[copied..]);
+        kept.text = text;
+        kept.words.clone_from(&self.words);
+        true
     }
 }
 
@@ -209,6 +269,58 @@ fn header_length(text: &str) -> usize {
         }
     }
     at
+}
+
+/// Where the value of each sample line of `text` is (byte offsets, start and end), when every
+/// line is a name, an optional label set, one space, a value and the newline; `None` when a
+/// line carries anything else (an OpenMetrics exemplar) or the text is longer than offsets
+/// hold.
+fn value_positions(text: &str) -> Option<Vec<(u32, u32)>> {
+    u32::try_from(text.len()).ok()?;
+    let bytes = text.as_bytes();
+    let mut positions = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        // The name ends at the label set or at the space before the value.
+        while at < bytes.len() && bytes[at] != b'{' && bytes[at] != b' ' {
+            at += 1;
+        }
+        if bytes.get(at) == Some(&b'{') {
+            at = label_set_end(bytes, at)?;
+        }
+        if bytes.get(at) != Some(&b' ') {
+            return None;
+        }
+        let start = at + 1;
+        let mut end = start;
+        while end < bytes.len() && bytes[end] != b' ' && bytes[end] != b'\n' {
+            end += 1;
+        }
+        if end == start || bytes.get(end) != Some(&b'\n') {
+            return None;
+        }
+        positions.push((start as u32, end as u32));
+        at = end + 1;
+    }
+    Some(positions)
+}
+
+/// The offset after the `}` closing the label set that opens at `open` (label values are quoted,
+/// with `\\`, `\"` and `\n` escaped).
+fn label_set_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut at = open + 1;
+    let mut quoted = false;
+    while let Some(&byte) = bytes.get(at) {
+        match (quoted, byte) {
+            (true, b'\\') => at += 1,
+            (_, b'"') => quoted = !quoted,
+            (false, b'}') => return Some(at + 1),
+            (false, b'\n') => return None,
+            _ => {}
+        }
+        at += 1;
+    }
+    None
 }
 
 /// The series of one server, as the scratch registry encodes them (handles sharing the values).
@@ -267,8 +379,11 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use prometheus_client::encoding::EncodeLabelSet;
     use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::gauge::Gauge;
 
     use super::*;
     use crate::metric_registry::histogram::BucketHistogram;
@@ -341,8 +456,14 @@ mod tests {
             out
         }
 
+        /// Server texts encoded through prometheus-client so far.
         fn encoded(&self) -> usize {
             self.cached.lock().encoded + self.cached_histograms.lock().encoded
+        }
+
+        /// Server texts rewritten with new values so far.
+        fn rewritten(&self) -> usize {
+            self.cached.lock().rewritten + self.cached_histograms.lock().rewritten
         }
 
         fn assert_same_as_uncached(&self) {
@@ -357,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn only_changed_servers_are_encoded_again() {
+    fn only_changed_servers_are_written_again_and_only_their_values() {
         let f = Fixture::new();
         for server in ["a", "b", "c"] {
             f.counters.get_or_create(&colour(server, "red")).inc();
@@ -368,13 +489,17 @@ mod tests {
         let first = f.encode(Format::Prometheus);
         assert_eq!(f.encoded(), 6, "every server of both families, once");
         assert_eq!(f.encode(Format::Prometheus), first);
-        assert_eq!(f.encoded(), 6, "nothing changed, nothing encoded");
-        // A value of b changes: b's counter text only.
+        assert_eq!(
+            (f.encoded(), f.rewritten()),
+            (6, 0),
+            "nothing changed, nothing written"
+        );
+        // A value of b changes: the value of b's counter line only.
         f.counters.get_or_create(&colour("b", "red")).inc();
         let second = f.encode(Format::Prometheus);
-        assert_eq!(f.encoded(), 7);
+        assert_eq!((f.encoded(), f.rewritten()), (6, 1));
         assert!(second.contains("test_colours_total{server=\"b\",colour=\"red\"} 2"));
-        // An observation of c: c's histogram text only.
+        // An observation of c: the values of c's histogram lines only.
         f.histograms
             .get_or_create(&colour("c", "red"))
             .observe(0.05);
@@ -382,15 +507,103 @@ mod tests {
             f.encode(Format::Prometheus)
                 .contains("test_latency_seconds_bucket{server=\"c\",colour=\"red\",le=\"0.1\"} 1")
         );
-        assert_eq!(f.encoded(), 8);
-        // A new series of a at value 0: its label sets changed, so its text does.
+        assert_eq!((f.encoded(), f.rewritten()), (6, 2));
+        // A new series of a at value 0: its label sets changed, so it is encoded again.
         f.counters.get_or_create(&colour("a", "blue"));
         assert!(f.encode(Format::Prometheus).contains("colour=\"blue\"} 0"));
-        assert_eq!(f.encoded(), 9);
+        assert_eq!((f.encoded(), f.rewritten()), (7, 2));
         // The other format has its own texts.
         f.encode(Format::OpenMetrics);
-        assert_eq!(f.encoded(), 15);
+        assert_eq!(f.encoded(), 13);
         f.assert_same_as_uncached();
+    }
+
+    #[test]
+    fn rewritten_values_equal_an_uncached_encode_whatever_the_labels_hold() {
+        type Gauges = ServerFamily<ColourLabels, Gauge<f64, AtomicU64>>;
+        let gauges: Gauges = ServerFamily::new(Gauge::default as fn() -> Gauge<f64, AtomicU64>);
+        let cached = FamilyText::new("test_gauge", "A gauge", gauges.clone());
+        let mut uncached = Registry::default();
+        uncached.register("test_gauge", "A gauge", gauges.clone());
+        // Label values with what the line scan must step over: quotes, braces, spaces, a
+        // backslash and a newline (escaped by the encoder).
+        let servers = [
+            "plain",
+            "we\"ird} 1 {x=\"",
+            "back\\slash\nnewline # {a=\"b\"} 1",
+        ];
+        let values = [
+            0.0,
+            1.0,
+            -2.5,
+            1e-9,
+            1.5e21,
+            f64::NAN,
+            f64::INFINITY,
+            1_764_470_000.25,
+        ];
+        for (round, value) in values.iter().enumerate() {
+            for (i, server) in servers.iter().enumerate() {
+                for shade in ["red", "green"] {
+                    gauges
+                        .get_or_create(&colour(server, shade))
+                        .set(value * (i + 1) as f64);
+                }
+            }
+            for format in [Format::Prometheus, Format::OpenMetrics] {
+                let mut ours = String::new();
+                cached.encode(&mut ours, format);
+                let mut theirs = String::new();
+                format.encode_registry(&mut theirs, &uncached);
+                assert_eq!(ours, theirs, "round {round}, {format:?}");
+            }
+        }
+        let cache = cached.lock();
+        assert_eq!(cache.encoded, 6, "each server once per format");
+        assert!(cache.rewritten > 0);
+    }
+
+    #[test]
+    fn lines_with_exemplars_are_encoded_through_prometheus_client() {
+        let f = Fixture::new();
+        let h = f.histograms.get_or_create(&colour("traced", "red"));
+        h.observe_in_trace(0.5, Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        let first = f.encode(Format::OpenMetrics);
+        assert!(first.contains("trace_id"), "{first}");
+        h.observe_in_trace(0.05, Some("0af7651916cd43dd8448eb211c80319c"));
+        let second = f.encode(Format::OpenMetrics);
+        assert!(
+            second.contains("0af7651916cd43dd8448eb211c80319c"),
+            "{second}"
+        );
+        assert_eq!((f.encoded(), f.rewritten()), (2, 0));
+        // The Prometheus text format has no exemplars: its lines are rewritten.
+        f.encode(Format::Prometheus);
+        h.observe(0.7);
+        f.encode(Format::Prometheus);
+        assert_eq!((f.encoded(), f.rewritten()), (3, 1));
+        f.assert_same_as_uncached();
+    }
+
+    #[test]
+    fn value_positions_are_found_after_the_label_set() {
+        let text = "a{s=\"x} 1\\\" y\"} 12\nb 3.5\nc_bucket{le=\"+Inf\"} 7\n";
+        let positions = value_positions(text).expect("plain lines");
+        let values: Vec<&str> = positions
+            .iter()
+            .map(|(start, end)| &text[*start as usize..*end as usize])
+            .collect();
+        assert_eq!(values, ["12", "3.5", "7"]);
+        assert_eq!(value_positions(""), Some(vec![]));
+        // An exemplar, a line without a value, a label set never closed.
+        for odd in [
+            "h_bucket{le=\"1\"} 2 # {trace_id=\"ab\"} 0.5 1.0\n",
+            "a{s=\"x\"}\n",
+            "a{s=\"x} 1\n",
+            "a 1",
+        ] {
+            assert_eq!(value_positions(odd), None, "{odd}");
+        }
     }
 
     #[test]
@@ -408,8 +621,6 @@ mod tests {
         let text = f.encode(Format::Prometheus);
         assert!(!text.contains("server=\"gone\""), "{text}");
         assert!(text.contains("server=\"kept\""), "{text}");
-        // Its cached text went too.
-        assert_eq!(f.cached.lock().servers[0].len(), 1);
         // One series removed: the server's text changes with it.
         f.counters.get_or_create(&colour("kept", "blue")).inc();
         f.encode(Format::Prometheus);

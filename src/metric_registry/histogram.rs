@@ -13,6 +13,9 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, N
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
+use super::cached::Format;
+use super::series_value::LineValues;
+
 /// The label set of an exemplar: the trace the observation was made in.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TraceLabels {
@@ -38,6 +41,8 @@ struct Counts {
     sum: f64,
     /// Counts were added in bulk: `traced` no longer holds them all.
     bulk: bool,
+    /// A traced observation went into `traced`: its OpenMetrics lines carry an exemplar.
+    exemplars: bool,
 }
 
 impl BucketHistogram {
@@ -49,6 +54,7 @@ impl BucketHistogram {
                 buckets: vec![0; bounds.len() + 1],
                 sum: 0.0,
                 bulk: false,
+                exemplars: false,
             })),
             traced: HistogramWithExemplars::new(bounds.iter().copied()),
         }
@@ -73,6 +79,7 @@ impl BucketHistogram {
             let exemplar = trace_id.map(|id| TraceLabels {
                 trace_id: id.to_string(),
             });
+            counts.exemplars |= exemplar.is_some();
             let at = exemplar.as_ref().map(|_| SystemTime::now());
             self.traced.observe(value, exemplar, at);
         }
@@ -105,6 +112,40 @@ impl BucketHistogram {
     pub fn count_and_sum(&self) -> (u64, f64) {
         let counts = self.lock();
         (counts.buckets.iter().sum(), counts.sum)
+    }
+}
+
+impl BucketHistogram {
+    /// The values of the lines it encodes to in `format`, in their order (the Prometheus text
+    /// format: cumulative buckets, `_sum`, `_count`; OpenMetrics: `_sum`, `_count`, buckets), for
+    /// the exposition cache (`series_value.rs`); false when its OpenMetrics lines carry
+    /// exemplars.
+    pub(super) fn line_values_in(&self, format: Format, out: &mut LineValues) -> bool {
+        let counts = self.lock();
+        if format == Format::OpenMetrics && counts.exemplars && !counts.bulk {
+            return false;
+        }
+        let count: u64 = counts.buckets.iter().sum();
+        let buckets = |out: &mut LineValues| {
+            let mut cumulative = 0u64;
+            for bucket in &counts.buckets {
+                cumulative += bucket;
+                out.push_u64(cumulative);
+            }
+        };
+        match format {
+            Format::Prometheus => {
+                buckets(out);
+                out.push_f64(counts.sum, format);
+                out.push_u64(count);
+            }
+            Format::OpenMetrics => {
+                out.push_f64(counts.sum, format);
+                out.push_u64(count);
+                buckets(out);
+            }
+        }
+        true
     }
 }
 

@@ -1,17 +1,18 @@
 //! A metric family whose label sets all carry a `server` label, so that the per-server tracker
 //! can remove one server's series without a list of its label sets, and the exposition cache
-//! (`cached.rs`) can keep one server's encoded text. Its series are kept per server (one map per
-//! server, one series per label set) and encode exactly as prometheus-client's `Family` encodes
-//! them (labels in field order), the series of a server one after another.
+//! (`cached.rs`) can keep one server's encoded text beside its series. Its series are kept per
+//! server (one map per server, one series per label set) and encode exactly as
+//! prometheus-client's `Family` encodes them (labels in field order), the series of a server one
+//! after another.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
+use super::cached::ServerTexts;
 use super::labels::ServerLabelSet;
 use super::per_server::ServerScoped;
 
@@ -30,24 +31,27 @@ struct Inner<S, M, C> {
 pub(super) struct ServerSeries<S, M> {
     /// The series, by label set.
     pub(super) series: HashMap<S, M>,
-    /// Stamp of the set of label sets: a new one whenever a series is added or removed.
-    pub(super) shape: u64,
-}
-
-/// Where shape stamps come from: process-wide, so a server removed and added again, or two
-/// changes in a row, never show the cache a stamp it saw before.
-static SHAPES: AtomicU64 = AtomicU64::new(1);
-
-fn new_shape() -> u64 {
-    SHAPES.fetch_add(1, Ordering::Relaxed)
+    /// The exposition cache's texts of these series: dropped whenever a series is added or
+    /// removed, so a kept text always has a line for each series, in the map's order.
+    texts: Mutex<ServerTexts>,
 }
 
 impl<S, M> ServerSeries<S, M> {
     fn new() -> Self {
         ServerSeries {
             series: HashMap::new(),
-            shape: new_shape(),
+            texts: Mutex::new([None, None]),
         }
+    }
+
+    /// The cached texts of these series.
+    pub(super) fn lock_texts(&self) -> MutexGuard<'_, ServerTexts> {
+        self.texts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops the cached texts (the set of series changed).
+    fn series_changed(&mut self) {
+        *self.texts.get_mut().unwrap_or_else(|p| p.into_inner()) = [None, None];
     }
 }
 
@@ -85,7 +89,7 @@ where
         }
         let metric = (self.inner.constructor)();
         server.series.insert(labels.clone(), metric.clone());
-        server.shape = new_shape();
+        server.series_changed();
         metric
     }
 
@@ -113,7 +117,7 @@ where
         if series.series.is_empty() {
             servers.remove(server);
         } else if series.series.len() != before {
-            series.shape = new_shape();
+            series.series_changed();
         }
     }
 }

@@ -635,6 +635,49 @@ mod tests {
         }
     }
 
+    /// A server's `method_histograms` key beats the profile, through the sink's `server_added`,
+    /// for that server alone, in either direction.
+    #[test]
+    fn a_servers_method_histograms_key_overrides_the_profile_for_it_alone() {
+        use crate::assessment::Sink;
+        use crate::metric_registry::MetricsProfile;
+        let config = crate::settings::Config::from_toml(
+            "[[servers]]\nname = \"opted\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/\"\nmethod_histograms = true\n\n\
+             [[servers]]\nname = \"out\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/\"\nmethod_histograms = false\n\n\
+             [[servers]]\nname = \"plain\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("valid config");
+        let histograms = [
+            "mcp_request_duration_seconds",
+            "mcp_client_operation_duration_seconds",
+        ];
+        for (profile, with_histograms) in [
+            (MetricsProfile::Fleet, ["opted"]),
+            (MetricsProfile::Full, ["plain"]),
+        ] {
+            let m = Metrics::with_switches(profile.switches());
+            for server in &config.servers {
+                m.server_added(server, &Arc::new(WireCounters::default()));
+                record_liveness(&m, &server.name, true);
+            }
+            let text = m.encode_prometheus();
+            for server in ["opted", "out", "plain"] {
+                let families = families_of_server(&text, server);
+                let expected = with_histograms.contains(&server)
+                    || (profile == MetricsProfile::Full && server == "opted");
+                for family in histograms {
+                    assert_eq!(
+                        families.contains(family),
+                        expected,
+                        "{profile:?}: {family} of {server}"
+                    );
+                }
+                assert!(families.contains("mcp_requests_total"), "{server}");
+            }
+        }
+    }
+
     /// The families with a series of `server` in `text` (samples folded into their family).
     fn families_of_server(text: &str, server: &str) -> BTreeSet<String> {
         let needle = format!("server=\"{server}\"");

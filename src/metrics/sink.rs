@@ -16,6 +16,8 @@ use super::Metrics;
 impl Sink for Metrics {
     fn server_added(&self, server: &ServerConfig, counters: &Arc<WireCounters>) {
         self.add_server(&server.name, Arc::clone(counters));
+        self.probe
+            .set_method_histograms(&server.name, server.method_histograms);
     }
 
     fn server_removed(&self, server: &str) {

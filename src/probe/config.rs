@@ -107,6 +107,10 @@ pub struct ServerConfig {
     /// `auth = { type = "oauth", ... }`: the prober obtains its own tokens (docs/auth.md);
     /// `type = "bearer"` is turned into the `Authorization` header of `transport` instead.
     pub auth: Option<crate::auth::config::OauthConfig>,
+    /// `method_histograms`: whether this server's probes fill the per-method and per-tool
+    /// histograms, whatever the `[exporter]` profile says (docs/metrics.md#profiles); `None`
+    /// follows the profile.
+    pub method_histograms: Option<bool>,
 }
 
 /// The default `tools_token_budget`: 10 000 tokens, 5% of a 200k-token context window spent
@@ -203,6 +207,8 @@ pub struct RawServer {
     tools_lock: Option<Spanned<PathBuf>>,
     on_mismatch: Option<Spanned<OnMismatch>>,
     tools_token_budget: Option<Spanned<u64>>,
+    // Overrides the metrics profile for this server (docs/metrics.md#profiles).
+    method_histograms: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -529,6 +535,7 @@ fn validate_server(
         tools_lock,
         tools_token_budget,
         auth: oauth,
+        method_histograms: raw.method_histograms,
     })
 }
 

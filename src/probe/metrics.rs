@@ -286,6 +286,8 @@ struct ProbeHistory {
     session_reuse: VecDeque<bool>,
     /// `tool` label values created (capped at `MAX_TOOL_LABELS_PER_SERVER` plus `other`).
     tools: BTreeSet<String>,
+    /// The server's `method_histograms`, when its entry sets it (else the profile decides).
+    method_histograms: Option<bool>,
 }
 
 /// Labels of `mcp_probe_latency_seconds`.
@@ -313,7 +315,8 @@ pub struct ProbeMetrics {
     catalog_changes: ServerFamily<ServerLabels, Counter>,
     cache_hit_rate: ServerFamily<ServerLabels, FloatGauge>,
     history: ServerState<ProbeHistory>,
-    /// Whether probes fill the per-method and per-tool histograms (docs/metrics.md#profiles).
+    /// Whether probes fill the per-method and per-tool histograms (docs/metrics.md#profiles),
+    /// unless a server's entry says otherwise ([`ProbeMetrics::set_method_histograms`]).
     method_histograms: bool,
 }
 
@@ -330,11 +333,13 @@ impl ProbeMetrics {
                 "Identity the server reported in its handshake (serverInfo name and version, negotiated protocol version and era) and the transport; value is always 1",
             ),
             shared: RequestFamilies::register(registry),
-            client_operations: registry.switches().probe_method_histograms.then(|| semconv_family(
+            // Registered whenever the semantic-convention histograms are on: a server's
+            // `method_histograms = true` fills it in the fleet profile too.
+            client_operations: semconv_family(
                 registry,
                 "mcp_client_operation_duration_seconds",
                 "OpenTelemetry MCP semantic convention: duration of each MCP request the prober sent, as a client sees it (mcp.method.name, gen_ai.tool.name, error.type, network.transport, mcp.protocol.version)",
-            )).flatten(),
+            ),
             probe_success: registry.server_family(
                 "mcp_probe_success",
                 "1 when every stage of the last probe passed (blackbox_exporter's probe_success), else 0",
@@ -372,6 +377,14 @@ impl ProbeMetrics {
             history: registry.server_state(),
             method_histograms: registry.switches().probe_method_histograms,
         }
+    }
+
+    /// Makes `server`'s probes fill the per-method and per-tool histograms or not, whatever the
+    /// profile says (its entry's `method_histograms`); `None` follows the profile.
+    pub fn set_method_histograms(&self, server: &str, method_histograms: Option<bool>) {
+        self.history.with(server, |history| {
+            history.method_histograms = method_histograms
+        });
     }
 
     /// The families real traffic fills too (src/traffic/metrics.rs).
@@ -435,7 +448,8 @@ impl ProbeMetrics {
         self.history.with(server, |history| {
             let hit_rate = history.session_reused(outcome.up && !outcome.new_session);
             self.cache_hit_rate.get_or_create(&labels).set(hit_rate);
-            self.record_requests(server, transport, outcome, &mut history.tools);
+            let histograms = history.method_histograms.unwrap_or(self.method_histograms);
+            self.record_requests(server, transport, outcome, &mut history.tools, histograms);
         });
         if let Some(identity) = &outcome.identity {
             let info = InfoLabels {
@@ -459,6 +473,7 @@ impl ProbeMetrics {
         transport: &str,
         outcome: &ProbeOutcome,
         tools: &mut BTreeSet<String>,
+        method_histograms: bool,
     ) {
         let source = Source::Probe.as_str();
         let protocol_version = outcome
@@ -478,7 +493,7 @@ impl ProbeMetrics {
                     source,
                 })
                 .inc();
-            if self.method_histograms {
+            if method_histograms {
                 self.shared
                     .request_duration
                     .get_or_create(&MethodLabels {
@@ -493,7 +508,7 @@ impl ProbeMetrics {
                 .as_deref()
                 .map(|tool| capped_tool_label(tools, tool));
             if let Some(tool) = &tool {
-                if self.method_histograms {
+                if method_histograms {
                     self.shared
                         .tool_duration
                         .get_or_create(&ToolLabels {
@@ -516,7 +531,11 @@ impl ProbeMetrics {
                     })
                     .inc();
             }
-            if let Some(family) = &self.client_operations {
+            if let Some(family) = self
+                .client_operations
+                .as_ref()
+                .filter(|_| method_histograms)
+            {
                 family
                     .get_or_create(&OperationLabels {
                         server: server.to_string(),

@@ -505,3 +505,174 @@ fn rules_evaluated_without_error(prometheus: &Prometheus) -> Result<(), String> 
     }
     Ok(())
 }
+
+/// The `method` labels of the probes' `mcp_request_duration_seconds` series of `server`.
+fn probe_histogram_methods(
+    scrape: &crate::common::scrape::Scrape,
+    server: &str,
+) -> BTreeSet<String> {
+    scrape
+        .samples("mcp_request_duration_seconds_count")
+        .into_iter()
+        .filter(|(labels, _)| {
+            labels.get("server").map(String::as_str) == Some(server)
+                && labels.get("source").map(String::as_str) == Some("probe")
+        })
+        .filter_map(|(labels, _)| labels.get("method").cloned())
+        .collect()
+}
+
+/// `method_histograms = true` on one `[[servers]]` entry of a fleet-profile daemon gives that
+/// server its probes' per-method histograms and no other server any (docs/metrics.md#profiles).
+#[test]
+fn a_servers_method_histograms_key_overrides_the_fleet_profile_for_that_server_only() {
+    if !require_all(&[Tool::Node]) {
+        return;
+    }
+    let (_everything, port) = spawn_http_everything("streamableHttp");
+    let entry = |name: &str, extra: &str| {
+        format!(
+            "[[servers]]\nname = \"{name}\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{port}/mcp\"\ncheck = \"liveness\"\ninterval = \"1s\"\ntimeout = \"5s\"\n{extra}\n"
+        )
+    };
+    let config = format!(
+        "[exporter]\nmetrics = \"fleet\"\n\n{}{}",
+        entry("opted", "method_histograms = true\n"),
+        entry("plain", "")
+    );
+    let daemon = Daemon::start(&config);
+    let scrape = eventually(Duration::from_secs(60), Duration::from_millis(250), || {
+        let scrape = daemon.scrape();
+        for server in ["opted", "plain"] {
+            let probes = scrape.value("mcp_probes_total", &[("server", server)]);
+            if probes.unwrap_or(0.0) < 2.0 {
+                return Err(format!("{server}: {probes:?} probes"));
+            }
+        }
+        Ok(scrape)
+    });
+    let opted = probe_histogram_methods(&scrape, "opted");
+    assert!(
+        opted.contains("ping") || opted.contains("initialize"),
+        "opted: {opted:?}\n{}",
+        scrape.text()
+    );
+    assert!(
+        scrape
+            .samples("mcp_client_operation_duration_seconds_count")
+            .iter()
+            .any(|(labels, _)| labels.get("server").map(String::as_str) == Some("opted")),
+        "the OpenTelemetry histogram follows the key:\n{}",
+        scrape.text()
+    );
+    assert_eq!(
+        probe_histogram_methods(&scrape, "plain"),
+        BTreeSet::new(),
+        "{}",
+        scrape.text()
+    );
+    for family in [
+        "mcp_client_operation_duration_seconds_count",
+        "mcp_tool_execution_duration_seconds_count",
+    ] {
+        assert!(
+            !scrape
+                .samples(family)
+                .iter()
+                .any(|(labels, _)| labels.get("server").map(String::as_str) == Some("plain")),
+            "{family} of plain:\n{}",
+            scrape.text()
+        );
+    }
+    // Both servers' requests are counted either way.
+    for server in ["opted", "plain"] {
+        assert!(
+            scrape.sum("mcp_requests_total", &[("server", server)]) > 0.0,
+            "{server}"
+        );
+    }
+}
+
+/// A reload whose file changes `[exporter] metrics` is refused as a whole (the profile is
+/// registered at start; docs/metrics.md#profiles): the reload answers the reason, the gauge of
+/// the last reload is 0, a server added in the same file is not started, and the fleet profile
+/// keeps its families; the same file with the profile restored reloads.
+#[test]
+fn a_reload_that_changes_the_metrics_profile_is_refused_and_the_running_one_kept() {
+    let dead = free_port();
+    let entry = |name: &str| {
+        format!(
+            "[[servers]]\nname = \"{name}\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:{dead}/mcp\"\ncheck = \"liveness\"\ninterval = \"1s\"\ntimeout = \"1s\"\n\n"
+        )
+    };
+    let daemon = Daemon::start_with(
+        &format!("[exporter]\nmetrics = \"fleet\"\n\n{}", entry("first")),
+        &["--web.enable-lifecycle"],
+        &[],
+    );
+    eventually(Duration::from_secs(30), Duration::from_millis(250), || {
+        let probes = daemon
+            .scrape()
+            .value("mcp_probes_total", &[("server", "first")]);
+        if probes.unwrap_or(0.0) >= 1.0 {
+            Ok(())
+        } else {
+            Err(format!("first: {probes:?} probes"))
+        }
+    });
+    let reload = |text: &str| {
+        daemon.rewrite_config(text);
+        let response = daemon.request("POST", "/-/reload", &[], b"");
+        (response.status, response.text())
+    };
+    let (status, body) = reload(&format!(
+        "[exporter]\nmetrics = \"full\"\n\n{}{}",
+        entry("first"),
+        entry("second")
+    ));
+    assert_ne!(status, 200, "{body}");
+    assert!(
+        body.contains("exporter.metrics") && body.contains("restart"),
+        "{body}"
+    );
+    let scrape = daemon.scrape();
+    assert_eq!(
+        scrape.value("mcp_exporter_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value("mcp_probes_total", &[("server", "second")]),
+        None,
+        "nothing of the refused file applies"
+    );
+    // Still the fleet profile: no protocol violation kind at 0 (the full profile has four).
+    assert!(
+        scrape.samples("mcp_protocol_violations_total").is_empty(),
+        "{}",
+        scrape.text()
+    );
+    assert!(
+        daemon.stderr().contains("exporter.metrics"),
+        "{}",
+        daemon.stderr()
+    );
+
+    // The same servers under the running profile reload.
+    let (status, body) = reload(&format!(
+        "[exporter]\nmetrics = \"fleet\"\n\n{}{}",
+        entry("first"),
+        entry("second")
+    ));
+    assert_eq!(status, 200, "{body}");
+    eventually(Duration::from_secs(30), Duration::from_millis(250), || {
+        let scrape = daemon.scrape();
+        let probes = scrape.value("mcp_probes_total", &[("server", "second")]);
+        match (
+            scrape.value("mcp_exporter_config_last_reload_successful", &[]),
+            probes,
+        ) {
+            (Some(1.0), Some(n)) if n >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+}
