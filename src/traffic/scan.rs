@@ -478,10 +478,9 @@ impl FrameScanner {
                 array: Mode::Empty,
                 verbatim: false,
             },
-            (
-                Mode::Inner,
-                Some("name" | "protocolVersion" | "requestId" | "isError" | "code"),
-            ) => SCALAR,
+            (Mode::Inner, Some("name" | "protocolVersion" | "requestId" | "isError" | "code")) => {
+                SCALAR
+            }
             (Mode::Inner, Some("_meta")) => Plan::Emit {
                 object: Mode::Meta,
                 array: Mode::Empty,
@@ -838,7 +837,10 @@ mod tests {
         assert!(most < 1024, "held {most} bytes");
         assert_eq!(scanned(&[frame.as_bytes()]), whole(frame.as_bytes()));
         match scanner.finish() {
-            Scanned::Read { size, parsed: Ok(m) } => {
+            Scanned::Read {
+                size,
+                parsed: Ok(m),
+            } => {
                 assert_eq!(size, frame.len());
                 assert!(format!("{m:?}").contains("is_error: true"));
             }
@@ -848,7 +850,10 @@ mod tests {
 
     #[test]
     fn past_a_bound_a_frame_is_unparsed_not_guessed() {
-        let long_id = format!(r#"{{"id":"{}","method":"x"}}"#, "i".repeat(MAX_SKELETON_BYTES));
+        let long_id = format!(
+            r#"{{"id":"{}","method":"x"}}"#,
+            "i".repeat(MAX_SKELETON_BYTES)
+        );
         assert_eq!(scanned(&[long_id.as_bytes()]), "unparsed");
         let deep = format!(
             r#"{{"id":1,"method":"x","params":{{"a":{}{}}}}}"#,
@@ -870,9 +875,18 @@ mod tests {
         let mut scanner = FrameScanner::new();
         scanner.push(b"{\"id\":1,");
         scanner.push(b"\"method\":\"ping\"}");
-        assert!(matches!(scanner.finish(), Scanned::Read { parsed: Ok(_), size: 24 }));
+        assert!(matches!(
+            scanner.finish(),
+            Scanned::Read {
+                parsed: Ok(_),
+                size: 24
+            }
+        ));
         scanner.push(b"{\"id\":");
-        assert!(matches!(scanner.finish(), Scanned::Read { parsed: Err(_), .. }));
+        assert!(matches!(
+            scanner.finish(),
+            Scanned::Read { parsed: Err(_), .. }
+        ));
         scanner.push(b"  ");
         assert!(matches!(scanner.finish(), Scanned::Blank));
         scanner.push(b"{\"id\":2,\"result\":{}}");
