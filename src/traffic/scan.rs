@@ -189,11 +189,14 @@ impl FrameScanner {
 
     /// Bytes of the current frame so far.
     pub fn size(&self) -> usize {
-        self.size
+        if self.finished { 0 } else { self.size }
     }
 
     /// Bytes held for the current frame (its skeleton and open containers).
     pub fn held(&self) -> usize {
+        if self.finished {
+            return 0;
+        }
         self.skeleton.len() + self.stack.len() * std::mem::size_of::<Container>() + self.key.len()
     }
 
@@ -259,7 +262,8 @@ impl FrameScanner {
         }
     }
 
-    fn reset(&mut self) {
+    /// Drops the current frame: the next byte starts a new one.
+    pub fn reset(&mut self) {
         self.lex = Lex::Value;
         self.stack.clear();
         self.plan = TOP;
