@@ -19,9 +19,11 @@
 # that binary's wrapper, interleaved with the others: before/after figures under the same load.
 # The load average is printed before and after (the machine may be shared).
 #
-# BENCH_ONLY_COMPARE=1 stops after the comparison (skips the reporting part).
+# BENCH_ONLY_COMPARE=1 stops after the comparison (skips the reporting part); BENCH_NO_RECEIVER=1
+# also leaves the receiver out (the wrappers find no daemon and retry every 5 s, which costs
+# nothing measurable) and saves building the example in release.
 #
-# Usage: [BENCH_BASE_WRAPPER=...] [BENCH_ONLY_COMPARE=1] scripts/bench-wrap.sh [REQUESTS=20000] [ROUNDS=3]
+# Usage: [BENCH_BASE_WRAPPER=...] [BENCH_ONLY_COMPARE=1] [BENCH_NO_RECEIVER=1] scripts/bench-wrap.sh [REQUESTS=20000] [ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +44,9 @@ done
 EVERYTHING="$PWD/mcp-servers/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 [ -f "$EVERYTHING" ] || { echo "bench: run scripts/install-deps.sh for the npm servers" >&2; exit 2; }
 cargo build --release --quiet
-cargo build --release --quiet --example traffic_receiver
+if [ "${BENCH_NO_RECEIVER:-0}" = 1 ]; then BENCH_ONLY_COMPARE=1; else
+	cargo build --release --quiet --example traffic_receiver
+fi
 WRAPPER="$PWD/target/release/mcp-exporter"
 RECEIVER="$PWD/target/release/examples/traffic_receiver"
 SOCK="$WORK/traffic.sock"
@@ -167,6 +171,7 @@ else:  # "chatty": one wrapped throughput run, for the receiver's cost
 EOF
 
 start_receiver() {
+	if [ "${BENCH_NO_RECEIVER:-0}" = 1 ]; then return 0; fi
 	rm -f "$SOCK"
 	"$RECEIVER" "$SOCK" 1000000 >"$WORK/receiver.out" 2>/dev/null &
 	receiver_pid=$!
@@ -176,6 +181,7 @@ start_receiver() {
 }
 # Stops the receiver; its summary line is left in $WORK/receiver.out.
 stop_receiver() {
+	if [ -z "$receiver_pid" ]; then return 0; fi
 	kill -TERM "$receiver_pid"
 	wait "$receiver_pid" || true
 	receiver_pid=""
