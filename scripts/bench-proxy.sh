@@ -10,9 +10,12 @@
 # cost. The proxy reports to a real receiver (examples/traffic_receiver.rs) as in production;
 # BENCH_NO_RECEIVER=1 leaves it out (the proxy then finds no daemon and retries every 5 s, which
 # costs nothing measurable) and saves building the example in release.
+# BENCH_BASE_BIN=/path/to/an/older/mcp-exporter adds a third target, the same load through a
+# proxy of that binary, interleaved with the others: before/after figures under the same load.
+# The load average is printed before and after (the machine may be shared).
 # Results: docs/benchmarks.md. Not run in CI.
 #
-# Usage: [BENCH_NO_RECEIVER=1] scripts/bench-proxy.sh [SECONDS=5] [ROUNDS=3]
+# Usage: [BENCH_NO_RECEIVER=1] [BENCH_BASE_BIN=...] scripts/bench-proxy.sh [SECONDS=5] [ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,10 +92,21 @@ PROXY_PORT="$(free_port)"
 	--exporter "$WORK/traffic.sock" 2>"$WORK/proxy.log" &
 PROXY_PID=$!
 pids+=($PROXY_PID)
+targets="direct proxied"
+if [ -n "${BENCH_BASE_BIN:-}" ]; then
+	BASE_PORT="$(free_port)"
+	"$BENCH_BASE_BIN" proxy --listen "127.0.0.1:$BASE_PORT" --upstream "http://127.0.0.1:$UP_PORT" --name base \
+		--exporter "$WORK/traffic.sock" 2>"$WORK/base.log" &
+	BASE_PID=$!
+	pids+=($BASE_PID)
+	wait_port "$BASE_PORT"
+	targets="direct proxied baseline"
+fi
 wait_port "$UP_PORT"
 wait_port "$PROXY_PORT"
+echo "load before: $(uptime)" >&2
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$PROXY_PID/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICKS="$(getconf CLK_TCK)"
 
 # run NAME PORT PATH THREADS CONNECTIONS -> "p50_us p99_us rps requests"
@@ -103,15 +117,17 @@ run() {
 : >"$WORK/results"
 for round in $(seq "$ROUNDS"); do
 	for size in small big; do
-		for target in direct proxied; do
-			port="$UP_PORT"
-			[ "$target" = proxied ] && port="$PROXY_PORT"
+		for target in $targets; do
+			port="$UP_PORT" pid=""
+			[ "$target" = proxied ] && port="$PROXY_PORT" pid="$PROXY_PID"
+			[ "$target" = baseline ] && port="$BASE_PORT" pid="$BASE_PID"
 			read -r p50 p99 _ _ < <(run "$target" "$port" "/$size" 1 1)
-			before="$(cpu_ticks)"
+			before=0 after=0
+			[ -n "$pid" ] && before="$(cpu_ticks "$pid")"
 			read -r _ _ rps requests < <(run "$target" "$port" "/$size" 2 16)
-			after="$(cpu_ticks)"
+			[ -n "$pid" ] && after="$(cpu_ticks "$pid")"
 			cpu_us=0
-			if [ "$target" = proxied ]; then
+			if [ -n "$pid" ]; then
 				cpu_us="$(python3 -c "print(round(($after - $before) / $TICKS * 1e6 / max($requests, 1), 1))")"
 			fi
 			echo "$round $size $target $p50 $p99 $rps $cpu_us" >>"$WORK/results"
@@ -119,21 +135,30 @@ for round in $(seq "$ROUNDS"); do
 		done
 	done
 done
+echo "load after: $(uptime)" >&2
 RSS_KB="$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")"
+BASE_RSS_KB=0
+[ -n "${BASE_PID:-}" ] && BASE_RSS_KB="$(awk '/VmHWM/ {print $2}' "/proc/$BASE_PID/status")"
 
-python3 - "$WORK/results" "$RSS_KB" <<'PY'
+python3 - "$WORK/results" "$RSS_KB" "$BASE_RSS_KB" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 med = lambda xs: statistics.median(xs)
 print(f"proxy peak RSS: {int(sys.argv[2]) / 1024:.1f} MiB")
-print("| result | direct p50 / p99 | proxied p50 / p99 | added p50 / p99 | direct req/s | proxied req/s | ratio | proxy CPU per request |")
-print("|---|---|---|---|---|---|---|---|")
+if int(sys.argv[3]):
+    print(f"baseline proxy peak RSS: {int(sys.argv[3]) / 1024:.1f} MiB")
+print("| result | proxy | direct p50 / p99 | proxied p50 / p99 | added p50 / p99 | direct req/s | proxied req/s | ratio | proxy CPU per request |")
+print("|---|---|---|---|---|---|---|---|---|")
 for size, label in (("small", "small"), ("big", "1 MB")):
     def col(target, i):
         return med([float(r[i]) for r in rows if r[1] == size and r[2] == target])
     d50, d99, drps = col("direct", 3), col("direct", 4), col("direct", 5)
-    p50, p99, prps = col("proxied", 3), col("proxied", 4), col("proxied", 5)
-    cpu = col("proxied", 6)
-    print(f"| {label} | {d50:.0f} / {d99:.0f} µs | {p50:.0f} / {p99:.0f} µs | {p50 - d50:+.0f} / {p99 - d99:+.0f} µs "
-          f"| {drps:.0f} | {prps:.0f} | {prps / drps:.2f} | {cpu:.1f} µs |")
+    for target in ("proxied", "baseline"):
+        if not any(r[2] == target for r in rows):
+            continue
+        p50, p99, prps = col(target, 3), col(target, 4), col(target, 5)
+        cpu = col(target, 6)
+        name = "this build" if target == "proxied" else "baseline"
+        print(f"| {label} | {name} | {d50:.0f} / {d99:.0f} µs | {p50:.0f} / {p99:.0f} µs | {p50 - d50:+.0f} / {p99 - d99:+.0f} µs "
+              f"| {drps:.0f} | {prps:.0f} | {prps / drps:.2f} | {cpu:.1f} µs |")
 PY

@@ -15,7 +15,15 @@
 # wrapper's own cost; the server-everything row shows what a client of a real server sees.
 # Not run in CI.
 #
-# Usage: scripts/bench-wrap.sh [REQUESTS=20000] [ROUNDS=3]
+# BENCH_BASE_WRAPPER=/path/to/an/older/mcp-exporter adds a third column, the same client through
+# that binary's wrapper, interleaved with the others: before/after figures under the same load.
+# The load average is printed before and after (the machine may be shared).
+#
+# BENCH_ONLY_COMPARE=1 stops after the comparison (skips the reporting part); BENCH_NO_RECEIVER=1
+# also leaves the receiver out (the wrappers find no daemon and retry every 5 s, which costs
+# nothing measurable) and saves building the example in release.
+#
+# Usage: [BENCH_BASE_WRAPPER=...] [BENCH_ONLY_COMPARE=1] [BENCH_NO_RECEIVER=1] scripts/bench-wrap.sh [REQUESTS=20000] [ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +44,9 @@ done
 EVERYTHING="$PWD/mcp-servers/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 [ -f "$EVERYTHING" ] || { echo "bench: run scripts/install-deps.sh for the npm servers" >&2; exit 2; }
 cargo build --release --quiet
-cargo build --release --quiet --example traffic_receiver
+if [ "${BENCH_NO_RECEIVER:-0}" = 1 ]; then BENCH_ONLY_COMPARE=1; else
+	cargo build --release --quiet --example traffic_receiver
+fi
 WRAPPER="$PWD/target/release/mcp-exporter"
 RECEIVER="$PWD/target/release/examples/traffic_receiver"
 SOCK="$WORK/traffic.sock"
@@ -66,10 +76,13 @@ INITIALIZE = (b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protoco
               b'"capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}\n')
 INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
 
+BASE = os.environ.get("BENCH_BASE_WRAPPER", "")
+
 def start(server, wrapped):
     cmd = server
     if wrapped:
-        cmd = [wrapper, "wrap", "--exporter", sock, "--name", "bench", "--report-interval", interval, "--"] + server
+        binary = BASE if wrapped == "baseline" else wrapper
+        cmd = [binary, "wrap", "--exporter", sock, "--name", "bench", "--report-interval", interval, "--"] + server
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
 
 class Lines:
@@ -133,10 +146,12 @@ if mode == "compare":
         ("server-everything echo", EVERYTHING, "echo", '{"message":"hi"}', max(requests // 10, 500)),
     )
     for label, server, tool, args, n in cases:
-        results = {"direct": [], "wrapped": []}
+        results = {"direct": [], "wrapped": [], "baseline": []}
         for _ in range(rounds):
             results["direct"].append(run(server, False, tool, args, n, 32))
             results["wrapped"].append(run(server, True, tool, args, n, 32))
+            if BASE:
+                results["baseline"].append(run(server, "baseline", tool, args, n, 32))
         med = lambda side, key: statistics.median(r[key] for r in results[side])
         d50, w50, d99, w99 = med("direct", "p50"), med("wrapped", "p50"), med("direct", "p99"), med("wrapped", "p99")
         print(f"{label}: {n} requests x {rounds} rounds (medians)")
@@ -145,12 +160,18 @@ if mode == "compare":
         print(f"  throughput   direct {med('direct', 'rps'):8.0f} /s  wrapped {med('wrapped', 'rps'):8.0f} /s  "
               f"ratio {med('wrapped', 'rps') / med('direct', 'rps'):.3f}")
         print(f"  wrapper      peak RSS {med('wrapped', 'rss_kib') / 1024:.1f} MiB, CPU {med('wrapped', 'cpu_us_per_request'):.1f} us per request")
+        if BASE:
+            b50, b99 = med("baseline", "p50"), med("baseline", "p99")
+            print(f"  baseline     latency p50 {b50:8.1f} us (added {b50 - d50:+7.1f} us), p99 added {b99 - d99:+7.1f} us, "
+                  f"throughput ratio {med('baseline', 'rps') / med('direct', 'rps'):.3f}, "
+                  f"peak RSS {med('baseline', 'rss_kib') / 1024:.1f} MiB, CPU {med('baseline', 'cpu_us_per_request'):.1f} us per request")
 else:  # "chatty": one wrapped throughput run, for the receiver's cost
     r = run(RESPONDER, True, "small", "{}", requests, 32)
     print(json.dumps({"rps": r["rps"], "wrapper_cpu_us_per_request": r["cpu_us_per_request"]}))
 EOF
 
 start_receiver() {
+	if [ "${BENCH_NO_RECEIVER:-0}" = 1 ]; then return 0; fi
 	rm -f "$SOCK"
 	"$RECEIVER" "$SOCK" 1000000 >"$WORK/receiver.out" 2>/dev/null &
 	receiver_pid=$!
@@ -160,15 +181,19 @@ start_receiver() {
 }
 # Stops the receiver; its summary line is left in $WORK/receiver.out.
 stop_receiver() {
+	if [ -z "$receiver_pid" ]; then return 0; fi
 	kill -TERM "$receiver_pid"
 	wait "$receiver_pid" || true
 	receiver_pid=""
 }
 
 echo "== mcp-exporter wrap: direct vs wrapped over stdio ($(nproc) CPUs, $(uname -r))"
+echo "load before: $(uptime)"
 start_receiver
 ROUNDS="$ROUNDS" python3 "$WORK/driver.py" compare "$REQUESTS" "$WRAPPER" "$SOCK" "$WORK/responder.py" 1s "$EVERYTHING"
 stop_receiver
+echo "load after: $(uptime)"
+if [ -n "${BENCH_ONLY_COMPARE:-}" ]; then exit 0; fi
 
 echo
 echo "== reporting: receiver CPU for 2 x $REQUESTS chatty requests (plus initialize and 50 warm-up)"

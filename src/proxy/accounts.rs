@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::mcp::Era;
 use crate::traffic::ledger::Ledger;
-use crate::traffic::parse::{Message, parse_frame};
+use crate::traffic::parse::{Malformed, Message, RequestId, parse_frame};
+use crate::traffic::scan::Scanned;
 use crate::traffic::totals::{Peer, RequestKey, SessionStats, TrafficState, TrafficTotals};
 
 /// Most sessions followed at once; the least recently used is closed past it.
@@ -24,6 +25,8 @@ pub const MAX_SESSIONS: usize = 1024;
 pub const SESSION_IDLE: Duration = Duration::from_secs(3600);
 /// Most requests awaiting an answer per ledger.
 const MAX_PENDING_PER_LEDGER: usize = 1024;
+/// The notification that ends a request early.
+const CANCELLED: &str = "notifications/cancelled";
 
 /// One exchange's handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,9 +62,16 @@ struct Session {
     last_seen: Instant,
 }
 
+/// One open exchange: its ledger and the session it was sent in.
+#[derive(Debug)]
+struct Exchange {
+    ledger: Ledger,
+    session: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    exchanges: HashMap<u64, Ledger>,
+    exchanges: HashMap<u64, Exchange>,
     next_exchange: u64,
     sessions: HashMap<String, Session>,
     /// Counted and not yet flushed: closed ledgers' deltas and the session counts.
@@ -83,14 +93,18 @@ impl Accounts {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts accounting one exchange.
-    pub fn open_exchange(&self) -> ExchangeId {
+    /// Starts accounting one exchange, sent in `session` if any.
+    pub fn open_exchange(&self, session: Option<&str>) -> ExchangeId {
         let mut inner = self.lock();
         let id = inner.next_exchange;
         inner.next_exchange += 1;
-        inner
-            .exchanges
-            .insert(id, Ledger::new(MAX_PENDING_PER_LEDGER));
+        inner.exchanges.insert(
+            id,
+            Exchange {
+                ledger: Ledger::new(MAX_PENDING_PER_LEDGER),
+                session: session.map(str::to_string),
+            },
+        );
         ExchangeId(id)
     }
 
@@ -98,7 +112,7 @@ impl Accounts {
     pub fn record_bytes(&self, exchange: ExchangeId, sender: Peer, bytes: usize) {
         let mut inner = self.lock();
         match inner.exchanges.get_mut(&exchange.0) {
-            Some(ledger) => ledger.record_bytes(sender, bytes),
+            Some(open) => open.ledger.record_bytes(sender, bytes),
             None => inner.finished.stream_mut(sender).bytes += bytes as u64,
         }
     }
@@ -114,7 +128,33 @@ impl Accounts {
     /// One JSON-RPC frame (a POST body, an SSE event's data) from `sender`, read at `at`
     /// (before it was forwarded).
     pub fn record_frame(&self, scope: Scope<'_>, sender: Peer, frame: &[u8], at: Instant) {
-        let parsed = parse_frame(frame);
+        self.record_parsed(scope, sender, parse_frame(frame), frame.len(), at);
+    }
+
+    /// A frame from `sender` read as it passed ([`crate::traffic::scan`]), finished at `at`:
+    /// a blank one is no message, one past the scanner's bounds counts as oversized.
+    pub fn record_scanned(
+        &self,
+        scope: Scope<'_>,
+        sender: Peer,
+        scanned: Scanned<'_>,
+        at: Instant,
+    ) {
+        match scanned {
+            Scanned::Blank => {}
+            Scanned::Unparsed { .. } => self.record_oversized(scope, sender),
+            Scanned::Read { size, parsed } => self.record_parsed(scope, sender, parsed, size, at),
+        }
+    }
+
+    fn record_parsed(
+        &self,
+        scope: Scope<'_>,
+        sender: Peer,
+        parsed: Result<Vec<Message<'_>>, Malformed>,
+        size: usize,
+        at: Instant,
+    ) {
         // The server's requests and the client's answers cross exchanges: they belong to the
         // session, when there is one.
         let crosses = match &parsed {
@@ -128,8 +168,20 @@ impl Accounts {
             Err(_) => false,
         };
         let mut inner = self.lock();
+        if let Ok(messages) = &parsed {
+            for message in messages {
+                if let Message::Notification {
+                    method,
+                    request_id: Some(id),
+                } = message
+                    && method == CANCELLED
+                {
+                    inner.cancel_elsewhere(scope, sender, id);
+                }
+            }
+        }
         if let Some(ledger) = inner.ledger(scope, crosses) {
-            ledger.record_frame(sender, parsed, frame.len(), at);
+            ledger.record_frame(sender, parsed, size, at);
         }
     }
 
@@ -171,12 +223,24 @@ impl Accounts {
         self.lock().close_session(session, at);
     }
 
-    /// The exchange is over: its requests still waiting end as `ending` says.
+    /// The exchange is over: its requests still waiting end as `ending` says; but when its
+    /// response simply ended (`Unanswered`) in a followed session, they stay in flight in the
+    /// session, whose streams may still answer them (a GET resuming with `Last-Event-ID`).
     pub fn close_exchange(&self, exchange: ExchangeId, ending: Ending) {
         let mut inner = self.lock();
-        let Some(mut ledger) = inner.exchanges.remove(&exchange.0) else {
+        let Some(Exchange {
+            mut ledger,
+            session,
+        }) = inner.exchanges.remove(&exchange.0)
+        else {
             return;
         };
+        if ending == Ending::Unanswered
+            && let Some(session) = session
+            && let Some(open) = inner.sessions.get_mut(&session)
+        {
+            open.ledger.adopt_pending(ledger.take_pending());
+        }
         let state = ledger.state();
         let mut delta = ledger.take_delta();
         for (key, count) in state.in_flight {
@@ -223,6 +287,7 @@ impl Accounts {
         } = &mut *inner;
         let ledgers = exchanges
             .values_mut()
+            .map(|e| &mut e.ledger)
             .chain(sessions.values_mut().map(|s| &mut s.ledger));
         for ledger in ledgers {
             let mut part = ledger.take_delta();
@@ -259,7 +324,40 @@ impl Inner {
             session.last_seen = Instant::now();
             return Some(&mut session.ledger);
         }
-        self.exchanges.get_mut(&scope.exchange.0)
+        self.exchanges
+            .get_mut(&scope.exchange.0)
+            .map(|open| &mut open.ledger)
+    }
+
+    /// A cancellation of `asker`'s request `id`, read in `scope`: when the request is not
+    /// waiting in the ledger the notification goes to, it is looked for in the session's ledger,
+    /// then in the session's other open exchanges (the request's POST whose response stream is
+    /// still open); without a session, in the one other sessionless exchange waiting on that
+    /// id, if there is exactly one.
+    fn cancel_elsewhere(&mut self, scope: Scope<'_>, asker: Peer, id: &RequestId) {
+        let here = self
+            .exchanges
+            .get(&scope.exchange.0)
+            .is_some_and(|open| open.ledger.is_pending(asker, id));
+        if here {
+            return;
+        }
+        if let Some(key) = scope.session
+            && let Some(session) = self.sessions.get_mut(key)
+            && session.ledger.cancel(asker, id)
+        {
+            return;
+        }
+        let mut waiting = self.exchanges.iter_mut().filter(|(n, open)| {
+            **n != scope.exchange.0
+                && open.session.as_deref() == scope.session
+                && open.ledger.is_pending(asker, id)
+        });
+        let first = waiting.next();
+        let unique = scope.session.is_some() || waiting.next().is_none();
+        if unique && let Some((_, open)) = first {
+            open.ledger.cancel(asker, id);
+        }
     }
 
     fn absorb(&mut self, mut delta: TrafficTotals) {
@@ -313,7 +411,7 @@ mod tests {
     fn the_same_id_in_two_exchanges_is_two_requests() {
         let a = Accounts::default();
         let t = Instant::now();
-        let (x, y) = (a.open_exchange(), a.open_exchange());
+        let (x, y) = (a.open_exchange(None), a.open_exchange(None));
         let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
         a.record_frame(scope(x, None), Peer::Client, call, t);
         a.record_frame(scope(y, None), Peer::Client, call, t);
@@ -351,7 +449,7 @@ mod tests {
     fn a_failed_exchange_counts_its_requests_as_errors_and_an_abandoned_one_as_unanswered() {
         let a = Accounts::default();
         let t = Instant::now();
-        let (x, y) = (a.open_exchange(), a.open_exchange());
+        let (x, y) = (a.open_exchange(None), a.open_exchange(None));
         let ping = br#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
         a.record_frame(scope(x, None), Peer::Client, ping, t);
         a.record_frame(scope(y, None), Peer::Client, ping, t);
@@ -368,7 +466,7 @@ mod tests {
         let a = Accounts::default();
         let t = Instant::now();
         a.open_session("s1", t);
-        let (stream, answer) = (a.open_exchange(), a.open_exchange());
+        let (stream, answer) = (a.open_exchange(None), a.open_exchange(None));
         let sampling = br#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage"}"#;
         a.record_frame(scope(stream, Some("s1")), Peer::Server, sampling, t);
         a.close_exchange(stream, Ending::Unanswered);
@@ -393,7 +491,7 @@ mod tests {
         let a = Accounts::default();
         let t = Instant::now();
         a.open_session("/messages?sessionId=1", t);
-        let post = a.open_exchange();
+        let post = a.open_exchange(None);
         let legacy = Scope {
             exchange: post,
             session: Some("/messages?sessionId=1"),
@@ -414,6 +512,86 @@ mod tests {
         );
         assert_eq!(delta.sessions.started, 0, "counted by the first flush");
         assert_eq!(delta.sessions.ended, 1);
+    }
+
+    #[test]
+    fn a_cancellation_posted_later_cancels_the_request_of_another_exchange() {
+        let a = Accounts::default();
+        let t = Instant::now();
+        a.open_session("s1", t);
+        let call = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"slow"}}"#;
+        let cancel =
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#;
+        let (post, later) = (a.open_exchange(Some("s1")), a.open_exchange(Some("s1")));
+        a.record_frame(scope(post, Some("s1")), Peer::Client, call, t);
+        a.record_frame(scope(later, Some("s1")), Peer::Client, cancel, t);
+        a.close_exchange(later, Ending::Unanswered);
+        a.close_exchange(post, Ending::Unanswered);
+        a.close_session("s1", t);
+        // Without a session: the one other exchange waiting on that id.
+        let (x, y) = (a.open_exchange(None), a.open_exchange(None));
+        a.record_frame(scope(x, None), Peer::Client, call, t);
+        a.record_frame(scope(y, None), Peer::Client, cancel, t);
+        a.close_exchange(x, Ending::Unanswered);
+        a.close_exchange(y, Ending::Unanswered);
+        let (delta, state) = a.flush(t);
+        let stats = &delta.requests[&key("tools/call", Some("slow"), Peer::Client)];
+        assert_eq!(
+            (stats.started, stats.cancelled, stats.unanswered),
+            (2, 2, 0)
+        );
+        assert!(state.in_flight.is_empty());
+    }
+
+    #[test]
+    fn an_answer_on_a_resumed_stream_matches_the_request_of_the_dropped_one() {
+        let a = Accounts::default();
+        let t = Instant::now();
+        a.open_session("s1", t);
+        let post = a.open_exchange(Some("s1"));
+        let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"slow"}}"#;
+        a.record_frame(scope(post, Some("s1")), Peer::Client, call, t);
+        // The POST's event stream broke before the answer.
+        a.close_exchange(post, Ending::Unanswered);
+        let (mut delta, state) = a.flush(t);
+        assert_eq!(state.in_flight.len(), 1, "still in flight in the session");
+        // The client resumes with a GET (Last-Event-ID): its stream belongs to the session.
+        let get = a.open_exchange(Some("s1"));
+        let resumed = Scope {
+            exchange: get,
+            session: Some("s1"),
+            session_only: true,
+        };
+        a.record_frame(
+            resumed,
+            Peer::Server,
+            br#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#,
+            t + Duration::from_millis(30),
+        );
+        a.close_exchange(get, Ending::Unanswered);
+        // An answer read on the resumed stream before the broken one was noticed waits for it.
+        let early = a.open_exchange(Some("s1"));
+        let call8 = br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"slow"}}"#;
+        a.record_frame(scope(early, Some("s1")), Peer::Client, call8, t);
+        let get2 = a.open_exchange(Some("s1"));
+        a.record_frame(
+            Scope {
+                exchange: get2,
+                session: Some("s1"),
+                session_only: true,
+            },
+            Peer::Server,
+            br#"{"jsonrpc":"2.0","id":8,"result":{}}"#,
+            t + Duration::from_millis(40),
+        );
+        a.close_exchange(early, Ending::Unanswered);
+        a.close_exchange(get2, Ending::Unanswered);
+        let (rest, state) = a.flush(t);
+        delta.merge(&rest);
+        let stats = &delta.requests[&key("tools/call", Some("slow"), Peer::Client)];
+        assert_eq!((stats.started, stats.ok, stats.unanswered), (2, 2, 0));
+        assert!(state.in_flight.is_empty());
+        assert_eq!(delta.server_to_client.unmatched_responses, 0);
     }
 
     #[test]

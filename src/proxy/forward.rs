@@ -1,13 +1,16 @@
-//! One client request through the proxy: its body is read (it is one JSON-RPC message, up to
-//! the frame limit; a longer one is streamed on unread), accounted and sent upstream with
+//! One client request through the proxy: its body is read (it is one JSON-RPC message; one
+//! longer than [`MAX_HELD_REQUEST`] is streamed on as it arrives), accounted as it passes
+//! ([`crate::traffic::scan`]) and sent upstream with
 //! every end-to-end header; the upstream's status and headers come back as they are and its
 //! body is streamed to the client chunk by chunk ([`super::relay`]). An upstream the proxy cannot
 //! reach answers `502`, one that sends no headers in time `504`, each with a plain-text reason.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::traffic::frame::MAX_FRAME_BYTES;
+use crate::traffic::scan::FrameScanner;
 use crate::traffic::totals::Peer;
 
 use super::accounts::{Accounts, Ending, ExchangeId, Scope};
@@ -68,13 +72,6 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         .to_string();
     let target = proxy.upstream.target(&path_and_query);
     let accounts = &proxy.accounts;
-    let exchange = accounts.open_exchange();
-    let mut guard = ExchangeGuard {
-        accounts: accounts.clone(),
-        exchange,
-        ending: Ending::Unanswered,
-        armed: true,
-    };
     let request_session = header_text(&parts.headers, SESSION_HEADER);
     // A POST to an endpoint a legacy SSE stream announced belongs to that stream's session.
     let legacy = parts.method == Method::POST && accounts.has_session(&path_and_query);
@@ -82,6 +79,13 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         Some(path_and_query.clone())
     } else {
         request_session.clone()
+    };
+    let exchange = accounts.open_exchange(session.as_deref());
+    let mut guard = ExchangeGuard {
+        accounts: accounts.clone(),
+        exchange,
+        ending: Ending::Unanswered,
+        armed: true,
     };
     let scope = Scope {
         exchange,
@@ -179,43 +183,50 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
     out
 }
 
+/// Most bytes of a request body held before it is sent on: a body that is complete within
+/// them (every MCP request in practice) goes upstream in one piece; a longer one is sent on as
+/// its chunks arrive, read on the side as they pass.
+pub const MAX_HELD_REQUEST: usize = 64 * 1024;
+
 /// What the proxy read of a request body.
 enum ReadBody {
-    /// All of it (one frame).
+    /// All of it.
     Whole(Bytes),
-    /// Past the frame limit: what was read, then the rest as it comes.
+    /// Past [`MAX_HELD_REQUEST`]: what was read, then the rest as it comes.
     Streamed(reqwest::Body),
 }
 
-/// Reads a request body, accounts for it, and returns what is sent upstream.
+/// Reads a request body as [`MAX_HELD_REQUEST`] says, accounting for it as it passes, and
+/// returns what is sent upstream.
 async fn read_body(
-    body: Body,
+    mut body: Body,
     accounts: &Arc<Accounts>,
     scope: Scope<'_>,
 ) -> Result<ReadBody, axum::Error> {
-    let mut stream = body.into_data_stream();
+    let mut side = RequestSide {
+        accounts: accounts.clone(),
+        exchange: scope.exchange,
+        session: scope.session.map(str::to_string),
+        session_only: scope.session_only,
+        scanner: FrameScanner::new(),
+        done: false,
+    };
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut size = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
+    while !body.is_end_stream() {
+        let Some(chunk) = next_data(&mut body).await? else {
+            break;
+        };
         size += chunk.len();
+        side.observe(&chunk);
         chunks.push(chunk);
-        if size > MAX_FRAME_BYTES {
-            accounts.record_oversized(scope, Peer::Client);
-            let counted = accounts.clone();
-            let exchange = scope.exchange;
-            counted.record_bytes(exchange, Peer::Client, size);
-            let rest = stream.map(move |chunk| {
-                if let Ok(bytes) = &chunk {
-                    counted.record_bytes(exchange, Peer::Client, bytes.len());
-                }
-                chunk
-            });
-            let all = futures_util::stream::iter(chunks.into_iter().map(Ok)).chain(rest);
+        if size > MAX_HELD_REQUEST && !body.is_end_stream() {
+            let tail = RequestTail { body, side };
+            let all = futures_util::stream::iter(chunks.into_iter().map(Ok)).chain(tail);
             return Ok(ReadBody::Streamed(reqwest::Body::wrap_stream(all)));
         }
     }
-    let at = Instant::now();
+    side.finish(Instant::now());
     let whole = match chunks.len() {
         0 => Bytes::new(),
         1 => chunks.swap_remove(0),
@@ -227,11 +238,98 @@ async fn read_body(
             Bytes::from(joined)
         }
     };
-    accounts.record_bytes(scope.exchange, Peer::Client, whole.len());
-    if !whole.iter().all(u8::is_ascii_whitespace) {
-        accounts.record_frame(scope, Peer::Client, &whole, at);
-    }
     Ok(ReadBody::Whole(whole))
+}
+
+/// The next data chunk of `body` (trailers are skipped), `None` at its end.
+async fn next_data(body: &mut Body) -> Result<Option<Bytes>, axum::Error> {
+    std::future::poll_fn(|cx| poll_data(body, cx)).await
+}
+
+fn poll_data(body: &mut Body, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, axum::Error>> {
+    loop {
+        return match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(Ok(None)),
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Err(err)),
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Ok(Some(data))),
+                Err(_trailers) => continue,
+            },
+        };
+    }
+}
+
+/// The accounting of a request body, chunk by chunk.
+struct RequestSide {
+    accounts: Arc<Accounts>,
+    exchange: ExchangeId,
+    session: Option<String>,
+    session_only: bool,
+    scanner: FrameScanner,
+    done: bool,
+}
+
+impl RequestSide {
+    fn observe(&mut self, chunk: &[u8]) {
+        self.accounts
+            .record_bytes(self.exchange, Peer::Client, chunk.len());
+        if self.scanner.size() <= MAX_FRAME_BYTES {
+            self.scanner.push(chunk);
+        }
+    }
+
+    /// The body ended at `at` (its last chunk was read, not yet sent on).
+    fn finish(&mut self, at: Instant) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let scope = Scope {
+            exchange: self.exchange,
+            session: self.session.as_deref(),
+            session_only: self.session_only,
+        };
+        if self.scanner.size() > MAX_FRAME_BYTES {
+            self.accounts.record_oversized(scope, Peer::Client);
+        } else {
+            self.accounts
+                .record_scanned(scope, Peer::Client, self.scanner.finish(), at);
+        }
+    }
+}
+
+/// The rest of a long request body, passed upstream as it arrives and accounted on the side.
+struct RequestTail {
+    body: Body,
+    side: RequestSide,
+}
+
+impl futures_util::Stream for RequestTail {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.side.done {
+            return Poll::Ready(None);
+        }
+        match poll_data(&mut this.body, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err))),
+            Poll::Ready(Ok(None)) => {
+                this.side.finish(Instant::now());
+                Poll::Ready(None)
+            }
+            Poll::Ready(Ok(Some(chunk))) => {
+                let at = Instant::now();
+                this.side.observe(&chunk);
+                // A body of known length may not be polled past its last byte.
+                if this.body.is_end_stream() {
+                    this.side.finish(at);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+        }
+    }
 }
 
 /// Follows the Streamable HTTP session the exchange shows: opened when the upstream assigns

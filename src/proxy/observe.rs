@@ -1,5 +1,6 @@
 //! The side reader of one upstream response, fed each chunk as it is passed to the client:
-//! JSON bodies are read as one frame at their end, event streams event by event as they come.
+//! JSON bodies are read as one frame and event streams event by event, both as their chunks
+//! pass ([`FrameScanner`]): nothing of a body is held but what accounting reads.
 //! Dropping it (the response ended, or the client left) closes the exchange's accounting, and
 //! for a legacy SSE stream the session it carried.
 
@@ -7,23 +8,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::traffic::frame::MAX_FRAME_BYTES;
+use crate::traffic::scan::FrameScanner;
 use crate::traffic::totals::Peer;
 
 use super::accounts::{Accounts, Ending, ExchangeId, Scope};
-use super::sse::{SseEvent, SseSplitter};
+use super::sse::{EventData, SseEvent, SseSplitter};
 
 /// How a response body is read.
 #[derive(Debug)]
 pub enum BodyKind {
     /// `text/event-stream`: one JSON-RPC message per `message` event.
     Events(SseSplitter),
-    /// `application/json`: one frame, up to the size limit.
-    Json {
-        /// The body so far.
-        buffer: Vec<u8>,
-        /// It went past the limit.
-        oversized: bool,
-    },
+    /// `application/json`: one frame (counted as oversized past the frame limit).
+    Json(FrameScanner),
     /// Anything else: only its bytes are counted.
     Opaque,
 }
@@ -38,11 +35,8 @@ impl BodyKind {
             .trim()
             .to_ascii_lowercase();
         match essence.as_str() {
-            "text/event-stream" => BodyKind::Events(SseSplitter::new(MAX_FRAME_BYTES)),
-            "application/json" => BodyKind::Json {
-                buffer: Vec::new(),
-                oversized: false,
-            },
+            "text/event-stream" => BodyKind::Events(SseSplitter::scanning(MAX_FRAME_BYTES)),
+            "application/json" => BodyKind::Json(FrameScanner::new()),
             _ => BodyKind::Opaque,
         }
     }
@@ -111,19 +105,18 @@ impl ResponseObserver {
         let accounts = &self.accounts;
         match &mut self.kind {
             BodyKind::Events(splitter) => splitter.push(chunk, |event| match event {
-                SseEvent::Data { kind, data } if is_message(kind) => {
-                    accounts.record_frame(scope, Peer::Server, data, at);
+                SseEvent::Data {
+                    kind,
+                    data: EventData::Scanned(scanned),
+                } if is_message(kind) => {
+                    accounts.record_scanned(scope, Peer::Server, scanned, at);
                 }
                 SseEvent::Data { .. } => {}
                 SseEvent::Oversized => accounts.record_oversized(scope, Peer::Server),
             }),
-            BodyKind::Json { buffer, oversized } => {
-                if *oversized {
-                } else if buffer.len() + chunk.len() > MAX_FRAME_BYTES {
-                    *oversized = true;
-                    *buffer = Vec::new();
-                } else {
-                    buffer.extend_from_slice(chunk);
+            BodyKind::Json(scanner) => {
+                if scanner.size() <= MAX_FRAME_BYTES {
+                    scanner.push(chunk);
                 }
             }
             BodyKind::Opaque => {}
@@ -144,11 +137,12 @@ impl ResponseObserver {
             session: self.session.as_deref(),
             session_only: self.session_only,
         };
-        if let BodyKind::Json { buffer, oversized } = &mut self.kind {
-            if *oversized {
+        if let BodyKind::Json(scanner) = &mut self.kind {
+            if scanner.size() > MAX_FRAME_BYTES {
                 self.accounts.record_oversized(scope, Peer::Server);
-            } else if !buffer.iter().all(u8::is_ascii_whitespace) {
-                self.accounts.record_frame(scope, Peer::Server, buffer, at);
+            } else {
+                self.accounts
+                    .record_scanned(scope, Peer::Server, scanner.finish(), at);
             }
             self.kind = BodyKind::Opaque;
         }
@@ -187,7 +181,7 @@ mod tests {
                     .to_string(),
             ),
         ] {
-            let exchange = accounts.open_exchange();
+            let exchange = accounts.open_exchange(None);
             let scope = Scope {
                 exchange,
                 session: None,

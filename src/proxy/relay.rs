@@ -12,7 +12,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::observe::ResponseObserver;
-use super::sse::{SseEvent, SseSplitter, first_event_end};
+use super::sse::{EventData, SseEvent, SseSplitter, first_event_end};
 use super::upstream::Upstream;
 
 /// Most bytes held while waiting for a GET stream's first event to complete; past it the
@@ -76,7 +76,10 @@ impl EndpointRewrite {
         let mut found = None;
         let mut splitter = SseSplitter::new(MAX_HELD);
         splitter.push(&block, |event| {
-            if let SseEvent::Data { kind, data } = event
+            if let SseEvent::Data {
+                kind,
+                data: EventData::Raw(data),
+            } = event
                 && kind == b"endpoint"
             {
                 found = Some(String::from_utf8_lossy(data).into_owned());

@@ -1,9 +1,12 @@
 //! Reads the events of a `text/event-stream` on the side, as its chunks pass: each event's
-//! type and data (the JSON-RPC message MCP puts in it). Lines end in LF, CRLF or CR; a line
-//! or an event past the size limit is reported as oversized and skipped, never buffered whole.
+//! type and data (the JSON-RPC message MCP puts in it). Lines end in LF, CRLF or CR. An event's
+//! data is either kept (a small event, such as a legacy `endpoint`) or read as it passes by a
+//! [`FrameScanner`] and never held whole; data past the size limit is reported as oversized.
+
+use crate::traffic::scan::{FrameScanner, Scanned};
 
 /// One event read from the stream.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum SseEvent<'a> {
     /// An event with data: its `event:` type (empty for the default, `message`) and its data
     /// lines joined by `\n`.
@@ -11,36 +14,88 @@ pub enum SseEvent<'a> {
         /// The `event:` field.
         kind: &'a [u8],
         /// The data.
-        data: &'a [u8],
+        data: EventData<'a>,
     },
     /// An event whose data was over the limit.
     Oversized,
 }
 
+/// An event's data, as the splitter was asked to deliver it.
+#[derive(Debug)]
+pub enum EventData<'a> {
+    /// The bytes ([`SseSplitter::new`]).
+    Raw(&'a [u8]),
+    /// The JSON-RPC frame they hold, read as they passed ([`SseSplitter::scanning`]).
+    Scanned(Scanned<'a>),
+}
+
+#[derive(Debug)]
+enum DataSink {
+    Raw(Vec<u8>),
+    Scan(FrameScanner),
+}
+
+/// The field of the line being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Its name is still being read.
+    Name,
+    Data,
+    Event,
+    /// A comment or a field nobody reads.
+    Ignored,
+}
+
+/// Longest field name remembered (`event`, `data`, `id`, `retry` are short).
+const MAX_FIELD_NAME: usize = 16;
+/// Longest `event:` type remembered; a longer one is no type MCP uses.
+const MAX_KIND: usize = 64;
+
 /// Splits a stream of chunks into events.
 #[derive(Debug)]
 pub struct SseSplitter {
     max: usize,
-    line: Vec<u8>,
-    line_too_long: bool,
-    data: Vec<u8>,
+    /// The line so far: its field, and the name while it is being read.
+    field: Field,
+    name: Vec<u8>,
+    /// The line had a byte.
+    line_started: bool,
+    /// Just past the colon: a leading space is dropped.
+    at_value_start: bool,
+    data: DataSink,
+    data_len: usize,
     has_data: bool,
     kind: Vec<u8>,
+    kind_too_long: bool,
     event_too_long: bool,
     /// The previous chunk ended in CR: a LF starting this one ends nothing.
     after_cr: bool,
 }
 
 impl SseSplitter {
-    /// A splitter keeping at most `max` bytes of one event's data.
+    /// A splitter delivering each event's data bytes, up to `max` of them.
     pub fn new(max: usize) -> Self {
+        SseSplitter::with_sink(max, DataSink::Raw(Vec::new()))
+    }
+
+    /// A splitter reading each event's data as a JSON-RPC frame of up to `max` bytes, as it
+    /// passes.
+    pub fn scanning(max: usize) -> Self {
+        SseSplitter::with_sink(max, DataSink::Scan(FrameScanner::new()))
+    }
+
+    fn with_sink(max: usize, data: DataSink) -> Self {
         SseSplitter {
             max,
-            line: Vec::new(),
-            line_too_long: false,
-            data: Vec::new(),
+            field: Field::Name,
+            name: Vec::new(),
+            line_started: false,
+            at_value_start: false,
+            data,
+            data_len: 0,
             has_data: false,
             kind: Vec::new(),
+            kind_too_long: false,
             event_too_long: false,
             after_cr: false,
         }
@@ -55,7 +110,7 @@ impl SseSplitter {
         while !chunk.is_empty() {
             match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
                 Some(end) => {
-                    self.append_to_line(&chunk[..end]);
+                    self.line_bytes(&chunk[..end]);
                     let cr = chunk[end] == b'\r';
                     let mut next = end + 1;
                     if cr {
@@ -69,82 +124,149 @@ impl SseSplitter {
                     chunk = &chunk[next..];
                 }
                 None => {
-                    self.append_to_line(chunk);
+                    self.line_bytes(chunk);
                     break;
                 }
             }
         }
     }
 
-    fn append_to_line(&mut self, bytes: &[u8]) {
-        if self.line_too_long {
+    /// More bytes of the current line.
+    fn line_bytes(&mut self, mut bytes: &[u8]) {
+        if bytes.is_empty() {
             return;
         }
-        if self.line.len() + bytes.len() > self.max + 16 {
-            self.line_too_long = true;
-            self.line.clear();
+        self.line_started = true;
+        if self.field == Field::Name {
+            match bytes.iter().position(|&b| b == b':') {
+                Some(colon) => {
+                    self.add_name(&bytes[..colon]);
+                    self.start_value(self.named_field());
+                    bytes = &bytes[colon + 1..];
+                }
+                None => {
+                    self.add_name(bytes);
+                    return;
+                }
+            }
+        }
+        if self.at_value_start && !bytes.is_empty() {
+            self.at_value_start = false;
+            bytes = bytes.strip_prefix(b" ").unwrap_or(bytes);
+        }
+        match self.field {
+            Field::Data => self.add_data(bytes),
+            Field::Event => {
+                if self.kind.len() + bytes.len() > MAX_KIND {
+                    self.kind_too_long = true;
+                } else {
+                    self.kind.extend_from_slice(bytes);
+                }
+            }
+            Field::Name | Field::Ignored => {}
+        }
+    }
+
+    fn add_name(&mut self, bytes: &[u8]) {
+        if self.name.len() + bytes.len() <= MAX_FIELD_NAME {
+            self.name.extend_from_slice(bytes);
+        } else {
+            self.name.clear();
+            self.name.push(b'!');
+        }
+    }
+
+    fn named_field(&self) -> Field {
+        match self.name.as_slice() {
+            b"data" => Field::Data,
+            b"event" => Field::Event,
+            _ => Field::Ignored,
+        }
+    }
+
+    /// The line's field is known (its colon was read, or it ended without one).
+    fn start_value(&mut self, field: Field) {
+        self.field = field;
+        self.at_value_start = true;
+        match field {
+            Field::Data => {
+                if self.has_data {
+                    self.add_data(b"\n");
+                }
+                self.has_data = true;
+            }
+            Field::Event => {
+                self.kind.clear();
+                self.kind_too_long = false;
+            }
+            Field::Name | Field::Ignored => {}
+        }
+    }
+
+    fn add_data(&mut self, bytes: &[u8]) {
+        if self.event_too_long || bytes.is_empty() {
             return;
         }
-        self.line.extend_from_slice(bytes);
+        self.data_len += bytes.len();
+        if self.data_len > self.max {
+            self.event_too_long = true;
+            if let DataSink::Raw(raw) = &mut self.data {
+                *raw = Vec::new();
+            }
+            return;
+        }
+        match &mut self.data {
+            DataSink::Raw(raw) => raw.extend_from_slice(bytes),
+            DataSink::Scan(scanner) => scanner.push(bytes),
+        }
     }
 
     fn end_line(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
-        if std::mem::take(&mut self.line_too_long) {
-            self.event_too_long = true;
+        if !self.line_started {
+            self.dispatch(on_event);
             return;
         }
-        let line = std::mem::take(&mut self.line);
-        if line.is_empty() {
-            self.dispatch(on_event);
-        } else {
-            self.field(&line);
-            self.line = line;
-            self.line.clear();
+        if self.field == Field::Name && !self.name.starts_with(b"!") {
+            // A line without a colon is a field with an empty value.
+            self.start_value(self.named_field());
         }
-    }
-
-    fn field(&mut self, line: &[u8]) {
-        let (name, value) = match line.iter().position(|&b| b == b':') {
-            Some(0) => return, // a comment
-            Some(i) => {
-                let value = &line[i + 1..];
-                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
-            }
-            None => (line, &[][..]),
-        };
-        match name {
-            b"data" => {
-                if self.has_data {
-                    self.data.push(b'\n');
-                }
-                self.has_data = true;
-                if self.data.len() + value.len() > self.max {
-                    self.event_too_long = true;
-                    self.data.clear();
-                } else if !self.event_too_long {
-                    self.data.extend_from_slice(value);
-                }
-            }
-            b"event" => {
-                self.kind.clear();
-                self.kind.extend_from_slice(value);
-            }
-            _ => {}
-        }
+        self.field = Field::Name;
+        self.name.clear();
+        self.line_started = false;
+        self.at_value_start = false;
     }
 
     fn dispatch(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
-        if std::mem::take(&mut self.event_too_long) {
-            on_event(SseEvent::Oversized);
-        } else if self.has_data {
-            on_event(SseEvent::Data {
-                kind: &self.kind,
-                data: &self.data,
-            });
+        let kind: &[u8] = if self.kind_too_long { b"!" } else { &self.kind };
+        let too_long = std::mem::take(&mut self.event_too_long);
+        let had_data = std::mem::take(&mut self.has_data);
+        match &mut self.data {
+            DataSink::Raw(raw) => {
+                if too_long {
+                    on_event(SseEvent::Oversized);
+                } else if had_data {
+                    on_event(SseEvent::Data {
+                        kind,
+                        data: EventData::Raw(raw),
+                    });
+                }
+                raw.clear();
+            }
+            DataSink::Scan(scanner) => {
+                let scanned = scanner.finish();
+                if too_long {
+                    on_event(SseEvent::Oversized);
+                } else if had_data {
+                    on_event(SseEvent::Data {
+                        kind,
+                        data: EventData::Scanned(scanned),
+                    });
+                }
+            }
         }
-        self.data.clear();
+        self.data_len = 0;
         self.kind.clear();
-        self.has_data = false;
+        self.kind_too_long = false;
     }
 }
 
@@ -186,10 +308,14 @@ mod tests {
         for chunk in chunks {
             s.push(chunk, |e| {
                 out.push(match e {
-                    SseEvent::Data { kind, data } => (
+                    SseEvent::Data {
+                        kind,
+                        data: EventData::Raw(data),
+                    } => (
                         String::from_utf8_lossy(kind).into_owned(),
                         String::from_utf8_lossy(data).into_owned(),
                     ),
+                    SseEvent::Data { .. } => panic!("raw data asked for"),
                     SseEvent::Oversized => ("!".into(), String::new()),
                 })
             });
@@ -228,6 +354,36 @@ mod tests {
             got,
             vec![("!".into(), String::new()), (String::new(), "ok".into())]
         );
+    }
+
+    #[test]
+    fn scanned_events_read_as_their_joined_data_would() {
+        let text = b"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\ndata:  \"id\":1,\"result\":{\"isError\":true}}\r\n\r\n: ping\n\ndata\n\ndata: not json\n\n";
+        let read = |chunks: &[&[u8]]| {
+            let mut s = SseSplitter::scanning(1024);
+            let mut out = Vec::new();
+            for chunk in chunks {
+                s.push(chunk, |e| {
+                    out.push(match e {
+                        SseEvent::Data {
+                            kind,
+                            data: EventData::Scanned(scanned),
+                        } => format!("{} {scanned:?}", String::from_utf8_lossy(kind)),
+                        other => format!("{other:?}"),
+                    })
+                });
+            }
+            out
+        };
+        let whole = read(&[text]);
+        assert_eq!(whole.len(), 3, "{whole:?}");
+        assert!(whole[0].starts_with("message Read") && whole[0].contains("is_error: true"));
+        assert!(whole[1].ends_with("Blank"), "{whole:?}");
+        assert!(whole[2].contains("Err(Malformed"), "{whole:?}");
+        for split in 1..text.len() {
+            let (a, b) = text.split_at(split);
+            assert_eq!(read(&[a, b]), whole, "split at {split}");
+        }
     }
 
     #[test]

@@ -1,32 +1,35 @@
-//! Splits a copy of a byte stream into newline-delimited frames for accounting. The stream
-//! itself is forwarded elsewhere, untouched; this only sees what was already forwarded. A
-//! frame longer than the limit is not kept: its bytes are counted and it is reported as
-//! oversized once its newline arrives, so memory stays bounded whatever the peer sends.
+//! Splits a copy of a byte stream into newline-delimited frames for accounting, reading each
+//! frame as its chunks pass ([`FrameScanner`]): nothing of a frame is held but what accounting
+//! reads, so a 1 MB tool result costs one pass and no buffer. The stream itself is forwarded
+//! elsewhere, untouched; this only sees what was already forwarded. A frame longer than the
+//! limit is only counted, and reported as oversized once its newline arrives.
 
-/// Largest frame kept for accounting (16 MiB, the probes' message limit); longer frames are
+use super::scan::{FrameScanner, Scanned};
+
+/// Largest frame read for accounting (16 MiB, the probes' message limit); longer frames are
 /// forwarded but only counted.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
-/// Buffer capacity kept between frames, so that frames up to about a megabyte reuse memory
-/// instead of faulting in fresh pages each time; a larger one left by a bigger frame is
-/// released.
-const KEEP_CAPACITY: usize = 2 * 1024 * 1024;
 
-/// A complete frame, or the size of one that was too long to keep.
-#[derive(Debug, PartialEq, Eq)]
+/// A complete frame, or the size of one that was too long to read.
+#[derive(Debug)]
 pub enum FrameEvent<'a> {
-    /// A frame without its newline (a trailing `\r` is removed too).
-    Frame(&'a [u8]),
-    /// A frame over the limit: its size in bytes, without the newline.
+    /// A frame, read (never [`Scanned::Blank`]: blank lines are no frames). Its size does not
+    /// count the newline, nor a `\r` before it.
+    Frame(Scanned<'a>),
+    /// A frame over the limit (or past the scanner's bounds): its size in bytes, without the
+    /// newline.
     Oversized(usize),
 }
 
-/// Accumulates the partial frame at the end of each chunk; bounded by `max_frame`.
+/// Reads the frames of one stream, chunk by chunk; bounded whatever the peer sends.
 #[derive(Debug)]
 pub struct FrameSplitter {
     max_frame: usize,
-    partial: Vec<u8>,
+    scanner: FrameScanner,
     /// Bytes of the current frame seen while it is being skipped as oversized.
     skipping: Option<usize>,
+    /// The last byte of the current frame so far was `\r`.
+    last_cr: bool,
 }
 
 impl Default for FrameSplitter {
@@ -36,12 +39,13 @@ impl Default for FrameSplitter {
 }
 
 impl FrameSplitter {
-    /// A splitter keeping frames up to `max_frame` bytes.
+    /// A splitter reading frames up to `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
         FrameSplitter {
             max_frame,
-            partial: Vec::new(),
+            scanner: FrameScanner::new(),
             skipping: None,
+            last_cr: false,
         }
     }
 
@@ -49,93 +53,77 @@ impl FrameSplitter {
     /// completes. Blank frames (empty or whitespace) are not reported.
     pub fn push(&mut self, mut chunk: &[u8], mut on_frame: impl FnMut(FrameEvent<'_>)) {
         while let Some(newline) = find_newline(chunk) {
-            let (line, rest) = (&chunk[..newline], &chunk[newline + 1..]);
-            chunk = rest;
-            if let Some(skipped) = self.skipping.take() {
-                on_frame(FrameEvent::Oversized(skipped + line.len()));
-            } else if self.partial.is_empty() {
-                emit(line, self.max_frame, &mut on_frame);
-            } else if self.partial.len() + line.len() > self.max_frame {
-                on_frame(FrameEvent::Oversized(self.partial.len() + line.len()));
-                self.release();
-            } else {
-                self.partial.extend_from_slice(line);
-                emit(&self.partial, self.max_frame, &mut on_frame);
-                self.release();
-            }
+            self.feed(&chunk[..newline]);
+            self.end_frame(&mut on_frame);
+            chunk = &chunk[newline + 1..];
         }
-        if chunk.is_empty() {
-            return;
-        }
-        if let Some(skipped) = self.skipping.as_mut() {
-            *skipped += chunk.len();
-        } else if self.partial.len() + chunk.len() > self.max_frame {
-            self.skipping = Some(self.partial.len() + chunk.len());
-            self.partial = Vec::new();
-        } else {
-            self.partial.extend_from_slice(chunk);
-        }
+        self.feed(chunk);
     }
 
     /// The stream ended: a last frame without its newline is reported as it is.
     pub fn finish(&mut self, mut on_frame: impl FnMut(FrameEvent<'_>)) {
-        if let Some(skipped) = self.skipping.take() {
-            on_frame(FrameEvent::Oversized(skipped));
-        } else if !self.partial.is_empty() {
-            emit(&self.partial, self.max_frame, &mut on_frame);
+        if self.skipping.is_some() || self.scanner.size() > 0 {
+            self.end_frame(&mut on_frame);
         }
-        self.partial = Vec::new();
     }
 
     /// Bytes held for the current partial frame.
     pub fn buffered(&self) -> usize {
-        self.partial.len()
+        self.scanner.held()
     }
 
-    fn release(&mut self) {
-        if self.partial.capacity() > KEEP_CAPACITY {
-            self.partial = Vec::new();
+    fn feed(&mut self, bytes: &[u8]) {
+        let Some(&last) = bytes.last() else {
+            return;
+        };
+        self.last_cr = last == b'\r';
+        if let Some(skipped) = self.skipping.as_mut() {
+            *skipped += bytes.len();
+        } else if self.scanner.size() + bytes.len() > self.max_frame {
+            self.skipping = Some(self.scanner.size() + bytes.len());
+            self.scanner.reset();
         } else {
-            self.partial.clear();
+            self.scanner.push(bytes);
+        }
+    }
+
+    fn end_frame(&mut self, on_frame: &mut impl FnMut(FrameEvent<'_>)) {
+        let cr = usize::from(std::mem::take(&mut self.last_cr));
+        if let Some(skipped) = self.skipping.take() {
+            on_frame(FrameEvent::Oversized(skipped - cr));
+            return;
+        }
+        match self.scanner.finish() {
+            Scanned::Blank => {}
+            Scanned::Unparsed { size } => on_frame(FrameEvent::Oversized(size - cr)),
+            Scanned::Read { size, parsed } => on_frame(FrameEvent::Frame(Scanned::Read {
+                size: size - cr,
+                parsed,
+            })),
         }
     }
 }
 
-/// The first `\n` in `bytes`, eight bytes at a time (a plain byte loop costs a quarter of a
-/// millisecond per megabyte of tool result).
+/// The first `\n` in `bytes`, 64 bytes at a time without branches (the compiler turns each
+/// block into vector compares: about 0.1 ms per megabyte of tool result, against 0.6 ms for
+/// eight bytes at a time and more for a plain byte loop).
 pub fn find_newline(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    let mut words = bytes.chunks_exact(8);
+    const BLOCK: usize = 64;
     let mut offset = 0;
-    for word in words.by_ref() {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let x = u64::from_ne_bytes(eight) ^ NEWLINES;
-        // Non-zero exactly when one of the eight bytes of `x` is zero.
-        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
-            return word.iter().position(|&b| b == b'\n').map(|i| offset + i);
+    for block in bytes.chunks_exact(BLOCK) {
+        let mut hit = 0u8;
+        for &b in block {
+            hit |= u8::from(b == b'\n');
         }
-        offset += 8;
+        if hit != 0 {
+            break;
+        }
+        offset += BLOCK;
     }
-    words
-        .remainder()
+    bytes[offset..]
         .iter()
         .position(|&b| b == b'\n')
         .map(|i| offset + i)
-}
-
-fn emit(line: &[u8], max_frame: usize, on_frame: &mut impl FnMut(FrameEvent<'_>)) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return;
-    }
-    if line.len() > max_frame {
-        on_frame(FrameEvent::Oversized(line.len()));
-    } else {
-        on_frame(FrameEvent::Frame(line));
-    }
 }
 
 #[cfg(test)]
@@ -144,7 +132,8 @@ mod tests {
 
     #[derive(Debug, PartialEq)]
     enum Seen {
-        Frame(String),
+        /// The frame's size and what it read as.
+        Frame(usize, String),
         Oversized(usize),
     }
 
@@ -158,9 +147,22 @@ mod tests {
 
     fn to_seen(event: FrameEvent<'_>) -> Seen {
         match event {
-            FrameEvent::Frame(f) => Seen::Frame(String::from_utf8_lossy(f).into_owned()),
+            FrameEvent::Frame(Scanned::Read { size, parsed }) => Seen::Frame(
+                size,
+                match parsed {
+                    Ok(messages) => format!("{messages:?}"),
+                    Err(_) => "malformed".into(),
+                },
+            ),
+            FrameEvent::Frame(other) => panic!("{other:?}"),
             FrameEvent::Oversized(n) => Seen::Oversized(n),
         }
+    }
+
+    fn ping(id: u32) -> String {
+        format!(
+            "[Request {{ id: Int({id}), method: \"ping\", name: None, protocol_version: None, modern_version: None }}]"
+        )
     }
 
     #[test]
@@ -168,14 +170,18 @@ mod tests {
         let mut s = FrameSplitter::new(100);
         let seen = split(
             &mut s,
-            &[b"{\"a\":", b"1}\n{\"b\"", b":2}\r\n\n  \n{\"c\":3}\n"],
+            &[
+                b"{\"id\":1,",
+                b"\"method\":\"ping\"}\n{\"id\":2,\"method\"",
+                b":\"ping\"}\r\n\n  \nnot json\n",
+            ],
         );
         assert_eq!(
             seen,
             vec![
-                Seen::Frame("{\"a\":1}".into()),
-                Seen::Frame("{\"b\":2}".into()),
-                Seen::Frame("{\"c\":3}".into()),
+                Seen::Frame(24, ping(1)),
+                Seen::Frame(24, ping(2)),
+                Seen::Frame(8, "malformed".into()),
             ]
         );
         assert_eq!(s.buffered(), 0);
@@ -183,23 +189,32 @@ mod tests {
 
     #[test]
     fn an_oversized_frame_is_counted_and_the_next_one_is_whole() {
-        let mut s = FrameSplitter::new(8);
-        let seen = split(&mut s, &[b"0123456", b"789abc", b"def\nok\n"]);
-        assert_eq!(seen, vec![Seen::Oversized(16), Seen::Frame("ok".into())]);
-        assert_eq!(s.buffered(), 0);
-        let seen = split(&mut s, &[b"0123456789\nx\n"]);
-        assert_eq!(seen, vec![Seen::Oversized(10), Seen::Frame("x".into())]);
+        let mut s = FrameSplitter::new(30);
+        let seen = split(
+            &mut s,
+            &[
+                b"{\"id\":1,\"method\":\"",
+                b"0123456789abc",
+                b"def\"}\n{\"id\":3,\"method\":\"ping\"}\n",
+            ],
+        );
+        assert_eq!(seen, vec![Seen::Oversized(36), Seen::Frame(24, ping(3))]);
+        let seen = split(
+            &mut s,
+            &[b"0123456789012345678901234567890123\n{\"id\":4,\"method\":\"ping\"}\n"],
+        );
+        assert_eq!(seen, vec![Seen::Oversized(34), Seen::Frame(24, ping(4))]);
     }
 
     #[test]
     fn a_frame_exactly_at_the_limit_is_kept() {
-        let mut s = FrameSplitter::new(4);
-        let seen = split(&mut s, &[b"ab", b"cd\n"]);
-        assert_eq!(seen, vec![Seen::Frame("abcd".into())]);
+        let mut s = FrameSplitter::new(24);
+        let seen = split(&mut s, &[b"{\"id\":1,\"meth", b"od\":\"ping\"}\n"]);
+        assert_eq!(seen, vec![Seen::Frame(24, ping(1))]);
     }
 
     #[test]
-    fn memory_stays_bounded_while_skipping() {
+    fn memory_stays_bounded_while_skipping_and_while_reading() {
         let mut s = FrameSplitter::new(1024);
         let chunk = vec![b'x'; 4096];
         for _ in 0..100 {
@@ -209,11 +224,25 @@ mod tests {
         let mut seen = Vec::new();
         s.finish(|e| seen.push(to_seen(e)));
         assert_eq!(seen, vec![Seen::Oversized(409_600)]);
+        let mut s = FrameSplitter::default();
+        s.push(b"{\"id\":1,\"result\":{\"content\":[{\"text\":\"", |_| {
+            panic!("no frame yet")
+        });
+        for _ in 0..256 {
+            s.push(&chunk, |_| panic!("no frame yet"));
+            assert!(s.buffered() < 256, "{}", s.buffered());
+        }
+        let mut seen = Vec::new();
+        s.push(b"\"}]}}\n", |e| seen.push(to_seen(e)));
+        assert!(
+            matches!(&seen[..], [Seen::Frame(_, m)] if m.contains("Response")),
+            "{seen:?}"
+        );
     }
 
     #[test]
     fn the_newline_is_found_wherever_it_is() {
-        for len in 0..40 {
+        for len in 0..200 {
             let mut bytes = vec![b'x'; len];
             assert_eq!(find_newline(&bytes), None);
             for at in 0..len {
@@ -232,9 +261,9 @@ mod tests {
     #[test]
     fn a_last_frame_without_newline_is_reported_at_the_end() {
         let mut s = FrameSplitter::new(100);
-        assert!(split(&mut s, &[b"{\"tail\":1}"]).is_empty());
+        assert!(split(&mut s, &[b"{\"id\":1,\"method\":\"ping\"}"]).is_empty());
         let mut seen = Vec::new();
         s.finish(|e| seen.push(to_seen(e)));
-        assert_eq!(seen, vec![Seen::Frame("{\"tail\":1}".into())]);
+        assert_eq!(seen, vec![Seen::Frame(24, ping(1))]);
     }
 }

@@ -450,6 +450,74 @@ impl Ledger {
     pub fn pending_len(&self) -> usize {
         self.pending.len()
     }
+
+    /// True when `asker`'s request `id` awaits its answer here.
+    pub fn is_pending(&self, asker: Peer, id: &RequestId) -> bool {
+        self.pending.by_id.contains_key(&(asker, id.clone()))
+    }
+
+    /// `asker`'s request `id` was cancelled by a notification read elsewhere (the proxy reads
+    /// a cancellation in another HTTP exchange than its request): counted `cancelled` when it
+    /// was waiting here. Returns whether it was.
+    pub fn cancel(&mut self, asker: Peer, id: &RequestId) -> bool {
+        match self.pending.remove(asker, id) {
+            Some(pending) => {
+                self.stats(pending.key).cancelled += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hands over the requests still awaiting an answer (they leave this ledger uncounted;
+    /// see [`Ledger::adopt_pending`]).
+    pub fn take_pending(&mut self) -> Vec<PendingRequest> {
+        self.pending.order.clear();
+        self.pending
+            .by_id
+            .drain()
+            .map(|((asker, id), pending)| PendingRequest {
+                asker,
+                id,
+                key: pending.key,
+                started: pending.started,
+            })
+            .collect()
+    }
+
+    /// Takes over requests another ledger counted as started: their answers are matched here
+    /// (an answer already waiting here as early completes them at once).
+    pub fn adopt_pending(&mut self, requests: Vec<PendingRequest>) {
+        for request in requests {
+            if let Some(early) = self.take_early(request.asker, &request.id) {
+                let pending = Pending {
+                    key: request.key,
+                    started: request.started,
+                    seq: 0,
+                };
+                self.complete(pending, early.answer, early.size, early.at);
+                continue;
+            }
+            let displaced =
+                self.pending
+                    .insert(request.asker, request.id, request.key, request.started);
+            if let Some(key) = displaced.reused {
+                self.stats(key).unanswered += 1;
+            }
+            if let Some(key) = displaced.evicted {
+                self.stats(key).evicted += 1;
+            }
+        }
+    }
+}
+
+/// A request awaiting its answer, handed from one ledger to another.
+#[derive(Debug)]
+pub struct PendingRequest {
+    asker: Peer,
+    id: RequestId,
+    key: RequestKey,
+    started: Instant,
 }
 
 #[cfg(test)]

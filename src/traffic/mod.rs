@@ -3,7 +3,7 @@
 //!
 //! `mcp-exporter wrap -- COMMAND ARGS...` starts in place of a stdio server: it runs the
 //! server and forwards every byte both ways untouched, reading a copy of each newline-delimited
-//! JSON-RPC frame on the side ([`frame`], [`parse`]) into a [`ledger::Ledger`] of counters per
+//! JSON-RPC frame on the side ([`frame`], [`scan`] as its chunks pass, [`parse`]) into a [`ledger::Ledger`] of counters per
 //! method and tool. A [`reporter`] sends those counters as deltas to the daemon over a Unix
 //! socket ([`wire`], [`socket_path`]) without ever holding up the forwarded traffic. In the
 //! daemon, a [`receiver::Receiver`] takes the reports of many wrappers, joins each wrapper to a
@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod parse;
 pub mod receiver;
 pub mod reporter;
+pub mod scan;
 pub mod socket_path;
 pub mod tap;
 pub mod totals;

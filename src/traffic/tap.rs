@@ -1,5 +1,6 @@
 //! The side reader of one direction: fed each chunk right after it was forwarded, it splits
-//! frames, parses them outside the ledger's lock and records them. It never touches the
+//! frames and reads them as they pass ([`super::scan`]), outside the ledger's lock, and records
+//! them. It never touches the
 //! forwarded bytes and never blocks on the reporter.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::frame::{FrameEvent, FrameSplitter};
 use super::ledger::Ledger;
-use super::parse::parse_frame;
+use super::scan::Scanned;
 use super::totals::Peer;
 
 /// The ledger shared by the two taps and the reporter.
@@ -70,11 +71,13 @@ fn record(
     at: Instant,
 ) {
     match event {
-        FrameEvent::Frame(frame) => {
-            let parsed = parse_frame(frame);
-            lock(ledger).record_frame(sender, parsed, frame.len(), at);
+        FrameEvent::Frame(Scanned::Read { size, parsed }) => {
+            lock(ledger).record_frame(sender, parsed, size, at);
         }
-        FrameEvent::Oversized(_) => lock(ledger).record_oversized(sender),
+        FrameEvent::Frame(Scanned::Blank) => return,
+        FrameEvent::Frame(Scanned::Unparsed { .. }) | FrameEvent::Oversized(_) => {
+            lock(ledger).record_oversized(sender)
+        }
     }
     if let Some(wake) = wake {
         wake.notify_one();
