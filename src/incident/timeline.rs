@@ -186,6 +186,7 @@ mod tests {
                     source: "security".into(),
                     level: "error".into(),
                     logger: Some("pattern_match".into()),
+                    trace_id: None,
                     message: "security event pattern_match: a|b".into(),
                 },
                 LogLine {
@@ -195,6 +196,7 @@ mod tests {
                     source: "stderr".into(),
                     level: "info".into(),
                     logger: None,
+                    trace_id: None,
                     message: "chatter".into(),
                 },
             ],
