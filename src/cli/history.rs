@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::logs::TextOrJson;
+use super::logs::{TextOrJson, trace_suffix};
 use crate::store::{Store, query};
 
 /// Arguments of `history`.
@@ -65,11 +65,6 @@ pub fn run(args: HistoryArgs) -> u8 {
             }
         }
     })
-}
-
-/// ` [trace ID]`, how `history` and `logs` end the line of a traced probe (empty without one).
-pub fn trace_suffix(trace_id: Option<&str>) -> String {
-    trace_id.map_or_else(String::new, |id| format!(" [trace {id}]"))
 }
 
 fn text(h: &query::History, since: Duration) -> String {

@@ -24,10 +24,15 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Arguments of `login`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["server", "server_option"])))]
 pub struct LoginArgs {
     /// The server's name in the configuration (an `http` or `sse` server with
     /// `auth = { type = "oauth", ... }`).
-    pub server: String,
+    #[arg(value_name = "SERVER")]
+    server: Option<String>,
+    /// The server's name, as an option (`--server NAME`, the same as the argument).
+    #[arg(long = "server", value_name = "NAME")]
+    server_option: Option<String>,
     /// Configuration file (same as `serve`).
     #[arg(long, short, env = "MCP_EXPORTER_CONFIG", default_value = super::DEFAULT_CONFIG)]
     pub config: PathBuf,
@@ -47,6 +52,16 @@ pub struct LoginArgs {
     pub print_client_metadata: bool,
 }
 
+impl LoginArgs {
+    /// The server named, by argument or by `--server`.
+    pub fn server(&self) -> &str {
+        self.server
+            .as_deref()
+            .or(self.server_option.as_deref())
+            .unwrap_or_default()
+    }
+}
+
 /// Runs `login`; returns the exit status.
 pub fn run(args: LoginArgs) -> u8 {
     let config = match Config::load(&args.config) {
@@ -56,18 +71,18 @@ pub fn run(args: LoginArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let Some(server) = config.servers.iter().find(|s| s.name == args.server) else {
+    let Some(server) = config.servers.iter().find(|s| s.name == args.server()) else {
         eprintln!(
             "error: {} configures no server named {:?}",
             args.config.display(),
-            args.server
+            args.server()
         );
         return EXIT_USAGE;
     };
     let Some(oauth) = server.auth.as_ref() else {
         eprintln!(
             "error: server {:?} has no auth = {{ type = \"oauth\", ... }}: there is nothing to log in to",
-            args.server
+            args.server()
         );
         return EXIT_USAGE;
     };
@@ -75,7 +90,7 @@ pub fn run(args: LoginArgs) -> u8 {
         let Some(url) = &oauth.client_metadata_url else {
             eprintln!(
                 "error: server {:?} sets no auth.client_metadata_url",
-                args.server
+                args.server()
             );
             return EXIT_USAGE;
         };
@@ -128,17 +143,17 @@ pub fn run(args: LoginArgs) -> u8 {
         }
         match outcome.failure {
             None => {
-                println!("{}: the server accepted the token (HEALTHY)", args.server);
+                println!("{}: the server accepted the token (HEALTHY)", args.server());
                 if stored.is_none() {
                     println!(
                         "{}: no login was needed (the prober obtains its tokens without a person)",
-                        args.server
+                        args.server()
                     );
                 }
                 EXIT_OK
             }
             Some(failure) => {
-                eprintln!("error: {}: {failure}", args.server);
+                eprintln!("error: {}: {failure}", args.server());
                 EXIT_FAILED
             }
         }
@@ -163,6 +178,23 @@ fn opener(no_browser: bool, open_with: Option<&str>) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        login: LoginArgs,
+    }
+
+    #[test]
+    fn the_server_is_named_by_argument_or_by_option_and_required() {
+        let by_argument = Command::try_parse_from(["login", "api"]).unwrap();
+        assert_eq!(by_argument.login.server(), "api");
+        let by_option = Command::try_parse_from(["login", "--server", "api"]).unwrap();
+        assert_eq!(by_option.login.server(), "api");
+        assert!(Command::try_parse_from(["login"]).is_err());
+        assert!(Command::try_parse_from(["login", "a", "--server", "b"]).is_err());
+    }
 
     #[test]
     fn open_with_wins_and_no_browser_prints_only() {

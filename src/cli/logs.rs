@@ -131,7 +131,7 @@ fn text_line(e: &LogEntry) -> String {
             .map(|l| format!(" {l}"))
             .unwrap_or_default(),
         e.message,
-        super::history::trace_suffix(e.trace_id.as_deref())
+        trace_suffix(e.trace_id.as_deref())
     )
 }
 
@@ -147,6 +147,11 @@ fn print(entries: &[LogEntry], output: TextOrJson) {
         }
     }
     let _ = out.flush();
+}
+
+/// ` [trace ID]`, how `history` and `logs` end the line of a traced probe (empty without one).
+pub fn trace_suffix(trace_id: Option<&str>) -> String {
+    trace_id.map_or_else(String::new, |id| format!(" [trace {id}]"))
 }
 
 #[cfg(test)]

@@ -26,39 +26,10 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use super::labels::ServerLabelSet;
-use super::series_value::{LineValues, SeriesValue};
+use super::series_value::SeriesValue;
 use super::server_family::{ServerFamily, ServerSeries};
-
-/// The two text formats `/metrics` answers in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// The Prometheus text format 0.0.4.
-    Prometheus,
-    /// OpenMetrics 1.0 text (without the `# EOF` line, which ends the whole exposition).
-    OpenMetrics,
-}
-
-impl Format {
-    fn index(self) -> usize {
-        match self {
-            Format::Prometheus => 0,
-            Format::OpenMetrics => 1,
-        }
-    }
-
-    /// Appends the text of `registry` in this format to `out`.
-    pub fn encode_registry(self, out: &mut String, registry: &Registry) {
-        // Writing into a String cannot fail.
-        let _ = match self {
-            Format::Prometheus => {
-                prometheus_client::encoding::prometheus_text::encode(out, registry)
-            }
-            Format::OpenMetrics => {
-                prometheus_client::encoding::text::encode_registry(out, registry)
-            }
-        };
-    }
-}
+use super::server_text::ServerText;
+use super::text_format::{Format, LineValues};
 
 /// A family the registry encodes through its cache.
 pub trait CachedFamily: Send + Sync {
@@ -94,21 +65,6 @@ struct Cache<S, M> {
     #[cfg(test)]
     rewritten: usize,
 }
-
-/// One server's encoded series in one format and what they were encoded from.
-#[derive(Debug)]
-pub(super) struct ServerText {
-    words: Vec<u64>,
-    /// False when a value could not be read: encoded at every scrape.
-    reusable: bool,
-    text: String,
-    /// Where each line's value is in `text` (start, end), when every line is `name{labels}
-    /// value`; `None` when a line carries more (an exemplar).
-    values: Option<Vec<(u32, u32)>>,
-}
-
-/// The texts of one server's series, per format (see [`Format::index`]).
-pub(super) type ServerTexts = [Option<ServerText>; 2];
 
 impl<S, M, C> FamilyText<S, M, C>
 where

@@ -13,8 +13,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, N
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-use super::cached::Format;
-use super::series_value::LineValues;
+use super::text_format::{Format, LineValues};
 
 /// The label set of an exemplar: the trace the observation was made in.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

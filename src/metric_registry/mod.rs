@@ -12,6 +12,8 @@ pub mod labels;
 pub mod per_server;
 pub mod series_value;
 pub mod server_family;
+mod server_text;
+pub mod text_format;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -21,11 +23,12 @@ use prometheus_client::encoding::EncodeMetric;
 use prometheus_client::metrics::TypedMetric;
 use prometheus_client::registry::{Metric, Registry};
 
-use self::cached::{CachedFamily, FamilyText, Format};
+use self::cached::{CachedFamily, FamilyText};
 use self::labels::ServerLabelSet;
 use self::per_server::{ServerScoped, ServerSeriesTracker, ServerState};
 use self::series_value::SeriesValue;
 use self::server_family::ServerFamily;
+use self::text_format::Format;
 
 /// Which optional groups of families are registered or filled: the one place the metrics
 /// profile (`[exporter] metrics = "full" | "fleet"`, [`MetricsProfile`]) and its per-family

@@ -4,7 +4,6 @@
 //! exactly as prometheus-client's text encoders format them, so the cache can put new values
 //! into the lines it kept instead of encoding the labels again.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::metrics::counter::Counter;
@@ -12,8 +11,8 @@ use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::cached::Format;
 use super::histogram::BucketHistogram;
+use super::text_format::{Format, LineValues};
 
 /// A metric whose value can be read as words: equal words mean the encoded text is the same.
 pub trait SeriesValue {
@@ -27,66 +26,6 @@ pub trait SeriesValue {
     /// encodes the series through prometheus-client.
     fn line_values(&self, _format: Format, _out: &mut LineValues) -> bool {
         false
-    }
-}
-
-/// The value texts of encoded lines, one after another in one buffer.
-#[derive(Debug, Default)]
-pub struct LineValues {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl LineValues {
-    /// Forgets every value, keeping the buffers.
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.ends.clear();
-    }
-
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether there is no value.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The text of value `index`.
-    pub fn get(&self, index: usize) -> &str {
-        let start = if index == 0 { 0 } else { self.ends[index - 1] };
-        &self.text[start..self.ends[index]]
-    }
-
-    /// An integer, in decimal (as itoa writes it for prometheus-client).
-    pub fn push_u64(&mut self, value: u64) {
-        // Writing into a String cannot fail.
-        let _ = write!(self.text, "{value}");
-        self.ends.push(self.text.len());
-    }
-
-    /// A signed integer, in decimal.
-    pub fn push_i64(&mut self, value: i64) {
-        let _ = write!(self.text, "{value}");
-        self.ends.push(self.text.len());
-    }
-
-    /// A float as the encoder of `format` writes a sample value: the shortest text that reads
-    /// back to it (dtoa), `NaN`/`+Inf`/`-Inf` in the Prometheus text format and dtoa's own
-    /// words for them in OpenMetrics.
-    pub fn push_f64(&mut self, value: f64, format: Format) {
-        let mut buffer = dtoa::Buffer::new();
-        let text = match format {
-            Format::OpenMetrics => buffer.format(value),
-            Format::Prometheus if value.is_finite() => buffer.format_finite(value),
-            Format::Prometheus if value.is_nan() => "NaN",
-            Format::Prometheus if value.is_sign_positive() => "+Inf",
-            Format::Prometheus => "-Inf",
-        };
-        self.text.push_str(text);
-        self.ends.push(self.text.len());
     }
 }
 

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-use super::cached::ServerTexts;
 use super::labels::ServerLabelSet;
 use super::per_server::ServerScoped;
+use super::server_text::ServerTexts;
 
 /// A family of metrics `M` labelled by `S`, whose new metrics `C` builds (histograms with
 /// their buckets); cheap to clone, clones share the series.

@@ -618,7 +618,7 @@ mod tests {
             let uncached = timed(&mut || probe_some(15), &mut || {
                 std::hint::black_box(
                     m.registry
-                        .encode_uncached(crate::metric_registry::cached::Format::Prometheus),
+                        .encode_uncached(crate::metric_registry::text_format::Format::Prometheus),
                 );
             });
             let redact = median(&mut || {
@@ -784,7 +784,7 @@ mod tests {
 
     #[test]
     fn the_cached_exposition_equals_an_uncached_encode() {
-        use crate::metric_registry::cached::Format;
+        use crate::metric_registry::text_format::Format;
         // The throughput gauge is computed at scrape time from a sliding window.
         let stable = |text: String| -> String {
             text.lines()
