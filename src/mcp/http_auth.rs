@@ -140,6 +140,30 @@ where
 mod tests {
     use std::time::Duration;
 
+    /// POSTs to `url` as a transport does: with the token (and proof) `auth` holds, through
+    /// [`send_authorized`] (discovery and a new token on a 401), within 20 s.
+    async fn post_authorized(
+        auth: &Authorizer,
+        url: &url::Url,
+    ) -> Result<reqwest::Response, McpError> {
+        let client = reqwest::Client::new();
+        let post = || async {
+            client
+                .post(url.clone())
+                .headers(with_authorization(
+                    &HeaderMap::new(),
+                    Some(auth),
+                    &reqwest::Method::POST,
+                    url,
+                ))
+                .send()
+                .await
+                .map_err(|e| McpError::protocol(e.to_string()))
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        send_authorized(Some(auth), &client, url, deadline, post).await
+    }
+
     use super::super::test_server::{json_response, scripted_server};
     use super::*;
     use crate::auth::config::OauthConfig;
@@ -203,26 +227,9 @@ mod tests {
             status("200 OK", ""),
         ])
         .await;
-        let client = reqwest::Client::new();
         let auth = authorizer();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let post = || async {
-            client
-                .post(url.clone())
-                .headers(with_authorization(
-                    &HeaderMap::new(),
-                    Some(&auth),
-                    &reqwest::Method::POST,
-                    &url,
-                ))
-                .send()
-                .await
-                .map_err(|e| McpError::protocol(e.to_string()))
-        };
         for _ in 0..2 {
-            let resp = send_authorized(Some(&auth), &client, &url, deadline, post)
-                .await
-                .expect("authorized");
+            let resp = post_authorized(&auth, &url).await.expect("authorized");
             assert_eq!(resp.status().as_u16(), 200);
         }
         let seen = seen.lock().expect("seen");
@@ -266,25 +273,8 @@ mod tests {
             unauthorized,
         ])
         .await;
-        let client = reqwest::Client::new();
         let auth = authorizer();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let post = || async {
-            client
-                .post(url.clone())
-                .headers(with_authorization(
-                    &HeaderMap::new(),
-                    Some(&auth),
-                    &reqwest::Method::POST,
-                    &url,
-                ))
-                .send()
-                .await
-                .map_err(|e| McpError::protocol(e.to_string()))
-        };
-        let err = send_authorized(Some(&auth), &client, &url, deadline, post)
-            .await
-            .expect_err("refused");
+        let err = post_authorized(&auth, &url).await.expect_err("refused");
         assert!(
             matches!(
                 err,
@@ -309,19 +299,8 @@ mod tests {
             status("503 Service Unavailable", ""),
         ])
         .await;
-        let client = reqwest::Client::new();
         let auth = authorizer();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let post = || async {
-            client
-                .post(url.clone())
-                .send()
-                .await
-                .map_err(|e| McpError::protocol(e.to_string()))
-        };
-        let err = send_authorized(Some(&auth), &client, &url, deadline, post)
-            .await
-            .expect_err("down");
+        let err = post_authorized(&auth, &url).await.expect_err("down");
         assert!(
             matches!(
                 err,
@@ -383,25 +362,8 @@ mod tests {
             status("200 OK", ""),
         ])
         .await;
-        let client = reqwest::Client::new();
         let auth = authorizer_with_dpop(Some(true));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let post = || async {
-            client
-                .post(url.clone())
-                .headers(with_authorization(
-                    &HeaderMap::new(),
-                    Some(&auth),
-                    &reqwest::Method::POST,
-                    &url,
-                ))
-                .send()
-                .await
-                .map_err(|e| McpError::protocol(e.to_string()))
-        };
-        let resp = send_authorized(Some(&auth), &client, &url, deadline, post)
-            .await
-            .expect("authorized");
+        let resp = post_authorized(&auth, &url).await.expect("authorized");
         assert_eq!(resp.status().as_u16(), 200);
         let seen = seen.lock().expect("seen");
         assert_eq!(seen.len(), 9);
