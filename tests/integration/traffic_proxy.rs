@@ -198,6 +198,40 @@ fn everything_over_streamable_http_is_passed_and_counted() {
     everything_session("http", "streamableHttp", "/mcp");
 }
 
+/// A call the client abandons: the Python SDK sends `notifications/cancelled` in a POST of its
+/// own while the call's POST still waits for its answer (docs/traffic.md). The proxy counts the
+/// call cancelled, not unanswered, and leaves nothing in flight.
+#[test]
+fn a_call_cancelled_in_a_later_post_is_counted_cancelled() {
+    if !require_all(&[Tool::Node, Tool::Python]) {
+        return;
+    }
+    let (_everything, port) = spawn_http_everything("streamableHttp");
+    let mut proxied = Proxied::new();
+    let url = proxied.start(
+        "everything",
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(30),
+    );
+    let tool = "trigger-long-running-operation";
+    let ops = json!([
+        {"op": "cancel", "tool": tool, "arguments": {"duration": 4, "steps": 4}, "after": 1},
+        {"op": "ping"},
+    ]);
+    let results = client(&format!("{url}/mcp"), "http", "legacy", &ops);
+    assert_eq!(results[0]["cancelled"], json!(true), "{results:#?}");
+    assert_eq!(results[1]["ok"], json!(true), "{results:#?}");
+    let book = proxied.finish();
+    let traffic = &book["everything"];
+    let call = stats(traffic, "tools/call", Some(tool));
+    assert_eq!(
+        (call.started, call.ok, call.cancelled, call.unanswered),
+        (1, 0, 1, 0),
+        "{call:#?}"
+    );
+    assert!(traffic.in_flight.is_empty(), "{:#?}", traffic.in_flight);
+}
+
 #[test]
 fn everything_over_legacy_sse_is_passed_and_counted() {
     everything_session("sse", "sse", "/sse");
