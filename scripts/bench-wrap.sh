@@ -3,7 +3,8 @@
 # the same stdio server directly and through the wrapper, alternating in one run:
 #   - latency: one request at a time, p50/p99 of the round trip, added = wrapped - direct;
 #   - throughput: 32 requests in flight, requests per second, wrapped / direct;
-#   - wrapper peak RSS (VmHWM) and CPU per request;
+#   - wrapper peak RSS (VmHWM), its anonymous and file-backed parts at the end (RssAnon: the
+#     wrapper's own data; RssFile: the executable's pages, shared), and CPU per request;
 # with small results and 1 MB results from a minimal responder, and with the real
 # server-everything (echo). The wrapper reports to a real receiver (examples/traffic_receiver.rs)
 # as in production.
@@ -105,12 +106,16 @@ def request(i, tool, args):
         i + 1, tool.encode(), args.encode())
 
 def proc_stats(pid):
+    """Peak RSS, and of the current RSS the anonymous part (the wrapper's own data: heap, stacks,
+    buffers) and the file-backed part (pages of the executable, shared with every other process
+    running it), KiB; and CPU seconds."""
     with open(f"/proc/{pid}/status") as f:
-        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+        status = {l.split(":")[0]: l.split()[1] for l in f if l.startswith(("VmHWM", "RssAnon", "RssFile"))}
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
-    return hwm, ticks / os.sysconf("SC_CLK_TCK")
+    memory = {key: int(status.get(key, 0)) for key in ("VmHWM", "RssAnon", "RssFile")}
+    return memory, ticks / os.sysconf("SC_CLK_TCK")
 
 def run(server, wrapped, tool, args, n, window):
     p = start(server, wrapped)
@@ -132,11 +137,12 @@ def run(server, wrapped, tool, args, n, window):
             os.write(fd, request(sent, tool, args)); sent += 1
         out.next(); done += 1
     rps = n / (time.perf_counter() - t0)
-    rss, cpu = proc_stats(p.pid) if wrapped else (0, 0.0)
+    memory, cpu = proc_stats(p.pid) if wrapped else ({}, 0.0)
     p.stdin.close(); p.wait()
     lat.sort()
     return {"p50": lat[len(lat) // 2] / 1000, "p99": lat[len(lat) * 99 // 100] / 1000, "rps": rps,
-            "rss_kib": rss, "cpu_us_per_request": cpu / (2 * n + 51) * 1e6}
+            "rss_kib": memory.get("VmHWM", 0), "anon_kib": memory.get("RssAnon", 0),
+            "file_kib": memory.get("RssFile", 0), "cpu_us_per_request": cpu / (2 * n + 51) * 1e6}
 
 if mode == "compare":
     rounds = int(os.environ.get("ROUNDS", "3"))
@@ -159,7 +165,10 @@ if mode == "compare":
         print(f"  latency p99  direct {d99:8.1f} us  wrapped {w99:8.1f} us  added {w99 - d99:+7.1f} us")
         print(f"  throughput   direct {med('direct', 'rps'):8.0f} /s  wrapped {med('wrapped', 'rps'):8.0f} /s  "
               f"ratio {med('wrapped', 'rps') / med('direct', 'rps'):.3f}")
-        print(f"  wrapper      peak RSS {med('wrapped', 'rss_kib') / 1024:.1f} MiB, CPU {med('wrapped', 'cpu_us_per_request'):.1f} us per request")
+        print(f"  wrapper      peak RSS {med('wrapped', 'rss_kib') / 1024:.1f} MiB "
+              f"(at the end: own anonymous {med('wrapped', 'anon_kib') / 1024:.1f} MiB, "
+              f"executable's shared pages {med('wrapped', 'file_kib') / 1024:.1f} MiB), "
+              f"CPU {med('wrapped', 'cpu_us_per_request'):.1f} us per request")
         if BASE:
             b50, b99 = med("baseline", "p50"), med("baseline", "p99")
             print(f"  baseline     latency p50 {b50:8.1f} us (added {b50 - d50:+7.1f} us), p99 added {b99 - d99:+7.1f} us, "
