@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -17,15 +17,13 @@ use tokio::time::{Instant, timeout_at};
 use super::WireCounters;
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
-use super::http_auth::{send_authorized, with_authorization};
+use super::http_auth::send_authorized;
+use super::http_endpoint::HttpEndpoint;
 use super::http_io::{
-    ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
-    read_excerpt, timeout_marker,
+    auth_error, drain_in_background, map_send_error, read_excerpt, timeout_marker,
 };
-use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::RpcErrorObject;
 use super::sse::{SseEvent, SseItem, SseParser};
-use crate::tls::{TlsObservation, TlsSettings, TlsWatch};
 
 /// What the stream reader hands over.
 #[derive(Debug)]
@@ -38,80 +36,28 @@ enum StreamItem {
 /// Legacy HTTP+SSE connection state.
 #[derive(Debug)]
 pub struct SseTransport {
-    client: reqwest::Client,
-    url: url::Url,
-    headers: HeaderMap,
+    /// The server, its client, headers, counters, timing, TLS, OAuth and trace context.
+    pub(crate) http: HttpEndpoint,
     endpoint: Option<url::Url>,
     inbound: Option<mpsc::Receiver<StreamItem>>,
     reader: Option<JoinHandle<()>>,
     closed: bool,
     max_event: usize,
-    counters: Arc<WireCounters>,
-    phases: PhaseRecorder,
-    tls: TlsWatch,
-    /// The server's OAuth client, when it has one (src/auth/).
-    auth: Option<crate::auth::Authorizer>,
-    /// The W3C `traceparent` of the request being sent, when it is traced (docs/tracing.md).
-    traceparent: Option<String>,
 }
 
 impl SseTransport {
-    /// Sends `traceparent` on the requests that follow, until set again (`None`: none).
-    pub(crate) fn set_traceparent(&mut self, traceparent: Option<String>) {
-        self.traceparent = traceparent;
-    }
-
-    /// Prepares the client; the stream is opened by the first request (under its deadline).
-    pub fn new(
-        url: &url::Url,
-        headers: &[(String, String)],
-        tls: &TlsSettings,
-        max_event: usize,
-        counters: Arc<WireCounters>,
-        clients: &HttpClients,
-    ) -> Result<Self, McpError> {
-        let phases = PhaseRecorder::default();
-        let settings = ClientSettings { tls: tls.clone() };
-        let (client, book) = clients.client(url, &settings)?;
-        let watch = TlsWatch::with_book(book);
-        Ok(SseTransport {
-            traceparent: None,
-            client,
-            tls: watch,
-            url: url.clone(),
-            headers: parse_headers(headers)?,
+    /// Prepares the transport for `http`, events bounded by `max_event`; the stream is opened
+    /// by the first request (under its deadline). The stream's GET counts in the phases of the
+    /// probe that opened it.
+    pub(crate) fn new(http: HttpEndpoint, max_event: usize) -> Self {
+        SseTransport {
+            http,
             endpoint: None,
             inbound: None,
             reader: None,
             closed: false,
             max_event,
-            counters,
-            phases,
-            auth: None,
-        })
-    }
-
-    /// Authorizes requests with `auth`'s tokens (src/mcp/http_auth.rs).
-    pub fn with_auth(mut self, auth: Option<crate::auth::Authorizer>) -> Self {
-        self.auth = auth;
-        self
-    }
-
-    /// The configured headers and the OAuth token held, if any (with its DPoP proof for a
-    /// `method` request to `url`).
-    fn request_headers(&self, method: reqwest::Method, url: &url::Url) -> HeaderMap {
-        with_authorization(&self.headers, self.auth.as_ref(), &method, url)
-    }
-
-    /// Where the time of the HTTP requests since the last call went (the stream's GET counts
-    /// in the probe that opened it).
-    pub fn take_phases(&self) -> HttpPhases {
-        self.phases.take()
-    }
-
-    /// What the TLS of the responses since the last call showed (`None` for plain HTTP).
-    pub fn take_tls(&self) -> Option<TlsObservation> {
-        self.tls.take()
+        }
     }
 
     /// False once the event stream ended.
@@ -128,28 +74,33 @@ impl SseTransport {
         let started = Instant::now();
         let this = &*self;
         let sent = send_authorized(
-            this.auth.as_ref(),
-            &this.client,
-            &this.url,
+            this.http.auth(),
+            &this.http.client,
+            &this.http.url,
             deadline,
             || async {
                 let req = this
+                    .http
                     .client
-                    .get(this.url.clone())
-                    .headers(this.request_headers(reqwest::Method::GET, &this.url))
+                    .get(this.http.url.clone())
+                    .headers(
+                        this.http
+                            .request_headers(reqwest::Method::GET, &this.http.url),
+                    )
                     .header(ACCEPT, "text/event-stream");
-                let resp = timeout_at(deadline, this.phases.scope(req.send()))
+                let resp = timeout_at(deadline, this.http.phases.scope(req.send()))
                     .await
                     .map_err(|_| timeout_marker())?
-                    .map_err(|e| map_send_error(this.url.as_str(), &e))?;
-                this.tls.note(&resp);
+                    .map_err(|e| map_send_error(this.http.url.as_str(), &e))?;
+                this.http.tls.note(&resp);
                 Ok(resp)
             },
         )
         .await;
         let headers_at = Instant::now();
         // Timed whether or not headers came: a stream that never opens shows as processing.
-        self.phases
+        self.http
+            .phases
             .add_exchange(headers_at - started, Duration::ZERO);
         let mut resp = sent?;
         let status = resp.status().as_u16();
@@ -171,7 +122,7 @@ impl SseTransport {
         if !content_type.starts_with("text/event-stream") {
             return Err(McpError::protocol(format!(
                 "GET {} answered content type {content_type:?}, not text/event-stream (is this an HTTP+SSE endpoint?)",
-                self.url
+                self.http.url
             )));
         }
         let (tx, mut rx) = mpsc::channel(16);
@@ -179,7 +130,7 @@ impl SseTransport {
             resp,
             self.max_event,
             tx,
-            self.counters.clone(),
+            self.http.counters.clone(),
         )));
         loop {
             let item = timeout_at(deadline, rx.recv())
@@ -187,22 +138,23 @@ impl SseTransport {
                 .map_err(|_| timeout_marker())?;
             match item {
                 Some(StreamItem::Event(e)) if e.event == "endpoint" => {
-                    let endpoint = self.url.join(e.data.trim()).map_err(|err| {
+                    let endpoint = self.http.url.join(e.data.trim()).map_err(|err| {
                         McpError::protocol(format!(
                             "endpoint event {:?} is not a URL: {err}",
                             e.data
                         ))
                     })?;
                     // Configured headers (credentials) must not travel to another origin.
-                    if endpoint.origin() != self.url.origin() {
+                    if endpoint.origin() != self.http.url.origin() {
                         return Err(McpError::protocol(format!(
                             "endpoint event names {endpoint}, another origin than the SSE URL {}; refusing to send messages there",
-                            self.url
+                            self.http.url
                         )));
                     }
                     self.endpoint = Some(endpoint);
                     self.inbound = Some(rx);
-                    self.phases
+                    self.http
+                        .phases
                         .add_exchange(Duration::ZERO, headers_at.elapsed());
                     return Ok(());
                 }
@@ -210,7 +162,7 @@ impl SseTransport {
                     tracing::debug!(event = %e.event, "SSE event before `endpoint` skipped");
                 }
                 Some(StreamItem::Oversize(limit)) => {
-                    self.counters.count_oversize();
+                    self.http.counters.count_oversize();
                     return Err(McpError::protocol(format!(
                         "SSE event exceeded {limit} bytes before the endpoint event"
                     )));
@@ -239,26 +191,27 @@ impl SseTransport {
             .map_err(|e| McpError::protocol(format!("cannot encode request: {e}")))?;
         let this = &*self;
         let sent = send_authorized(
-            this.auth.as_ref(),
-            &this.client,
-            &this.url,
+            this.http.auth(),
+            &this.http.client,
+            &this.http.url,
             deadline,
             || async {
                 let mut req = this
+                    .http
                     .client
                     .post(endpoint.clone())
-                    .headers(this.request_headers(reqwest::Method::POST, &endpoint))
+                    .headers(this.http.request_headers(reqwest::Method::POST, &endpoint))
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone());
-                if let Some(traceparent) = &this.traceparent {
+                if let Some(traceparent) = &this.http.traceparent {
                     req = req.header("traceparent", traceparent);
                 }
-                let resp = timeout_at(deadline, this.phases.scope(req.send()))
+                let resp = timeout_at(deadline, this.http.phases.scope(req.send()))
                     .await
                     .map_err(|_| timeout_marker())?
                     .map_err(|e| map_send_error(endpoint.as_str(), &e))?;
-                this.tls.note(&resp);
-                this.counters.sent.fetch_add(1, Ordering::Relaxed);
+                this.http.tls.note(&resp);
+                this.http.counters.sent.fetch_add(1, Ordering::Relaxed);
                 Ok(resp)
             },
         )
@@ -294,7 +247,9 @@ impl SseTransport {
         }
         let started = Instant::now();
         let posted = self.post(msg, deadline).await;
-        self.phases.add_exchange(started.elapsed(), Duration::ZERO);
+        self.http
+            .phases
+            .add_exchange(started.elapsed(), Duration::ZERO);
         posted
     }
 
@@ -318,12 +273,14 @@ impl SseTransport {
         let posted = self.post(msg, deadline).await;
         let posted_at = Instant::now();
         if posted.is_err() {
-            self.phases
+            self.http
+                .phases
                 .add_exchange(posted_at - started, Duration::ZERO);
         }
         posted?;
         let outcome = self.await_response(want, deadline, inbox).await;
-        self.phases
+        self.http
+            .phases
             .add_exchange(posted_at - started, posted_at.elapsed());
         outcome
     }
@@ -345,7 +302,7 @@ impl SseTransport {
             let event = match item {
                 Some(StreamItem::Event(e)) => e,
                 Some(StreamItem::Oversize(limit)) => {
-                    self.counters.count_oversize();
+                    self.http.counters.count_oversize();
                     return Err(McpError::protocol(format!(
                         "SSE event exceeded {limit} bytes (max_message_bytes); it was skipped"
                     )));
@@ -384,12 +341,13 @@ impl SseTransport {
             return;
         };
         let req = self
+            .http
             .client
             .post(endpoint.clone())
-            .headers(self.request_headers(reqwest::Method::POST, &endpoint))
+            .headers(self.http.request_headers(reqwest::Method::POST, &endpoint))
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        self.http.counters.sent.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), req.send()).await;
         });

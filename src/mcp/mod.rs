@@ -11,6 +11,7 @@ pub mod error;
 pub mod framing;
 mod handshake;
 mod http_auth;
+mod http_endpoint;
 mod http_io;
 pub mod http_phase_metrics;
 pub mod http_timing;

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::dispatch::Inbox;
 use super::error::{Heard, McpError};
 use super::handshake::{self, Negotiation, UNSUPPORTED_PROTOCOL_VERSION};
+use super::http_endpoint::HttpEndpoint;
 use super::jsonrpc::{self, IdCounter, RpcErrorObject};
 use super::legacy_sse::SseTransport;
 use super::mirrored_headers::{self, ParamHeader};
@@ -55,6 +56,26 @@ enum Transport {
     Stdio(StdioTransport),
     Http(HttpTransport),
     Sse(SseTransport),
+}
+
+impl Transport {
+    /// The HTTP server of either HTTP transport; `None` for stdio.
+    fn http(&self) -> Option<&HttpEndpoint> {
+        match self {
+            Transport::Http(t) => Some(&t.http),
+            Transport::Sse(t) => Some(&t.http),
+            Transport::Stdio(_) => None,
+        }
+    }
+
+    /// [`Transport::http`], to change.
+    fn http_mut(&mut self) -> Option<&mut HttpEndpoint> {
+        match self {
+            Transport::Http(t) => Some(&mut t.http),
+            Transport::Sse(t) => Some(&mut t.http),
+            Transport::Stdio(_) => None,
+        }
+    }
 }
 
 /// Keeps `in_flight` right even when a request future is dropped.
@@ -204,28 +225,28 @@ impl McpSession {
                 &limits,
                 counters.clone(),
             )?),
-            TransportSpec::Http { url, headers, tls } => Transport::Http(
-                HttpTransport::new(
+            TransportSpec::Http { url, headers, tls } => Transport::Http(HttpTransport::new(
+                HttpEndpoint::new(
                     url,
                     headers,
                     tls,
-                    limits.max_message_bytes,
                     counters.clone(),
                     &limits.http_clients,
-                )?
-                .with_auth(limits.auth.clone()),
-            ),
-            TransportSpec::Sse { url, headers, tls } => Transport::Sse(
-                SseTransport::new(
+                    limits.auth.clone(),
+                )?,
+                limits.max_message_bytes,
+            )),
+            TransportSpec::Sse { url, headers, tls } => Transport::Sse(SseTransport::new(
+                HttpEndpoint::new(
                     url,
                     headers,
                     tls,
-                    limits.max_message_bytes,
                     counters.clone(),
                     &limits.http_clients,
-                )?
-                .with_auth(limits.auth.clone()),
-            ),
+                    limits.auth.clone(),
+                )?,
+                limits.max_message_bytes,
+            )),
         };
         Ok(McpSession {
             transport,
@@ -291,10 +312,8 @@ impl McpSession {
         }
         let span = parent.child(name, opentelemetry::trace::SpanKind::Client, attributes);
         let traceparent = span.traceparent();
-        match &mut self.transport {
-            Transport::Http(t) => t.set_traceparent(Some(traceparent.clone())),
-            Transport::Sse(t) => t.set_traceparent(Some(traceparent.clone())),
-            Transport::Stdio(_) => {}
+        if let Some(http) = self.transport.http_mut() {
+            http.set_traceparent(Some(traceparent.clone()));
         }
         Some((span, traceparent))
     }
@@ -314,10 +333,8 @@ impl McpSession {
             Err(err) => span.fail(err.error_type(), err.to_string()),
         }
         span.end();
-        match &mut self.transport {
-            Transport::Http(t) => t.set_traceparent(None),
-            Transport::Sse(t) => t.set_traceparent(None),
-            Transport::Stdio(_) => {}
+        if let Some(http) = self.transport.http_mut() {
+            http.set_traceparent(None);
         }
     }
 
@@ -881,20 +898,12 @@ impl McpSession {
     /// What the TLS of the HTTP responses since the last call showed (drains); `None` for
     /// stdio and plain HTTP.
     pub fn take_tls(&self) -> Option<TlsObservation> {
-        match &self.transport {
-            Transport::Http(t) => t.take_tls(),
-            Transport::Sse(t) => t.take_tls(),
-            Transport::Stdio(_) => None,
-        }
+        self.transport.http().and_then(HttpEndpoint::take_tls)
     }
 
     /// Where the time of the HTTP requests since the last call went (drains); `None` for stdio.
     pub fn take_http_phases(&self) -> Option<HttpPhases> {
-        match &self.transport {
-            Transport::Http(t) => Some(t.take_phases()),
-            Transport::Sse(t) => Some(t.take_phases()),
-            Transport::Stdio(_) => None,
-        }
+        self.transport.http().map(HttpEndpoint::take_phases)
     }
 
     /// Notifications received since the last call (drains; bounded by

@@ -4,27 +4,24 @@
 //! Modern era (2026-07-28): stateless, `MCP-Protocol-Version` + `Mcp-Method` (+ `Mcp-Name`) on
 //! every POST. Bodies are read chunk by chunk under a size bound and the caller's deadline.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
+use super::MODERN_VERSION;
 use super::dispatch::{Inbox, Routed};
 use super::error::McpError;
-use super::http_auth::{send_authorized, with_authorization};
+use super::http_auth::send_authorized;
+use super::http_endpoint::HttpEndpoint;
 use super::http_io::{
-    ClientSettings, HttpClients, auth_error, drain_in_background, map_send_error, parse_headers,
-    read_body, read_excerpt, timeout_marker,
+    auth_error, drain_in_background, map_send_error, read_body, read_excerpt, timeout_marker,
 };
-use super::http_timing::{HttpPhases, PhaseRecorder};
 use super::jsonrpc::{RpcErrorObject, error_in_body};
 use super::mirrored_headers;
 use super::sse::{SseItem, SseParser};
-use super::{MODERN_VERSION, WireCounters};
-use crate::tls::{TlsObservation, TlsSettings, TlsWatch};
 
 /// Most bytes of an error body kept for messages.
 const ERROR_BODY_BYTES: usize = 4096;
@@ -81,76 +78,22 @@ fn text_excerpt(body: &[u8]) -> String {
 /// Streamable HTTP connection state for one server.
 #[derive(Debug)]
 pub struct HttpTransport {
-    client: reqwest::Client,
-    url: url::Url,
-    headers: HeaderMap,
+    /// The server, its client, headers, counters, timing, TLS, OAuth and trace context.
+    pub(crate) http: HttpEndpoint,
     session_id: Option<String>,
     protocol_version: Option<String>,
     max_body: usize,
-    counters: Arc<WireCounters>,
-    phases: PhaseRecorder,
-    tls: TlsWatch,
-    /// The server's OAuth client, when it has one (src/auth/).
-    auth: Option<crate::auth::Authorizer>,
-    /// The W3C `traceparent` of the request being sent, when it is traced (docs/tracing.md).
-    traceparent: Option<String>,
 }
 
 impl HttpTransport {
-    /// Sends `traceparent` on the requests that follow, until set again (`None`: none).
-    pub(crate) fn set_traceparent(&mut self, traceparent: Option<String>) {
-        self.traceparent = traceparent;
-    }
-
-    /// Prepares the transport for `url` with the shared client of its settings (TLS under
-    /// `tls` for https) from `clients`; no request is made yet.
-    pub fn new(
-        url: &url::Url,
-        headers: &[(String, String)],
-        tls: &TlsSettings,
-        max_body: usize,
-        counters: Arc<WireCounters>,
-        clients: &HttpClients,
-    ) -> Result<Self, McpError> {
-        let phases = PhaseRecorder::default();
-        let settings = ClientSettings { tls: tls.clone() };
-        let (client, book) = clients.client(url, &settings)?;
-        let watch = TlsWatch::with_book(book);
-        Ok(HttpTransport {
-            client,
-            traceparent: None,
-            tls: watch,
-            url: url.clone(),
-            headers: parse_headers(headers)?,
+    /// Prepares the transport for `http`, bodies bounded by `max_body`; no request is made yet.
+    pub(crate) fn new(http: HttpEndpoint, max_body: usize) -> Self {
+        HttpTransport {
+            http,
             session_id: None,
             protocol_version: None,
             max_body,
-            counters,
-            phases,
-            auth: None,
-        })
-    }
-
-    /// Authorizes requests with `auth`'s tokens (src/mcp/http_auth.rs).
-    pub fn with_auth(mut self, auth: Option<crate::auth::Authorizer>) -> Self {
-        self.auth = auth;
-        self
-    }
-
-    /// The configured headers and the OAuth token held, if any (with its DPoP proof for a
-    /// `method` request to `url`).
-    fn request_headers(&self, method: reqwest::Method, url: &url::Url) -> HeaderMap {
-        with_authorization(&self.headers, self.auth.as_ref(), &method, url)
-    }
-
-    /// Where the time of the HTTP requests since the last call went.
-    pub fn take_phases(&self) -> HttpPhases {
-        self.phases.take()
-    }
-
-    /// What the TLS of the responses since the last call showed (`None` for plain HTTP).
-    pub fn take_tls(&self) -> Option<TlsObservation> {
-        self.tls.take()
+        }
     }
 
     /// The legacy session id, once the server assigned one.
@@ -177,16 +120,20 @@ impl HttpTransport {
         let body = serde_json::to_vec(msg)
             .map_err(|e| McpError::protocol(format!("cannot encode request: {e}")))?;
         let mut req = self
+            .http
             .client
-            .post(self.url.clone())
-            .headers(self.request_headers(reqwest::Method::POST, &self.url))
+            .post(self.http.url.clone())
+            .headers(
+                self.http
+                    .request_headers(reqwest::Method::POST, &self.http.url),
+            )
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(sid) = &self.session_id {
             req = req.header(SESSION_HEADER, sid);
         }
-        if let Some(traceparent) = &self.traceparent {
+        if let Some(traceparent) = &self.http.traceparent {
             req = req.header("traceparent", traceparent);
         }
         if h.modern {
@@ -218,18 +165,18 @@ impl HttpTransport {
         deadline: Instant,
     ) -> Result<reqwest::Response, McpError> {
         send_authorized(
-            self.auth.as_ref(),
-            &self.client,
-            &self.url,
+            self.http.auth(),
+            &self.http.client,
+            &self.http.url,
             deadline,
             || async {
                 let req = self.post(msg, h)?;
-                let resp = timeout_at(deadline, self.phases.scope(req.send()))
+                let resp = timeout_at(deadline, self.http.phases.scope(req.send()))
                     .await
                     .map_err(|_| timeout_marker())?
-                    .map_err(|e| map_send_error(self.url.as_str(), &e))?;
-                self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                self.tls.note(&resp);
+                    .map_err(|e| map_send_error(self.http.url.as_str(), &e))?;
+                self.http.counters.sent.fetch_add(1, Ordering::Relaxed);
+                self.http.tls.note(&resp);
                 Ok(resp)
             },
         )
@@ -278,7 +225,9 @@ impl HttpTransport {
     ) -> Result<(), McpError> {
         let started = Instant::now();
         let outcome = self.post_untimed(msg, h, deadline).await;
-        self.phases.add_exchange(started.elapsed(), Duration::ZERO);
+        self.http
+            .phases
+            .add_exchange(started.elapsed(), Duration::ZERO);
         outcome
     }
 
@@ -305,7 +254,7 @@ impl HttpTransport {
     /// POSTs without waiting (best-effort cancellation); bounded by a short timeout.
     pub(crate) fn notify_detached(&self, msg: &Value, h: MessageHeaders<'_>) {
         if let Ok(req) = self.post(msg, h) {
-            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            self.http.counters.sent.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(DETACHED_POST_TIMEOUT, req.send()).await;
             });
@@ -327,11 +276,13 @@ impl HttpTransport {
         // A request that got no headers (timeout, refused, reset) still spent its time: a
         // server that never answers shows it as processing.
         let resp = sent.inspect_err(|_| {
-            self.phases
+            self.http
+                .phases
                 .add_exchange(headers_at - started, Duration::ZERO)
         })?;
         let outcome = self.read_response(resp, want, h, deadline, inbox).await;
-        self.phases
+        self.http
+            .phases
             .add_exchange(headers_at - started, headers_at.elapsed());
         outcome
     }
@@ -369,7 +320,7 @@ impl HttpTransport {
         if content_type.starts_with("text/event-stream") {
             self.read_sse(resp, want, h, deadline, inbox).await
         } else if content_type.starts_with("application/json") || content_type.contains("+json") {
-            let body = read_body(&mut resp, self.max_body, deadline, &self.counters).await?;
+            let body = read_body(&mut resp, self.max_body, deadline, &self.http.counters).await?;
             let routed = inbox.route_bytes(&body, want).map_err(|_| {
                 McpError::protocol(format!(
                     "JSON response body is not JSON: {:?}",
@@ -464,7 +415,7 @@ impl HttpTransport {
                 .map_err(|_| timeout_marker())?;
             let detail = match chunk {
                 Ok(Some(chunk)) => {
-                    self.counters.count_bytes(chunk.len());
+                    self.http.counters.count_bytes(chunk.len());
                     parser.push(&chunk, &mut items);
                     None
                 }
@@ -472,7 +423,7 @@ impl HttpTransport {
                     "SSE response to `{}` ended before the response with id {want}",
                     h.method
                 )),
-                Err(e) => match map_send_error(self.url.as_str(), &e) {
+                Err(e) => match map_send_error(self.http.url.as_str(), &e) {
                     McpError::StreamClosed { detail } => Some(detail),
                     other => return Err(other),
                 },
@@ -489,7 +440,7 @@ impl HttpTransport {
             for item in std::mem::take(&mut items) {
                 let event = match item {
                     SseItem::Oversize { limit } => {
-                        self.counters.count_oversize();
+                        self.http.counters.count_oversize();
                         return Err(McpError::protocol(format!(
                             "SSE event exceeded {limit} bytes (max_message_bytes); reading stopped"
                         )));
@@ -529,9 +480,13 @@ impl HttpTransport {
         deadline: Instant,
     ) -> Result<reqwest::Response, McpError> {
         let mut req = self
+            .http
             .client
-            .get(self.url.clone())
-            .headers(self.request_headers(reqwest::Method::GET, &self.url))
+            .get(self.http.url.clone())
+            .headers(
+                self.http
+                    .request_headers(reqwest::Method::GET, &self.http.url),
+            )
             .header(ACCEPT, "text/event-stream")
             .header("last-event-id", last_event_id);
         if let Some(sid) = &self.session_id {
@@ -540,10 +495,10 @@ impl HttpTransport {
         if let Some(v) = &self.protocol_version {
             req = req.header("mcp-protocol-version", v);
         }
-        let resp = timeout_at(deadline, self.phases.scope(req.send()))
+        let resp = timeout_at(deadline, self.http.phases.scope(req.send()))
             .await
             .map_err(|_| timeout_marker())?
-            .map_err(|e| map_send_error(self.url.as_str(), &e))?;
+            .map_err(|e| map_send_error(self.http.url.as_str(), &e))?;
         let status = resp.status();
         if status.as_u16() == 401 || status.as_u16() == 403 {
             return Err(auth_error(&resp));
@@ -576,9 +531,13 @@ impl HttpTransport {
             return;
         };
         let mut req = self
+            .http
             .client
-            .delete(self.url.clone())
-            .headers(self.request_headers(reqwest::Method::DELETE, &self.url))
+            .delete(self.http.url.clone())
+            .headers(
+                self.http
+                    .request_headers(reqwest::Method::DELETE, &self.http.url),
+            )
             .header(SESSION_HEADER, sid);
         if let Some(v) = &self.protocol_version {
             req = req.header("mcp-protocol-version", v);
@@ -589,20 +548,17 @@ impl HttpTransport {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use reqwest::header::HeaderMap;
+
+    use super::super::WireCounters;
     use super::super::test_server::{event_stream, scripted_server};
     use super::*;
 
     fn built(h: MessageHeaders<'_>) -> HeaderMap {
         let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("url");
-        let transport = HttpTransport::new(
-            &url,
-            &[],
-            &TlsSettings::default(),
-            1024,
-            Arc::default(),
-            &HttpClients::default(),
-        )
-        .expect("transport");
+        let transport = HttpTransport::new(HttpEndpoint::plain(&url, Arc::default()), 1024);
         let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": h.method});
         let request = transport
             .post(&msg, h)
@@ -660,15 +616,8 @@ mod tests {
     /// Sends request id 1 (`tools/call`) to `url` as `era` and returns the outcome.
     async fn call(url: &url::Url, modern: bool) -> Result<Result<Value, RpcErrorObject>, McpError> {
         let counters = Arc::new(WireCounters::default());
-        let mut transport = HttpTransport::new(
-            url,
-            &[],
-            &TlsSettings::default(),
-            1 << 20,
-            Arc::clone(&counters),
-            &HttpClients::default(),
-        )
-        .expect("transport");
+        let mut transport =
+            HttpTransport::new(HttpEndpoint::plain(url, Arc::clone(&counters)), 1 << 20);
         transport.set_protocol_version("2025-11-25");
         let mut inbox = Inbox::new(counters, 16);
         let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
