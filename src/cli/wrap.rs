@@ -82,12 +82,23 @@ impl CompanionCli {
             args.push(format!("--name={name}").into());
         }
         // An empty socket path is no path (as `SocketEnv` reads an empty variable).
-        if let Some(exporter) = self.wrap.exporter.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(exporter) = self
+            .wrap
+            .exporter
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             let mut flag = OsString::from("--exporter=");
             flag.push(exporter.as_os_str());
             args.push(flag);
         }
-        args.push(format!("--report-interval={}ns", self.wrap.report_interval.as_nanos()).into());
+        args.push(
+            format!(
+                "--report-interval={}ns",
+                self.wrap.report_interval.as_nanos()
+            )
+            .into(),
+        );
         args.push("--".into());
         args.extend(self.wrap.command.iter().cloned());
         args
@@ -141,9 +152,7 @@ pub fn exec_companion(cli: &CompanionCli) -> CompanionError {
     let Some(path) = companion_beside(&exe) else {
         return CompanionError::Absent(exe);
     };
-    let source = std::process::Command::new(&path)
-        .args(cli.to_args())
-        .exec();
+    let source = std::process::Command::new(&path).args(cli.to_args()).exec();
     CompanionError::Exec { path, source }
 }
 
@@ -221,7 +230,13 @@ mod tests {
                 Some("-looks-like-a-flag"),
                 Some("/tmp/a dir/traffic.sock"),
                 Duration::from_millis(1500),
-                &["npx", "-y", "@modelcontextprotocol/server-memory", "--", "--name"],
+                &[
+                    "npx",
+                    "-y",
+                    "@modelcontextprotocol/server-memory",
+                    "--",
+                    "--name",
+                ],
             ),
             companion(
                 LogFormat::Human,
@@ -265,7 +280,10 @@ mod tests {
         let exe = dir.path().join("mcp-exporter");
         assert!(companion_beside(&exe).is_none());
         std::fs::create_dir(dir.path().join(COMPANION)).expect("mkdir");
-        assert!(companion_beside(&exe).is_none(), "a directory is no companion");
+        assert!(
+            companion_beside(&exe).is_none(),
+            "a directory is no companion"
+        );
         let other = tempfile::tempdir().expect("tempdir");
         std::fs::write(other.path().join(COMPANION), b"").expect("write");
         let exe = other.path().join("mcp-exporter");
