@@ -4,7 +4,10 @@
 #   - latency: one request at a time, p50/p99 of the round trip, added = wrapped - direct;
 #   - throughput: 32 requests in flight, requests per second, wrapped / direct;
 #   - wrapper peak RSS (VmHWM), its anonymous and file-backed parts at the end (RssAnon: the
-#     wrapper's own data; RssFile: the executable's pages, shared), and CPU per request;
+#     wrapper's own data; RssFile: the executable's pages, shared), and CPU per request, of the
+#     process the client started as `mcp-exporter wrap`: that process replaces itself with the
+#     wrapper's own executable, mcp-exporter-wrap, found beside mcp-exporter (src/cli/wrap.rs),
+#     and the script prints which executable it ended up running;
 # with small results and 1 MB results from a minimal responder, and with the real
 # server-everything (echo). The wrapper reports to a real receiver (examples/traffic_receiver.rs)
 # as in production.
@@ -18,6 +21,8 @@
 #
 # BENCH_BASE_WRAPPER=/path/to/an/older/mcp-exporter adds a third column, the same client through
 # that binary's wrapper, interleaved with the others: before/after figures under the same load.
+# A copy of target/release/mcp-exporter alone in a directory (no mcp-exporter-wrap beside it) is
+# this build wrapping in its own process.
 # The load average is printed before and after (the machine may be shared).
 #
 # BENCH_ONLY_COMPARE=1 stops after the comparison (skips the reporting part); BENCH_NO_RECEIVER=1
@@ -49,6 +54,7 @@ if [ "${BENCH_NO_RECEIVER:-0}" = 1 ]; then BENCH_ONLY_COMPARE=1; else
 	cargo build --release --quiet --example traffic_receiver
 fi
 WRAPPER="$PWD/target/release/mcp-exporter"
+[ -x "$PWD/target/release/mcp-exporter-wrap" ] || { echo "bench: target/release/mcp-exporter-wrap was not built" >&2; exit 1; }
 RECEIVER="$PWD/target/release/examples/traffic_receiver"
 SOCK="$WORK/traffic.sock"
 
@@ -115,7 +121,10 @@ def proc_stats(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
     memory = {key: int(status.get(key, 0)) for key in ("VmHWM", "RssAnon", "RssFile")}
+    EXECUTABLES.add(os.path.basename(os.readlink(f"/proc/{pid}/exe")))
     return memory, ticks / os.sysconf("SC_CLK_TCK")
+
+EXECUTABLES = set()  # what the wrapped runs' processes ended up running (after the exec)
 
 def run(server, wrapped, tool, args, n, window):
     p = start(server, wrapped)
@@ -173,7 +182,11 @@ if mode == "compare":
             b50, b99 = med("baseline", "p50"), med("baseline", "p99")
             print(f"  baseline     latency p50 {b50:8.1f} us (added {b50 - d50:+7.1f} us), p99 added {b99 - d99:+7.1f} us, "
                   f"throughput ratio {med('baseline', 'rps') / med('direct', 'rps'):.3f}, "
-                  f"peak RSS {med('baseline', 'rss_kib') / 1024:.1f} MiB, CPU {med('baseline', 'cpu_us_per_request'):.1f} us per request")
+                  f"peak RSS {med('baseline', 'rss_kib') / 1024:.1f} MiB "
+                  f"(own anonymous {med('baseline', 'anon_kib') / 1024:.1f} MiB, "
+                  f"executable's shared pages {med('baseline', 'file_kib') / 1024:.1f} MiB), "
+                  f"CPU {med('baseline', 'cpu_us_per_request'):.1f} us per request")
+    print(f"wrapper processes ran: {', '.join(sorted(EXECUTABLES))}")
 else:  # "chatty": one wrapped throughput run, for the receiver's cost
     r = run(RESPONDER, True, "small", "{}", requests, 32)
     print(json.dumps({"rps": r["rps"], "wrapper_cpu_us_per_request": r["cpu_us_per_request"]}))
@@ -198,6 +211,7 @@ stop_receiver() {
 
 echo "== mcp-exporter wrap: direct vs wrapped over stdio ($(nproc) CPUs, $(uname -r))"
 echo "load before: $(uptime)"
+echo "executables: mcp-exporter $(stat -c %s "$WRAPPER") bytes, mcp-exporter-wrap $(stat -c %s "$WRAPPER-wrap") bytes${BENCH_BASE_WRAPPER:+, baseline $(stat -c %s "$BENCH_BASE_WRAPPER") bytes}"
 start_receiver
 ROUNDS="$ROUNDS" python3 "$WORK/driver.py" compare "$REQUESTS" "$WRAPPER" "$SOCK" "$WORK/responder.py" 1s "$EVERYTHING"
 stop_receiver

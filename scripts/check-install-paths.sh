@@ -4,14 +4,16 @@
 #
 #   deb    scripts/package.sh builds the .deb; `dpkg -i` installs it; the unit passes
 #          `systemd-analyze verify`; the installed binary, run as the package's system user,
-#          validates the installed example config; the bundle is in /usr/share/mcp-exporter;
+#          validates the installed example config; `mcp-exporter wrap` runs as the wrapper's own
+#          executable installed beside it; the bundle is in /usr/share/mcp-exporter;
 #          `dpkg -r` removes the program and `dpkg -P` the config, leaving nothing behind.
 #   image  deploy/Dockerfile's runtime stage, built by buildah (vfs storage, chroot isolation) on
 #          a Debian base made by debootstrap (with Node.js), around the release binary; run with
 #          its own ENTRYPOINT and CMD: it runs as uid 10001, reads the config from
 #          /etc/mcp-exporter/mcp-exporter.toml, probes a stdio server (server-everything, from
 #          mcp-servers/node_modules mounted where the example config looks) HEALTHY, serves
-#          /metrics, and exits 0 on SIGTERM. The image storage is removed afterwards.
+#          /metrics, and exits 0 on SIGTERM; `mcp-exporter wrap` in it runs as the wrapper's own
+#          executable. The image storage is removed afterwards.
 #
 # Usage: check-install-paths.sh [deb|image]...   (default: both)
 # Needs root, the release binary (built here if missing), cargo-deb, dpkg, systemd-analyze,
@@ -59,10 +61,22 @@ need_root_and() {
 	done
 }
 
-# The release binary both checks ship (a no-op when it is up to date).
+# The release binaries both checks ship (a no-op when they are up to date).
 release_binary() {
-	log "cargo build --release --locked"
-	cargo build --release --locked --quiet
+	log "cargo build --release --locked --bins"
+	cargo build --release --locked --bins --quiet
+}
+
+# The shell command that checks an installed `mcp-exporter wrap`: a line passes through it
+# unchanged, and the process the wrapped server sees as its parent (the wrapper, same pid as the
+# `mcp-exporter wrap` started) runs the companion /usr/bin/mcp-exporter-wrap, not
+# /usr/bin/mcp-exporter (src/cli/wrap.rs). No daemon listens on the socket; that costs nothing.
+WRAP_CHECK='printf "hello\n" | /usr/bin/mcp-exporter wrap --exporter /nonexistent/traffic.sock -- sh -c '"'"'readlink /proc/$PPID/exe; cat; exit 7'"'"'; echo "exit $?"'
+WRAP_EXPECTED=$'/usr/bin/mcp-exporter-wrap\nhello\nexit 7'
+# $1: where it ran; $2: what it printed.
+check_wrap_output() {
+	[[ "$2" == "$WRAP_EXPECTED" ]] ||
+		die "$1: mcp-exporter wrap did not run through /usr/bin/mcp-exporter-wrap; it printed: $2"
 }
 
 check_deb() {
@@ -78,7 +92,7 @@ check_deb() {
 	dpkg -i "$deb" >/dev/null || die "dpkg -i $deb"
 
 	local f
-	for f in /usr/bin/mcp-exporter /etc/mcp-exporter/mcp-exporter.toml \
+	for f in /usr/bin/mcp-exporter /usr/bin/mcp-exporter-wrap /etc/mcp-exporter/mcp-exporter.toml \
 		/usr/share/mcp-exporter/alerts/mcp-exporter.rules.yml \
 		/usr/share/mcp-exporter/alerts/tests/mcp-exporter.test.yml \
 		/usr/share/mcp-exporter/dashboards/mcp-overview.json \
@@ -99,6 +113,7 @@ check_deb() {
 	[[ -z "$verify" ]] || die "systemd-analyze verify $unit warns: $verify"
 	runuser -u mcp-exporter -- /usr/bin/mcp-exporter validate /etc/mcp-exporter/mcp-exporter.toml >/dev/null ||
 		die "the installed binary, as user mcp-exporter, does not validate the installed config"
+	check_wrap_output deb "$(runuser -u mcp-exporter -- sh -c "$WRAP_CHECK" 2>&1)"
 	if command -v promtool >/dev/null; then
 		promtool check rules /usr/share/mcp-exporter/alerts/mcp-exporter.rules.yml >/dev/null ||
 			die "promtool rejects the installed rules"
@@ -106,7 +121,7 @@ check_deb() {
 
 	log "dpkg -r mcp-exporter"
 	dpkg -r mcp-exporter >/dev/null || die "dpkg -r mcp-exporter"
-	for f in /usr/bin/mcp-exporter "$unit" /usr/share/mcp-exporter /usr/share/doc/mcp-exporter; do
+	for f in /usr/bin/mcp-exporter /usr/bin/mcp-exporter-wrap "$unit" /usr/share/mcp-exporter /usr/share/doc/mcp-exporter; do
 		[[ ! -e "$f" ]] || die "dpkg -r left $f behind"
 	done
 	[[ -f /etc/mcp-exporter/mcp-exporter.toml ]] || die "dpkg -r removed the conffile (only purge may)"
@@ -186,8 +201,10 @@ check_image() {
 	local user
 	user="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["OCIv1"]["config"].get("User",""))' "$config")"
 	[[ "$user" == 10001:10001 ]] || die "the image's USER is '$user', want 10001:10001"
-	log "run: ${command[*]}"
 	ctr="$("${B[@]}" from --pull=never localhost/mcp-exporter:check)"
+	log "run: mcp-exporter wrap (through /usr/bin/mcp-exporter-wrap)"
+	check_wrap_output image "$("${B[@]}" run "$ctr" -- sh -c "$WRAP_CHECK" 2>&1)"
+	log "run: ${command[*]}"
 	"${B[@]}" run --volume "$servers:/var/lib/mcp-exporter/mcp-servers/node_modules:ro" \
 		"$ctr" -- "${command[@]}" >"$work/run.log" 2>&1 &
 	RUN_PID=$!

@@ -30,6 +30,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log flags every command takes (`mcp-exporter`'s global flags, and the companion
+/// `mcp-exporter-wrap`'s, src/bin/mcp-exporter-wrap.rs): one definition for both binaries.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct LogArgs {
+    /// Log format of the daemon's own logs (stderr); also `--log.format`.
+    #[arg(long, visible_alias = "log.format", global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter; also `--log.level`.
+    #[arg(
+        long,
+        visible_alias = "log.level",
+        global = true,
+        default_value = "info"
+    )]
+    pub log_level: String,
+}
+
+impl LogArgs {
+    /// Installs the global subscriber these flags describe ([`init`]).
+    pub fn init(&self) {
+        init(self.log_format, &self.log_level);
+    }
+}
+
 /// Installs the global subscriber writing to stderr. `RUST_LOG` overrides `level`.
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));

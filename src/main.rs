@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mcp_exporter::cli;
 use mcp_exporter::daemon::{ServeError, ServeOptions, serve};
-use mcp_exporter::logging::{self, LogFormat};
+use mcp_exporter::logging::LogArgs;
 
 /// Exit status for an invalid configuration or invalid arguments.
 const EXIT_CONFIG: u8 = 2;
@@ -19,17 +19,8 @@ const EXIT_CONFIG: u8 = 2;
     about = "Probes MCP servers and serves Prometheus metrics"
 )]
 struct Cli {
-    /// Log format of the daemon's own logs (stderr); also `--log.format`.
-    #[arg(long, visible_alias = "log.format", global = true, value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
-    /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter; also `--log.level`.
-    #[arg(
-        long,
-        visible_alias = "log.level",
-        global = true,
-        default_value = "info"
-    )]
-    log_level: String,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -192,11 +183,22 @@ fn main() -> ExitCode {
         Command::Diff(args) => ExitCode::from(cli::diff::run(args)),
         Command::Login(args) => ExitCode::from(cli::login::run(args)),
         Command::Wrap(args) => {
-            logging::init(cli.log_format, &cli.log_level);
-            ExitCode::from(cli::wrap::run(args))
+            // The wrapper's own small executable, when it is installed beside this one, takes
+            // over this process (src/cli/wrap.rs, docs/traffic.md#the-wrappers-own-executable);
+            // without it the wrapper runs here, the same.
+            let wrapper = cli::wrap::CompanionCli {
+                log: cli.log,
+                wrap: args,
+            };
+            let not_run = cli::wrap::exec_companion(&wrapper);
+            if not_run.is_worth_a_warning() {
+                eprintln!("mcp-exporter wrap: {not_run}; wrapping in this process");
+            }
+            wrapper.log.init();
+            ExitCode::from(cli::wrap::run(wrapper.wrap))
         }
         Command::Proxy(args) => {
-            logging::init(cli.log_format, &cli.log_level);
+            cli.log.init();
             ExitCode::from(cli::proxy::run(args))
         }
         Command::Validate { config, web_config } => match mcp_exporter::validate::report(&config) {
@@ -227,7 +229,7 @@ fn main() -> ExitCode {
             shard,
             discovery_dir,
         } => {
-            logging::init(cli.log_format, &cli.log_level);
+            cli.log.init();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("mcp-exporter")

@@ -482,7 +482,12 @@ struct RawWrapper {
 
 impl RawWrapper {
     fn start(sock: &Path, name: &str, server: &[OsString]) -> RawWrapper {
-        let mut child = Command::new(wrapper_bin())
+        RawWrapper::start_binary(Path::new(wrapper_bin()), sock, name, server)
+    }
+
+    /// `binary wrap ...`: the `mcp-exporter` under test, or a copy of it elsewhere.
+    fn start_binary(binary: &Path, sock: &Path, name: &str, server: &[OsString]) -> RawWrapper {
+        let mut child = Command::new(binary)
             .arg("wrap")
             .arg("--exporter")
             .arg(sock)
@@ -786,6 +791,89 @@ fn a_server_killed_with_sigkill_gives_137() {
             Ok(())
         } else {
             Err(format!("exits {:?}", t.exits))
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wrapper's own executable (src/bin/mcp-exporter-wrap.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// The executable a process runs, from /proc.
+fn exe_of(pid: u32) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/exe")).expect("read /proc/PID/exe")
+}
+
+/// A server that says `ready` once started, then echoes its stdin and exits 3 at EOF.
+fn ready_then_cat() -> Vec<OsString> {
+    sh("echo ready; cat; exit 3")
+}
+
+/// Passes a line through `w` (running [`ready_then_cat`]), closes its stdin and checks the
+/// status.
+fn echo_a_line_and_exit_3(w: &mut RawWrapper) {
+    let line: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n";
+    w.write(line);
+    assert_eq!(w.read_exactly(line.len(), WAIT), line);
+    w.close_stdin();
+    assert_eq!(w.wait().code(), Some(3));
+}
+
+#[test]
+fn wrap_runs_as_the_companion_beside_it_in_the_same_process() {
+    let dir = tempdir();
+    let sock = dir.path().join("traffic.sock");
+    let receiver = TestReceiver::start(&sock, vec![]);
+    let mut w = RawWrapper::start(&sock, "companion", &ready_then_cat());
+    // The server is started by the wrapper, so by now the exec is done.
+    assert_eq!(w.read_exactly(6, WAIT), b"ready\n");
+    let companion = std::fs::canonicalize(env!("CARGO_BIN_EXE_mcp-exporter-wrap"))
+        .expect("the companion is built beside mcp-exporter");
+    assert_eq!(
+        exe_of(w.pid()),
+        companion,
+        "mcp-exporter wrap replaced itself with mcp-exporter-wrap, keeping its pid"
+    );
+    // The client's child is still the server's parent: one process, no second wrapper.
+    assert_eq!(
+        child_pids_of(w.pid()).len(),
+        1,
+        "the server is the only child of the wrapper's pid"
+    );
+    echo_a_line_and_exit_3(&mut w);
+    // Name and report interval reached the companion: its reports arrive under that name.
+    receiver.wait_until("companion", |t| {
+        if t.exits.get(&3) == Some(&1) && t.totals.client_to_server.messages == 1 {
+            Ok(())
+        } else {
+            Err(format!("exits {:?}, totals {:?}", t.exits, t.totals))
+        }
+    });
+}
+
+#[test]
+fn wrap_without_the_companion_wraps_in_its_own_process() {
+    let dir = tempdir();
+    let alone = dir.path().join("mcp-exporter");
+    // A link where the filesystem allows (no copy of a large file), else a copy.
+    if std::fs::hard_link(wrapper_bin(), &alone).is_err() {
+        std::fs::copy(wrapper_bin(), &alone).expect("copy mcp-exporter");
+    }
+    let sock = dir.path().join("traffic.sock");
+    let receiver = TestReceiver::start(&sock, vec![]);
+    let mut w = RawWrapper::start_binary(&alone, &sock, "alone", &ready_then_cat());
+    assert_eq!(w.read_exactly(6, WAIT), b"ready\n");
+    assert_eq!(
+        exe_of(w.pid()),
+        alone,
+        "with no mcp-exporter-wrap beside it, mcp-exporter wraps in its own process"
+    );
+    echo_a_line_and_exit_3(&mut w);
+    receiver.wait_until("alone", |t| {
+        if t.exits.get(&3) == Some(&1) && t.totals.client_to_server.messages == 1 {
+            Ok(())
+        } else {
+            Err(format!("exits {:?}, totals {:?}", t.exits, t.totals))
         }
     });
 }
