@@ -27,6 +27,8 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(3600);
 const MAX_PENDING_PER_LEDGER: usize = 1024;
 /// The notification that ends a request early.
 const CANCELLED: &str = "notifications/cancelled";
+/// Most closed exchanges' ledgers kept for reuse (about the exchanges open at once).
+const MAX_SPARE_LEDGERS: usize = 64;
 
 /// One exchange's handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +76,9 @@ struct Inner {
     exchanges: HashMap<u64, Exchange>,
     next_exchange: u64,
     sessions: HashMap<String, Session>,
+    /// Ledgers of closed exchanges, emptied, for the next ones ([`Ledger::recycle`]): a
+    /// small request then allocates little for its accounting.
+    spare: Vec<Ledger>,
     /// Counted and not yet flushed: closed ledgers' deltas and the session counts.
     finished: TrafficTotals,
     era: Option<Era>,
@@ -98,10 +103,14 @@ impl Accounts {
         let mut inner = self.lock();
         let id = inner.next_exchange;
         inner.next_exchange += 1;
+        let ledger = inner
+            .spare
+            .pop()
+            .unwrap_or_else(|| Ledger::new(MAX_PENDING_PER_LEDGER));
         inner.exchanges.insert(
             id,
             Exchange {
-                ledger: Ledger::new(MAX_PENDING_PER_LEDGER),
+                ledger,
                 session: session.map(str::to_string),
             },
         );
@@ -254,6 +263,10 @@ impl Accounts {
         }
         inner.note_protocol(&state.era, &state.protocol_version);
         inner.absorb(delta);
+        if inner.spare.len() < MAX_SPARE_LEDGERS {
+            ledger.recycle();
+            inner.spare.push(ledger);
+        }
     }
 
     /// Closes every session (the proxy stops).
@@ -390,6 +403,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::traffic::ledger::EARLY_ANSWER_GRACE;
 
     fn key(method: &str, tool: Option<&str>, origin: Peer) -> RequestKey {
         RequestKey {
@@ -443,6 +457,33 @@ mod tests {
         );
         assert!(state.in_flight.is_empty());
         assert_eq!(delta.client_to_server.messages, 2);
+    }
+
+    #[test]
+    fn a_reused_ledger_starts_empty() {
+        let a = Accounts::default();
+        let t = Instant::now();
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        let answer = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+        let x = a.open_exchange(None);
+        a.record_frame(scope(x, None), Peer::Client, call, t);
+        a.close_exchange(x, Ending::HttpStatus(502));
+        // The next exchange gets x's ledger back: x's request is not waiting in it.
+        let y = a.open_exchange(None);
+        a.record_frame(scope(y, None), Peer::Server, answer, t);
+        let (mut delta, state) = a.flush(t);
+        assert!(state.in_flight.is_empty(), "{:?}", state.in_flight);
+        a.record_frame(scope(y, None), Peer::Client, call, t);
+        a.record_frame(scope(y, None), Peer::Server, answer, t);
+        a.close_exchange(y, Ending::Unanswered);
+        let (rest, state) = a.flush(t + EARLY_ANSWER_GRACE * 2);
+        delta.merge(&rest);
+        let stats = &delta.requests[&key("tools/call", Some("echo"), Peer::Client)];
+        assert_eq!(
+            (stats.started, stats.ok, stats.errors.get("502").copied()),
+            (2, 1, Some(1))
+        );
+        assert!(state.in_flight.is_empty());
     }
 
     #[test]

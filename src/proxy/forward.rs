@@ -25,7 +25,7 @@ use super::accounts::{Accounts, Ending, ExchangeId, Scope};
 use super::headers::end_to_end;
 use super::observe::{BodyKind, ResponseObserver};
 use super::relay::{EndpointRewrite, relay};
-use super::upstream::Upstream;
+use super::upstream::{Targets, Upstream};
 
 /// The header carrying a Streamable HTTP session.
 pub const SESSION_HEADER: &str = "mcp-session-id";
@@ -35,6 +35,8 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 pub struct Forwarder {
     /// Where requests go.
     pub upstream: Upstream,
+    /// Their parsed URLs, by path and query.
+    pub targets: Targets,
     /// The HTTP client (connection pool) to the upstream.
     pub client: reqwest::Client,
     /// Longest wait for the upstream's response headers.
@@ -68,19 +70,17 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         .uri
         .path_and_query()
         .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    let target = proxy.upstream.target(&path_and_query);
+        .unwrap_or("/");
     let accounts = &proxy.accounts;
-    let request_session = header_text(&parts.headers, SESSION_HEADER);
+    let request_session = header_str(&parts.headers, SESSION_HEADER);
     // A POST to an endpoint a legacy SSE stream announced belongs to that stream's session.
-    let legacy = parts.method == Method::POST && accounts.has_session(&path_and_query);
+    let legacy = parts.method == Method::POST && accounts.has_session(path_and_query);
     let session = if legacy {
-        Some(path_and_query.clone())
+        Some(path_and_query)
     } else {
-        request_session.clone()
+        request_session
     };
-    let exchange = accounts.open_exchange(session.as_deref());
+    let exchange = accounts.open_exchange(session);
     let mut guard = ExchangeGuard {
         accounts: accounts.clone(),
         exchange,
@@ -89,7 +89,7 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
     };
     let scope = Scope {
         exchange,
-        session: session.as_deref(),
+        session,
         session_only: legacy,
     };
 
@@ -107,13 +107,17 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
             );
         }
     };
-    let request = proxy
-        .client
-        .request(parts.method.clone(), &target)
-        .headers(headers)
-        .body(body);
+    // A target that does not parse goes as text: the client's error is the answer.
+    let request = match proxy.targets.url(&proxy.upstream, path_and_query) {
+        Some(url) => proxy.client.request(parts.method.clone(), url),
+        None => proxy
+            .client
+            .request(parts.method.clone(), proxy.upstream.target(path_and_query)),
+    };
+    let request = request.headers(headers).body(body);
     let response = match tokio::time::timeout(proxy.timeout, request.send()).await {
         Err(_) => {
+            let target = proxy.upstream.target(path_and_query);
             guard.ending = Ending::HttpStatus(StatusCode::GATEWAY_TIMEOUT.as_u16());
             tracing::warn!(upstream = %target, timeout = ?proxy.timeout, "proxy: upstream sent no response in time");
             return plain(
@@ -125,6 +129,7 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
             );
         }
         Ok(Err(err)) => {
+            let target = proxy.upstream.target(path_and_query);
             guard.ending = Ending::HttpStatus(StatusCode::BAD_GATEWAY.as_u16());
             let reason = error_chain(&err);
             tracing::warn!(upstream = %target, %reason, "proxy: upstream unreachable");
@@ -138,20 +143,18 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
 
     let status = response.status();
     let now = Instant::now();
-    let response_session = header_text(response.headers(), SESSION_HEADER);
     let stream_session = follow_session(
         accounts,
         &parts.method,
         status,
-        request_session.as_deref(),
-        response_session.as_deref(),
+        request_session,
+        header_str(response.headers(), SESSION_HEADER),
         now,
     );
-    let content_type =
-        header_text(response.headers(), header::CONTENT_TYPE.as_str()).unwrap_or_default();
-    let kind = BodyKind::for_content_type(&content_type);
+    let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str()).unwrap_or("");
+    let kind = BodyKind::for_content_type(content_type);
     let is_stream = matches!(kind, BodyKind::Events(_));
-    let expected = header_text(response.headers(), header::CONTENT_LENGTH.as_str())
+    let expected = header_str(response.headers(), header::CONTENT_LENGTH.as_str())
         .and_then(|len| len.trim().parse::<u64>().ok());
     let mut observer = ResponseObserver::new(accounts.clone(), exchange, kind, expected);
     guard.armed = false;
@@ -159,7 +162,7 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         observer.ending = Ending::HttpStatus(status.as_u16());
     }
     if legacy {
-        observer.session = session.clone();
+        observer.session = session.map(str::to_string);
         observer.session_only = true;
     } else {
         observer.session = stream_session;
@@ -169,7 +172,10 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
     // A GET stream may be a legacy SSE stream: its `endpoint` event is rewritten.
     let rewrite = (parts.method == Method::GET && is_stream && status.is_success()).then(|| {
         response_headers.remove(header::CONTENT_LENGTH);
-        EndpointRewrite::new(proxy.upstream.clone(), target.clone())
+        EndpointRewrite::new(
+            proxy.upstream.clone(),
+            proxy.upstream.target(path_and_query),
+        )
     });
     let body = relay(
         response.bytes_stream(),
@@ -356,11 +362,8 @@ fn follow_session(
     accounts.has_session(session).then(|| session.to_string())
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// An error's message with its causes (`connection refused` is usually a cause).

@@ -104,6 +104,7 @@ pub async fn start(config: &ProxyConfig, mut sink: TrafficSink) -> Result<ProxyH
     let (stop, stop_rx) = watch::channel(false);
     let forwarder = Arc::new(Forwarder {
         upstream: config.upstream.clone(),
+        targets: Default::default(),
         client,
         timeout: config.timeout,
         accounts: accounts.clone(),

@@ -469,6 +469,24 @@ impl Ledger {
         }
     }
 
+    /// Readies the ledger for another exchange once its delta, state and pending requests
+    /// were taken: whatever is left (early answers, session, protocol) is dropped as a new
+    /// ledger would not have it; the label caps and the tables' room are kept, so labels seen
+    /// before cost no allocation (the caps are reset once half used: an exchange always has
+    /// room for at least half of each cap, far more labels than one request body carries).
+    pub fn recycle(&mut self) {
+        self.totals = TrafficTotals::default();
+        self.pending.by_id.clear();
+        self.pending.order.clear();
+        self.early.clear();
+        self.session_started = None;
+        self.era = None;
+        self.protocol_version = None;
+        if self.labels.half_full() {
+            self.labels = LabelCaps::default();
+        }
+    }
+
     /// Hands over the requests still awaiting an answer (they leave this ledger uncounted;
     /// see [`Ledger::adopt_pending`]).
     pub fn take_pending(&mut self) -> Vec<PendingRequest> {

@@ -325,14 +325,22 @@ impl TrafficTotals {
 
     /// Adds `other` as it is (both sides already bounded by the same caps).
     pub fn merge(&mut self, other: &TrafficTotals) {
+        // A key already present is not cloned: the proxy merges every exchange's delta.
         for (key, stats) in &other.requests {
-            self.requests
-                .entry(key.clone())
-                .or_default()
-                .merge(stats, str::to_string);
+            match self.requests.get_mut(key) {
+                Some(mine) => mine.merge(stats, str::to_string),
+                None => self
+                    .requests
+                    .entry(key.clone())
+                    .or_default()
+                    .merge(stats, str::to_string),
+            }
         }
         for (key, count) in &other.notifications {
-            add(self.notifications.entry(key.clone()).or_default(), *count);
+            match self.notifications.get_mut(key) {
+                Some(mine) => add(mine, *count),
+                None => add(self.notifications.entry(key.clone()).or_default(), *count),
+            }
         }
         self.merge_streams_and_sessions(other);
     }
@@ -432,6 +440,13 @@ impl LabelCaps {
             Ok(code) => capped(&mut self.codes, MAX_ERROR_CODES, code.to_string()),
             Err(_) => OTHER.to_string(),
         }
+    }
+
+    /// True when some label set has used at least half of its cap.
+    pub fn half_full(&self) -> bool {
+        self.methods.len() * 2 >= MAX_METHOD_LABELS
+            || self.tools.len() * 2 >= MAX_TOOL_LABELS_PER_SERVER
+            || self.codes.len() * 2 >= MAX_ERROR_CODES
     }
 
     /// The key with its labels passed through the caps.

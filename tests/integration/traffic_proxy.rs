@@ -28,6 +28,7 @@ use crate::common::daemon::Daemon;
 use crate::common::net::{free_port, port_accepts};
 use crate::common::paths::fixture;
 use crate::common::processes::{ChildGuard, kill_pid, run_bounded, spawn_listening, wait_timeout};
+use crate::common::scrape::Scrape;
 use crate::common::servers::spawn_http_everything;
 use crate::common::tools::{Tool, located, require, require_all};
 use crate::common::wait::eventually;
@@ -230,6 +231,103 @@ fn a_call_cancelled_in_a_later_post_is_counted_cancelled() {
         "{call:#?}"
     );
     assert!(traffic.in_flight.is_empty(), "{:#?}", traffic.in_flight);
+}
+
+/// An answer delivered on a resumed stream: the client drops the call's POST stream after its
+/// first progress notification and resumes with `GET`, `Mcp-Session-Id` and `Last-Event-ID`
+/// until the answer arrives (server-everything replays what it stored, tests/fixtures/
+/// proxy_client.py's `resume`). Through the daemon's proxy, on its /metrics: the call counted
+/// once, ok, nothing in flight, and timed from its POST to its answer on the resumed stream,
+/// so at least as long as the tool ran and no longer than the client waited.
+#[test]
+fn an_answer_on_a_resumed_stream_is_counted_once_with_the_tools_duration() {
+    if !require_all(&[Tool::Node, Tool::Python]) {
+        return;
+    }
+    let (_everything, port) = spawn_http_everything("streamableHttp");
+    let listen = free_port();
+    let mut daemon = Daemon::start(&format!(
+        "[[proxies]]\nname = \"resumed\"\nlisten = \"127.0.0.1:{listen}\"\nupstream = \"http://127.0.0.1:{port}\"\n"
+    ));
+    eventually(Duration::from_secs(20), Duration::from_millis(50), || {
+        port_accepts(listen, Duration::from_millis(200))
+            .then_some(())
+            .ok_or_else(|| format!("proxy not listening\n{}", daemon.stderr()))
+    });
+    let tool = "trigger-long-running-operation";
+    let (seconds, steps) = (3.0_f64, 3);
+    let ops = json!([{
+        "op": "resume",
+        "tool": tool,
+        "arguments": {"duration": seconds, "steps": steps},
+        "poll": 0.5,
+    }]);
+    let results = client(
+        &format!("http://127.0.0.1:{listen}/mcp"),
+        "http",
+        "legacy",
+        &ops,
+    );
+    let resumed = &results[0];
+    assert_eq!(
+        (&resumed["ok"], &resumed["is_error"], &resumed["progress"]),
+        (&json!(true), &json!(false), &json!(steps)),
+        "{resumed:#?}"
+    );
+    let dropped = resumed["dropped_after"].as_f64().expect("dropped_after");
+    let waited = resumed["elapsed"].as_f64().expect("elapsed");
+    assert!(dropped < seconds, "dropped after the answer? {resumed:#?}");
+
+    let series = [
+        ("server", "resumed"),
+        ("source", "traffic"),
+        ("method", "tools/call"),
+    ];
+    let outcomes = |scrape: &Scrape| -> BTreeMap<String, f64> {
+        scrape
+            .samples("mcp_requests_total")
+            .into_iter()
+            .filter(|(labels, value)| {
+                *value > 0.0
+                    && series
+                        .iter()
+                        .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(labels, value)| (labels["outcome"].clone(), value))
+            .collect()
+    };
+    // The call's first count (an answer, or an end without one) is what is judged.
+    let scrape = eventually(Duration::from_secs(20), Duration::from_millis(100), || {
+        let scrape = daemon.scrape();
+        if outcomes(&scrape).is_empty() {
+            Err("tools/call not counted yet".to_string())
+        } else {
+            Ok(scrape)
+        }
+    });
+    assert_eq!(
+        outcomes(&scrape),
+        BTreeMap::from([("ok".to_string(), 1.0)]),
+        "once, ok: not unanswered nor cancelled"
+    );
+    assert_eq!(
+        scrape.sum("mcp_request_duration_seconds_count", &series),
+        1.0
+    );
+    let in_flight = scrape.sum(
+        "mcp_concurrent_operations",
+        &[("server", "resumed"), ("source", "traffic")],
+    );
+    assert_eq!(in_flight, 0.0, "nothing left in flight");
+    let duration = scrape.sum("mcp_request_duration_seconds_sum", &series);
+    // The tool sleeps `seconds` in all (a timer may fire a millisecond early); the proxy
+    // reads the POST before the upstream does and the answer before the client does.
+    assert!(
+        duration >= seconds * 0.99 && duration <= waited,
+        "duration {duration:.3}s: the tool ran {seconds}s, the client waited {waited:.3}s and \
+         dropped the POST stream after {dropped:.3}s"
+    );
+    assert!(daemon.stop().success(), "{}", daemon.stderr());
 }
 
 #[test]
