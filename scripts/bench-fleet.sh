@@ -24,11 +24,14 @@
 #   body. Its probes are counted from Prometheus (`probe_success`) over the window; its CPU
 #   and Prometheus' are measured separately, over the same window as the exporter's.
 #
-# STDIO=N (e.g. STDIO=50) instead runs one case: the exporter probes N stdio children of a real
-# reference server (STDIO_SERVER=memory, the default, or everything; `node` and
-# mcp-servers/node_modules) every 15 s with `check = "liveness"`; process sampling is on for
-# stdio servers, so this is the exporter's cost of supervising, probing and sampling them. The
-# children's CPU and summed peak RSS are reported separately from the exporter's. The floor is
+# STDIO=N (e.g. STDIO=50) instead runs one case, SIZES ignored: the exporter probes N stdio
+# children of a real reference server (STDIO_SERVER=memory, the default, or everything; `node`
+# and mcp-servers/node_modules) every 15 s with `check = "liveness"` (or CHECK); process
+# sampling is on for stdio servers, so this is the exporter's cost of supervising, probing and
+# sampling them. Their timeout is 10 s, as in the tests (tests/integration/common/servers.rs):
+# 50 node processes starting at once on a loaded machine take longer than 5 s to answer
+# `initialize`, and a child that does not is killed and restarted. The children's CPU and
+# summed peak RSS are reported separately from the exporter's. The floor is
 # `fleet_target floor-stdio`: one child of the same server, initialized once, sent the same
 # `ping` at the same total rate. There is no blackbox peer (it cannot speak stdio).
 #
@@ -54,7 +57,8 @@
 #      METRICS=full|fleet (the [exporter] metrics profile, docs/metrics.md#profiles; default
 #      full), CHECK=liveness|readiness (default liveness; readiness adds tools/list),
 #      PEER=blackbox|none (default blackbox; needs prometheus and prometheus-blackbox-exporter),
-#      STDIO=N, STDIO_SERVER=memory|everything, FAMILIES=1, KEEP=1 (keep the work directory).
+#      STDIO=N, STDIO_SERVER=memory|everything, FAMILIES=1, KEEP=1 (keep the work directory;
+#      a failed run always keeps it).
 # Needs: python3, curl; for the peer prometheus and prometheus-blackbox-exporter (apt); for
 # STDIO node and the npm servers (scripts/install-deps.sh --servers-only).
 set -euo pipefail
@@ -70,10 +74,13 @@ STDIO_SERVER="${STDIO_SERVER:-memory}"
 INTERVAL=15
 WORK="$(mktemp -d /tmp/mcp-bench-fleet.XXXXXX)"
 pids=()
+notes=()
 cleanup() {
+	local status=$?
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
+	# A failed run keeps its logs and configurations (a process that died shows why there).
+	if [[ "${KEEP:-0}" != 1 && $status == 0 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -151,7 +158,12 @@ wait_file() {
 	echo "bench: $1 was not written" >&2
 	exit 1
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() {
+	awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || {
+		echo "bench: process $1 exited before the end of the window (logs in $WORK)" >&2
+		exit 1
+	}
+}
 rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 # blackbox_exporter's modules: the one request each era answers without a session.
@@ -223,7 +235,7 @@ for N in $SIZES; do
 	if ((STDIO > 0)); then
 		args_toml=$(printf '"%s", ' "${STDIO_ARGS[@]}")
 		for ((i = 0; i < N; i++)); do
-			printf '\n[[servers]]\nname = "s%05d"\ntransport = "stdio"\ncommand = "node"\nargs = [%s]\nenv = { MEMORY_FILE_PATH = "%s/memory-%s.json" }\ncheck = "%s"\n' \
+			printf '\n[[servers]]\nname = "s%05d"\ntransport = "stdio"\ncommand = "node"\nargs = [%s]\nenv = { MEMORY_FILE_PATH = "%s/memory-%s.json" }\ntimeout = "10s"\ncheck = "%s"\n' \
 				"$i" "${args_toml%, }" "$WORK" "$i" "$CHECK"
 		done >>"$exporter_config"
 	else
@@ -266,9 +278,12 @@ for N in $SIZES; do
 		pids+=("$prom_pid")
 		wait_port "$prom_port"
 	fi
-	# Warm-up: every server probed at least once (sessions opened, series created); stdio
-	# children first start node, which takes longer on a loaded machine.
-	if ((STDIO > 0)); then sleep $((2 * INTERVAL + 5)); else sleep $((INTERVAL + 5)); fi
+	# Warm-up: every server probed at least once (sessions opened, series created).
+	# Then up to two more intervals until every server is up; a note after the table says how
+	# many were up when the window started if not all.
+	sleep $((INTERVAL + 5))
+	up=$(python3 scripts/bench_fleet_sampler.py wait_up "http://127.0.0.1:$port/metrics" "$N" $((2 * INTERVAL)))
+	((up < N)) && notes+=("$N servers: $up up when the window started (log: exporter-$N.log)")
 
 	rate=$(python3 -c "print($N / $INTERVAL)")
 	if ((STDIO > 0)); then
@@ -318,6 +333,10 @@ for N in $SIZES; do
 	last=$N
 done
 
+if ((${#notes[@]})); then
+	echo
+	for note in "${notes[@]}"; do echo "- $note"; done
+fi
 if [[ "${FAMILIES:-0}" == 1 && -n "${last:-}" ]]; then
 	echo
 	python3 scripts/bench_fleet_sampler.py families "$WORK/metrics-$last.txt" "$last"

@@ -3,6 +3,8 @@
 
   sample URL SECONDS EVERY    scrape (gzip) every EVERY s for SECONDS s; print JSON with the
                               probes counted, series, bytes and each server's probe start times
+  wait_up URL N SECONDS       poll /metrics until N servers have mcp_server_up 1 or SECONDS
+                              pass; print how many are up
   latency URL COUNT           COUNT sequential scrapes with gzip, then COUNT plain; JSON timings
   tree PID                    JSON of PID's descendant processes: per-pid CPU ticks
                               (utime+stime), summed VmRSS and VmHWM in KiB
@@ -80,6 +82,21 @@ def sample(url, seconds, every):
          "starts": {s: sorted(v) for s, v in starts.items()}},
         sys.stdout,
     )
+
+
+def wait_up(url, n, seconds):
+    until = time.monotonic() + float(seconds)
+    up = 0
+    while True:
+        try:
+            text = scrape(url, True)[2]
+            up = sum(1 for name, _, value in series(text) if name == "mcp_server_up" and float(value) == 1)
+        except OSError:
+            pass
+        if up >= int(n) or time.monotonic() >= until:
+            print(up)
+            return
+        time.sleep(1)
 
 
 def timed(url, use_gzip):
@@ -242,6 +259,8 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "sample":
         sample(args[0], float(args[1]), float(args[2]))
+    elif mode == "wait_up":
+        wait_up(*args)
     elif mode == "latency":
         latency(args[0], int(args[1]))
     elif mode == "tree":
