@@ -13,6 +13,14 @@
 //!   is compared with: one release reqwest client on one kept connection that initializes once
 //!   and then POSTs the same `ping` the exporter's liveness probe sends, R times a second for S
 //!   seconds; prints one JSON line with the requests made, failures and CPU seconds.
+//! - `fleet_target floor-stdio --command "PROGRAM ARGS..." --rate R --seconds S`: the same floor
+//!   for a stdio server: spawns one child (the command split on whitespace), initializes it
+//!   once and then writes the `ping` a stdio liveness probe sends, R times a second for S
+//!   seconds, reading each answer; prints the same JSON line (its own CPU, not the child's).
+//!
+//! `serve` raises its soft open-file limit to the hard one first (a listener and an accepted
+//! connection per server: 5,000 servers need about 10,000 descriptors) and says on stderr when
+//! the hard limit is below what the fleet needs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +42,28 @@ const LEGACY_VERSION: &str = "2025-11-25";
 const MODERN_VERSION: &str = "2026-07-28";
 /// JSON-RPC "method not found".
 const METHOD_NOT_FOUND: i64 = -32601;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit now in force.
+fn raise_open_files() -> Result<u64, String> {
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass and nothing else.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
+            }
+            limit.rlim_cur = limit.rlim_max;
+        }
+        Ok(limit.rlim_cur)
+    }
+}
 
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF has no other preconditions.
@@ -196,6 +226,14 @@ fn number<T: std::str::FromStr>(
 async fn serve(flags: HashMap<String, String>) -> Result<(), String> {
     let servers: usize = number(&flags, "servers", None)?;
     let listeners: usize = number(&flags, "listeners", Some(servers))?.clamp(1, servers.max(1));
+    // Each listener and each kept connection to it is a descriptor; 64 for the rest.
+    let needed = (listeners + servers + 64) as u64;
+    let open_files = raise_open_files()?;
+    if open_files < needed {
+        eprintln!(
+            "fleet_target: open-file limit {open_files} is below the {needed} that {servers} servers on {listeners} listeners need (raise the hard limit: ulimit -Hn)"
+        );
+    }
     let fleet = Arc::new(Fleet::default());
     let app = Router::new()
         .route("/legacy/{n}", post(legacy).delete(end_session))
@@ -206,7 +244,7 @@ async fn serve(flags: HashMap<String, String>) -> Result<(), String> {
     for _ in 0..listeners {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| format!("bind: {e}"))?;
+            .map_err(|e| format!("bind listener {} of {listeners}: {e}", ports.len() + 1))?;
         ports.push(listener.local_addr().map_err(|e| e.to_string())?.port());
         let (app, mut stop) = (app.clone(), stop_rx.clone());
         tokio::spawn(async move {
@@ -313,6 +351,111 @@ async fn floor(flags: HashMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// One child speaking newline-delimited JSON-RPC on stdin/stdout.
+struct StdioPeer {
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl StdioPeer {
+    async fn send(&mut self, message: &Value) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        let mut line = message.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| format!("write to the child: {e}"))
+    }
+
+    /// Sends a request and reads lines until the answer with its id (skipping notifications).
+    async fn request(
+        &mut self,
+        id: u64,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, String> {
+        let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if let Some(params) = params {
+            message["params"] = params;
+        }
+        self.send(&message).await?;
+        loop {
+            let line = self
+                .lines
+                .next_line()
+                .await
+                .map_err(|e| format!("read from the child: {e}"))?
+                .ok_or("the child closed its stdout")?;
+            let Ok(answer) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if answer.get("id").and_then(Value::as_u64) == Some(id) {
+                return Ok(answer);
+            }
+        }
+    }
+}
+
+async fn floor_stdio(flags: HashMap<String, String>) -> Result<(), String> {
+    let command = flag(&flags, "command").ok_or("--command is required")?;
+    let rate: f64 = number(&flags, "rate", None)?;
+    let seconds: f64 = number(&flags, "seconds", None)?;
+    let mut words = command.split_whitespace();
+    let program = words.next().ok_or("--command is empty")?;
+    let mut child = tokio::process::Command::new(program)
+        .args(words)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("spawn {program}: {e}"))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err("the child has no stdin or stdout".into());
+    };
+    let mut peer = StdioPeer {
+        stdin,
+        lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+    };
+    let init = peer
+        .request(
+            0,
+            "initialize",
+            Some(
+                json!({"protocolVersion": LEGACY_VERSION, "capabilities": {},
+                "clientInfo": {"name": "fleet-floor", "version": "0"}}),
+            ),
+        )
+        .await?;
+    if init.get("result").is_none() {
+        return Err(format!("initialize failed: {init}"));
+    }
+    peer.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await?;
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let until = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let cpu0 = cpu_seconds();
+    let (mut sent, mut failed) = (0u64, 0u64);
+    let mut id = 0u64;
+    while tokio::time::Instant::now() < until {
+        ticks.tick().await;
+        id += 1;
+        let ok = matches!(peer.request(id, "ping", None).await, Ok(answer) if answer.get("result").is_some());
+        sent += 1;
+        failed += u64::from(!ok);
+    }
+    let cpu = cpu_seconds() - cpu0;
+    let _ = child.kill().await;
+    println!(
+        "{}",
+        json!({"requests": sent, "failed": failed, "cpu_seconds": cpu})
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -321,9 +464,12 @@ async fn main() {
             (_, Err(e)) => Err(e),
             ("serve", Ok(flags)) => serve(flags).await,
             ("floor", Ok(flags)) => floor(flags).await,
-            (other, _) => Err(format!("unknown mode {other:?}; use serve or floor")),
+            ("floor-stdio", Ok(flags)) => floor_stdio(flags).await,
+            (other, _) => Err(format!(
+                "unknown mode {other:?}; use serve, floor or floor-stdio"
+            )),
         },
-        None => Err("usage: fleet_target serve --servers N [--listeners L] [--ports-file FILE] | floor --url URL --rate R --seconds S".into()),
+        None => Err("usage: fleet_target serve --servers N [--listeners L] [--ports-file FILE] | floor --url URL --rate R --seconds S | floor-stdio --command \"PROGRAM ARGS\" --rate R --seconds S".into()),
     };
     if let Err(e) = result {
         eprintln!("fleet_target: {e}");

@@ -3,16 +3,28 @@
 
   sample URL SECONDS EVERY    scrape (gzip) every EVERY s for SECONDS s; print JSON with the
                               probes counted, series, bytes and each server's probe start times
+  wait_up URL N SECONDS       poll /metrics until N servers have mcp_server_up 1 or SECONDS
+                              pass; print how many are up
   latency URL COUNT           COUNT sequential scrapes with gzip, then COUNT plain; JSON timings
-  report N INTERVAL WINDOW HZ TICKS RSS_KIB SAMPLE LATENCY FLOOR    one markdown table row
+  tree PID                    JSON of PID's descendant processes: per-pid CPU ticks
+                              (utime+stime), summed VmRSS and VmHWM in KiB
+  peer PROM_URL SECONDS AT BB_TICKS PROM_TICKS BB_RSS_KIB PROM_RSS_KIB
+                              JSON for the blackbox peer: the probes Prometheus recorded (and
+                              how many succeeded) in the SECONDS before unix time AT, with the
+                              CPU ticks and peak RSS of blackbox_exporter and Prometheus
+  report N INTERVAL WINDOW HZ TICKS RSS_KIB SAMPLE LATENCY FLOOR [PEER|-] [TREE0 TREE1|- -]
+                              one markdown table row (PEER from `peer`, TREE0/TREE1 from
+                              `tree` at the start and the end of the window)
   families METRICS_TEXT N     series per family per server (a markdown table)
 """
 
 import gzip
 import json
+import os
 import re
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
@@ -72,6 +84,21 @@ def sample(url, seconds, every):
     )
 
 
+def wait_up(url, n, seconds):
+    until = time.monotonic() + float(seconds)
+    up = 0
+    while True:
+        try:
+            text = scrape(url, True)[2]
+            up = sum(1 for name, _, value in series(text) if name == "mcp_server_up" and float(value) == 1)
+        except OSError:
+            pass
+        if up >= int(n) or time.monotonic() >= until:
+            print(up)
+            return
+        time.sleep(1)
+
+
 def timed(url, use_gzip):
     """A scrape's seconds; a failed or timed-out scrape counts as the 30 s timeout."""
     try:
@@ -87,13 +114,75 @@ def latency(url, count):
     json.dump(out, sys.stdout)
 
 
+def tree(root):
+    """CPU ticks of each descendant of ROOT (by pid) and their summed VmRSS and VmHWM."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    # The command name may hold spaces: fields start after its closing paren.
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    wanted = {int(root)}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _) in parents.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    wanted.discard(int(root))
+    ticks, rss, hwm = {}, 0, 0
+    for pid in wanted:
+        ticks[str(pid)] = parents[pid][1]
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("VmHWM:"):
+                        hwm += int(line.split()[1])
+        except OSError:
+            pass
+    json.dump({"ticks": ticks, "rss_kib": rss, "hwm_kib": hwm}, sys.stdout)
+
+
+def prom_value(prom_url, query, at):
+    url = f"{prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": query, "time": at})
+    with urllib.request.urlopen(url, timeout=30) as r:
+        result = json.load(r)["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def peer(prom_url, seconds, at, bb_ticks, prom_ticks, bb_rss_kib, prom_rss_kib):
+    window = f"{max(1, round(float(seconds)))}s"
+    json.dump(
+        {"probes": prom_value(prom_url, f'sum(count_over_time(probe_success{{job="blackbox"}}[{window}]))', at),
+         "ok": prom_value(prom_url, f'sum(sum_over_time(probe_success{{job="blackbox"}}[{window}]))', at),
+         "bb_ticks": int(bb_ticks), "prom_ticks": int(prom_ticks),
+         "bb_rss_kib": int(bb_rss_kib), "prom_rss_kib": int(prom_rss_kib)},
+        sys.stdout,
+    )
+
+
 def percentile(values, p):
     values = sorted(values)
     k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
     return values[k]
 
 
-def report(n, interval, window, hz, ticks, rss_kib, sample_path, latency_path, floor_path):
+def load_json(path):
+    if path in (None, "-"):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def report(n, interval, window, hz, ticks, rss_kib, sample_path, latency_path, floor_path,
+           peer_path="-", tree0_path="-", tree1_path="-"):
     window = float(window)
     n, interval, hz, ticks, rss_kib = int(n), float(interval), int(hz), int(ticks), int(rss_kib)
     with open(sample_path) as f:
@@ -112,9 +201,28 @@ def report(n, interval, window, hz, ticks, rss_kib, sample_path, latency_path, f
     per_probe = cpu_ms / probes if probes else float("nan")
     floor_per = (floor["cpu_seconds"] * 1000 / floor["requests"]) if floor.get("requests") else float("nan")
     ms = lambda xs, p: f"{1000 * percentile(xs, p):.1f}"
+    share = lambda t: f"{100 * t / hz / window:.2f} %"
+    p = load_json(peer_path)
+    if p:
+        bb_per = p["bb_ticks"] * 1000 / hz / p["probes"] if p["probes"] else float("nan")
+        peer_cols = (
+            f"{bb_per:.3f} ms ({p['ok']} of {p['probes']} ok) | {per_probe / bb_per:.2f} | "
+            f"{share(p['bb_ticks'])}, {p['bb_rss_kib'] / 1024:.1f} MiB | "
+            f"{share(p['prom_ticks'])}, {p['prom_rss_kib'] / 1024:.1f} MiB | "
+        )
+    else:
+        peer_cols = "– | – | – | – | "
+    t0, t1 = load_json(tree0_path), load_json(tree1_path)
+    if t1:
+        child_ticks = sum(v - t0["ticks"].get(pid, 0) for pid, v in t1["ticks"].items())
+        children = (f"{share(child_ticks)}, {len(t1['ticks'])} processes, "
+                    f"{t1['hwm_kib'] / 1024:.1f} MiB peak (sum) | ")
+    else:
+        children = "– | "
     print(
         f"| {n} | {100 * cpu_ms / 1000 / window:.2f} % | {per_probe:.3f} ms | {floor_per:.3f} ms | "
-        f"{per_probe / floor_per:.1f} | {rss_kib / 1024:.1f} MiB | {rss_kib / n:.1f} KiB | "
+        f"{per_probe / floor_per:.1f} | {peer_cols}{children}"
+        f"{rss_kib / 1024:.1f} MiB | {rss_kib / n:.1f} KiB | "
         f"{s['series']} ({s['series'] / n:.1f}/server) | {s['plain_bytes'] / 1e6:.2f} MB / "
         f"{s['gzip_bytes'] / 1e6:.2f} MB | {ms(lat['gzip'], 50)} / {ms(lat['gzip'], 99)} ms | "
         f"{ms(lat['plain'], 50)} / {ms(lat['plain'], 99)} ms | "
@@ -151,8 +259,14 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "sample":
         sample(args[0], float(args[1]), float(args[2]))
+    elif mode == "wait_up":
+        wait_up(*args)
     elif mode == "latency":
         latency(args[0], int(args[1]))
+    elif mode == "tree":
+        tree(args[0])
+    elif mode == "peer":
+        peer(*args)
     elif mode == "report":
         report(*args)
     elif mode == "families":
