@@ -4,7 +4,7 @@
 
 mod server_task;
 
-pub use server_task::{Prober, ServerTask};
+pub use server_task::{Prober, ServerTask, start_spread};
 
 use std::sync::Arc;
 
@@ -63,14 +63,17 @@ impl Scheduler {
             self.sinks.server_removed(&name);
             tracing::info!(server = %name, "stopped probing");
         }
-        for server in wanted {
-            if !self.tasks.contains(&server.name) {
-                self.start(server);
-            }
+        let starting: Vec<Arc<ServerConfig>> = wanted
+            .into_iter()
+            .filter(|s| !self.tasks.contains(&s.name))
+            .collect();
+        let spread = start_spread(starting.len());
+        for server in starting {
+            self.start(server, spread);
         }
     }
 
-    fn start(&mut self, config: Arc<ServerConfig>) {
+    fn start(&mut self, config: Arc<ServerConfig>, start_spread: std::time::Duration) {
         let counters = Arc::new(WireCounters::default());
         self.sinks.server_added(&config, &counters);
         let mut memory = ServerMemory::default();
@@ -84,6 +87,7 @@ impl Scheduler {
             sinks: self.sinks.clone(),
             dependencies: Arc::clone(&self.dependencies),
             dependency_changes: self.dependency_changes.clone(),
+            start_spread,
         };
         tracing::info!(
             server = %config.name,
