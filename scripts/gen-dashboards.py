@@ -300,8 +300,9 @@ def performance():
     b.panel("timeseries", "HTTP connections opened",
             [(f"sum by (server) (increase(mcp_http_connections_opened_total{{{SEL}}}[$__rate_interval]))",
               "{{server}}")], "short",
-            description="Keep-alive at work reads 0 most of the time; a connection per probe "
-                        "means the server or a proxy closes them.")
+            description="One connection per probe: idle connections are not kept between "
+                        "probes (docs/probing.md#connections); more means the server or a "
+                        "proxy closes them between a probe's requests.")
     b.row("Throughput and errors")
     b.panel("timeseries", "Requests per second by method",
             [(f"sum by (server, method) (rate(mcp_requests_total{{{PROBE}}}[$__rate_interval]))",

@@ -160,9 +160,14 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             .unwrap_or_default(),
         sd: SdTargets::default(),
     };
-    let wanted = fleet.wanted();
-    scheduler.apply(&wanted).await;
-    fleet.publish(&wanted);
+    // The scheduler keeps its own (shared) copy of each entry: this list is not kept for the
+    // daemon's life (at thousands of servers it is megabytes).
+    let servers_probed = {
+        let wanted = fleet.wanted();
+        scheduler.apply(&wanted).await;
+        fleet.publish(&wanted);
+        wanted.len()
+    };
     // Wrappers' reports (docs/traffic.md); a socket that cannot be bound is logged and counted.
     let traffic = TrafficSocket::start(&config.traffic, &config.servers, metrics.traffic.clone());
     // `[[proxies]]`: HTTP servers' real traffic, into the traffic book (src/proxy/set.rs).
@@ -207,7 +212,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         stop_rx.clone(),
     )?;
     tracing::info!(
-        servers = wanted.len(),
+        servers = servers_probed,
         shard = %options.shard,
         config = %options.config_path.display(),
         "mcp-exporter {} listening on {}://{local}",

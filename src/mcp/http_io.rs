@@ -14,6 +14,14 @@ use super::http_timing::{TimedResolver, TimingLayer};
 use crate::tls::TlsSettings;
 use crate::tls::chain::ChainBook;
 
+/// How long a connection may wait unused in a client's pool and still serve a later request.
+/// A server probed less often than this gets a new connection for every probe, as
+/// blackbox_exporter's probes do: its accept path is exercised, the probe's `connect` phase is
+/// timed, and the daemon keeps no idle connection (with its buffers, about 26 KB) per server
+/// between probes; the requests of one probe, milliseconds apart, still share one. Servers
+/// probed at least this often keep theirs (docs/probing.md#connections).
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What makes two HTTP clients differ. Servers whose settings are equal share one client: its
 /// connection pools (one per host), resolver, TLS configuration and root certificates are made
 /// once, not once per server. Every client setting a server entry may carry belongs here, so
@@ -99,6 +107,7 @@ fn build_client(
         .dns_resolver(Arc::new(TimedResolver))
         .connector_layer(TimingLayer)
         .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .tls_backend_preconfigured(tls_config)
         .tls_info(true)

@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime};
 
 pub use error::{Heard, McpError};
 pub use handshake::Handshake;
-pub use http_io::{ClientSettings, HttpClients};
+pub use http_io::{ClientSettings, HttpClients, IDLE_CONNECTION_TIMEOUT};
 pub use http_timing::HttpPhases;
 pub use session::{ItemListing, McpSession};
 pub use tools::{RejectedTool, ToolCallOutcome, ToolCatalog};

@@ -4,7 +4,7 @@
 
 mod server_task;
 
-pub use server_task::{Prober, ServerTask};
+pub use server_task::{Prober, ServerTask, start_spread};
 
 use std::sync::Arc;
 
@@ -20,7 +20,9 @@ use crate::reconcile::TaskSet;
 pub struct Scheduler {
     sinks: Sinks,
     limits: Limits,
-    tasks: TaskSet<ServerConfig>,
+    /// Each running server's entry, shared with its task (not a copy of its own: the set's
+    /// entries and the shutdown's stop futures stay small at thousands of servers).
+    tasks: TaskSet<Arc<ServerConfig>>,
     dependencies: DependencyBoard,
     dependency_changes: Option<watch::Receiver<u64>>,
 }
@@ -52,23 +54,26 @@ impl Scheduler {
     /// Makes the running set of servers match `servers`: starts new ones, stops removed ones
     /// (their series and status dropped), restarts changed ones, leaves unchanged ones running.
     pub async fn apply(&mut self, servers: &[ServerConfig]) {
+        let wanted: Vec<Arc<ServerConfig>> = servers.iter().cloned().map(Arc::new).collect();
         let stopped = self
             .tasks
-            .stop_stale(servers.iter().map(|s| (s.name.as_str(), s)))
+            .stop_stale(wanted.iter().map(|s| (s.name.as_str(), s)))
             .await;
         for (name, _) in stopped {
             self.sinks.server_removed(&name);
             tracing::info!(server = %name, "stopped probing");
         }
-        for server in servers {
-            if !self.tasks.contains(&server.name) {
-                self.start(server.clone());
-            }
+        let starting: Vec<Arc<ServerConfig>> = wanted
+            .into_iter()
+            .filter(|s| !self.tasks.contains(&s.name))
+            .collect();
+        let spread = start_spread(starting.len());
+        for server in starting {
+            self.start(server, spread);
         }
     }
 
-    fn start(&mut self, config: ServerConfig) {
-        let config = Arc::new(config);
+    fn start(&mut self, config: Arc<ServerConfig>, start_spread: std::time::Duration) {
         let counters = Arc::new(WireCounters::default());
         self.sinks.server_added(&config, &counters);
         let mut memory = ServerMemory::default();
@@ -82,6 +87,7 @@ impl Scheduler {
             sinks: self.sinks.clone(),
             dependencies: Arc::clone(&self.dependencies),
             dependency_changes: self.dependency_changes.clone(),
+            start_spread,
         };
         tracing::info!(
             server = %config.name,
@@ -91,7 +97,7 @@ impl Scheduler {
             "started probing"
         );
         self.tasks
-            .start(config.name.clone(), (*config).clone(), |stop| {
+            .start(config.name.clone(), Arc::clone(&config), |stop| {
                 tokio::spawn(task.run(stop))
             });
     }

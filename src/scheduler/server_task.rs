@@ -14,8 +14,11 @@ use crate::probe::{ProbeOutcome, ServerConfig, ServerProbe, deadline};
 use crate::process::supervise::SupervisionStatus;
 use crate::process::{ProcessMonitor, ProcessStatus, remediate::Remediator};
 
-/// Upper bound of the random delay before a server's first probe.
+/// Upper bound of the random delay before a server's first probe when a few servers start
+/// together (see [`start_spread`] for many).
 const MAX_START_SPREAD: Duration = Duration::from_secs(2);
+/// The share of the start spread each server started together adds.
+const START_SPREAD_PER_SERVER: Duration = Duration::from_millis(20);
 /// Fraction of the interval by which each wait is randomly shortened or lengthened.
 const INTERVAL_JITTER: f64 = 0.05;
 
@@ -65,6 +68,15 @@ impl Prober for ServerProbe {
     }
 }
 
+/// The window over which the first probes of `starting` servers started together are spread
+/// (each task caps it at its interval): 2 s for up to 100 servers, 20 ms more per server
+/// beyond, so that a large fleet's first round (a session and a connection per server) does
+/// not run all at once: at 1,000 servers it was the daemon's peak memory.
+pub fn start_spread(starting: usize) -> Duration {
+    let starting = u32::try_from(starting).unwrap_or(u32::MAX);
+    MAX_START_SPREAD.max(START_SPREAD_PER_SERVER.saturating_mul(starting))
+}
+
 /// Everything one server's task owns.
 pub struct ServerTask<P> {
     /// The server's entry.
@@ -79,13 +91,16 @@ pub struct ServerTask<P> {
     pub dependencies: DependencyBoard,
     /// Changes whenever a dependency's status or reason changes.
     pub dependency_changes: Option<watch::Receiver<u64>>,
+    /// The first probe starts at a random time within this window (capped at the interval),
+    /// from [`start_spread`].
+    pub start_spread: Duration,
 }
 
 impl<P: Prober> ServerTask<P> {
     /// Probes on the server's interval until `stop` turns true, then ends the session.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let config = Arc::clone(&self.config);
-        let spread = config.interval.min(MAX_START_SPREAD);
+        let spread = config.interval.min(self.start_spread);
         let mut next = Instant::now() + random_fraction(spread, 0.0, 1.0);
         let mut process = ProcessMonitor::new(&config.process);
         let mut remediator = config

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mcp_exporter::mcp::{
-    Era, Heard, Limits, McpError, McpSession, RequestOutcome, TransportSpec, WireCounters,
+    Era, Heard, IDLE_CONNECTION_TIMEOUT, Limits, McpError, McpSession, RequestOutcome,
+    TransportSpec, WireCounters,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -229,6 +230,40 @@ async fn lost_http_session_is_reinitialized_once() {
     // The re-established session is reported once, so the probe counts a new session.
     assert_eq!(session.take_reinitializations(), 1);
     assert_eq!(session.take_reinitializations(), 0);
+    session.shutdown().await;
+}
+
+/// A connection idle for longer than `IDLE_CONNECTION_TIMEOUT` is not reused: the next request
+/// opens (and times) a new one, as each probe of a server probed less often does
+/// (docs/probing.md#connections). server-everything keeps its side open for 5 s (Node's
+/// default), so only the client's policy explains the new connection.
+#[tokio::test]
+async fn http_connection_idle_past_the_timeout_is_opened_again() {
+    if require(Tool::Node).is_none() {
+        return;
+    }
+    let server = ServerProcess::everything("streamableHttp").await;
+    let spec = http_spec(server.url("/mcp"));
+    let (mut session, _) = open(&spec).await;
+    session
+        .handshake(Some(Era::Legacy), HANDSHAKE)
+        .await
+        .expect("handshake");
+    let first = session.take_http_phases().expect("HTTP phases");
+    assert!(first.connections_opened >= 1, "{first:?}");
+    // Within the timeout (its drained responses back in the pool), the kept connection serves
+    // the next request.
+    tokio::time::sleep(IDLE_CONNECTION_TIMEOUT / 3).await;
+    session.ping(CALL).await.expect("ping");
+    let soon = session.take_http_phases().expect("HTTP phases");
+    assert_eq!(soon.connections_opened, 0, "{soon:?}");
+    assert_eq!(soon.connect, Duration::ZERO, "{soon:?}");
+    // Idle past the timeout: a new connection, its set-up timed again.
+    tokio::time::sleep(IDLE_CONNECTION_TIMEOUT + Duration::from_millis(500)).await;
+    session.ping(CALL).await.expect("ping");
+    let later = session.take_http_phases().expect("HTTP phases");
+    assert_eq!(later.connections_opened, 1, "{later:?}");
+    assert!(later.connect > Duration::ZERO, "{later:?}");
     session.shutdown().await;
 }
 

@@ -148,6 +148,7 @@ fn start(outcomes: Vec<Option<ProbeOutcome>>) -> Harness {
         sinks: Sinks::new(vec![recorder.clone()]),
         dependencies: Arc::clone(&board),
         dependency_changes: Some(changes_rx),
+        start_spread: MAX_START_SPREAD,
     };
     Harness {
         recorder,
@@ -267,9 +268,20 @@ async fn a_real_servers_task_future_stays_small_between_probes() {
         sinks: Sinks::default(),
         dependencies: DependencyBoard::default(),
         dependency_changes: None,
+        start_spread: MAX_START_SPREAD,
     };
     let (_stop_tx, stop_rx) = watch::channel(false);
     let future = task.run(stop_rx);
     let size = std::mem::size_of_val(&future);
     assert!(size < 8192, "a server task's future is {size} bytes");
+}
+
+/// A few servers started together probe within 2 s; a large fleet spreads its first round
+/// wider (each task caps the window at its interval).
+#[test]
+fn a_large_fleets_first_probes_spread_wider() {
+    assert_eq!(start_spread(1), MAX_START_SPREAD);
+    assert_eq!(start_spread(100), MAX_START_SPREAD);
+    assert_eq!(start_spread(1_000), Duration::from_secs(20));
+    assert!(start_spread(usize::MAX) >= Duration::from_secs(20));
 }
