@@ -452,7 +452,7 @@ impl ProbeMetrics {
 
     /// Records one probe of `server` over `transport`; `catalog_changed` when its tool catalog
     /// differs from the previous probe's. The server's series are written through the handles
-    /// its history keeps ([`ProbeSeries`]).
+    /// its history keeps (`ProbeSeries`).
     pub fn record(
         &self,
         server: &str,
