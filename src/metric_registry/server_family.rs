@@ -107,7 +107,18 @@ where
 
     /// Removes the series of `server` whose label set `keep` refuses; looks at every series of
     /// the server, so it is meant for changes (a dependency dropped), not for every probe.
+    ///
+    /// Most calls remove nothing (a health reason that did not hold, a credential the server
+    /// never had): they look under the read lock first and take the write lock, which a scrape
+    /// encoding the family waits behind, only when a series goes.
     pub fn retain_server(&self, server: &str, mut keep: impl FnMut(&S) -> bool) {
+        let removes = self
+            .read()
+            .get(server)
+            .is_some_and(|series| series.series.keys().any(|labels| !keep(labels)));
+        if !removes {
+            return;
+        }
         let mut servers = self.write();
         let Some(series) = servers.get_mut(server) else {
             return;

@@ -635,6 +635,159 @@ mod tests {
         }
     }
 
+    /// Scrapes encoded while probes of the same servers are being recorded hold every series
+    /// of every server once, each histogram whole (cumulative buckets, `+Inf` equal to
+    /// `_count`), and counters that never go back; once the writers stop, the cached text is
+    /// the uncached encode.
+    #[test]
+    fn scrapes_while_probes_write_hold_whole_consistent_servers() {
+        use crate::metric_registry::MetricsProfile;
+        use crate::metric_registry::text_format::Format;
+        use std::collections::HashMap;
+        use std::sync::atomic::AtomicBool;
+        let m = Arc::new(Metrics::with_switches(MetricsProfile::Fleet.switches()));
+        let names: Arc<Vec<String>> = Arc::new((0..40).map(|i| format!("s{i:02}")).collect());
+        for (i, server) in names.iter().enumerate() {
+            m.add_server(server, Arc::new(WireCounters::default()));
+            record_liveness(&m, server, i % 2 == 0);
+        }
+        let first = m.encode_prometheus();
+        let series: HashMap<&str, usize> = names
+            .iter()
+            .map(|s| (s.as_str(), series_of_server(&first, s)))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                let (m, names, stop) = (Arc::clone(&m), Arc::clone(&names), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        for (i, server) in names.iter().enumerate() {
+                            record_liveness(&m, server, i % 2 == 0);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut probes_before: HashMap<String, f64> = HashMap::new();
+        for _ in 0..30 {
+            let text = m.encode_prometheus();
+            for server in names.iter() {
+                assert_eq!(
+                    series_of_server(&text, server),
+                    series[server.as_str()],
+                    "{server}"
+                );
+            }
+            let value = |line: &str| {
+                line.rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN)
+            };
+            let mut buckets: HashMap<String, Vec<f64>> = HashMap::new();
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                if let Some(rest) = line.strip_prefix("mcp_probe_latency_seconds_bucket{") {
+                    let series = rest.split(",le=").next().unwrap_or_default().to_string();
+                    buckets.entry(series).or_default().push(value(line));
+                } else if let Some(rest) = line.strip_prefix("mcp_probe_latency_seconds_count{") {
+                    let series = rest.trim_end_matches(|c| c != '}').trim_end_matches('}');
+                    let counts = &buckets[series];
+                    assert!(
+                        counts.windows(2).all(|w| w[0] <= w[1]),
+                        "{line}: {counts:?}"
+                    );
+                    assert_eq!(counts.last().copied(), Some(value(line)), "{line}");
+                } else if line.starts_with("mcp_probes_total{") {
+                    let before = probes_before.insert(
+                        line.split(' ').next().unwrap_or_default().to_string(),
+                        value(line),
+                    );
+                    assert!(
+                        before.is_none_or(|b| b <= value(line)),
+                        "{line} after {before:?}"
+                    );
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for writer in writers {
+            writer.join().expect("a writer");
+        }
+        // The throughput gauge divides by the time since the server was added: read at each
+        // encode, it differs between two.
+        let steady = |text: String| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with("mcp_throughput_requests_per_second{"))
+                .map(String::from)
+                .collect()
+        };
+        let (cached, uncached) = (
+            steady(m.encode_prometheus()),
+            steady(m.registry.encode_uncached(Format::Prometheus)),
+        );
+        assert!(
+            cached == uncached,
+            "the cached text differs from the uncached encode"
+        );
+    }
+
+    /// What a scrape of 1,000 liveness servers costs while probes write: two threads record
+    /// the fleet's probes back to back (far more often than 1,000 servers every 15 s do, so
+    /// that every encode overlaps writes to the families it reads) while the test encodes and
+    /// gzips; prints the scrape's p50/p99 and the probes recorded per second. Run with
+    /// `cargo test --release --lib -- --ignored --nocapture fleet_scrape_under_writes`.
+    #[test]
+    #[ignore = "a timing, not a check; run by hand to see what probe writes cost a scrape"]
+    fn fleet_scrape_under_writes() {
+        use crate::metric_registry::MetricsProfile;
+        use std::sync::atomic::AtomicBool;
+        let m = Arc::new(Metrics::with_switches(MetricsProfile::Fleet.switches()));
+        let names: Arc<Vec<String>> = Arc::new((0..1000).map(|i| format!("s{i:05}")).collect());
+        for (i, server) in names.iter().enumerate() {
+            m.add_server(server, Arc::new(WireCounters::default()));
+            record_liveness(&m, server, i % 2 == 0);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (m, names, stop) = (Arc::clone(&m), Arc::clone(&names), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut recorded = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for (i, server) in names.iter().enumerate().skip(w).step_by(2) {
+                            record_liveness(&m, server, i % 2 == 0);
+                            recorded += 1;
+                        }
+                    }
+                    recorded
+                })
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let mut took: Vec<Duration> = (0..200)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let text = m.encode_prometheus();
+                std::hint::black_box(crate::web::compress::gzip(text.as_bytes()));
+                let took = start.elapsed();
+                std::thread::sleep(Duration::from_millis(5));
+                took
+            })
+            .collect();
+        let window = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let recorded: u64 = writers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+        took.sort();
+        println!(
+            "encode+gzip under writes: p50 {:?}, p99 {:?}, max {:?}; {:.0} probes recorded per second",
+            took[took.len() / 2],
+            took[took.len() * 99 / 100],
+            took[took.len() - 1],
+            recorded as f64 / window.as_secs_f64()
+        );
+    }
+
     /// A server's `method_histograms` key beats the profile, through the sink's `server_added`,
     /// for that server alone, in either direction.
     #[test]

@@ -17,7 +17,7 @@ use crate::metric_registry::labels::{
 };
 use crate::metric_registry::per_server::ServerState;
 use crate::metric_registry::server_family::ServerFamily;
-use crate::probe::ProbeOutcome;
+use crate::probe::{ProbeOutcome, ServerIdentity};
 
 /// Most distinct `tool` label values one server can create; the rest are folded into `other`.
 pub const MAX_TOOL_LABELS_PER_SERVER: usize = 100;
@@ -288,7 +288,65 @@ struct ProbeHistory {
     tools: BTreeSet<String>,
     /// The server's `method_histograms`, when its entry sets it (else the profile decides).
     method_histograms: Option<bool>,
+    /// The series the server's probes wrote so far.
+    series: ProbeSeries,
 }
+
+/// Handles to the series a server's probes write, each resolved (looked up by its label set,
+/// created if new) the first time a probe writes it and kept in the server's
+/// [`ProbeHistory`], so that recording a probe sets values without a lookup per series. A
+/// series is still created only when a probe first writes it, so the exposition is the one the
+/// lookups gave.
+///
+/// The per-server tracker forgets the history with the server's series: the history is
+/// registered after every family these handles point into, so a server that leaves loses its
+/// series first and then its handles, and a server added again resolves new ones. Nothing
+/// else removes a series these handles hold (the identity's series, replaced when the server
+/// reports another identity, is not held).
+#[derive(Default)]
+struct ProbeSeries {
+    /// The series every probe writes.
+    every_probe: Option<EveryProbeSeries>,
+    /// `mcp_probe_latency_seconds`, `result="success"` and `result="failure"`.
+    latency: [Option<BucketHistogram>; 2],
+    /// `mcp_sessions_started_total{source="probe"}`.
+    session_starts: Option<Counter>,
+    /// `mcp_server_tools`.
+    tools: Option<Gauge>,
+    /// `mcp_tool_catalog_changes_total`.
+    catalog_changes: Option<Counter>,
+    /// `mcp_probe_failures_total` by class.
+    failures: Vec<(&'static str, Counter)>,
+    /// The request series by method (the sanitized label value).
+    methods: Vec<MethodSeries>,
+    /// The identity and transport `mcp_server_info` holds now.
+    info: Option<(ServerIdentity, String)>,
+}
+
+/// The series every probe of a server writes.
+struct EveryProbeSeries {
+    up: Gauge,
+    success: Gauge,
+    duration: FloatGauge,
+    last_run: FloatGauge,
+    probes: Counter,
+    cache_hit_rate: FloatGauge,
+}
+
+/// The series of one JSON-RPC method a server's probes sent.
+struct MethodSeries {
+    /// The `method` label value.
+    method: String,
+    /// `mcp_requests_total{source="probe"}` by outcome.
+    requests: Vec<(&'static str, Counter)>,
+    /// `mcp_request_duration_seconds{source="probe"}`, when the server's probes fill it.
+    duration: Option<BucketHistogram>,
+}
+
+/// Most methods a server's [`ProbeSeries`] keeps handles for; a probe's methods are a handful,
+/// so the cap only bounds what an unexpected method name could grow (past it, a request's
+/// series are looked up each time, as before handles).
+const MAX_METHOD_HANDLES: usize = 16;
 
 /// Labels of `mcp_probe_latency_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -393,7 +451,8 @@ impl ProbeMetrics {
     }
 
     /// Records one probe of `server` over `transport`; `catalog_changed` when its tool catalog
-    /// differs from the previous probe's.
+    /// differs from the previous probe's. The server's series are written through the handles
+    /// its history keeps (`ProbeSeries`).
     pub fn record(
         &self,
         server: &str,
@@ -401,70 +460,122 @@ impl ProbeMetrics {
         outcome: &ProbeOutcome,
         catalog_changed: bool,
     ) {
-        let labels = ServerLabels::new(server);
-        self.server_up
-            .get_or_create(&labels)
-            .set(i64::from(outcome.up));
-        self.probe_success
-            .get_or_create(&labels)
-            .set(i64::from(outcome.success));
-        self.probe_duration
-            .get_or_create(&labels)
-            .set(outcome.duration.as_secs_f64());
-        self.probe_latency
-            .get_or_create(&ProbeResultLabels {
-                server: server.to_string(),
-                result: if outcome.success {
-                    "success"
-                } else {
-                    "failure"
-                },
-            })
-            .observe_in_trace(outcome.duration.as_secs_f64(), outcome.trace_id.as_deref());
-        self.probe_last_run
-            .get_or_create(&labels)
-            .set(crate::wall_clock::unix_seconds(outcome.started_at));
-        self.probes.get_or_create(&labels).inc();
-        if outcome.new_session {
-            self.shared
-                .session_starts
-                .get_or_create(&SourceLabels::new(server, Source::Probe))
-                .inc();
-        }
-        if let Some(catalog) = &outcome.catalog {
-            self.tools.get_or_create(&labels).set(catalog.count as i64);
-        }
-        if catalog_changed {
-            self.catalog_changes.get_or_create(&labels).inc();
-        }
-        if let Some(failure) = &outcome.failure {
-            self.probe_failures
-                .get_or_create(&FailureLabels {
-                    server: server.to_string(),
-                    class: failure.class.as_str(),
-                })
-                .inc();
-        }
         self.history.with(server, |history| {
             let hit_rate = history.session_reused(outcome.up && !outcome.new_session);
-            self.cache_hit_rate.get_or_create(&labels).set(hit_rate);
             let histograms = history.method_histograms.unwrap_or(self.method_histograms);
-            self.record_requests(server, transport, outcome, &mut history.tools, histograms);
-        });
-        if let Some(identity) = &outcome.identity {
-            let info = InfoLabels {
-                server: server.to_string(),
-                server_name: sanitize_label_value(&identity.name),
-                server_version: sanitize_label_value(&identity.version),
-                protocol_version: sanitize_label_value(&identity.protocol_version),
-                era: identity.era.to_string(),
-                transport: transport.to_string(),
+            let series = &mut history.series;
+            let every = series
+                .every_probe
+                .get_or_insert_with(|| self.every_probe_series(server));
+            every.up.set(i64::from(outcome.up));
+            every.success.set(i64::from(outcome.success));
+            every.duration.set(outcome.duration.as_secs_f64());
+            let result = if outcome.success {
+                "success"
+            } else {
+                "failure"
             };
-            if !self.server_info.contains(&info) {
-                self.server_info.retain_server(server, |old| *old == info);
-                self.server_info.get_or_create(&info).set(1);
+            series.latency[usize::from(!outcome.success)]
+                .get_or_insert_with(|| {
+                    self.probe_latency.get_or_create(&ProbeResultLabels {
+                        server: server.to_string(),
+                        result,
+                    })
+                })
+                .observe_in_trace(outcome.duration.as_secs_f64(), outcome.trace_id.as_deref());
+            every
+                .last_run
+                .set(crate::wall_clock::unix_seconds(outcome.started_at));
+            every.probes.inc();
+            if outcome.new_session {
+                series
+                    .session_starts
+                    .get_or_insert_with(|| {
+                        self.shared
+                            .session_starts
+                            .get_or_create(&SourceLabels::new(server, Source::Probe))
+                    })
+                    .inc();
             }
+            if let Some(catalog) = &outcome.catalog {
+                series
+                    .tools
+                    .get_or_insert_with(|| self.tools.get_or_create(&ServerLabels::new(server)))
+                    .set(catalog.count as i64);
+            }
+            if catalog_changed {
+                series
+                    .catalog_changes
+                    .get_or_insert_with(|| {
+                        self.catalog_changes
+                            .get_or_create(&ServerLabels::new(server))
+                    })
+                    .inc();
+            }
+            if let Some(failure) = &outcome.failure {
+                let class = failure.class.as_str();
+                match series.failures.iter().find(|(known, _)| *known == class) {
+                    Some((_, counter)) => {
+                        counter.inc();
+                    }
+                    None => {
+                        let counter = self.probe_failures.get_or_create(&FailureLabels {
+                            server: server.to_string(),
+                            class,
+                        });
+                        counter.inc();
+                        series.failures.push((class, counter));
+                    }
+                }
+            }
+            every.cache_hit_rate.set(hit_rate);
+            self.record_requests(server, transport, outcome, history, histograms);
+            if let Some(identity) = &outcome.identity {
+                self.record_identity(server, transport, identity, &mut history.series.info);
+            }
+        });
+    }
+
+    /// Resolves the series every probe of `server` writes.
+    fn every_probe_series(&self, server: &str) -> EveryProbeSeries {
+        let labels = ServerLabels::new(server);
+        EveryProbeSeries {
+            up: self.server_up.get_or_create(&labels),
+            success: self.probe_success.get_or_create(&labels),
+            duration: self.probe_duration.get_or_create(&labels),
+            last_run: self.probe_last_run.get_or_create(&labels),
+            probes: self.probes.get_or_create(&labels),
+            cache_hit_rate: self.cache_hit_rate.get_or_create(&labels),
         }
+    }
+
+    /// Replaces `mcp_server_info` of `server` when its identity or transport changed since
+    /// `held` (what the series holds now).
+    fn record_identity(
+        &self,
+        server: &str,
+        transport: &str,
+        identity: &ServerIdentity,
+        held: &mut Option<(ServerIdentity, String)>,
+    ) {
+        if held.as_ref().is_some_and(|(known, known_transport)| {
+            known == identity && known_transport == transport
+        }) {
+            return;
+        }
+        let info = InfoLabels {
+            server: server.to_string(),
+            server_name: sanitize_label_value(&identity.name),
+            server_version: sanitize_label_value(&identity.version),
+            protocol_version: sanitize_label_value(&identity.protocol_version),
+            era: identity.era.to_string(),
+            transport: transport.to_string(),
+        };
+        if !self.server_info.contains(&info) {
+            self.server_info.retain_server(server, |old| *old == info);
+            self.server_info.get_or_create(&info).set(1);
+        }
+        *held = Some((identity.clone(), transport.to_string()));
     }
 
     fn record_requests(
@@ -472,7 +583,7 @@ impl ProbeMetrics {
         server: &str,
         transport: &str,
         outcome: &ProbeOutcome,
-        tools: &mut BTreeSet<String>,
+        history: &mut ProbeHistory,
         method_histograms: bool,
     ) {
         let source = Source::Probe.as_str();
@@ -482,31 +593,89 @@ impl ProbeMetrics {
             .map(|identity| sanitize_label_value(&identity.protocol_version))
             .unwrap_or_default();
         for record in &outcome.requests {
-            let method = sanitize_label_value(&record.method);
             let took = record.duration.as_secs_f64();
-            self.shared
-                .requests
-                .get_or_create(&RequestLabels {
-                    server: server.to_string(),
-                    method: method.clone(),
-                    outcome: record.outcome.as_str(),
-                    source,
-                })
-                .inc();
-            if method_histograms {
-                self.shared
-                    .request_duration
-                    .get_or_create(&MethodLabels {
-                        server: server.to_string(),
-                        method: method.clone(),
-                        source,
-                    })
-                    .observe_in_trace(took, outcome.trace_id.as_deref());
+            let request_outcome = record.outcome.as_str();
+            let methods = &mut history.series.methods;
+            // A method held already is found by its name as sent (a name that sanitizing
+            // changes is never held under it, and takes the lookup below each time).
+            let held = match methods.iter().position(|m| m.method == record.method) {
+                Some(index) => Some(index),
+                None => {
+                    let method = sanitize_label_value(&record.method);
+                    match methods.iter().position(|m| m.method == method) {
+                        Some(index) => Some(index),
+                        None if methods.len() < MAX_METHOD_HANDLES => {
+                            methods.push(MethodSeries {
+                                method,
+                                requests: Vec::new(),
+                                duration: None,
+                            });
+                            Some(methods.len() - 1)
+                        }
+                        None => None,
+                    }
+                }
+            };
+            match held {
+                Some(index) => {
+                    let held = &mut methods[index];
+                    let requests = match held
+                        .requests
+                        .iter()
+                        .find(|(known, _)| *known == request_outcome)
+                    {
+                        Some((_, counter)) => counter.clone(),
+                        None => {
+                            let counter = self.shared.requests.get_or_create(&RequestLabels {
+                                server: server.to_string(),
+                                method: held.method.clone(),
+                                outcome: request_outcome,
+                                source,
+                            });
+                            held.requests.push((request_outcome, counter.clone()));
+                            counter
+                        }
+                    };
+                    requests.inc();
+                    if method_histograms {
+                        held.duration
+                            .get_or_insert_with(|| {
+                                self.shared.request_duration.get_or_create(&MethodLabels {
+                                    server: server.to_string(),
+                                    method: held.method.clone(),
+                                    source,
+                                })
+                            })
+                            .observe_in_trace(took, outcome.trace_id.as_deref());
+                    }
+                }
+                None => {
+                    let method = sanitize_label_value(&record.method);
+                    self.shared
+                        .requests
+                        .get_or_create(&RequestLabels {
+                            server: server.to_string(),
+                            method: method.clone(),
+                            outcome: request_outcome,
+                            source,
+                        })
+                        .inc();
+                    if method_histograms {
+                        self.shared
+                            .request_duration
+                            .get_or_create(&MethodLabels {
+                                server: server.to_string(),
+                                method: method.clone(),
+                                source,
+                            })
+                            .observe_in_trace(took, outcome.trace_id.as_deref());
+                    }
+                }
             }
             let tool = record
                 .tool
                 .as_deref()
-                .map(|tool| capped_tool_label(tools, tool));
+                .map(|tool| capped_tool_label(&mut history.tools, tool));
             if let Some(tool) = &tool {
                 if method_histograms {
                     self.shared
@@ -539,7 +708,7 @@ impl ProbeMetrics {
                 family
                     .get_or_create(&OperationLabels {
                         server: server.to_string(),
-                        mcp_method_name: method,
+                        mcp_method_name: sanitize_label_value(&record.method),
                         gen_ai_tool_name: tool.unwrap_or_default(),
                         error_type: match record.outcome {
                             RequestOutcome::Ok => String::new(),
@@ -659,6 +828,101 @@ mod tests {
         let text = registry.encode();
         assert!(!text.contains("server_version=\"2.0.0\""), "{text}");
         assert!(text.contains("server_version=\"2.0.1\""), "{text}");
+    }
+
+    /// The lines of `server` in `text`.
+    fn lines_of(text: &str, server: &str) -> BTreeSet<String> {
+        let needle = format!("server=\"{server}\"");
+        text.lines()
+            .filter(|l| l.contains(&needle))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn a_removed_servers_series_go_and_come_back_new_when_it_is_added_again() {
+        let mut registry = MetricsRegistry::default();
+        let m = ProbeMetrics::register(&mut registry);
+        for _ in 0..3 {
+            m.record("gone", "http", &outcome(), false);
+            m.record("kept", "http", &outcome(), false);
+        }
+        let kept = lines_of(&registry.encode(), "kept");
+        assert!(
+            kept.contains("mcp_probes_total{server=\"kept\"} 3"),
+            "{kept:?}"
+        );
+        registry.remove_server("gone");
+        let text = registry.encode();
+        assert!(lines_of(&text, "gone").is_empty(), "{text}");
+        assert_eq!(lines_of(&text, "kept"), kept);
+        // Added again: new series from zero, not the handles of the removed ones.
+        m.record("gone", "http", &outcome(), false);
+        let text = registry.encode();
+        let again = lines_of(&text, "gone");
+        assert!(
+            again.contains("mcp_probes_total{server=\"gone\"} 1"),
+            "{again:?}"
+        );
+        assert!(
+            again.contains("mcp_requests_total{server=\"gone\",method=\"tools/call\",outcome=\"ok\",source=\"probe\"} 1"),
+            "{again:?}"
+        );
+        assert_eq!(
+            text,
+            registry.encode_uncached(crate::metric_registry::text_format::Format::Prometheus)
+        );
+    }
+
+    #[test]
+    fn new_label_values_make_new_series_beside_the_held_ones() {
+        let mut registry = MetricsRegistry::default();
+        let m = ProbeMetrics::register(&mut registry);
+        let mut o = outcome();
+        m.record("s", "http", &o, false);
+        o.success = false;
+        o.failure = Some(crate::probe::ProbeFailure {
+            class: crate::probe::FailureClass::Down,
+            stage: crate::probe::Stage::Connect,
+            reason: "refused".into(),
+        });
+        o.requests[0].outcome = RequestOutcome::Error;
+        o.requests.push(RequestRecord {
+            method: "ping".into(),
+            tool: None,
+            duration: Duration::from_millis(1),
+            outcome: RequestOutcome::Ok,
+        });
+        m.record("s", "http", &o, false);
+        m.record("s", "http", &o, false);
+        let text = registry.encode();
+        for line in [
+            "mcp_probe_latency_seconds_count{server=\"s\",result=\"success\"} 1",
+            "mcp_probe_latency_seconds_count{server=\"s\",result=\"failure\"} 2",
+            "mcp_probe_failures_total{server=\"s\",class=\"down\"} 2",
+            "mcp_requests_total{server=\"s\",method=\"tools/call\",outcome=\"ok\",source=\"probe\"} 1",
+            "mcp_requests_total{server=\"s\",method=\"tools/call\",outcome=\"error\",source=\"probe\"} 2",
+            "mcp_requests_total{server=\"s\",method=\"ping\",outcome=\"ok\",source=\"probe\"} 2",
+            "mcp_probes_total{server=\"s\"} 3",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        // A method name that sanitizing changes is counted under its sanitized name.
+        o.requests = vec![RequestRecord {
+            method: "odd\nname".into(),
+            tool: None,
+            duration: Duration::from_millis(1),
+            outcome: RequestOutcome::Ok,
+        }];
+        m.record("s", "http", &o, false);
+        m.record("s", "http", &o, false);
+        assert!(registry.encode().contains(
+            "mcp_requests_total{server=\"s\",method=\"odd_name\",outcome=\"ok\",source=\"probe\"} 2"
+        ));
+        assert_eq!(
+            registry.encode(),
+            registry.encode_uncached(crate::metric_registry::text_format::Format::Prometheus)
+        );
     }
 
     #[test]
