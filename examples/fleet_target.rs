@@ -285,6 +285,26 @@ async fn serve(flags: HashMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// Sends one request (ids from 1) every `1 / rate` seconds for `seconds`, in sequence, and
+/// prints as JSON how many were sent, how many failed and the CPU this process spent meanwhile.
+async fn paced(rate: f64, seconds: f64, mut request: impl AsyncFnMut(u64) -> bool) {
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let until = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let cpu0 = cpu_seconds();
+    let (mut sent, mut failed) = (0u64, 0u64);
+    while tokio::time::Instant::now() < until {
+        ticks.tick().await;
+        sent += 1;
+        failed += u64::from(!request(sent).await);
+    }
+    println!(
+        "{}",
+        json!({"requests": sent, "failed": failed, "cpu_seconds": cpu_seconds() - cpu0})
+    );
+}
+
 async fn floor(flags: HashMap<String, String>) -> Result<(), String> {
     let url = flag(&flags, "url").ok_or("--url is required")?;
     let rate: f64 = number(&flags, "rate", None)?;
@@ -322,32 +342,14 @@ async fn floor(flags: HashMap<String, String>) -> Result<(), String> {
         .map(str::to_string)
         .ok_or("initialize answered without Mcp-Session-Id")?;
     let _ = init.bytes().await;
-    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let until = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
-    let cpu0 = cpu_seconds();
-    let (mut sent, mut failed) = (0u64, 0u64);
-    let mut id = 1u64;
-    while tokio::time::Instant::now() < until {
-        ticks.tick().await;
-        id += 1;
-        let ok = match post(
-            json!({"jsonrpc": "2.0", "id": id, "method": "ping"}),
-            Some(&session),
-        )
-        .await
-        {
+    paced(rate, seconds, async |id| {
+        let ping = json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
+        match post(ping, Some(&session)).await {
             Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
             Err(_) => false,
-        };
-        sent += 1;
-        failed += u64::from(!ok);
-    }
-    println!(
-        "{}",
-        json!({"requests": sent, "failed": failed, "cpu_seconds": cpu_seconds() - cpu0})
-    );
+        }
+    })
+    .await;
     Ok(())
 }
 
@@ -433,26 +435,11 @@ async fn floor_stdio(flags: HashMap<String, String>) -> Result<(), String> {
     }
     peer.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         .await?;
-    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let until = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
-    let cpu0 = cpu_seconds();
-    let (mut sent, mut failed) = (0u64, 0u64);
-    let mut id = 0u64;
-    while tokio::time::Instant::now() < until {
-        ticks.tick().await;
-        id += 1;
-        let ok = matches!(peer.request(id, "ping", None).await, Ok(answer) if answer.get("result").is_some());
-        sent += 1;
-        failed += u64::from(!ok);
-    }
-    let cpu = cpu_seconds() - cpu0;
+    paced(rate, seconds, async |id| {
+        matches!(peer.request(id, "ping", None).await, Ok(answer) if answer.get("result").is_some())
+    })
+    .await;
     let _ = child.kill().await;
-    println!(
-        "{}",
-        json!({"requests": sent, "failed": failed, "cpu_seconds": cpu})
-    );
     Ok(())
 }
 

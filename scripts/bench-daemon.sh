@@ -75,20 +75,7 @@ run_case() {
 	local exporter_pid=$!
 	pids+=("$exporter_pid")
 
-	cat >"$WORK/blackbox.yml" <<EOF
-modules:
-  mcp_initialize:
-    prober: http
-    timeout: 5s
-    http:
-      method: POST
-      headers:
-        Content-Type: application/json
-        Accept: application/json, text/event-stream
-      body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"blackbox","version":"0"}}}'
-      valid_status_codes: [200]
-EOF
-	prometheus-blackbox-exporter --config.file="$WORK/blackbox.yml" \
+	prometheus-blackbox-exporter --config.file=scripts/blackbox-mcp.yml \
 		--web.listen-address="127.0.0.1:$bb_port" >"$WORK/blackbox.log" 2>&1 &
 	local bb_pid=$!
 	pids+=("$bb_pid")

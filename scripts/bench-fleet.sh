@@ -166,35 +166,6 @@ cpu_ticks() {
 }
 rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
-# blackbox_exporter's modules: the one request each era answers without a session.
-write_blackbox_config() {
-	cat >"$1" <<'YAML'
-modules:
-  mcp_initialize:
-    prober: http
-    timeout: 5s
-    http:
-      method: POST
-      headers:
-        Content-Type: application/json
-        Accept: application/json, text/event-stream
-      body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"blackbox","version":"0"}}}'
-      valid_status_codes: [200]
-      fail_if_body_not_matches_regexp: ['"result"']
-  mcp_discover:
-    prober: http
-    timeout: 5s
-    http:
-      method: POST
-      headers:
-        Content-Type: application/json
-        Accept: application/json, text/event-stream
-      body: '{"jsonrpc":"2.0","id":1,"method":"server/discover"}'
-      valid_status_codes: [200]
-      fail_if_body_not_matches_regexp: ['"result"']
-YAML
-}
-
 # Prometheus: every target through blackbox_exporter's /probe, the module from the URL's era.
 write_prometheus_config() {
 	local bb_port=$1 urls=$2 out=$3
@@ -265,8 +236,7 @@ for N in $SIZES; do
 	if [[ "$PEER" == blackbox ]]; then
 		bb_port=$(free_port)
 		prom_port=$(free_port)
-		write_blackbox_config "$WORK/blackbox.yml"
-		prometheus-blackbox-exporter --config.file="$WORK/blackbox.yml" \
+		prometheus-blackbox-exporter --config.file=scripts/blackbox-mcp.yml \
 			--web.listen-address="127.0.0.1:$bb_port" >"$WORK/blackbox-$N.log" 2>&1 &
 		bb_pid=$!
 		pids+=("$bb_pid")
