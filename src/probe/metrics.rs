@@ -343,6 +343,33 @@ struct MethodSeries {
     duration: Option<BucketHistogram>,
 }
 
+impl MethodSeries {
+    /// No series resolved yet for `method` (a sanitized label value).
+    fn new(method: String) -> Self {
+        MethodSeries {
+            method,
+            requests: Vec::new(),
+            duration: None,
+        }
+    }
+}
+
+/// The series held under `key` in `held`, resolved by `resolve` and kept there the first time.
+fn held_or_resolve<K: PartialEq, T>(
+    held: &mut Vec<(K, T)>,
+    key: K,
+    resolve: impl FnOnce() -> T,
+) -> &T {
+    let index = match held.iter().position(|(known, _)| *known == key) {
+        Some(index) => index,
+        None => {
+            held.push((key, resolve()));
+            held.len() - 1
+        }
+    };
+    &held[index].1
+}
+
 /// Most methods a server's [`ProbeSeries`] keeps handles for; a probe's methods are a handful,
 /// so the cap only bounds what an unexpected method name could grow (past it, a request's
 /// series are looked up each time, as before handles).
@@ -514,19 +541,13 @@ impl ProbeMetrics {
             }
             if let Some(failure) = &outcome.failure {
                 let class = failure.class.as_str();
-                match series.failures.iter().find(|(known, _)| *known == class) {
-                    Some((_, counter)) => {
-                        counter.inc();
-                    }
-                    None => {
-                        let counter = self.probe_failures.get_or_create(&FailureLabels {
-                            server: server.to_string(),
-                            class,
-                        });
-                        counter.inc();
-                        series.failures.push((class, counter));
-                    }
-                }
+                held_or_resolve(&mut series.failures, class, || {
+                    self.probe_failures.get_or_create(&FailureLabels {
+                        server: server.to_string(),
+                        class,
+                    })
+                })
+                .inc();
             }
             every.cache_hit_rate.set(hit_rate);
             self.record_requests(server, transport, outcome, history, histograms);
@@ -597,81 +618,50 @@ impl ProbeMetrics {
             let request_outcome = record.outcome.as_str();
             let methods = &mut history.series.methods;
             // A method held already is found by its name as sent (a name that sanitizing
-            // changes is never held under it, and takes the lookup below each time).
-            let held = match methods.iter().position(|m| m.method == record.method) {
-                Some(index) => Some(index),
-                None => {
+            // changes is never held under it, and is sanitized to be found).
+            let index = methods
+                .iter()
+                .position(|m| m.method == record.method)
+                .or_else(|| {
                     let method = sanitize_label_value(&record.method);
-                    match methods.iter().position(|m| m.method == method) {
-                        Some(index) => Some(index),
-                        None if methods.len() < MAX_METHOD_HANDLES => {
-                            methods.push(MethodSeries {
-                                method,
-                                requests: Vec::new(),
-                                duration: None,
-                            });
-                            Some(methods.len() - 1)
-                        }
-                        None => None,
-                    }
+                    methods.iter().position(|m| m.method == method).or_else(|| {
+                        (methods.len() < MAX_METHOD_HANDLES).then(|| {
+                            methods.push(MethodSeries::new(method));
+                            methods.len() - 1
+                        })
+                    })
+                });
+            // Past the cap, the method's series are resolved for this request only.
+            let mut unheld;
+            let held = match index {
+                Some(index) => &mut methods[index],
+                None => {
+                    unheld = MethodSeries::new(sanitize_label_value(&record.method));
+                    &mut unheld
                 }
             };
-            match held {
-                Some(index) => {
-                    let held = &mut methods[index];
-                    let requests = match held
-                        .requests
-                        .iter()
-                        .find(|(known, _)| *known == request_outcome)
-                    {
-                        Some((_, counter)) => counter.clone(),
-                        None => {
-                            let counter = self.shared.requests.get_or_create(&RequestLabels {
-                                server: server.to_string(),
-                                method: held.method.clone(),
-                                outcome: request_outcome,
-                                source,
-                            });
-                            held.requests.push((request_outcome, counter.clone()));
-                            counter
-                        }
-                    };
-                    requests.inc();
-                    if method_histograms {
-                        held.duration
-                            .get_or_insert_with(|| {
-                                self.shared.request_duration.get_or_create(&MethodLabels {
-                                    server: server.to_string(),
-                                    method: held.method.clone(),
-                                    source,
-                                })
-                            })
-                            .observe_in_trace(took, outcome.trace_id.as_deref());
-                    }
-                }
-                None => {
-                    let method = sanitize_label_value(&record.method);
-                    self.shared
-                        .requests
-                        .get_or_create(&RequestLabels {
+            held_or_resolve(&mut held.requests, request_outcome, || {
+                self.shared.requests.get_or_create(&RequestLabels {
+                    server: server.to_string(),
+                    method: held.method.clone(),
+                    outcome: request_outcome,
+                    source,
+                })
+            })
+            .inc();
+            if method_histograms {
+                let method = &held.method;
+                held.duration
+                    .get_or_insert_with(|| {
+                        self.shared.request_duration.get_or_create(&MethodLabels {
                             server: server.to_string(),
                             method: method.clone(),
-                            outcome: request_outcome,
                             source,
                         })
-                        .inc();
-                    if method_histograms {
-                        self.shared
-                            .request_duration
-                            .get_or_create(&MethodLabels {
-                                server: server.to_string(),
-                                method: method.clone(),
-                                source,
-                            })
-                            .observe_in_trace(took, outcome.trace_id.as_deref());
-                    }
-                }
+                    })
+                    .observe_in_trace(took, outcome.trace_id.as_deref());
             }
+            let method = held.method.clone();
             let tool = record
                 .tool
                 .as_deref()
@@ -708,7 +698,7 @@ impl ProbeMetrics {
                 family
                     .get_or_create(&OperationLabels {
                         server: server.to_string(),
-                        mcp_method_name: sanitize_label_value(&record.method),
+                        mcp_method_name: method,
                         gen_ai_tool_name: tool.unwrap_or_default(),
                         error_type: match record.outcome {
                             RequestOutcome::Ok => String::new(),
