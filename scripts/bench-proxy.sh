@@ -12,6 +12,10 @@
 # costs nothing measurable) and saves building the example in release.
 # BENCH_BASE_BIN=/path/to/an/older/mcp-exporter adds a third target, the same load through a
 # proxy of that binary, interleaved with the others: before/after figures under the same load.
+# BENCH_PEERS="haproxy nginx" adds mature reverse proxies from Debian (apt-get install haproxy
+# nginx-light) as peers over the same upstream, same load, interleaved: each keeps its upstream
+# connections alive and streams the body unbuffered, as ours does, and reads nothing of it. Their
+# rows show what a second HTTP hop costs on this machine whatever the proxy does.
 # The load average is printed before and after (the machine may be shared).
 # Results: docs/benchmarks.md. Not run in CI.
 #
@@ -102,11 +106,77 @@ if [ -n "${BENCH_BASE_BIN:-}" ]; then
 	wait_port "$BASE_PORT"
 	targets="direct proxied baseline"
 fi
+peer_pids=()
+for peer in ${BENCH_PEERS:-}; do
+	port="$(free_port)"
+	case "$peer" in
+	haproxy)
+		cat >"$WORK/haproxy.cfg" <<CFG
+global
+	nbthread 2
+defaults
+	mode http
+	timeout connect 10s
+	timeout client 60s
+	timeout server 60s
+	http-reuse always
+frontend bench
+	bind 127.0.0.1:$port
+	default_backend upstream
+backend upstream
+	server node 127.0.0.1:$UP_PORT
+CFG
+		haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+		;;
+	nginx)
+		mkdir -p "$WORK/nginx"
+		cat >"$WORK/nginx.conf" <<CFG
+worker_processes 2;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $WORK/nginx;
+	proxy_temp_path $WORK/nginx;
+	upstream node { server 127.0.0.1:$UP_PORT; keepalive 32; }
+	server {
+		listen 127.0.0.1:$port;
+		location / {
+			proxy_pass http://node;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_buffering off;
+			proxy_request_buffering off;
+		}
+	}
+}
+CFG
+		nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
+		;;
+	*) echo "bench: unknown peer $peer (haproxy or nginx)" >&2; exit 2 ;;
+	esac
+	pids+=($!)
+	peer_pids+=("$peer:$port:$!")
+	targets="$targets $peer"
+done
 wait_port "$UP_PORT"
 wait_port "$PROXY_PORT"
+for entry in "${peer_pids[@]}"; do
+	wait_port "$(echo "$entry" | cut -d: -f2)"
+done
 echo "load before: $(uptime)" >&2
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# A process's CPU ticks, its children's and threads' included (nginx's workers are children).
+cpu_ticks() {
+	local total=0 child
+	total=$(awk '{print $14 + $15}' "/proc/$1/stat")
+	for child in $(pgrep -P "$1" || true); do
+		total=$((total + $(awk '{print $14 + $15}' "/proc/$child/stat")))
+	done
+	echo "$total"
+}
 TICKS="$(getconf CLK_TCK)"
 
 # run NAME PORT PATH THREADS CONNECTIONS -> "p50_us p99_us rps requests"
@@ -121,6 +191,9 @@ for round in $(seq "$ROUNDS"); do
 			port="$UP_PORT" pid=""
 			[ "$target" = proxied ] && port="$PROXY_PORT" pid="$PROXY_PID"
 			[ "$target" = baseline ] && port="$BASE_PORT" pid="$BASE_PID"
+			for entry in "${peer_pids[@]}"; do
+				[ "${entry%%:*}" = "$target" ] && port="$(echo "$entry" | cut -d: -f2)" pid="$(echo "$entry" | cut -d: -f3)"
+			done
 			read -r p50 p99 _ _ < <(run "$target" "$port" "/$size" 1 1)
 			before=0 after=0
 			[ -n "$pid" ] && before="$(cpu_ticks "$pid")"
@@ -153,12 +226,13 @@ for size, label in (("small", "small"), ("big", "1 MB")):
     def col(target, i):
         return med([float(r[i]) for r in rows if r[1] == size and r[2] == target])
     d50, d99, drps = col("direct", 3), col("direct", 4), col("direct", 5)
-    for target in ("proxied", "baseline"):
+    others = sorted({r[2] for r in rows} - {"direct", "proxied", "baseline"})
+    for target in ["proxied", "baseline"] + others:
         if not any(r[2] == target for r in rows):
             continue
         p50, p99, prps = col(target, 3), col(target, 4), col(target, 5)
         cpu = col(target, 6)
-        name = "this build" if target == "proxied" else "baseline"
+        name = {"proxied": "this build", "baseline": "baseline"}.get(target, target)
         print(f"| {label} | {name} | {d50:.0f} / {d99:.0f} µs | {p50:.0f} / {p99:.0f} µs | {p50 - d50:+.0f} / {p99 - d99:+.0f} µs "
               f"| {drps:.0f} | {prps:.0f} | {prps / drps:.2f} | {cpu:.1f} µs |")
 PY

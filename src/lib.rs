@@ -18,6 +18,7 @@ pub mod incident;
 pub mod logging;
 pub mod maintenance;
 pub mod mcp;
+pub mod nodelay;
 pub mod metric_registry;
 pub mod metrics;
 pub mod otel;

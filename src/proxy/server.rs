@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::nodelay::no_delay;
+
 use super::accounts::Accounts;
 use super::config::ProxyConfig;
 use super::forward::{Forwarder, forward};
@@ -115,7 +117,7 @@ pub async fn start(config: &ProxyConfig, mut sink: TrafficSink) -> Result<ProxyH
     let counted = accounts.clone();
     let task = tokio::spawn(async move {
         let mut shutdown = stop_rx.clone();
-        let server = axum::serve(listener, app)
+        let server = axum::serve(no_delay(listener), app)
             .with_graceful_shutdown(async move { stopped(&mut shutdown).await })
             .into_future();
         tokio::pin!(server);

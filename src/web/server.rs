@@ -157,7 +157,7 @@ impl WebServer {
         match &self.tls {
             None => Ok(tokio::spawn(async move {
                 axum::serve(
-                    listener,
+                    crate::nodelay::no_delay(listener),
                     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
                 )
                 .with_graceful_shutdown(async move {
@@ -168,7 +168,10 @@ impl WebServer {
             Some(tls) => {
                 let std_listener = listener.into_std()?;
                 let handle = axum_server::Handle::new();
-                let server = axum_server::tls_rustls::from_tcp_rustls(std_listener, tls.clone())?
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls.clone())
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                let server = axum_server::from_tcp(std_listener)?
+                    .acceptor(acceptor)
                     .handle(handle.clone());
                 tokio::spawn(async move {
                     let _ = stop.changed().await;
