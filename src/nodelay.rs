@@ -40,6 +40,9 @@ mod tests {
         assert!(accepted.nodelay().expect("nodelay"));
         let _other = TcpStream::connect(plain_addr).await.expect("connect");
         let (untouched, _) = Listener::accept(&mut plain).await;
-        assert!(!untouched.nodelay().expect("nodelay"), "the default is Nagle on");
+        assert!(
+            !untouched.nodelay().expect("nodelay"),
+            "the default is Nagle on"
+        );
     }
 }

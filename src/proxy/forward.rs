@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -25,7 +25,8 @@ use super::accounts::{Accounts, Ending, ExchangeId, Scope};
 use super::headers::end_to_end;
 use super::observe::{BodyKind, ResponseObserver};
 use super::relay::{EndpointRewrite, relay};
-use super::upstream::{Targets, Upstream};
+use super::upstream::Upstream;
+use super::upstream_client::UpstreamClient;
 
 /// The header carrying a Streamable HTTP session.
 pub const SESSION_HEADER: &str = "mcp-session-id";
@@ -35,10 +36,8 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 pub struct Forwarder {
     /// Where requests go.
     pub upstream: Upstream,
-    /// Their parsed URLs, by path and query.
-    pub targets: Targets,
     /// The HTTP client (connection pool) to the upstream.
-    pub client: reqwest::Client,
+    pub client: UpstreamClient,
     /// Longest wait for the upstream's response headers.
     pub timeout: Duration,
     /// The proxy's counters.
@@ -97,7 +96,7 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
     let body = match read_body(body, accounts, scope).await {
         Ok(ReadBody::Whole(bytes)) => {
             headers.remove(header::CONTENT_LENGTH);
-            reqwest::Body::from(bytes)
+            Body::from(bytes)
         }
         Ok(ReadBody::Streamed(body)) => body,
         Err(err) => {
@@ -107,17 +106,23 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
             );
         }
     };
-    // A target that does not parse goes as text: the client's error is the answer.
-    let request = match proxy.targets.url(&proxy.upstream, path_and_query) {
-        Some(url) => proxy.client.request(parts.method.clone(), url),
-        None => proxy
-            .client
-            .request(parts.method.clone(), proxy.upstream.target(path_and_query)),
+    let target = proxy.upstream.target(path_and_query);
+    let uri = match Uri::try_from(target.as_str()) {
+        Ok(uri) => uri,
+        Err(err) => {
+            guard.ending = Ending::HttpStatus(StatusCode::BAD_GATEWAY.as_u16());
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!("mcp-exporter proxy: the upstream target {target} is not a URI: {err}\n"),
+            );
+        }
     };
-    let request = request.headers(headers).body(body);
-    let response = match tokio::time::timeout(proxy.timeout, request.send()).await {
+    let mut request = axum::http::Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    let response = match tokio::time::timeout(proxy.timeout, proxy.client.request(request)).await {
         Err(_) => {
-            let target = proxy.upstream.target(path_and_query);
             guard.ending = Ending::HttpStatus(StatusCode::GATEWAY_TIMEOUT.as_u16());
             tracing::warn!(upstream = %target, timeout = ?proxy.timeout, "proxy: upstream sent no response in time");
             return plain(
@@ -129,7 +134,6 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
             );
         }
         Ok(Err(err)) => {
-            let target = proxy.upstream.target(path_and_query);
             guard.ending = Ending::HttpStatus(StatusCode::BAD_GATEWAY.as_u16());
             let reason = error_chain(&err);
             tracing::warn!(upstream = %target, %reason, "proxy: upstream unreachable");
@@ -140,21 +144,22 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         }
         Ok(Ok(response)) => response,
     };
+    let (response, upstream_body) = response.into_parts();
 
-    let status = response.status();
+    let status = response.status;
     let now = Instant::now();
     let stream_session = follow_session(
         accounts,
         &parts.method,
         status,
         request_session,
-        header_str(response.headers(), SESSION_HEADER),
+        header_str(&response.headers, SESSION_HEADER),
         now,
     );
-    let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str()).unwrap_or("");
+    let content_type = header_str(&response.headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
     let kind = BodyKind::for_content_type(content_type);
     let is_stream = matches!(kind, BodyKind::Events(_));
-    let expected = header_str(response.headers(), header::CONTENT_LENGTH.as_str())
+    let expected = header_str(&response.headers, header::CONTENT_LENGTH.as_str())
         .and_then(|len| len.trim().parse::<u64>().ok());
     let mut observer = ResponseObserver::new(accounts.clone(), exchange, kind, expected);
     guard.armed = false;
@@ -168,17 +173,14 @@ pub async fn forward(State(proxy): State<Arc<Forwarder>>, request: Request) -> R
         observer.session = stream_session;
         observer.session_only = parts.method == Method::GET && observer.session.is_some();
     }
-    let mut response_headers = end_to_end(response.headers());
+    let mut response_headers = end_to_end(&response.headers);
     // A GET stream may be a legacy SSE stream: its `endpoint` event is rewritten.
     let rewrite = (parts.method == Method::GET && is_stream && status.is_success()).then(|| {
         response_headers.remove(header::CONTENT_LENGTH);
-        EndpointRewrite::new(
-            proxy.upstream.clone(),
-            proxy.upstream.target(path_and_query),
-        )
+        EndpointRewrite::new(proxy.upstream.clone(), target)
     });
     let body = relay(
-        response.bytes_stream(),
+        http_body_util::BodyDataStream::new(upstream_body),
         observer,
         rewrite,
         proxy.stop.clone(),
@@ -199,7 +201,7 @@ enum ReadBody {
     /// All of it.
     Whole(Bytes),
     /// Past [`MAX_HELD_REQUEST`]: what was read, then the rest as it comes.
-    Streamed(reqwest::Body),
+    Streamed(Body),
 }
 
 /// Reads a request body as [`MAX_HELD_REQUEST`] says, accounting for it as it passes, and
@@ -229,7 +231,7 @@ async fn read_body(
         if size > MAX_HELD_REQUEST && !body.is_end_stream() {
             let tail = RequestTail { body, side };
             let all = futures_util::stream::iter(chunks.into_iter().map(Ok)).chain(tail);
-            return Ok(ReadBody::Streamed(reqwest::Body::wrap_stream(all)));
+            return Ok(ReadBody::Streamed(Body::from_stream(all)));
         }
     }
     side.finish(Instant::now());

@@ -4,7 +4,7 @@
 //! side with the stdio wrapper's ledger (src/traffic/ledger.rs), into the same book.
 //!
 //! - [`config`]: `[[proxies]]` entries; [`upstream`]: where requests go, how a legacy
-//!   `endpoint` is rewritten.
+//!   `endpoint` is rewritten; [`upstream_client`]: the connection pool they go through.
 //! - [`forward`]: one request: body, headers, upstream failures; [`relay`]: the response body,
 //!   chunk by chunk; [`headers`]: which headers cross.
 //! - [`observe`] and [`sse`]: reading responses on the side; [`accounts`]: ledgers per exchange
@@ -26,6 +26,7 @@ pub mod set;
 pub mod sink;
 pub mod sse;
 pub mod upstream;
+pub mod upstream_client;
 
 pub use config::{DEFAULT_PROXY_TIMEOUT, ProxyConfig};
 pub use server::{ProxyError, ProxyHandle, start};

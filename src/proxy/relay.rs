@@ -138,14 +138,15 @@ struct Pump<S> {
 /// The client's body: `upstream` relayed chunk by chunk, accounted by `observer`, the first
 /// event rewritten by `rewrite` when given; ends when the upstream's body ends or the proxy
 /// stops. An upstream error mid-body aborts the client's response too.
-pub fn relay<S>(
+pub fn relay<S, E>(
     upstream: S,
     observer: ResponseObserver,
     rewrite: Option<EndpointRewrite>,
     stop: watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static
 where
-    S: Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let pump = Pump {
         upstream: Box::pin(upstream),

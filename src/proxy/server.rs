@@ -1,6 +1,13 @@
 //! One running proxy: its listener, its HTTP client to the upstream, and the task that passes
 //! its counters to a [`TrafficSink`] every second. Stopping it ends open event streams, closes
 //! its sessions and makes a last report.
+//!
+//! Each proxy runs on a thread of its own with a single-threaded runtime. On the daemon's
+//! multi-threaded runtime every relayed request woke a parked worker that found nothing to do
+//! (two futex calls per request): a fifth of the proxy's CPU per small request
+//! (docs/benchmarks.md). One core relays tens of thousands of small requests a second, far
+//! beyond what an MCP server answers, and the clients' traffic never queues behind the
+//! daemon's probe rounds or scrapes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,16 +15,17 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{oneshot, watch};
 
 use crate::nodelay::no_delay;
+use crate::tls::TlsError;
 
 use super::accounts::Accounts;
 use super::config::ProxyConfig;
 use super::forward::{Forwarder, forward};
 use super::relay::stopped;
 use super::sink::TrafficSink;
+use super::upstream_client::upstream_client;
 
 /// Time between reports of the counters.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -45,7 +53,15 @@ pub enum ProxyError {
         /// The proxy.
         name: String,
         /// Why.
-        source: reqwest::Error,
+        source: TlsError,
+    },
+    /// Its thread or runtime could not be started.
+    #[error("proxy {name}: cannot start its thread: {source}")]
+    Thread {
+        /// The proxy.
+        name: String,
+        /// Why.
+        source: std::io::Error,
     },
 }
 
@@ -55,7 +71,8 @@ pub struct ProxyHandle {
     local: SocketAddr,
     accounts: Arc<Accounts>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// Closed when the proxy's thread ends.
+    finished: oneshot::Receiver<()>,
 }
 
 impl ProxyHandle {
@@ -72,14 +89,13 @@ impl ProxyHandle {
     /// Stops it: open streams end, sessions close, the last counters are reported.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        if let Err(err) = self.task.await {
-            tracing::error!(error = %err, "proxy task failed");
-        }
+        // An error only says the thread ended without a word: it ended either way.
+        let _ = self.finished.await;
     }
 }
 
 /// Binds `config.listen` and starts forwarding to `config.upstream`, reporting to `sink`.
-pub async fn start(config: &ProxyConfig, mut sink: TrafficSink) -> Result<ProxyHandle, ProxyError> {
+pub async fn start(config: &ProxyConfig, sink: TrafficSink) -> Result<ProxyHandle, ProxyError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ProxyError::Bind {
@@ -92,13 +108,19 @@ pub async fn start(config: &ProxyConfig, mut sink: TrafficSink) -> Result<ProxyH
         addr: config.listen,
         source,
     })?;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
+    let client = upstream_client(CONNECT_TIMEOUT).map_err(|source| ProxyError::Client {
+        name: config.name.clone(),
+        source,
+    })?;
+    let listener = listener.into_std().map_err(|source| ProxyError::Bind {
+        name: config.name.clone(),
+        addr: config.listen,
+        source,
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
-        .map_err(|source| ProxyError::Client {
+        .map_err(|source| ProxyError::Thread {
             name: config.name.clone(),
             source,
         })?;
@@ -106,56 +128,82 @@ pub async fn start(config: &ProxyConfig, mut sink: TrafficSink) -> Result<ProxyH
     let (stop, stop_rx) = watch::channel(false);
     let forwarder = Arc::new(Forwarder {
         upstream: config.upstream.clone(),
-        targets: Default::default(),
         client,
         timeout: config.timeout,
         accounts: accounts.clone(),
         stop: stop_rx.clone(),
     });
-    let app = Router::new().fallback(forward).with_state(forwarder);
     let name = config.name.clone();
-    let counted = accounts.clone();
-    let task = tokio::spawn(async move {
-        let mut shutdown = stop_rx.clone();
-        let server = axum::serve(no_delay(listener), app)
-            .with_graceful_shutdown(async move { stopped(&mut shutdown).await })
-            .into_future();
-        tokio::pin!(server);
-        let mut ticks = tokio::time::interval(REPORT_INTERVAL);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stopping = stop_rx.clone();
-        loop {
-            tokio::select! {
-                result = &mut server => {
-                    if let Err(err) = result {
-                        tracing::error!(proxy = %name, error = %err, "proxy: server failed");
-                    }
-                    break;
-                }
-                _ = ticks.tick() => {
-                    let (delta, state) = counted.flush(std::time::Instant::now());
-                    sink.report(&delta, &state).await;
-                }
-                _ = stopped(&mut stopping) => {
-                    // Open streams end on the same signal; give the rest a grace.
-                    if tokio::time::timeout(STOP_GRACE, &mut server).await.is_err() {
-                        tracing::warn!(proxy = %name, "proxy: connections still open at stop; leaving them");
-                    }
-                    break;
-                }
-            }
-        }
-        counted.close_all(std::time::Instant::now());
-        let (delta, state) = counted.flush(std::time::Instant::now());
-        sink.report(&delta, &state).await;
-        sink.detach().await;
-        tracing::info!(proxy = %name, "proxy stopped");
-    });
+    let (finish, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("mcp-proxy".into())
+        .spawn(move || {
+            runtime.block_on(serve(listener, forwarder, sink, &name, stop_rx));
+            let _ = finish.send(());
+        })
+        .map_err(|source| ProxyError::Thread {
+            name: config.name.clone(),
+            source,
+        })?;
     tracing::info!(proxy = %config.name, listen = %local, upstream = %config.upstream.url(), "proxy listening");
     Ok(ProxyHandle {
         local,
         accounts,
         stop,
-        task,
+        finished,
     })
+}
+
+/// Serves `listener` until `stop_rx` turns true, reporting to `sink` every second and once
+/// more at the end; runs on the proxy's own runtime.
+async fn serve(
+    listener: std::net::TcpListener,
+    forwarder: Arc<Forwarder>,
+    mut sink: TrafficSink,
+    name: &str,
+    stop_rx: watch::Receiver<bool>,
+) {
+    let counted = forwarder.accounts.clone();
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(proxy = %name, error = %err, "proxy: cannot listen");
+            return;
+        }
+    };
+    let app = Router::new().fallback(forward).with_state(forwarder);
+    let mut shutdown = stop_rx.clone();
+    let server = axum::serve(no_delay(listener), app)
+        .with_graceful_shutdown(async move { stopped(&mut shutdown).await })
+        .into_future();
+    tokio::pin!(server);
+    let mut ticks = tokio::time::interval(REPORT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = stop_rx.clone();
+    loop {
+        tokio::select! {
+            result = &mut server => {
+                if let Err(err) = result {
+                    tracing::error!(proxy = %name, error = %err, "proxy: server failed");
+                }
+                break;
+            }
+            _ = ticks.tick() => {
+                let (delta, state) = counted.flush(std::time::Instant::now());
+                sink.report(&delta, &state).await;
+            }
+            _ = stopped(&mut stopping) => {
+                // Open streams end on the same signal; give the rest a grace.
+                if tokio::time::timeout(STOP_GRACE, &mut server).await.is_err() {
+                    tracing::warn!(proxy = %name, "proxy: connections still open at stop; leaving them");
+                }
+                break;
+            }
+        }
+    }
+    counted.close_all(std::time::Instant::now());
+    let (delta, state) = counted.flush(std::time::Instant::now());
+    sink.report(&delta, &state).await;
+    sink.detach().await;
+    tracing::info!(proxy = %name, "proxy stopped");
 }

@@ -2,13 +2,7 @@
 //! under the upstream's path prefix), and how a legacy SSE `endpoint` event is rewritten so
 //! the client posts its messages to the proxy instead of the upstream.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use url::Url;
-
-/// Most parsed targets kept by [`Targets`]; past it the cache starts over.
-const MAX_CACHED_TARGETS: usize = 64;
 
 /// Why an upstream URL is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,11 +66,6 @@ impl Upstream {
         out
     }
 
-    /// [`Upstream::target`] parsed, for the HTTP client.
-    pub fn target_url(&self, path_and_query: &str) -> Option<Url> {
-        Url::parse(&self.target(path_and_query)).ok()
-    }
-
     /// The endpoint a client of the proxy must post to, for the `endpoint` the upstream
     /// announced on the stream it served at `stream_target` (a URL from [`Upstream::target`]):
     /// the path and query relative to the proxy. `None` when the endpoint is not under the
@@ -104,51 +93,9 @@ impl Upstream {
     }
 }
 
-/// Parsed targets by the path and query asked of the proxy: a client posts to the same few
-/// paths, and a parsed URL costs a copy where parsing it (host and IDNA checks included) took about
-/// 4 % of the proxy's CPU per small request (docs/benchmarks.md).
-#[derive(Debug, Default)]
-pub struct Targets {
-    parsed: Mutex<HashMap<String, Url>>,
-}
-
-impl Targets {
-    /// `upstream`'s URL for `path_and_query`, `None` when it does not parse.
-    pub fn url(&self, upstream: &Upstream, path_and_query: &str) -> Option<Url> {
-        let mut parsed = self
-            .parsed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(url) = parsed.get(path_and_query) {
-            return Some(url.clone());
-        }
-        let url = upstream.target_url(path_and_query)?;
-        if parsed.len() >= MAX_CACHED_TARGETS {
-            parsed.clear();
-        }
-        parsed.insert(path_and_query.to_string(), url.clone());
-        Some(url)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cached_targets_are_the_targets_parsed() {
-        let up = Upstream::parse("http://127.0.0.1:3001/api").expect("url");
-        let targets = Targets::default();
-        for round in 0..2 {
-            for i in 0..(MAX_CACHED_TARGETS + 3) {
-                let path = format!("/m?sessionId={i}&r={round}");
-                let parsed = Url::parse(&up.target(&path)).expect("parses");
-                assert_eq!(targets.url(&up, &path), Some(parsed.clone()));
-                assert_eq!(targets.url(&up, &path), Some(parsed), "from the cache");
-            }
-        }
-        assert!(targets.parsed.lock().expect("lock").len() <= MAX_CACHED_TARGETS);
-    }
 
     #[test]
     fn requests_keep_their_path_under_the_prefix() {
