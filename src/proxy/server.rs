@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::handler::Handler;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
@@ -171,7 +171,8 @@ async fn serve(
             return;
         }
     };
-    let app = Router::new().fallback(forward).with_state(forwarder);
+    // Every method and path goes to one handler: no router to match against.
+    let app = forward.with_state(forwarder).into_make_service();
     let mut shutdown = stop_rx.clone();
     let server = axum::serve(no_delay(listener), app)
         .with_graceful_shutdown(async move { stopped(&mut shutdown).await })
