@@ -30,6 +30,7 @@ use crate::common::paths::fixture;
 use crate::common::processes::{ChildGuard, kill_pid, run_bounded, spawn_listening, wait_timeout};
 use crate::common::scrape::Scrape;
 use crate::common::servers::spawn_http_everything;
+use crate::common::tls::{TestPki, TlsFront};
 use crate::common::tools::{Tool, located, require, require_all};
 use crate::common::wait::eventually;
 
@@ -658,6 +659,65 @@ fn upstream_failures_are_answered_as_a_client_would_get_them_and_counted() {
         errors("ours"),
         BTreeMap::from([("503".to_string(), 1), ("504".to_string(), 1)])
     );
+}
+
+/// An `https://` upstream is verified as the probes verify a server: a certificate from the
+/// system's trust (here `SSL_CERT_FILE`, which the platform verifier reads on Linux) passes, one
+/// from an unknown CA is refused with `502` naming the certificate, and counted.
+#[test]
+fn an_https_upstream_is_verified_against_the_systems_trust() {
+    let trusted_pki = TestPki::new(&["localhost"], Duration::from_secs(86_400));
+    let unknown_pki = TestPki::new(&["localhost"], Duration::from_secs(86_400));
+    // SAFETY: set before this test process starts any thread (nextest runs one test per
+    // process), and read only by the verifiers built afterwards.
+    unsafe { std::env::set_var("SSL_CERT_FILE", &trusted_pki.ca_file) };
+    let mut proxied = Proxied::new();
+    let upstream = own_upstream(&proxied.runtime);
+    let trusted_front = TlsFront::start(&trusted_pki, upstream.addr.port());
+    let unknown_front = TlsFront::start(&unknown_pki, upstream.addr.port());
+    let trusted = proxied.start(
+        "trusted",
+        &format!("https://localhost:{}", trusted_front.port),
+        Duration::from_secs(10),
+    );
+    let unknown = proxied.start(
+        "unknown",
+        &format!("https://localhost:{}", unknown_front.port),
+        Duration::from_secs(10),
+    );
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let answers = proxied.runtime.block_on(async move {
+        let client = reqwest::Client::new();
+        let mut answers = Vec::new();
+        for base in [trusted, unknown] {
+            let response = client
+                .post(format!("{base}/overloaded"))
+                .header("content-type", "application/json")
+                .body(ping)
+                .send()
+                .await
+                .expect("the proxy answers");
+            let status = response.status().as_u16();
+            answers.push((status, response.text().await.expect("body")));
+        }
+        answers
+    });
+    assert_eq!(
+        answers[0],
+        (503, "overloaded, come back later".to_string()),
+        "through TLS to the upstream and back"
+    );
+    assert_eq!(answers[1].0, 502, "{answers:?}");
+    assert!(
+        answers[1].1.contains("cannot reach the upstream")
+            && answers[1].1.to_lowercase().contains("certificate"),
+        "{}",
+        answers[1].1
+    );
+    let book = proxied.finish();
+    let errors = |name: &str| stats(&book[name], "ping", None).errors.clone();
+    assert_eq!(errors("trusted"), BTreeMap::from([("503".to_string(), 1)]));
+    assert_eq!(errors("unknown"), BTreeMap::from([("502".to_string(), 1)]));
 }
 
 #[test]
