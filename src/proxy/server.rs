@@ -96,27 +96,19 @@ impl ProxyHandle {
 
 /// Binds `config.listen` and starts forwarding to `config.upstream`, reporting to `sink`.
 pub async fn start(config: &ProxyConfig, sink: TrafficSink) -> Result<ProxyHandle, ProxyError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ProxyError::Bind {
-            name: config.name.clone(),
-            addr: config.listen,
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| ProxyError::Bind {
+    let bind_error = |source| ProxyError::Bind {
         name: config.name.clone(),
         addr: config.listen,
         source,
-    })?;
+    };
+    let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
     let client = upstream_client(CONNECT_TIMEOUT).map_err(|source| ProxyError::Client {
         name: config.name.clone(),
         source,
     })?;
-    let listener = listener.into_std().map_err(|source| ProxyError::Bind {
-        name: config.name.clone(),
-        addr: config.listen,
-        source,
-    })?;
+    // The proxy's own runtime takes the socket over on its thread.
+    let listener = listener.into_std().map_err(bind_error)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -586,30 +586,16 @@ fn an_event_stream_is_passed_on_event_by_event() {
     assert_eq!(progress, (STREAM_EVENTS - 1) as u64);
 }
 
-#[test]
-fn upstream_failures_are_answered_as_a_client_would_get_them_and_counted() {
-    let mut proxied = Proxied::new();
-    let upstream = own_upstream(&proxied.runtime);
-    let refused_port = free_port();
-    let refused = proxied.start(
-        "refused",
-        &format!("http://127.0.0.1:{refused_port}"),
-        Duration::from_secs(5),
-    );
-    let ours = proxied.start(
-        "ours",
-        &format!("http://{}", upstream.addr),
-        Duration::from_millis(500),
-    );
+/// POSTs a JSON-RPC `ping` to each URL in turn; the status, `Retry-After` and body of each answer.
+fn post_pings<const N: usize>(
+    proxied: &Proxied,
+    urls: [String; N],
+) -> Vec<(u16, Option<String>, String)> {
     let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let answers = proxied.runtime.block_on(async move {
+    proxied.runtime.block_on(async move {
         let client = reqwest::Client::new();
         let mut answers = Vec::new();
-        for url in [
-            format!("{refused}/mcp"),
-            format!("{ours}/overloaded"),
-            format!("{ours}/hang"),
-        ] {
+        for url in urls {
             let response = client
                 .post(&url)
                 .header("content-type", "application/json")
@@ -625,7 +611,32 @@ fn upstream_failures_are_answered_as_a_client_would_get_them_and_counted() {
             answers.push((status, retry, response.text().await.expect("body")));
         }
         answers
-    });
+    })
+}
+
+#[test]
+fn upstream_failures_are_answered_as_a_client_would_get_them_and_counted() {
+    let mut proxied = Proxied::new();
+    let upstream = own_upstream(&proxied.runtime);
+    let refused_port = free_port();
+    let refused = proxied.start(
+        "refused",
+        &format!("http://127.0.0.1:{refused_port}"),
+        Duration::from_secs(5),
+    );
+    let ours = proxied.start(
+        "ours",
+        &format!("http://{}", upstream.addr),
+        Duration::from_millis(500),
+    );
+    let answers = post_pings(
+        &proxied,
+        [
+            format!("{refused}/mcp"),
+            format!("{ours}/overloaded"),
+            format!("{ours}/hang"),
+        ],
+    );
     assert_eq!(answers[0].0, 502, "{answers:?}");
     assert!(
         answers[0].2.contains("cannot reach the upstream"),
@@ -685,34 +696,28 @@ fn an_https_upstream_is_verified_against_the_systems_trust() {
         &format!("https://localhost:{}", unknown_front.port),
         Duration::from_secs(10),
     );
-    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let answers = proxied.runtime.block_on(async move {
-        let client = reqwest::Client::new();
-        let mut answers = Vec::new();
-        for base in [trusted, unknown] {
-            let response = client
-                .post(format!("{base}/overloaded"))
-                .header("content-type", "application/json")
-                .body(ping)
-                .send()
-                .await
-                .expect("the proxy answers");
-            let status = response.status().as_u16();
-            answers.push((status, response.text().await.expect("body")));
-        }
-        answers
-    });
+    let answers = post_pings(
+        &proxied,
+        [
+            format!("{trusted}/overloaded"),
+            format!("{unknown}/overloaded"),
+        ],
+    );
     assert_eq!(
         answers[0],
-        (503, "overloaded, come back later".to_string()),
+        (
+            503,
+            Some("7".to_string()),
+            "overloaded, come back later".to_string()
+        ),
         "through TLS to the upstream and back"
     );
     assert_eq!(answers[1].0, 502, "{answers:?}");
     assert!(
-        answers[1].1.contains("cannot reach the upstream")
-            && answers[1].1.to_lowercase().contains("certificate"),
+        answers[1].2.contains("cannot reach the upstream")
+            && answers[1].2.to_lowercase().contains("certificate"),
         "{}",
-        answers[1].1
+        answers[1].2
     );
     let book = proxied.finish();
     let errors = |name: &str| stats(&book[name], "ping", None).errors.clone();
