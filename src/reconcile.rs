@@ -2,6 +2,7 @@
 //! configuration: on a reload, entries that left or changed are stopped, new ones started,
 //! unchanged ones left running (their sessions and children kept).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -41,18 +42,21 @@ impl<C: PartialEq> TaskSet<C> {
 
     /// Stops (in parallel) the tasks whose entry is not in `wanted` or differs from it, and
     /// returns their names and old entries so the caller can drop what they published.
-    pub async fn stop_stale<'a>(
+    /// `wanted` may hold what the entries borrow as (a set of `Arc<T>` compares with `&T`s),
+    /// so the caller copies only the entries it then starts.
+    pub async fn stop_stale<'a, W>(
         &mut self,
-        wanted: impl IntoIterator<Item = (&'a str, &'a C)>,
+        wanted: impl IntoIterator<Item = (&'a str, &'a W)>,
     ) -> Vec<(String, C)>
     where
-        C: 'a,
+        W: PartialEq + ?Sized + 'a,
+        C: Borrow<W>,
     {
-        let wanted: HashMap<&str, &C> = wanted.into_iter().collect();
+        let wanted: HashMap<&str, &W> = wanted.into_iter().collect();
         let stale: Vec<String> = self
             .tasks
             .iter()
-            .filter(|(name, task)| wanted.get(name.as_str()) != Some(&&task.config))
+            .filter(|(name, task)| wanted.get(name.as_str()) != Some(&task.config.borrow()))
             .map(|(name, _)| name.clone())
             .collect();
         let stopping: Vec<(String, Running<C>)> = stale

@@ -635,40 +635,73 @@ mod tests {
         }
     }
 
+    /// `count` liveness servers under the fleet profile, each with one probe recorded (every
+    /// other one failed).
+    fn liveness_fleet(count: usize) -> (Arc<Metrics>, Arc<Vec<String>>) {
+        use crate::metric_registry::MetricsProfile;
+        let m = Arc::new(Metrics::with_switches(MetricsProfile::Fleet.switches()));
+        let names: Arc<Vec<String>> = Arc::new((0..count).map(|i| format!("s{i:05}")).collect());
+        for (i, server) in names.iter().enumerate() {
+            m.add_server(server, Arc::new(WireCounters::default()));
+            record_liveness(&m, server, i % 2 == 0);
+        }
+        (m, names)
+    }
+
+    /// Two threads recording the fleet's liveness probes back to back until stopped: each
+    /// every server, or (`split`) each half of them.
+    struct LivenessWriters {
+        stop: Arc<std::sync::atomic::AtomicBool>,
+        threads: Vec<std::thread::JoinHandle<u64>>,
+    }
+
+    impl LivenessWriters {
+        fn start(m: &Arc<Metrics>, names: &Arc<Vec<String>>, split: bool) -> LivenessWriters {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let threads = (0..2)
+                .map(|w| {
+                    let (m, names, stop) = (Arc::clone(m), Arc::clone(names), Arc::clone(&stop));
+                    let (skip, step) = if split { (w, 2) } else { (0, 1) };
+                    std::thread::spawn(move || {
+                        let mut recorded = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            for (i, server) in names.iter().enumerate().skip(skip).step_by(step) {
+                                record_liveness(&m, server, i % 2 == 0);
+                                recorded += 1;
+                            }
+                        }
+                        recorded
+                    })
+                })
+                .collect();
+            LivenessWriters { stop, threads }
+        }
+
+        /// Stops the threads; the probes they recorded.
+        fn stop(self) -> u64 {
+            self.stop.store(true, Ordering::Relaxed);
+            self.threads
+                .into_iter()
+                .map(|t| t.join().expect("a writer"))
+                .sum()
+        }
+    }
+
     /// Scrapes encoded while probes of the same servers are being recorded hold every series
     /// of every server once, each histogram whole (cumulative buckets, `+Inf` equal to
     /// `_count`), and counters that never go back; once the writers stop, the cached text is
     /// the uncached encode.
     #[test]
     fn scrapes_while_probes_write_hold_whole_consistent_servers() {
-        use crate::metric_registry::MetricsProfile;
         use crate::metric_registry::text_format::Format;
         use std::collections::HashMap;
-        use std::sync::atomic::AtomicBool;
-        let m = Arc::new(Metrics::with_switches(MetricsProfile::Fleet.switches()));
-        let names: Arc<Vec<String>> = Arc::new((0..40).map(|i| format!("s{i:02}")).collect());
-        for (i, server) in names.iter().enumerate() {
-            m.add_server(server, Arc::new(WireCounters::default()));
-            record_liveness(&m, server, i % 2 == 0);
-        }
+        let (m, names) = liveness_fleet(40);
         let first = m.encode_prometheus();
         let series: HashMap<&str, usize> = names
             .iter()
             .map(|s| (s.as_str(), series_of_server(&first, s)))
             .collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..2)
-            .map(|_| {
-                let (m, names, stop) = (Arc::clone(&m), Arc::clone(&names), Arc::clone(&stop));
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        for (i, server) in names.iter().enumerate() {
-                            record_liveness(&m, server, i % 2 == 0);
-                        }
-                    }
-                })
-            })
-            .collect();
+        let writers = LivenessWriters::start(&m, &names, false);
         let mut probes_before: HashMap<String, f64> = HashMap::new();
         for _ in 0..30 {
             let text = m.encode_prometheus();
@@ -710,10 +743,7 @@ mod tests {
                 }
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        for writer in writers {
-            writer.join().expect("a writer");
-        }
+        writers.stop();
         // The throughput gauge divides by the time since the server was added: read at each
         // encode, it differs between two.
         let steady = |text: String| -> Vec<String> {
@@ -740,30 +770,8 @@ mod tests {
     #[test]
     #[ignore = "a timing, not a check; run by hand to see what probe writes cost a scrape"]
     fn fleet_scrape_under_writes() {
-        use crate::metric_registry::MetricsProfile;
-        use std::sync::atomic::AtomicBool;
-        let m = Arc::new(Metrics::with_switches(MetricsProfile::Fleet.switches()));
-        let names: Arc<Vec<String>> = Arc::new((0..1000).map(|i| format!("s{i:05}")).collect());
-        for (i, server) in names.iter().enumerate() {
-            m.add_server(server, Arc::new(WireCounters::default()));
-            record_liveness(&m, server, i % 2 == 0);
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..2)
-            .map(|w| {
-                let (m, names, stop) = (Arc::clone(&m), Arc::clone(&names), Arc::clone(&stop));
-                std::thread::spawn(move || {
-                    let mut recorded = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        for (i, server) in names.iter().enumerate().skip(w).step_by(2) {
-                            record_liveness(&m, server, i % 2 == 0);
-                            recorded += 1;
-                        }
-                    }
-                    recorded
-                })
-            })
-            .collect();
+        let (m, names) = liveness_fleet(1000);
+        let writers = LivenessWriters::start(&m, &names, true);
         let started = std::time::Instant::now();
         let mut took: Vec<Duration> = (0..200)
             .map(|_| {
@@ -776,8 +784,7 @@ mod tests {
             })
             .collect();
         let window = started.elapsed();
-        stop.store(true, Ordering::Relaxed);
-        let recorded: u64 = writers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+        let recorded = writers.stop();
         took.sort();
         println!(
             "encode+gzip under writes: p50 {:?}, p99 {:?}, max {:?}; {:.0} probes recorded per second",

@@ -754,10 +754,9 @@ mod tests {
         o.up = true;
         o.success = true;
         o.requests = vec![RequestRecord {
-            method: "tools/call".into(),
             tool: Some("echo".into()),
             duration: Duration::from_millis(3),
-            outcome: RequestOutcome::Ok,
+            ..request_ok("tools/call")
         }];
         o.identity = Some(ServerIdentity {
             name: "mcp-servers/everything".into(),
@@ -766,6 +765,16 @@ mod tests {
             era: Era::Legacy,
         });
         o
+    }
+
+    /// A successful request of `method`, no tool, 1 ms.
+    fn request_ok(method: &str) -> RequestRecord {
+        RequestRecord {
+            method: method.into(),
+            tool: None,
+            duration: Duration::from_millis(1),
+            outcome: RequestOutcome::Ok,
+        }
     }
 
     #[test]
@@ -877,12 +886,7 @@ mod tests {
             reason: "refused".into(),
         });
         o.requests[0].outcome = RequestOutcome::Error;
-        o.requests.push(RequestRecord {
-            method: "ping".into(),
-            tool: None,
-            duration: Duration::from_millis(1),
-            outcome: RequestOutcome::Ok,
-        });
+        o.requests.push(request_ok("ping"));
         m.record("s", "http", &o, false);
         m.record("s", "http", &o, false);
         let text = registry.encode();
@@ -898,12 +902,7 @@ mod tests {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         // A method name that sanitizing changes is counted under its sanitized name.
-        o.requests = vec![RequestRecord {
-            method: "odd\nname".into(),
-            tool: None,
-            duration: Duration::from_millis(1),
-            outcome: RequestOutcome::Ok,
-        }];
+        o.requests = vec![request_ok("odd\nname")];
         m.record("s", "http", &o, false);
         m.record("s", "http", &o, false);
         assert!(registry.encode().contains(

@@ -54,22 +54,22 @@ impl Scheduler {
     /// Makes the running set of servers match `servers`: starts new ones, stops removed ones
     /// (their series and status dropped), restarts changed ones, leaves unchanged ones running.
     pub async fn apply(&mut self, servers: &[ServerConfig]) {
-        let wanted: Vec<Arc<ServerConfig>> = servers.iter().cloned().map(Arc::new).collect();
         let stopped = self
             .tasks
-            .stop_stale(wanted.iter().map(|s| (s.name.as_str(), s)))
+            .stop_stale(servers.iter().map(|s| (s.name.as_str(), s)))
             .await;
         for (name, _) in stopped {
             self.sinks.server_removed(&name);
             tracing::info!(server = %name, "stopped probing");
         }
-        let starting: Vec<Arc<ServerConfig>> = wanted
-            .into_iter()
+        // Only the entries that start are copied; running ones keep the copy they have.
+        let starting: Vec<&ServerConfig> = servers
+            .iter()
             .filter(|s| !self.tasks.contains(&s.name))
             .collect();
         let spread = start_spread(starting.len());
         for server in starting {
-            self.start(server, spread);
+            self.start(Arc::new(server.clone()), spread);
         }
     }
 
